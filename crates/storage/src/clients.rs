@@ -1,0 +1,121 @@
+//! Clients: the applications that send users here.
+
+use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set, TransactionTrait};
+
+use crate::{entity::clients, error::corrupt, model::Client, Store, StoreError};
+
+fn list(s: &str, what: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(s).map_err(|e| corrupt(what, e))
+}
+fn json(v: &[String]) -> String {
+    serde_json::Value::from(v.to_vec()).to_string()
+}
+
+impl TryFrom<clients::Model> for Client {
+    type Error = StoreError;
+    fn try_from(m: clients::Model) -> Result<Self, StoreError> {
+        Ok(Client {
+            redirect_uris: list(&m.redirect_uris, "client redirect_uris")?,
+            post_logout_redirect_uris: list(
+                &m.post_logout_redirect_uris,
+                "client post_logout_redirect_uris",
+            )?,
+            grant_types: list(&m.grant_types, "client grant_types")?,
+            response_types: list(&m.response_types, "client response_types")?,
+            scopes: list(&m.scopes, "client scopes")?,
+            id: m.id,
+            secret_hash: m.secret_hash,
+            name: m.name,
+            token_endpoint_auth_method: m.token_endpoint_auth_method,
+            jwks: m.jwks,
+            jwks_uri: m.jwks_uri,
+            id_token_signed_response_alg: m.id_token_signed_response_alg,
+            access_token_lifetime: m.access_token_lifetime,
+            refresh_token_lifetime: m.refresh_token_lifetime,
+            backchannel_logout_uri: m.backchannel_logout_uri,
+            registration_token_hash: m.registration_token_hash,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        })
+    }
+}
+
+fn active(c: &Client) -> clients::ActiveModel {
+    clients::ActiveModel {
+        id: Set(c.id.clone()),
+        secret_hash: Set(c.secret_hash.clone()),
+        name: Set(c.name.clone()),
+        redirect_uris: Set(json(&c.redirect_uris)),
+        post_logout_redirect_uris: Set(json(&c.post_logout_redirect_uris)),
+        grant_types: Set(json(&c.grant_types)),
+        response_types: Set(json(&c.response_types)),
+        token_endpoint_auth_method: Set(c.token_endpoint_auth_method.clone()),
+        scopes: Set(json(&c.scopes)),
+        jwks: Set(c.jwks.clone()),
+        jwks_uri: Set(c.jwks_uri.clone()),
+        id_token_signed_response_alg: Set(c.id_token_signed_response_alg.clone()),
+        access_token_lifetime: Set(c.access_token_lifetime),
+        refresh_token_lifetime: Set(c.refresh_token_lifetime),
+        backchannel_logout_uri: Set(c.backchannel_logout_uri.clone()),
+        registration_token_hash: Set(c.registration_token_hash.clone()),
+        created_at: Set(c.created_at),
+        updated_at: Set(c.updated_at),
+    }
+}
+
+impl Store {
+    /// Registers a client. A duplicate id is [`StoreError::Conflict`].
+    pub async fn create_client(&self, c: &Client) -> Result<(), StoreError> {
+        let txn = self.db.begin().await?;
+        Store::bump_epoch(&txn, "clients").await?;
+        active(c).insert(&txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces a client's registration (RFC 7592 update).
+    pub async fn update_client(&self, c: &Client) -> Result<(), StoreError> {
+        let txn = self.db.begin().await?;
+        Store::bump_epoch(&txn, "clients").await?;
+        active(c).update(&txn).await.map_err(|e| match e {
+            sea_orm::DbErr::RecordNotUpdated => {
+                StoreError::NotFound(format!("no client {:?}", c.id))
+            }
+            other => other.into(),
+        })?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Looks a client up by id.
+    pub async fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        clients::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+            .map(Client::try_from)
+            .transpose()
+    }
+
+    /// Every client, oldest first.
+    pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        clients::Entity::find()
+            .order_by_asc(clients::Column::CreatedAt)
+            .order_by_asc(clients::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(Client::try_from)
+            .collect()
+    }
+
+    /// Deletes a client. Returns false when there was none.
+    pub async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin().await?;
+        Store::bump_epoch(&txn, "clients").await?;
+        let res = clients::Entity::delete_by_id(id.to_owned())
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(res.rows_affected == 1)
+    }
+}

@@ -1,0 +1,118 @@
+//! Authorization codes: single use, short lived, bound to client, redirect
+//! URI and PKCE challenge.
+
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+
+use crate::{
+    entity::authorization_codes as codes,
+    error::corrupt,
+    model::{AuthCode, CodeRedemption},
+    Store, StoreError,
+};
+
+impl TryFrom<codes::Model> for AuthCode {
+    type Error = StoreError;
+    fn try_from(m: codes::Model) -> Result<Self, StoreError> {
+        Ok(AuthCode {
+            amr: serde_json::from_str(&m.amr).map_err(|e| corrupt("code amr", e))?,
+            code_hash: m.code_hash,
+            client_id: m.client_id,
+            user_id: m.user_id,
+            redirect_uri: m.redirect_uri,
+            scope: m.scope,
+            nonce: m.nonce,
+            code_challenge: m.code_challenge,
+            resource: m.resource,
+            auth_time: m.auth_time,
+            sid: m.sid,
+            acr: m.acr,
+            family_id: m.family_id,
+            created_at: m.created_at,
+            expires_at: m.expires_at,
+        })
+    }
+}
+
+impl Store {
+    /// Stores a freshly issued code.
+    pub async fn create_code(&self, c: &AuthCode) -> Result<(), StoreError> {
+        codes::ActiveModel {
+            code_hash: Set(c.code_hash.clone()),
+            client_id: Set(c.client_id.clone()),
+            user_id: Set(c.user_id.clone()),
+            redirect_uri: Set(c.redirect_uri.clone()),
+            scope: Set(c.scope.clone()),
+            nonce: Set(c.nonce.clone()),
+            code_challenge: Set(c.code_challenge.clone()),
+            resource: Set(c.resource.clone()),
+            auth_time: Set(c.auth_time),
+            sid: Set(c.sid.clone()),
+            acr: Set(c.acr.clone()),
+            amr: Set(serde_json::Value::from(c.amr.clone()).to_string()),
+            family_id: Set(c.family_id.clone()),
+            access_token_jti: Set(None),
+            access_token_expires_at: Set(None),
+            created_at: Set(c.created_at),
+            expires_at: Set(c.expires_at),
+            consumed_at: Set(None),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Redeems a code in one conditional write: of N concurrent callers
+    /// exactly one gets [`CodeRedemption::Redeemed`]. The jti and expiry of
+    /// the access token about to be issued are recorded with it, so a later
+    /// replay can revoke that token.
+    ///
+    /// The caller checks client, redirect URI and PKCE on the returned code;
+    /// a mismatch still consumes the code (RFC 6749 10.5: one attempt).
+    pub async fn redeem_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+        access_token_jti: &str,
+        access_token_expires_at: i64,
+    ) -> Result<CodeRedemption, StoreError> {
+        let res = codes::Entity::update_many()
+            .col_expr(codes::Column::ConsumedAt, now.into())
+            .col_expr(codes::Column::AccessTokenJti, access_token_jti.into())
+            .col_expr(
+                codes::Column::AccessTokenExpiresAt,
+                access_token_expires_at.into(),
+            )
+            .filter(codes::Column::CodeHash.eq(code_hash))
+            .filter(codes::Column::ConsumedAt.is_null())
+            .filter(codes::Column::ExpiresAt.gt(now))
+            .exec(&self.db)
+            .await?;
+        let Some(m) = codes::Entity::find_by_id(code_hash.to_owned())
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(CodeRedemption::Invalid);
+        };
+        if res.rows_affected == 1 {
+            return Ok(CodeRedemption::Redeemed(AuthCode::try_from(m)?));
+        }
+        if m.consumed_at.is_some() {
+            return Ok(CodeRedemption::Replayed {
+                family_id: m.family_id,
+                access_token_jti: m.access_token_jti,
+                access_token_expires_at: m.access_token_expires_at,
+            });
+        }
+        Ok(CodeRedemption::Invalid)
+    }
+
+    /// Deletes codes that expired before `cutoff`. Consumed codes are kept
+    /// until then so that a replay is recognised as one.
+    pub async fn prune_codes(&self, cutoff: i64) -> Result<u64, StoreError> {
+        Ok(codes::Entity::delete_many()
+            .filter(codes::Column::ExpiresAt.lt(cutoff))
+            .exec(&self.db)
+            .await?
+            .rows_affected)
+    }
+}

@@ -1,0 +1,171 @@
+//! Opening the database named by a URL, applying migrations, health checks.
+
+use std::{str::FromStr, time::Duration};
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    sqlx::{
+        postgres::{PgConnectOptions, PgPoolOptions},
+        sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+        ConnectOptions as _,
+    },
+    ConnectionTrait, DatabaseConnection, DbBackend, SqlxPostgresConnector, SqlxSqliteConnector,
+    Statement,
+};
+
+use crate::{entity::epochs, StoreError};
+
+/// Which database engine a [`Store`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite: the zero-setup default for one machine.
+    Sqlite,
+    /// PostgreSQL: for several Gatehouse instances sharing one database.
+    Postgres,
+}
+
+/// The handle every other crate uses to reach the database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) db: DatabaseConnection,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens the database named by `url`: `sqlite://PATH` (created if
+    /// missing), `sqlite::memory:`, or `postgres://...`. SQLite runs in WAL
+    /// mode with a busy timeout so concurrent writers queue rather than fail.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let lower = url.to_ascii_lowercase();
+        if lower.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .map_err(|e| StoreError::InvalidUrl(format!("{url}: {e}")))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+                .disable_statement_logging();
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot open SQLite database {url}: {e}"))
+                })?;
+            let store = Store {
+                db: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool),
+                backend: Backend::Sqlite,
+            };
+            // WAL needs a writable file: surface a read-only file now, not on the first write.
+            store
+                .db
+                .execute_unprepared("CREATE TABLE IF NOT EXISTS _gatehouse_probe (x INTEGER); DROP TABLE IF EXISTS _gatehouse_probe;")
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("SQLite database {url} is not writable: {e}")))?;
+            Ok(store)
+        } else if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)
+                .map_err(|e| StoreError::InvalidUrl(format!("{}: {e}", redact(url))))?
+                .disable_statement_logging();
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(opts)
+                .await
+                .map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "cannot connect to PostgreSQL at {}: {e}",
+                        redact(url)
+                    ))
+                })?;
+            Ok(Store {
+                db: SqlxPostgresConnector::from_sqlx_postgres_pool(pool),
+                backend: Backend::Postgres,
+            })
+        } else {
+            Err(StoreError::InvalidUrl(format!(
+                "{}: expected sqlite://PATH or postgres://USER@HOST/DB",
+                redact(url)
+            )))
+        }
+    }
+
+    /// The engine behind this store.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies every pending migration. Safe to run on every start and from
+    /// several instances at once (sea-orm records applied migrations).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// Names of migrations not yet applied.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Migrator::get_pending_migrations(&self.db)
+            .await?
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect())
+    }
+
+    /// One trivial round trip: does the database answer?
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let backend: DbBackend = self.db.get_database_backend();
+        self.db
+            .query_one(Statement::from_string(backend, "SELECT 1"))
+            .await?;
+        Ok(())
+    }
+
+    /// Closes the pool (graceful shutdown).
+    pub async fn close(self) -> Result<(), StoreError> {
+        self.db.close().await?;
+        Ok(())
+    }
+
+    /// The change counter named `name` ("keys", "clients", "resources"):
+    /// instances poll it to learn that an admin command or another instance
+    /// changed something they cache.
+    pub async fn epoch(&self, name: &str) -> Result<i64, StoreError> {
+        use sea_orm::EntityTrait;
+        Ok(epochs::Entity::find_by_id(name.to_owned())
+            .one(&self.db)
+            .await?
+            .map(|m| m.value)
+            .unwrap_or(0))
+    }
+
+    pub(crate) async fn bump_epoch<C: ConnectionTrait>(
+        c: &C,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter};
+        epochs::Entity::update_many()
+            .col_expr(
+                epochs::Column::Value,
+                Expr::col(epochs::Column::Value).add(1),
+            )
+            .filter(epochs::Column::Name.eq(name))
+            .exec(c)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Hides the password in a database URL before it reaches a message.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparseable URL>".to_owned(),
+    }
+}

@@ -1,0 +1,196 @@
+//! Refresh tokens: opaque, stored as hashes, rotated on every use, grouped
+//! in families (one family per grant) for reuse detection.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
+};
+
+use crate::{entity::refresh_tokens as rt, error::corrupt, model::RefreshToken, Store, StoreError};
+
+impl TryFrom<rt::Model> for RefreshToken {
+    type Error = StoreError;
+    fn try_from(m: rt::Model) -> Result<Self, StoreError> {
+        Ok(RefreshToken {
+            amr: serde_json::from_str(&m.amr).map_err(|e| corrupt("refresh amr", e))?,
+            token_hash: m.token_hash,
+            family_id: m.family_id,
+            client_id: m.client_id,
+            user_id: m.user_id,
+            scope: m.scope,
+            resource: m.resource,
+            auth_time: m.auth_time,
+            sid: m.sid,
+            acr: m.acr,
+            successor_hash: m.successor_hash,
+            created_at: m.created_at,
+            expires_at: m.expires_at,
+            used_at: m.used_at,
+            revoked_at: m.revoked_at,
+        })
+    }
+}
+
+fn active(t: &RefreshToken) -> rt::ActiveModel {
+    rt::ActiveModel {
+        token_hash: Set(t.token_hash.clone()),
+        family_id: Set(t.family_id.clone()),
+        client_id: Set(t.client_id.clone()),
+        user_id: Set(t.user_id.clone()),
+        scope: Set(t.scope.clone()),
+        resource: Set(t.resource.clone()),
+        auth_time: Set(t.auth_time),
+        sid: Set(t.sid.clone()),
+        acr: Set(t.acr.clone()),
+        amr: Set(serde_json::Value::from(t.amr.clone()).to_string()),
+        successor_hash: Set(t.successor_hash.clone()),
+        created_at: Set(t.created_at),
+        expires_at: Set(t.expires_at),
+        used_at: Set(t.used_at),
+        revoked_at: Set(t.revoked_at),
+    }
+}
+
+/// The outcome of presenting a refresh token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefreshUse {
+    /// First use: the token was rotated; `successor` is now stored.
+    Rotated(RefreshToken),
+    /// The token was rotated moments ago and its successor is still unused:
+    /// a retry (lost response, two tabs). Nothing changed; the caller hands
+    /// out the same successor again.
+    Retry(RefreshToken),
+    /// A rotated token came back outside the grace window, or after its
+    /// successor was used: the whole family has now been revoked.
+    Reused { family_id: String },
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
+async fn revoke_family_in<C: ConnectionTrait>(
+    c: &C,
+    family_id: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    Ok(rt::Entity::update_many()
+        .col_expr(rt::Column::RevokedAt, now.into())
+        .filter(rt::Column::FamilyId.eq(family_id))
+        .filter(rt::Column::RevokedAt.is_null())
+        .exec(c)
+        .await?
+        .rows_affected)
+}
+
+impl Store {
+    /// Stores a new refresh token (the first of its family).
+    pub async fn create_refresh_token(&self, t: &RefreshToken) -> Result<(), StoreError> {
+        active(t).insert(&self.db).await?;
+        Ok(())
+    }
+
+    /// Looks a refresh token up by hash, whatever its state.
+    pub async fn refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RefreshToken>, StoreError> {
+        rt::Entity::find_by_id(token_hash.to_owned())
+            .one(&self.db)
+            .await?
+            .map(RefreshToken::try_from)
+            .transpose()
+    }
+
+    /// Rotates `token_hash` to `successor` (whose fields the caller derives
+    /// from the old token with [`RefreshUse`]'s data: pass a closure).
+    ///
+    /// The conditional `UPDATE ... WHERE used_at IS NULL` is the first
+    /// statement of the transaction, so of N concurrent callers exactly one
+    /// rotates; the others see a used token and are judged as retries or
+    /// reuse by `grace` seconds and the successor's state.
+    pub async fn use_refresh_token(
+        &self,
+        token_hash: &str,
+        successor_hash: &str,
+        now: i64,
+        grace: i64,
+        make_successor: impl FnOnce(&RefreshToken) -> RefreshToken,
+    ) -> Result<RefreshUse, StoreError> {
+        let txn = self.db.begin().await?;
+        let res = rt::Entity::update_many()
+            .col_expr(rt::Column::UsedAt, now.into())
+            .col_expr(rt::Column::SuccessorHash, successor_hash.into())
+            .filter(rt::Column::TokenHash.eq(token_hash))
+            .filter(rt::Column::UsedAt.is_null())
+            .filter(rt::Column::RevokedAt.is_null())
+            .filter(rt::Column::ExpiresAt.gt(now))
+            .exec(&txn)
+            .await?;
+        let Some(m) = rt::Entity::find_by_id(token_hash.to_owned())
+            .one(&txn)
+            .await?
+        else {
+            txn.rollback().await?;
+            return Ok(RefreshUse::Invalid);
+        };
+        let old = RefreshToken::try_from(m)?;
+        if res.rows_affected == 1 {
+            let succ = make_successor(&old);
+            active(&succ).insert(&txn).await?;
+            txn.commit().await?;
+            return Ok(RefreshUse::Rotated(succ));
+        }
+        if old.revoked_at.is_some() || old.expires_at <= now {
+            txn.rollback().await?;
+            return Ok(RefreshUse::Invalid);
+        }
+        // Used before. A retry if recent and the successor is untouched.
+        let successor = match &old.successor_hash {
+            Some(h) => rt::Entity::find_by_id(h.clone()).one(&txn).await?,
+            None => None,
+        };
+        if let (Some(used_at), Some(s)) = (old.used_at, successor) {
+            if now - used_at <= grace && s.used_at.is_none() && s.revoked_at.is_none() {
+                txn.rollback().await?;
+                return Ok(RefreshUse::Retry(RefreshToken::try_from(s)?));
+            }
+        }
+        revoke_family_in(&txn, &old.family_id, now).await?;
+        txn.commit().await?;
+        Ok(RefreshUse::Reused {
+            family_id: old.family_id,
+        })
+    }
+
+    /// Revokes every refresh token of a family (a grant). Returns how many.
+    pub async fn revoke_refresh_family(
+        &self,
+        family_id: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        revoke_family_in(&self.db, family_id, now).await
+    }
+
+    /// Revokes every refresh token of a user (forced logout).
+    pub async fn revoke_refresh_tokens_of_user(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(rt::Entity::update_many()
+            .col_expr(rt::Column::RevokedAt, now.into())
+            .filter(rt::Column::UserId.eq(user_id))
+            .filter(rt::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?
+            .rows_affected)
+    }
+
+    /// Deletes refresh tokens expired before `cutoff`. Rotated tokens stay
+    /// until then: reuse detection needs them as long as the family lives.
+    pub async fn prune_refresh_tokens(&self, cutoff: i64) -> Result<u64, StoreError> {
+        Ok(rt::Entity::delete_many()
+            .filter(rt::Column::ExpiresAt.lt(cutoff))
+            .exec(&self.db)
+            .await?
+            .rows_affected)
+    }
+}

@@ -1,0 +1,61 @@
+//! Initial access tokens for dynamic client registration (RFC 7591 3).
+
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set};
+
+use crate::{entity::registration_tokens as reg, Store, StoreError};
+
+impl Store {
+    /// Stores an initial access token (by hash).
+    pub async fn create_registration_token(
+        &self,
+        token_hash: &str,
+        expires_at: Option<i64>,
+        uses: Option<i64>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        reg::ActiveModel {
+            token_hash: Set(token_hash.to_owned()),
+            expires_at: Set(expires_at),
+            uses_left: Set(uses),
+            created_at: Set(now),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Spends one use of an initial access token in one conditional write.
+    /// False when it is unknown, expired or used up.
+    pub async fn spend_registration_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        use sea_orm::sea_query::Expr;
+        let live = Condition::all()
+            .add(reg::Column::TokenHash.eq(token_hash))
+            .add(
+                Condition::any()
+                    .add(reg::Column::ExpiresAt.is_null())
+                    .add(reg::Column::ExpiresAt.gt(now)),
+            );
+        let limited = reg::Entity::update_many()
+            .col_expr(
+                reg::Column::UsesLeft,
+                Expr::col(reg::Column::UsesLeft).sub(1),
+            )
+            .filter(live.clone())
+            .filter(reg::Column::UsesLeft.gt(0))
+            .exec(&self.db)
+            .await?;
+        if limited.rows_affected == 1 {
+            return Ok(true);
+        }
+        Ok(reg::Entity::find()
+            .filter(live)
+            .filter(reg::Column::UsesLeft.is_null())
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+}

@@ -1,0 +1,69 @@
+//! Resource servers: the APIs that accept Gatehouse access tokens.
+
+use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set, TransactionTrait};
+
+use crate::{entity::resource_servers, error::corrupt, model::ResourceServer, Store, StoreError};
+
+impl TryFrom<resource_servers::Model> for ResourceServer {
+    type Error = StoreError;
+    fn try_from(m: resource_servers::Model) -> Result<Self, StoreError> {
+        Ok(ResourceServer {
+            scopes: serde_json::from_str(&m.scopes).map_err(|e| corrupt("resource scopes", e))?,
+            audience: m.audience,
+            encryption_jwk: m.encryption_jwk,
+            signing_alg: m.signing_alg,
+            token_format: m.token_format,
+            access_token_lifetime: m.access_token_lifetime,
+            created_at: m.created_at,
+        })
+    }
+}
+
+impl Store {
+    /// Registers a resource server. A duplicate audience is [`StoreError::Conflict`].
+    pub async fn create_resource(&self, r: &ResourceServer) -> Result<(), StoreError> {
+        let txn = self.db.begin().await?;
+        Store::bump_epoch(&txn, "resources").await?;
+        resource_servers::ActiveModel {
+            audience: Set(r.audience.clone()),
+            encryption_jwk: Set(r.encryption_jwk.clone()),
+            signing_alg: Set(r.signing_alg.clone()),
+            token_format: Set(r.token_format.clone()),
+            access_token_lifetime: Set(r.access_token_lifetime),
+            scopes: Set(serde_json::Value::from(r.scopes.clone()).to_string()),
+            created_at: Set(r.created_at),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("resource server {:?} exists", r.audience))
+            }
+            other => other,
+        })?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Every resource server, by audience.
+    pub async fn list_resources(&self) -> Result<Vec<ResourceServer>, StoreError> {
+        resource_servers::Entity::find()
+            .order_by_asc(resource_servers::Column::Audience)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(ResourceServer::try_from)
+            .collect()
+    }
+
+    /// Deletes a resource server. Returns false when there was none.
+    pub async fn delete_resource(&self, audience: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin().await?;
+        Store::bump_epoch(&txn, "resources").await?;
+        let res = resource_servers::Entity::delete_by_id(audience.to_owned())
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(res.rows_affected == 1)
+    }
+}

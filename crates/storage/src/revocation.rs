@@ -1,0 +1,39 @@
+//! The revocation list: ids (jti) of stateless access tokens withdrawn
+//! before their expiry. Entries are pruned once the token would have expired.
+
+use sea_orm::{sea_query::OnConflict, ColumnTrait, EntityTrait, QueryFilter, Set};
+
+use crate::{entity::revoked_tokens as rev, Store, StoreError};
+
+impl Store {
+    /// Adds a jti to the revocation list (idempotent).
+    pub async fn revoke_jti(&self, jti: &str, expires_at: i64, now: i64) -> Result<(), StoreError> {
+        rev::Entity::insert(rev::ActiveModel {
+            jti: Set(jti.to_owned()),
+            expires_at: Set(expires_at),
+            created_at: Set(now),
+        })
+        .on_conflict(OnConflict::column(rev::Column::Jti).do_nothing().to_owned())
+        .do_nothing()
+        .exec(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Is this jti on the revocation list? One indexed read.
+    pub async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        Ok(rev::Entity::find_by_id(jti.to_owned())
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
+    /// Removes entries whose tokens have expired anyway.
+    pub async fn prune_revoked(&self, now: i64) -> Result<u64, StoreError> {
+        Ok(rev::Entity::delete_many()
+            .filter(rev::Column::ExpiresAt.lt(now))
+            .exec(&self.db)
+            .await?
+            .rows_affected)
+    }
+}

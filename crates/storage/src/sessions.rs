@@ -1,0 +1,117 @@
+//! Login sessions: the server-side state behind the session cookie.
+
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+
+use crate::{entity::sessions, error::corrupt, model::Session, Store, StoreError};
+
+impl TryFrom<sessions::Model> for Session {
+    type Error = StoreError;
+    fn try_from(m: sessions::Model) -> Result<Self, StoreError> {
+        Ok(Session {
+            amr: serde_json::from_str(&m.amr).map_err(|e| corrupt("session amr", e))?,
+            id_hash: m.id_hash,
+            sid: m.sid,
+            user_id: m.user_id,
+            auth_time: m.auth_time,
+            acr: m.acr,
+            created_at: m.created_at,
+            last_seen_at: m.last_seen_at,
+            expires_at: m.expires_at,
+        })
+    }
+}
+
+impl Store {
+    /// Stores a new session.
+    pub async fn create_session(&self, s: &Session) -> Result<(), StoreError> {
+        sessions::ActiveModel {
+            id_hash: Set(s.id_hash.clone()),
+            sid: Set(s.sid.clone()),
+            user_id: Set(s.user_id.clone()),
+            auth_time: Set(s.auth_time),
+            amr: Set(serde_json::Value::from(s.amr.clone()).to_string()),
+            acr: Set(s.acr.clone()),
+            created_at: Set(s.created_at),
+            last_seen_at: Set(s.last_seen_at),
+            expires_at: Set(s.expires_at),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// The live session with this id hash: not past its absolute expiry and
+    /// seen within `idle_timeout` seconds.
+    pub async fn live_session(
+        &self,
+        id_hash: &str,
+        now: i64,
+        idle_timeout: i64,
+    ) -> Result<Option<Session>, StoreError> {
+        let found = sessions::Entity::find_by_id(id_hash.to_owned())
+            .filter(sessions::Column::ExpiresAt.gt(now))
+            .filter(sessions::Column::LastSeenAt.gt(now - idle_timeout))
+            .one(&self.db)
+            .await?;
+        found.map(Session::try_from).transpose()
+    }
+
+    /// Records activity on a session (sliding idle timeout).
+    pub async fn touch_session(&self, id_hash: &str, now: i64) -> Result<(), StoreError> {
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::LastSeenAt, now.into())
+            .filter(sessions::Column::IdHash.eq(id_hash))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends one session. Returns the ended session, if there was one.
+    pub async fn delete_session(&self, id_hash: &str) -> Result<Option<Session>, StoreError> {
+        let Some(m) = sessions::Entity::find_by_id(id_hash.to_owned())
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        sessions::Entity::delete_by_id(id_hash.to_owned())
+            .exec(&self.db)
+            .await?;
+        Session::try_from(m).map(Some)
+    }
+
+    /// A user's sessions, newest first.
+    pub async fn sessions_of_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        sessions::Entity::find()
+            .filter(sessions::Column::UserId.eq(user_id))
+            .order_by_desc(sessions::Column::CreatedAt)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(Session::try_from)
+            .collect()
+    }
+
+    /// Ends every session of a user. Returns how many ended.
+    pub async fn delete_sessions_of_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        Ok(sessions::Entity::delete_many()
+            .filter(sessions::Column::UserId.eq(user_id))
+            .exec(&self.db)
+            .await?
+            .rows_affected)
+    }
+
+    /// Deletes sessions past their absolute expiry or idle for too long.
+    pub async fn prune_sessions(&self, now: i64, idle_timeout: i64) -> Result<u64, StoreError> {
+        use sea_orm::Condition;
+        Ok(sessions::Entity::delete_many()
+            .filter(
+                Condition::any()
+                    .add(sessions::Column::ExpiresAt.lte(now))
+                    .add(sessions::Column::LastSeenAt.lte(now - idle_timeout)),
+            )
+            .exec(&self.db)
+            .await?
+            .rows_affected)
+    }
+}

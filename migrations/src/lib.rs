@@ -1,0 +1,18 @@
+//! Gatehouse's schema, written once with sea-query's builder so the same
+//! source creates the same tables on SQLite and on PostgreSQL.
+//!
+//! Conventions: timestamps are `BIGINT` Unix seconds (no time-zone drift
+//! between backends); lists are JSON text; every secret column holds a hash.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_initial::Migration)]
+    }
+}

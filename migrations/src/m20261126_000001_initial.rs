@@ -24,10 +24,18 @@ fn ts_null(c: impl IntoIden) -> ColumnDef {
     ColumnDef::new(c).big_integer().null().to_owned()
 }
 fn flag(c: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(c).boolean().not_null().default(false).to_owned()
+    ColumnDef::new(c)
+        .boolean()
+        .not_null()
+        .default(false)
+        .to_owned()
 }
 fn pk_text(c: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(c).string_len(255).not_null().primary_key().to_owned()
+    ColumnDef::new(c)
+        .string_len(255)
+        .not_null()
+        .primary_key()
+        .to_owned()
 }
 fn key_text(c: impl IntoIden) -> ColumnDef {
     ColumnDef::new(c).string_len(255).not_null().to_owned()
@@ -297,7 +305,12 @@ impl MigrationTrait for Migration {
             Table::create()
                 .table(Epochs::Table)
                 .col(pk_text(Epochs::Name))
-                .col(ColumnDef::new(Epochs::Value).big_integer().not_null().default(0))
+                .col(
+                    ColumnDef::new(Epochs::Value)
+                        .big_integer()
+                        .not_null()
+                        .default(0),
+                )
                 .to_owned(),
         )
         .await?;
@@ -367,7 +380,11 @@ impl MigrationTrait for Migration {
                 .col(text(Consents::Scopes))
                 .col(ts(Consents::CreatedAt))
                 .col(ts(Consents::UpdatedAt))
-                .primary_key(Index::create().col(Consents::UserId).col(Consents::ClientId))
+                .primary_key(
+                    Index::create()
+                        .col(Consents::UserId)
+                        .col(Consents::ClientId),
+                )
                 .to_owned(),
         )
         .await?;
@@ -439,7 +456,11 @@ impl MigrationTrait for Migration {
                 .table(RegistrationTokens::Table)
                 .col(pk_text(RegistrationTokens::TokenHash))
                 .col(ts_null(RegistrationTokens::ExpiresAt))
-                .col(ColumnDef::new(RegistrationTokens::UsesLeft).big_integer().null())
+                .col(
+                    ColumnDef::new(RegistrationTokens::UsesLeft)
+                        .big_integer()
+                        .null(),
+                )
                 .col(ts(RegistrationTokens::CreatedAt))
                 .to_owned(),
         )

@@ -1,0 +1,99 @@
+//! `gatehouse keys list|rotate|revoke|generate`.
+
+use std::sync::Arc;
+
+use gatehouse_keys::{Alg, Clock, Kek, KeyRing, KeyUse, RotationPolicy};
+use gatehouse_storage::{model::KeyState, Store};
+use serde_json::json;
+
+use crate::cli::KeysCmd;
+
+fn when(t: Option<i64>) -> String {
+    t.map(|t| t.to_string()).unwrap_or_else(|| "-".into())
+}
+
+pub async fn run(
+    cmd: KeysCmd,
+    store: Store,
+    kek: Kek,
+    policy: RotationPolicy,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<()> {
+    let ring = KeyRing::open(store, kek, policy, clock.clone()).await?;
+    match cmd {
+        KeysCmd::List { json: as_json } => {
+            let snap = ring.snapshot();
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(snap.keys())?);
+            } else {
+                println!(
+                    "{:<32}  {:<3}  {:<14}  {:<7}  {:<10}  {:<10}  {:<10}",
+                    "KID", "USE", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"
+                );
+                for k in snap.keys() {
+                    println!(
+                        "{:<32}  {:<3}  {:<14}  {:<7}  {:<10}  {:<10}  {:<10}",
+                        k.kid,
+                        k.key_use,
+                        k.alg,
+                        k.state.as_str(),
+                        k.created_at,
+                        when(k.activated_at),
+                        when(k.retired_at.or(k.revoked_at))
+                    );
+                }
+            }
+        }
+        KeysCmd::Rotate { key_use, alg } => {
+            let key_use: Option<KeyUse> = key_use.map(|u| u.parse()).transpose()?;
+            let alg: Option<Alg> = alg.map(|a| a.parse()).transpose()?;
+            let before = ring.snapshot();
+            let done = ring.rotate(key_use, alg).await?;
+            let now = clock.now();
+            for (a, r) in &done {
+                let fresh = before.keys().iter().any(|k| {
+                    k.kid == r.activated && now - k.created_at < ring.policy().jwks_max_age
+                });
+                if fresh {
+                    eprintln!(
+                        "warning: {a} key {} was published less than {}s ago; relying parties with a cached JWKS may not know it yet",
+                        r.activated,
+                        ring.policy().jwks_max_age
+                    );
+                }
+            }
+            let out: Vec<_> = done
+                .iter()
+                .map(|(a, r)| json!({ "alg": a.as_str(), "activated": r.activated, "retired": r.retired, "next": r.next }))
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({ "rotated": out }))?
+            );
+        }
+        KeysCmd::Revoke { kid } => {
+            let r = ring.revoke(&kid).await?;
+            if r.was == KeyState::Active {
+                eprintln!(
+                    "key {kid} was active: {} signs from now on. Tokens signed by {kid} now fail verification; users may need to sign in again.",
+                    r.activated.as_deref().unwrap_or("-")
+                );
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &json!({ "revoked": r.kid, "was": r.was.as_str(), "activated": r.activated, "next": r.next })
+                )?
+            );
+        }
+        KeysCmd::Generate { alg } => {
+            let alg: Alg = alg.parse()?;
+            let kid = ring.generate_next(alg).await?;
+            println!(
+                "{}",
+                json!({ "generated": kid, "alg": alg.as_str(), "state": "next" })
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! The admin commands behind `gatehouse users|clients|resources|keys`.
+//! They use the same configuration as `serve`, talk to the same database,
+//! and work while servers run: servers pick changes up within seconds.
+//! Output meant for scripts is JSON on stdout; errors go to stderr.
+
+mod clients;
+mod keys;
+mod resources;
+mod users;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use gatehouse_keys::{Clock, SystemClock};
+use gatehouse_storage::Store;
+
+use crate::{
+    app,
+    cli::{Cli, Command},
+    config::{RawConfig, Settings},
+};
+
+/// Resolves the settings from flags, environment and the config file.
+pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
+    let listen = match &cli.command {
+        Command::Serve { listen } => listen.clone(),
+        _ => None,
+    };
+    let flags = cli.global.raw(listen);
+    let file = match &cli.global.config {
+        Some(p) => RawConfig::from_file(p)?,
+        None => RawConfig::default(),
+    };
+    let kek_env = std::env::var("GATEHOUSE_KEY_ENCRYPTION_KEY").ok();
+    Settings::resolve(flags.over(file), kek_env)
+}
+
+async fn open_store(s: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&s.database_url).await?;
+    store
+        .migrate()
+        .await
+        .context("cannot apply database migrations")?;
+    Ok(store)
+}
+
+fn clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
+
+/// Runs one command to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let s = settings(&cli)?;
+    match cli.command {
+        Command::Serve { .. } => serve(s).await,
+        Command::Migrate => {
+            let store = Store::connect(&s.database_url).await?;
+            let pending = store.pending_migrations().await?;
+            store.migrate().await?;
+            println!("{}", serde_json::json!({ "applied": pending }));
+            Ok(())
+        }
+        Command::Users(c) => users::run(c, open_store(&s).await?, clock()).await,
+        Command::Clients(c) => {
+            let kek = s.load_kek()?;
+            clients::run(c, open_store(&s).await?, kek, clock()).await
+        }
+        Command::Resources(c) => resources::run(c, open_store(&s).await?, clock()).await,
+        Command::Keys(c) => {
+            let kek = s.load_kek()?;
+            let store = open_store(&s).await?;
+            keys::run(c, store, kek, s.rotation.clone(), clock()).await
+        }
+    }
+}
+
+async fn serve(s: Settings) -> anyhow::Result<()> {
+    let listen = s.listen;
+    let issuer = s.issuer.clone();
+    let state = app::build_from_settings(s).await?;
+    let server = app::Server::start(state, listen).await?;
+    tracing::info!(addr = %server.addr, %issuer, "gatehouse is serving");
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    let store = server.state.store.clone();
+    server.stop().await?;
+    store.close().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

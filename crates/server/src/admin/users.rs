@@ -1,0 +1,95 @@
+//! `gatehouse users create|list|disable`.
+
+use std::{io::Read, sync::Arc};
+
+use anyhow::{bail, Context};
+use gatehouse_keys::Clock;
+use gatehouse_storage::{model::User, Store};
+use serde_json::json;
+
+use crate::{cli::UsersCmd, http::login::normalize_username, password};
+
+pub async fn run(cmd: UsersCmd, store: Store, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+    match cmd {
+        UsersCmd::Create {
+            username,
+            email,
+            name,
+            email_verified,
+            password_stdin: _,
+        } => {
+            let normalized = normalize_username(&username);
+            if normalized.is_empty()
+                || normalized.len() > 256
+                || normalized.chars().any(char::is_control)
+            {
+                bail!("username must be 1 to 256 printable characters");
+            }
+            if let Some(e) = &email {
+                if !e.contains('@') || e.len() > 320 {
+                    bail!("email {e:?} is not an email address");
+                }
+            }
+            let mut pw = String::new();
+            std::io::stdin()
+                .take(password::MAX_PASSWORD_BYTES as u64 + 2)
+                .read_to_string(&mut pw)
+                .context("cannot read the password from standard input")?;
+            let pw = pw
+                .strip_suffix('\n')
+                .map(|p| p.strip_suffix('\r').unwrap_or(p))
+                .unwrap_or(&pw)
+                .to_owned();
+            if pw.is_empty() {
+                bail!("the password on standard input is empty");
+            }
+            let hash = tokio::task::spawn_blocking(move || password::hash(&pw)).await??;
+            let now = clock.now();
+            let user = User {
+                id: uuid::Uuid::new_v4().to_string(),
+                username: normalized,
+                email,
+                email_verified,
+                name,
+                password_hash: hash,
+                disabled: false,
+                created_at: now,
+                updated_at: now,
+            };
+            store.create_user(&user).await?;
+            println!("{}", json!({ "sub": user.id, "username": user.username }));
+        }
+        UsersCmd::List { json: as_json } => {
+            let users = store.list_users().await?;
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else {
+                println!("{:<36}  {:<24}  {:<8}  EMAIL", "SUB", "USERNAME", "STATUS");
+                for u in users {
+                    let status = if u.disabled { "disabled" } else { "active" };
+                    println!(
+                        "{:<36}  {:<24}  {:<8}  {}",
+                        u.id,
+                        u.username,
+                        status,
+                        u.email.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        UsersCmd::Disable { username } => {
+            let u = store
+                .set_user_disabled(&normalize_username(&username), true, clock.now())
+                .await?;
+            let sessions = store.delete_sessions_of_user(&u.id).await?;
+            let refresh = store
+                .revoke_refresh_tokens_of_user(&u.id, clock.now())
+                .await?;
+            println!(
+                "{}",
+                json!({ "sub": u.id, "username": u.username, "disabled": true, "sessions_ended": sessions, "refresh_tokens_revoked": refresh })
+            );
+        }
+    }
+    Ok(())
+}

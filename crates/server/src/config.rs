@@ -1,0 +1,281 @@
+//! Configuration: an optional TOML file, then environment variables, then
+//! flags (highest), validated into one typed [`Settings`].
+//!
+//! Raw values arrive as [`RawConfig`] (everything optional, from any
+//! layer); [`Settings::resolve`] checks them and fills defaults, so the rest
+//! of the program never sees an unvalidated value.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::{bail, Context};
+use gatehouse_keys::{Kek, RotationPolicy};
+use serde::Deserialize;
+use url::Url;
+
+/// Every option, as read from one layer. Field names are the TOML keys;
+/// docs/configuration.md lists them with their environment variables.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub issuer: Option<String>,
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+    pub key_encryption_key_file: Option<PathBuf>,
+    pub log_format: Option<String>,
+    /// Access-token lifetime in seconds (default 900).
+    pub access_token_ttl: Option<i64>,
+    /// ID-token lifetime in seconds (default 3600).
+    pub id_token_ttl: Option<i64>,
+    /// Refresh-token lifetime in seconds (default 30 days).
+    pub refresh_token_ttl: Option<i64>,
+    /// Grace window in seconds in which a retried refresh gets the same successor (default 10).
+    pub refresh_grace: Option<i64>,
+    /// Login session idle timeout in seconds (default 2 hours).
+    pub session_idle_timeout: Option<i64>,
+    /// Login session absolute timeout in seconds (default 24 hours).
+    pub session_max_age: Option<i64>,
+    /// Days between automatic key rotations (default 30).
+    pub key_rotation_days: Option<i64>,
+    /// Seconds a next key is published before it may sign (default 86400).
+    pub key_prepublish: Option<i64>,
+    /// JWKS `Cache-Control: max-age` in seconds (default 900).
+    pub jwks_max_age: Option<i64>,
+}
+
+impl RawConfig {
+    /// Reads a TOML file. A missing or malformed file is an error naming it.
+    pub fn from_file(path: &std::path::Path) -> anyhow::Result<RawConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// `self` where set, else `lower`.
+    pub fn over(self, lower: RawConfig) -> RawConfig {
+        macro_rules! pick {
+            ($($f:ident),*) => { RawConfig { $($f: self.$f.or(lower.$f)),* } };
+        }
+        pick!(
+            issuer,
+            listen,
+            database_url,
+            key_encryption_key_file,
+            log_format,
+            access_token_ttl,
+            id_token_ttl,
+            refresh_token_ttl,
+            refresh_grace,
+            session_idle_timeout,
+            session_max_age,
+            key_rotation_days,
+            key_prepublish,
+            jwks_max_age
+        )
+    }
+}
+
+/// Token and session lifetimes, in seconds.
+#[derive(Debug, Clone)]
+pub struct Lifetimes {
+    pub access_token: i64,
+    pub id_token: i64,
+    pub refresh_token: i64,
+    pub refresh_grace: i64,
+    pub code: i64,
+    pub session_idle: i64,
+    pub session_max_age: i64,
+}
+
+/// Where the key-encryption key comes from.
+#[derive(Debug, Clone)]
+pub enum KekSource {
+    /// Given directly (environment variable, or tests).
+    Value(Kek),
+    /// A file holding the base64url key.
+    File(PathBuf),
+    /// Development only: a file generated beside the database if missing.
+    DevFile(PathBuf),
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The issuer identifier, without a trailing slash.
+    pub issuer: String,
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub kek: KekSource,
+    pub json_logs: bool,
+    pub lifetimes: Lifetimes,
+    pub rotation: RotationPolicy,
+    /// An http issuer on a loopback host: cookies drop `Secure` and the `__Host-` prefix.
+    pub dev_mode: bool,
+}
+
+pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db";
+
+fn positive(name: &str, v: Option<i64>, default: i64) -> anyhow::Result<i64> {
+    match v {
+        None => Ok(default),
+        Some(x) if x > 0 => Ok(x),
+        Some(x) => bail!("{name} must be a positive number of seconds, got {x}"),
+    }
+}
+
+impl Settings {
+    /// Validates a merged configuration. `kek_env` is the value of
+    /// `GATEHOUSE_KEY_ENCRYPTION_KEY`, if set.
+    pub fn resolve(raw: RawConfig, kek_env: Option<String>) -> anyhow::Result<Settings> {
+        let issuer_raw = raw.issuer.unwrap_or_else(|| DEFAULT_ISSUER.to_owned());
+        let issuer_url = Url::parse(&issuer_raw)
+            .with_context(|| format!("issuer {issuer_raw:?} is not an absolute URL"))?;
+        if issuer_url.query().is_some() || issuer_url.fragment().is_some() {
+            bail!("issuer {issuer_raw:?} must not have a query or fragment (OIDC Discovery 3)");
+        }
+        let loopback = match issuer_url.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        let dev_mode = match issuer_url.scheme() {
+            "https" => false,
+            "http" if loopback => true,
+            _ => bail!(
+                "issuer {issuer_raw:?} must use https (http is allowed only on a loopback host)"
+            ),
+        };
+        let issuer = issuer_url.as_str().trim_end_matches('/').to_owned();
+
+        let listen_raw = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_raw.parse().with_context(|| {
+            format!("listen address {listen_raw:?} is not HOST:PORT (for example 127.0.0.1:8080)")
+        })?;
+        let database_url = raw
+            .database_url
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+
+        let kek = match (
+            kek_env.filter(|s| !s.trim().is_empty()),
+            raw.key_encryption_key_file,
+        ) {
+            (Some(v), _) => KekSource::Value(
+                Kek::from_base64url(&v).context("GATEHOUSE_KEY_ENCRYPTION_KEY is invalid")?,
+            ),
+            (None, Some(path)) => KekSource::File(path),
+            (None, None) if loopback => KekSource::DevFile(dev_kek_path(&database_url)),
+            (None, None) => bail!(
+                "no key-encryption key: set GATEHOUSE_KEY_ENCRYPTION_KEY (32 bytes, base64url) or \
+                 --key-encryption-key-file; only a loopback development issuer may run without one"
+            ),
+        };
+
+        let json_logs = match raw.log_format.as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => bail!("log format {other:?} is not one of: text, json"),
+        };
+        let lifetimes = Lifetimes {
+            access_token: positive("access_token_ttl", raw.access_token_ttl, 900)?,
+            id_token: positive("id_token_ttl", raw.id_token_ttl, 3600)?,
+            refresh_token: positive("refresh_token_ttl", raw.refresh_token_ttl, 30 * 86_400)?,
+            refresh_grace: positive("refresh_grace", raw.refresh_grace, 10)?,
+            code: 60,
+            session_idle: positive("session_idle_timeout", raw.session_idle_timeout, 2 * 3600)?,
+            session_max_age: positive("session_max_age", raw.session_max_age, 86_400)?,
+        };
+        let defaults = RotationPolicy::default();
+        let jwks_max_age = positive("jwks_max_age", raw.jwks_max_age, defaults.jwks_max_age)?;
+        let prepublish = positive("key_prepublish", raw.key_prepublish, defaults.prepublish)?;
+        if prepublish <= jwks_max_age {
+            bail!("key_prepublish ({prepublish}s) must exceed jwks_max_age ({jwks_max_age}s), or relying parties would meet unknown keys");
+        }
+        let rotation = RotationPolicy {
+            rotate_after: positive("key_rotation_days", raw.key_rotation_days, 30)? * 86_400,
+            prepublish,
+            retain_retired: lifetimes
+                .access_token
+                .max(lifetimes.id_token)
+                .max(jwks_max_age)
+                .max(defaults.retain_retired),
+            jwks_max_age,
+        };
+        Ok(Settings {
+            issuer,
+            listen,
+            database_url,
+            kek,
+            json_logs,
+            lifetimes,
+            rotation,
+            dev_mode,
+        })
+    }
+
+    /// Loads or creates the key-encryption key.
+    pub fn load_kek(&self) -> anyhow::Result<Kek> {
+        match &self.kek {
+            KekSource::Value(k) => Ok(k.clone()),
+            KekSource::File(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| {
+                    format!("cannot read key-encryption key file {}", p.display())
+                })?;
+                Kek::from_base64url(&text)
+                    .with_context(|| format!("key-encryption key file {} is invalid", p.display()))
+            }
+            KekSource::DevFile(p) => {
+                if p.exists() {
+                    let text = std::fs::read_to_string(p).with_context(|| {
+                        format!("cannot read key-encryption key file {}", p.display())
+                    })?;
+                    return Kek::from_base64url(&text).with_context(|| {
+                        format!("key-encryption key file {} is invalid", p.display())
+                    });
+                }
+                let kek = Kek::generate();
+                write_private_file(p, &kek.to_base64url()).with_context(|| {
+                    format!("cannot create key-encryption key file {}", p.display())
+                })?;
+                tracing::warn!(
+                    path = %p.display(),
+                    "DEVELOPMENT ONLY: generated a key-encryption key file beside the database. \
+                     Production issuers must set GATEHOUSE_KEY_ENCRYPTION_KEY or --key-encryption-key-file."
+                );
+                Ok(kek)
+            }
+        }
+    }
+
+    /// `{issuer}{path}`.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+}
+
+fn dev_kek_path(database_url: &str) -> PathBuf {
+    let file = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or(rest))
+        .filter(|p| !p.is_empty() && !p.starts_with(":memory:"));
+    match file {
+        Some(p) => PathBuf::from(format!("{p}.kek")),
+        None => PathBuf::from("gatehouse.kek"),
+    }
+}
+
+fn write_private_file(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(content.as_bytes())?;
+    f.write_all(b"\n")
+}

@@ -1,0 +1,61 @@
+//! The discovery documents (OIDC Discovery 1.0 section 3, RFC 8414 section 2),
+//! rendered once at start-up: the issuer is fixed for a process's life, so
+//! requests are served from these bytes.
+
+use gatehouse_keys::{Alg, SIGNING_ALGS};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::{config::Settings, oauth::STANDARD_SCOPES};
+
+/// The rendered document and its ETag.
+#[derive(Debug)]
+pub struct Discovery {
+    pub body: std::sync::Arc<[u8]>,
+    pub etag: String,
+}
+
+impl Discovery {
+    pub fn new(s: &Settings) -> Discovery {
+        let e = |p: &str| s.endpoint(p);
+        let sig_algs: Vec<&str> = SIGNING_ALGS.iter().map(|a| a.as_str()).collect();
+        let doc = json!({
+            "issuer": s.issuer,
+            "authorization_endpoint": e("/authorize"),
+            "token_endpoint": e("/token"),
+            "userinfo_endpoint": e("/userinfo"),
+            "jwks_uri": e("/jwks"),
+            "introspection_endpoint": e("/introspect"),
+            "revocation_endpoint": e("/revoke"),
+            "end_session_endpoint": e("/logout"),
+            "scopes_supported": STANDARD_SCOPES,
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query", "form_post"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": sig_algs,
+            "userinfo_signing_alg_values_supported": [],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "code_challenge_methods_supported": ["S256"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash", "name", "preferred_username", "email", "email_verified"],
+            "claims_parameter_supported": false,
+            "request_parameter_supported": false,
+            "request_uri_parameter_supported": false,
+            "require_request_uri_registration": false,
+            "authorization_response_iss_parameter_supported": true,
+            "prompt_values_supported": ["none", "login", "consent", "select_account"],
+            "ui_locales_supported": ["en"],
+            "claim_types_supported": ["normal"],
+            "access_token_signing_alg_values_supported": [Alg::ES256.as_str(), Alg::RS256.as_str(), Alg::PS256.as_str(), Alg::EdDSA.as_str()],
+        });
+        let body: std::sync::Arc<[u8]> = std::sync::Arc::from(doc.to_string().into_bytes());
+        let etag = format!("\"{}\"", hex16(&Sha256::digest(&body)));
+        Discovery { body, etag }
+    }
+}
+
+fn hex16(d: &[u8]) -> String {
+    d.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,135 @@
+//! The refresh token grant (RFC 6749 6; RFC 9700 4.14.2).
+//!
+//! Refresh tokens rotate on every use. A retry of the same token within the
+//! grace window, while its successor is unused, receives that same successor
+//! (two tabs, a lost response): not an attack. Any other reuse revokes the
+//! whole family. Scope may narrow, never widen.
+
+use gatehouse_storage::{model::RefreshToken, RefreshUse};
+
+use crate::{
+    http::{client_auth::Authenticated, error::AppError, form::Params},
+    oauth::{ErrorCode, ScopeSet},
+    state::AppState,
+    tokens::{new_jti, AccessGrant, IdGrant, TokenResponse},
+};
+
+fn invalid_grant(d: &'static str) -> AppError {
+    AppError::oauth(ErrorCode::InvalidGrant, d)
+}
+
+/// Rotates a refresh token and issues a fresh access token (and ID token).
+pub async fn exchange(
+    state: &AppState,
+    auth: &Authenticated,
+    p: &Params,
+) -> Result<TokenResponse, AppError> {
+    let presented = p.require("refresh_token")?;
+    let client = &auth.client;
+    let now = state.now();
+    let old_hash = state.hasher.hash(presented);
+
+    // Cheap checks before any write: the token must be this client's.
+    let Some(old) = state.store.refresh_token(&old_hash).await? else {
+        return Err(invalid_grant("the refresh token is invalid"));
+    };
+    if old.client_id != client.id {
+        return Err(invalid_grant(
+            "the refresh token was issued to another client",
+        ));
+    }
+    let granted =
+        ScopeSet::parse(&old.scope).map_err(|_| invalid_grant("stored scope is invalid"))?;
+    let scope = match p.get("scope") {
+        None => granted.clone(),
+        Some(s) => {
+            let asked =
+                ScopeSet::parse(s).map_err(|e| AppError::oauth(ErrorCode::InvalidScope, e))?;
+            if !asked.is_subset(&granted) {
+                return Err(AppError::oauth(
+                    ErrorCode::InvalidScope,
+                    "scope may only be narrowed on refresh",
+                ));
+            }
+            asked
+        }
+    };
+    let user = match state.store.user_by_id(&old.user_id).await? {
+        Some(u) if !u.disabled => u,
+        _ => return Err(invalid_grant("the user is no longer active")),
+    };
+
+    let (successor, successor_hash) = state.successor_refresh_token(presented);
+    let lifetime = client
+        .refresh_token_lifetime
+        .unwrap_or(state.settings.lifetimes.refresh_token);
+    let outcome = state
+        .store
+        .use_refresh_token(
+            &old_hash,
+            &successor_hash,
+            now,
+            state.settings.lifetimes.refresh_grace,
+            |old| RefreshToken {
+                token_hash: successor_hash.clone(),
+                successor_hash: None,
+                created_at: now,
+                expires_at: now + lifetime,
+                used_at: None,
+                revoked_at: None,
+                ..old.clone()
+            },
+        )
+        .await?;
+    let current = match outcome {
+        RefreshUse::Rotated(t) | RefreshUse::Retry(t) => t,
+        RefreshUse::Reused { family_id } => {
+            tracing::warn!(client_id = %client.id, %family_id, "refresh token reuse detected; family revoked");
+            return Err(invalid_grant("the refresh token has already been used"));
+        }
+        RefreshUse::Invalid => {
+            return Err(invalid_grant(
+                "the refresh token is invalid, expired or revoked",
+            ))
+        }
+    };
+    if current.token_hash != successor_hash {
+        return Err(AppError::Internal("refresh successor mismatch".into()));
+    }
+
+    let audience = super::audience(state, current.resource.as_deref()).await?;
+    let access = state
+        .issue_access_token(AccessGrant {
+            client,
+            user: Some(&user),
+            scope: &scope,
+            audience,
+            auth_time: Some(current.auth_time),
+            acr: current.acr.as_deref(),
+            jti: new_jti(),
+        })
+        .await?;
+    let id_token = if scope.contains("openid") {
+        Some(state.issue_id_token(IdGrant {
+            client,
+            user: &user,
+            scope: &scope,
+            nonce: None,
+            auth_time: current.auth_time,
+            acr: current.acr.as_deref(),
+            amr: &current.amr,
+            sid: current.sid.as_deref(),
+            access_token: Some(&access.token),
+        })?)
+    } else {
+        None
+    };
+    Ok(TokenResponse {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: access.expires_in,
+        refresh_token: Some(successor),
+        id_token,
+        scope: scope.to_string(),
+    })
+}

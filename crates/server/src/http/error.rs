@@ -1,0 +1,175 @@
+//! The server crate's one error type and its only mapping to HTTP.
+//!
+//! Every handler returns `Result<_, AppError>`. Internal failures are logged
+//! here with their detail and answered with a generic body: nothing about
+//! the database, keys or code paths reaches a client.
+
+use std::borrow::Cow;
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use gatehouse_keys::KeyError;
+use gatehouse_storage::StoreError;
+use serde_json::json;
+
+use crate::{oauth::ErrorCode, views};
+
+/// What went wrong, in terms the HTTP layer knows how to answer.
+#[derive(Debug)]
+pub enum AppError {
+    /// An OAuth error answered as JSON (RFC 6749 5.2). `basic` is true when
+    /// the client tried HTTP Basic authentication, so a 401 carries
+    /// `WWW-Authenticate: Basic` (RFC 6749 5.2, invalid_client).
+    OAuth {
+        code: ErrorCode,
+        description: Cow<'static, str>,
+        basic: bool,
+    },
+    /// A bearer-token failure at a protected resource (RFC 6750 3).
+    Bearer {
+        code: Option<ErrorCode>,
+        description: Cow<'static, str>,
+    },
+    /// A failure shown to a person as an HTML page (no redirect is safe).
+    Page {
+        status: StatusCode,
+        message: Cow<'static, str>,
+    },
+    /// The database is away: answer 503 and let the client retry.
+    Unavailable,
+    /// Anything else: logged, answered as a generic 500.
+    Internal(String),
+}
+
+impl AppError {
+    /// An OAuth JSON error.
+    pub fn oauth(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> AppError {
+        AppError::OAuth {
+            code,
+            description: description.into(),
+            basic: false,
+        }
+    }
+    /// `invalid_request` with a description.
+    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> AppError {
+        AppError::oauth(ErrorCode::InvalidRequest, description)
+    }
+    /// An HTML error page with status 400.
+    pub fn page(message: impl Into<Cow<'static, str>>) -> AppError {
+        AppError::Page {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+    /// An invalid or missing bearer token.
+    pub fn invalid_token(description: impl Into<Cow<'static, str>>) -> AppError {
+        AppError::Bearer {
+            code: Some(ErrorCode::InvalidToken),
+            description: description.into(),
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "database unavailable");
+            AppError::Unavailable
+        } else {
+            AppError::Internal(format!("storage: {e}"))
+        }
+    }
+}
+
+impl From<KeyError> for AppError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Storage(s) => s.into(),
+            other => AppError::Internal(format!("keys: {other}")),
+        }
+    }
+}
+
+fn no_store(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// Quotes a value for an auth-param (RFC 9110 11.2): drops characters that
+/// cannot appear in a quoted-string.
+fn quoted(s: &str) -> String {
+    s.chars()
+        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .collect()
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self {
+            AppError::OAuth {
+                code,
+                description,
+                basic,
+            } => {
+                let status = match code {
+                    ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+                    ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                let body = json!({ "error": code.as_str(), "error_description": description });
+                let mut r = no_store((status, Json(body)).into_response());
+                if code == ErrorCode::InvalidClient && basic {
+                    r.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Basic realm=\"gatehouse\", charset=\"UTF-8\""),
+                    );
+                }
+                r
+            }
+            AppError::Bearer { code, description } => {
+                let challenge = match code {
+                    Some(c) => format!(
+                        "Bearer realm=\"gatehouse\", error=\"{}\", error_description=\"{}\"",
+                        c.as_str(),
+                        quoted(&description)
+                    ),
+                    None => "Bearer realm=\"gatehouse\"".to_owned(),
+                };
+                let mut r = no_store(StatusCode::UNAUTHORIZED.into_response());
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+                r
+            }
+            AppError::Page { status, message } => views::error_page(status, &message),
+            AppError::Unavailable => {
+                let mut r = no_store(
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Json(json!({ "error": "temporarily_unavailable", "error_description": "the service is temporarily unavailable; retry shortly" })),
+                    )
+                        .into_response(),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r
+            }
+            AppError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                no_store(
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        Json(json!({ "error": "server_error", "error_description": "internal error" })),
+                    )
+                        .into_response(),
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Token introspection (RFC 7662). The caller must authenticate as a
+//! confidential client. Access tokens Gatehouse can open (its own JWEs and
+//! opaque tokens) and refresh tokens are answered; anything revoked,
+//! expired, unknown or belonging to another client is `{"active":false}`.
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{header, HeaderMap, HeaderValue},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::{json, Value};
+
+use super::{client_auth, error::AppError, form::Params};
+use crate::{oauth::AuthMethod, state::AppState};
+
+fn answer(v: Value) -> Response {
+    let mut r = Json(v).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// `POST /introspect` (RFC 7662 2.1).
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    super::form::require_form(&headers)?;
+    let p = Params::parse(&body)?;
+    let caller = client_auth::authenticate(&state, &headers, &p).await?;
+    if caller.method == AuthMethod::None {
+        return Err(AppError::OAuth {
+            code: crate::oauth::ErrorCode::InvalidClient,
+            description: "introspection requires client authentication".into(),
+            basic: false,
+        });
+    }
+    let token = p.require("token")?;
+    let inactive = json!({ "active": false });
+    let hint = p.get("token_type_hint");
+
+    if hint != Some("refresh_token") {
+        if let Some(at) = state.read_access_token(token).await? {
+            let mut out = at.claims.clone();
+            out.insert("active".into(), true.into());
+            out.insert("token_type".into(), "Bearer".into());
+            return Ok(answer(Value::Object(out)));
+        }
+    }
+    if token.len() <= 256 {
+        if let Some(rt) = state.store.refresh_token(&state.hasher.hash(token)).await? {
+            let live =
+                rt.used_at.is_none() && rt.revoked_at.is_none() && rt.expires_at > state.now();
+            if live && rt.client_id == caller.client.id {
+                return Ok(answer(json!({
+                    "active": true,
+                    "token_type": "refresh_token",
+                    "scope": rt.scope,
+                    "client_id": rt.client_id,
+                    "sub": rt.user_id,
+                    "iss": state.settings.issuer,
+                    "exp": rt.expires_at,
+                    "iat": rt.created_at,
+                    "auth_time": rt.auth_time,
+                })));
+            }
+        }
+    }
+    if hint == Some("refresh_token") {
+        if let Some(at) = state.read_access_token(token).await? {
+            let mut out = at.claims.clone();
+            out.insert("active".into(), true.into());
+            out.insert("token_type".into(), "Bearer".into());
+            return Ok(answer(Value::Object(out)));
+        }
+    }
+    Ok(answer(inactive))
+}

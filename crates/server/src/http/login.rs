@@ -1,0 +1,162 @@
+//! The login page: a server-rendered form, a CSRF token, argon2id behind it,
+//! and a new server-side session on success.
+
+use axum::{
+    body::Bytes,
+    extract::{RawQuery, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use tera::Context;
+
+use super::{
+    authorize::{authorize_query, see_other},
+    error::AppError,
+    form::Params,
+};
+use crate::{password, session, state::AppState, views};
+
+/// Query of `GET /login`.
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    #[serde(rename = "return")]
+    return_to: Option<String>,
+    login_hint: Option<String>,
+}
+
+/// Normalizes a username for lookup and uniqueness: trimmed, lowercase.
+pub fn normalize_username(u: &str) -> String {
+    u.trim().to_lowercase()
+}
+
+fn safe_return(r: Option<&str>) -> String {
+    match r {
+        Some(r) if authorize_query(r).is_some() && r.len() <= 8192 => r.to_owned(),
+        _ => String::new(),
+    }
+}
+
+async fn client_name(state: &AppState, return_to: &str) -> Option<String> {
+    let q = authorize_query(return_to)?;
+    let p = Params::parse_lenient(q.as_bytes()).0;
+    let id = p.get("client_id")?;
+    state
+        .registry
+        .client(id)
+        .await
+        .ok()
+        .flatten()
+        .map(|c| c.name.clone())
+}
+
+async fn render(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    return_to: &str,
+    username: &str,
+    error: Option<&str>,
+) -> Response {
+    let (csrf, cookie) = session::csrf_token(state, headers);
+    let mut ctx = Context::new();
+    ctx.insert("csrf", &csrf);
+    ctx.insert("return_to", return_to);
+    ctx.insert("username", username);
+    ctx.insert("error", &error);
+    ctx.insert("client_name", &client_name(state, return_to).await);
+    let mut r = views::page(status, "login.html", &ctx);
+    if let Some(c) = cookie {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    r
+}
+
+/// `GET /login`: the sign-in form.
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q: Option<LoginQuery> = raw.and_then(|r| serde_urlencoded::from_str(&r).ok());
+    let (return_to, hint) = match q {
+        Some(q) => (
+            safe_return(q.return_to.as_deref()),
+            q.login_hint.unwrap_or_default(),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let hint: String = hint.chars().take(256).collect();
+    render(&state, &headers, StatusCode::OK, &return_to, &hint, None).await
+}
+
+/// `POST /login`: checks the credentials, starts a session, and sends the
+/// browser back to the authorization request (303).
+pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match login(&state, &headers, &body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn login(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Response, AppError> {
+    super::form::require_form(headers)
+        .map_err(|_| AppError::page("The sign-in form was not sent correctly."))?;
+    let p = Params::parse(body)
+        .map_err(|_| AppError::page("The sign-in form was not sent correctly."))?;
+    session::check_csrf(state, headers, p.get("csrf").unwrap_or(""))?;
+    let return_to = safe_return(p.get("return"));
+    let typed = p.get("username").unwrap_or("");
+    let username = normalize_username(typed);
+    let password = p.get("password").unwrap_or("").to_owned();
+
+    // Unknown user, disabled user, wrong and empty password all take one
+    // argon2 evaluation and get the same answer: no user enumeration.
+    let user = if username.is_empty() || username.len() > 256 {
+        None
+    } else {
+        state.store.user_by_username(&username).await?
+    };
+    let phc = user
+        .as_ref()
+        .filter(|u| !u.disabled)
+        .map(|u| u.password_hash.clone());
+    let ok = password::verify(password, phc).await;
+    let Some(user) = user.filter(|_| ok) else {
+        tracing::info!("login failed");
+        let shown: String = typed.chars().take(256).collect();
+        return Ok(render(
+            state,
+            headers,
+            StatusCode::UNAUTHORIZED,
+            &return_to,
+            &shown,
+            Some("Incorrect username or password."),
+        )
+        .await);
+    };
+    let (_, cookie) = session::start(state, headers, &user, vec!["pwd".to_owned()]).await?;
+    tracing::info!(sub = %user.id, "login succeeded");
+    let mut r = see_other(if return_to.is_empty() {
+        "/"
+    } else {
+        &return_to
+    });
+    if let Some(c) = cookie {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    Ok(r)
+}
+
+/// `GET /`: who is signed in on this browser.
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match session::current(&state, &headers).await {
+        Ok(Some((_, user))) => {
+            let mut ctx = Context::new();
+            ctx.insert("username", &user.username);
+            views::page(StatusCode::OK, "signed_in.html", &ctx)
+        }
+        Ok(None) => see_other("/login"),
+        Err(e) => e.into_response(),
+    }
+}

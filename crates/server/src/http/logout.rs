@@ -1,0 +1,168 @@
+//! RP-Initiated Logout 1.0 (`end_session_endpoint`). A valid
+//! `id_token_hint` for the signed-in user logs out at once; otherwise the
+//! user confirms on a page. The browser is sent to
+//! `post_logout_redirect_uri` only when it is registered for the client
+//! exactly; a tampered hint is refused without any redirect.
+
+use axum::{
+    body::Bytes,
+    extract::{RawQuery, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use gatehouse_keys::SIGNING_ALGS;
+use serde_json::Value;
+use tera::Context;
+use url::Url;
+
+use super::{authorize::see_other, error::AppError, form::Params};
+use crate::{session, state::AppState, views};
+
+struct LogoutRequest {
+    hint_sub: Option<String>,
+    client_name: Option<String>,
+    redirect: Option<String>,
+}
+
+async fn validate(state: &AppState, p: &Params) -> Result<LogoutRequest, AppError> {
+    let mut hint_sub = None;
+    let mut hint_aud = None;
+    if let Some(hint) = p.get("id_token_hint") {
+        let v = state
+            .keys
+            .verify(hint, &SIGNING_ALGS)
+            .map_err(|_| AppError::page("The logout request carries an invalid ID token."))?;
+        if v.claims.get("iss").and_then(Value::as_str) != Some(state.settings.issuer.as_str()) {
+            return Err(AppError::page(
+                "The logout request carries an ID token from another issuer.",
+            ));
+        }
+        hint_sub = v
+            .claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        hint_aud = match v.claims.get("aud") {
+            Some(Value::String(a)) => Some(a.clone()),
+            Some(Value::Array(a)) => a.first().and_then(Value::as_str).map(str::to_owned),
+            _ => None,
+        };
+    }
+    let client_id = match (p.get("client_id"), hint_aud.as_deref()) {
+        (Some(c), Some(a)) if c != a => {
+            return Err(AppError::page("client_id does not match the ID token."))
+        }
+        (Some(c), _) => Some(c.to_owned()),
+        (None, a) => a.map(str::to_owned),
+    };
+    let client = match &client_id {
+        Some(id) => state.registry.client(id).await?,
+        None => None,
+    };
+    let redirect = match (p.get("post_logout_redirect_uri"), &client) {
+        (Some(uri), Some(c)) if c.post_logout_redirect_uris.iter().any(|r| r == uri) => {
+            let mut u = Url::parse(uri)
+                .map_err(|_| AppError::page("The post-logout redirect URI is invalid."))?;
+            if let Some(s) = p.get("state") {
+                u.query_pairs_mut().append_pair("state", s);
+            }
+            Some(u.to_string())
+        }
+        _ => None,
+    };
+    Ok(LogoutRequest {
+        hint_sub,
+        client_name: client.map(|c| c.name.clone()),
+        redirect,
+    })
+}
+
+async fn finish(
+    state: &AppState,
+    headers: &HeaderMap,
+    req: &LogoutRequest,
+) -> Result<Response, AppError> {
+    let (_, cookie) = session::end(state, headers).await?;
+    let mut r = match &req.redirect {
+        Some(to) => see_other(to),
+        None => {
+            let mut ctx = Context::new();
+            ctx.insert("done", &true);
+            views::page(StatusCode::OK, "logout.html", &ctx)
+        }
+    };
+    if let Some(c) = cookie {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    Ok(r)
+}
+
+/// `GET /logout` (RP-Initiated Logout 1.0 section 2).
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    initiate(&state, &headers, q.unwrap_or_default()).await
+}
+
+/// Logs out at once when a valid hint names the signed-in user (or nobody
+/// is signed in); otherwise asks for confirmation.
+async fn initiate(state: &AppState, headers: &HeaderMap, raw: String) -> Response {
+    let run = async {
+        let p = Params::parse(raw.as_bytes())
+            .map_err(|_| AppError::page("The logout request is malformed."))?;
+        let req = validate(state, &p).await?;
+        let current = session::current(state, headers).await?;
+        let hint_matches = match (&req.hint_sub, &current) {
+            (Some(h), Some((_, u))) => *h == u.id,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if hint_matches || current.is_none() {
+            return finish(state, headers, &req).await;
+        }
+        let (csrf, cookie) = session::csrf_token(state, headers);
+        let mut ctx = Context::new();
+        ctx.insert("done", &false);
+        ctx.insert("csrf", &csrf);
+        ctx.insert("return_to", &raw);
+        ctx.insert("client_name", &req.client_name);
+        let mut r = views::page(StatusCode::OK, "logout.html", &ctx);
+        if let Some(c) = cookie {
+            r.headers_mut().append(header::SET_COOKIE, c);
+        }
+        Ok::<Response, AppError>(r)
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /logout`: the confirmation form (carrying the original request in
+/// `return`), or an RP posting the logout parameters directly.
+pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let run = async {
+        super::form::require_form(&headers)
+            .map_err(|_| AppError::page("The logout form was not sent correctly."))?;
+        let form = Params::parse(&body)
+            .map_err(|_| AppError::page("The logout form was not sent correctly."))?;
+        if form.get("csrf").is_none() {
+            // An RP posting the parameters (RP-Initiated Logout 1.0 section 2): same as GET.
+            return Ok(initiate(
+                &state,
+                &headers,
+                String::from_utf8_lossy(&body).into_owned(),
+            )
+            .await);
+        }
+        session::check_csrf(&state, &headers, form.get("csrf").unwrap_or(""))?;
+        let original = Params::parse(form.get("return").unwrap_or("").as_bytes())
+            .map_err(|_| AppError::page("The logout request is malformed."))?;
+        let req = validate(&state, &original).await?;
+        if form.get("decision") == Some("logout") {
+            finish(&state, &headers, &req).await
+        } else {
+            Ok(see_other("/"))
+        }
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
+}

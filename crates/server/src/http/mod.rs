@@ -1,0 +1,16 @@
+//! The HTTP layer: one module per endpoint. Handlers parse, call the token
+//! builder / key ring / store, and map results through [`error::AppError`].
+
+pub mod authorize;
+pub mod client_auth;
+pub mod consent;
+pub mod error;
+pub mod form;
+pub mod health;
+pub mod introspect;
+pub mod login;
+pub mod logout;
+pub mod revoke;
+pub mod token;
+pub mod userinfo;
+pub mod well_known;

@@ -1,0 +1,25 @@
+//! Gatehouse's authorization server: the axum application, its
+//! configuration and the `gatehouse` command line.
+//!
+//! Design choice: handlers (in `http`) parse the request, call the token
+//! builder, the key ring or the store's domain methods, and map the result
+//! through the one error type in `http::error`. They never see sea-orm or
+//! private keys.
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod clients;
+pub mod config;
+mod discovery;
+mod grants;
+pub mod http;
+pub mod oauth;
+pub mod password;
+mod registry;
+mod session;
+pub mod state;
+mod tokens;
+mod views;
+
+pub use app::{build_state, router, Server};

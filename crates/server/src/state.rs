@@ -1,0 +1,27 @@
+//! The application state every handler receives: a few `Arc`s.
+
+use std::sync::Arc;
+
+use gatehouse_keys::{Clock, KeyRing, SecretHasher};
+use gatehouse_storage::Store;
+
+use crate::{config::Settings, discovery::Discovery, registry::Registry};
+
+/// Shared by every request. Cloning is a handful of reference-count bumps.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub keys: Arc<KeyRing>,
+    pub registry: Arc<Registry>,
+    pub hasher: SecretHasher,
+    pub clock: Arc<dyn Clock>,
+    pub discovery: Arc<Discovery>,
+}
+
+impl AppState {
+    /// Now, in Unix seconds, from the injected clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+}

@@ -1,0 +1,126 @@
+//! Server-rendered pages: the tera templates (embedded in the binary from
+//! `templates/`), compiled once, and the security headers every HTML
+//! response carries.
+
+use std::sync::OnceLock;
+
+use axum::{
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use base64::{engine::general_purpose::STANDARD, Engine};
+use sha2::{Digest, Sha256};
+use tera::{Context, Tera};
+
+static TERA: OnceLock<Tera> = OnceLock::new();
+
+const TEMPLATES: [(&str, &str); 7] = [
+    ("base.html", include_str!("../../../templates/base.html")),
+    ("login.html", include_str!("../../../templates/login.html")),
+    (
+        "consent.html",
+        include_str!("../../../templates/consent.html"),
+    ),
+    ("error.html", include_str!("../../../templates/error.html")),
+    (
+        "signed_in.html",
+        include_str!("../../../templates/signed_in.html"),
+    ),
+    (
+        "logout.html",
+        include_str!("../../../templates/logout.html"),
+    ),
+    (
+        "form_post.html",
+        include_str!("../../../templates/form_post.html"),
+    ),
+];
+
+/// The stylesheet, served at `/assets/gatehouse.css`.
+pub const CSS: &str = include_str!("../../../templates/gatehouse.css");
+
+/// The one inline script (form_post auto-submit), allowed by its hash.
+const FORM_POST_SCRIPT: &str = "document.forms[0].submit();";
+
+fn tera() -> &'static Tera {
+    TERA.get_or_init(|| {
+        let mut t = Tera::default();
+        // The templates are compiled into the binary and checked by the tests;
+        // a failure here is a build defect, reported on every page render.
+        if let Err(e) = t.add_raw_templates(TEMPLATES) {
+            tracing::error!(error = %e, "templates failed to compile");
+        }
+        t
+    })
+}
+
+/// Compiles the templates now (at start-up) so a defect shows at once.
+pub fn init() -> Result<(), tera::Error> {
+    let mut t = Tera::default();
+    t.add_raw_templates(TEMPLATES)?;
+    let _ = TERA.set(t);
+    Ok(())
+}
+
+fn headers(h: &mut HeaderMap, script_hash: Option<&str>) {
+    let script = match script_hash {
+        Some(hash) => format!("script-src '{hash}'"),
+        None => "script-src 'none'".to_owned(),
+    };
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; {script}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+}
+
+/// Renders a template into an HTML response with the security headers.
+pub fn page(status: StatusCode, name: &str, ctx: &Context) -> Response {
+    match tera().render(name, ctx) {
+        Ok(body) => {
+            let mut r = (status, body).into_response();
+            let hash = (name == "form_post.html").then(|| {
+                format!(
+                    "sha256-{}",
+                    STANDARD.encode(Sha256::digest(FORM_POST_SCRIPT))
+                )
+            });
+            headers(r.headers_mut(), hash.as_deref());
+            r
+        }
+        Err(e) => {
+            tracing::error!(error = %e, template = name, "template render failed");
+            let mut r = (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+            headers(r.headers_mut(), None);
+            r
+        }
+    }
+}
+
+/// The error page: a person-readable message, never internals.
+pub fn error_page(status: StatusCode, message: &str) -> Response {
+    let mut ctx = Context::new();
+    let title = if status.is_server_error() {
+        "Something went wrong"
+    } else {
+        "This request cannot be completed"
+    };
+    ctx.insert("title", title);
+    ctx.insert("message", message);
+    page(status, "error.html", &ctx)
+}

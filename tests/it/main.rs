@@ -1,0 +1,12 @@
+//! Gatehouse's integration tests: the real server on a real port, over real
+//! HTTP, against a fresh SQLite file or PostgreSQL database per test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod attacks;
+mod code_flow;
+mod discovery;
+mod health;
+mod resource_server;
+mod tokens;

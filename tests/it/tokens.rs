@@ -1,0 +1,323 @@
+//! Token endpoint grants, refresh rotation, userinfo, introspection and
+//! revocation, through real HTTP.
+
+use gatehouse_server::clients::ClientSpec;
+use serde_json::Value;
+
+use crate::support::TestApp;
+
+async fn introspect(app: &TestApp, c: &crate::support::TestClient, token: &str) -> Value {
+    let r = app
+        .http
+        .post(app.url("/introspect"))
+        .basic_auth(&c.id, c.secret.as_deref())
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+async fn userinfo_status(app: &TestApp, token: &str) -> u16 {
+    app.http
+        .get(app.url("/userinfo"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn refresh_rotation_grace_and_reuse(app: &TestApp) {
+    let c = app.web_client().await;
+    let (code, verifier) = app.code(&c, "openid offline_access", "").await;
+    let t = app.redeem(&c, &code, &verifier).await;
+    let rt1 = t["refresh_token"]
+        .as_str()
+        .expect("refresh token for offline_access")
+        .to_owned();
+
+    let refresh = |rt: String| {
+        let c = c.clone();
+        async move {
+            let r = app
+                .token(
+                    &c,
+                    &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+                )
+                .await;
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, t2) = refresh(rt1.clone()).await;
+    assert_eq!(s, 200, "{t2}");
+    let rt2 = t2["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(rt1, rt2, "rotated on use");
+    // A retry within the grace window gets the same successor.
+    let (s, again) = refresh(rt1.clone()).await;
+    assert_eq!(s, 200);
+    assert_eq!(again["refresh_token"].as_str().unwrap(), rt2);
+    // Use the successor; now the first token is plain reuse: the family dies.
+    let (s, t3) = refresh(rt2.clone()).await;
+    assert_eq!(s, 200);
+    let rt3 = t3["refresh_token"].as_str().unwrap().to_owned();
+    let (s, err) = refresh(rt1.clone()).await;
+    assert_eq!(s, 400);
+    assert_eq!(err["error"], "invalid_grant");
+    let (s, err) = refresh(rt3).await;
+    assert_eq!(s, 400, "reuse revoked the whole family");
+    assert_eq!(err["error"], "invalid_grant");
+}
+
+async fn refresh_scope_narrowing_and_widening(app: &TestApp) {
+    let c = app.web_client().await;
+    let (code, verifier) = app.code(&c, "openid email offline_access", "").await;
+    let t = app.redeem(&c, &code, &verifier).await;
+    let rt = t["refresh_token"].as_str().unwrap();
+    let r = app
+        .token(
+            &c,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt),
+                ("scope", "openid profile"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_scope");
+    let r = app
+        .token(
+            &c,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt),
+                ("scope", "openid"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["scope"], "openid");
+    // Another client cannot use it.
+    let other = app.web_client().await;
+    let r = app
+        .token(
+            &other,
+            &[("grant_type", "refresh_token"), ("refresh_token", rt)],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+}
+
+async fn userinfo_introspection_and_revocation(app: &TestApp) {
+    let c = app.web_client().await;
+    let (code, verifier) = app.code(&c, "openid email", "").await;
+    let t = app.redeem(&c, &code, &verifier).await;
+    let at = t["access_token"].as_str().unwrap();
+    assert_eq!(userinfo_status(app, at).await, 200);
+    let i = introspect(app, &c, at).await;
+    assert_eq!(i["active"], true);
+    assert_eq!(i["client_id"], c.id.as_str());
+    assert_eq!(i["scope"], "email openid");
+    // Introspection needs client authentication.
+    let r = app
+        .http
+        .post(app.url("/introspect"))
+        .form(&[("token", at)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Revoke: userinfo and introspection see it on the next request.
+    let r = app
+        .http
+        .post(app.url("/revoke"))
+        .basic_auth(&c.id, c.secret.as_deref())
+        .form(&[("token", at)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(userinfo_status(app, at).await, 401);
+    assert_eq!(
+        introspect(app, &c, at).await,
+        serde_json::json!({ "active": false })
+    );
+    // Unknown tokens: 200 at revocation, inactive at introspection.
+    let r = app
+        .http
+        .post(app.url("/revoke"))
+        .basic_auth(&c.id, c.secret.as_deref())
+        .form(&[("token", "nonsense")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        introspect(app, &c, "nonsense").await,
+        serde_json::json!({ "active": false })
+    );
+}
+
+async fn userinfo_rejects_bad_tokens(app: &TestApp) {
+    let r = app.http.get(app.url("/userinfo")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+    let r = app
+        .http
+        .get(app.url("/userinfo"))
+        .bearer_auth("a.b.c.d.e")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("error=\"invalid_token\""));
+    // Expired: move the clock past the access token's lifetime.
+    let c = app.web_client().await;
+    let (code, verifier) = app.code(&c, "openid", "").await;
+    let t = app.redeem(&c, &code, &verifier).await;
+    let at = t["access_token"].as_str().unwrap();
+    assert_eq!(userinfo_status(app, at).await, 200);
+    app.clock.advance(901);
+    assert_eq!(userinfo_status(app, at).await, 401);
+}
+
+async fn code_replay_revokes_issued_tokens(app: &TestApp) {
+    let c = app.web_client().await;
+    let (code, verifier) = app.code(&c, "openid offline_access", "").await;
+    let t = app.redeem(&c, &code, &verifier).await;
+    let at = t["access_token"].as_str().unwrap();
+    let rt = t["refresh_token"].as_str().unwrap();
+    let r = app
+        .token(
+            &c,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", &c.redirect_uri),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    assert_eq!(
+        userinfo_status(app, at).await,
+        401,
+        "the access token from the first redemption is revoked"
+    );
+    let r = app
+        .token(
+            &c,
+            &[("grant_type", "refresh_token"), ("refresh_token", rt)],
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        400,
+        "the refresh token from the first redemption is revoked"
+    );
+}
+
+async fn concurrent_code_redemptions(app: &TestApp) {
+    let c = app.web_client().await;
+    let (code, verifier) = app.code(&c, "openid", "").await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let http = app.http.clone();
+        let url = app.url("/token");
+        let (c, code, verifier) = (c.clone(), code.clone(), verifier.clone());
+        tasks.push(tokio::spawn(async move {
+            http.post(url)
+                .basic_auth(&c.id, c.secret.as_deref())
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", &c.redirect_uri),
+                    ("code_verifier", &verifier),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            200 => ok += 1,
+            400 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(ok, 1, "exactly one redemption succeeds");
+}
+
+async fn client_credentials_needs_a_confidential_client(app: &TestApp) {
+    let c = app
+        .create_client(ClientSpec {
+            name: "svc".into(),
+            grant_types: vec!["client_credentials".into()],
+            ..ClientSpec::default()
+        })
+        .await;
+    let r = app.token(&c, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let t: Value = r.json().await.unwrap();
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["expires_in"], 900);
+    assert!(t.get("refresh_token").is_none() && t.get("id_token").is_none());
+    let i = introspect(app, &c, t["access_token"].as_str().unwrap()).await;
+    assert_eq!(i["active"], true);
+    assert_eq!(i["sub"], c.id.as_str());
+    // A grant the client was not registered for.
+    let r = app
+        .token(
+            &c,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", "x"),
+                ("redirect_uri", "http://x"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "unauthorized_client"
+    );
+    let r = app
+        .token(
+            &c,
+            &[
+                ("grant_type", "password"),
+                ("username", "x"),
+                ("password", "y"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "unsupported_grant_type"
+    );
+}
+
+crate::both_backends!(
+    refresh_rotation_grace_and_reuse,
+    refresh_scope_narrowing_and_widening,
+    userinfo_introspection_and_revocation,
+    userinfo_rejects_bad_tokens,
+    code_replay_revokes_issued_tokens,
+    concurrent_code_redemptions,
+    client_credentials_needs_a_confidential_client
+);

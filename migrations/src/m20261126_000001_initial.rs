@@ -131,6 +131,14 @@ enum Sessions {
 }
 
 #[derive(DeriveIden)]
+enum SessionClients {
+    Table,
+    Sid,
+    ClientId,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
 enum AuthorizationCodes {
     Table,
     CodeHash,
@@ -349,6 +357,21 @@ impl MigrationTrait for Migration {
 
         m.create_table(
             Table::create()
+                .table(SessionClients::Table)
+                .col(key_text(SessionClients::Sid))
+                .col(key_text(SessionClients::ClientId))
+                .col(ts(SessionClients::CreatedAt))
+                .primary_key(
+                    Index::create()
+                        .col(SessionClients::Sid)
+                        .col(SessionClients::ClientId),
+                )
+                .to_owned(),
+        )
+        .await?;
+
+        m.create_table(
+            Table::create()
                 .table(AuthorizationCodes::Table)
                 .col(pk_text(AuthorizationCodes::CodeHash))
                 .col(key_text(AuthorizationCodes::ClientId))
@@ -476,6 +499,7 @@ impl MigrationTrait for Migration {
             RefreshTokens::Table.into_iden(),
             Consents::Table.into_iden(),
             AuthorizationCodes::Table.into_iden(),
+            SessionClients::Table.into_iden(),
             Sessions::Table.into_iden(),
             Epochs::Table.into_iden(),
             Keys::Table.into_iden(),

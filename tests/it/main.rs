@@ -9,4 +9,5 @@ mod code_flow;
 mod discovery;
 mod health;
 mod resource_server;
+mod revocation;
 mod tokens;

@@ -141,6 +141,17 @@ impl Kek {
     }
 }
 
+impl Kek {
+    /// A subkey for another purpose: HMAC-SHA-256(kek, label). Keeps each
+    /// use of the root key (sealing keys, sealing token references) under
+    /// its own AES key.
+    pub fn derive(&self, label: &[u8]) -> Kek {
+        let mut derive = hmac_with_key(&self.0);
+        derive.update(label);
+        Kek(derive.finalize().into_bytes().into())
+    }
+}
+
 impl Drop for Kek {
     fn drop(&mut self) {
         wipe(&mut self.0);

@@ -123,6 +123,8 @@ impl Snapshot {
 pub struct KeyRing {
     store: Store,
     kek: Kek,
+    /// Seals the token references carried in JWE headers.
+    reference_key: Kek,
     policy: RotationPolicy,
     clock: Arc<dyn Clock>,
     current: RwLock<Arc<Snapshot>>,
@@ -170,6 +172,7 @@ impl KeyRing {
     ) -> Result<Arc<KeyRing>, KeyError> {
         let ring = KeyRing {
             store,
+            reference_key: kek.derive(b"gatehouse token-reference v1"),
             kek,
             policy,
             clock,
@@ -294,6 +297,32 @@ impl KeyRing {
         decrypt(token, |kid| {
             kid.and_then(|k| snap.decrypters.get(k).cloned())
         })
+    }
+
+    /// Seals a small token reference (AES-256-GCM under a KEK subkey) as
+    /// base64url. Only Gatehouse can open it; anyone can carry it.
+    pub fn seal_reference(&self, plaintext: &[u8]) -> Result<String, KeyError> {
+        use base64::Engine;
+        let sealed = self.reference_key.seal("gh_ref", plaintext)?;
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed))
+    }
+
+    /// Opens a reference sealed by [`KeyRing::seal_reference`] (by any
+    /// instance sharing the KEK). `None` for anything forged or damaged.
+    pub fn open_reference(&self, sealed: &str) -> Option<Vec<u8>> {
+        use base64::Engine;
+        if sealed.len() > 2048 {
+            return None;
+        }
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sealed)
+            .ok()?;
+        self.reference_key.open("gh_ref", &raw).ok()
+    }
+
+    /// Is `kid` one of Gatehouse's own (non-revoked) encryption keys?
+    pub fn is_own_encryption_kid(&self, kid: &str) -> bool {
+        self.snapshot().decrypters.contains_key(kid)
     }
 
     /// Rotates every (use, alg) matching the filters now. Returns what changed.

@@ -45,7 +45,12 @@ pub async fn build_state(
     .await
     .map_err(|e| anyhow::anyhow!("cannot open the key ring: {e}"))?;
     let discovery = Arc::new(Discovery::new(&settings));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
     Ok(AppState {
+        http,
         registry: Arc::new(Registry::new(store.clone())),
         hasher: SecretHasher::new(&kek),
         settings: Arc::new(settings),
@@ -153,6 +158,15 @@ impl Server {
                 }
             }
         }));
+        let housekeeping = state.clone();
+        background.push(tokio::spawn(async move {
+            loop {
+                if let Err(e) = housekeep(&housekeeping).await {
+                    tracing::warn!(error = %e, "housekeeping failed; will retry");
+                }
+                tokio::time::sleep(Duration::from_secs(300)).await;
+            }
+        }));
         Ok(Server {
             addr,
             state,
@@ -171,6 +185,32 @@ impl Server {
         self.handle.await??;
         Ok(())
     }
+}
+
+/// Deletes what can no longer matter: expired codes, sessions, refresh
+/// tokens (rotated ones are kept until their family could no longer be
+/// used, since reuse detection needs them), opaque tokens and revocation
+/// entries of tokens that have expired anyway.
+pub async fn housekeep(state: &AppState) -> anyhow::Result<()> {
+    let now = state.now();
+    let s = &state.store;
+    let l = &state.settings.lifetimes;
+    let codes = s.prune_codes(now - 3600).await?;
+    let sessions = s.prune_sessions(now, l.session_idle).await?;
+    let links = s.prune_session_clients(now - l.session_max_age).await?;
+    let refresh = s.prune_refresh_tokens(now).await?;
+    let opaque = s.prune_opaque_tokens(now).await?;
+    let revoked = s.prune_revoked(now).await?;
+    tracing::debug!(
+        codes,
+        sessions,
+        links,
+        refresh,
+        opaque,
+        revoked,
+        "housekeeping done"
+    );
+    Ok(())
 }
 
 /// Opens everything for `serve` with the wall clock.

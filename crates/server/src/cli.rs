@@ -68,6 +68,26 @@ pub enum Command {
     /// Manage signing and encryption keys.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Inspect and end login sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCmd {
+    /// List a user's login sessions.
+    List {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forced logout: end every session of the user, revoke her refresh and
+    /// access tokens, and send back-channel logout to her clients.
+    Revoke {
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

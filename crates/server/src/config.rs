@@ -47,7 +47,38 @@ impl RawConfig {
     pub fn from_file(path: &std::path::Path) -> anyhow::Result<RawConfig> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+        // toml's own Display draws a multi-line source excerpt; keep the
+        // message on one line: "FILE line L, column C (KEY): what is wrong".
+        // Only the key is quoted from the file, never a value (a database
+        // URL may hold a password).
+        toml::from_str(&text).map_err(|e| {
+            let at = e
+                .span()
+                .and_then(|s| text.get(..s.start))
+                .map(|before| {
+                    let line = before.matches('\n').count() + 1;
+                    let start = before.rfind('\n').map_or(0, |i| i + 1);
+                    let column = before[start..].chars().count() + 1;
+                    let key = text[start..]
+                        .lines()
+                        .next()
+                        .and_then(|l| l.split_once('='))
+                        .map(|(k, _)| k.trim())
+                        .filter(|k| !k.is_empty() && k.len() <= 64)
+                        .map(|k| format!(" ({k})"))
+                        .unwrap_or_default();
+                    format!(" line {line}, column {column}{key}")
+                })
+                .unwrap_or_default();
+            let what = e
+                .message()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ");
+            anyhow::anyhow!("invalid config file {}{at}: {what}", path.display())
+        })
     }
 
     /// `self` where set, else `lower`.

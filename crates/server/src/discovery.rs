@@ -45,6 +45,8 @@ impl Discovery {
             "request_uri_parameter_supported": false,
             "require_request_uri_registration": false,
             "authorization_response_iss_parameter_supported": true,
+            "backchannel_logout_supported": true,
+            "backchannel_logout_session_supported": true,
             "prompt_values_supported": ["none", "login", "consent", "select_account"],
             "ui_locales_supported": ["en"],
             "claim_types_supported": ["normal"],

@@ -14,6 +14,7 @@ pub mod config;
 mod discovery;
 mod grants;
 pub mod http;
+pub mod logout;
 pub mod oauth;
 pub mod password;
 mod registry;

@@ -17,6 +17,8 @@ pub struct AppState {
     pub hasher: SecretHasher,
     pub clock: Arc<dyn Clock>,
     pub discovery: Arc<Discovery>,
+    /// Outbound HTTP (back-channel logout): short timeouts, no redirects.
+    pub http: reqwest::Client,
 }
 
 impl AppState {

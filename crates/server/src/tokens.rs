@@ -47,7 +47,32 @@ pub struct AccessGrant<'a> {
     pub acr: Option<&'a str>,
     /// Chosen before issuance so it can be recorded first (code replay revocation).
     pub jti: String,
+    /// The grant (refresh family) the token descends from, if any.
+    pub family: Option<&'a str>,
 }
+
+/// What Gatehouse seals into the protected header of every JWE access token
+/// (`gh_ref`): enough to introspect and revoke the token even when it is
+/// encrypted to a resource server's key that Gatehouse cannot use. Resource
+/// servers ignore the member (it is not marked critical).
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct TokenRef {
+    jti: String,
+    sub: String,
+    cid: String,
+    aud: String,
+    scp: String,
+    iat: i64,
+    exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fam: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<i64>,
+}
+
+/// Longest access-token lifetime any client or resource server may set;
+/// revocation entries for subjects and grants live this long.
+pub const MAX_ACCESS_TOKEN_TTL: i64 = 86_400;
 
 /// An issued access token.
 #[derive(Clone, Debug)]
@@ -95,6 +120,8 @@ pub struct AccessClaims {
     pub client_id: String,
     pub scope: ScopeSet,
     pub exp: i64,
+    pub iat: i64,
+    pub family: Option<String>,
 }
 
 /// A new random access-token id.
@@ -202,14 +229,38 @@ impl AppState {
         if let Some(acr) = g.acr {
             claims.insert("acr".into(), acr.into());
         }
+        let reference = TokenRef {
+            jti: g.jti.clone(),
+            sub: claims
+                .get("sub")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            cid: g.client.id.clone(),
+            aud: claims
+                .get("aud")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            scp: g.scope.to_string(),
+            iat: now,
+            exp,
+            fam: g.family.map(str::to_owned),
+            at: g.auth_time,
+        };
+        let sealed = serde_json::to_vec(&reference)
+            .map_err(|e| AppError::Internal(format!("token reference: {e}")))?;
+        let mut header = Map::new();
+        header.insert("gh_ref".into(), self.keys.seal_reference(&sealed)?.into());
         let token = match &g.audience {
             Audience::Own => {
                 let jws = self.keys.sign(OWN_ACCESS_TOKEN_ALG, "at+jwt", &claims)?;
-                self.keys.encrypt_to_self(&jws, Some("JWT"), None)?
+                self.keys
+                    .encrypt_to_self(&jws, Some("JWT"), Some(&header))?
             }
             Audience::Resource(r) => {
                 let jws = self.keys.sign(r.signing_alg, "at+jwt", &claims)?;
-                gatehouse_keys::encrypt(&jws, &r.encryption_key, Some("JWT"), None)?
+                gatehouse_keys::encrypt(&jws, &r.encryption_key, Some("JWT"), Some(&header))?
             }
         };
         Ok(IssuedAccess {
@@ -256,6 +307,37 @@ impl AppState {
         Ok(self.keys.sign(alg, "JWT", &c)?)
     }
 
+    /// A logout token (OpenID Connect Back-Channel Logout 1.0 section 2.4)
+    /// for `client`: `typ: logout+jwt`, the back-channel event, `sub` and
+    /// `sid`, never a nonce. Signed like the client's ID tokens.
+    pub fn issue_logout_token(
+        &self,
+        client: &Client,
+        sub: &str,
+        sid: Option<&str>,
+    ) -> Result<String, AppError> {
+        let alg: Alg = client
+            .id_token_signed_response_alg
+            .parse()
+            .unwrap_or(Alg::RS256);
+        let now = self.now();
+        let mut c = Map::new();
+        c.insert("iss".into(), self.settings.issuer.clone().into());
+        c.insert("sub".into(), sub.into());
+        c.insert("aud".into(), client.id.clone().into());
+        c.insert("iat".into(), now.into());
+        c.insert("exp".into(), (now + 120).into());
+        c.insert("jti".into(), new_jti().into());
+        c.insert(
+            "events".into(),
+            json!({ "http://schemas.openid.net/event/backchannel-logout": {} }),
+        );
+        if let Some(sid) = sid {
+            c.insert("sid".into(), sid.into());
+        }
+        Ok(self.keys.sign(alg, "logout+jwt", &c)?)
+    }
+
     /// A new refresh token for a new family, and its hash.
     pub fn new_refresh_token(&self) -> (String, String) {
         let token = random_token();
@@ -273,10 +355,12 @@ impl AppState {
         (token, hash)
     }
 
-    /// Reads back an access token Gatehouse can open: a JWE addressed to its
-    /// own key (nested JWS verified against its published keys), or an
-    /// opaque reference token. Checks issuer, type, expiry and revocation.
-    /// Every failure is the same `None`: callers answer "inactive" or 401.
+    /// Reads back an access token Gatehouse issued: a JWE addressed to its
+    /// own key (decrypted, nested JWS verified), a JWE addressed to a
+    /// resource server (known through its sealed `gh_ref` header), or an
+    /// opaque reference token. Checks issuer, type, expiry and the
+    /// revocation list. Every failure is the same `None`: callers answer
+    /// "inactive" or 401.
     pub async fn read_access_token(&self, token: &str) -> Result<Option<AccessClaims>, AppError> {
         let now = self.now();
         if token.len() > 16 * 1024 {
@@ -285,48 +369,154 @@ impl AppState {
         if token.matches('.').count() != 4 {
             return self.read_opaque_access_token(token, now).await;
         }
-        let Ok((_, payload)) = self.keys.decrypt(token) else {
+        let Some((kid, reference)) = self.token_reference(token) else {
             return Ok(None);
         };
-        let Ok(jws) = std::str::from_utf8(&payload) else {
-            return Ok(None);
+        let at = if kid
+            .as_deref()
+            .is_some_and(|k| self.keys.is_own_encryption_kid(k))
+        {
+            match self.open_own_access_token(token, now) {
+                Some(at) if at.jti == reference.jti => AccessClaims {
+                    family: reference.fam.clone(),
+                    ..at
+                },
+                _ => return Ok(None),
+            }
+        } else {
+            // Encrypted to a resource server: Gatehouse cannot open the
+            // payload, but the sealed reference is authentic and says what
+            // the token is.
+            if reference.exp <= now {
+                return Ok(None);
+            }
+            let mut c = Map::new();
+            c.insert("iss".into(), self.settings.issuer.clone().into());
+            c.insert("sub".into(), reference.sub.clone().into());
+            c.insert("aud".into(), reference.aud.clone().into());
+            c.insert("exp".into(), reference.exp.into());
+            c.insert("iat".into(), reference.iat.into());
+            c.insert("jti".into(), reference.jti.clone().into());
+            c.insert("client_id".into(), reference.cid.clone().into());
+            c.insert("scope".into(), reference.scp.clone().into());
+            if let Some(a) = reference.at {
+                c.insert("auth_time".into(), a.into());
+            }
+            AccessClaims {
+                claims: c,
+                scope: ScopeSet::parse(&reference.scp).unwrap_or_default(),
+                jti: reference.jti,
+                sub: reference.sub,
+                client_id: reference.cid,
+                exp: reference.exp,
+                iat: reference.iat,
+                family: reference.fam,
+            }
         };
-        let Ok(v) = self.keys.verify(jws, &ACCESS_TOKEN_ALGS) else {
+        if self
+            .is_revoked(&at.jti, &at.sub, at.family.as_deref(), at.iat)
+            .await?
+        {
             return Ok(None);
-        };
+        }
+        Ok(Some(at))
+    }
+
+    /// The kid and the opened `gh_ref` of a compact JWE's protected header.
+    fn token_reference(&self, token: &str) -> Option<(Option<String>, TokenRef)> {
+        let header_b64 = token.split('.').next()?;
+        if header_b64.len() > 4096 {
+            return None;
+        }
+        let header: Map<String, Value> =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header_b64).ok()?).ok()?;
+        let sealed = header.get("gh_ref")?.as_str()?;
+        let reference: TokenRef =
+            serde_json::from_slice(&self.keys.open_reference(sealed)?).ok()?;
+        Some((
+            header.get("kid").and_then(Value::as_str).map(str::to_owned),
+            reference,
+        ))
+    }
+
+    fn open_own_access_token(&self, token: &str, now: i64) -> Option<AccessClaims> {
+        let (_, payload) = self.keys.decrypt(token).ok()?;
+        let jws = std::str::from_utf8(&payload).ok()?;
+        let v = self.keys.verify(jws, &ACCESS_TOKEN_ALGS).ok()?;
         if v.header
             .get("typ")
             .and_then(Value::as_str)
             .map(|t| t.eq_ignore_ascii_case("at+jwt"))
             != Some(true)
         {
-            return Ok(None);
+            return None;
         }
         let c = v.claims;
         let s = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_owned);
-        let (Some(iss), Some(jti), Some(sub), Some(client_id)) =
-            (s("iss"), s("jti"), s("sub"), s("client_id"))
-        else {
-            return Ok(None);
-        };
-        let Some(exp) = c.get("exp").and_then(Value::as_i64) else {
-            return Ok(None);
-        };
+        let (iss, jti, sub, client_id) = (s("iss")?, s("jti")?, s("sub")?, s("client_id")?);
+        let exp = c.get("exp").and_then(Value::as_i64)?;
+        let iat = c.get("iat").and_then(Value::as_i64).unwrap_or(0);
         if iss != self.settings.issuer || exp <= now {
-            return Ok(None);
-        }
-        if self.store.is_jti_revoked(&jti).await? {
-            return Ok(None);
+            return None;
         }
         let scope = ScopeSet::parse(&s("scope").unwrap_or_default()).unwrap_or_default();
-        Ok(Some(AccessClaims {
+        Some(AccessClaims {
             claims: c,
             jti,
             sub,
             client_id,
             scope,
             exp,
-        }))
+            iat,
+            family: None,
+        })
+    }
+
+    /// One indexed read: is the token, its subject (up to a cut-off time)
+    /// or its grant on the revocation list?
+    async fn is_revoked(
+        &self,
+        jti: &str,
+        sub: &str,
+        family: Option<&str>,
+        iat: i64,
+    ) -> Result<bool, AppError> {
+        let mut keys = vec![jti.to_owned(), format!("sub:{sub}")];
+        if let Some(f) = family {
+            keys.push(format!("fam:{f}"));
+        }
+        let hits = self.store.revocation_entries(&keys).await?;
+        Ok(hits
+            .iter()
+            .any(|(k, at)| !k.starts_with("sub:") || iat <= *at))
+    }
+
+    /// Revokes one access token until it would have expired.
+    pub async fn revoke_access_token(&self, at: &AccessClaims) -> Result<(), AppError> {
+        let now = self.now();
+        self.store.revoke_jti(&at.jti, at.exp, now).await?;
+        self.store.revoke_opaque_token(&at.jti, now).await?;
+        Ok(())
+    }
+
+    /// Revokes a grant: every refresh token of the family and every access
+    /// token issued from it.
+    pub async fn revoke_grant(&self, family_id: &str) -> Result<(), AppError> {
+        let now = self.now();
+        self.store.revoke_refresh_family(family_id, now).await?;
+        self.store
+            .revoke_key_until(&format!("fam:{family_id}"), now + MAX_ACCESS_TOKEN_TTL, now)
+            .await?;
+        Ok(())
+    }
+
+    /// Revokes every access token of a subject issued until now (forced logout).
+    pub async fn revoke_subject_tokens(&self, sub: &str) -> Result<(), AppError> {
+        let now = self.now();
+        self.store
+            .revoke_key_until(&format!("sub:{sub}"), now + MAX_ACCESS_TOKEN_TTL, now)
+            .await?;
+        Ok(())
     }
 
     async fn read_opaque_access_token(
@@ -354,13 +544,19 @@ impl AppState {
             c.insert("auth_time".into(), a.into());
         }
         let scope = ScopeSet::parse(&t.scope).unwrap_or_default();
-        Ok(Some(AccessClaims {
+        let at = AccessClaims {
             claims: c,
             jti: t.jti,
             sub,
             client_id: t.client_id,
             scope,
             exp: t.expires_at,
-        }))
+            iat: t.created_at,
+            family: None,
+        };
+        if self.is_revoked(&at.jti, &at.sub, None, at.iat).await? {
+            return Ok(None);
+        }
+        Ok(Some(at))
     }
 }

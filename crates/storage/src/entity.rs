@@ -241,3 +241,17 @@ pub mod opaque_tokens {
     }
     no_relations!();
 }
+
+pub mod session_clients {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "session_clients")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub sid: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub client_id: String,
+        pub created_at: i64,
+    }
+    no_relations!();
+}

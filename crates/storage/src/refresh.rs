@@ -184,11 +184,18 @@ impl Store {
             .rows_affected)
     }
 
-    /// Deletes refresh tokens expired before `cutoff`. Rotated tokens stay
-    /// until then: reuse detection needs them as long as the family lives.
+    /// Deletes the refresh tokens of families in which no token lives
+    /// past `cutoff`. Rotated tokens stay as long as their family could
+    /// still be used: reuse detection needs them.
     pub async fn prune_refresh_tokens(&self, cutoff: i64) -> Result<u64, StoreError> {
+        use sea_orm::sea_query::Query;
+        let live = Query::select()
+            .column(rt::Column::FamilyId)
+            .from(rt::Entity)
+            .and_where(rt::Column::ExpiresAt.gte(cutoff))
+            .to_owned();
         Ok(rt::Entity::delete_many()
-            .filter(rt::Column::ExpiresAt.lt(cutoff))
+            .filter(rt::Column::FamilyId.not_in_subquery(live))
             .exec(&self.db)
             .await?
             .rows_affected)

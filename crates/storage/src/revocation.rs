@@ -28,6 +28,50 @@ impl Store {
             .is_some())
     }
 
+    /// The entries among `keys` that are on the list, with the time each
+    /// was added: one indexed read for a token's jti, subject and grant.
+    pub async fn revocation_entries(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(rev::Entity::find()
+            .filter(rev::Column::Jti.is_in(keys.iter().cloned()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| (m.jti, m.created_at))
+            .collect())
+    }
+
+    /// Adds or refreshes an entry: for cut-off entries ("every token of this
+    /// subject issued until now") the newest time wins.
+    pub async fn revoke_key_until(
+        &self,
+        key: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        rev::Entity::insert(rev::ActiveModel {
+            jti: Set(key.to_owned()),
+            expires_at: Set(expires_at),
+            created_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::column(rev::Column::Jti)
+                .update_columns([rev::Column::ExpiresAt, rev::Column::CreatedAt])
+                .to_owned(),
+        )
+        .exec(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// How many entries the list holds (for metrics).
+    pub async fn revocation_list_size(&self) -> Result<u64, StoreError> {
+        use sea_orm::PaginatorTrait;
+        Ok(rev::Entity::find().count(&self.db).await?)
+    }
+
     /// Removes entries whose tokens have expired anyway.
     pub async fn prune_revoked(&self, now: i64) -> Result<u64, StoreError> {
         Ok(rev::Entity::delete_many()

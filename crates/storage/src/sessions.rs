@@ -2,7 +2,12 @@
 
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
-use crate::{entity::sessions, error::corrupt, model::Session, Store, StoreError};
+use crate::{
+    entity::{session_clients, sessions},
+    error::corrupt,
+    model::Session,
+    Store, StoreError,
+};
 
 impl TryFrom<sessions::Model> for Session {
     type Error = StoreError;
@@ -110,6 +115,54 @@ impl Store {
                     .add(sessions::Column::ExpiresAt.lte(now))
                     .add(sessions::Column::LastSeenAt.lte(now - idle_timeout)),
             )
+            .exec(&self.db)
+            .await?
+            .rows_affected)
+    }
+
+    /// Records that `client_id` received tokens through session `sid`
+    /// (idempotent), for back-channel logout.
+    pub async fn add_session_client(
+        &self,
+        sid: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        use sea_orm::sea_query::OnConflict;
+        session_clients::Entity::insert(session_clients::ActiveModel {
+            sid: Set(sid.to_owned()),
+            client_id: Set(client_id.to_owned()),
+            created_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                session_clients::Column::Sid,
+                session_clients::Column::ClientId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .do_nothing()
+        .exec(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// The clients that received tokens through session `sid`.
+    pub async fn session_clients(&self, sid: &str) -> Result<Vec<String>, StoreError> {
+        Ok(session_clients::Entity::find()
+            .filter(session_clients::Column::Sid.eq(sid))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| m.client_id)
+            .collect())
+    }
+
+    /// Forgets the client list of sessions that no longer exist.
+    pub async fn prune_session_clients(&self, created_before: i64) -> Result<u64, StoreError> {
+        Ok(session_clients::Entity::delete_many()
+            .filter(session_clients::Column::CreatedAt.lt(created_before))
             .exec(&self.db)
             .await?
             .rows_affected)

@@ -25,7 +25,9 @@ pub struct TestApp {
     /// A plain client for API calls.
     pub http: reqwest::Client,
     server: Option<Server>,
-    _db: db::TestDb,
+    kek: Kek,
+    db_url: String,
+    _db: Option<db::TestDb>,
 }
 
 /// A registered client with its secret.
@@ -40,23 +42,33 @@ pub struct TestClient {
 /// not available (PostgreSQL without its URL, outside CI).
 pub async fn spawn_app(kind: DbKind) -> Option<TestApp> {
     let db = db::fresh(kind).await?;
+    let url = db.url.clone();
+    Some(start(url, Kek::generate(), Some(db), ManualClock::default(), None).await)
+}
+
+async fn start(
+    db_url: String,
+    kek: Kek,
+    db: Option<db::TestDb>,
+    clock: ManualClock,
+    issuer: Option<String>,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
     let raw = RawConfig {
-        issuer: Some(base.clone()),
-        database_url: Some(db.url.clone()),
+        issuer: Some(issuer.unwrap_or_else(|| base.clone())),
+        database_url: Some(db_url.clone()),
         key_prepublish: Some(3600),
         ..RawConfig::default()
     };
-    let kek = Kek::generate();
     let settings = Settings::resolve(raw, Some(kek.to_base64url())).unwrap();
-    let store = Store::connect(&db.url).await.unwrap();
+    let store = Store::connect(&db_url).await.unwrap();
     store.migrate().await.unwrap();
-    let clock = ManualClock::default();
-    let state = gatehouse_server::build_state(settings, store, kek, Arc::new(clock.clone()))
-        .await
-        .unwrap();
+    let state =
+        gatehouse_server::build_state(settings, store, kek.clone(), Arc::new(clock.clone()))
+            .await
+            .unwrap();
     let server = Server::start_on(state.clone(), listener).await.unwrap();
     let browser = reqwest::Client::builder()
         .cookie_store(true)
@@ -67,18 +79,33 @@ pub async fn spawn_app(kind: DbKind) -> Option<TestApp> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    Some(TestApp {
+    TestApp {
         base,
         state,
         clock,
         browser,
         http,
         server: Some(server),
+        kek,
+        db_url,
         _db: db,
-    })
+    }
 }
 
 impl TestApp {
+    /// A second Gatehouse instance on the same database and key-encryption
+    /// key (as behind a load balancer), with its own port and cookie jar.
+    pub async fn second_instance(&self) -> TestApp {
+        start(
+            self.db_url.clone(),
+            self.kek.clone(),
+            None,
+            self.clock.clone(),
+            Some(self.state.settings.issuer.clone()),
+        )
+        .await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -2,11 +2,31 @@
 
 use std::sync::Arc;
 
-use gatehouse_keys::{Alg, Clock, Kek, KeyRing, KeyUse, RotationPolicy};
+use anyhow::{anyhow, bail};
+use gatehouse_keys::{
+    Alg, Clock, Kek, KeyRing, KeyUse, RotationPolicy, OWN_ENCRYPTION_ALG, SIGNING_ALGS,
+};
 use gatehouse_storage::{model::KeyState, Store};
 use serde_json::json;
 
 use crate::cli::KeysCmd;
+
+/// An algorithm Gatehouse keeps its own keys for. Others (HS256, or
+/// RSA-OAEP-256, which only resource servers use) would give keys that
+/// never become active.
+fn own_alg(name: &str) -> anyhow::Result<Alg> {
+    SIGNING_ALGS
+        .iter()
+        .copied()
+        .chain([OWN_ENCRYPTION_ALG])
+        .find(|a| a.as_str() == name)
+        .ok_or_else(|| {
+            anyhow!(
+                "--alg {name:?} is not an algorithm Gatehouse keeps keys for; \
+                 use one of RS256, ES256, PS256, EdDSA, ECDH-ES+A256KW"
+            )
+        })
+}
 
 fn when(t: Option<i64>) -> String {
     t.map(|t| t.to_string()).unwrap_or_else(|| "-".into())
@@ -46,7 +66,12 @@ pub async fn run(
         }
         KeysCmd::Rotate { key_use, alg } => {
             let key_use: Option<KeyUse> = key_use.map(|u| u.parse()).transpose()?;
-            let alg: Option<Alg> = alg.map(|a| a.parse()).transpose()?;
+            let alg: Option<Alg> = alg.as_deref().map(own_alg).transpose()?;
+            if let (Some(u), Some(a)) = (key_use, alg) {
+                if a.key_use() != u {
+                    bail!("--alg {a} is for --use {}, not --use {u}", a.key_use());
+                }
+            }
             let before = ring.snapshot();
             let done = ring.rotate(key_use, alg).await?;
             let now = clock.now();
@@ -87,7 +112,7 @@ pub async fn run(
             );
         }
         KeysCmd::Generate { alg } => {
-            let alg: Alg = alg.parse()?;
+            let alg = own_alg(&alg)?;
             let kid = ring.generate_next(alg).await?;
             println!(
                 "{}",

@@ -6,17 +6,18 @@
 mod clients;
 mod keys;
 mod resources;
+mod sessions;
 mod users;
 
 use std::sync::Arc;
 
-use anyhow::Context;
-use gatehouse_keys::{Clock, SystemClock};
+use anyhow::{bail, Context};
+use gatehouse_keys::{Clock, Kek, SystemClock};
 use gatehouse_storage::Store;
 
 use crate::{
     app,
-    cli::{Cli, Command},
+    cli::{Cli, ClientsCmd, Command},
     config::{RawConfig, Settings},
 };
 
@@ -44,6 +45,20 @@ async fn open_store(s: &Settings) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// Refuses a key-encryption key that cannot open the keys already in the
+/// store: client secrets hashed under it would never match at the server.
+async fn check_kek(store: &Store, kek: &Kek) -> anyhow::Result<()> {
+    if let Some(k) = store.list_keys().await?.first() {
+        if kek.open(&k.kid, &k.sealed_private_key).is_err() {
+            bail!(
+                "the key-encryption key does not open this database's keys (they were sealed with \
+                 another one); check GATEHOUSE_KEY_ENCRYPTION_KEY or --key-encryption-key-file"
+            );
+        }
+    }
+    Ok(())
+}
+
 fn clock() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
 }
@@ -60,10 +75,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::json!({ "applied": pending }));
             Ok(())
         }
-        Command::Users(c) => users::run(c, open_store(&s).await?, clock()).await,
+        Command::Users(c) => users::run(c, s).await,
+        Command::Sessions(c) => sessions::run(c, s).await,
         Command::Clients(c) => {
             let kek = s.load_kek()?;
-            clients::run(c, open_store(&s).await?, kek, clock()).await
+            let store = open_store(&s).await?;
+            if matches!(c, ClientsCmd::Create { .. }) {
+                check_kek(&store, &kek).await?;
+            }
+            clients::run(c, store, kek, clock()).await
         }
         Command::Resources(c) => resources::run(c, open_store(&s).await?, clock()).await,
         Command::Keys(c) => {

@@ -1,15 +1,17 @@
 //! `gatehouse users create|list|disable`.
 
-use std::{io::Read, sync::Arc};
+use std::io::Read;
 
 use anyhow::{bail, Context};
-use gatehouse_keys::Clock;
-use gatehouse_storage::{model::User, Store};
+use gatehouse_keys::{Clock, SystemClock};
+use gatehouse_storage::model::User;
 use serde_json::json;
 
-use crate::{cli::UsersCmd, http::login::normalize_username, password};
+use crate::{app, cli::UsersCmd, config::Settings, http::login::normalize_username, password};
 
-pub async fn run(cmd: UsersCmd, store: Store, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+pub async fn run(cmd: UsersCmd, settings: Settings) -> anyhow::Result<()> {
+    let store = super::open_store(&settings).await?;
+    let clock = SystemClock;
     match cmd {
         UsersCmd::Create {
             username,
@@ -81,13 +83,13 @@ pub async fn run(cmd: UsersCmd, store: Store, clock: Arc<dyn Clock>) -> anyhow::
             let u = store
                 .set_user_disabled(&normalize_username(&username), true, clock.now())
                 .await?;
-            let sessions = store.delete_sessions_of_user(&u.id).await?;
-            let refresh = store
-                .revoke_refresh_tokens_of_user(&u.id, clock.now())
-                .await?;
+            let state = app::build_from_settings(settings).await?;
+            let done = crate::logout::force_logout(&state, &u)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             println!(
                 "{}",
-                json!({ "sub": u.id, "username": u.username, "disabled": true, "sessions_ended": sessions, "refresh_tokens_revoked": refresh })
+                json!({ "sub": u.id, "username": u.username, "disabled": true, "sessions_ended": done.sessions_ended, "refresh_tokens_revoked": done.refresh_tokens_revoked, "backchannel": done.backchannel })
             );
         }
     }

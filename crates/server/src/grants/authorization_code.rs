@@ -54,7 +54,7 @@ pub async fn exchange(
             access_token_expires_at,
         } => {
             tracing::warn!(client_id = %client.id, "authorization code replayed; revoking the tokens it produced");
-            state.store.revoke_refresh_family(&family_id, now).await?;
+            state.revoke_grant(&family_id).await?;
             if let (Some(j), Some(exp)) = (access_token_jti, access_token_expires_at) {
                 state.store.revoke_jti(&j, exp, now).await?;
                 state.store.revoke_opaque_token(&j, now).await?;
@@ -115,6 +115,7 @@ pub async fn exchange(
             auth_time: Some(code.auth_time),
             acr: code.acr.as_deref(),
             jti,
+            family: Some(&code.family_id),
         })
         .await?;
     let id_token = if scope.contains("openid") {

@@ -48,6 +48,7 @@ pub async fn exchange(
             auth_time: None,
             acr: None,
             jti: new_jti(),
+            family: None,
         })
         .await?;
     Ok(TokenResponse {

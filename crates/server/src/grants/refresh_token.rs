@@ -85,6 +85,7 @@ pub async fn exchange(
         RefreshUse::Rotated(t) | RefreshUse::Retry(t) => t,
         RefreshUse::Reused { family_id } => {
             tracing::warn!(client_id = %client.id, %family_id, "refresh token reuse detected; family revoked");
+            state.revoke_grant(&family_id).await?;
             return Err(invalid_grant("the refresh token has already been used"));
         }
         RefreshUse::Invalid => {
@@ -107,6 +108,7 @@ pub async fn exchange(
             auth_time: Some(current.auth_time),
             acr: current.acr.as_deref(),
             jti: new_jti(),
+            family: Some(&current.family_id),
         })
         .await?;
     let id_token = if scope.contains("openid") {

@@ -545,6 +545,10 @@ pub async fn issue_code(
             expires_at: now + state.settings.lifetimes.code,
         })
         .await?;
+    state
+        .store
+        .add_session_client(&session.sid, &req.client.id, now)
+        .await?;
     let mut pairs = vec![("code", code)];
     if let Some(s) = &req.state {
         pairs.push(("state", s.clone()));

@@ -82,7 +82,10 @@ async fn finish(
     headers: &HeaderMap,
     req: &LogoutRequest,
 ) -> Result<Response, AppError> {
-    let (_, cookie) = session::end(state, headers).await?;
+    let (ended, cookie) = session::end(state, headers).await?;
+    if let Some(s) = ended {
+        crate::logout::notify_in_background(state, s);
+    }
     let mut r = match &req.redirect {
         Some(to) => see_other(to),
         None => {

@@ -22,22 +22,17 @@ pub async fn revoke(
     let p = Params::parse(&body)?;
     let caller = client_auth::authenticate(&state, &headers, &p).await?;
     let token = p.require("token")?;
-    let now = state.now();
     if token.len() <= 256 {
         if let Some(rt) = state.store.refresh_token(&state.hasher.hash(token)).await? {
             if rt.client_id == caller.client.id {
-                state
-                    .store
-                    .revoke_refresh_family(&rt.family_id, now)
-                    .await?;
+                state.revoke_grant(&rt.family_id).await?;
             }
             return Ok(ok());
         }
     }
     if let Some(at) = state.read_access_token(token).await? {
         if at.client_id == caller.client.id {
-            state.store.revoke_jti(&at.jti, at.exp, now).await?;
-            state.store.revoke_opaque_token(&at.jti, now).await?;
+            state.revoke_access_token(&at).await?;
         }
     }
     Ok(ok())

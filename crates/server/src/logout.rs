@@ -1,0 +1,118 @@
+//! Ending sessions and telling clients: RP-initiated logout ends one
+//! session; a forced logout (`gatehouse sessions revoke`) ends every session
+//! of a user, revokes her refresh tokens, puts her live access tokens on the
+//! revocation list, and sends back-channel logout tokens (OpenID Connect
+//! Back-Channel Logout 1.0) to each client she used.
+
+use std::time::Duration;
+
+use gatehouse_storage::model::{Session, User};
+use serde::Serialize;
+
+use crate::{http::error::AppError, state::AppState};
+
+/// The outcome of one back-channel delivery.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub client_id: String,
+    pub uri: String,
+    pub delivered: bool,
+    pub attempts: u32,
+}
+
+/// What a forced logout did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForcedLogout {
+    pub sub: String,
+    pub sessions_ended: usize,
+    pub refresh_tokens_revoked: u64,
+    pub access_tokens_revoked: bool,
+    pub backchannel: Vec<Delivery>,
+}
+
+/// POSTs a logout token with a timeout and up to three attempts (1 s, then
+/// 2 s apart). Succeeds on 200 or 204 (section 2.8).
+async fn deliver(state: &AppState, uri: &str, token: &str) -> (bool, u32) {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let sent = state
+            .http
+            .post(uri)
+            .form(&[("logout_token", token)])
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().as_u16() == 200 || r.status().as_u16() == 204 => {
+                return (true, attempt)
+            }
+            Ok(r) => {
+                tracing::warn!(%uri, status = r.status().as_u16(), attempt, "back-channel logout refused")
+            }
+            Err(e) => tracing::warn!(%uri, error = %e, attempt, "back-channel logout failed"),
+        }
+        if attempt >= 3 {
+            return (false, attempt);
+        }
+        tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+    }
+}
+
+/// Sends back-channel logout for session `session` to every client that
+/// received tokens through it and registered a `backchannel_logout_uri`.
+pub async fn notify(state: &AppState, session: &Session) -> Result<Vec<Delivery>, AppError> {
+    let mut out = Vec::new();
+    for client_id in state.store.session_clients(&session.sid).await? {
+        let Some(client) = state.registry.client(&client_id).await? else {
+            continue;
+        };
+        let Some(uri) = client.backchannel_logout_uri.clone() else {
+            continue;
+        };
+        let token = state.issue_logout_token(&client, &session.user_id, Some(&session.sid))?;
+        let (delivered, attempts) = deliver(state, &uri, &token).await;
+        out.push(Delivery {
+            client_id,
+            uri,
+            delivered,
+            attempts,
+        });
+    }
+    Ok(out)
+}
+
+/// Sends back-channel logout in the background: the user's logout never
+/// waits for a client.
+pub fn notify_in_background(state: &AppState, session: Session) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = notify(&state, &session).await {
+            tracing::warn!(error = ?e, "back-channel logout failed");
+        }
+    });
+}
+
+/// Ends every session of `user`, revokes her refresh and access tokens and
+/// notifies her clients. Takes effect on every instance's next request:
+/// sessions and refresh tokens are read from the database, and access
+/// tokens are checked against the revocation list on every use.
+pub async fn force_logout(state: &AppState, user: &User) -> Result<ForcedLogout, AppError> {
+    let sessions = state.store.sessions_of_user(&user.id).await?;
+    state.store.delete_sessions_of_user(&user.id).await?;
+    let refresh = state
+        .store
+        .revoke_refresh_tokens_of_user(&user.id, state.now())
+        .await?;
+    state.revoke_subject_tokens(&user.id).await?;
+    let mut backchannel = Vec::new();
+    for s in &sessions {
+        backchannel.extend(notify(state, s).await?);
+    }
+    Ok(ForcedLogout {
+        sub: user.id.clone(),
+        sessions_ended: sessions.len(),
+        refresh_tokens_revoked: refresh,
+        access_tokens_revoked: true,
+        backchannel,
+    })
+}

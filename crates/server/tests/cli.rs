@@ -1,0 +1,1586 @@
+//! The `gatehouse` command line, run as a real subprocess: admin commands on
+//! fresh SQLite and PostgreSQL databases, a running server picking up admin
+//! changes, and the refusal of bad configuration with one clear line.
+//!
+//! Every run gets a fresh database, a fresh working directory, a random
+//! key-encryption key and `GATEHOUSE_LOG=warn`; no `GATEHOUSE_*` variable of
+//! the test's own environment leaks into the child. Whatever a command does,
+//! its stderr must never show a panic or a backtrace hint; a failing command
+//! must exit non-zero with exactly one `error: ...` line on stderr and
+//! nothing on stdout.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../../storage/tests/support/db.rs"]
+mod db;
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{Read, Write},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use db::{DbKind, TestDb};
+use gatehouse_keys::{Alg, Kek};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+/// No admin command should come near this; it only stops a hung test.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
+/// The algorithms Gatehouse keeps an active and a next key for.
+const OWN_ALGS: [&str; 5] = ["RS256", "ES256", "PS256", "EdDSA", "ECDH-ES+A256KW"];
+
+// ---------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------
+
+/// A directory removed again on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let dir = std::env::temp_dir().join(format!("gatehouse-cli-{}", uuid::Uuid::new_v4()));
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn random_kek() -> String {
+    Kek::generate().to_base64url()
+}
+
+/// One scenario's world: a fresh database, a working directory and a KEK.
+struct Env {
+    /// Held for its drop (which deletes the database).
+    _db: TestDb,
+    url: String,
+    kek: String,
+    dir: TempDir,
+}
+
+impl Env {
+    /// `None` when PostgreSQL is asked for and not configured (skipped loudly).
+    async fn new(kind: DbKind) -> Option<Env> {
+        let db = db::fresh(kind).await?;
+        Some(Env {
+            url: db.url.clone(),
+            _db: db,
+            kek: random_kek(),
+            dir: TempDir::new(),
+        })
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `gatehouse ARGS` against this environment's database and KEK.
+    fn cmd(&self, args: &[&str]) -> Invocation {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).current_dir(self.dir());
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("GATEHOUSE_") {
+                cmd.env_remove(&k);
+            }
+        }
+        // A panic should print its "run with RUST_BACKTRACE=1" hint, which we look for.
+        cmd.env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .env("GATEHOUSE_LOG", "warn")
+            .env("GATEHOUSE_DATABASE_URL", &self.url)
+            .env("GATEHOUSE_KEY_ENCRYPTION_KEY", &self.kek);
+        Invocation {
+            cmd,
+            label: format!("gatehouse {}", args.join(" ")),
+            stdin: None,
+        }
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        self.cmd(args).json()
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        self.cmd(args).fails()
+    }
+}
+
+/// What a finished run left behind.
+#[derive(Debug)]
+struct Output {
+    label: String,
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// One command about to run.
+struct Invocation {
+    cmd: Command,
+    label: String,
+    stdin: Option<String>,
+}
+
+fn read_in_background(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = r.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// No panic message, no backtrace hint: whatever the outcome.
+fn assert_no_panic(label: &str, stderr: &str) {
+    for bad in ["panicked", "RUST_BACKTRACE", "stack backtrace"] {
+        assert!(
+            !stderr.contains(bad),
+            "{label}: stderr shows {bad:?}:\n{stderr}"
+        );
+    }
+}
+
+impl Invocation {
+    fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(key, value);
+        self
+    }
+
+    fn env_remove(mut self, key: &str) -> Self {
+        self.cmd.env_remove(key);
+        self
+    }
+
+    fn stdin(mut self, input: &str) -> Self {
+        self.stdin = Some(input.to_owned());
+        self
+    }
+
+    /// Runs to completion (or kills it after [`COMMAND_TIMEOUT`]).
+    fn run(mut self) -> Output {
+        self.cmd
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self
+            .cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.label));
+        if let (Some(input), Some(mut w)) = (&self.stdin, child.stdin.take()) {
+            // The command may exit before reading; a broken pipe is its answer.
+            let _ = w.write_all(input.as_bytes());
+        }
+        let out = read_in_background(child.stdout.take().unwrap());
+        let err = read_in_background(child.stderr.take().unwrap());
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{} did not finish within {COMMAND_TIMEOUT:?}", self.label);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let output = Output {
+            label: self.label,
+            status,
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+        };
+        assert_no_panic(&output.label, &output.stderr);
+        output
+    }
+
+    /// Runs and insists on exit status 0.
+    fn ok(self) -> Output {
+        let out = self.run();
+        assert!(
+            out.status.success(),
+            "{} failed ({}):\nstdout: {}\nstderr: {}",
+            out.label,
+            out.status,
+            out.stdout,
+            out.stderr
+        );
+        out
+    }
+
+    /// Runs, insists on success, parses stdout as JSON.
+    fn json(self) -> Value {
+        let out = self.ok();
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("{}: stdout is not JSON ({e}):\n{}", out.label, out.stdout))
+    }
+
+    /// Runs and insists on a clean failure: non-zero exit, nothing on
+    /// stdout, exactly one `error: ...` line on stderr. Returns that line.
+    fn fails(self) -> String {
+        let out = self.run();
+        failure_line(&out)
+    }
+}
+
+fn failure_line(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "{} succeeded but should have failed:\nstdout: {}\nstderr: {}",
+        out.label,
+        out.stdout,
+        out.stderr
+    );
+    assert_ne!(out.status.code(), None, "{}: killed by a signal", out.label);
+    assert!(
+        out.stdout.trim().is_empty(),
+        "{}: a failing command printed to stdout:\n{}",
+        out.label,
+        out.stdout
+    );
+    let err = out.stderr.trim();
+    assert!(
+        !err.is_empty(),
+        "{}: failed with an empty stderr",
+        out.label
+    );
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "{}: the error is not one line:\n{err}",
+        out.label
+    );
+    assert!(
+        err.starts_with("error: "),
+        "{}: stderr is not an error line: {err}",
+        out.label
+    );
+    assert!(
+        !err.contains('\u{1b}'),
+        "{}: terminal escape codes in {err:?}",
+        out.label
+    );
+    err.to_owned()
+}
+
+fn assert_mentions(line: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(line.contains(n), "expected {n:?} in the message: {line}");
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// A `gatehouse serve` child process; killed on drop if still running, so a
+/// failing assertion never leaves a server behind.
+struct Server {
+    child: Child,
+    base: String,
+    log: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Invocation {
+    /// Starts a long-running command (serve) with its output in files.
+    fn spawn_server(mut self, port: u16, log_dir: &Path) -> Server {
+        let name = uuid::Uuid::new_v4().simple().to_string();
+        let log = log_dir.join(format!("serve-{name}.stderr"));
+        self.cmd
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(log_dir.join(format!("serve-{name}.stdout"))).unwrap())
+            .stderr(fs::File::create(&log).unwrap());
+        let child = self
+            .cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.label));
+        Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+            http: http(),
+        }
+    }
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls `/healthz` until it answers 200 (up to 20 s).
+    async fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("the server exited early ({status}):\n{}", self.log());
+            }
+            if let Ok(r) = self.http.get(self.url("/healthz")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("/healthz did not answer within 20 s:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn get_json(&self, path: &str) -> Value {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.json().await.unwrap()
+    }
+
+    async fn jwks_kids(&self) -> Vec<String> {
+        self.get_json("/jwks").await["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// `POST /token` with `grant_type=client_credentials` and HTTP Basic.
+    async fn client_credentials(
+        &self,
+        id: &str,
+        secret: &str,
+        extra: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut form = vec![("grant_type", "client_credentials")];
+        form.extend_from_slice(extra);
+        let r = self
+            .http
+            .post(self.url("/token"))
+            .basic_auth(id, Some(secret))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// SIGTERM, then the exit status (within 10 s).
+    fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").arg(&pid).status().unwrap();
+        assert!(sent.success(), "kill {pid} failed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "the server did not exit within 10 s of SIGTERM:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `(alg, state) -> kids` of a `keys list --json` output.
+fn key_states(list: &Value) -> BTreeMap<(String, String), Vec<String>> {
+    let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for k in list.as_array().expect("keys list --json is an array") {
+        out.entry((
+            k["alg"].as_str().unwrap().to_owned(),
+            k["state"].as_str().unwrap().to_owned(),
+        ))
+        .or_default()
+        .push(k["kid"].as_str().unwrap().to_owned());
+    }
+    out
+}
+
+fn kids_in(list: &Value, alg: &str, state: &str) -> Vec<String> {
+    key_states(list)
+        .remove(&(alg.to_owned(), state.to_owned()))
+        .unwrap_or_default()
+}
+
+fn the_one(list: &Value, alg: &str, state: &str) -> String {
+    let kids = kids_in(list, alg, state);
+    assert_eq!(
+        kids.len(),
+        1,
+        "{alg} should have exactly one {state} key: {list:#}"
+    );
+    kids[0].clone()
+}
+
+fn state_of(list: &Value, kid: &str) -> String {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .unwrap_or_else(|| panic!("kid {kid} not listed"))["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A public P-256 JWK for ECDH-ES+A256KW, as a resource server would hold.
+fn resource_jwk() -> Value {
+    let g = gatehouse_keys::generate(Alg::EcdhEsA256kw, "api-enc-1", &Kek::generate()).unwrap();
+    let jwk: Value = serde_json::from_str(&g.public_jwk).unwrap();
+    assert_eq!(jwk["alg"], "ECDH-ES+A256KW");
+    assert_eq!(jwk["crv"], "P-256");
+    assert!(jwk.get("d").is_none());
+    jwk
+}
+
+/// Runs each scenario on SQLite and on PostgreSQL: `sqlite::NAME` and
+/// `postgres::NAME`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let env = super::Env::new(super::DbKind::Sqlite).await.unwrap();
+                    super::$name(&env).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(env) = super::Env::new(super::DbKind::Postgres).await else {
+                        return;
+                    };
+                    super::$name(&env).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    migrate_prints_json_and_is_idempotent,
+    users_create_list_disable,
+    clients_create_show_list_delete,
+    clients_create_refuses_bad_metadata,
+    resources_create_list_delete,
+    keys_list_rotate_generate_revoke,
+    running_server_sees_admin_changes,
+    wrong_kek_is_refused,
+);
+
+// ---------------------------------------------------------------------------
+// 1. migrate
+// ---------------------------------------------------------------------------
+
+async fn migrate_prints_json_and_is_idempotent(env: &Env) {
+    let first = env.json(&["migrate"]);
+    let applied = first["applied"].as_array().expect("applied is an array");
+    assert!(
+        !applied.is_empty(),
+        "a fresh database has migrations to apply: {first}"
+    );
+    assert!(applied.iter().all(Value::is_string), "{first}");
+
+    let again = env.json(&["migrate"]);
+    assert_eq!(again, serde_json::json!({ "applied": [] }));
+
+    // The schema is there: an admin command works on it.
+    assert_eq!(
+        env.json(&["users", "list", "--json"]),
+        serde_json::json!([])
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 2. users
+// ---------------------------------------------------------------------------
+
+async fn users_create_list_disable(env: &Env) {
+    let created = env
+        .cmd(&[
+            "users",
+            "create",
+            "--username",
+            "Alice",
+            "--email",
+            "a@example.com",
+            "--name",
+            "Alice A",
+            "--password-stdin",
+        ])
+        .stdin("correct horse battery staple\n")
+        .json();
+    let sub = created["sub"].as_str().expect("sub").to_owned();
+    assert!(uuid::Uuid::parse_str(&sub).is_ok(), "sub {sub:?} is a UUID");
+    assert_eq!(created["username"], "alice", "the username is normalized");
+
+    // Same name in another case: a duplicate, refused by name.
+    let dup = env
+        .cmd(&["users", "create", "--username", "ALICE", "--password-stdin"])
+        .stdin("another password\n")
+        .fails();
+    assert_mentions(&dup, &["alice"]);
+
+    // No password on stdin, or only a newline: refused, and nothing created.
+    for input in ["", "\n"] {
+        let empty = env
+            .cmd(&["users", "create", "--username", "bob", "--password-stdin"])
+            .stdin(input)
+            .fails();
+        assert_mentions(&empty, &["password", "empty"]);
+    }
+    // --password-stdin is required (clap's usage error is its own, multi-line format).
+    let out = env.cmd(&["users", "create", "--username", "bob"]).run();
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("--password-stdin"), "{}", out.stderr);
+
+    let list = env.json(&["users", "list", "--json"]);
+    let users = list.as_array().unwrap();
+    assert_eq!(users.len(), 1, "only alice exists: {list:#}");
+    let alice = &users[0];
+    assert_eq!(alice["id"], sub.as_str());
+    assert_eq!(alice["username"], "alice");
+    assert_eq!(alice["email"], "a@example.com");
+    assert_eq!(alice["name"], "Alice A");
+    assert_eq!(alice["disabled"], false);
+    let raw = env.cmd(&["users", "list", "--json"]).ok().stdout;
+    assert!(
+        !raw.contains("argon2") && !raw.contains("password"),
+        "no password hash in the listing: {raw}"
+    );
+
+    let table = env.cmd(&["users", "list"]).ok().stdout;
+    let row = table
+        .lines()
+        .find(|l| l.contains("alice"))
+        .unwrap_or_else(|| panic!("alice in the table:\n{table}"));
+    assert!(row.contains(&sub) && row.contains("active"), "{row}");
+
+    let disabled = env.json(&["users", "disable", "alice"]);
+    assert_eq!(disabled["sub"], sub.as_str());
+    assert_eq!(disabled["username"], "alice");
+    assert_eq!(disabled["disabled"], true);
+
+    assert_eq!(env.json(&["users", "list", "--json"])[0]["disabled"], true);
+    let table = env.cmd(&["users", "list"]).ok().stdout;
+    let row = table.lines().find(|l| l.contains("alice")).unwrap();
+    assert!(row.contains("disabled"), "{row}");
+
+    let unknown = env.fails(&["users", "disable", "nobody"]);
+    assert_mentions(&unknown, &["nobody"]);
+}
+
+// ---------------------------------------------------------------------------
+// 3. clients
+// ---------------------------------------------------------------------------
+
+fn assert_no_secret_fields(v: &Value) {
+    let o = v.as_object().expect("a client is an object");
+    for k in o.keys() {
+        assert!(
+            !k.contains("secret") && !k.contains("hash"),
+            "field {k:?} must not be shown: {v:#}"
+        );
+    }
+}
+
+async fn clients_create_show_list_delete(env: &Env) {
+    let created = env.json(&[
+        "clients",
+        "create",
+        "--name",
+        "App",
+        "--redirect-uri",
+        "https://app.example/cb",
+    ]);
+    let id = created["client_id"].as_str().expect("client_id").to_owned();
+    let secret = created["client_secret"]
+        .as_str()
+        .expect("client_secret")
+        .to_owned();
+    assert!(!id.is_empty() && secret.len() >= 32, "{created:#}");
+    assert_eq!(created["id"], id.as_str());
+    assert_eq!(created["name"], "App");
+    assert_eq!(
+        created["redirect_uris"],
+        serde_json::json!(["https://app.example/cb"])
+    );
+    assert_eq!(
+        created["grant_types"],
+        serde_json::json!(["authorization_code", "refresh_token"])
+    );
+    assert_eq!(created["token_endpoint_auth_method"], "client_secret_basic");
+    assert!(created.get("secret_hash").is_none(), "{created:#}");
+
+    let shown_raw = env.cmd(&["clients", "show", &id]).ok().stdout;
+    assert!(
+        !shown_raw.contains(&secret),
+        "the secret is shown once only"
+    );
+    let shown: Value = serde_json::from_str(&shown_raw).unwrap();
+    assert_eq!(shown["id"], id.as_str());
+    assert_eq!(shown["grant_types"], created["grant_types"]);
+    assert_no_secret_fields(&shown);
+
+    // A public client gets no secret.
+    let public = env.json(&[
+        "clients",
+        "create",
+        "--name",
+        "SPA",
+        "--redirect-uri",
+        "http://127.0.0.1:3000/cb",
+        "--auth-method",
+        "none",
+    ]);
+    assert_eq!(public["token_endpoint_auth_method"], "none");
+    assert!(public.get("client_secret").is_none(), "{public:#}");
+    let public_id = public["client_id"].as_str().unwrap().to_owned();
+
+    let list_raw = env.cmd(&["clients", "list", "--json"]).ok().stdout;
+    assert!(!list_raw.contains(&secret));
+    let list: Value = serde_json::from_str(&list_raw).unwrap();
+    let mut ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    let mut expected = vec![id.as_str(), public_id.as_str()];
+    expected.sort_unstable();
+    assert_eq!(ids, expected);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .for_each(assert_no_secret_fields);
+
+    let table = env.cmd(&["clients", "list"]).ok().stdout;
+    assert!(
+        table.contains(&id) && table.contains("https://app.example/cb"),
+        "{table}"
+    );
+
+    assert_eq!(
+        env.json(&["clients", "delete", &id]),
+        serde_json::json!({ "deleted": id })
+    );
+    assert_mentions(&env.fails(&["clients", "show", &id]), &[&id]);
+    assert_mentions(&env.fails(&["clients", "delete", &id]), &[&id]);
+    assert_eq!(
+        env.json(&["clients", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn clients_create_refuses_bad_metadata(env: &Env) {
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--redirect-uri", "not a url"],
+            &["not a url", "absolute URL"],
+        ),
+        (
+            &["--redirect-uri", "http://evil.example/cb"],
+            &["http://evil.example/cb", "https"],
+        ),
+        (
+            &["--redirect-uri", "https://app.example/cb#top"],
+            &["fragment"],
+        ),
+        (
+            &[
+                "--redirect-uri",
+                "https://app.example/cb",
+                "--grant-type",
+                "password",
+            ],
+            &["grant type", "password", "authorization_code"],
+        ),
+        (
+            &[
+                "--redirect-uri",
+                "https://app.example/cb",
+                "--auth-method",
+                "magic",
+            ],
+            &["auth method", "magic", "client_secret_basic"],
+        ),
+        (
+            &[
+                "--auth-method",
+                "none",
+                "--grant-type",
+                "client_credentials",
+            ],
+            &["none", "client_credentials"],
+        ),
+        // The code grant (the default) needs somewhere to send the code.
+        (&[], &["--redirect-uri"]),
+    ];
+    for (extra, needles) in cases {
+        let mut args = vec!["clients", "create", "--name", "App"];
+        args.extend_from_slice(extra);
+        let line = env.fails(&args);
+        assert_mentions(&line, needles);
+    }
+    // None of them left a client behind.
+    assert_eq!(
+        env.json(&["clients", "list", "--json"]),
+        serde_json::json!([])
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 4. resources
+// ---------------------------------------------------------------------------
+
+async fn resources_create_list_delete(env: &Env) {
+    let jwk = resource_jwk();
+    fs::write(env.dir().join("api.jwk"), jwk.to_string()).unwrap();
+
+    // A relative --jwk-file is read from the working directory.
+    let created = env.json(&[
+        "resources",
+        "create",
+        "--audience",
+        "https://api.example",
+        "--jwk-file",
+        "api.jwk",
+    ]);
+    assert_eq!(created["audience"], "https://api.example");
+    assert_eq!(created["token_format"], "jwe");
+    assert_eq!(created["signing_alg"], "ES256");
+    let stored: Value =
+        serde_json::from_str(created["encryption_jwk"].as_str().expect("encryption_jwk")).unwrap();
+    assert_eq!(stored["x"], jwk["x"]);
+    assert_eq!(stored["y"], jwk["y"]);
+    assert!(stored.get("d").is_none());
+
+    let opaque = env.json(&[
+        "resources",
+        "create",
+        "--audience",
+        "https://reports.example",
+        "--jwk-file",
+        "api.jwk",
+        "--format",
+        "opaque",
+        "--scope",
+        "reports.read",
+    ]);
+    assert_eq!(opaque["token_format"], "opaque");
+    assert_eq!(opaque["scopes"], serde_json::json!(["reports.read"]));
+
+    // A private key, a signing key, a missing file, a bad format, a duplicate.
+    let mut private = jwk.clone();
+    private["d"] = Value::from("8sq1YvHx0rGIbCB8m-mwgVB_GsoEBJHjHAOc-Oyf5-A");
+    fs::write(env.dir().join("private.jwk"), private.to_string()).unwrap();
+    let line = env.fails(&[
+        "resources",
+        "create",
+        "--audience",
+        "https://other.example",
+        "--jwk-file",
+        "private.jwk",
+    ]);
+    assert_mentions(&line, &["private.jwk", "private"]);
+
+    let sig = gatehouse_keys::generate(Alg::ES256, "sig-1", &Kek::generate()).unwrap();
+    fs::write(env.dir().join("sig.jwk"), &sig.public_jwk).unwrap();
+    let line = env.fails(&[
+        "resources",
+        "create",
+        "--audience",
+        "https://other.example",
+        "--jwk-file",
+        "sig.jwk",
+    ]);
+    assert_mentions(&line, &["encryption key"]);
+
+    let line = env.fails(&[
+        "resources",
+        "create",
+        "--audience",
+        "https://other.example",
+        "--jwk-file",
+        "missing.jwk",
+    ]);
+    assert_mentions(&line, &["missing.jwk"]);
+
+    let line = env.fails(&[
+        "resources",
+        "create",
+        "--audience",
+        "https://other.example",
+        "--jwk-file",
+        "api.jwk",
+        "--format",
+        "paseto",
+    ]);
+    assert_mentions(&line, &["--format", "jwe", "opaque"]);
+
+    let line = env.fails(&[
+        "resources",
+        "create",
+        "--audience",
+        "https://api.example",
+        "--jwk-file",
+        "api.jwk",
+    ]);
+    assert_mentions(&line, &["https://api.example"]);
+
+    let list = env.json(&["resources", "list", "--json"]);
+    let mut auds: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["audience"].as_str().unwrap())
+        .collect();
+    auds.sort_unstable();
+    assert_eq!(auds, ["https://api.example", "https://reports.example"]);
+    let table = env.cmd(&["resources", "list"]).ok().stdout;
+    assert!(
+        table.contains("https://reports.example") && table.contains("opaque"),
+        "{table}"
+    );
+
+    assert_eq!(
+        env.json(&["resources", "delete", "https://reports.example"]),
+        serde_json::json!({ "deleted": "https://reports.example" })
+    );
+    let list = env.json(&["resources", "list", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["audience"], "https://api.example");
+    let line = env.fails(&["resources", "delete", "https://reports.example"]);
+    assert_mentions(&line, &["https://reports.example"]);
+}
+
+// ---------------------------------------------------------------------------
+// 5. keys
+// ---------------------------------------------------------------------------
+
+async fn keys_list_rotate_generate_revoke(env: &Env) {
+    // First use generates an active and a next key per algorithm.
+    let list = env.json(&["keys", "list", "--json"]);
+    for alg in OWN_ALGS {
+        the_one(&list, alg, "active");
+        the_one(&list, alg, "next");
+    }
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        2 * OWN_ALGS.len(),
+        "{list:#}"
+    );
+    for k in list.as_array().unwrap() {
+        let use_ = if k["alg"] == "ECDH-ES+A256KW" {
+            "enc"
+        } else {
+            "sig"
+        };
+        assert_eq!(k["use"], use_, "{k}");
+        assert!(k.get("sealed_private_key").is_none() && k.get("d").is_none());
+    }
+    // Opening the ring again changes nothing.
+    assert_eq!(env.json(&["keys", "list", "--json"]), list);
+    let table = env.cmd(&["keys", "list"]).ok().stdout;
+    for alg in OWN_ALGS {
+        assert!(table.contains(alg), "{alg} in:\n{table}");
+    }
+
+    // rotate --alg ES256: next → active, active → retired, a new next.
+    let es_active = the_one(&list, "ES256", "active");
+    let es_next = the_one(&list, "ES256", "next");
+    let rotated = env.json(&["keys", "rotate", "--alg", "ES256"]);
+    let r = rotated["rotated"].as_array().unwrap();
+    assert_eq!(r.len(), 1, "{rotated:#}");
+    assert_eq!(r[0]["alg"], "ES256");
+    assert_eq!(r[0]["activated"], es_next.as_str());
+    assert_eq!(r[0]["retired"], es_active.as_str());
+    let new_next = r[0]["next"].as_str().unwrap().to_owned();
+    assert!(new_next != es_next && new_next != es_active);
+    let after = env.json(&["keys", "list", "--json"]);
+    assert_eq!(state_of(&after, &es_active), "retired");
+    assert_eq!(state_of(&after, &es_next), "active");
+    assert_eq!(state_of(&after, &new_next), "next");
+    assert_eq!(the_one(&after, "ES256", "active"), es_next);
+    assert_eq!(the_one(&after, "ES256", "next"), new_next);
+    for alg in OWN_ALGS.iter().filter(|a| **a != "ES256") {
+        for state in ["active", "next"] {
+            assert_eq!(
+                kids_in(&after, alg, state),
+                kids_in(&list, alg, state),
+                "{alg} {state}"
+            );
+        }
+    }
+
+    // rotate --use enc: only the encryption key.
+    let before = after;
+    let enc_active = the_one(&before, "ECDH-ES+A256KW", "active");
+    let enc_next = the_one(&before, "ECDH-ES+A256KW", "next");
+    let rotated = env.json(&["keys", "rotate", "--use", "enc"]);
+    let r = rotated["rotated"].as_array().unwrap();
+    assert_eq!(r.len(), 1, "{rotated:#}");
+    assert_eq!(r[0]["alg"], "ECDH-ES+A256KW");
+    assert_eq!(r[0]["activated"], enc_next.as_str());
+    assert_eq!(r[0]["retired"], enc_active.as_str());
+    let after = env.json(&["keys", "list", "--json"]);
+    assert_eq!(state_of(&after, &enc_active), "retired");
+    assert_eq!(the_one(&after, "ECDH-ES+A256KW", "active"), enc_next);
+    for alg in OWN_ALGS.iter().filter(|a| **a != "ECDH-ES+A256KW") {
+        for state in ["active", "next", "retired"] {
+            assert_eq!(
+                kids_in(&after, alg, state),
+                kids_in(&before, alg, state),
+                "{alg} {state}"
+            );
+        }
+    }
+
+    // generate --alg RS256: one more next key.
+    let rs_next_before = kids_in(&after, "RS256", "next");
+    let generated = env.json(&["keys", "generate", "--alg", "RS256"]);
+    assert_eq!(generated["alg"], "RS256");
+    assert_eq!(generated["state"], "next");
+    let kid = generated["generated"].as_str().unwrap().to_owned();
+    let after = env.json(&["keys", "list", "--json"]);
+    let rs_next = kids_in(&after, "RS256", "next");
+    assert_eq!(rs_next.len(), rs_next_before.len() + 1);
+    assert!(rs_next.contains(&kid) && state_of(&after, &kid) == "next");
+
+    // revoke the active PS256 key: the next one is promoted, with a warning.
+    let ps_active = the_one(&after, "PS256", "active");
+    let ps_next = the_one(&after, "PS256", "next");
+    let out = env.cmd(&["keys", "revoke", &ps_active]).ok();
+    let revoked: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(revoked["revoked"], ps_active.as_str());
+    assert_eq!(revoked["was"], "active");
+    assert_eq!(revoked["activated"], ps_next.as_str());
+    assert!(revoked["next"].is_string());
+    assert!(
+        out.stderr.contains(&ps_active) && out.stderr.contains(&ps_next),
+        "revoking an active key warns on stderr: {:?}",
+        out.stderr
+    );
+    let after = env.json(&["keys", "list", "--json"]);
+    assert_eq!(state_of(&after, &ps_active), "revoked");
+    assert_eq!(the_one(&after, "PS256", "active"), ps_next);
+    assert_eq!(
+        the_one(&after, "PS256", "next"),
+        revoked["next"].as_str().unwrap()
+    );
+
+    // Refusals.
+    assert_mentions(
+        &env.fails(&["keys", "revoke", "no-such-kid"]),
+        &["no-such-kid"],
+    );
+    assert_mentions(
+        &env.fails(&["keys", "revoke", &ps_active]),
+        &[&ps_active, "revoked"],
+    );
+    for args in [
+        &["keys", "generate", "--alg", "HS256"][..],
+        &["keys", "rotate", "--alg", "HS256"][..],
+    ] {
+        assert_mentions(&env.fails(args), &["HS256", "RS256", "ES256"]);
+    }
+    // RSA-OAEP-256 exists only for resource servers' keys: a Gatehouse key of
+    // it would never become active.
+    assert_mentions(
+        &env.fails(&["keys", "generate", "--alg", "RSA-OAEP-256"]),
+        &["RSA-OAEP-256"],
+    );
+    assert_mentions(
+        &env.fails(&["keys", "rotate", "--use", "both"]),
+        &["both", "sig", "enc"],
+    );
+    assert_mentions(
+        &env.fails(&["keys", "rotate", "--use", "sig", "--alg", "ECDH-ES+A256KW"]),
+        &["ECDH-ES+A256KW", "enc", "sig"],
+    );
+    // ... and none of them changed anything.
+    assert_eq!(env.json(&["keys", "list", "--json"]), after);
+}
+
+// ---------------------------------------------------------------------------
+// 6. a running server and the admin CLI side by side
+// ---------------------------------------------------------------------------
+
+async fn running_server_sees_admin_changes(env: &Env) {
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = env
+        .cmd(&["serve", "--listen", &listen, "--issuer", &issuer])
+        .spawn_server(port, env.dir());
+    server.wait_healthy().await;
+
+    let ready = server.http.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.json::<Value>().await.unwrap()["status"], "ready");
+    let discovery = server.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(discovery["issuer"], issuer.as_str());
+    assert_eq!(discovery["jwks_uri"], format!("{issuer}/jwks").as_str());
+    assert_eq!(
+        discovery["token_endpoint"],
+        format!("{issuer}/token").as_str()
+    );
+
+    // Rotate with the admin CLI; the running server publishes the new next key.
+    let before = server.jwks_kids().await;
+    let rotated = env.json(&["keys", "rotate", "--alg", "RS256"]);
+    let r = &rotated["rotated"][0];
+    assert_eq!(r["alg"], "RS256", "{rotated:#}");
+    let new_next = r["next"].as_str().unwrap().to_owned();
+    let retired = r["retired"].as_str().unwrap().to_owned();
+    assert!(!before.contains(&new_next));
+    assert!(before.contains(&retired));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let kids = server.jwks_kids().await;
+        if kids.contains(&new_next) {
+            assert!(kids.contains(&retired), "a retired key stays published");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server's /jwks did not show {new_next} within 10 s: {kids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A client registered while the server runs can use it at once.
+    let created = env.json(&[
+        "clients",
+        "create",
+        "--name",
+        "Service",
+        "--grant-type",
+        "client_credentials",
+    ]);
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    let (status, body) = server.client_credentials(&id, &secret, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["access_token"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(body["expires_in"].as_i64().is_some_and(|e| e > 0));
+    let (status, body) = server.client_credentials(&id, "wrong-secret", &[]).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "invalid_client");
+
+    // A resource server registered while it runs becomes a valid audience:
+    // its token is a JWE (five parts).
+    fs::write(env.dir().join("api.jwk"), resource_jwk().to_string()).unwrap();
+    env.json(&[
+        "resources",
+        "create",
+        "--audience",
+        "https://api.example",
+        "--jwk-file",
+        "api.jwk",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = server
+            .client_credentials(&id, &secret, &[("resource", "https://api.example")])
+            .await;
+        if status == 200 {
+            let token = body["access_token"].as_str().unwrap();
+            assert_eq!(token.split('.').count(), 5, "a JWE: {token}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "resource not accepted within 10 s: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Deleting the client stops it within seconds.
+    env.json(&["clients", "delete", &id]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = server.client_credentials(&id, &secret, &[]).await;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a deleted client still got {status} after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let log = server.log();
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "serve exited with {status} on SIGTERM:\n{log}"
+    );
+    assert_no_panic("gatehouse serve", &log);
+}
+
+// ---------------------------------------------------------------------------
+// 7. configuration
+// ---------------------------------------------------------------------------
+
+async fn wrong_kek_is_refused(env: &Env) {
+    // Keys sealed under the environment's KEK...
+    let list = env.json(&["keys", "list", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 10);
+
+    // ...cannot be opened with another one: a clear error, not garbage.
+    let other = random_kek();
+    let line = env
+        .cmd(&["keys", "list", "--json"])
+        .env("GATEHOUSE_KEY_ENCRYPTION_KEY", &other)
+        .fails();
+    assert_mentions(&line, &["key-encryption key"]);
+    let line = env
+        .cmd(&["keys", "rotate"])
+        .env("GATEHOUSE_KEY_ENCRYPTION_KEY", &other)
+        .fails();
+    assert_mentions(&line, &["key-encryption key"]);
+
+    // A client secret hashed under the wrong KEK would never match at the
+    // server: registration is refused rather than handing out a dead secret.
+    let line = env
+        .cmd(&[
+            "clients",
+            "create",
+            "--name",
+            "App",
+            "--grant-type",
+            "client_credentials",
+        ])
+        .env("GATEHOUSE_KEY_ENCRYPTION_KEY", &other)
+        .fails();
+    assert_mentions(
+        &line,
+        &["key-encryption key", "GATEHOUSE_KEY_ENCRYPTION_KEY"],
+    );
+    assert_eq!(
+        env.json(&["clients", "list", "--json"]),
+        serde_json::json!([])
+    );
+
+    // The server refuses to start with it.
+    let port = free_port();
+    let line = env
+        .cmd(&[
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--issuer",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .env("GATEHOUSE_KEY_ENCRYPTION_KEY", &other)
+        .fails();
+    assert_mentions(&line, &["key-encryption key"]);
+
+    // The right KEK still works and nothing changed.
+    assert_eq!(env.json(&["keys", "list", "--json"]), list);
+}
+
+async fn sqlite_env() -> Env {
+    Env::new(DbKind::Sqlite).await.unwrap()
+}
+
+#[tokio::test]
+async fn config_bad_database_urls() {
+    let env = sqlite_env().await;
+
+    let line = env
+        .cmd(&["migrate"])
+        .env("GATEHOUSE_DATABASE_URL", "mysql://x")
+        .fails();
+    assert_mentions(&line, &["mysql://x", "sqlite://", "postgres://"]);
+    // The flag says the same.
+    let line = env.fails(&["--database-url", "mysql://x", "users", "list"]);
+    assert_mentions(&line, &["mysql://x"]);
+
+    let started = Instant::now();
+    let line = env.fails(&[
+        "--database-url",
+        "postgres://postgres@127.0.0.1:1/nope",
+        "migrate",
+    ]);
+    assert_mentions(&line, &["127.0.0.1:1"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "gave up in time"
+    );
+
+    let missing = env.dir().join("no-such-dir").join("gatehouse.db");
+    let line = env.fails(&[
+        "--database-url",
+        &format!("sqlite://{}", missing.display()),
+        "users",
+        "list",
+    ]);
+    assert_mentions(&line, &["no-such-dir", "cannot open"]);
+    assert!(
+        !missing.parent().unwrap().exists(),
+        "no directory was created"
+    );
+
+    // A read-only database: mode=ro says so even for root.
+    let ro_dir = env.dir().join("ro");
+    fs::create_dir(&ro_dir).unwrap();
+    let ro_file = ro_dir.join("gatehouse.db");
+    env.cmd(&["migrate"])
+        .env(
+            "GATEHOUSE_DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", ro_file.display()),
+        )
+        .ok();
+    let line = env.fails(&[
+        "--database-url",
+        &format!("sqlite://{}?mode=ro", ro_file.display()),
+        "users",
+        "list",
+    ]);
+    assert_mentions(&line, &["not writable"]);
+
+    // And a file and directory without write permission. Root ignores the
+    // mode bits, so there (as in CI containers) this case is skipped.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&ro_file, fs::Permissions::from_mode(0o444)).unwrap();
+    fs::set_permissions(&ro_dir, fs::Permissions::from_mode(0o555)).unwrap();
+    let privileged = fs::OpenOptions::new().append(true).open(&ro_file).is_ok();
+    let out = if privileged {
+        None
+    } else {
+        Some(
+            env.cmd(&["users", "list"])
+                .env(
+                    "GATEHOUSE_DATABASE_URL",
+                    format!("sqlite://{}", ro_file.display()),
+                )
+                .run(),
+        )
+    };
+    fs::set_permissions(&ro_dir, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&ro_file, fs::Permissions::from_mode(0o644)).unwrap();
+    match out {
+        None => eprintln!(
+            "SKIPPED: chmod 0444 does not stop this user (root) from writing; \
+             the read-only case is covered by ?mode=ro above"
+        ),
+        Some(out) => {
+            let line = failure_line(&out);
+            assert_mentions(&line, &["gatehouse.db"]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn config_file_errors() {
+    let env = sqlite_env().await;
+
+    let line = env.fails(&["--config", "/nonexistent.toml", "migrate"]);
+    assert_mentions(&line, &["/nonexistent.toml"]);
+    // Through the environment too.
+    let line = env
+        .cmd(&["migrate"])
+        .env("GATEHOUSE_CONFIG", "/nonexistent.toml")
+        .fails();
+    assert_mentions(&line, &["/nonexistent.toml"]);
+
+    // Errors in reading the file name the file, its line and the key.
+    let cases: &[(&str, &[&str])] = &[
+        // An unknown key (a typo must not be ignored).
+        (
+            "issuer = \"http://127.0.0.1:8080\"\nlisten_addr = \"127.0.0.1:9\"\n",
+            &["listen_addr", "line 2"],
+        ),
+        // Malformed TOML.
+        ("issuer = [1\n", &["line ", "column "]),
+        // A wrong type.
+        (
+            "access_token_ttl = \"soon\"\n",
+            &["access_token_ttl", "line 1"],
+        ),
+    ];
+    for (i, (text, needles)) in cases.iter().enumerate() {
+        let name = format!("bad-{i}.toml");
+        fs::write(env.dir().join(&name), text).unwrap();
+        let line = env.fails(&["--config", &name, "migrate"]);
+        assert_mentions(&line, needles);
+        assert_mentions(&line, &[&name]);
+    }
+    // Values checked after merging the layers name the setting.
+    let cases: &[(&str, &[&str])] = &[
+        ("access_token_ttl = -5\n", &["access_token_ttl", "-5"]),
+        ("log_format = \"xml\"\n", &["xml", "text", "json"]),
+        ("key_prepublish = 60\n", &["key_prepublish", "jwks_max_age"]),
+    ];
+    for (i, (text, needles)) in cases.iter().enumerate() {
+        let name = format!("invalid-{i}.toml");
+        fs::write(env.dir().join(&name), text).unwrap();
+        assert_mentions(&env.fails(&["--config", &name, "migrate"]), needles);
+    }
+
+    let line = env.fails(&["--log-format", "xml", "migrate"]);
+    assert_mentions(&line, &["xml"]);
+    let line = env.fails(&["serve", "--listen", "everywhere"]);
+    assert_mentions(&line, &["everywhere", "HOST:PORT"]);
+}
+
+#[tokio::test]
+async fn config_precedence_file_env_flag() {
+    let env = sqlite_env().await;
+
+    // The file is honoured: its non-loopback http issuer is refused...
+    fs::write(
+        env.dir().join("gatehouse.toml"),
+        "issuer = \"http://file.example.com\"\n",
+    )
+    .unwrap();
+    let line = env.fails(&["--config", "gatehouse.toml", "migrate"]);
+    assert_mentions(&line, &["http://file.example.com"]);
+    // ...the environment beats the file...
+    let line = env
+        .cmd(&["--config", "gatehouse.toml", "migrate"])
+        .env("GATEHOUSE_ISSUER", "http://env.example.com")
+        .fails();
+    assert_mentions(&line, &["http://env.example.com"]);
+    // ...and the flag beats both.
+    env.cmd(&[
+        "--config",
+        "gatehouse.toml",
+        "--issuer",
+        "http://127.0.0.1:9",
+        "migrate",
+    ])
+    .env("GATEHOUSE_ISSUER", "http://env.example.com")
+    .json();
+
+    // A server: listen comes from the file, the issuer from the flag.
+    let port = free_port();
+    fs::write(
+        env.dir().join("server.toml"),
+        format!("listen = \"127.0.0.1:{port}\"\nissuer = \"http://127.0.0.1:1\"\n"),
+    )
+    .unwrap();
+    let issuer = format!("http://localhost:{port}");
+    let mut server = env
+        .cmd(&["serve", "--config", "server.toml", "--issuer", &issuer])
+        .spawn_server(port, env.dir());
+    server.wait_healthy().await;
+    let discovery = server.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(discovery["issuer"], issuer.as_str());
+    let status = server.terminate();
+    assert!(status.success(), "{status}");
+
+    // The --listen flag beats the file's listen.
+    fs::write(env.dir().join("listen.toml"), "listen = \"nowhere\"\n").unwrap();
+    let line = env.fails(&["serve", "--config", "listen.toml"]);
+    assert_mentions(&line, &["nowhere"]);
+    let port = free_port();
+    let mut server = env
+        .cmd(&[
+            "serve",
+            "--config",
+            "listen.toml",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--issuer",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .spawn_server(port, env.dir());
+    server.wait_healthy().await;
+    assert!(server.terminate().success());
+}
+
+#[tokio::test]
+async fn config_issuer_rules() {
+    let env = sqlite_env().await;
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+
+    let line = env.fails(&[
+        "serve",
+        "--listen",
+        &listen,
+        "--issuer",
+        "http://login.example.com",
+    ]);
+    assert_mentions(&line, &["http://login.example.com", "https", "loopback"]);
+    let line = env.fails(&["--issuer", "http://login.example.com", "users", "list"]);
+    assert_mentions(&line, &["https"]);
+    let line = env.fails(&["--issuer", "https://login.example.com/?x=1", "migrate"]);
+    assert_mentions(&line, &["query"]);
+    let line = env.fails(&["--issuer", "login.example.com", "migrate"]);
+    assert_mentions(&line, &["login.example.com", "absolute URL"]);
+    // The refused server never listened.
+    assert!(std::net::TcpListener::bind(&listen).is_ok());
+}
+
+#[tokio::test]
+async fn config_key_encryption_key_rules() {
+    let env = sqlite_env().await;
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+
+    // An https (production) issuer needs a KEK.
+    let line = env
+        .cmd(&[
+            "serve",
+            "--listen",
+            &listen,
+            "--issuer",
+            "https://login.example.com",
+        ])
+        .env_remove("GATEHOUSE_KEY_ENCRYPTION_KEY")
+        .fails();
+    assert_mentions(
+        &line,
+        &["GATEHOUSE_KEY_ENCRYPTION_KEY", "--key-encryption-key-file"],
+    );
+    let line = env
+        .cmd(&["--issuer", "https://login.example.com", "keys", "list"])
+        .env_remove("GATEHOUSE_KEY_ENCRYPTION_KEY")
+        .fails();
+    assert_mentions(&line, &["GATEHOUSE_KEY_ENCRYPTION_KEY"]);
+
+    // A malformed KEK is refused, even where none would be needed.
+    let short = Kek::generate().to_base64url()[..40].to_owned();
+    for bad in ["not a key!", "c2hvcnQ", short.as_str()] {
+        let line = env
+            .cmd(&["keys", "list"])
+            .env("GATEHOUSE_KEY_ENCRYPTION_KEY", bad)
+            .fails();
+        assert_mentions(&line, &["GATEHOUSE_KEY_ENCRYPTION_KEY", "32 bytes"]);
+        assert!(!line.contains(bad), "the key itself is not echoed: {line}");
+    }
+
+    // A KEK file: missing, malformed, or good.
+    let line = env
+        .cmd(&["--issuer", "https://login.example.com", "keys", "list"])
+        .env_remove("GATEHOUSE_KEY_ENCRYPTION_KEY")
+        .env("GATEHOUSE_KEY_ENCRYPTION_KEY_FILE", "missing.kek")
+        .fails();
+    assert_mentions(&line, &["missing.kek"]);
+    fs::write(env.dir().join("bad.kek"), "garbage\n").unwrap();
+    let line = env
+        .cmd(&["--key-encryption-key-file", "bad.kek", "keys", "list"])
+        .env_remove("GATEHOUSE_KEY_ENCRYPTION_KEY")
+        .fails();
+    assert_mentions(&line, &["bad.kek", "32 bytes"]);
+    fs::write(env.dir().join("good.kek"), format!("{}\n", env.kek)).unwrap();
+    let via_file = env
+        .cmd(&[
+            "--issuer",
+            "https://login.example.com",
+            "--key-encryption-key-file",
+            "good.kek",
+            "keys",
+            "list",
+            "--json",
+        ])
+        .env_remove("GATEHOUSE_KEY_ENCRYPTION_KEY")
+        .json();
+    // The same KEK as in the environment: the keys open either way.
+    assert_eq!(env.json(&["keys", "list", "--json"]), via_file);
+}
+
+#[tokio::test]
+async fn config_loopback_issuer_generates_a_development_kek() {
+    let env = sqlite_env().await;
+    // All defaults: sqlite://gatehouse.db in the working directory, loopback issuer, no KEK.
+    let dev = |args: &[&str]| {
+        env.cmd(args)
+            .env_remove("GATEHOUSE_DATABASE_URL")
+            .env_remove("GATEHOUSE_KEY_ENCRYPTION_KEY")
+    };
+    let out = dev(&["keys", "list", "--json"]).ok();
+    let first: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(first.as_array().unwrap().len(), 10);
+    let kek_file = env.dir().join("gatehouse.db.kek");
+    assert!(env.dir().join("gatehouse.db").is_file());
+    assert!(kek_file.is_file(), "gatehouse.db.kek beside the database");
+    assert_mentions(&out.stderr, &["DEVELOPMENT ONLY", "gatehouse.db.kek"]);
+    assert!(
+        !out.stderr.contains('\u{1b}'),
+        "no colour codes in a piped log: {:?}",
+        out.stderr
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(&kek_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the KEK file is private");
+    let text = fs::read_to_string(&kek_file).unwrap();
+    assert!(Kek::from_base64url(&text).is_ok(), "a valid KEK: {text:?}");
+
+    // The next run reuses it silently and opens the same keys.
+    let out = dev(&["keys", "list", "--json"]).ok();
+    assert!(!out.stderr.contains("DEVELOPMENT"), "{}", out.stderr);
+    assert_eq!(serde_json::from_str::<Value>(&out.stdout).unwrap(), first);
+    assert_eq!(fs::read_to_string(&kek_file).unwrap(), text);
+
+    // And it is the KEK: the same file given explicitly works too.
+    let explicit = env
+        .cmd(&[
+            "--key-encryption-key-file",
+            "gatehouse.db.kek",
+            "keys",
+            "list",
+            "--json",
+        ])
+        .env_remove("GATEHOUSE_DATABASE_URL")
+        .env_remove("GATEHOUSE_KEY_ENCRYPTION_KEY")
+        .json();
+    assert_eq!(explicit, first);
+}

@@ -71,6 +71,15 @@ pub enum Command {
     /// Inspect and end login sessions.
     #[command(subcommand)]
     Sessions(SessionsCmd),
+    /// Measure token sizes and the cost of each way to check a token, on
+    /// this machine and the configured database.
+    Bench {
+        /// Roughly how long to measure, in seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

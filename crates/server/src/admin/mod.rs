@@ -3,6 +3,7 @@
 //! and work while servers run: servers pick changes up within seconds.
 //! Output meant for scripts is JSON on stdout; errors go to stderr.
 
+mod bench;
 mod clients;
 mod keys;
 mod resources;
@@ -77,6 +78,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Users(c) => users::run(c, s).await,
         Command::Sessions(c) => sessions::run(c, s).await,
+        Command::Bench { seconds, json } => bench::run(s, seconds, json).await,
         Command::Clients(c) => {
             let kek = s.load_kek()?;
             let store = open_store(&s).await?;

@@ -80,10 +80,12 @@ pub async fn run(cmd: UsersCmd, settings: Settings) -> anyhow::Result<()> {
             }
         }
         UsersCmd::Disable { username } => {
+            // Open the keys first: a wrong key-encryption key must fail
+            // before the user is disabled, not half-way through.
+            let state = app::build_from_settings(settings).await?;
             let u = store
                 .set_user_disabled(&normalize_username(&username), true, clock.now())
                 .await?;
-            let state = app::build_from_settings(settings).await?;
             let done = crate::logout::force_logout(&state, &u)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;

@@ -1,0 +1,257 @@
+//! `gatehouse bench`: the JWT-versus-sessions question as numbers for this
+//! machine and this database. Measures token sizes, issuance rates per
+//! access-token format, and the cost of checking a token locally versus an
+//! introspection round trip versus a session lookup. Creates throwaway
+//! rows (a client, two resource servers, a session) and removes them.
+
+use std::time::{Duration, Instant};
+
+use gatehouse_keys::{generate, Alg, PrivateKey, SIGNING_ALGS};
+use gatehouse_storage::model::{ResourceServer, Session, User};
+use serde_json::json;
+
+use crate::{
+    app,
+    clients::{build, ClientSpec},
+    config::Settings,
+    oauth::ScopeSet,
+    session::random_token,
+    tokens::{new_jti, AccessGrant, Audience, IdGrant},
+};
+
+/// Runs `f` repeatedly for about `budget` (at least `min` times); returns per-second rate and mean µs.
+async fn rate<F, Fut>(budget: Duration, min: u32, mut f: F) -> anyhow::Result<(f64, f64)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let start = Instant::now();
+    let mut n = 0u32;
+    while n < min || start.elapsed() < budget {
+        f().await?;
+        n += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok((f64::from(n) / secs, secs * 1e6 / f64::from(n)))
+}
+
+fn e(err: crate::http::error::AppError) -> anyhow::Error {
+    anyhow::anyhow!("{err:?}")
+}
+
+pub async fn run(settings: Settings, seconds: u64, as_json: bool) -> anyhow::Result<()> {
+    let kek = settings.load_kek()?;
+    let state = app::build_from_settings(settings).await?;
+    let now = state.now();
+    // Six measurements share the time.
+    let budget = Duration::from_millis(seconds.max(1) * 1000 / 6);
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+
+    // Throwaway fixtures.
+    let rs_kid = format!("bench-{tag}");
+    let rs_key = tokio::task::spawn_blocking({
+        let (kek, kid) = (kek.clone(), rs_kid.clone());
+        move || generate(Alg::EcdhEsA256kw, &kid, &kek)
+    })
+    .await??;
+    let rs_private = PrivateKey::open(&rs_kid, Alg::EcdhEsA256kw, &rs_key.sealed_private_key, &kek)?;
+    let jwe_aud = format!("https://bench-{tag}.invalid/jwe");
+    let opaque_aud = format!("https://bench-{tag}.invalid/opaque");
+    for (aud, format) in [(&jwe_aud, "jwe"), (&opaque_aud, "opaque")] {
+        state
+            .store
+            .create_resource(&ResourceServer {
+                audience: aud.clone(),
+                encryption_jwk: rs_key.public_jwk.clone(),
+                signing_alg: "ES256".into(),
+                token_format: format.into(),
+                access_token_lifetime: None,
+                scopes: Vec::new(),
+                created_at: now,
+            })
+            .await?;
+    }
+    let (client, secret) = build(
+        ClientSpec {
+            name: format!("bench-{tag}"),
+            grant_types: vec!["client_credentials".into()],
+            ..ClientSpec::default()
+        },
+        &state.hasher,
+        now,
+    )?;
+    state.store.create_client(&client).await?;
+    let outcome = measure(&state, &client, secret.as_deref().unwrap_or(""), &jwe_aud, &opaque_aud, &rs_private, budget).await;
+    // Clean up whatever happened.
+    let _ = state.store.delete_client(&client.id).await;
+    let _ = state.store.delete_resource(&jwe_aud).await;
+    let _ = state.store.delete_resource(&opaque_aud).await;
+    let report = outcome?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn measure(
+    state: &crate::state::AppState,
+    client: &gatehouse_storage::model::Client,
+    secret: &str,
+    jwe_aud: &str,
+    opaque_aud: &str,
+    rs_private: &PrivateKey,
+    budget: Duration,
+) -> anyhow::Result<serde_json::Value> {
+    let resources = state.registry.resources().await?;
+    let jwe_rs = resources.get(jwe_aud).cloned().ok_or_else(|| anyhow::anyhow!("bench resource vanished"))?;
+    let opaque_rs = resources.get(opaque_aud).cloned().ok_or_else(|| anyhow::anyhow!("bench resource vanished"))?;
+    let scope = ScopeSet::parse("openid profile email").map_err(anyhow::Error::msg)?;
+    let user = User {
+        id: uuid::Uuid::new_v4().to_string(),
+        username: "bench.user".into(),
+        email: Some("bench.user@example.com".into()),
+        email_verified: true,
+        name: Some("Bench User".into()),
+        password_hash: String::new(),
+        disabled: false,
+        created_at: state.now(),
+        updated_at: state.now(),
+    };
+    let grant = |aud: Audience| AccessGrant {
+        client,
+        user: Some(&user),
+        scope: &scope,
+        audience: aud,
+        auth_time: Some(state.now()),
+        acr: None,
+        jti: new_jti(),
+        family: None,
+    };
+
+    // Sizes.
+    let own = state.issue_access_token(grant(Audience::Own)).await.map_err(e)?.token;
+    let to_rs = state.issue_access_token(grant(Audience::Resource(jwe_rs.clone()))).await.map_err(e)?.token;
+    let opaque = state.issue_access_token(grant(Audience::Resource(opaque_rs.clone()))).await.map_err(e)?.token;
+    let id_token = state
+        .issue_id_token(IdGrant {
+            client,
+            user: &user,
+            scope: &scope,
+            nonce: Some("n-0S6_WzA2Mj"),
+            auth_time: state.now(),
+            acr: None,
+            amr: &["pwd".to_owned()],
+            sid: Some("0d3c6a9e-6f32-4c1e-9d0c-1f2a3b4c5d6e"),
+            access_token: Some(&own),
+        })
+        .map_err(e)?;
+    let refresh = random_token();
+    let cookie = format!("__Host-gatehouse_session={}", random_token());
+
+    // Issuance rates (one core, sequential).
+    let (jwe_rate, jwe_us) = rate(budget, 50, || async {
+        state.issue_access_token(grant(Audience::Resource(jwe_rs.clone()))).await.map(|_| ()).map_err(e)
+    })
+    .await?;
+    let (own_rate, own_us) = rate(budget, 50, || async { state.issue_access_token(grant(Audience::Own)).await.map(|_| ()).map_err(e) }).await?;
+    let (opaque_rate, opaque_us) = rate(budget, 50, || async {
+        state.issue_access_token(grant(Audience::Resource(opaque_rs.clone()))).await.map(|_| ()).map_err(e)
+    })
+    .await?;
+
+    // Checking a JWE access token locally, as a resource server does.
+    let (local_rate, local_us) = rate(budget, 50, || async {
+        let (_, payload) = gatehouse_keys::decrypt(&to_rs, |_| Some(rs_private))?;
+        state.keys.verify(std::str::from_utf8(&payload)?, &SIGNING_ALGS)?;
+        Ok(())
+    })
+    .await?;
+
+    // An introspection round trip over loopback HTTP to this Gatehouse.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let server = app::Server::start_on(state.clone(), listener).await?;
+    let url = format!("http://{}/introspect", server.addr);
+    let http = reqwest::Client::new();
+    let (introspect_rate, introspect_us) = rate(budget, 20, || async {
+        let r = http.post(&url).basic_auth(&client.id, Some(secret)).form(&[("token", to_rs.as_str())]).send().await?;
+        anyhow::ensure!(r.status().is_success(), "introspection answered {}", r.status());
+        Ok(())
+    })
+    .await?;
+    server.stop().await?;
+
+    // A session lookup in the configured database.
+    let sid_secret = random_token();
+    let session = Session {
+        id_hash: state.hasher.hash(&sid_secret),
+        sid: uuid::Uuid::new_v4().to_string(),
+        user_id: user.id.clone(),
+        auth_time: state.now(),
+        amr: vec!["pwd".into()],
+        acr: None,
+        created_at: state.now(),
+        last_seen_at: state.now(),
+        expires_at: state.now() + 600,
+    };
+    state.store.create_session(&session).await?;
+    let lookup = rate(budget, 50, || async {
+        let h = state.hasher.hash(&sid_secret);
+        state.store.live_session(&h, state.now(), 3600).await?;
+        Ok(())
+    })
+    .await;
+    let _ = state.store.delete_session(&session.id_hash).await;
+    let (session_rate, session_us) = lookup?;
+
+    let backend = format!("{:?}", state.store.backend()).to_lowercase();
+    Ok(json!({
+        "database": backend,
+        "sizes_bytes": {
+            "id_token": id_token.len(),
+            "access_token_jwe_own": own.len(),
+            "access_token_jwe_resource_server": to_rs.len(),
+            "of_which_protected_header_with_gh_ref": to_rs.split('.').next().map(str::len).unwrap_or(0),
+            "access_token_opaque": opaque.len(),
+            "refresh_token": refresh.len(),
+            "session_cookie": cookie.len(),
+        },
+        "issuance_per_second": {
+            "jwe_resource_server_es256_ecdh_es": { "rate": jwe_rate, "mean_us": jwe_us },
+            "jwe_own_key": { "rate": own_rate, "mean_us": own_us },
+            "opaque_with_database_write": { "rate": opaque_rate, "mean_us": opaque_us },
+        },
+        "check_per_second": {
+            "jwe_local_decrypt_and_verify": { "rate": local_rate, "mean_us": local_us },
+            "introspection_round_trip": { "rate": introspect_rate, "mean_us": introspect_us },
+            "session_lookup": { "rate": session_rate, "mean_us": session_us },
+        }
+    }))
+}
+
+fn print_table(r: &serde_json::Value) {
+    println!("Gatehouse bench (database: {})", r["database"].as_str().unwrap_or("?"));
+    println!();
+    println!("{:<40} {:>10}", "size", "bytes");
+    if let Some(m) = r["sizes_bytes"].as_object() {
+        for (k, v) in m {
+            println!("{:<40} {:>10}", k, v);
+        }
+    }
+    for section in ["issuance_per_second", "check_per_second"] {
+        println!();
+        println!("{:<40} {:>10} {:>12}", section, "per second", "mean µs");
+        if let Some(m) = r[section].as_object() {
+            for (k, v) in m {
+                println!(
+                    "{:<40} {:>10.0} {:>12.1}",
+                    k,
+                    v["rate"].as_f64().unwrap_or(0.0),
+                    v["mean_us"].as_f64().unwrap_or(0.0)
+                );
+            }
+        }
+    }
+}

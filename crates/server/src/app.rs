@@ -80,6 +80,11 @@ pub fn router(state: AppState) -> Router {
         .route("/userinfo", get(http::userinfo::userinfo).post(http::userinfo::userinfo))
         .route("/introspect", post(http::introspect::introspect))
         .route("/revoke", post(http::revoke::revoke))
+        .route("/register", post(http::register::register))
+        .route(
+            "/register/{client_id}",
+            get(http::register::read).put(http::register::update).delete(http::register::delete),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

@@ -71,6 +71,9 @@ pub enum Command {
     /// Inspect and end login sessions.
     #[command(subcommand)]
     Sessions(SessionsCmd),
+    /// Initial access tokens for dynamic client registration.
+    #[command(subcommand, name = "registration-token")]
+    RegistrationToken(RegistrationTokenCmd),
     /// Measure token sizes and the cost of each way to check a token, on
     /// this machine and the configured database.
     Bench {
@@ -79,6 +82,19 @@ pub enum Command {
         seconds: u64,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistrationTokenCmd {
+    /// Create an initial access token; prints it alone on stdout.
+    Create {
+        /// Lifetime in seconds (default: no expiry).
+        #[arg(long, value_name = "SECS")]
+        expires_in: Option<i64>,
+        /// How many registrations it allows (default: unlimited).
+        #[arg(long, value_name = "N")]
+        uses: Option<i64>,
     },
 }
 

@@ -28,6 +28,7 @@ impl Discovery {
             "introspection_endpoint": e("/introspect"),
             "revocation_endpoint": e("/revoke"),
             "end_session_endpoint": e("/logout"),
+            "registration_endpoint": e("/register"),
             "scopes_supported": STANDARD_SCOPES,
             "response_types_supported": ["code"],
             "response_modes_supported": ["query", "form_post"],

@@ -18,7 +18,7 @@ pub mod logout;
 pub mod oauth;
 pub mod password;
 mod registry;
-mod session;
+pub mod session;
 pub mod state;
 mod tokens;
 mod views;

@@ -54,7 +54,8 @@ pub async fn run(settings: Settings, seconds: u64, as_json: bool) -> anyhow::Res
         move || generate(Alg::EcdhEsA256kw, &kid, &kek)
     })
     .await??;
-    let rs_private = PrivateKey::open(&rs_kid, Alg::EcdhEsA256kw, &rs_key.sealed_private_key, &kek)?;
+    let rs_private =
+        PrivateKey::open(&rs_kid, Alg::EcdhEsA256kw, &rs_key.sealed_private_key, &kek)?;
     let jwe_aud = format!("https://bench-{tag}.invalid/jwe");
     let opaque_aud = format!("https://bench-{tag}.invalid/opaque");
     for (aud, format) in [(&jwe_aud, "jwe"), (&opaque_aud, "opaque")] {
@@ -81,7 +82,16 @@ pub async fn run(settings: Settings, seconds: u64, as_json: bool) -> anyhow::Res
         now,
     )?;
     state.store.create_client(&client).await?;
-    let outcome = measure(&state, &client, secret.as_deref().unwrap_or(""), &jwe_aud, &opaque_aud, &rs_private, budget).await;
+    let outcome = measure(
+        &state,
+        &client,
+        secret.as_deref().unwrap_or(""),
+        &jwe_aud,
+        &opaque_aud,
+        &rs_private,
+        budget,
+    )
+    .await;
     // Clean up whatever happened.
     let _ = state.store.delete_client(&client.id).await;
     let _ = state.store.delete_resource(&jwe_aud).await;
@@ -106,8 +116,14 @@ async fn measure(
     budget: Duration,
 ) -> anyhow::Result<serde_json::Value> {
     let resources = state.registry.resources().await?;
-    let jwe_rs = resources.get(jwe_aud).cloned().ok_or_else(|| anyhow::anyhow!("bench resource vanished"))?;
-    let opaque_rs = resources.get(opaque_aud).cloned().ok_or_else(|| anyhow::anyhow!("bench resource vanished"))?;
+    let jwe_rs = resources
+        .get(jwe_aud)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("bench resource vanished"))?;
+    let opaque_rs = resources
+        .get(opaque_aud)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("bench resource vanished"))?;
     let scope = ScopeSet::parse("openid profile email").map_err(anyhow::Error::msg)?;
     let user = User {
         id: uuid::Uuid::new_v4().to_string(),
@@ -132,9 +148,21 @@ async fn measure(
     };
 
     // Sizes.
-    let own = state.issue_access_token(grant(Audience::Own)).await.map_err(e)?.token;
-    let to_rs = state.issue_access_token(grant(Audience::Resource(jwe_rs.clone()))).await.map_err(e)?.token;
-    let opaque = state.issue_access_token(grant(Audience::Resource(opaque_rs.clone()))).await.map_err(e)?.token;
+    let own = state
+        .issue_access_token(grant(Audience::Own))
+        .await
+        .map_err(e)?
+        .token;
+    let to_rs = state
+        .issue_access_token(grant(Audience::Resource(jwe_rs.clone())))
+        .await
+        .map_err(e)?
+        .token;
+    let opaque = state
+        .issue_access_token(grant(Audience::Resource(opaque_rs.clone())))
+        .await
+        .map_err(e)?
+        .token;
     let id_token = state
         .issue_id_token(IdGrant {
             client,
@@ -153,19 +181,36 @@ async fn measure(
 
     // Issuance rates (one core, sequential).
     let (jwe_rate, jwe_us) = rate(budget, 50, || async {
-        state.issue_access_token(grant(Audience::Resource(jwe_rs.clone()))).await.map(|_| ()).map_err(e)
+        state
+            .issue_access_token(grant(Audience::Resource(jwe_rs.clone())))
+            .await
+            .map(|_| ())
+            .map_err(e)
     })
     .await?;
-    let (own_rate, own_us) = rate(budget, 50, || async { state.issue_access_token(grant(Audience::Own)).await.map(|_| ()).map_err(e) }).await?;
+    let (own_rate, own_us) = rate(budget, 50, || async {
+        state
+            .issue_access_token(grant(Audience::Own))
+            .await
+            .map(|_| ())
+            .map_err(e)
+    })
+    .await?;
     let (opaque_rate, opaque_us) = rate(budget, 50, || async {
-        state.issue_access_token(grant(Audience::Resource(opaque_rs.clone()))).await.map(|_| ()).map_err(e)
+        state
+            .issue_access_token(grant(Audience::Resource(opaque_rs.clone())))
+            .await
+            .map(|_| ())
+            .map_err(e)
     })
     .await?;
 
     // Checking a JWE access token locally, as a resource server does.
     let (local_rate, local_us) = rate(budget, 50, || async {
         let (_, payload) = gatehouse_keys::decrypt(&to_rs, |_| Some(rs_private))?;
-        state.keys.verify(std::str::from_utf8(&payload)?, &SIGNING_ALGS)?;
+        state
+            .keys
+            .verify(std::str::from_utf8(&payload)?, &SIGNING_ALGS)?;
         Ok(())
     })
     .await?;
@@ -176,8 +221,17 @@ async fn measure(
     let url = format!("http://{}/introspect", server.addr);
     let http = reqwest::Client::new();
     let (introspect_rate, introspect_us) = rate(budget, 20, || async {
-        let r = http.post(&url).basic_auth(&client.id, Some(secret)).form(&[("token", to_rs.as_str())]).send().await?;
-        anyhow::ensure!(r.status().is_success(), "introspection answered {}", r.status());
+        let r = http
+            .post(&url)
+            .basic_auth(&client.id, Some(secret))
+            .form(&[("token", to_rs.as_str())])
+            .send()
+            .await?;
+        anyhow::ensure!(
+            r.status().is_success(),
+            "introspection answered {}",
+            r.status()
+        );
         Ok(())
     })
     .await?;
@@ -232,7 +286,10 @@ async fn measure(
 }
 
 fn print_table(r: &serde_json::Value) {
-    println!("Gatehouse bench (database: {})", r["database"].as_str().unwrap_or("?"));
+    println!(
+        "Gatehouse bench (database: {})",
+        r["database"].as_str().unwrap_or("?")
+    );
     println!();
     println!("{:<40} {:>10}", "size", "bytes");
     if let Some(m) = r["sizes_bytes"].as_object() {

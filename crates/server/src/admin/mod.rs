@@ -78,6 +78,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Users(c) => users::run(c, s).await,
         Command::Sessions(c) => sessions::run(c, s).await,
+        Command::RegistrationToken(crate::cli::RegistrationTokenCmd::Create {
+            expires_in,
+            uses,
+        }) => {
+            if expires_in.is_some_and(|e| e <= 0) || uses.is_some_and(|u| u <= 0) {
+                anyhow::bail!("--expires-in and --uses must be positive");
+            }
+            let kek = s.load_kek()?;
+            let store = open_store(&s).await?;
+            let token = crate::session::random_token();
+            let now = SystemClock.now();
+            store
+                .create_registration_token(
+                    &gatehouse_keys::SecretHasher::new(&kek).hash(&token),
+                    expires_in.map(|e| now + e),
+                    uses,
+                    now,
+                )
+                .await?;
+            println!("{token}");
+            Ok(())
+        }
         Command::Bench { seconds, json } => bench::run(s, seconds, json).await,
         Command::Clients(c) => {
             let kek = s.load_kek()?;

@@ -1,0 +1,261 @@
+//! Dynamic client registration (RFC 7591) and its management protocol
+//! (RFC 7592), protected by initial access tokens that
+//! `gatehouse registration-token create` prints.
+
+use axum::{
+    body::Bytes,
+    extract::{Path, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use gatehouse_storage::model::Client;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+
+use super::error::AppError;
+use crate::{
+    clients::{build, ClientSpec, SpecError},
+    oauth::ErrorCode,
+    session::random_token,
+    state::AppState,
+};
+
+/// Client metadata (RFC 7591 2; OIDC Registration 2). Unknown members are ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Metadata {
+    client_id: Option<String>,
+    client_name: Option<String>,
+    redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    grant_types: Vec<String>,
+    response_types: Vec<String>,
+    token_endpoint_auth_method: Option<String>,
+    scope: Option<String>,
+    id_token_signed_response_alg: Option<String>,
+    jwks: Option<Value>,
+    jwks_uri: Option<String>,
+    backchannel_logout_uri: Option<String>,
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| token.trim().to_owned())
+}
+
+fn metadata_error(e: SpecError) -> AppError {
+    match e {
+        SpecError::RedirectUri(d) => AppError::oauth(ErrorCode::InvalidRedirectUri, d),
+        SpecError::Metadata(d) => AppError::oauth(ErrorCode::InvalidClientMetadata, d),
+    }
+}
+
+fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Metadata, AppError> {
+    let json_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json_type {
+        return Err(AppError::oauth(
+            ErrorCode::InvalidClientMetadata,
+            "the body must be application/json",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|_| {
+        AppError::oauth(
+            ErrorCode::InvalidClientMetadata,
+            "the body is not valid client metadata JSON",
+        )
+    })
+}
+
+fn spec(m: Metadata) -> Result<ClientSpec, AppError> {
+    if !m.response_types.is_empty() && m.response_types != ["code"] {
+        return Err(AppError::oauth(
+            ErrorCode::InvalidClientMetadata,
+            "only the response type code is supported",
+        ));
+    }
+    Ok(ClientSpec {
+        name: m.client_name.unwrap_or_else(|| "Unnamed client".into()),
+        redirect_uris: m.redirect_uris,
+        post_logout_redirect_uris: m.post_logout_redirect_uris,
+        grant_types: m.grant_types,
+        auth_method: m.token_endpoint_auth_method,
+        scopes: m
+            .scope
+            .map(|s| {
+                s.split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        id_token_signing_alg: m.id_token_signed_response_alg,
+        jwks: m.jwks.map(|v| v.to_string()),
+        jwks_uri: m.jwks_uri,
+        backchannel_logout_uri: m.backchannel_logout_uri,
+        access_token_ttl: None,
+    })
+}
+
+fn describe(state: &AppState, c: &Client) -> serde_json::Map<String, Value> {
+    let mut o = serde_json::Map::new();
+    o.insert("client_id".into(), c.id.clone().into());
+    o.insert("client_id_issued_at".into(), c.created_at.into());
+    o.insert("client_name".into(), c.name.clone().into());
+    o.insert("redirect_uris".into(), json!(c.redirect_uris));
+    o.insert(
+        "post_logout_redirect_uris".into(),
+        json!(c.post_logout_redirect_uris),
+    );
+    o.insert("grant_types".into(), json!(c.grant_types));
+    o.insert("response_types".into(), json!(c.response_types));
+    o.insert(
+        "token_endpoint_auth_method".into(),
+        c.token_endpoint_auth_method.clone().into(),
+    );
+    o.insert(
+        "id_token_signed_response_alg".into(),
+        c.id_token_signed_response_alg.clone().into(),
+    );
+    if !c.scopes.is_empty() {
+        o.insert("scope".into(), c.scopes.join(" ").into());
+    }
+    if let Some(u) = &c.backchannel_logout_uri {
+        o.insert("backchannel_logout_uri".into(), u.clone().into());
+    }
+    o.insert(
+        "registration_client_uri".into(),
+        state
+            .settings
+            .endpoint(&format!("/register/{}", c.id))
+            .into(),
+    );
+    o
+}
+
+fn created(body: Value, status: StatusCode) -> Response {
+    let mut r = (status, Json(body)).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// `POST /register` (RFC 7591 3).
+pub async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let Some(token) = bearer(&headers) else {
+        return Err(AppError::invalid_token(
+            "an initial access token is required",
+        ));
+    };
+    if token.len() > 256
+        || !state
+            .store
+            .spend_registration_token(&state.hasher.hash(&token), state.now())
+            .await?
+    {
+        return Err(AppError::invalid_token(
+            "the initial access token is invalid, expired or used up",
+        ));
+    }
+    let spec = spec(parse(&headers, &body)?)?;
+    let (mut client, secret) = build(spec, &state.hasher, state.now()).map_err(metadata_error)?;
+    let rat = random_token();
+    client.registration_token_hash = Some(state.hasher.hash(&rat));
+    state.store.create_client(&client).await?;
+    let mut o = describe(&state, &client);
+    if let Some(s) = secret {
+        o.insert("client_secret".into(), s.into());
+        o.insert("client_secret_expires_at".into(), 0.into());
+    }
+    o.insert("registration_access_token".into(), rat.into());
+    Ok(created(Value::Object(o), StatusCode::CREATED))
+}
+
+async fn authorized(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Client, AppError> {
+    let deny = || AppError::invalid_token("the registration access token is invalid");
+    let token = bearer(headers).ok_or_else(deny)?;
+    let client = state.store.client(id).await?.ok_or_else(deny)?;
+    let presented = state.hasher.hash(&token);
+    let ok = client
+        .registration_token_hash
+        .as_deref()
+        .is_some_and(|h| bool::from(h.as_bytes().ct_eq(presented.as_bytes())));
+    if ok {
+        Ok(client)
+    } else {
+        Err(deny())
+    }
+}
+
+/// `GET /register/{client_id}` (RFC 7592 2.1).
+pub async fn read(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let c = authorized(&state, &headers, &id).await?;
+    Ok(created(Value::Object(describe(&state, &c)), StatusCode::OK))
+}
+
+/// `PUT /register/{client_id}` (RFC 7592 2.2): replaces the metadata; the
+/// client id, secret and registration access token stay.
+pub async fn update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let old = authorized(&state, &headers, &id).await?;
+    let m = parse(&headers, &body)?;
+    if m.client_id.as_deref() != Some(id.as_str()) {
+        return Err(AppError::oauth(
+            ErrorCode::InvalidClientMetadata,
+            "client_id must be present and match",
+        ));
+    }
+    let (new, _) = build(spec(m)?, &state.hasher, state.now()).map_err(metadata_error)?;
+    if new.token_endpoint_auth_method != old.token_endpoint_auth_method {
+        return Err(AppError::oauth(
+            ErrorCode::InvalidClientMetadata,
+            "token_endpoint_auth_method cannot change",
+        ));
+    }
+    let updated = Client {
+        id: old.id.clone(),
+        secret_hash: old.secret_hash.clone(),
+        registration_token_hash: old.registration_token_hash.clone(),
+        created_at: old.created_at,
+        updated_at: state.now(),
+        ..new
+    };
+    state.store.update_client(&updated).await?;
+    Ok(created(
+        Value::Object(describe(&state, &updated)),
+        StatusCode::OK,
+    ))
+}
+
+/// `DELETE /register/{client_id}` (RFC 7592 2.3).
+pub async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let c = authorized(&state, &headers, &id).await?;
+    state.store.delete_client(&c.id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

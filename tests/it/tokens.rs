@@ -232,7 +232,7 @@ async fn concurrent_code_redemptions(app: &TestApp) {
     let c = app.web_client().await;
     let (code, verifier) = app.code(&c, "openid", "").await;
     let mut tasks = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..50 {
         let http = app.http.clone();
         let url = app.url("/token");
         let (c, code, verifier) = (c.clone(), code.clone(), verifier.clone());
@@ -312,7 +312,60 @@ async fn client_credentials_needs_a_confidential_client(app: &TestApp) {
     );
 }
 
+async fn concurrent_refreshes_give_one_successor(app: &TestApp) {
+    let c = app.web_client().await;
+    let (code, verifier) = app.code(&c, "openid offline_access", "").await;
+    let t = app.redeem(&c, &code, &verifier).await;
+    let rt = t["refresh_token"].as_str().unwrap().to_owned();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (http, url, c, rt) = (app.http.clone(), app.url("/token"), c.clone(), rt.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .basic_auth(&c.id, c.secret.as_deref())
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", rt.as_str())])
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut successors = std::collections::HashSet::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, 200, "a retry inside the grace window is not an attack: {body}");
+        successors.insert(body["refresh_token"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(successors.len(), 1, "exactly one successor");
+}
+
+async fn introspection_as_jwt(app: &TestApp) {
+    let c = app.web_client().await;
+    let (code, verifier) = app.code(&c, "openid", "").await;
+    let t = app.redeem(&c, &code, &verifier).await;
+    let r = app
+        .http
+        .post(app.url("/introspect"))
+        .basic_auth(&c.id, c.secret.as_deref())
+        .header("accept", "application/token-introspection+jwt")
+        .form(&[("token", t["access_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/token-introspection+jwt");
+    let jwt = r.text().await.unwrap();
+    let v = app.state.keys.verify(&jwt, &gatehouse_keys::SIGNING_ALGS).unwrap();
+    assert_eq!(v.header["typ"], "token-introspection+jwt");
+    assert_eq!(v.claims["aud"], c.id.as_str());
+    assert_eq!(v.claims["token_introspection"]["active"], true);
+}
+
 crate::both_backends!(
+    concurrent_refreshes_give_one_successor,
+    introspection_as_jwt,
     refresh_rotation_grace_and_reuse,
     refresh_scope_narrowing_and_widening,
     userinfo_introspection_and_revocation,

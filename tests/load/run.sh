@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 ROOT="$PWD"
 DUR="${1:-10}"
 CONNS="${CONNS:-16}"
-cargo build --release -p gatehouse-server >/dev/null
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -p gatehouse-server >/dev/null
 BIN="$PWD/target/release/gatehouse"
 WORK="$(mktemp -d)"
 trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$WORK"' EXIT

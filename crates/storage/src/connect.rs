@@ -7,7 +7,7 @@ use sea_orm::{
     sqlx::{
         postgres::{PgConnectOptions, PgPoolOptions},
         sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-        ConnectOptions as _,
+        ConnectOptions as _, Connection as _,
     },
     ConnectionTrait, DatabaseConnection, DbBackend, SqlxPostgresConnector, SqlxSqliteConnector,
     Statement,
@@ -69,6 +69,28 @@ impl Store {
             let opts = PgConnectOptions::from_str(url)
                 .map_err(|e| StoreError::InvalidUrl(format!("{}: {e}", redact(url))))?
                 .disable_statement_logging();
+            // One direct attempt first: the pool would report any failure
+            // as a bare time-out, and the operator needs the real reason.
+            match tokio::time::timeout(
+                Duration::from_secs(10),
+                sea_orm::sqlx::PgConnection::connect_with(&opts),
+            )
+            .await
+            {
+                Ok(Ok(conn)) => drop(conn),
+                Ok(Err(e)) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "cannot connect to PostgreSQL at {}: {e}",
+                        redact(url)
+                    )))
+                }
+                Err(_) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "cannot connect to PostgreSQL at {}: no answer within 10 s",
+                        redact(url)
+                    )))
+                }
+            }
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .min_connections(1)

@@ -36,7 +36,7 @@ where
 }
 
 fn e(err: crate::http::error::AppError) -> anyhow::Error {
-    anyhow::anyhow!("{err:?}")
+    anyhow::anyhow!("{err}")
 }
 
 pub async fn run(settings: Settings, seconds: u64, as_json: bool) -> anyhow::Result<()> {

@@ -50,7 +50,7 @@ pub async fn run(cmd: SessionsCmd, settings: Settings) -> anyhow::Result<()> {
             };
             let done = crate::logout::force_logout(&state, &u)
                 .await
-                .map_err(|e| anyhow::anyhow!("forced logout failed: {e:?}"))?;
+                .map_err(|e| anyhow::anyhow!("forced logout failed: {e}"))?;
             println!("{}", serde_json::to_string_pretty(&done)?);
         }
     }

@@ -88,7 +88,7 @@ pub async fn run(cmd: UsersCmd, settings: Settings) -> anyhow::Result<()> {
                 .await?;
             let done = crate::logout::force_logout(&state, &u)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                .map_err(|e| anyhow::anyhow!("forced logout failed: {e}"))?;
             println!(
                 "{}",
                 json!({ "sub": u.id, "username": u.username, "disabled": true, "sessions_ended": done.sessions_ended, "refresh_tokens_revoked": done.refresh_tokens_revoked, "backchannel": done.backchannel })

@@ -73,6 +73,22 @@ impl AppError {
     }
 }
 
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppError::OAuth {
+                code, description, ..
+            } => write!(f, "{code}: {description}"),
+            AppError::Bearer { description, .. } => write!(f, "invalid token: {description}"),
+            AppError::Page { message, .. } => f.write_str(message),
+            AppError::Unavailable => f.write_str("the database is unavailable"),
+            AppError::Internal(detail) => f.write_str(detail),
+        }
+    }
+}
+
+impl std::error::Error for AppError {}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         if e.is_unavailable() {

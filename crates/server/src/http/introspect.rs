@@ -2,6 +2,8 @@
 //! confidential client. Access tokens Gatehouse can open (its own JWEs and
 //! opaque tokens) and refresh tokens are answered; anything revoked,
 //! expired, unknown or belonging to another client is `{"active":false}`.
+//! A caller that accepts `application/token-introspection+jwt` gets the
+//! answer as a signed JWT (RFC 9701).
 
 use axum::{
     body::Bytes,
@@ -10,16 +12,55 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use serde_json::{json, Value};
+use gatehouse_keys::Alg;
+use gatehouse_storage::model::Client;
+use serde_json::{json, Map, Value};
 
 use super::{client_auth, error::AppError, form::Params};
 use crate::{oauth::AuthMethod, state::AppState};
 
-fn answer(v: Value) -> Response {
-    let mut r = Json(v).into_response();
+/// Answers as JSON, or as a signed JWT when the caller asked for
+/// `application/token-introspection+jwt` (RFC 9701 4).
+fn answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    caller: &Client,
+    v: Value,
+) -> Result<Response, AppError> {
+    let wants_jwt = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',').any(|m| {
+                m.split(';').next().is_some_and(|m| {
+                    m.trim()
+                        .eq_ignore_ascii_case("application/token-introspection+jwt")
+                })
+            })
+        });
+    let mut r = if wants_jwt {
+        let alg: Alg = caller
+            .id_token_signed_response_alg
+            .parse()
+            .unwrap_or(Alg::RS256);
+        let mut c = Map::new();
+        c.insert("iss".into(), state.settings.issuer.clone().into());
+        c.insert("aud".into(), caller.id.clone().into());
+        c.insert("iat".into(), state.now().into());
+        c.insert("token_introspection".into(), v);
+        let jwt = state.keys.sign(alg, "token-introspection+jwt", &c)?;
+        let mut r = jwt.into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/token-introspection+jwt"),
+        );
+        r
+    } else {
+        Json(v).into_response()
+    };
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    Ok(r)
 }
 
 /// `POST /introspect` (RFC 7662 2.1).
@@ -47,7 +88,7 @@ pub async fn introspect(
             let mut out = at.claims.clone();
             out.insert("active".into(), true.into());
             out.insert("token_type".into(), "Bearer".into());
-            return Ok(answer(Value::Object(out)));
+            return answer(&state, &headers, &caller.client, Value::Object(out));
         }
     }
     if token.len() <= 256 {
@@ -55,17 +96,22 @@ pub async fn introspect(
             let live =
                 rt.used_at.is_none() && rt.revoked_at.is_none() && rt.expires_at > state.now();
             if live && rt.client_id == caller.client.id {
-                return Ok(answer(json!({
-                    "active": true,
-                    "token_type": "refresh_token",
-                    "scope": rt.scope,
-                    "client_id": rt.client_id,
-                    "sub": rt.user_id,
-                    "iss": state.settings.issuer,
-                    "exp": rt.expires_at,
-                    "iat": rt.created_at,
-                    "auth_time": rt.auth_time,
-                })));
+                return answer(
+                    &state,
+                    &headers,
+                    &caller.client,
+                    json!({
+                        "active": true,
+                        "token_type": "refresh_token",
+                        "scope": rt.scope,
+                        "client_id": rt.client_id,
+                        "sub": rt.user_id,
+                        "iss": state.settings.issuer,
+                        "exp": rt.expires_at,
+                        "iat": rt.created_at,
+                        "auth_time": rt.auth_time,
+                    }),
+                );
             }
         }
     }
@@ -74,8 +120,8 @@ pub async fn introspect(
             let mut out = at.claims.clone();
             out.insert("active".into(), true.into());
             out.insert("token_type".into(), "Bearer".into());
-            return Ok(answer(Value::Object(out)));
+            return answer(&state, &headers, &caller.client, Value::Object(out));
         }
     }
-    Ok(answer(inactive))
+    answer(&state, &headers, &caller.client, inactive)
 }

@@ -24,29 +24,83 @@ async fn register_read_update_delete(app: &TestApp) {
         "token_endpoint_auth_method": "client_secret_basic",
     });
     // No token, a wrong token: 401.
-    let r = app.http.post(app.url("/register")).json(&meta).send().await.unwrap();
+    let r = app
+        .http
+        .post(app.url("/register"))
+        .json(&meta)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = app.http.post(app.url("/register")).bearer_auth("nope").json(&meta).send().await.unwrap();
+    let r = app
+        .http
+        .post(app.url("/register"))
+        .bearer_auth("nope")
+        .json(&meta)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = app.http.post(app.url("/register")).bearer_auth(&iat).json(&meta).send().await.unwrap();
+    let r = app
+        .http
+        .post(app.url("/register"))
+        .bearer_auth(&iat)
+        .json(&meta)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     let c: Value = r.json().await.unwrap();
     let id = c["client_id"].as_str().unwrap().to_owned();
     let secret = c["client_secret"].as_str().unwrap().to_owned();
     let rat = c["registration_access_token"].as_str().unwrap().to_owned();
-    assert_eq!(c["registration_client_uri"], app.url(&format!("/register/{id}")));
+    assert_eq!(
+        c["registration_client_uri"],
+        app.url(&format!("/register/{id}"))
+    );
     // The token had one use.
-    let r = app.http.post(app.url("/register")).bearer_auth(&iat).json(&meta).send().await.unwrap();
+    let r = app
+        .http
+        .post(app.url("/register"))
+        .bearer_auth(&iat)
+        .json(&meta)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     // The new client works at the token endpoint (wrong grant, but authenticated).
-    let r = app.http.post(app.url("/token")).basic_auth(&id, Some(&secret)).form(&[("grant_type", "client_credentials")]).send().await.unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "unauthorized_client");
+    let r = app
+        .http
+        .post(app.url("/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "unauthorized_client"
+    );
     // Read, update, delete with the registration access token.
     let uri = app.url(&format!("/register/{id}"));
     let r = app.http.get(&uri).bearer_auth(&rat).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.json::<Value>().await.unwrap().get("client_secret").is_none());
-    assert_eq!(app.http.get(&uri).bearer_auth("wrong").send().await.unwrap().status(), 401);
+    assert!(r
+        .json::<Value>()
+        .await
+        .unwrap()
+        .get("client_secret")
+        .is_none());
+    assert_eq!(
+        app.http
+            .get(&uri)
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     let r = app
         .http
         .put(&uri)
@@ -56,27 +110,80 @@ async fn register_read_update_delete(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<Value>().await.unwrap()["redirect_uris"], json!(["https://dyn.example/cb2"]));
-    assert_eq!(app.http.delete(&uri).bearer_auth(&rat).send().await.unwrap().status(), 204);
-    assert_eq!(app.http.get(&uri).bearer_auth(&rat).send().await.unwrap().status(), 401);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["redirect_uris"],
+        json!(["https://dyn.example/cb2"])
+    );
+    assert_eq!(
+        app.http
+            .delete(&uri)
+            .bearer_auth(&rat)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        app.http
+            .get(&uri)
+            .bearer_auth(&rat)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
 }
 
 async fn registration_metadata_is_validated(app: &TestApp) {
     let iat = initial_token(app, None).await;
     let cases = [
-        (json!({ "redirect_uris": ["not a url"] }), "invalid_redirect_uri"),
-        (json!({ "redirect_uris": ["http://evil.example/cb"] }), "invalid_redirect_uri"),
-        (json!({ "redirect_uris": ["https://a.example/cb#frag"] }), "invalid_redirect_uri"),
+        (
+            json!({ "redirect_uris": ["not a url"] }),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({ "redirect_uris": ["http://evil.example/cb"] }),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({ "redirect_uris": ["https://a.example/cb#frag"] }),
+            "invalid_redirect_uri",
+        ),
         (json!({ "redirect_uris": [] }), "invalid_redirect_uri"),
-        (json!({ "redirect_uris": ["https://a.example/cb"], "grant_types": ["password"] }), "invalid_client_metadata"),
-        (json!({ "redirect_uris": ["https://a.example/cb"], "response_types": ["token"] }), "invalid_client_metadata"),
-        (json!({ "redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "magic" }), "invalid_client_metadata"),
-        (json!({ "redirect_uris": "https://a.example/cb" }), "invalid_client_metadata"),
+        (
+            json!({ "redirect_uris": ["https://a.example/cb"], "grant_types": ["password"] }),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({ "redirect_uris": ["https://a.example/cb"], "response_types": ["token"] }),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({ "redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "magic" }),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({ "redirect_uris": "https://a.example/cb" }),
+            "invalid_client_metadata",
+        ),
     ];
     for (meta, expected) in cases {
-        let r = app.http.post(app.url("/register")).bearer_auth(&iat).json(&meta).send().await.unwrap();
+        let r = app
+            .http
+            .post(app.url("/register"))
+            .bearer_auth(&iat)
+            .json(&meta)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400, "{meta}");
-        assert_eq!(r.json::<Value>().await.unwrap()["error"], expected, "{meta}");
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["error"],
+            expected,
+            "{meta}"
+        );
     }
     let r = app
         .http
@@ -98,7 +205,15 @@ async fn registration_metadata_is_validated(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    assert!(r.json::<Value>().await.unwrap().get("client_secret").is_none());
+    assert!(r
+        .json::<Value>()
+        .await
+        .unwrap()
+        .get("client_secret")
+        .is_none());
 }
 
-crate::both_backends!(register_read_update_delete, registration_metadata_is_validated);
+crate::both_backends!(
+    register_read_update_delete,
+    registration_metadata_is_validated
+);

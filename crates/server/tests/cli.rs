@@ -1194,6 +1194,22 @@ async fn wrong_kek_is_refused(env: &Env) {
         .fails();
     assert_mentions(&line, &["key-encryption key"]);
 
+    // Disabling a user needs the keys (forced logout): with the wrong KEK it
+    // fails before anything changes.
+    env.cmd(&["users", "create", "--username", "alice", "--password-stdin"])
+        .stdin("correct horse battery staple\n")
+        .json();
+    let line = env
+        .cmd(&["users", "disable", "alice"])
+        .env("GATEHOUSE_KEY_ENCRYPTION_KEY", &other)
+        .fails();
+    assert_mentions(&line, &["key-encryption key"]);
+    assert_eq!(
+        env.json(&["users", "list", "--json"])[0]["disabled"],
+        false,
+        "a failed disable left the user as she was"
+    );
+
     // A client secret hashed under the wrong KEK would never match at the
     // server: registration is refused rather than handing out a dead secret.
     let line = env

@@ -5,9 +5,11 @@
 mod support;
 
 mod attacks;
+mod browser;
 mod code_flow;
 mod discovery;
 mod health;
+mod registration;
 mod resource_server;
 mod revocation;
 mod tokens;

@@ -324,7 +324,10 @@ async fn concurrent_refreshes_give_one_successor(app: &TestApp) {
             let r = http
                 .post(url)
                 .basic_auth(&c.id, c.secret.as_deref())
-                .form(&[("grant_type", "refresh_token"), ("refresh_token", rt.as_str())])
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", rt.as_str()),
+                ])
                 .send()
                 .await
                 .unwrap();
@@ -335,7 +338,10 @@ async fn concurrent_refreshes_give_one_successor(app: &TestApp) {
     let mut successors = std::collections::HashSet::new();
     for t in tasks {
         let (status, body) = t.await.unwrap();
-        assert_eq!(status, 200, "a retry inside the grace window is not an attack: {body}");
+        assert_eq!(
+            status, 200,
+            "a retry inside the grace window is not an attack: {body}"
+        );
         successors.insert(body["refresh_token"].as_str().unwrap().to_owned());
     }
     assert_eq!(successors.len(), 1, "exactly one successor");
@@ -355,9 +361,16 @@ async fn introspection_as_jwt(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["content-type"], "application/token-introspection+jwt");
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/token-introspection+jwt"
+    );
     let jwt = r.text().await.unwrap();
-    let v = app.state.keys.verify(&jwt, &gatehouse_keys::SIGNING_ALGS).unwrap();
+    let v = app
+        .state
+        .keys
+        .verify(&jwt, &gatehouse_keys::SIGNING_ALGS)
+        .unwrap();
     assert_eq!(v.header["typ"], "token-introspection+jwt");
     assert_eq!(v.claims["aud"], c.id.as_str());
     assert_eq!(v.claims["token_introspection"]["active"], true);

@@ -128,6 +128,12 @@ pub struct KeyRing {
     policy: RotationPolicy,
     clock: Arc<dyn Clock>,
     current: RwLock<Arc<Snapshot>>,
+    /// Serializes `reload` (bug fix): without it a reload that read the
+    /// store before a revoke/rotate committed could finish after that
+    /// change's own reload and put the older snapshot back, so a key that
+    /// `revoke` had just withdrawn kept signing and verifying on this
+    /// instance until the next poll.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 fn new_kid() -> String {
@@ -186,6 +192,7 @@ impl KeyRing {
                 jwks_etag: String::new(),
                 keys: Vec::new(),
             })),
+            reloading: tokio::sync::Mutex::new(()),
         };
         ring.ensure_all().await?;
         ring.reload().await?;
@@ -194,6 +201,13 @@ impl KeyRing {
 
     async fn ensure_all(&self) -> Result<(), KeyError> {
         let existing = self.store.list_keys().await?;
+        // Bug fix: prove the KEK opens the stored keys before generating
+        // any. Otherwise a start with the wrong KEK on a database missing
+        // some (use, alg) stored keys sealed under the wrong KEK before
+        // failing, and from then on the right KEK could not open the ring.
+        if let Some(k) = existing.iter().find(|k| k.state != KeyState::Revoked) {
+            PrivateKey::open(&k.kid, k.alg.parse()?, &k.sealed_private_key, &self.kek)?;
+        }
         for alg in SIGNING_ALGS.iter().copied().chain([OWN_ENCRYPTION_ALG]) {
             let has = |s: KeyState| {
                 existing
@@ -237,6 +251,9 @@ impl KeyRing {
     }
 
     async fn reload(&self) -> Result<(), KeyError> {
+        // One reload at a time, each reading the store afresh: the last to
+        // install its snapshot is also the last to have read the store.
+        let _one_at_a_time = self.reloading.lock().await;
         let epoch = self.store.epoch("keys").await?;
         let records = self.store.list_keys().await?;
         let kek = self.kek.clone();

@@ -145,6 +145,7 @@ on_both! {
     crash_mid_rotation_rolls_back,
     wrong_kek_refused,
     verify_refuses_attacks,
+    revoke_racing_refresh,
 }
 
 // ---------------------------------------------------------------- helpers
@@ -929,6 +930,46 @@ async fn wrong_kek_refused(env: Env) {
     .unwrap();
     let t = ring.sign(Alg::PS256, "JWT", &claims(1)).unwrap();
     ring.verify(&t, &[Alg::PS256]).unwrap();
+
+    // A database missing one alg's keys (written by a version without EdDSA,
+    // or a first start that died midway). A start with the wrong KEK must
+    // not generate the missing keys under that KEK before failing: that
+    // would lock the right KEK out for good (regression test for a bug).
+    {
+        use sea_orm::ConnectionTrait;
+        let raw = sea_orm::Database::connect(&env.db.url).await.unwrap();
+        raw.execute_unprepared("DELETE FROM keys WHERE alg = 'EdDSA'")
+            .await
+            .unwrap();
+        raw.close().await.unwrap();
+    }
+    let partial = env.keys().await;
+    assert_eq!(partial.len(), 8);
+    let err = KeyRing::open(
+        env.store.clone(),
+        Kek::generate(),
+        RotationPolicy::default(),
+        Arc::new(env.clock.clone()),
+    )
+    .await
+    .expect_err("the wrong KEK must not open a partial ring either");
+    assert!(matches!(err, KeyError::Unseal(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("wrong key-encryption key"),
+        "{err}"
+    );
+    assert_eq!(
+        env.keys().await,
+        partial,
+        "nothing sealed under the wrong KEK"
+    );
+    let ring = env.ring(RotationPolicy::default()).await;
+    let keys = env.keys().await;
+    assert_eq!(keys.len(), 10, "the right KEK fills in EdDSA");
+    one(&keys, Alg::EdDSA, KeyState::Active);
+    one(&keys, Alg::EdDSA, KeyState::Next);
+    let t = ring.sign(Alg::EdDSA, "JWT", &claims(2)).unwrap();
+    ring.verify(&t, &[Alg::EdDSA]).unwrap();
 }
 
 // ---------------------------------------------------------------- 8. attacks on verify
@@ -1014,5 +1055,41 @@ async fn verify_refuses_attacks(env: Env) {
     for alg in all_algs() {
         one(&after, alg, KeyState::Active);
         one(&after, alg, KeyState::Next);
+    }
+}
+
+// ---------------------------------------------------------------- revoke vs. poll
+
+/// Once `revoke` has returned, the instance it ran on refuses the key, even
+/// when its background poll reloads at the same moment (regression test:
+/// an older snapshot used to be put back by the slower reload). The race is
+/// timing-dependent, so it is provoked many times over.
+async fn revoke_racing_refresh(env: Env) {
+    const ROUNDS: u64 = 40;
+    let ring = env.ring(RotationPolicy::default()).await;
+    let other = env
+        .ring_on(env.second_store().await, RotationPolicy::default())
+        .await;
+    for i in 0..ROUNDS {
+        let token = ring.sign(Alg::ES256, "JWT", &claims(i)).unwrap();
+        let kid = kid_of(&token);
+        // Another instance changes the keys, so this ring's poll reloads...
+        other.rotate(None, Some(Alg::EdDSA)).await.unwrap();
+        // ...while an admin revokes the ES256 key through this ring.
+        let (poll, admin) = (ring.clone(), ring.clone());
+        let (polled, revoked) = tokio::join!(
+            tokio::spawn(async move { poll.refresh().await }),
+            tokio::spawn(async move { admin.revoke(&kid).await }),
+        );
+        polled.unwrap().unwrap();
+        let rev = revoked.unwrap().unwrap();
+        assert_invalid_token(
+            ring.verify(&token, &[Alg::ES256]),
+            &format!("round {i}: token of the key revoked a moment ago"),
+        );
+        assert!(!jwks_kids(&ring.snapshot()).contains(&rev.kid), "round {i}");
+        let signed = ring.sign(Alg::ES256, "JWT", &claims(i)).unwrap();
+        assert_eq!(Some(kid_of(&signed)), rev.activated, "round {i}");
+        assert_eq!(ring.snapshot().epoch(), env.epoch().await, "round {i}");
     }
 }

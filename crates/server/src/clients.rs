@@ -2,7 +2,7 @@
 //! dynamic registration: metadata is validated into a [`Client`] and a
 //! secret is generated where the auth method needs one.
 
-use gatehouse_keys::{Alg, KeyUse, SecretHasher};
+use gatehouse_keys::{Alg, KeyUse, PublicKey, SecretHasher};
 use gatehouse_storage::model::Client;
 
 use crate::{
@@ -35,6 +35,22 @@ pub enum SpecError {
     Metadata(String),
 }
 
+/// The usable signing keys of a JWK Set (JSON text): each needs a `kid`
+/// and an `alg` among RS256, PS256, ES256, EdDSA. Others are skipped.
+pub fn parse_jwks(text: &str) -> Result<Vec<PublicKey>, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|_| "jwks is not a JSON JWK Set".to_owned())?;
+    let keys = v
+        .get("keys")
+        .and_then(|k| k.as_array())
+        .ok_or_else(|| "jwks must be {\"keys\": [...]}".to_owned())?;
+    Ok(keys
+        .iter()
+        .filter_map(|k| PublicKey::from_jwk_value(k, None).ok())
+        .filter(|k| k.key_use() == KeyUse::Sig && k.kid().is_some())
+        .collect())
+}
+
 /// Validates a spec into a new client (with a fresh id) and its secret in
 /// clear, shown once; only its keyed hash is kept.
 pub fn build(
@@ -62,7 +78,28 @@ pub fn build(
         Some(m) => m.parse().map_err(SpecError::Metadata)?,
     };
     if method == AuthMethod::PrivateKeyJwt {
-        return Err(SpecError::Metadata("private_key_jwt is not available yet; use client_secret_basic, client_secret_post or none".into()));
+        match (&spec.jwks, &spec.jwks_uri) {
+            (Some(_), Some(_)) => {
+                return Err(SpecError::Metadata(
+                    "give jwks or jwks_uri, not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(SpecError::Metadata(
+                    "private_key_jwt needs the client's public keys: jwks or jwks_uri".into(),
+                ))
+            }
+            (Some(j), None) => {
+                let keys = parse_jwks(j).map_err(SpecError::Metadata)?;
+                if keys.is_empty() {
+                    return Err(SpecError::Metadata(
+                        "jwks holds no usable signing key (each needs kid and alg)".into(),
+                    ));
+                }
+            }
+            (None, Some(u)) => validate_redirect_uri(u)
+                .map_err(|e| SpecError::Metadata(e.replace("redirect URI", "jwks_uri")))?,
+        }
     }
     if method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
         return Err(SpecError::Metadata(

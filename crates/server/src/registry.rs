@@ -32,10 +32,14 @@ struct Cache {
     resources: Option<Arc<HashMap<String, Arc<Resource>>>>,
 }
 
+/// Keys fetched from a client's `jwks_uri`, and when.
+type FetchedKeys = (std::time::Instant, Arc<Vec<PublicKey>>);
+
 /// The caches. Cheap to share behind an `Arc`.
 pub struct Registry {
     store: Store,
     cache: RwLock<Cache>,
+    jwks: std::sync::Mutex<HashMap<String, FetchedKeys>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -53,6 +57,7 @@ impl Registry {
                 resources_epoch: -1,
                 ..Cache::default()
             }),
+            jwks: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -129,6 +134,62 @@ impl Registry {
             }
         });
         Ok(map)
+    }
+
+    /// A client's keys from its `jwks_uri`: cached for five minutes, fetched
+    /// again when `want_kid` is unknown but at most every ten seconds, with a
+    /// timeout and a 64 KiB cap.
+    pub async fn client_jwks(
+        &self,
+        http: &reqwest::Client,
+        uri: &str,
+        want_kid: &str,
+    ) -> Vec<PublicKey> {
+        use std::time::{Duration, Instant};
+        let cached = self.jwks.lock().ok().and_then(|m| m.get(uri).cloned());
+        if let Some((at, keys)) = &cached {
+            let fresh = at.elapsed() < Duration::from_secs(300);
+            let has = keys.iter().any(|k| k.kid() == Some(want_kid));
+            if (fresh && has) || at.elapsed() < Duration::from_secs(10) {
+                return keys.to_vec();
+            }
+        }
+        let fetched = async {
+            let mut r = http.get(uri).send().await.ok()?;
+            if !r.status().is_success() {
+                return None;
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = r.chunk().await.ok()? {
+                body.extend_from_slice(&chunk);
+                if body.len() > 64 * 1024 {
+                    return None;
+                }
+            }
+            crate::clients::parse_jwks(std::str::from_utf8(&body).ok()?).ok()
+        }
+        .await;
+        match fetched {
+            Some(keys) => {
+                let keys = Arc::new(keys);
+                if let Ok(mut m) = self.jwks.lock() {
+                    if m.len() > 1000 {
+                        m.clear();
+                    }
+                    m.insert(uri.to_owned(), (Instant::now(), keys.clone()));
+                }
+                keys.to_vec()
+            }
+            None => {
+                tracing::warn!(%uri, "could not fetch a client's jwks_uri");
+                if let Ok(mut m) = self.jwks.lock() {
+                    let keys = cached.map(|(_, k)| k).unwrap_or_default();
+                    m.insert(uri.to_owned(), (Instant::now(), keys.clone()));
+                    return keys.to_vec();
+                }
+                Vec::new()
+            }
+        }
     }
 
     /// Drops whatever changed since the last poll.

@@ -66,6 +66,26 @@ impl Store {
         Ok(())
     }
 
+    /// Records a one-time value (a client assertion's jti) until
+    /// `expires_at`. Returns false when it was recorded before: a replay.
+    pub async fn record_once(
+        &self,
+        key: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let res = rev::Entity::insert(rev::ActiveModel {
+            jti: Set(key.to_owned()),
+            expires_at: Set(expires_at),
+            created_at: Set(now),
+        })
+        .on_conflict(OnConflict::column(rev::Column::Jti).do_nothing().to_owned())
+        .do_nothing()
+        .exec_without_returning(&self.db)
+        .await?;
+        Ok(matches!(res, sea_orm::TryInsertResult::Inserted(n) if n == 1))
+    }
+
     /// How many entries the list holds (for metrics).
     pub async fn revocation_list_size(&self) -> Result<u64, StoreError> {
         use sea_orm::PaginatorTrait;

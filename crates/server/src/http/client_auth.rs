@@ -1,11 +1,18 @@
 //! Client authentication at the token, introspection and revocation
 //! endpoints (RFC 6749 2.3; OIDC Core 9): client_secret_basic,
-//! client_secret_post, and none (public clients, identified only).
+//! client_secret_post, private_key_jwt (RFC 7523), and none (public
+//! clients, identified only). client_secret_jwt is not offered: Gatehouse
+//! keeps only a keyed hash of client secrets, so it cannot check an HMAC
+//! made with the secret itself.
 
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
-use base64::{engine::general_purpose::STANDARD, Engine};
+use base64::{
+    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+    Engine,
+};
+use gatehouse_keys::Alg;
 use gatehouse_storage::model::Client;
 use subtle::ConstantTimeEq;
 
@@ -78,10 +85,7 @@ pub async fn authenticate(
                 "more than one client authentication method was used",
             ));
         }
-        return Err(invalid_client(
-            false,
-            "client assertions are not accepted for this client",
-        ));
+        return assertion(state, params).await;
     }
     let (client_id, secret, method) = match basic {
         Some((id, secret)) => {
@@ -133,4 +137,101 @@ pub async fn authenticate(
         }
     }
     Ok(Authenticated { client, method })
+}
+
+/// RFC 7523 2.2: the assertion type of a JWT client assertion.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Signing algorithms accepted on client assertions.
+const ASSERTION_ALGS: [Alg; 4] = [Alg::RS256, Alg::PS256, Alg::ES256, Alg::EdDSA];
+
+/// private_key_jwt (RFC 7523 2.2 and 3; OIDC Core 9): a JWT signed with
+/// one of the client's registered keys, `iss` = `sub` = client id, `aud`
+/// the issuer or the token endpoint, `exp` at most five minutes ahead, and
+/// a `jti` never seen before.
+async fn assertion(state: &AppState, params: &Params) -> Result<Authenticated, AppError> {
+    let fail = || invalid_client(false, "client authentication failed");
+    if params.get("client_assertion_type") != Some(JWT_BEARER) {
+        return Err(invalid_client(
+            false,
+            "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ));
+    }
+    let jwt = params.get("client_assertion").ok_or_else(fail)?;
+    if jwt.len() > 8 * 1024 {
+        return Err(fail());
+    }
+    // Who claims to be speaking (checked again after verification).
+    let mut parts = jwt.split('.');
+    let (Some(h), Some(p)) = (parts.next(), parts.next()) else {
+        return Err(fail());
+    };
+    let unverified: serde_json::Value = URL_SAFE_NO_PAD
+        .decode(p)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(fail)?;
+    let kid = URL_SAFE_NO_PAD
+        .decode(h)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("kid").and_then(|k| k.as_str()).map(str::to_owned))
+        .unwrap_or_default();
+    let client_id = unverified
+        .get("iss")
+        .and_then(|v| v.as_str())
+        .ok_or_else(fail)?;
+    if params.get("client_id").is_some_and(|c| c != client_id) {
+        return Err(fail());
+    }
+    let client = state.registry.client(client_id).await?.ok_or_else(fail)?;
+    if client.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt.as_str() {
+        return Err(fail());
+    }
+    let keys = match (&client.jwks, &client.jwks_uri) {
+        (Some(j), _) => crate::clients::parse_jwks(j).unwrap_or_default(),
+        (None, Some(uri)) => state.registry.client_jwks(&state.http, uri, &kid).await,
+        (None, None) => Vec::new(),
+    };
+    let verified = gatehouse_keys::verify(jwt, &ASSERTION_ALGS, |k| {
+        keys.iter().find(|x| x.kid() == Some(k)).cloned()
+    })
+    .map_err(|_| fail())?;
+    let c = verified.claims;
+    let s = |k: &str| c.get(k).and_then(|v| v.as_str());
+    let now = state.now();
+    let exp = c.get("exp").and_then(|v| v.as_i64()).ok_or_else(fail)?;
+    let aud_ok = |a: &str| {
+        a == state.settings.issuer
+            || a == state.settings.endpoint("/token")
+            || a.starts_with(&format!("{}/", state.settings.issuer))
+    };
+    let aud = match c.get("aud") {
+        Some(serde_json::Value::String(a)) => aud_ok(a),
+        Some(serde_json::Value::Array(v)) => v.iter().filter_map(|a| a.as_str()).any(aud_ok),
+        _ => false,
+    };
+    let leeway = 30;
+    if s("iss") != Some(client.id.as_str())
+        || s("sub") != Some(client.id.as_str())
+        || !aud
+        || exp + leeway <= now
+        || exp > now + 300 + leeway
+    {
+        return Err(fail());
+    }
+    let jti = s("jti")
+        .filter(|j| !j.is_empty() && j.len() <= 256)
+        .ok_or_else(fail)?;
+    if !state
+        .store
+        .record_once(&format!("assertion:{}:{jti}", client.id), exp + leeway, now)
+        .await?
+    {
+        tracing::warn!(client_id = %client.id, "client assertion replayed");
+        return Err(fail());
+    }
+    Ok(Authenticated {
+        client,
+        method: AuthMethod::PrivateKeyJwt,
+    })
 }

@@ -9,31 +9,7 @@ use gatehouse_server::clients::ClientSpec;
 use gatehouse_storage::model::ResourceServer;
 use serde_json::Value;
 
-use crate::support::{query_param, TestApp};
-
-async fn introspect(app: &TestApp, c: &crate::support::TestClient, token: &str) -> Value {
-    app.http
-        .post(app.url("/introspect"))
-        .basic_auth(&c.id, c.secret.as_deref())
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn userinfo(app: &TestApp, token: &str) -> u16 {
-    app.http
-        .get(app.url("/userinfo"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
+use crate::support::{introspect, query_param, userinfo_status as userinfo, TestApp};
 
 /// Revoking a refresh token revokes the access tokens of its grant too.
 async fn revoking_a_refresh_token_revokes_its_access_tokens(app: &TestApp) {

@@ -4,31 +4,7 @@
 use gatehouse_server::clients::ClientSpec;
 use serde_json::Value;
 
-use crate::support::TestApp;
-
-async fn introspect(app: &TestApp, c: &crate::support::TestClient, token: &str) -> Value {
-    let r = app
-        .http
-        .post(app.url("/introspect"))
-        .basic_auth(&c.id, c.secret.as_deref())
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
-}
-
-async fn userinfo_status(app: &TestApp, token: &str) -> u16 {
-    app.http
-        .get(app.url("/userinfo"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
+use crate::support::{introspect, userinfo_status, TestApp};
 
 async fn refresh_rotation_grace_and_reuse(app: &TestApp) {
     let c = app.web_client().await;

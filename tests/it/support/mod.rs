@@ -380,3 +380,29 @@ impl TestApp {
         r.json().await.unwrap()
     }
 }
+
+/// POSTs `token` to the introspection endpoint as client `c`; the JSON answer.
+pub async fn introspect(app: &TestApp, c: &TestClient, token: &str) -> serde_json::Value {
+    let r = app
+        .http
+        .post(app.url("/introspect"))
+        .basic_auth(&c.id, c.secret.as_deref())
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// The status of a userinfo request with `token`.
+pub async fn userinfo_status(app: &TestApp, token: &str) -> u16 {
+    app.http
+        .get(app.url("/userinfo"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}

@@ -14,7 +14,7 @@ use crate::{
     http::{client_auth::Authenticated, error::AppError, form::Params},
     oauth::{ErrorCode, GrantType, ScopeSet},
     state::AppState,
-    tokens::{new_jti, AccessGrant, IdGrant, TokenResponse},
+    tokens::{new_jti, TokenResponse},
 };
 
 fn invalid_grant(d: &'static str) -> AppError {
@@ -105,34 +105,6 @@ pub async fn exchange(
     };
     let scope =
         ScopeSet::parse(&code.scope).map_err(|_| invalid_grant("stored scope is invalid"))?;
-    let audience = super::audience(state, code.resource.as_deref()).await?;
-    let access = state
-        .issue_access_token(AccessGrant {
-            client,
-            user: Some(&user),
-            scope: &scope,
-            audience,
-            auth_time: Some(code.auth_time),
-            acr: code.acr.as_deref(),
-            jti,
-            family: Some(&code.family_id),
-        })
-        .await?;
-    let id_token = if scope.contains("openid") {
-        Some(state.issue_id_token(IdGrant {
-            client,
-            user: &user,
-            scope: &scope,
-            nonce: code.nonce.as_deref(),
-            auth_time: code.auth_time,
-            acr: code.acr.as_deref(),
-            amr: &code.amr,
-            sid: code.sid.as_deref(),
-            access_token: Some(&access.token),
-        })?)
-    } else {
-        None
-    };
     let refresh_token = if scope.contains("offline_access")
         && client
             .grant_types
@@ -167,12 +139,22 @@ pub async fn exchange(
     } else {
         None
     };
-    Ok(TokenResponse {
-        access_token: access.token,
-        token_type: "Bearer",
-        expires_in: access.expires_in,
+    super::user_tokens(
+        state,
+        super::UserGrant {
+            client,
+            user: &user,
+            scope: &scope,
+            resource: code.resource.as_deref(),
+            auth_time: code.auth_time,
+            acr: code.acr.as_deref(),
+            amr: &code.amr,
+            sid: code.sid.as_deref(),
+            nonce: code.nonce.as_deref(),
+            family: &code.family_id,
+            jti,
+        },
         refresh_token,
-        id_token,
-        scope: scope.to_string(),
-    })
+    )
+    .await
 }

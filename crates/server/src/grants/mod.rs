@@ -7,9 +7,76 @@ pub mod refresh_token;
 
 use std::sync::Arc;
 
+use gatehouse_storage::model::{Client, User};
+
 use crate::{
-    http::error::AppError, oauth::ErrorCode, registry::Resource, state::AppState, tokens::Audience,
+    http::error::AppError,
+    oauth::{ErrorCode, ScopeSet},
+    registry::Resource,
+    state::AppState,
+    tokens::{AccessGrant, Audience, IdGrant, TokenResponse},
 };
+
+/// What a user grant (authorization code or refresh) hands to the token
+/// builder: the same facts for the access token and the ID token.
+pub struct UserGrant<'a> {
+    pub client: &'a Client,
+    pub user: &'a User,
+    pub scope: &'a ScopeSet,
+    pub resource: Option<&'a str>,
+    pub auth_time: i64,
+    pub acr: Option<&'a str>,
+    pub amr: &'a [String],
+    pub sid: Option<&'a str>,
+    pub nonce: Option<&'a str>,
+    pub family: &'a str,
+    pub jti: String,
+}
+
+/// Issues the access token and, for `openid`, the ID token bound to it by
+/// `at_hash`; answers with the given refresh token.
+pub async fn user_tokens(
+    state: &AppState,
+    g: UserGrant<'_>,
+    refresh_token: Option<String>,
+) -> Result<TokenResponse, AppError> {
+    let audience = audience(state, g.resource).await?;
+    let access = state
+        .issue_access_token(AccessGrant {
+            client: g.client,
+            user: Some(g.user),
+            scope: g.scope,
+            audience,
+            auth_time: Some(g.auth_time),
+            acr: g.acr,
+            jti: g.jti,
+            family: Some(g.family),
+        })
+        .await?;
+    let id_token = if g.scope.contains("openid") {
+        Some(state.issue_id_token(IdGrant {
+            client: g.client,
+            user: g.user,
+            scope: g.scope,
+            nonce: g.nonce,
+            auth_time: g.auth_time,
+            acr: g.acr,
+            amr: g.amr,
+            sid: g.sid,
+            access_token: Some(&access.token),
+        })?)
+    } else {
+        None
+    };
+    Ok(TokenResponse {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: access.expires_in,
+        refresh_token,
+        id_token,
+        scope: g.scope.to_string(),
+    })
+}
 
 /// The audience of an access token from the RFC 8707 `resource` parameter:
 /// a registered resource server, else Gatehouse itself.

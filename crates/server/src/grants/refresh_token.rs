@@ -11,7 +11,7 @@ use crate::{
     http::{client_auth::Authenticated, error::AppError, form::Params},
     oauth::{ErrorCode, ScopeSet},
     state::AppState,
-    tokens::{new_jti, AccessGrant, IdGrant, TokenResponse},
+    tokens::{new_jti, TokenResponse},
 };
 
 fn invalid_grant(d: &'static str) -> AppError {
@@ -98,40 +98,22 @@ pub async fn exchange(
         return Err(AppError::Internal("refresh successor mismatch".into()));
     }
 
-    let audience = super::audience(state, current.resource.as_deref()).await?;
-    let access = state
-        .issue_access_token(AccessGrant {
-            client,
-            user: Some(&user),
-            scope: &scope,
-            audience,
-            auth_time: Some(current.auth_time),
-            acr: current.acr.as_deref(),
-            jti: new_jti(),
-            family: Some(&current.family_id),
-        })
-        .await?;
-    let id_token = if scope.contains("openid") {
-        Some(state.issue_id_token(IdGrant {
+    super::user_tokens(
+        state,
+        super::UserGrant {
             client,
             user: &user,
             scope: &scope,
-            nonce: None,
+            resource: current.resource.as_deref(),
             auth_time: current.auth_time,
             acr: current.acr.as_deref(),
             amr: &current.amr,
             sid: current.sid.as_deref(),
-            access_token: Some(&access.token),
-        })?)
-    } else {
-        None
-    };
-    Ok(TokenResponse {
-        access_token: access.token,
-        token_type: "Bearer",
-        expires_in: access.expires_in,
-        refresh_token: Some(successor),
-        id_token,
-        scope: scope.to_string(),
-    })
+            nonce: None,
+            family: &current.family_id,
+            jti: new_jti(),
+        },
+        Some(successor),
+    )
+    .await
 }

@@ -507,7 +507,70 @@ async fn logout_ends_the_session(app: &TestApp) {
     assert_eq!(query_param(loc, "error").as_deref(), Some("login_required"));
 }
 
+async fn guessing_is_throttled_with_growing_delays(app: &TestApp) {
+    app.create_user("frank", "pw-frank-123456").await;
+    let html = app
+        .browser
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = crate::support::hidden(&html, "csrf");
+    let attempt = |pw: &'static str| {
+        let csrf = csrf.clone();
+        async move {
+            app.browser
+                .post(app.url("/login"))
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("username", "frank"),
+                    ("password", pw),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..6 {
+        assert_eq!(attempt("wrong").await.status(), 401);
+    }
+    let r = attempt("pw-frank-123456").await;
+    assert_eq!(
+        r.status(),
+        429,
+        "even the right password waits out the delay"
+    );
+    assert_eq!(r.headers()["retry-after"], "1");
+    app.clock.advance(2);
+    assert_eq!(
+        attempt("pw-frank-123456").await.status(),
+        303,
+        "a delay, not a lockout"
+    );
+
+    // Failed client authentication, per client id.
+    let c = app.web_client().await;
+    for _ in 0..6 {
+        let r = app
+            .http
+            .post(app.url("/token"))
+            .basic_auth(&c.id, Some("wrong"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let r = app.token(&c, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+}
+
 crate::both_backends!(
+    guessing_is_throttled_with_growing_delays,
     redirect_uri_variants_get_a_page_not_a_redirect,
     authorize_errors_redirect_with_state_and_iss,
     code_exchange_attacks,

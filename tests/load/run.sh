@@ -5,6 +5,7 @@
 # resource server) and introspection. Prints req/s, p50/p99 and RSS, and
 # the ratio to the in-process issuance rate measured in the same run.
 # Usage: tests/load/run.sh [seconds-per-endpoint]   (needs wrk, python3 with jwcrypto)
+# With RESULTS=FILE it also appends name, req/s, p50, p99 as TSV (for plot.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
@@ -54,6 +55,7 @@ run() { # name, wrk args...
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
   if echo "$out" | grep -q "Non-2xx"; then echo "$out" | grep -E "Non-2xx|status" >&2; fi
   printf '%-28s %10s %9s %9s %8s\n' "$name" "$rps" "$p50" "$p99" "$(rss)"
+  [ -z "${RESULTS:-}" ] || printf '%s\t%s\t%s\t%s\n' "$name" "$rps" "$p50" "$p99" >> "$RESULTS"
   eval "RPS_$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_')=$rps"
 }
 run healthz "$BASE/healthz"

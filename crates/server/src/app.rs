@@ -50,6 +50,7 @@ pub async fn build_state(
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     Ok(AppState {
+        throttle: Arc::default(),
         http,
         registry: Arc::new(Registry::new(store.clone())),
         hasher: SecretHasher::new(&kek),
@@ -145,11 +146,14 @@ impl Server {
         let (tx, mut rx) = tokio::sync::watch::channel(false);
         let app = router(state.clone());
         let handle = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|v| *v).await;
-                })
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|v| *v).await;
+            })
+            .await
         });
         let mut background = vec![state
             .keys

@@ -20,6 +20,7 @@ pub mod password;
 mod registry;
 pub mod session;
 pub mod state;
+mod throttle;
 mod tokens;
 mod views;
 

@@ -19,6 +19,8 @@ pub struct AppState {
     pub discovery: Arc<Discovery>,
     /// Outbound HTTP (back-channel logout): short timeouts, no redirects.
     pub http: reqwest::Client,
+    /// Failure counters for logins and client authentication.
+    pub throttle: Arc<crate::throttle::Throttle>,
 }
 
 impl AppState {

@@ -118,6 +118,10 @@ pub async fn authenticate(
     if client_id.is_empty() || client_id.len() > 255 {
         return Err(invalid_client(used_basic, "client authentication failed"));
     }
+    let throttle_key = [format!("client:{client_id}")];
+    if let Some(secs) = state.throttle.wait_any(&throttle_key, state.now()) {
+        return Err(AppError::Throttled(secs));
+    }
     let client = state.registry.client(&client_id).await?;
     // Hash even when the client is unknown, so timing does not reveal which ids exist.
     let presented = secret.as_deref().map(|s| state.hasher.hash(s));
@@ -133,8 +137,10 @@ pub async fn authenticate(
             _ => false,
         };
         if !ok {
+            state.throttle.fail(&throttle_key, state.now());
             return Err(invalid_client(used_basic, "client authentication failed"));
         }
+        state.throttle.succeed(&throttle_key);
     }
     Ok(Authenticated { client, method })
 }

@@ -40,6 +40,8 @@ pub enum AppError {
     },
     /// The database is away: answer 503 and let the client retry.
     Unavailable,
+    /// Too many failures for this client or account: 429 with Retry-After.
+    Throttled(i64),
     /// Anything else: logged, answered as a generic 500.
     Internal(String),
 }
@@ -82,6 +84,7 @@ impl std::fmt::Display for AppError {
             AppError::Bearer { description, .. } => write!(f, "invalid token: {description}"),
             AppError::Page { message, .. } => f.write_str(message),
             AppError::Unavailable => f.write_str("the database is unavailable"),
+            AppError::Throttled(secs) => write!(f, "too many failed attempts; retry in {secs} s"),
             AppError::Internal(detail) => f.write_str(detail),
         }
     }
@@ -174,6 +177,19 @@ impl IntoResponse for AppError {
                 );
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r
+            }
+            AppError::Throttled(secs) => {
+                let mut r = no_store(
+                    (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        Json(json!({ "error": "too_many_requests", "error_description": format!("too many failed attempts; retry in {secs} seconds") })),
+                    )
+                        .into_response(),
+                );
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
                 r
             }
             AppError::Internal(detail) => {

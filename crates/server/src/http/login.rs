@@ -3,10 +3,13 @@
 
 use axum::{
     body::Bytes,
-    extract::{RawQuery, State},
+    extract::{ConnectInfo, RawQuery, State},
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
+    Extension,
 };
+use std::net::SocketAddr;
+
 use serde::Deserialize;
 use tera::Context;
 
@@ -92,14 +95,27 @@ pub async fn get(
 
 /// `POST /login`: checks the credentials, starts a session, and sends the
 /// browser back to the authorization request (303).
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    match login(&state, &headers, &body).await {
+pub async fn post(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ip = peer
+        .map(|Extension(ConnectInfo(a))| a.ip().to_string())
+        .unwrap_or_default();
+    match login(&state, &headers, &body, &ip).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn login(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Response, AppError> {
+async fn login(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    ip: &str,
+) -> Result<Response, AppError> {
     super::form::require_form(headers)
         .map_err(|_| AppError::page("The sign-in form was not sent correctly."))?;
     let p = Params::parse(body)
@@ -109,6 +125,25 @@ async fn login(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Res
     let typed = p.get("username").unwrap_or("");
     let username = normalize_username(typed);
     let password = p.get("password").unwrap_or("").to_owned();
+    let keys = [format!("user:{username}"), format!("ip:{ip}")];
+    let now = state.now();
+    if let Some(secs) = state.throttle.wait_any(&keys, now) {
+        let shown: String = typed.chars().take(256).collect();
+        let msg = format!("Too many failed attempts. Try again in {secs} seconds.");
+        let mut r = render(
+            state,
+            headers,
+            StatusCode::TOO_MANY_REQUESTS,
+            &return_to,
+            &shown,
+            Some(&msg),
+        )
+        .await;
+        if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(r);
+    }
 
     // Unknown user, disabled user, wrong and empty password all take one
     // argon2 evaluation and get the same answer: no user enumeration.
@@ -124,6 +159,7 @@ async fn login(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Res
     let ok = password::verify(password, phc).await;
     let Some(user) = user.filter(|_| ok) else {
         tracing::info!("login failed");
+        state.throttle.fail(&keys, now);
         let shown: String = typed.chars().take(256).collect();
         return Ok(render(
             state,
@@ -135,6 +171,7 @@ async fn login(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Res
         )
         .await);
     };
+    state.throttle.succeed(&keys[..1]);
     let (_, cookie) = session::start(state, headers, &user, vec!["pwd".to_owned()]).await?;
     tracing::info!(sub = %user.id, "login succeeded");
     let mut r = see_other(if return_to.is_empty() {

@@ -14,3 +14,4 @@ mod registration;
 mod resource_server;
 mod revocation;
 mod tokens;
+mod verifier;

@@ -26,7 +26,7 @@ fn cached(headers: &HeaderMap, body: Arc<[u8]>, etag: &str, max_age: i64) -> Res
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             )],
-            body.to_vec(),
+            axum::body::Bytes::from_owner(body),
         )
             .into_response()
     };

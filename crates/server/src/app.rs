@@ -50,6 +50,7 @@ pub async fn build_state(
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     Ok(AppState {
+        draining: Arc::default(),
         throttle: Arc::default(),
         http,
         registry: Arc::new(Registry::new(store.clone())),
@@ -187,6 +188,16 @@ impl Server {
 
     /// Stops accepting, lets in-flight requests finish, stops background tasks.
     pub async fn stop(self) -> anyhow::Result<()> {
+        self.drain(Duration::ZERO).await
+    }
+
+    /// Graceful shutdown: readiness fails at once, then after `grace` the
+    /// listener closes and in-flight requests finish.
+    pub async fn drain(self, grace: Duration) -> anyhow::Result<()> {
+        self.state
+            .draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(grace).await;
         let _ = self.shutdown.send(true);
         for b in &self.background {
             b.abort();

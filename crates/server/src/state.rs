@@ -21,6 +21,9 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Failure counters for logins and client authentication.
     pub throttle: Arc<crate::throttle::Throttle>,
+    /// Set when shutdown begins: `/readyz` fails first, so load balancers
+    /// stop sending traffic before the listener closes.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {

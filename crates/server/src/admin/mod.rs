@@ -125,9 +125,9 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     let server = app::Server::start(state, listen).await?;
     tracing::info!(addr = %server.addr, %issuer, "gatehouse is serving");
     shutdown_signal().await;
-    tracing::info!("shutting down: finishing in-flight requests");
+    tracing::info!("shutting down: readiness fails now; finishing in-flight requests");
     let store = server.state.store.clone();
-    server.stop().await?;
+    server.drain(std::time::Duration::from_secs(2)).await?;
     store.close().await?;
     tracing::info!("stopped");
     Ok(())

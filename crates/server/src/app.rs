@@ -50,6 +50,7 @@ pub async fn build_state(
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     Ok(AppState {
+        metrics: Arc::default(),
         draining: Arc::default(),
         throttle: Arc::default(),
         http,
@@ -82,11 +83,13 @@ pub fn router(state: AppState) -> Router {
         .route("/userinfo", get(http::userinfo::userinfo).post(http::userinfo::userinfo))
         .route("/introspect", post(http::introspect::introspect))
         .route("/revoke", post(http::revoke::revoke))
+        .route("/metrics", get(crate::metrics::metrics))
         .route("/register", post(http::register::register))
         .route(
             "/register/{client_id}",
             get(http::register::read).put(http::register::update).delete(http::register::delete),
         )
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

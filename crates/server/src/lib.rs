@@ -15,6 +15,7 @@ mod discovery;
 mod grants;
 pub mod http;
 pub mod logout;
+mod metrics;
 pub mod oauth;
 pub mod password;
 mod registry;

@@ -24,6 +24,8 @@ pub struct AppState {
     /// Set when shutdown begins: `/readyz` fails first, so load balancers
     /// stop sending traffic before the listener closes.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Prometheus instruments.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {

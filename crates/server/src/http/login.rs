@@ -160,6 +160,13 @@ async fn login(
     let Some(user) = user.filter(|_| ok) else {
         tracing::info!("login failed");
         state.throttle.fail(&keys, now);
+        state
+            .metrics
+            .logins
+            .get_or_create(&crate::metrics::OutcomeLabels {
+                outcome: "failure".into(),
+            })
+            .inc();
         let shown: String = typed.chars().take(256).collect();
         return Ok(render(
             state,
@@ -172,6 +179,13 @@ async fn login(
         .await);
     };
     state.throttle.succeed(&keys[..1]);
+    state
+        .metrics
+        .logins
+        .get_or_create(&crate::metrics::OutcomeLabels {
+            outcome: "success".into(),
+        })
+        .inc();
     let (_, cookie) = session::start(state, headers, &user, vec!["pwd".to_owned()]).await?;
     tracing::info!(sub = %user.id, "login succeeded");
     let mut r = see_other(if return_to.is_empty() {

@@ -56,6 +56,19 @@ pub async fn token(
             grants::client_credentials::exchange(&state, &client, &params).await?
         }
     };
+    let format = if response.access_token.contains('.') {
+        "jwe"
+    } else {
+        "opaque"
+    };
+    state
+        .metrics
+        .tokens_issued
+        .get_or_create(&crate::metrics::TokenLabels {
+            grant: grant.as_str().to_owned(),
+            format: format.to_owned(),
+        })
+        .inc();
     let mut r = Json(response).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

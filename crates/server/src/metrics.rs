@@ -1,0 +1,183 @@
+//! Prometheus metrics at `GET /metrics` (OpenMetrics text): HTTP requests
+//! by route and status, latency histograms, tokens issued by grant and
+//! format, login outcomes, key ages by state, and the revocation list size.
+
+use std::time::Instant;
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::{header, HeaderValue, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use prometheus_client::{
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{exponential_buckets, Histogram},
+    },
+    registry::Registry,
+};
+
+use crate::state::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub grant: String,
+    pub format: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyLabels {
+    pub kid: String,
+    pub alg: String,
+    pub state: String,
+}
+
+type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms .. ~4 s
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
+}
+
+/// The instruments, registered once.
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_latency: HistogramFamily,
+    pub tokens_issued: Family<TokenLabels, Counter>,
+    pub logins: Family<OutcomeLabels, Counter>,
+    key_age: Family<KeyLabels, Gauge>,
+    revocation_list: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("gatehouse");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        let http_latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        let tokens_issued = Family::<TokenLabels, Counter>::default();
+        let logins = Family::<OutcomeLabels, Counter>::default();
+        let key_age = Family::<KeyLabels, Gauge>::default();
+        let revocation_list = Gauge::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            http_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            http_latency.clone(),
+        );
+        registry.register(
+            "tokens_issued",
+            "Access tokens issued by grant type and format",
+            tokens_issued.clone(),
+        );
+        registry.register("logins", "Login attempts by outcome", logins.clone());
+        registry.register(
+            "key_age_seconds",
+            "Age of each key by state",
+            key_age.clone(),
+        );
+        registry.register(
+            "revocation_list_entries",
+            "Entries on the revocation list",
+            revocation_list.clone(),
+        );
+        Metrics {
+            registry,
+            http_requests,
+            http_latency,
+            tokens_issued,
+            logins,
+            key_age,
+            revocation_list,
+        }
+    }
+}
+
+/// Middleware (a route layer, so the matched route is known): counts and
+/// times every request.
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let m = &state.metrics;
+    m.http_requests
+        .get_or_create(&HttpLabels {
+            route: route.clone(),
+            method,
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    m.http_latency
+        .get_or_create(&RouteLabels { route })
+        .observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let m = &state.metrics;
+    let now = state.now();
+    m.key_age.clear();
+    for k in state.keys.snapshot().keys() {
+        let since = k.activated_at.unwrap_or(k.created_at);
+        m.key_age
+            .get_or_create(&KeyLabels {
+                kid: k.kid.clone(),
+                alg: k.alg.clone(),
+                state: k.state.as_str().to_owned(),
+            })
+            .set(now - since);
+    }
+    match state.store.revocation_list_size().await {
+        Ok(n) => {
+            m.revocation_list.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot count the revocation list"),
+    }
+    let mut body = String::new();
+    if encode(&mut body, &m.registry).is_err() {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    let mut r = body.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
+}

@@ -8,7 +8,7 @@ use gatehouse_server::clients::ClientSpec;
 use gatehouse_storage::model::ResourceServer;
 use serde_json::{json, Value};
 
-use crate::support::TestApp;
+use crate::support::{introspect, TestApp};
 
 const AUDIENCE: &str = "https://api.example/orders";
 
@@ -189,17 +189,7 @@ async fn opaque_format_gives_reference_tokens(app: &TestApp) {
     let t: Value = r.json().await.unwrap();
     let token = t["access_token"].as_str().unwrap();
     assert!(!token.contains('.'), "opaque tokens are not JWTs");
-    let i: Value = app
-        .http
-        .post(app.url("/introspect"))
-        .basic_auth(&c.id, c.secret.as_deref())
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let i = introspect(app, &c, token).await;
     assert_eq!(i["active"], true);
     assert_eq!(i["aud"], AUDIENCE);
     let r = app
@@ -211,17 +201,7 @@ async fn opaque_format_gives_reference_tokens(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let i: Value = app
-        .http
-        .post(app.url("/introspect"))
-        .basic_auth(&c.id, c.secret.as_deref())
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let i = introspect(app, &c, token).await;
     assert_eq!(i, json!({ "active": false }));
 }
 

@@ -89,18 +89,24 @@ fn headers(h: &mut HeaderMap, script_hash: Option<&str>) {
     );
 }
 
+/// The CSP source of the form_post script, computed once.
+fn form_post_script_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        format!(
+            "sha256-{}",
+            STANDARD.encode(Sha256::digest(FORM_POST_SCRIPT))
+        )
+    })
+}
+
 /// Renders a template into an HTML response with the security headers.
 pub fn page(status: StatusCode, name: &str, ctx: &Context) -> Response {
     match tera().render(name, ctx) {
         Ok(body) => {
             let mut r = (status, body).into_response();
-            let hash = (name == "form_post.html").then(|| {
-                format!(
-                    "sha256-{}",
-                    STANDARD.encode(Sha256::digest(FORM_POST_SCRIPT))
-                )
-            });
-            headers(r.headers_mut(), hash.as_deref());
+            let hash = (name == "form_post.html").then(form_post_script_hash);
+            headers(r.headers_mut(), hash);
             r
         }
         Err(e) => {

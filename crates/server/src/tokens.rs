@@ -11,14 +11,17 @@ use std::sync::Arc;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use gatehouse_keys::Alg;
-use gatehouse_storage::model::{Client, OpaqueToken, User};
+use gatehouse_storage::{
+    model::{Client, OpaqueToken, User},
+    StatusEntry,
+};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::{
     http::error::AppError, oauth::ScopeSet, registry::Resource, session::random_token,
-    state::AppState,
+    state::AppState, status_list::StatusIndex,
 };
 
 /// Who an access token is for.
@@ -68,6 +71,9 @@ struct TokenRef {
     fam: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     at: Option<i64>,
+    /// The global status-list index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sli: Option<i64>,
 }
 
 /// Longest access-token lifetime any client or resource server may set;
@@ -122,6 +128,8 @@ pub struct AccessClaims {
     pub exp: i64,
     pub iat: i64,
     pub family: Option<String>,
+    /// The token's status-list index (JWE access tokens).
+    pub status: Option<StatusIndex>,
 }
 
 /// A new random access-token id.
@@ -229,6 +237,22 @@ impl AppState {
         if let Some(acr) = g.acr {
             claims.insert("acr".into(), acr.into());
         }
+        let status = self.next_status_index().await?;
+        claims.insert("status".into(), self.status_claim(status));
+        if let Some(user) = g.user {
+            // A user-bound token comes with a write anyway (code redemption
+            // or refresh rotation); recording it lets a grant or subject
+            // revocation set its status bit.
+            self.store
+                .record_token_status(&StatusEntry {
+                    idx: status.0,
+                    list_id: status.list_id(),
+                    subject: Some(user.id.clone()),
+                    family: g.family.map(str::to_owned),
+                    expires_at: exp,
+                })
+                .await?;
+        }
         let reference = TokenRef {
             jti: g.jti.clone(),
             sub: claims
@@ -247,6 +271,7 @@ impl AppState {
             exp,
             fam: g.family.map(str::to_owned),
             at: g.auth_time,
+            sli: Some(status.0),
         };
         let sealed = serde_json::to_vec(&reference)
             .map_err(|e| AppError::Internal(format!("token reference: {e}")))?;
@@ -379,6 +404,7 @@ impl AppState {
             match self.open_own_access_token(token, now) {
                 Some(at) if at.jti == reference.jti => AccessClaims {
                     family: reference.fam.clone(),
+                    status: reference.sli.map(StatusIndex),
                     ..at
                 },
                 _ => return Ok(None),
@@ -402,6 +428,10 @@ impl AppState {
             if let Some(a) = reference.at {
                 c.insert("auth_time".into(), a.into());
             }
+            let status = reference.sli.map(StatusIndex);
+            if let Some(s) = status {
+                c.insert("status".into(), self.status_claim(s));
+            }
             AccessClaims {
                 claims: c,
                 scope: ScopeSet::parse(&reference.scp).unwrap_or_default(),
@@ -411,6 +441,7 @@ impl AppState {
                 exp: reference.exp,
                 iat: reference.iat,
                 family: reference.fam,
+                status,
             }
         };
         if self
@@ -469,6 +500,7 @@ impl AppState {
             exp,
             iat,
             family: None,
+            status: None,
         })
     }
 
@@ -496,6 +528,12 @@ impl AppState {
         let now = self.now();
         self.store.revoke_jti(&at.jti, at.exp, now).await?;
         self.store.revoke_opaque_token(&at.jti, now).await?;
+        if let Some(s) = at.status {
+            self.store
+                .revoke_status_index(s.0, s.list_id(), at.exp)
+                .await?;
+            self.forget_status_lists();
+        }
         Ok(())
     }
 
@@ -507,6 +545,9 @@ impl AppState {
         self.store
             .revoke_key_until(&format!("fam:{family_id}"), now + MAX_ACCESS_TOKEN_TTL, now)
             .await?;
+        if self.store.revoke_status_family(family_id, now).await? > 0 {
+            self.forget_status_lists();
+        }
         Ok(())
     }
 
@@ -516,6 +557,9 @@ impl AppState {
         self.store
             .revoke_key_until(&format!("sub:{sub}"), now + MAX_ACCESS_TOKEN_TTL, now)
             .await?;
+        if self.store.revoke_status_subject(sub, now).await? > 0 {
+            self.forget_status_lists();
+        }
         Ok(())
     }
 
@@ -553,6 +597,7 @@ impl AppState {
             exp: t.expires_at,
             iat: t.created_at,
             family: None,
+            status: None,
         };
         if self.is_revoked(&at.jti, &at.sub, None, at.iat).await? {
             return Ok(None);

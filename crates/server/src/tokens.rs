@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use gatehouse_keys::Alg;
+use gatehouse_keys::{Alg, KeyRing, VerifiedJws};
 use gatehouse_storage::{
     model::{Client, OpaqueToken, User},
     StatusEntry,
@@ -130,6 +130,30 @@ pub struct AccessClaims {
     pub family: Option<String>,
     /// The token's status-list index (JWE access tokens).
     pub status: Option<StatusIndex>,
+}
+
+/// How an access token addressed to Gatehouse itself was encrypted.
+#[derive(Clone, Copy, Debug)]
+enum OwnToken {
+    /// `alg: dir`, A256GCM under the day's key (what Gatehouse issues).
+    Direct,
+    /// ECDH-ES+A256KW to the own encryption key (earlier versions).
+    Ecdh,
+}
+
+/// The header and claims of a compact JWS whose authenticity is already
+/// established (it was inside an authenticated encryption under a key only
+/// Gatehouse holds).
+fn unverified_jws(jws: &[u8]) -> Option<VerifiedJws> {
+    let jws = std::str::from_utf8(jws).ok()?;
+    let mut parts = jws.split('.');
+    let (h, p, _sig) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).ok()?).ok()?;
+    let claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()?;
+    Some(VerifiedJws { header, claims })
 }
 
 /// A new random access-token id.
@@ -281,7 +305,7 @@ impl AppState {
             Audience::Own => {
                 let jws = self.keys.sign(OWN_ACCESS_TOKEN_ALG, "at+jwt", &claims)?;
                 self.keys
-                    .encrypt_to_self(&jws, Some("JWT"), Some(&header))?
+                    .encrypt_own_token(&jws, Some("JWT"), Some(&header))?
             }
             Audience::Resource(r) => {
                 let jws = self.keys.sign(r.signing_alg, "at+jwt", &claims)?;
@@ -397,11 +421,13 @@ impl AppState {
         let Some((kid, reference)) = self.token_reference(token) else {
             return Ok(None);
         };
-        let at = if kid
-            .as_deref()
-            .is_some_and(|k| self.keys.is_own_encryption_kid(k))
-        {
-            match self.open_own_access_token(token, now) {
+        let own = match kid.as_deref() {
+            Some(k) if KeyRing::is_own_token_kid(k) => Some(OwnToken::Direct),
+            Some(k) if self.keys.is_own_encryption_kid(k) => Some(OwnToken::Ecdh),
+            _ => None,
+        };
+        let at = if let Some(own) = own {
+            match self.open_own_access_token(token, own, now) {
                 Some(at) if at.jti == reference.jti => AccessClaims {
                     family: reference.fam.clone(),
                     status: reference.sli.map(StatusIndex),
@@ -470,10 +496,27 @@ impl AppState {
         ))
     }
 
-    fn open_own_access_token(&self, token: &str, now: i64) -> Option<AccessClaims> {
-        let (_, payload) = self.keys.decrypt(token).ok()?;
-        let jws = std::str::from_utf8(&payload).ok()?;
-        let v = self.keys.verify(jws, &ACCESS_TOKEN_ALGS).ok()?;
+    /// Opens an access token addressed to Gatehouse itself. A `dir` token's
+    /// AES-GCM tag, under a key only Gatehouse holds, already authenticates
+    /// the nested JWS: its signature is not verified again (that would
+    /// double the cost for nothing); its kid must still be a trusted signing
+    /// key, so revoking a key still ends its tokens. Tokens encrypted to the
+    /// own ECDH key (issued before Gatehouse switched, or by an older
+    /// instance during a rolling upgrade) are decrypted and verified.
+    fn open_own_access_token(&self, token: &str, own: OwnToken, now: i64) -> Option<AccessClaims> {
+        let v = match own {
+            OwnToken::Direct => {
+                let (_, payload) = self.keys.decrypt_own_token(token).ok()?;
+                let v = unverified_jws(&payload)?;
+                let kid = v.header.get("kid").and_then(Value::as_str)?;
+                self.keys.is_trusted_signing_kid(kid).then_some(v)?
+            }
+            OwnToken::Ecdh => {
+                let (_, payload) = self.keys.decrypt(token).ok()?;
+                let jws = std::str::from_utf8(&payload).ok()?;
+                self.keys.verify(jws, &ACCESS_TOKEN_ALGS).ok()?
+            }
+        };
         if v.header
             .get("typ")
             .and_then(Value::as_str)

@@ -28,5 +28,9 @@ mod revocation;
 mod sessions;
 mod users;
 
-pub use connect::{Backend, Store};
+pub use connect::{Backend, PoolStats, Store};
 pub use error::StoreError;
+
+#[cfg(test)]
+#[path = "../tests/support/pg_server.rs"]
+mod pg_server;

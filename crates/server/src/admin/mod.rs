@@ -121,33 +121,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// `serve`: binds first, so that while the database is being reached
-/// (`--wait-for-database`) `/healthz` answers and `/readyz` says 503; then
-/// connects, migrates, opens the keys and puts the application behind the
-/// same listener. A signal during the wait ends it cleanly.
+/// `serve`. By default it connects, migrates and opens the keys first and
+/// binds after, so a listening instance is a working one (and an
+/// unreachable database is the one-line error at once). With
+/// `--wait-for-database` it binds first, so that while the database is
+/// being reached `/healthz` answers and `/readyz` says 503, then puts the
+/// application behind the same listener; a signal during the wait ends it
+/// cleanly.
 async fn serve(s: Settings) -> anyhow::Result<()> {
     let issuer = s.issuer.clone();
     let wait = s.wait_for_database;
-    let listening = app::Listening::bind(s.listen).await?;
-    if !wait.is_zero() {
+    let server = if wait.is_zero() {
+        let listen = s.listen;
+        let state = app::build_from_settings(s).await?;
+        app::Listening::bind(listen).await?.ready(state)
+    } else {
+        let listening = app::Listening::bind(s.listen).await?;
         tracing::info!(addr = %listening.addr, wait_s = wait.as_secs(), "listening; connecting to the database");
-    }
-    let built = tokio::select! {
-        built = app::build_from_settings(s) => built,
-        () = shutdown_signal() => {
-            tracing::info!("stopped before the database was reached");
-            listening.stop().await;
-            return Ok(());
+        let built = tokio::select! {
+            built = app::build_from_settings(s) => built,
+            () = shutdown_signal() => {
+                tracing::info!("stopped before the database was reached");
+                listening.stop().await;
+                return Ok(());
+            }
+        };
+        match built {
+            Ok(state) => listening.ready(state),
+            Err(e) => {
+                listening.stop().await;
+                return Err(e);
+            }
         }
     };
-    let state = match built {
-        Ok(state) => state,
-        Err(e) => {
-            listening.stop().await;
-            return Err(e);
-        }
-    };
-    let server = listening.ready(state);
     tracing::info!(addr = %server.addr, %issuer, "gatehouse is serving");
     shutdown_signal().await;
     tracing::info!("shutting down: readiness fails now; finishing in-flight requests");

@@ -93,6 +93,25 @@ async fn prometheus_metrics(app: &TestApp) {
     ] {
         assert!(body.contains(needle), "missing {needle} in:\n{body}");
     }
+    // The database pool: open connections (at least the one /metrics just
+    // used), idle ones among them, and the pool's ceiling for this engine.
+    let gauge = |name: &str| -> i64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("missing {name} in:\n{body}"))
+            .parse()
+            .unwrap()
+    };
+    let max = match app.state.store.backend() {
+        gatehouse_storage::Backend::Sqlite => 8,
+        gatehouse_storage::Backend::Postgres => 16,
+    };
+    assert_eq!(gauge("gatehouse_db_pool_max_connections"), max);
+    let open = gauge("gatehouse_db_pool_connections");
+    let idle = gauge("gatehouse_db_pool_idle_connections");
+    assert!((1..=max).contains(&open), "open {open}");
+    assert!((0..=open).contains(&idle), "idle {idle} of {open}");
+    assert!(body.contains("# TYPE gatehouse_db_pool_connections gauge"));
 }
 
 crate::both_backends!(

@@ -9,6 +9,7 @@ mod browser;
 mod code_flow;
 mod discovery;
 mod health;
+mod outage;
 mod private_key_jwt;
 mod registration;
 mod resource_server;

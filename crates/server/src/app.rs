@@ -4,14 +4,14 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
-    extract::DefaultBodyLimit,
+    extract::{DefaultBodyLimit, State},
     http::{header, HeaderValue, Request, StatusCode},
     response::IntoResponse,
     routing::{get, post},
     Router,
 };
 use gatehouse_keys::{Clock, Kek, KeyRing, SecretHasher, SystemClock};
-use gatehouse_storage::Store;
+use gatehouse_storage::{Store, StoreError};
 use tower_http::{
     limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -123,6 +123,128 @@ async fn not_found() -> impl IntoResponse {
     )
 }
 
+/// The application behind a listener, once it exists. Until then the
+/// listener answers from [`starting`].
+type Slot = Arc<std::sync::OnceLock<Router>>;
+
+/// A bound listener serving while the application is still being built
+/// (`serve --wait-for-database`): `/healthz` answers 200, `/readyz` and
+/// every other path 503. [`Listening::ready`] puts the application behind
+/// the same socket, so no connection is refused in between.
+pub struct Listening {
+    pub addr: SocketAddr,
+    slot: Slot,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Listening {
+    /// Binds `listen` and starts answering.
+    pub async fn bind(listen: SocketAddr) -> anyhow::Result<Listening> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+        Listening::on(listener)
+    }
+
+    /// Starts answering on a listener bound already.
+    pub fn on(listener: tokio::net::TcpListener) -> anyhow::Result<Listening> {
+        let addr = listener.local_addr()?;
+        let slot: Slot = Arc::default();
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
+        // The gate is only a fallback: it sets no MatchedPath, so the
+        // application's own routes and metrics see the request unchanged
+        // (with its ConnectInfo).
+        let gate = Router::new().fallback(gate).with_state(slot.clone());
+        let handle = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                gate.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|v| *v).await;
+            })
+            .await
+        });
+        Ok(Listening {
+            addr,
+            slot,
+            shutdown: tx,
+            handle,
+        })
+    }
+
+    /// Puts the application behind the listener and spawns the background
+    /// tasks (key and cache refresh, the rotation schedule, housekeeping).
+    pub fn ready(self, state: AppState) -> Server {
+        let _ = self.slot.set(router(state.clone()));
+        let background = spawn_background(&state);
+        Server {
+            addr: self.addr,
+            state,
+            shutdown: self.shutdown,
+            handle: self.handle,
+            background,
+        }
+    }
+
+    /// Closes the listener without ever having served the application.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.handle.await;
+    }
+}
+
+async fn gate(State(slot): State<Slot>, req: axum::extract::Request) -> axum::response::Response {
+    use tower::ServiceExt as _;
+    match slot.get() {
+        Some(app) => match app.clone().oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        },
+        None => starting(req.uri().path()),
+    }
+}
+
+/// Answers while the database has not been reached yet.
+fn starting(path: &str) -> axum::response::Response {
+    use serde_json::json;
+    match path {
+        "/healthz" => axum::Json(json!({ "status": "ok" })).into_response(),
+        "/readyz" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": "starting", "reason": "database" })),
+        )
+            .into_response(),
+        _ => http::error::AppError::Unavailable.into_response(),
+    }
+}
+
+fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut background = vec![state
+        .keys
+        .spawn(Duration::from_secs(2), Duration::from_secs(60))];
+    let registry = state.registry.clone();
+    background.push(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            if let Err(e) = registry.refresh().await {
+                tracing::warn!(error = %e, "cache refresh failed; will retry");
+            }
+        }
+    }));
+    let housekeeping = state.clone();
+    background.push(tokio::spawn(async move {
+        loop {
+            if let Err(e) = housekeep(&housekeeping).await {
+                tracing::warn!(error = %e, "housekeeping failed; will retry");
+            }
+            tokio::time::sleep(Duration::from_secs(300)).await;
+        }
+    }));
+    background
+}
+
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
@@ -133,13 +255,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Connects nothing itself: binds `listen`, spawns the background tasks
-    /// (key and cache refresh, the rotation schedule) and starts serving.
+    /// Binds `listen`, spawns the background tasks and starts serving.
     pub async fn start(state: AppState, listen: SocketAddr) -> anyhow::Result<Server> {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-        Server::start_on(state, listener).await
+        Ok(Listening::bind(listen).await?.ready(state))
     }
 
     /// Like [`Server::start`] on a listener bound already (tests bind port 0
@@ -148,47 +266,7 @@ impl Server {
         state: AppState,
         listener: tokio::net::TcpListener,
     ) -> anyhow::Result<Server> {
-        let addr = listener.local_addr()?;
-        let (tx, mut rx) = tokio::sync::watch::channel(false);
-        let app = router(state.clone());
-        let handle = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = rx.wait_for(|v| *v).await;
-            })
-            .await
-        });
-        let mut background = vec![state
-            .keys
-            .spawn(Duration::from_secs(2), Duration::from_secs(60))];
-        let registry = state.registry.clone();
-        background.push(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                if let Err(e) = registry.refresh().await {
-                    tracing::warn!(error = %e, "cache refresh failed; will retry");
-                }
-            }
-        }));
-        let housekeeping = state.clone();
-        background.push(tokio::spawn(async move {
-            loop {
-                if let Err(e) = housekeep(&housekeeping).await {
-                    tracing::warn!(error = %e, "housekeeping failed; will retry");
-                }
-                tokio::time::sleep(Duration::from_secs(300)).await;
-            }
-        }));
-        Ok(Server {
-            addr,
-            state,
-            shutdown: tx,
-            handle,
-            background,
-        })
+        Ok(Listening::on(listener)?.ready(state))
     }
 
     /// Stops accepting, lets in-flight requests finish, stops background tasks.
@@ -242,8 +320,47 @@ pub async fn housekeep(state: &AppState) -> anyhow::Result<()> {
 
 /// Opens everything for `serve` with the wall clock.
 pub async fn build_from_settings(settings: Settings) -> anyhow::Result<AppState> {
-    let store = Store::connect(&settings.database_url).await?;
-    store.migrate().await?;
+    let store = open_store(&settings.database_url, settings.wait_for_database).await?;
     let kek = settings.load_kek()?;
     build_state(settings, store, kek, Arc::new(SystemClock)).await
+}
+
+/// Connects and migrates. While the database cannot be reached, tries
+/// again with growing pauses (0.5 s doubling to 5 s), one log line per
+/// failed attempt, until `wait` has passed; then fails with the last
+/// attempt's error. Other errors (a malformed URL, a failed migration)
+/// fail at once. `wait` zero: one attempt.
+pub async fn open_store(url: &str, wait: Duration) -> Result<Store, StoreError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut pause = Duration::from_millis(500);
+    let mut attempt: u32 = 1;
+    loop {
+        let err = match Store::connect(url).await {
+            Ok(store) => match store.migrate().await {
+                Ok(()) => {
+                    if attempt > 1 {
+                        tracing::info!(attempt, "reached the database");
+                    }
+                    return Ok(store);
+                }
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !err.is_unavailable() || left.is_zero() {
+            return Err(err);
+        }
+        let sleep = pause.min(left);
+        tracing::warn!(
+            attempt,
+            retry_in_ms = u64::try_from(sleep.as_millis()).unwrap_or(u64::MAX),
+            left_s = left.as_secs(),
+            error = %err,
+            "cannot reach the database yet; will retry"
+        );
+        tokio::time::sleep(sleep).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+        attempt += 1;
+    }
 }

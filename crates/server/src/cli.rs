@@ -53,6 +53,11 @@ pub enum Command {
         /// Address to listen on [default: 127.0.0.1:8080].
         #[arg(long, env = "GATEHOUSE_LISTEN")]
         listen: Option<String>,
+        /// If the database cannot be reached at start, keep trying for up
+        /// to SECS seconds (serving /healthz, with /readyz at 503) instead
+        /// of exiting at once [default: 0, exit at once].
+        #[arg(long, env = "GATEHOUSE_WAIT_FOR_DATABASE", value_name = "SECS")]
+        wait_for_database: Option<u64>,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -240,11 +245,13 @@ pub enum KeysCmd {
 }
 
 impl GlobalArgs {
-    /// The flag/environment layer of the configuration.
-    pub fn raw(&self, listen: Option<String>) -> RawConfig {
+    /// The flag/environment layer of the configuration, with the options
+    /// only `serve` takes.
+    pub fn raw(&self, listen: Option<String>, wait_for_database: Option<u64>) -> RawConfig {
         RawConfig {
             issuer: self.issuer.clone(),
             listen,
+            wait_for_database: wait_for_database.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
             database_url: self.database_url.clone(),
             key_encryption_key_file: self.key_encryption_key_file.clone(),
             log_format: self.log_format.clone(),

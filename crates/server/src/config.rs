@@ -22,6 +22,8 @@ pub struct RawConfig {
     pub database_url: Option<String>,
     pub key_encryption_key_file: Option<PathBuf>,
     pub log_format: Option<String>,
+    /// Seconds `serve` keeps trying to reach the database at start (default 0: exit at once).
+    pub wait_for_database: Option<i64>,
     /// Access-token lifetime in seconds (default 900).
     pub access_token_ttl: Option<i64>,
     /// ID-token lifetime in seconds (default 3600).
@@ -94,6 +96,7 @@ impl RawConfig {
             database_url,
             key_encryption_key_file,
             log_format,
+            wait_for_database,
             access_token_ttl,
             id_token_ttl,
             refresh_token_ttl,
@@ -144,6 +147,9 @@ pub struct Settings {
     pub json_logs: bool,
     pub lifetimes: Lifetimes,
     pub rotation: RotationPolicy,
+    /// How long `serve` keeps trying to reach the database at start; zero:
+    /// fail at once.
+    pub wait_for_database: std::time::Duration,
     /// An http issuer on a loopback host: cookies drop `Secure` and the `__Host-` prefix.
     pub dev_mode: bool,
 }
@@ -213,6 +219,14 @@ impl Settings {
             Some("json") => true,
             Some(other) => bail!("log format {other:?} is not one of: text, json"),
         };
+        let wait_for_database = match raw.wait_for_database {
+            None => 0,
+            Some(x) if x >= 0 => x.unsigned_abs(),
+            Some(x) => {
+                bail!("wait_for_database must be zero or a positive number of seconds, got {x}")
+            }
+        };
+        let wait_for_database = std::time::Duration::from_secs(wait_for_database);
         let lifetimes = Lifetimes {
             access_token: positive("access_token_ttl", raw.access_token_ttl, 900)?,
             id_token: positive("id_token_ttl", raw.id_token_ttl, 3600)?,
@@ -247,6 +261,7 @@ impl Settings {
             json_logs,
             lifetimes,
             rotation,
+            wait_for_database,
             dev_mode,
         })
     }

@@ -26,4 +26,4 @@ mod throttle;
 mod tokens;
 mod views;
 
-pub use app::{build_state, router, Server};
+pub use app::{build_state, router, Listening, Server};

@@ -1,6 +1,7 @@
 //! Prometheus metrics at `GET /metrics` (OpenMetrics text): HTTP requests
 //! by route and status, latency histograms, tokens issued by grant and
-//! format, login outcomes, key ages by state, and the revocation list size.
+//! format, login outcomes, key ages by state, the revocation list size and
+//! the database connection pool's use.
 
 use std::time::Instant;
 
@@ -69,6 +70,9 @@ pub struct Metrics {
     pub logins: Family<OutcomeLabels, Counter>,
     key_age: Family<KeyLabels, Gauge>,
     revocation_list: Gauge,
+    pool_open: Gauge,
+    pool_idle: Gauge,
+    pool_max: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -86,6 +90,9 @@ impl Default for Metrics {
         let logins = Family::<OutcomeLabels, Counter>::default();
         let key_age = Family::<KeyLabels, Gauge>::default();
         let revocation_list = Gauge::default();
+        let pool_open = Gauge::default();
+        let pool_idle = Gauge::default();
+        let pool_max = Gauge::default();
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -112,6 +119,21 @@ impl Default for Metrics {
             "Entries on the revocation list",
             revocation_list.clone(),
         );
+        registry.register(
+            "db_pool_connections",
+            "Database connections open (in use or idle)",
+            pool_open.clone(),
+        );
+        registry.register(
+            "db_pool_idle_connections",
+            "Database connections open and idle",
+            pool_idle.clone(),
+        );
+        registry.register(
+            "db_pool_max_connections",
+            "Most database connections the pool will open",
+            pool_max.clone(),
+        );
         Metrics {
             registry,
             http_requests,
@@ -120,6 +142,9 @@ impl Default for Metrics {
             logins,
             key_age,
             revocation_list,
+            pool_open,
+            pool_idle,
+            pool_max,
         }
     }
 }
@@ -170,6 +195,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "cannot count the revocation list"),
     }
+    let pool = state.store.pool_stats();
+    m.pool_open.set(i64::from(pool.open));
+    m.pool_idle.set(i64::from(pool.idle));
+    m.pool_max.set(i64::from(pool.max));
     let mut body = String::new();
     if encode(&mut body, &m.registry).is_err() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();

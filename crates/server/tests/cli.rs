@@ -13,6 +13,8 @@
 
 #[path = "../../storage/tests/support/db.rs"]
 mod db;
+#[path = "../../storage/tests/support/pg_server.rs"]
+mod pg_server;
 
 use std::{
     collections::BTreeMap,
@@ -64,8 +66,9 @@ fn random_kek() -> String {
 
 /// One scenario's world: a fresh database, a working directory and a KEK.
 struct Env {
-    /// Held for its drop (which deletes the database).
-    _db: TestDb,
+    /// Held for its drop (which deletes the database); `None` when the
+    /// test owns the database itself.
+    _db: Option<TestDb>,
     url: String,
     kek: String,
     dir: TempDir,
@@ -77,10 +80,20 @@ impl Env {
         let db = db::fresh(kind).await?;
         Some(Env {
             url: db.url.clone(),
-            _db: db,
+            _db: Some(db),
             kek: random_kek(),
             dir: TempDir::new(),
         })
+    }
+
+    /// On a database the caller owns (a private PostgreSQL server).
+    fn on_url(url: String) -> Env {
+        Env {
+            url,
+            _db: None,
+            kek: random_kek(),
+            dir: TempDir::new(),
+        }
     }
 
     fn dir(&self) -> &Path {
@@ -1837,4 +1850,163 @@ fn server_log_name(env: &Env) -> PathBuf {
         })
         .map(PathBuf::from)
         .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+// 8. starting while the database is down
+// ---------------------------------------------------------------------------
+
+/// `serve --wait-for-database` started while PostgreSQL is down (a private
+/// server of this test's own, see `pg_server.rs`): it listens at once,
+/// `/healthz` 200 and `/readyz` 503, logs one line per attempt, and once
+/// the database comes up turns ready and issues tokens. Without the flag
+/// (and when the wait runs out) it exits with the one-line error.
+#[tokio::test]
+async fn serve_waits_for_the_database() {
+    let Some(pg) = pg_server::PgServer::init() else {
+        return;
+    };
+    let env = Env::on_url(pg.url());
+
+    // Default: no waiting, the one-line error at once.
+    let started = Instant::now();
+    let line = env.fails(&["serve", "--listen", &format!("127.0.0.1:{}", free_port())]);
+    assert_mentions(
+        &line,
+        &[
+            "database unavailable",
+            "cannot connect to PostgreSQL",
+            &pg.url(),
+        ],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "gave up at once"
+    );
+
+    // A wait that runs out: attempts logged, then the same error line last.
+    let started = Instant::now();
+    let out = env
+        .cmd(&["serve", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .env("GATEHOUSE_WAIT_FOR_DATABASE", "2")
+        .run();
+    assert!(!out.status.success(), "gave up after the wait");
+    assert!(out.stdout.trim().is_empty());
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(15),
+        "waited {elapsed:?} for a 2 s wait"
+    );
+    let lines: Vec<&str> = out.stderr.trim().lines().collect();
+    let last = lines.last().copied().unwrap_or("");
+    assert!(last.starts_with("error: "), "{}", out.stderr);
+    assert_mentions(
+        last,
+        &["database unavailable", "cannot connect to PostgreSQL"],
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("error: ")).count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    let attempts = lines
+        .iter()
+        .filter(|l| l.contains("cannot reach the database yet"))
+        .count();
+    assert!(attempts >= 2, "one line per attempt:\n{}", out.stderr);
+
+    // The flag: started down, ready once the database is up.
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = env
+        .cmd(&["serve", "--listen", &listen, "--wait-for-database", "60"])
+        .env("GATEHOUSE_LOG", "info")
+        .spawn_server(port, env.dir());
+    server.wait_healthy().await;
+    let r = server.http.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503, "not ready while the database is down");
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "starting");
+    let r = server
+        .http
+        .post(server.url("/token"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "temporarily_unavailable"
+    );
+    // Let it fail a couple of attempts, then bring the database up.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    pg.start();
+    let up = Instant::now();
+    let deadline = up + Duration::from_secs(20);
+    loop {
+        let r = server.http.get(server.url("/readyz")).send().await.unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz not 200 within 20 s of the database starting:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = server.log();
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("cannot reach the database yet"))
+            .count()
+            >= 2,
+        "one line per attempt:\n{log}"
+    );
+    assert!(log.contains("reached the database"), "{log}");
+    assert!(log.contains("gatehouse is serving"), "{log}");
+
+    // The server migrated the database: the admin CLI can register a client
+    // on it, which the server then serves.
+    let created = env.json(&[
+        "clients",
+        "create",
+        "--name",
+        "Service",
+        "--grant-type",
+        "client_credentials",
+    ]);
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    let (status, body) = server.client_credentials(&id, &secret, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["access_token"].as_str().is_some_and(|t| !t.is_empty()));
+
+    let log = server.log();
+    let status = server.terminate();
+    assert!(status.success(), "serve exited with {status}:\n{log}");
+    assert_no_panic("gatehouse serve", &log);
+    drop(pg);
+}
+
+/// The wait can come from the config file too; a negative one is refused.
+#[tokio::test]
+async fn wait_for_database_config_rules() {
+    let env = sqlite_env().await;
+    let file = env.dir().join("gatehouse.toml");
+    fs::write(&file, "wait_for_database = -1\n").unwrap();
+    let line = env.fails(&["--config", &file.to_string_lossy(), "serve"]);
+    assert_mentions(&line, &["wait_for_database", "-1"]);
+    let line = env
+        .cmd(&["serve"])
+        .env("GATEHOUSE_WAIT_FOR_DATABASE", "soon")
+        .run();
+    assert!(!line.status.success());
+    assert!(
+        line.stderr.contains("--wait-for-database"),
+        "{}",
+        line.stderr
+    );
 }

@@ -15,6 +15,25 @@ use sea_orm::{
 
 use crate::{entity::epochs, StoreError};
 
+/// Largest PostgreSQL pool per instance.
+const PG_MAX_CONNECTIONS: u32 = 16;
+/// Largest SQLite pool.
+const SQLITE_MAX_CONNECTIONS: u32 = 8;
+/// How long a request waits for a PostgreSQL connection (including
+/// reconnecting to a server that went away) before it is answered 503.
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The connection pool's use at one moment (for metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open now, in use or idle.
+    pub open: u32,
+    /// Open connections waiting in the pool.
+    pub idle: u32,
+    /// The most the pool will open.
+    pub max: u32,
+}
+
 /// Which database engine a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -47,7 +66,7 @@ impl Store {
                 .foreign_keys(true)
                 .disable_statement_logging();
             let pool = SqlitePoolOptions::new()
-                .max_connections(8)
+                .max_connections(SQLITE_MAX_CONNECTIONS)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(opts)
                 .await
@@ -91,10 +110,18 @@ impl Store {
                     )))
                 }
             }
+            // Outages: a pooled connection is pinged before use and on
+            // release, so connections the server dropped (restart, failover)
+            // are replaced, not handed out; while the server is away an
+            // acquire retries connecting for `PG_ACQUIRE_TIMEOUT` and then
+            // fails (503), instead of holding the request.
             let pool = PgPoolOptions::new()
-                .max_connections(16)
+                .max_connections(PG_MAX_CONNECTIONS)
                 .min_connections(1)
-                .acquire_timeout(Duration::from_secs(5))
+                .acquire_timeout(PG_ACQUIRE_TIMEOUT)
+                .test_before_acquire(true)
+                .idle_timeout(Duration::from_secs(300))
+                .max_lifetime(Duration::from_secs(1800))
                 .connect_with(opts)
                 .await
                 .map_err(|e| {
@@ -143,6 +170,32 @@ impl Store {
             .query_one(Statement::from_string(backend, "SELECT 1"))
             .await?;
         Ok(())
+    }
+
+    /// How many pooled connections are open, idle, and allowed.
+    pub fn pool_stats(&self) -> PoolStats {
+        fn stats<DB: sea_orm::sqlx::Database>(p: &sea_orm::sqlx::Pool<DB>) -> PoolStats {
+            PoolStats {
+                open: p.size(),
+                idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
+                max: p.options().get_max_connections(),
+            }
+        }
+        // Matched on the connection itself: the pool getters panic on the
+        // other engine.
+        match &self.db {
+            DatabaseConnection::SqlxPostgresPoolConnection(_) => {
+                stats(self.db.get_postgres_connection_pool())
+            }
+            DatabaseConnection::SqlxSqlitePoolConnection(_) => {
+                stats(self.db.get_sqlite_connection_pool())
+            }
+            _ => PoolStats {
+                open: 0,
+                idle: 0,
+                max: 0,
+            },
+        }
     }
 
     /// Closes the pool (graceful shutdown).

@@ -1,6 +1,6 @@
 //! The storage crate's one error type.
 
-use sea_orm::{DbErr, SqlErr};
+use sea_orm::{sqlx, DbErr, RuntimeErr, SqlErr};
 
 /// A storage failure. `Display` is safe to show to an operator; it never
 /// contains secrets (only hashes are stored).
@@ -31,30 +31,134 @@ impl From<DbErr> for StoreError {
         if let Some(SqlErr::UniqueConstraintViolation(msg)) = e.sql_err() {
             return StoreError::Conflict(msg);
         }
-        match e {
-            DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => StoreError::Unavailable(e.to_string()),
-            other => StoreError::Db(other),
+        if is_outage(&e) {
+            return StoreError::Unavailable(e.to_string());
         }
+        StoreError::Db(e)
+    }
+}
+
+/// True when `e` says the database is away or going away rather than that
+/// the statement was wrong: no connection could be had, the connection
+/// broke, or the server is shutting down, starting up or out of
+/// connections. Decided on the error's type and SQLSTATE, not its wording.
+fn is_outage(e: &DbErr) -> bool {
+    match e {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(s))
+        | DbErr::Exec(RuntimeErr::SqlxError(s))
+        | DbErr::Query(RuntimeErr::SqlxError(s)) => sqlx_outage(s),
+        // sea-orm's own connection errors carry no sqlx error.
+        DbErr::Conn(RuntimeErr::Internal(_)) => true,
+        _ => false,
+    }
+}
+
+fn sqlx_outage(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed => true,
+        sqlx::Error::Database(d) => {
+            let code = d.code();
+            let code = code.as_deref().unwrap_or("");
+            if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // SQLITE_BUSY (5) and SQLITE_LOCKED (6), also as extended
+                // codes (low byte): the busy timeout ran out.
+                return code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+            }
+            // PostgreSQL (SQLSTATE): class 08 connection exception; 57P01
+            // admin shutdown, 57P02 crash shutdown, 57P03 cannot connect
+            // now; 53300 too many connections.
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+        }
+        _ => false,
     }
 }
 
 impl StoreError {
     /// True when the failure is the database being away (retry later, answer 503).
     pub fn is_unavailable(&self) -> bool {
-        match self {
-            StoreError::Unavailable(_) => true,
-            StoreError::Db(DbErr::Exec(e)) | StoreError::Db(DbErr::Query(e)) => {
-                let s = e.to_string();
-                s.contains("Connection refused")
-                    || s.contains("connection closed")
-                    || s.contains("pool timed out")
-                    || s.contains("database is locked")
-            }
-            _ => false,
-        }
+        matches!(self, StoreError::Unavailable(_))
     }
 }
 
 pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use sea_orm::ConnectionTrait;
+
+    use super::*;
+    use crate::{pg_server::PgServer, Store};
+
+    /// A real restart of a private PostgreSQL server: the statement in
+    /// flight is cut off with SQLSTATE 57P01, statements while it is down
+    /// cannot get a connection, and both are outages (503), not errors
+    /// (500). Afterwards the pool reconnects by itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_postgres_restart_is_an_outage() {
+        let Some(pg) = PgServer::init() else { return };
+        pg.start();
+        let store = Store::connect(&pg.url()).await.unwrap();
+        let stats = store.pool_stats();
+        assert!(stats.open >= 1 && stats.open <= stats.max, "{stats:?}");
+        assert_eq!(stats.max, 16);
+
+        let db = store.db.clone();
+        let slow = tokio::spawn(async move { db.execute_unprepared("SELECT pg_sleep(30)").await });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::task::block_in_place(|| pg.stop());
+        let cut = slow.await.unwrap().unwrap_err();
+        let cut = StoreError::from(cut);
+        assert!(
+            cut.is_unavailable(),
+            "a statement cut off by the restart: {cut}"
+        );
+
+        let started = Instant::now();
+        let down = store.ping().await.unwrap_err();
+        assert!(down.is_unavailable(), "a statement while down: {down}");
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "failed fast: {:?}",
+            started.elapsed()
+        );
+
+        tokio::task::block_in_place(|| pg.start());
+        store.ping().await.unwrap();
+        store.migrate().await.unwrap();
+        assert_eq!(store.epoch("keys").await.unwrap(), 0);
+    }
+
+    #[test]
+    fn outages_are_unavailable_and_mistakes_are_not() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        for e in [
+            DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout),
+            DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::Io(refused))),
+            DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::PoolTimedOut)),
+            DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Protocol(
+                "unexpected end of stream".into(),
+            ))),
+        ] {
+            assert!(StoreError::from(e).is_unavailable());
+        }
+        for e in [
+            DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::RowNotFound)),
+            DbErr::Custom("x".into()),
+            DbErr::RecordNotFound("x".into()),
+        ] {
+            assert!(!StoreError::from(e).is_unavailable());
+        }
+    }
 }

@@ -30,5 +30,9 @@ mod status;
 pub use status::StatusEntry;
 mod users;
 
-pub use connect::{Backend, Store};
+pub use connect::{Backend, PoolStats, Store};
 pub use error::StoreError;
+
+#[cfg(test)]
+#[path = "../tests/support/pg_server.rs"]
+mod pg_server;

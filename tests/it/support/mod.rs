@@ -2,6 +2,8 @@
 
 #[path = "../../../crates/storage/tests/support/db.rs"]
 pub mod db;
+#[path = "../../../crates/storage/tests/support/pg_server.rs"]
+pub mod pg_server;
 
 use std::sync::Arc;
 
@@ -44,6 +46,12 @@ pub async fn spawn_app(kind: DbKind) -> Option<TestApp> {
     let db = db::fresh(kind).await?;
     let url = db.url.clone();
     Some(start(url, Kek::generate(), Some(db), ManualClock::default(), None).await)
+}
+
+/// Starts Gatehouse against the database at `url`, which the caller owns
+/// (a private PostgreSQL server, for outage tests).
+pub async fn spawn_app_on(url: String) -> TestApp {
+    start(url, Kek::generate(), None, ManualClock::default(), None).await
 }
 
 async fn start(

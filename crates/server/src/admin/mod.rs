@@ -24,11 +24,14 @@ use crate::{
 
 /// Resolves the settings from flags, environment and the config file.
 pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
-    let listen = match &cli.command {
-        Command::Serve { listen } => listen.clone(),
-        _ => None,
+    let (listen, wait) = match &cli.command {
+        Command::Serve {
+            listen,
+            wait_for_database,
+        } => (listen.clone(), *wait_for_database),
+        _ => (None, None),
     };
-    let flags = cli.global.raw(listen);
+    let flags = cli.global.raw(listen, wait);
     let file = match &cli.global.config {
         Some(p) => RawConfig::from_file(p)?,
         None => RawConfig::default(),
@@ -118,11 +121,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// `serve`. By default it connects, migrates and opens the keys first and
+/// binds after, so a listening instance is a working one (and an
+/// unreachable database is the one-line error at once). With
+/// `--wait-for-database` it binds first, so that while the database is
+/// being reached `/healthz` answers and `/readyz` says 503, then puts the
+/// application behind the same listener; a signal during the wait ends it
+/// cleanly.
 async fn serve(s: Settings) -> anyhow::Result<()> {
-    let listen = s.listen;
     let issuer = s.issuer.clone();
-    let state = app::build_from_settings(s).await?;
-    let server = app::Server::start(state, listen).await?;
+    let wait = s.wait_for_database;
+    let server = if wait.is_zero() {
+        let listen = s.listen;
+        let state = app::build_from_settings(s).await?;
+        app::Listening::bind(listen).await?.ready(state)
+    } else {
+        let listening = app::Listening::bind(s.listen).await?;
+        tracing::info!(addr = %listening.addr, wait_s = wait.as_secs(), "listening; connecting to the database");
+        let built = tokio::select! {
+            built = app::build_from_settings(s) => built,
+            () = shutdown_signal() => {
+                tracing::info!("stopped before the database was reached");
+                listening.stop().await;
+                return Ok(());
+            }
+        };
+        match built {
+            Ok(state) => listening.ready(state),
+            Err(e) => {
+                listening.stop().await;
+                return Err(e);
+            }
+        }
+    };
     tracing::info!(addr = %server.addr, %issuer, "gatehouse is serving");
     shutdown_signal().await;
     tracing::info!("shutting down: readiness fails now; finishing in-flight requests");

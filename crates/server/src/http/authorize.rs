@@ -367,6 +367,7 @@ pub fn see_other(location: &str) -> Response {
 
 fn reject(state: &AppState, r: Rejection) -> Response {
     match r {
+        Rejection::Page(AppError::Unavailable) => super::error::unavailable_page(),
         Rejection::Page(e) => e.into_response(),
         Rejection::Redirect {
             to,

@@ -112,6 +112,19 @@ impl From<KeyError> for AppError {
     }
 }
 
+/// The database is away and the answer goes to a person (the
+/// authorization endpoint, when no redirect to the client is safe): an
+/// HTML error page with 503 and `Retry-After`.
+pub fn unavailable_page() -> Response {
+    let mut r = views::error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The service is temporarily unavailable. Please try again in a moment.",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
 fn no_store(mut r: Response) -> Response {
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -1,0 +1,391 @@
+//! A PostgreSQL restart in the middle of traffic, against a real server.
+//!
+//! The outage is real: the test runs its own PostgreSQL (see
+//! `crates/storage/tests/support/pg_server.rs`), stops it with
+//! `pg_ctl -m fast` while client-credentials requests keep arriving, and
+//! starts it again. The shared test server is never touched. While the
+//! database is away Gatehouse must answer 503 (`temporarily_unavailable`
+//! with `Retry-After`; a redirect with that error at `/authorize` when the
+//! client is known from the cache, an HTML page with 503 when not), never a
+//! 500, and fail fast; `/readyz` says 503. Afterwards it must recover by
+//! itself with nothing lost or duplicated: a refresh token rotated before
+//! the outage works once, an unredeemed code redeems once, a redeemed code
+//! stays redeemed.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use gatehouse_server::clients::ClientSpec;
+use sea_orm::sqlx::{self, Connection as _};
+use serde_json::Value;
+
+use crate::support::{self, pg_server::PgServer, query_param, TestApp, TestClient};
+
+/// A DB-touching request during the outage must be answered within this
+/// (the pool gives up acquiring after 3 s).
+const FAIL_FAST: Duration = Duration::from_secs(8);
+
+async fn refresh(app: &TestApp, c: &TestClient, rt: &str) -> reqwest::Response {
+    app.token(c, &[("grant_type", "refresh_token"), ("refresh_token", rt)])
+        .await
+}
+
+async fn redeem(app: &TestApp, c: &TestClient, code: &str, verifier: &str) -> reqwest::Response {
+    app.token(
+        c,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &c.redirect_uri),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await
+}
+
+/// A 503 with the JSON error `temporarily_unavailable`, `Retry-After` and
+/// no caching, answered in time.
+async fn assert_unavailable_json(what: &str, started: Instant, r: reqwest::Response) {
+    assert!(
+        started.elapsed() < FAIL_FAST,
+        "{what}: took {:?} during the outage",
+        started.elapsed()
+    );
+    assert_eq!(r.status(), 503, "{what}");
+    assert!(
+        r.headers().contains_key("retry-after"),
+        "{what}: Retry-After"
+    );
+    assert_eq!(r.headers()["cache-control"], "no-store", "{what}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable", "{what}: {body}");
+}
+
+async fn one_value(pg: &PgServer, sql: &str) -> i64 {
+    let mut conn = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
+    let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
+    let _ = conn.close().await;
+    n
+}
+
+async fn wait_ready(app: &TestApp, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+        if r.status() == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz did not turn 200 within {within:?} of the database coming back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_mid_traffic() {
+    let Some(pg) = PgServer::init() else { return };
+    pg.start();
+    let app = support::spawn_app_on(pg.url()).await;
+    let web = app.web_client().await;
+    let svc = app
+        .create_client(ClientSpec {
+            name: "svc".into(),
+            grant_types: vec!["client_credentials".into()],
+            ..Default::default()
+        })
+        .await;
+
+    // Before the outage: a grant whose refresh token was rotated once, a
+    // code redeemed, and a code issued but not redeemed yet.
+    let (code, verifier) = app.code(&web, "openid offline_access", "").await;
+    let first = app.redeem(&web, &code, &verifier).await;
+    let r0 = first["refresh_token"].as_str().unwrap().to_owned();
+    let r = refresh(&app, &web, &r0).await;
+    assert_eq!(r.status(), 200);
+    let r1 = r.json::<Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (pending, pending_verifier) = app.code(&web, "openid", "").await;
+
+    // Traffic through the outage, two streams back to back: refresh-token
+    // rotations on a grant of their own (each 200 moves on to the new
+    // token, anything else retries the same one, as a client would), and
+    // client-credentials requests (stateless: no database on their path).
+    let chain_client = app.web_client().await;
+    let (c, v) = app.code(&chain_client, "openid offline_access", "").await;
+    let chain_start = app.redeem(&chain_client, &c, &v).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stop = Arc::new(AtomicBool::new(false));
+    let rotations = {
+        let (http, url, c, stop) = (
+            app.http.clone(),
+            app.url("/token"),
+            chain_client.clone(),
+            stop.clone(),
+        );
+        let mut current = chain_start.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut tokens = vec![current.clone()];
+            while !stop.load(Ordering::SeqCst) {
+                let r = http
+                    .post(&url)
+                    .basic_auth(&c.id, c.secret.as_deref())
+                    .form(&[("grant_type", "refresh_token"), ("refresh_token", &current)])
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                seen.push((Instant::now(), status));
+                if status == 200 {
+                    let body: Value = r.json().await.unwrap();
+                    current = body["refresh_token"].as_str().unwrap().to_owned();
+                    tokens.push(current.clone());
+                }
+            }
+            (seen, tokens)
+        })
+    };
+    let stateless = {
+        let (http, url, svc, stop) = (
+            app.http.clone(),
+            app.url("/token"),
+            svc.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let r = http
+                    .post(&url)
+                    .basic_auth(&svc.id, svc.secret.as_deref())
+                    .form(&[("grant_type", "client_credentials")])
+                    .send()
+                    .await
+                    .unwrap();
+                seen.push((Instant::now(), r.status().as_u16()));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            seen
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The outage.
+    // From the moment the stop begins, requests in flight may be cut off.
+    let down_at = Instant::now();
+    tokio::task::block_in_place(|| pg.stop());
+
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(
+        health.status(),
+        200,
+        "liveness does not depend on the database"
+    );
+    let (ready, refreshed, redeemed, known, unknown) = tokio::join!(
+        async {
+            let t = Instant::now();
+            (t, app.http.get(app.url("/readyz")).send().await.unwrap())
+        },
+        async { (Instant::now(), refresh(&app, &web, &r1).await) },
+        async {
+            (
+                Instant::now(),
+                redeem(&app, &web, &pending, &pending_verifier).await,
+            )
+        },
+        async {
+            let (_, challenge) = support::pkce();
+            let url = app.authorize_url(&web, "openid", &challenge, "");
+            (Instant::now(), app.browser.get(url).send().await.unwrap())
+        },
+        async {
+            let (_, challenge) = support::pkce();
+            let stranger = TestClient {
+                id: "not-cached-or-registered".into(),
+                secret: None,
+                redirect_uri: web.redirect_uri.clone(),
+            };
+            let url = app.authorize_url(&stranger, "openid", &challenge, "");
+            (Instant::now(), app.browser.get(url).send().await.unwrap())
+        },
+    );
+    assert_eq!(ready.1.status(), 503, "/readyz during the outage");
+    assert!(ready.0.elapsed() < FAIL_FAST);
+    assert_unavailable_json("refresh", refreshed.0, refreshed.1).await;
+    assert_unavailable_json("code redemption", redeemed.0, redeemed.1).await;
+
+    // A known client: back to its redirect URI with the error and state.
+    let (t, r) = known;
+    assert!(t.elapsed() < FAIL_FAST);
+    assert_eq!(r.status(), 303, "/authorize for a cached client");
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(loc.starts_with(&web.redirect_uri), "{loc}");
+    assert_eq!(
+        query_param(&loc, "error").as_deref(),
+        Some("temporarily_unavailable")
+    );
+    assert_eq!(query_param(&loc, "state").as_deref(), Some("st"));
+    assert_eq!(
+        query_param(&loc, "iss").as_deref(),
+        Some(app.state.settings.issuer.as_str())
+    );
+    assert!(query_param(&loc, "code").is_none());
+    // A client that is not in the cache cannot be checked: a page, never a redirect.
+    let (t, r) = unknown;
+    assert!(t.elapsed() < FAIL_FAST);
+    assert_eq!(r.status(), 503, "/authorize for an unknown client");
+    assert!(r.headers().get("location").is_none());
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = r.text().await.unwrap();
+    assert!(page.contains("temporarily unavailable"), "{page}");
+    for leak in ["sqlx", "PostgreSQL", "Connection refused", "pool"] {
+        assert!(!page.contains(leak), "the page leaks {leak:?}");
+    }
+
+    // Back up, and nothing to do but wait.
+    tokio::task::block_in_place(|| pg.start());
+    let up_at = Instant::now();
+    wait_ready(&app, Duration::from_secs(15)).await;
+    // Traffic recovers too.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::SeqCst);
+    let (seen, tokens) = rotations.await.unwrap();
+    eprintln!(
+        "rotations: {} requests, {} rotations, {} answered 503",
+        seen.len(),
+        tokens.len() - 1,
+        seen.iter().filter(|(_, s)| *s == 503).count()
+    );
+    let odd: Vec<_> = seen
+        .iter()
+        .filter(|(_, s)| ![200, 503].contains(s))
+        .collect();
+    assert!(
+        odd.is_empty(),
+        "rotations: only 200 and 503, never anything else: {odd:?}"
+    );
+    assert!(
+        seen.iter().any(|(t, s)| *s == 503 && *t > down_at),
+        "rotations saw the outage"
+    );
+    assert!(
+        seen.iter().any(|(t, s)| *s == 200 && *t > up_at),
+        "rotations recovered by themselves"
+    );
+    assert!(
+        seen.iter().all(|(t, s)| *s == 200 || *t > down_at),
+        "no failure before the outage"
+    );
+    // Every successor handed out is new, and each rotation stored exactly
+    // one: a rotation cut off by the restart either never happened or was
+    // answered again with the same successor.
+    let distinct: std::collections::HashSet<&String> = tokens.iter().collect();
+    assert_eq!(distinct.len(), tokens.len(), "a successor handed out twice");
+    assert_eq!(
+        one_value(
+            &pg,
+            &format!(
+                "SELECT count(*) FROM refresh_tokens WHERE client_id = '{}'",
+                chain_client.id
+            )
+        )
+        .await,
+        i64::try_from(tokens.len()).unwrap(),
+        "stored refresh tokens = tokens the client saw"
+    );
+    // The last one works.
+    let last = tokens.last().unwrap();
+    assert_eq!(refresh(&app, &chain_client, last).await.status(), 200);
+    let seen = stateless.await.unwrap();
+    assert!(
+        seen.iter().all(|(_, s)| *s == 200),
+        "client credentials (no database on the path) kept working: {:?}",
+        seen.iter().filter(|(_, s)| *s != 200).collect::<Vec<_>>()
+    );
+
+    // The refresh token rotated before the outage works, once.
+    let r = refresh(&app, &web, &r1).await;
+    assert_eq!(r.status(), 200, "r1 after the outage");
+    let r2 = r.json::<Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(r2, r1);
+    // Nothing was written twice: the family holds r0, r1, r2 and no more.
+    assert_eq!(
+        one_value(
+            &pg,
+            &format!(
+                "SELECT count(*) FROM refresh_tokens WHERE client_id = '{}'",
+                web.id
+            )
+        )
+        .await,
+        3,
+        "one stored refresh token per rotation"
+    );
+    // Past the grace window, r1 again is reuse: refused, and the family ends.
+    app.clock
+        .advance(app.state.settings.lifetimes.refresh_grace + 1);
+    let r = refresh(&app, &web, &r1).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+
+    // The code refused during the outage redeems now, once.
+    let r = redeem(&app, &web, &pending, &pending_verifier).await;
+    assert_eq!(r.status(), 200, "the pending code after the outage");
+    let r = redeem(&app, &web, &pending, &pending_verifier).await;
+    assert_eq!(r.status(), 400, "a code redeems once");
+    // And the code redeemed before the outage stays redeemed.
+    let r = redeem(&app, &web, &code, &verifier).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let web_codes = format!(
+        "SELECT count(*) FROM authorization_codes WHERE client_id = '{}'",
+        web.id
+    );
+    assert_eq!(
+        one_value(&pg, &format!("{web_codes} AND consumed_at IS NOT NULL")).await,
+        2
+    );
+    assert_eq!(
+        one_value(&pg, &web_codes).await,
+        2,
+        "the /authorize refused during the outage stored no code"
+    );
+
+    // A fresh browser flow works end to end again.
+    let (code3, verifier3) = app.code(&web, "openid", "").await;
+    app.redeem(&web, &code3, &verifier3).await;
+
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("status=\"500\""),
+        "no request failed with 500:\n{metrics}"
+    );
+    app.stop().await;
+    drop(pg);
+}

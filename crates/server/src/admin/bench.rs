@@ -4,10 +4,13 @@
 //! introspection round trip versus a session lookup. Creates throwaway
 //! rows (a client, two resource servers, a session) and removes them.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use gatehouse_keys::{generate, Alg, PrivateKey, SIGNING_ALGS};
-use gatehouse_storage::model::{ResourceServer, Session, User};
+use gatehouse_keys::{generate, Alg, Kek, PrivateKey, SIGNING_ALGS};
+use gatehouse_storage::model::{Client, ResourceServer, Session, User};
 use serde_json::json;
 
 use crate::{
@@ -15,7 +18,9 @@ use crate::{
     clients::{build, ClientSpec},
     config::Settings,
     oauth::ScopeSet,
+    registry::Resource,
     session::random_token,
+    state::AppState,
     tokens::{new_jti, AccessGrant, Audience, IdGrant},
 };
 
@@ -39,63 +44,187 @@ fn e(err: crate::http::error::AppError) -> anyhow::Error {
     anyhow::anyhow!("{err}")
 }
 
+/// Where a benchmark token is addressed.
+#[derive(Clone, Copy, Debug)]
+pub enum Target {
+    /// Gatehouse's own userinfo endpoint (`dir`-encrypted JWE).
+    Own,
+    /// A resource server with an ECDH-ES+A256KW key (JWE).
+    ResourceServer,
+    /// A resource server taking opaque tokens (one database write each).
+    Opaque,
+}
+
+/// Throwaway rows (a client, two resource servers) and what the token
+/// builder needs to issue tokens for them: shared by `gatehouse bench` and
+/// the criterion benchmarks of the token builder.
+pub struct Fixture {
+    state: AppState,
+    client: Client,
+    secret: String,
+    jwe_rs: Arc<Resource>,
+    opaque_rs: Arc<Resource>,
+    rs_private: PrivateKey,
+    user: User,
+    scope: ScopeSet,
+}
+
+impl Fixture {
+    /// Creates the rows; [`Fixture::remove`] deletes them.
+    pub async fn create(state: &AppState, kek: &Kek) -> anyhow::Result<Fixture> {
+        let now = state.now();
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        let rs_kid = format!("bench-{tag}");
+        let rs_key = tokio::task::spawn_blocking({
+            let (kek, kid) = (kek.clone(), rs_kid.clone());
+            move || generate(Alg::EcdhEsA256kw, &kid, &kek)
+        })
+        .await??;
+        let rs_private =
+            PrivateKey::open(&rs_kid, Alg::EcdhEsA256kw, &rs_key.sealed_private_key, kek)?;
+        let jwe_aud = format!("https://bench-{tag}.invalid/jwe");
+        let opaque_aud = format!("https://bench-{tag}.invalid/opaque");
+        for (aud, format) in [(&jwe_aud, "jwe"), (&opaque_aud, "opaque")] {
+            state
+                .store
+                .create_resource(&ResourceServer {
+                    audience: aud.clone(),
+                    encryption_jwk: rs_key.public_jwk.clone(),
+                    signing_alg: "ES256".into(),
+                    token_format: format.into(),
+                    access_token_lifetime: None,
+                    scopes: Vec::new(),
+                    created_at: now,
+                })
+                .await?;
+        }
+        let (client, secret) = build(
+            ClientSpec {
+                name: format!("bench-{tag}"),
+                grant_types: vec!["client_credentials".into()],
+                ..ClientSpec::default()
+            },
+            &state.hasher,
+            now,
+        )?;
+        state.store.create_client(&client).await?;
+        let resources = state.registry.resources().await?;
+        let find = |aud: &str| {
+            resources
+                .get(aud)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("bench resource vanished"))
+        };
+        Ok(Fixture {
+            jwe_rs: find(&jwe_aud)?,
+            opaque_rs: find(&opaque_aud)?,
+            state: state.clone(),
+            client,
+            secret: secret.unwrap_or_default(),
+            rs_private,
+            user: User {
+                id: uuid::Uuid::new_v4().to_string(),
+                username: "bench.user".into(),
+                email: Some("bench.user@example.com".into()),
+                email_verified: true,
+                name: Some("Bench User".into()),
+                password_hash: String::new(),
+                disabled: false,
+                created_at: now,
+                updated_at: now,
+            },
+            scope: ScopeSet::parse("openid profile email").map_err(anyhow::Error::msg)?,
+        })
+    }
+
+    /// Deletes the rows.
+    pub async fn remove(&self) {
+        let s = &self.state.store;
+        let _ = s.delete_client(&self.client.id).await;
+        let _ = s.delete_resource(&self.jwe_rs.record.audience).await;
+        let _ = s.delete_resource(&self.opaque_rs.record.audience).await;
+    }
+
+    /// Issues an access token through the token builder: for the user (as
+    /// the code and refresh grants do, recording its status row) or for the
+    /// client alone (as client_credentials does, without any write).
+    pub async fn issue(&self, to: Target, for_user: bool) -> anyhow::Result<String> {
+        let audience = match to {
+            Target::Own => Audience::Own,
+            Target::ResourceServer => Audience::Resource(self.jwe_rs.clone()),
+            Target::Opaque => Audience::Resource(self.opaque_rs.clone()),
+        };
+        let issued = self
+            .state
+            .issue_access_token(AccessGrant {
+                client: &self.client,
+                user: for_user.then_some(&self.user),
+                scope: &self.scope,
+                audience,
+                auth_time: Some(self.state.now()),
+                acr: None,
+                jti: new_jti(),
+                family: None,
+            })
+            .await
+            .map_err(e)?;
+        Ok(issued.token)
+    }
+
+    /// Reads an access token back as userinfo and introspection do.
+    pub async fn read(&self, token: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.state
+                .read_access_token(token)
+                .await
+                .map_err(e)?
+                .is_some(),
+            "the token did not read back"
+        );
+        Ok(())
+    }
+
+    /// The raw crypto of one resource-server token and nothing else: one
+    /// ES256 signature and one ECDH-ES+A256KW/A256GCM encryption.
+    pub fn raw_nested(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<String> {
+        let jws = self.state.keys.sign(Alg::ES256, "at+jwt", claims)?;
+        Ok(gatehouse_keys::encrypt(
+            &jws,
+            &self.jwe_rs.encryption_key,
+            Some("JWT"),
+            None,
+        )?)
+    }
+
+    /// Claims shaped like a client_credentials access token.
+    pub fn sample_claims(&self) -> serde_json::Map<String, serde_json::Value> {
+        let now = self.state.now();
+        serde_json::Map::from_iter([
+            ("iss".to_owned(), json!(self.state.settings.issuer)),
+            ("sub".to_owned(), json!(self.client.id)),
+            ("aud".to_owned(), json!(self.jwe_rs.record.audience)),
+            ("exp".to_owned(), json!(now + 900)),
+            ("iat".to_owned(), json!(now)),
+            ("nbf".to_owned(), json!(now)),
+            ("jti".to_owned(), json!(new_jti())),
+            ("client_id".to_owned(), json!(self.client.id)),
+            ("scope".to_owned(), json!("")),
+        ])
+    }
+}
+
 pub async fn run(settings: Settings, seconds: u64, as_json: bool) -> anyhow::Result<()> {
     let kek = settings.load_kek()?;
     let state = app::build_from_settings(settings).await?;
-    let now = state.now();
-    // Six measurements share the time.
-    let budget = Duration::from_millis(seconds.max(1) * 1000 / 6);
-    let tag = uuid::Uuid::new_v4().simple().to_string();
-
-    // Throwaway fixtures.
-    let rs_kid = format!("bench-{tag}");
-    let rs_key = tokio::task::spawn_blocking({
-        let (kek, kid) = (kek.clone(), rs_kid.clone());
-        move || generate(Alg::EcdhEsA256kw, &kid, &kek)
-    })
-    .await??;
-    let rs_private =
-        PrivateKey::open(&rs_kid, Alg::EcdhEsA256kw, &rs_key.sealed_private_key, &kek)?;
-    let jwe_aud = format!("https://bench-{tag}.invalid/jwe");
-    let opaque_aud = format!("https://bench-{tag}.invalid/opaque");
-    for (aud, format) in [(&jwe_aud, "jwe"), (&opaque_aud, "opaque")] {
-        state
-            .store
-            .create_resource(&ResourceServer {
-                audience: aud.clone(),
-                encryption_jwk: rs_key.public_jwk.clone(),
-                signing_alg: "ES256".into(),
-                token_format: format.into(),
-                access_token_lifetime: None,
-                scopes: Vec::new(),
-                created_at: now,
-            })
-            .await?;
-    }
-    let (client, secret) = build(
-        ClientSpec {
-            name: format!("bench-{tag}"),
-            grant_types: vec!["client_credentials".into()],
-            ..ClientSpec::default()
-        },
-        &state.hasher,
-        now,
-    )?;
-    state.store.create_client(&client).await?;
-    let outcome = measure(
-        &state,
-        &client,
-        secret.as_deref().unwrap_or(""),
-        &jwe_aud,
-        &opaque_aud,
-        &rs_private,
-        budget,
-    )
-    .await;
+    // Eight measurements share the time.
+    let budget = Duration::from_millis(seconds.max(1) * 1000 / 8);
+    let fixture = Fixture::create(&state, &kek).await?;
+    let outcome = measure(&fixture, budget).await;
     // Clean up whatever happened.
-    let _ = state.store.delete_client(&client.id).await;
-    let _ = state.store.delete_resource(&jwe_aud).await;
-    let _ = state.store.delete_resource(&opaque_aud).await;
+    fixture.remove().await;
     let report = outcome?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -105,69 +234,20 @@ pub async fn run(settings: Settings, seconds: u64, as_json: bool) -> anyhow::Res
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn measure(
-    state: &crate::state::AppState,
-    client: &gatehouse_storage::model::Client,
-    secret: &str,
-    jwe_aud: &str,
-    opaque_aud: &str,
-    rs_private: &PrivateKey,
-    budget: Duration,
-) -> anyhow::Result<serde_json::Value> {
-    let resources = state.registry.resources().await?;
-    let jwe_rs = resources
-        .get(jwe_aud)
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("bench resource vanished"))?;
-    let opaque_rs = resources
-        .get(opaque_aud)
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("bench resource vanished"))?;
-    let scope = ScopeSet::parse("openid profile email").map_err(anyhow::Error::msg)?;
-    let user = User {
-        id: uuid::Uuid::new_v4().to_string(),
-        username: "bench.user".into(),
-        email: Some("bench.user@example.com".into()),
-        email_verified: true,
-        name: Some("Bench User".into()),
-        password_hash: String::new(),
-        disabled: false,
-        created_at: state.now(),
-        updated_at: state.now(),
-    };
-    let grant = |aud: Audience| AccessGrant {
-        client,
-        user: Some(&user),
-        scope: &scope,
-        audience: aud,
-        auth_time: Some(state.now()),
-        acr: None,
-        jti: new_jti(),
-        family: None,
-    };
+async fn measure(f: &Fixture, budget: Duration) -> anyhow::Result<serde_json::Value> {
+    let state = &f.state;
+    let (client, user, scope) = (&f.client, &f.user, &f.scope);
+    let (secret, rs_private) = (f.secret.as_str(), &f.rs_private);
 
-    // Sizes.
-    let own = state
-        .issue_access_token(grant(Audience::Own))
-        .await
-        .map_err(e)?
-        .token;
-    let to_rs = state
-        .issue_access_token(grant(Audience::Resource(jwe_rs.clone())))
-        .await
-        .map_err(e)?
-        .token;
-    let opaque = state
-        .issue_access_token(grant(Audience::Resource(opaque_rs.clone())))
-        .await
-        .map_err(e)?
-        .token;
+    // Sizes (user tokens, as the code flow issues them).
+    let own = f.issue(Target::Own, true).await?;
+    let to_rs = f.issue(Target::ResourceServer, true).await?;
+    let opaque = f.issue(Target::Opaque, true).await?;
     let id_token = state
         .issue_id_token(IdGrant {
             client,
-            user: &user,
-            scope: &scope,
+            user,
+            scope,
             nonce: Some("n-0S6_WzA2Mj"),
             auth_time: state.now(),
             acr: None,
@@ -179,31 +259,28 @@ async fn measure(
     let refresh = random_token();
     let cookie = format!("__Host-gatehouse_session={}", random_token());
 
-    // Issuance rates (one core, sequential).
+    // Issuance rates (one core, sequential), as client_credentials issues:
+    // no write per token except for opaque tokens.
+    let (raw_rate, raw_us) = {
+        let claims = f.sample_claims();
+        rate(budget, 50, || async { f.raw_nested(&claims).map(|_| ()) }).await?
+    };
     let (jwe_rate, jwe_us) = rate(budget, 50, || async {
-        state
-            .issue_access_token(grant(Audience::Resource(jwe_rs.clone())))
-            .await
-            .map(|_| ())
-            .map_err(e)
+        f.issue(Target::ResourceServer, false).await.map(|_| ())
     })
     .await?;
     let (own_rate, own_us) = rate(budget, 50, || async {
-        state
-            .issue_access_token(grant(Audience::Own))
-            .await
-            .map(|_| ())
-            .map_err(e)
+        f.issue(Target::Own, false).await.map(|_| ())
     })
     .await?;
     let (opaque_rate, opaque_us) = rate(budget, 50, || async {
-        state
-            .issue_access_token(grant(Audience::Resource(opaque_rs.clone())))
-            .await
-            .map(|_| ())
-            .map_err(e)
+        f.issue(Target::Opaque, false).await.map(|_| ())
     })
     .await?;
+
+    // Gatehouse reading its own access token back (userinfo, introspection):
+    // decrypt, claims, one revocation read.
+    let (own_read_rate, own_read_us) = rate(budget, 50, || f.read(&own)).await?;
 
     // Checking a JWE access token locally, as a resource server does.
     let (local_rate, local_us) = rate(budget, 50, || async {
@@ -273,12 +350,14 @@ async fn measure(
             "session_cookie": cookie.len(),
         },
         "issuance_per_second": {
+            "raw_crypto_es256_sign_ecdh_es_encrypt": { "rate": raw_rate, "mean_us": raw_us },
             "jwe_resource_server_es256_ecdh_es": { "rate": jwe_rate, "mean_us": jwe_us },
             "jwe_own_key": { "rate": own_rate, "mean_us": own_us },
             "opaque_with_database_write": { "rate": opaque_rate, "mean_us": opaque_us },
         },
         "check_per_second": {
             "jwe_local_decrypt_and_verify": { "rate": local_rate, "mean_us": local_us },
+            "own_token_read_with_revocation_check": { "rate": own_read_rate, "mean_us": own_read_us },
             "introspection_round_trip": { "rate": introspect_rate, "mean_us": introspect_us },
             "session_lookup": { "rate": session_rate, "mean_us": session_us },
         }

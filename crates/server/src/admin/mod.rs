@@ -3,7 +3,7 @@
 //! and work while servers run: servers pick changes up within seconds.
 //! Output meant for scripts is JSON on stdout; errors go to stderr.
 
-mod bench;
+pub mod bench;
 mod clients;
 mod keys;
 mod resources;

@@ -370,16 +370,29 @@ impl KeyRing {
         kid.starts_with(OWN_TOKEN_KID_PREFIX)
     }
 
-    /// Seals a small token reference (AES-256-GCM under a KEK subkey) as
-    /// base64url. Only Gatehouse can open it; anyone can carry it.
+    /// Seals a small token reference (AES-256-GCM) as base64url. Only
+    /// Gatehouse can open it; anyone can carry it. Like own tokens, the key
+    /// is derived per UTC day, which prefixes the sealed bytes (4 bytes, big
+    /// endian), so no key seals more than a day of references.
     pub fn seal_reference(&self, plaintext: &[u8]) -> Result<String, KeyError> {
         use base64::Engine;
-        let sealed = self.reference_key.seal("gh_ref", plaintext)?;
-        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed))
+        let day = self.clock.now().div_euclid(86_400);
+        let day_bytes = u32::try_from(day)
+            .map_err(|_| KeyError::Crypto("clock out of range".to_owned()))?
+            .to_be_bytes();
+        let sealed = self
+            .reference_key
+            .derive(&day_bytes)
+            .seal("gh_ref", plaintext)?;
+        let mut out = Vec::with_capacity(4 + sealed.len());
+        out.extend_from_slice(&day_bytes);
+        out.extend_from_slice(&sealed);
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out))
     }
 
     /// Opens a reference sealed by [`KeyRing::seal_reference`] (by any
-    /// instance sharing the KEK). `None` for anything forged or damaged.
+    /// instance sharing the KEK) on the day before, of or after its sealing.
+    /// `None` for anything forged, damaged or too old.
     pub fn open_reference(&self, sealed: &str) -> Option<Vec<u8>> {
         use base64::Engine;
         if sealed.len() > 2048 {
@@ -388,7 +401,16 @@ impl KeyRing {
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(sealed)
             .ok()?;
-        self.reference_key.open("gh_ref", &raw).ok()
+        let (day_bytes, sealed) = raw.split_first_chunk::<4>()?;
+        let day = i64::from(u32::from_be_bytes(*day_bytes));
+        let today = self.clock.now().div_euclid(86_400);
+        if !(today - 1..=today + 1).contains(&day) {
+            return None;
+        }
+        self.reference_key
+            .derive(day_bytes)
+            .open("gh_ref", sealed)
+            .ok()
     }
 
     /// Is `kid` one of Gatehouse's own (non-revoked) encryption keys?

@@ -1153,6 +1153,19 @@ async fn own_tokens_direct_encryption(env: Env) {
     assert!(ring.decrypt_own_token(&jwe).is_ok());
     env.clock.set(T0 + 2 * 86_400 + 1);
     assert!(ring.decrypt_own_token(&jwe).is_err());
+    // Sealed references follow the same days.
+    env.clock.set(T0);
+    let sealed = ring.seal_reference(b"ref").unwrap();
+    assert_eq!(other.open_reference(&sealed).unwrap(), b"ref");
+    let mut bytes = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
+    bytes[3] ^= 1; // the neighbouring day: within the window, but another key
+    assert!(ring
+        .open_reference(&URL_SAFE_NO_PAD.encode(&bytes))
+        .is_none());
+    env.clock.set(T0 + 86_400);
+    assert_eq!(ring.open_reference(&sealed).unwrap(), b"ref");
+    env.clock.set(T0 + 2 * 86_400 + 1);
+    assert!(ring.open_reference(&sealed).is_none());
     // New tokens use the new day's key.
     let later = ring.encrypt_own_token("x", None, None).unwrap();
     assert_ne!(header_of(&later)["kid"], kid.as_str());

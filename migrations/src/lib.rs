@@ -2,17 +2,23 @@
 //! source creates the same tables on SQLite and on PostgreSQL.
 //!
 //! Conventions: timestamps are `BIGINT` Unix seconds (no time-zone drift
-//! between backends); lists are JSON text; every secret column holds a hash.
+//! between backends); lists are JSON text; every secret column holds a
+//! hash, except the client secrets of client_secret_jwt clients, which must
+//! be recoverable and are sealed with the key-encryption key (AES-256-GCM).
 
 pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_initial;
+mod m20261127_000002_client_secret_sealed;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261126_000001_initial::Migration)]
+        vec![
+            Box::new(m20261126_000001_initial::Migration),
+            Box::new(m20261127_000002_client_secret_sealed::Migration),
+        ]
     }
 }

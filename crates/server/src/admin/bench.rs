@@ -79,6 +79,7 @@ pub async fn run(settings: Settings, seconds: u64, as_json: bool) -> anyhow::Res
             ..ClientSpec::default()
         },
         &state.hasher,
+        &state.sealer,
         now,
     )?;
     state.store.create_client(&client).await?;

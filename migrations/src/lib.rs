@@ -9,6 +9,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_initial;
+mod m20261127_000001_token_status;
 mod m20261127_000002_client_secret_sealed;
 
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261126_000001_initial::Migration),
+            Box::new(m20261127_000001_token_status::Migration),
             Box::new(m20261127_000002_client_secret_sealed::Migration),
         ]
     }

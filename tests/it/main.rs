@@ -14,5 +14,6 @@ mod private_key_jwt;
 mod registration;
 mod resource_server;
 mod revocation;
+mod status_list;
 mod tokens;
 mod verifier;

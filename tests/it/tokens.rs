@@ -352,7 +352,53 @@ async fn introspection_as_jwt(app: &TestApp) {
     assert_eq!(v.claims["token_introspection"]["active"], true);
 }
 
+/// Access tokens for Gatehouse's own userinfo endpoint are `dir`-encrypted
+/// (AES-256-GCM under a KEK-derived day key): tampering fails, and revoking
+/// the key that signed the nested JWS still ends the token.
+async fn own_tokens_are_direct_encrypted_and_die_with_their_key(app: &TestApp) {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    let c = app.web_client().await;
+    let (code, verifier) = app.code(&c, "openid", "").await;
+    let t = app.redeem(&c, &code, &verifier).await;
+    let at = t["access_token"].as_str().unwrap();
+    let parts: Vec<&str> = at.split('.').collect();
+    assert_eq!(parts.len(), 5);
+    assert_eq!(parts[1], "", "no encrypted key with alg dir");
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header["alg"], "dir");
+    assert_eq!(header["enc"], "A256GCM");
+    assert!(header["kid"].as_str().unwrap().starts_with("gh-dir-"));
+    assert_eq!(userinfo_status(app, at).await, 200);
+
+    let mut tampered: Vec<String> = parts.iter().map(|p| (*p).to_owned()).collect();
+    let mut ct = URL_SAFE_NO_PAD.decode(&tampered[3]).unwrap();
+    ct[10] ^= 0x20;
+    tampered[3] = URL_SAFE_NO_PAD.encode(ct);
+    assert_eq!(userinfo_status(app, &tampered.join(".")).await, 401);
+
+    let (_, jws) = app.state.keys.decrypt_own_token(at).unwrap();
+    let jws_header = std::str::from_utf8(&jws)
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap();
+    let jws_header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jws_header).unwrap()).unwrap();
+    app.state
+        .keys
+        .revoke(jws_header["kid"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        userinfo_status(app, at).await,
+        401,
+        "its signing key was revoked"
+    );
+    assert_eq!(introspect(app, &c, at).await["active"], false);
+}
+
 crate::both_backends!(
+    own_tokens_are_direct_encrypted_and_die_with_their_key,
     concurrent_refreshes_give_one_successor,
     introspection_as_jwt,
     refresh_rotation_grace_and_reuse,

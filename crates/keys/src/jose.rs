@@ -1004,6 +1004,105 @@ pub fn encrypt(
         .map_err(|err| KeyError::Crypto(format!("JWE encryption failed: {err}")))
 }
 
+/// Encrypt `payload` for Gatehouse itself as a compact JWE with direct
+/// symmetric encryption (RFC 7518 4.5, `alg: dir`, `enc: A256GCM`): the key
+/// is the content-encryption key, so there is no key agreement or wrapping,
+/// and the encrypted-key part is empty. For tokens Gatehouse is both sender
+/// and only recipient of. Header rules as in [`encrypt`].
+pub fn encrypt_dir(
+    payload: &str,
+    key: &Kek,
+    kid: &str,
+    cty: Option<&str>,
+    extra_header: Option<&Map<String, Value>>,
+) -> Result<String, KeyError> {
+    let mut header = Map::new();
+    header.insert("alg".into(), "dir".into());
+    header.insert("enc".into(), ENC_A256GCM.into());
+    header.insert("kid".into(), kid.into());
+    if let Some(cty) = cty {
+        header.insert("cty".into(), cty.into());
+    }
+    for (name, value) in extra_header.into_iter().flatten() {
+        if RESERVED_JWE_HEADER.contains(&name.as_str()) {
+            return Err(KeyError::InvalidKey(format!(
+                "JWE header member {} cannot be set by the caller",
+                shorten(name)
+            )));
+        }
+        header.insert(name.clone(), value.clone());
+    }
+    let header_b64 = b64(serde_json::to_vec(&header)
+        .map_err(|_| KeyError::InvalidKey("unencodable JWE header".to_owned()))?);
+    let mut iv = [0u8; GCM_IV_LEN];
+    OsRng.fill_bytes(&mut iv);
+    let (ciphertext, tag) = A256GCM
+        .encrypt(
+            key.bytes(),
+            Some(&iv),
+            payload.as_bytes(),
+            header_b64.as_bytes(),
+        )
+        .map_err(|err| KeyError::Crypto(format!("JWE encryption failed: {err}")))?;
+    let tag = tag.ok_or_else(|| KeyError::Crypto("JWE encryption gave no tag".to_owned()))?;
+    Ok(format!(
+        "{header_b64}..{}.{}.{}",
+        b64(iv),
+        b64(ciphertext),
+        b64(tag)
+    ))
+}
+
+/// Decrypt a compact JWE made by [`encrypt_dir`]. `key_for` gets the
+/// header's `kid` and returns the key, if it is one of Gatehouse's. The
+/// same refusals as [`decrypt`], plus: `alg` must be `dir` and the
+/// encrypted-key part empty. Returns the header and the plaintext.
+pub fn decrypt_dir<F>(token: &str, key_for: F) -> Result<(Map<String, Value>, Vec<u8>), KeyError>
+where
+    F: Fn(&str) -> Option<Kek>,
+{
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(KeyError::InvalidToken("token too large"));
+    }
+    let parts: Vec<&str> = token.split('.').collect();
+    let [header_b64, "", iv_b64, ciphertext_b64, tag_b64] = parts[..] else {
+        return Err(KeyError::InvalidToken(
+            "not a compact JWE with direct encryption",
+        ));
+    };
+    let header = decode_header(header_b64)?;
+    if header.contains_key("zip") || header.contains_key("crit") {
+        return Err(KeyError::InvalidToken("zip and crit are not accepted"));
+    }
+    if header.get("alg").and_then(Value::as_str) != Some("dir") {
+        return Err(KeyError::InvalidToken("algorithm not allowed"));
+    }
+    if header.get("enc").and_then(Value::as_str) != Some(ENC_A256GCM) {
+        return Err(KeyError::InvalidToken("content encryption must be A256GCM"));
+    }
+    let key = header
+        .get("kid")
+        .and_then(Value::as_str)
+        .and_then(&key_for)
+        .ok_or(KeyError::InvalidToken("no decryption key for this kid"))?;
+    let iv = jwe_part(iv_b64)?;
+    let ciphertext = jwe_part(ciphertext_b64)?;
+    let tag = jwe_part(tag_b64)?;
+    if iv.len() != GCM_IV_LEN || tag.len() != GCM_TAG_LEN {
+        return Err(KeyError::InvalidToken("malformed JWE"));
+    }
+    let plaintext = A256GCM
+        .decrypt(
+            key.bytes(),
+            Some(&iv),
+            &ciphertext,
+            header_b64.as_bytes(),
+            Some(&tag),
+        )
+        .map_err(|_| KeyError::InvalidToken("decryption failed"))?;
+    Ok((header, plaintext))
+}
+
 /// Check the ECDH-ES ephemeral public key: an EC point on P-256, refused
 /// before any key agreement (the invalid-curve attack).
 fn check_epk(header: &Map<String, Value>) -> Result<(), KeyError> {

@@ -142,6 +142,11 @@ impl Kek {
 }
 
 impl Kek {
+    /// The raw key, for direct encryption inside this crate.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// A subkey for another purpose: HMAC-SHA-256(kek, label). Keeps each
     /// use of the root key (sealing keys, sealing token references) under
     /// its own AES key.

@@ -118,6 +118,9 @@ impl Snapshot {
     }
 }
 
+/// The kid prefix of access tokens Gatehouse encrypts to itself.
+const OWN_TOKEN_KID_PREFIX: &str = "gh-dir-";
+
 /// Holds the current snapshot and performs key changes.
 #[derive(Debug)]
 pub struct KeyRing {
@@ -125,6 +128,8 @@ pub struct KeyRing {
     kek: Kek,
     /// Seals the token references carried in JWE headers.
     reference_key: Kek,
+    /// Root of the per-day keys of access tokens addressed to Gatehouse.
+    own_token_key: Kek,
     policy: RotationPolicy,
     clock: Arc<dyn Clock>,
     current: RwLock<Arc<Snapshot>>,
@@ -179,6 +184,7 @@ impl KeyRing {
         let ring = KeyRing {
             store,
             reference_key: kek.derive(b"gatehouse token-reference v1"),
+            own_token_key: kek.derive(b"gatehouse own access tokens v1"),
             kek,
             policy,
             clock,
@@ -314,6 +320,54 @@ impl KeyRing {
         decrypt(token, |kid| {
             kid.and_then(|k| snap.decrypters.get(k).cloned())
         })
+    }
+
+    /// The key of the own-token day `day` (Unix days) and its kid.
+    fn own_token_day_key(&self, day: i64) -> Kek {
+        self.own_token_key.derive(&day.to_be_bytes())
+    }
+
+    /// Encrypts `payload` (an access token addressed to Gatehouse itself)
+    /// with direct AES-256-GCM (`alg: dir`): Gatehouse is sender and only
+    /// recipient, so a symmetric key does what an ECDH key agreement did at
+    /// a hundredth of the cost. The key is derived from the KEK per UTC day
+    /// (kid `gh-dir-<day>`): every instance sharing the KEK has it, nothing
+    /// is stored, and no key serves more than a day of tokens (well under
+    /// the 2^32 random-nonce limit of AES-GCM).
+    pub fn encrypt_own_token(
+        &self,
+        payload: &str,
+        cty: Option<&str>,
+        extra: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<String, KeyError> {
+        let day = self.clock.now().div_euclid(86_400);
+        let kid = format!("{OWN_TOKEN_KID_PREFIX}{day}");
+        crate::jose::encrypt_dir(payload, &self.own_token_day_key(day), &kid, cty, extra)
+    }
+
+    /// Decrypts a token made by [`KeyRing::encrypt_own_token`] on any
+    /// instance sharing the KEK. Keys of yesterday, today and tomorrow (clock
+    /// skew between instances) are accepted: access tokens live at most a
+    /// day.
+    pub fn decrypt_own_token(
+        &self,
+        token: &str,
+    ) -> Result<(serde_json::Map<String, serde_json::Value>, Vec<u8>), KeyError> {
+        let today = self.clock.now().div_euclid(86_400);
+        crate::jose::decrypt_dir(token, |kid| {
+            let day: i64 = kid.strip_prefix(OWN_TOKEN_KID_PREFIX)?.parse().ok()?;
+            ((today - 1..=today + 1).contains(&day)).then(|| self.own_token_day_key(day))
+        })
+    }
+
+    /// Is `kid` a signing key Gatehouse still trusts (published, not revoked)?
+    pub fn is_trusted_signing_kid(&self, kid: &str) -> bool {
+        self.snapshot().verifiers.contains_key(kid)
+    }
+
+    /// Is `kid` the kid of a token made by [`KeyRing::encrypt_own_token`]?
+    pub fn is_own_token_kid(kid: &str) -> bool {
+        kid.starts_with(OWN_TOKEN_KID_PREFIX)
     }
 
     /// Seals a small token reference (AES-256-GCM under a KEK subkey) as

@@ -146,6 +146,7 @@ on_both! {
     wrong_kek_refused,
     verify_refuses_attacks,
     revoke_racing_refresh,
+    own_tokens_direct_encryption,
 }
 
 // ---------------------------------------------------------------- helpers
@@ -1092,4 +1093,67 @@ async fn revoke_racing_refresh(env: Env) {
         assert_eq!(Some(kid_of(&signed)), rev.activated, "round {i}");
         assert_eq!(ring.snapshot().epoch(), env.epoch().await, "round {i}");
     }
+}
+
+/// Access tokens addressed to Gatehouse: `dir` + A256GCM under a per-day key
+/// derived from the KEK. Every instance with the KEK opens them; nothing
+/// else does; keys of days outside yesterday..tomorrow are refused.
+async fn own_tokens_direct_encryption(env: Env) {
+    let ring = env.ring(small_policy()).await;
+    let mut extra = Map::new();
+    extra.insert("gh_ref".into(), "sealed".into());
+    let jwe = ring
+        .encrypt_own_token("a.b.c", Some("JWT"), Some(&extra))
+        .unwrap();
+    let parts: Vec<&str> = jwe.split('.').collect();
+    assert_eq!(parts.len(), 5);
+    assert_eq!(parts[1], "", "direct encryption has no encrypted key");
+    let header = header_of(&jwe);
+    assert_eq!(header["alg"], "dir");
+    assert_eq!(header["enc"], "A256GCM");
+    assert_eq!(header["cty"], "JWT");
+    assert_eq!(header["gh_ref"], "sealed");
+    let kid = header["kid"].as_str().unwrap().to_owned();
+    assert_eq!(kid, format!("gh-dir-{}", T0 / 86_400));
+    assert!(KeyRing::is_own_token_kid(&kid));
+    let (h, plain) = ring.decrypt_own_token(&jwe).unwrap();
+    assert_eq!(plain, b"a.b.c");
+    assert_eq!(h["gh_ref"], "sealed");
+
+    // Another instance with the same KEK opens it; a ring with another KEK does not.
+    let other = env.ring_on(env.second_store().await, small_policy()).await;
+    assert_eq!(other.decrypt_own_token(&jwe).unwrap().1, b"a.b.c");
+    // Any altered part fails: header (the AAD), IV, ciphertext, tag.
+    for i in [0, 2, 3, 4] {
+        let mut p: Vec<String> = parts.iter().map(|s| (*s).to_owned()).collect();
+        let mut bytes = URL_SAFE_NO_PAD.decode(&p[i]).unwrap();
+        bytes[0] ^= 1;
+        p[i] = URL_SAFE_NO_PAD.encode(bytes);
+        assert!(ring.decrypt_own_token(&p.join(".")).is_err(), "part {i}");
+    }
+    // A non-empty encrypted-key part, another alg, or a foreign kid: refused.
+    assert!(ring
+        .decrypt_own_token(&jwe.replacen("..", ".AAAA.", 1))
+        .is_err());
+    assert!(ring.decrypt(&jwe).is_err(), "not an ECDH token");
+    let forged = |h: Value| {
+        let mut p: Vec<String> = parts.iter().map(|s| (*s).to_owned()).collect();
+        p[0] = URL_SAFE_NO_PAD.encode(h.to_string());
+        p.join(".")
+    };
+    let mut h2 = header.clone();
+    h2["alg"] = "A256KW".into();
+    assert!(ring.decrypt_own_token(&forged(Value::Object(h2))).is_err());
+    let mut h3 = header.clone();
+    h3["kid"] = "gh-dir-not-a-day".into();
+    assert!(ring.decrypt_own_token(&forged(Value::Object(h3))).is_err());
+
+    // Tomorrow it still opens; two days later its key is no longer accepted.
+    env.clock.set(T0 + 86_400);
+    assert!(ring.decrypt_own_token(&jwe).is_ok());
+    env.clock.set(T0 + 2 * 86_400 + 1);
+    assert!(ring.decrypt_own_token(&jwe).is_err());
+    // New tokens use the new day's key.
+    let later = ring.encrypt_own_token("x", None, None).unwrap();
+    assert_ne!(header_of(&later)["kid"], kid.as_str());
 }

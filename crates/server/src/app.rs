@@ -51,6 +51,7 @@ pub async fn build_state(
         .build()?;
     Ok(AppState {
         metrics: Arc::default(),
+        status_lists: Arc::default(),
         draining: Arc::default(),
         throttle: Arc::default(),
         http,
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/openid-configuration", get(http::well_known::discovery))
         .route("/.well-known/oauth-authorization-server", get(http::well_known::discovery))
         .route("/jwks", get(http::well_known::jwks))
+        .route("/statuslists/{id}", get(http::status_list::status_list))
         .route("/assets/gatehouse.css", get(http::well_known::stylesheet))
         .route("/authorize", get(http::authorize::get).post(http::authorize::post))
         .route("/login", get(http::login::get).post(http::login::post))
@@ -213,8 +215,8 @@ impl Server {
 
 /// Deletes what can no longer matter: expired codes, sessions, refresh
 /// tokens (rotated ones are kept until their family could no longer be
-/// used, since reuse detection needs them), opaque tokens and revocation
-/// entries of tokens that have expired anyway.
+/// used, since reuse detection needs them), opaque tokens, and revocation
+/// entries and status-list rows of tokens that have expired anyway.
 pub async fn housekeep(state: &AppState) -> anyhow::Result<()> {
     let now = state.now();
     let s = &state.store;
@@ -225,6 +227,7 @@ pub async fn housekeep(state: &AppState) -> anyhow::Result<()> {
     let refresh = s.prune_refresh_tokens(now).await?;
     let opaque = s.prune_opaque_tokens(now).await?;
     let revoked = s.prune_revoked(now).await?;
+    let statuses = s.prune_token_status(now).await?;
     tracing::debug!(
         codes,
         sessions,
@@ -232,6 +235,7 @@ pub async fn housekeep(state: &AppState) -> anyhow::Result<()> {
         refresh,
         opaque,
         revoked,
+        statuses,
         "housekeeping done"
     );
     Ok(())

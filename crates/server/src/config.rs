@@ -40,6 +40,8 @@ pub struct RawConfig {
     pub key_prepublish: Option<i64>,
     /// JWKS `Cache-Control: max-age` in seconds (default 900).
     pub jwks_max_age: Option<i64>,
+    /// Status list token `ttl` and `Cache-Control: max-age` in seconds (default 60).
+    pub status_list_ttl: Option<i64>,
 }
 
 impl RawConfig {
@@ -100,7 +102,8 @@ impl RawConfig {
             session_max_age,
             key_rotation_days,
             key_prepublish,
-            jwks_max_age
+            jwks_max_age,
+            status_list_ttl
         )
     }
 }
@@ -112,6 +115,8 @@ pub struct Lifetimes {
     pub id_token: i64,
     pub refresh_token: i64,
     pub refresh_grace: i64,
+    /// How long a status list token may be cached (`ttl`, `max-age`).
+    pub status_list: i64,
     pub code: i64,
     pub session_idle: i64,
     pub session_max_age: i64,
@@ -213,6 +218,7 @@ impl Settings {
             id_token: positive("id_token_ttl", raw.id_token_ttl, 3600)?,
             refresh_token: positive("refresh_token_ttl", raw.refresh_token_ttl, 30 * 86_400)?,
             refresh_grace: positive("refresh_grace", raw.refresh_grace, 10)?,
+            status_list: positive("status_list_ttl", raw.status_list_ttl, 60)?,
             code: 60,
             session_idle: positive("session_idle_timeout", raw.session_idle_timeout, 2 * 3600)?,
             session_max_age: positive("session_max_age", raw.session_max_age, 86_400)?,

@@ -21,6 +21,7 @@ pub mod password;
 mod registry;
 pub mod session;
 pub mod state;
+mod status_list;
 mod throttle;
 mod tokens;
 mod views;

@@ -28,6 +28,8 @@ pub struct AppState {
     pub draining: Arc<std::sync::atomic::AtomicBool>,
     /// Prometheus instruments.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// This instance's reserved status-list indices and built lists.
+    pub status_lists: Arc<crate::status_list::StatusLists>,
 }
 
 impl AppState {

@@ -10,15 +10,18 @@
 use std::sync::Arc;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use gatehouse_keys::Alg;
-use gatehouse_storage::model::{Client, OpaqueToken, User};
+use gatehouse_keys::{Alg, KeyRing, VerifiedJws};
+use gatehouse_storage::{
+    model::{Client, OpaqueToken, User},
+    StatusEntry,
+};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::{
     http::error::AppError, oauth::ScopeSet, registry::Resource, session::random_token,
-    state::AppState,
+    state::AppState, status_list::StatusIndex,
 };
 
 /// Who an access token is for.
@@ -68,6 +71,9 @@ struct TokenRef {
     fam: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     at: Option<i64>,
+    /// The global status-list index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sli: Option<i64>,
 }
 
 /// Longest access-token lifetime any client or resource server may set;
@@ -122,6 +128,32 @@ pub struct AccessClaims {
     pub exp: i64,
     pub iat: i64,
     pub family: Option<String>,
+    /// The token's status-list index (JWE access tokens).
+    pub status: Option<StatusIndex>,
+}
+
+/// How an access token addressed to Gatehouse itself was encrypted.
+#[derive(Clone, Copy, Debug)]
+enum OwnToken {
+    /// `alg: dir`, A256GCM under the day's key (what Gatehouse issues).
+    Direct,
+    /// ECDH-ES+A256KW to the own encryption key (earlier versions).
+    Ecdh,
+}
+
+/// The header and claims of a compact JWS whose authenticity is already
+/// established (it was inside an authenticated encryption under a key only
+/// Gatehouse holds).
+fn unverified_jws(jws: &[u8]) -> Option<VerifiedJws> {
+    let jws = std::str::from_utf8(jws).ok()?;
+    let mut parts = jws.split('.');
+    let (h, p, _sig) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).ok()?).ok()?;
+    let claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()?;
+    Some(VerifiedJws { header, claims })
 }
 
 /// A new random access-token id.
@@ -229,6 +261,22 @@ impl AppState {
         if let Some(acr) = g.acr {
             claims.insert("acr".into(), acr.into());
         }
+        let status = self.next_status_index().await?;
+        claims.insert("status".into(), self.status_claim(status));
+        if let Some(user) = g.user {
+            // A user-bound token comes with a write anyway (code redemption
+            // or refresh rotation); recording it lets a grant or subject
+            // revocation set its status bit.
+            self.store
+                .record_token_status(&StatusEntry {
+                    idx: status.0,
+                    list_id: status.list_id(),
+                    subject: Some(user.id.clone()),
+                    family: g.family.map(str::to_owned),
+                    expires_at: exp,
+                })
+                .await?;
+        }
         let reference = TokenRef {
             jti: g.jti.clone(),
             sub: claims
@@ -247,6 +295,7 @@ impl AppState {
             exp,
             fam: g.family.map(str::to_owned),
             at: g.auth_time,
+            sli: Some(status.0),
         };
         let sealed = serde_json::to_vec(&reference)
             .map_err(|e| AppError::Internal(format!("token reference: {e}")))?;
@@ -256,7 +305,7 @@ impl AppState {
             Audience::Own => {
                 let jws = self.keys.sign(OWN_ACCESS_TOKEN_ALG, "at+jwt", &claims)?;
                 self.keys
-                    .encrypt_to_self(&jws, Some("JWT"), Some(&header))?
+                    .encrypt_own_token(&jws, Some("JWT"), Some(&header))?
             }
             Audience::Resource(r) => {
                 let jws = self.keys.sign(r.signing_alg, "at+jwt", &claims)?;
@@ -372,13 +421,16 @@ impl AppState {
         let Some((kid, reference)) = self.token_reference(token) else {
             return Ok(None);
         };
-        let at = if kid
-            .as_deref()
-            .is_some_and(|k| self.keys.is_own_encryption_kid(k))
-        {
-            match self.open_own_access_token(token, now) {
+        let own = match kid.as_deref() {
+            Some(k) if KeyRing::is_own_token_kid(k) => Some(OwnToken::Direct),
+            Some(k) if self.keys.is_own_encryption_kid(k) => Some(OwnToken::Ecdh),
+            _ => None,
+        };
+        let at = if let Some(own) = own {
+            match self.open_own_access_token(token, own, now) {
                 Some(at) if at.jti == reference.jti => AccessClaims {
                     family: reference.fam.clone(),
+                    status: reference.sli.map(StatusIndex),
                     ..at
                 },
                 _ => return Ok(None),
@@ -402,6 +454,10 @@ impl AppState {
             if let Some(a) = reference.at {
                 c.insert("auth_time".into(), a.into());
             }
+            let status = reference.sli.map(StatusIndex);
+            if let Some(s) = status {
+                c.insert("status".into(), self.status_claim(s));
+            }
             AccessClaims {
                 claims: c,
                 scope: ScopeSet::parse(&reference.scp).unwrap_or_default(),
@@ -411,6 +467,7 @@ impl AppState {
                 exp: reference.exp,
                 iat: reference.iat,
                 family: reference.fam,
+                status,
             }
         };
         if self
@@ -439,10 +496,27 @@ impl AppState {
         ))
     }
 
-    fn open_own_access_token(&self, token: &str, now: i64) -> Option<AccessClaims> {
-        let (_, payload) = self.keys.decrypt(token).ok()?;
-        let jws = std::str::from_utf8(&payload).ok()?;
-        let v = self.keys.verify(jws, &ACCESS_TOKEN_ALGS).ok()?;
+    /// Opens an access token addressed to Gatehouse itself. A `dir` token's
+    /// AES-GCM tag, under a key only Gatehouse holds, already authenticates
+    /// the nested JWS: its signature is not verified again (that would
+    /// double the cost for nothing); its kid must still be a trusted signing
+    /// key, so revoking a key still ends its tokens. Tokens encrypted to the
+    /// own ECDH key (issued before Gatehouse switched, or by an older
+    /// instance during a rolling upgrade) are decrypted and verified.
+    fn open_own_access_token(&self, token: &str, own: OwnToken, now: i64) -> Option<AccessClaims> {
+        let v = match own {
+            OwnToken::Direct => {
+                let (_, payload) = self.keys.decrypt_own_token(token).ok()?;
+                let v = unverified_jws(&payload)?;
+                let kid = v.header.get("kid").and_then(Value::as_str)?;
+                self.keys.is_trusted_signing_kid(kid).then_some(v)?
+            }
+            OwnToken::Ecdh => {
+                let (_, payload) = self.keys.decrypt(token).ok()?;
+                let jws = std::str::from_utf8(&payload).ok()?;
+                self.keys.verify(jws, &ACCESS_TOKEN_ALGS).ok()?
+            }
+        };
         if v.header
             .get("typ")
             .and_then(Value::as_str)
@@ -469,6 +543,7 @@ impl AppState {
             exp,
             iat,
             family: None,
+            status: None,
         })
     }
 
@@ -496,6 +571,12 @@ impl AppState {
         let now = self.now();
         self.store.revoke_jti(&at.jti, at.exp, now).await?;
         self.store.revoke_opaque_token(&at.jti, now).await?;
+        if let Some(s) = at.status {
+            self.store
+                .revoke_status_index(s.0, s.list_id(), at.exp)
+                .await?;
+            self.forget_status_lists();
+        }
         Ok(())
     }
 
@@ -507,6 +588,9 @@ impl AppState {
         self.store
             .revoke_key_until(&format!("fam:{family_id}"), now + MAX_ACCESS_TOKEN_TTL, now)
             .await?;
+        if self.store.revoke_status_family(family_id, now).await? > 0 {
+            self.forget_status_lists();
+        }
         Ok(())
     }
 
@@ -516,6 +600,9 @@ impl AppState {
         self.store
             .revoke_key_until(&format!("sub:{sub}"), now + MAX_ACCESS_TOKEN_TTL, now)
             .await?;
+        if self.store.revoke_status_subject(sub, now).await? > 0 {
+            self.forget_status_lists();
+        }
         Ok(())
     }
 
@@ -553,6 +640,7 @@ impl AppState {
             exp: t.expires_at,
             iat: t.created_at,
             family: None,
+            status: None,
         };
         if self.is_revoked(&at.jti, &at.sub, None, at.iat).await? {
             return Ok(None);

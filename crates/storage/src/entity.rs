@@ -210,6 +210,22 @@ pub mod revoked_tokens {
     no_relations!();
 }
 
+pub mod token_status {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "token_status")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub idx: i64,
+        pub list_id: i64,
+        pub subject: Option<String>,
+        pub family: Option<String>,
+        pub expires_at: i64,
+        pub revoked: bool,
+    }
+    no_relations!();
+}
+
 pub mod registration_tokens {
     use sea_orm::entity::prelude::*;
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

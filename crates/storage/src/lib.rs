@@ -26,6 +26,8 @@ mod registration;
 mod resources;
 mod revocation;
 mod sessions;
+mod status;
+pub use status::StatusEntry;
 mod users;
 
 pub use connect::{Backend, Store};

@@ -18,7 +18,7 @@ use gatehouse_storage::{
         AuthCode, Client, CodeRedemption, KeyRecord, KeyState, RefreshToken, ResourceServer,
         Session, User,
     },
-    KeyRevocation, RefreshUse, Rotation, Store, StoreError,
+    KeyRevocation, RefreshUse, Rotation, StatusEntry, Store, StoreError,
 };
 use tokio::sync::Barrier;
 
@@ -75,6 +75,7 @@ contract! {
     refresh_concurrent_use => sqlite_refresh_concurrent_use, postgres_refresh_concurrent_use;
     revocation_list => sqlite_revocation_list, postgres_revocation_list;
     registration_tokens => sqlite_registration_tokens, postgres_registration_tokens;
+    token_status => sqlite_token_status, postgres_token_status;
 }
 
 // ---------------------------------------------------------------- fixtures
@@ -1606,4 +1607,84 @@ async fn registration_tokens(store: Store) {
         }
     }
     assert_eq!(spent, 5);
+}
+
+async fn token_status(store: Store) {
+    // Concurrent reservations never overlap, and the high-water mark follows.
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.reserve_status_block(100).await
+        }));
+    }
+    let mut starts = Vec::new();
+    for t in tasks {
+        starts.push(t.await.unwrap().unwrap());
+    }
+    starts.sort_unstable();
+    assert_eq!(starts, (0..16).map(|i| i * 100).collect::<Vec<_>>());
+    assert_eq!(store.status_high_water().await.unwrap(), 1600);
+
+    let entry = |idx: i64, subject: &str, family: &str, expires_at: i64| StatusEntry {
+        idx,
+        list_id: idx / 1000,
+        subject: Some(subject.to_owned()),
+        family: Some(family.to_owned()),
+        expires_at,
+    };
+    store
+        .record_token_status(&entry(1, "alice", "f1", NOW + 900))
+        .await
+        .unwrap();
+    store
+        .record_token_status(&entry(2, "alice", "f2", NOW + 900))
+        .await
+        .unwrap();
+    store
+        .record_token_status(&entry(3, "bob", "f3", NOW + 900))
+        .await
+        .unwrap();
+    store
+        .record_token_status(&entry(4, "alice", "f2", NOW - 1))
+        .await
+        .unwrap();
+    store
+        .record_token_status(&entry(1001, "alice", "f1", NOW + 900))
+        .await
+        .unwrap();
+    assert!(store
+        .revoked_status_indices(0, NOW)
+        .await
+        .unwrap()
+        .is_empty());
+
+    assert_eq!(store.revoke_status_family("f1", NOW).await.unwrap(), 2);
+    assert_eq!(store.revoked_status_indices(0, NOW).await.unwrap(), vec![1]);
+    assert_eq!(
+        store.revoked_status_indices(1, NOW).await.unwrap(),
+        vec![1001]
+    );
+    // Expired tokens are not touched; already revoked ones are not counted twice.
+    assert_eq!(store.revoke_status_subject("alice", NOW).await.unwrap(), 1);
+    let mut list0 = store.revoked_status_indices(0, NOW).await.unwrap();
+    list0.sort_unstable();
+    assert_eq!(list0, vec![1, 2]);
+    // One token revoked by index, recorded or not; idempotent.
+    store.revoke_status_index(3, 0, NOW + 900).await.unwrap();
+    store.revoke_status_index(7, 0, NOW + 60).await.unwrap();
+    store.revoke_status_index(7, 0, NOW + 60).await.unwrap();
+    let mut list0 = store.revoked_status_indices(0, NOW).await.unwrap();
+    list0.sort_unstable();
+    assert_eq!(list0, vec![1, 2, 3, 7]);
+    // Once their tokens have expired, rows go.
+    assert_eq!(store.prune_token_status(NOW + 61).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .revoked_status_indices(0, NOW + 61)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
 }

@@ -1,0 +1,170 @@
+//! The token status list (IETF draft-ietf-oauth-status-list): resource
+//! servers learn that an access token was revoked without a call per token.
+//!
+//! Every JWE access token carries `status.status_list = {idx, uri}`. Global
+//! indices are never reused: each instance reserves a block of
+//! [`BLOCK`] indices with one database write, so issuance stays write-free.
+//! List `n` covers global indices `n * LIST_BITS .. (n + 1) * LIST_BITS`.
+//! The signed list is built from the revoked indices (one indexed read),
+//! cached briefly per instance and dropped at once when this instance
+//! revokes something; other instances' revocations show within
+//! [`CACHE_FOR`], and at resource servers within the token's `ttl`.
+
+use std::{
+    collections::HashMap,
+    io::Write,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use axum::body::Bytes;
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use flate2::{write::ZlibEncoder, Compression};
+use gatehouse_keys::Alg;
+use serde_json::{json, Map, Value};
+
+use crate::{http::error::AppError, state::AppState};
+
+/// Indices per list: 2^20 one-bit statuses, 128 KiB before compression.
+pub const LIST_BITS: i64 = 1 << 20;
+/// Indices an instance reserves at once (divides [`LIST_BITS`], so a block
+/// never spans two lists).
+pub const BLOCK: i64 = 1024;
+/// How long an instance reuses a list it built.
+pub const CACHE_FOR: Duration = Duration::from_secs(5);
+/// The algorithm status list tokens are signed with.
+const LIST_ALG: Alg = Alg::ES256;
+
+/// Per-instance state: the reserved block and the built lists.
+#[derive(Debug, Default)]
+pub struct StatusLists {
+    /// `(next, end)` of the reserved block; empty when `next == end`.
+    block: tokio::sync::Mutex<(i64, i64)>,
+    cache: Mutex<HashMap<i64, (Instant, Bytes)>>,
+}
+
+/// A token's place in the status lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusIndex(pub i64);
+
+impl StatusIndex {
+    pub fn list_id(self) -> i64 {
+        self.0 / LIST_BITS
+    }
+    pub fn idx(self) -> i64 {
+        self.0 % LIST_BITS
+    }
+}
+
+/// The `lst` member: the list as bytes (bit `i % 8` of byte `i / 8`, least
+/// significant first; 1 = revoked), zlib-compressed (RFC 1950), base64url.
+pub fn encode_list(revoked: impl IntoIterator<Item = i64>) -> Result<String, AppError> {
+    let mut bytes = vec![0u8; (LIST_BITS / 8) as usize];
+    for i in revoked {
+        let i = i.rem_euclid(LIST_BITS) as usize;
+        bytes[i / 8] |= 1 << (i % 8);
+    }
+    let mut z = ZlibEncoder::new(Vec::new(), Compression::best());
+    z.write_all(&bytes)
+        .and_then(|_| z.finish())
+        .map(|c| URL_SAFE_NO_PAD.encode(c))
+        .map_err(|e| AppError::Internal(format!("status list compression: {e}")))
+}
+
+impl AppState {
+    /// The next status index for a new access token. One database write
+    /// per [`BLOCK`] tokens.
+    pub async fn next_status_index(&self) -> Result<StatusIndex, AppError> {
+        let mut b = self.status_lists.block.lock().await;
+        if b.0 >= b.1 {
+            let start = self.store.reserve_status_block(BLOCK).await?;
+            *b = (start, start + BLOCK);
+        }
+        let idx = b.0;
+        b.0 += 1;
+        Ok(StatusIndex(idx))
+    }
+
+    /// The URL of status list `list_id`.
+    pub fn status_list_uri(&self, list_id: i64) -> String {
+        self.settings.endpoint(&format!("/statuslists/{list_id}"))
+    }
+
+    /// The `status` claim of a token (draft-ietf-oauth-status-list 6.1).
+    pub fn status_claim(&self, s: StatusIndex) -> Value {
+        json!({ "status_list": { "idx": s.idx(), "uri": self.status_list_uri(s.list_id()) } })
+    }
+
+    /// Drops this instance's built lists after a revocation here.
+    pub fn forget_status_lists(&self) {
+        if let Ok(mut c) = self.status_lists.cache.lock() {
+            c.clear();
+        }
+    }
+
+    /// The signed status list token for `list_id`, or `None` when no index
+    /// of that list has been handed out yet.
+    pub async fn status_list_token(&self, list_id: i64) -> Result<Option<Bytes>, AppError> {
+        if let Some(hit) = self.cached_status_list(list_id) {
+            return Ok(Some(hit));
+        }
+        let high_water = self.store.status_high_water().await?;
+        if list_id < 0 || list_id.saturating_mul(LIST_BITS) >= high_water {
+            return Ok(None);
+        }
+        let now = self.now();
+        let revoked = self.store.revoked_status_indices(list_id, now).await?;
+        let ttl = self.settings.lifetimes.status_list;
+        let mut claims = Map::new();
+        claims.insert("sub".into(), self.status_list_uri(list_id).into());
+        claims.insert("iat".into(), now.into());
+        claims.insert(
+            "exp".into(),
+            (now + ttl + CACHE_FOR.as_secs() as i64).into(),
+        );
+        claims.insert("ttl".into(), ttl.into());
+        claims.insert(
+            "status_list".into(),
+            json!({ "bits": 1, "lst": encode_list(revoked)? }),
+        );
+        let jwt = Bytes::from(self.keys.sign(LIST_ALG, "statuslist+jwt", &claims)?);
+        if let Ok(mut c) = self.status_lists.cache.lock() {
+            c.retain(|_, (at, _)| at.elapsed() < CACHE_FOR);
+            c.insert(list_id, (Instant::now(), jwt.clone()));
+        }
+        Ok(Some(jwt))
+    }
+
+    fn cached_status_list(&self, list_id: i64) -> Option<Bytes> {
+        let c = self.status_lists.cache.lock().ok()?;
+        let (at, jwt) = c.get(&list_id)?;
+        (at.elapsed() < CACHE_FOR).then(|| jwt.clone())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    #[test]
+    fn bits_are_counted_from_the_least_significant() {
+        let lst = encode_list([0, 9, LIST_BITS + 3]).unwrap();
+        let z = URL_SAFE_NO_PAD.decode(lst).unwrap();
+        let mut bytes = Vec::new();
+        flate2::read::ZlibDecoder::new(&z[..])
+            .read_to_end(&mut bytes)
+            .unwrap();
+        assert_eq!(bytes.len() as i64, LIST_BITS / 8);
+        assert_eq!(bytes[0], 0b0000_1001); // 0 and 3 (the next list's 3 wraps)
+        assert_eq!(bytes[1], 0b0000_0010); // 9
+        assert!(bytes[2..].iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn an_empty_list_compresses_to_almost_nothing() {
+        assert!(encode_list([]).unwrap().len() < 400);
+    }
+}

@@ -1,0 +1,276 @@
+//! The token status list (IETF draft-ietf-oauth-status-list): every JWE
+//! access token points at a bit, `GET /statuslists/{id}` serves the signed,
+//! compressed list, and every kind of revocation sets the bit.
+
+use std::io::Read;
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use gatehouse_server::clients::ClientSpec;
+use gatehouse_storage::model::ResourceServer;
+use josekit::jwk::alg::ec::EcKeyPair;
+use serde_json::Value;
+
+use crate::support::{introspect, TestApp, TestClient};
+
+/// The `status.status_list` of a token: (idx, uri).
+fn status_of(claims: &Value) -> (u64, String) {
+    let s = &claims["status"]["status_list"];
+    (
+        s["idx"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no status in {claims}")),
+        s["uri"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Fetches a status list, checks the response and the token per the draft
+/// (typ, signature against the JWKS, sub, ttl), and returns the list's bytes.
+/// `uri` names the list at the issuer; it is fetched from instance `app`.
+async fn fetch_list(app: &TestApp, uri: &str) -> Vec<u8> {
+    let at_app = uri.replace(&app.state.settings.issuer, &app.url(""));
+    let r = app.http.get(at_app).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/statuslist+jwt");
+    assert_eq!(r.headers()["cache-control"], "public, max-age=60");
+    let jwt = r.text().await.unwrap();
+    let header = josekit::jwt::decode_header(&jwt).unwrap();
+    assert_eq!(header.claim("typ").unwrap(), "statuslist+jwt");
+    assert_eq!(header.claim("alg").unwrap(), "ES256");
+    let kid = header.claim("kid").unwrap().as_str().unwrap().to_owned();
+    let jwks: Value = app
+        .http
+        .get(app.url("/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .unwrap();
+    let jwk = josekit::jwk::Jwk::from_bytes(key.to_string().as_bytes()).unwrap();
+    let verifier = josekit::jws::ES256.verifier_from_jwk(&jwk).unwrap();
+    let (payload, _) = josekit::jwt::decode_with_verifier(&jwt, &verifier).unwrap();
+    assert_eq!(payload.subject(), Some(uri));
+    assert_eq!(payload.claim("ttl").unwrap(), 60);
+    let iat = payload.claim("iat").unwrap().as_i64().unwrap();
+    assert!(payload.claim("exp").unwrap().as_i64().unwrap() > iat);
+    let list = payload.claim("status_list").unwrap();
+    assert_eq!(list["bits"], 1);
+    let z = URL_SAFE_NO_PAD
+        .decode(list["lst"].as_str().unwrap())
+        .unwrap();
+    let mut bytes = Vec::new();
+    flate2::read::ZlibDecoder::new(&z[..])
+        .read_to_end(&mut bytes)
+        .unwrap();
+    bytes
+}
+
+fn revoked(bytes: &[u8], idx: u64) -> bool {
+    bytes[(idx / 8) as usize] & (1 << (idx % 8)) != 0
+}
+
+async fn revoke(app: &TestApp, c: &TestClient, token: &str) {
+    let r = app
+        .http
+        .post(app.url("/revoke"))
+        .basic_auth(&c.id, c.secret.as_deref())
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// A resource server whose key the test holds, and a client_credentials client.
+async fn api(app: &TestApp) -> (EcKeyPair, TestClient) {
+    let kp = josekit::jwe::ECDH_ES_A256KW
+        .generate_ec_key_pair(josekit::jwk::alg::ec::EcCurve::P256)
+        .unwrap();
+    let mut jwk: Value = serde_json::from_str(&kp.to_jwk_public_key().to_string()).unwrap();
+    jwk["alg"] = "ECDH-ES+A256KW".into();
+    jwk["kid"] = "api".into();
+    app.state
+        .store
+        .create_resource(&ResourceServer {
+            audience: "https://api.example".into(),
+            encryption_jwk: jwk.to_string(),
+            signing_alg: "ES256".into(),
+            token_format: "jwe".into(),
+            access_token_lifetime: None,
+            scopes: vec!["read".into()],
+            created_at: 0,
+        })
+        .await
+        .unwrap();
+    let c = app
+        .create_client(ClientSpec {
+            name: "svc".into(),
+            grant_types: vec!["client_credentials".into()],
+            ..ClientSpec::default()
+        })
+        .await;
+    (kp, c)
+}
+
+/// A token for the API, and its claims as the API sees them after decrypting.
+async fn api_token(app: &TestApp, kp: &EcKeyPair, c: &TestClient) -> (String, Value) {
+    let t: Value = app
+        .token(
+            c,
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", "https://api.example"),
+                ("scope", "read"),
+            ],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let at = t["access_token"].as_str().unwrap().to_owned();
+    let decrypter = josekit::jwe::ECDH_ES_A256KW
+        .decrypter_from_jwk(&kp.to_jwk_private_key())
+        .unwrap();
+    let (jws, _) = josekit::jwe::deserialize_compact(&at, &decrypter).unwrap();
+    let payload = std::str::from_utf8(&jws)
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap();
+    let claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    (at, claims)
+}
+
+/// A resource server's token carries a status claim; revoking the token at
+/// /revoke sets its bit (and only its bit) in the signed list.
+async fn revoking_a_token_sets_its_bit(app: &TestApp) {
+    let (kp, c) = api(app).await;
+    let (at1, claims1) = api_token(app, &kp, &c).await;
+    let (_, claims2) = api_token(app, &kp, &c).await;
+    let (idx1, uri1) = status_of(&claims1);
+    let (idx2, uri2) = status_of(&claims2);
+    assert_ne!(idx1, idx2, "indices are never shared");
+    assert_eq!(uri1, uri2);
+    assert_eq!(uri1, app.url("/statuslists/0"));
+    // Introspection shows the same claim (from the sealed header reference).
+    assert_eq!(
+        status_of(&introspect(app, &c, &at1).await),
+        (idx1, uri1.clone())
+    );
+
+    let before = fetch_list(app, &uri1).await;
+    assert_eq!(before.len(), 1 << 17, "2^20 one-bit entries");
+    assert!(!revoked(&before, idx1));
+    revoke(app, &c, &at1).await;
+    let after = fetch_list(app, &uri1).await;
+    assert!(revoked(&after, idx1), "the revoked token's bit is set");
+    assert!(!revoked(&after, idx2), "the other token's bit is not");
+}
+
+/// Revoking a grant (its refresh token) and forcing a logout set the bits of
+/// the user's access tokens too: those carry no per-token revocation.
+async fn grant_and_subject_revocations_set_bits(app: &TestApp) {
+    let c = app.web_client().await;
+    let (code, verifier) = app.code(&c, "openid offline_access", "").await;
+    let t1 = app.redeem(&c, &code, &verifier).await;
+    let (code, verifier) = app.code(&c, "openid offline_access", "").await;
+    let t2 = app.redeem(&c, &code, &verifier).await;
+    let (idx1, uri) = status_of(&introspect(app, &c, t1["access_token"].as_str().unwrap()).await);
+    let (idx2, _) = status_of(&introspect(app, &c, t2["access_token"].as_str().unwrap()).await);
+    let list = fetch_list(app, &uri).await;
+    assert!(!revoked(&list, idx1) && !revoked(&list, idx2));
+
+    revoke(app, &c, t1["refresh_token"].as_str().unwrap()).await;
+    let list = fetch_list(app, &uri).await;
+    assert!(
+        revoked(&list, idx1),
+        "revoking the grant revoked its access token"
+    );
+    assert!(!revoked(&list, idx2), "another grant is untouched");
+
+    let user = app
+        .state
+        .store
+        .user_by_username("dave")
+        .await
+        .unwrap()
+        .unwrap();
+    gatehouse_server::logout::force_logout(&app.state, &user)
+        .await
+        .unwrap();
+    let list = fetch_list(app, &uri).await;
+    assert!(
+        revoked(&list, idx2),
+        "forced logout revoked the user's tokens"
+    );
+}
+
+/// Bad requests get plain, standard answers.
+async fn the_endpoint_refuses_what_it_does_not_serve(app: &TestApp) {
+    let (kp, c) = api(app).await;
+    api_token(app, &kp, &c).await;
+    for (path, status) in [
+        ("/statuslists/abc", 404),
+        ("/statuslists/007", 404),
+        ("/statuslists/-1", 404),
+        ("/statuslists/1", 404), // no index of list 1 handed out yet
+        ("/statuslists/99999999999999999999", 404),
+        ("/statuslists/0", 200),
+    ] {
+        let r = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), status, "{path}");
+    }
+    let r = app
+        .http
+        .post(app.url("/statuslists/0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let get = |accept: &'static str| {
+        app.http
+            .get(app.url("/statuslists/0"))
+            .header("accept", accept)
+            .send()
+    };
+    assert_eq!(get("text/html").await.unwrap().status(), 406);
+    assert_eq!(
+        get("application/statuslist+cwt").await.unwrap().status(),
+        406
+    );
+    assert_eq!(
+        get("application/statuslist+jwt").await.unwrap().status(),
+        200
+    );
+    assert_eq!(get("text/html, */*;q=0.1").await.unwrap().status(), 200);
+}
+
+/// Two instances on one database: a revocation at one shows in the other's
+/// list, and the instances never hand out the same index.
+async fn instances_share_the_lists(app: &TestApp) {
+    let other = app.second_instance().await;
+    let (kp, c) = api(app).await;
+    let (at, claims_a) = api_token(app, &kp, &c).await;
+    let (_, claims_b) = api_token(&other, &kp, &c).await;
+    let (idx_a, uri) = status_of(&claims_a);
+    let (idx_b, _) = status_of(&claims_b);
+    assert_ne!(idx_a, idx_b);
+    revoke(app, &c, &at).await;
+    let list = fetch_list(&other, &uri).await;
+    assert!(revoked(&list, idx_a));
+    assert!(!revoked(&list, idx_b));
+    other.stop().await;
+}
+
+crate::both_backends!(
+    revoking_a_token_sets_its_bit,
+    grant_and_subject_revocations_set_bits,
+    the_endpoint_refuses_what_it_does_not_serve,
+    instances_share_the_lists,
+);

@@ -2,12 +2,15 @@
 //! source creates the same tables on SQLite and on PostgreSQL.
 //!
 //! Conventions: timestamps are `BIGINT` Unix seconds (no time-zone drift
-//! between backends); lists are JSON text; every secret column holds a hash.
+//! between backends); lists are JSON text; every secret column holds a
+//! hash, except the client secrets of client_secret_jwt clients, which must
+//! be recoverable and are sealed with the key-encryption key (AES-256-GCM).
 
 pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_initial;
 mod m20261127_000001_token_status;
+mod m20261127_000002_client_secret_sealed;
 
 pub struct Migrator;
 
@@ -17,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_initial::Migration),
             Box::new(m20261127_000001_token_status::Migration),
+            Box::new(m20261127_000002_client_secret_sealed::Migration),
         ]
     }
 }

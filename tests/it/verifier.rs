@@ -1,6 +1,7 @@
 //! `gatehouse-verifier` against the real server: tokens for a registered
-//! API are accepted with their claims, the example API enforces them, and
-//! a key rotation at Gatehouse is picked up by a JWKS refetch.
+//! API are accepted with their claims, the example API enforces them, a
+//! key rotation at Gatehouse is picked up by a JWKS refetch, and with the
+//! status list check on a token revoked at /revoke is refused.
 
 use std::sync::Arc;
 
@@ -387,7 +388,72 @@ async fn verifier_refuses_expired_tokens(app: &TestApp) {
     assert!(lenient.verify(&token).await.is_ok());
 }
 
+/// With the status list check on, a token revoked at `/revoke` (RFC 7009)
+/// is refused once the verifier's cached list lapses; until then the cached
+/// list still passes it (the documented staleness).
+async fn verifier_status_list_refuses_revoked_tokens(app: &TestApp) {
+    let (private, public) = api_key();
+    register(app, AUDIENCE, &public, None).await;
+    let c = app
+        .create_client(ClientSpec {
+            name: "svc".into(),
+            grant_types: vec!["client_credentials".into()],
+            ..ClientSpec::default()
+        })
+        .await;
+    let token = token_for(app, &c, AUDIENCE, "orders:read").await;
+    let other = token_for(app, &c, AUDIENCE, "orders:read").await;
+    let one_second = std::time::Duration::from_secs(1);
+    let strict = Verifier::new(
+        VerifierConfig::new(app.base.clone(), AUDIENCE, private.clone())
+            .check_status_list(true)
+            .require_status_claim(true)
+            .status_list_cache_bounds(one_second, one_second),
+    )
+    .unwrap();
+    // A verifier that caches the list for the default ceiling (10 min).
+    let patient = Verifier::new(
+        VerifierConfig::new(app.base.clone(), AUDIENCE, private.clone()).check_status_list(true),
+    )
+    .unwrap();
+    let claims = strict.verify(&token).await.unwrap();
+    let uri = claims.raw["status"]["status_list"]["uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with(&format!("{}/statuslists/", app.base)),
+        "{uri}"
+    );
+    assert!(claims.raw["status"]["status_list"]["idx"].is_u64());
+    patient.verify(&token).await.unwrap();
+    strict.verify(&other).await.unwrap();
+
+    let r = app
+        .http
+        .post(app.url("/revoke"))
+        .basic_auth(&c.id, c.secret.as_deref())
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(strict.verify(&token).await, Err(VerifierError::Revoked));
+    assert_eq!(strict.verify(&other).await.unwrap().sub, c.id);
+    // The long-caching verifier has not looked again yet.
+    assert!(patient.verify(&token).await.is_ok());
+    // A fresh verifier with the check sees the revocation at once.
+    let fresh = Verifier::new(
+        VerifierConfig::new(app.base.clone(), AUDIENCE, private.clone()).check_status_list(true),
+    )
+    .unwrap();
+    assert_eq!(fresh.verify(&token).await, Err(VerifierError::Revoked));
+    // Without the check the token still verifies (it has not expired).
+    let plain = Verifier::new(VerifierConfig::new(app.base.clone(), AUDIENCE, private)).unwrap();
+    assert!(plain.verify(&token).await.is_ok());
+}
+
 crate::both_backends!(
     verifier_checks_real_tokens_and_follows_rotation,
-    verifier_refuses_expired_tokens
+    verifier_refuses_expired_tokens,
+    verifier_status_list_refuses_revoked_tokens,
 );

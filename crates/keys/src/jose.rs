@@ -744,13 +744,17 @@ pub fn verify(
     }
 }
 
-/// [`verify`] up to and including the signature check; returns the header
-/// and the raw payload bytes.
-fn verify_payload(
-    token: &str,
-    allowed: &[Alg],
-    lookup: impl Fn(&str) -> Option<PublicKey>,
-) -> Result<(Map<String, Value>, Vec<u8>), KeyError> {
+/// The three segments of a compact JWS and its decoded header, after the
+/// checks every JWS gets before any key is touched: size cap, structure,
+/// no `crit`, and no header member that carries or points to a key.
+struct JwsParts<'a> {
+    header: Map<String, Value>,
+    signing_input: &'a str,
+    payload_b64: &'a str,
+    signature_b64: &'a str,
+}
+
+fn split_jws(token: &str) -> Result<JwsParts<'_>, KeyError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(KeyError::InvalidToken("token too large"));
     }
@@ -774,16 +778,63 @@ fn verify_payload(
             "header must not carry or point to a key",
         ));
     }
-    let alg = header
-        .get("alg")
-        .and_then(Value::as_str)
-        .ok_or(KeyError::InvalidToken("missing alg"))?;
-    let alg = alg
+    Ok(JwsParts {
+        header,
+        signing_input: &token[..header_b64.len() + 1 + payload_b64.len()],
+        payload_b64,
+        signature_b64,
+    })
+}
+
+impl JwsParts<'_> {
+    fn signature(&self) -> Result<Vec<u8>, KeyError> {
+        URL_SAFE_NO_PAD
+            .decode(self.signature_b64)
+            .map_err(|_| KeyError::InvalidToken("malformed signature"))
+    }
+
+    fn payload(&self) -> Result<Vec<u8>, KeyError> {
+        URL_SAFE_NO_PAD
+            .decode(self.payload_b64)
+            .map_err(|_| KeyError::InvalidToken("malformed payload"))
+    }
+
+    fn alg(&self) -> Result<&str, KeyError> {
+        self.header
+            .get("alg")
+            .and_then(Value::as_str)
+            .ok_or(KeyError::InvalidToken("missing alg"))
+    }
+
+    /// The payload as a JSON object, with the header.
+    fn into_verified(self) -> Result<VerifiedJws, KeyError> {
+        let payload = self.payload()?;
+        match serde_json::from_slice(&payload) {
+            Ok(Value::Object(claims)) => Ok(VerifiedJws {
+                header: self.header,
+                claims,
+            }),
+            _ => Err(KeyError::InvalidToken("payload is not a JSON object")),
+        }
+    }
+}
+
+/// [`verify`] up to and including the signature check; returns the header
+/// and the raw payload bytes.
+fn verify_payload(
+    token: &str,
+    allowed: &[Alg],
+    lookup: impl Fn(&str) -> Option<PublicKey>,
+) -> Result<(Map<String, Value>, Vec<u8>), KeyError> {
+    let parts = split_jws(token)?;
+    let alg = parts
+        .alg()?
         .parse::<Alg>()
         .ok()
         .filter(|alg| alg.key_use() == KeyUse::Sig && allowed.contains(alg))
         .ok_or(KeyError::InvalidToken("algorithm not allowed"))?;
-    let kid = header
+    let kid = parts
+        .header
         .get("kid")
         .and_then(Value::as_str)
         .ok_or(KeyError::InvalidToken("missing kid"))?;
@@ -794,17 +845,121 @@ fn verify_payload(
     let PublicOp::Verify(verifier) = &key.0.op else {
         return Err(KeyError::InvalidToken("algorithm does not match the key"));
     };
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature_b64)
-        .map_err(|_| KeyError::InvalidToken("malformed signature"))?;
-    let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
+    let signature = parts.signature()?;
     verifier
-        .verify(signing_input.as_bytes(), &signature)
+        .verify(parts.signing_input.as_bytes(), &signature)
         .map_err(|_| KeyError::InvalidToken("bad signature"))?;
-    let payload = URL_SAFE_NO_PAD
-        .decode(payload_b64)
-        .map_err(|_| KeyError::InvalidToken("malformed payload"))?;
-    Ok((header, payload))
+    let payload = parts.payload()?;
+    Ok((parts.header, payload))
+}
+
+/// The HMAC JWS algorithms (RFC 7518 3.2), for JWTs MACed with a shared
+/// secret: client_secret_jwt client assertions. Kept apart from [`Alg`] so
+/// no asymmetric-key allow-list can ever admit them.
+#[allow(clippy::upper_case_acronyms)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HmacAlg {
+    HS256,
+    HS384,
+    HS512,
+}
+
+impl HmacAlg {
+    /// Every supported HMAC algorithm.
+    pub const ALL: [HmacAlg; 3] = [HmacAlg::HS256, HmacAlg::HS384, HmacAlg::HS512];
+
+    /// The JOSE `alg` value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HmacAlg::HS256 => "HS256",
+            HmacAlg::HS384 => "HS384",
+            HmacAlg::HS512 => "HS512",
+        }
+    }
+
+    /// The smallest key RFC 7518 3.2 allows: the size of the hash output.
+    pub const fn min_key_len(self) -> usize {
+        match self {
+            HmacAlg::HS256 => 32,
+            HmacAlg::HS384 => 48,
+            HmacAlg::HS512 => 64,
+        }
+    }
+}
+
+impl fmt::Display for HmacAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for HmacAlg {
+    type Err = KeyError;
+
+    /// Exact, case-sensitive JOSE names only.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        HmacAlg::ALL
+            .into_iter()
+            .find(|alg| alg.as_str() == s)
+            .ok_or_else(|| {
+                KeyError::InvalidKey(format!(
+                    "unsupported algorithm {}; use one of HS256, HS384, HS512",
+                    shorten(s)
+                ))
+            })
+    }
+}
+
+/// Whether `mac` is the HMAC of `input` under `key`, compared in constant
+/// time (the hmac crate's `verify_slice`).
+fn hmac_matches(alg: HmacAlg, key: &[u8], input: &[u8], mac: &[u8]) -> bool {
+    use hmac::{Hmac, Mac};
+    fn check<M: Mac + hmac::digest::KeyInit>(key: &[u8], input: &[u8], mac: &[u8]) -> bool {
+        match <M as Mac>::new_from_slice(key) {
+            Ok(mut m) => {
+                m.update(input);
+                m.verify_slice(mac).is_ok()
+            }
+            Err(_) => false,
+        }
+    }
+    match alg {
+        HmacAlg::HS256 => check::<Hmac<sha2::Sha256>>(key, input, mac),
+        HmacAlg::HS384 => check::<Hmac<sha2::Sha384>>(key, input, mac),
+        HmacAlg::HS512 => check::<Hmac<sha2::Sha512>>(key, input, mac),
+    }
+}
+
+/// Verify a compact JWS MACed with a shared `secret` (HS256/384/512),
+/// whose payload is a JSON object.
+///
+/// The same header checks as [`verify`] (size, no `crit`, no key-carrying
+/// members), then: `alg` must be one of `allowed` (so `none` and every
+/// asymmetric algorithm fail), and the secret must be at least as long as
+/// the hash output (RFC 7518 3.2) or the token is refused whatever its MAC.
+/// A `kid`, if present, is ignored: the secret is the caller's choice.
+pub(crate) fn verify_hmac(
+    token: &str,
+    allowed: &[HmacAlg],
+    secret: &[u8],
+) -> Result<VerifiedJws, KeyError> {
+    let parts = split_jws(token)?;
+    let alg = parts
+        .alg()?
+        .parse::<HmacAlg>()
+        .ok()
+        .filter(|alg| allowed.contains(alg))
+        .ok_or(KeyError::InvalidToken("algorithm not allowed"))?;
+    if secret.len() < alg.min_key_len() {
+        return Err(KeyError::InvalidToken(
+            "secret is shorter than the algorithm's hash",
+        ));
+    }
+    let signature = parts.signature()?;
+    if !hmac_matches(alg, secret, parts.signing_input.as_bytes(), &signature) {
+        return Err(KeyError::InvalidToken("bad signature"));
+    }
+    parts.into_verified()
 }
 
 /// Encrypt `payload` to `recipient` as a compact JWE: the recipient's alg
@@ -2170,5 +2325,120 @@ mod tests {
         };
         assert!(jwe::deserialize_compact(&token, decrypter.as_ref()).is_ok());
         assert!(jwe::deserialize_compact(&off_curve, decrypter.as_ref()).is_err());
+    }
+
+    /// An HMAC JWS, built without the code under test.
+    fn hs_token(alg: &str, secret: &[u8], header: Value, claims: &Value) -> String {
+        let mut h = header.as_object().cloned().unwrap_or_default();
+        h.insert("alg".into(), alg.into());
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(Value::Object(h).to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        // The hmac crate directly: josekit refuses to make short-key MACs,
+        // and the tests need some.
+        fn mac_of<M: Mac + hmac::digest::KeyInit>(key: &[u8], input: &[u8]) -> Vec<u8> {
+            let mut m = <M as Mac>::new_from_slice(key).unwrap();
+            m.update(input);
+            m.finalize().into_bytes().to_vec()
+        }
+        let mac = match alg {
+            "HS256" => mac_of::<Hmac<Sha256>>(secret, input.as_bytes()),
+            "HS384" => mac_of::<Hmac<sha2::Sha384>>(secret, input.as_bytes()),
+            _ => mac_of::<Hmac<sha2::Sha512>>(secret, input.as_bytes()),
+        };
+        // The same MAC as josekit's, where josekit agrees to make one.
+        if secret.len() >= 64 {
+            let signer: Box<dyn JwsSigner> = match alg {
+                "HS256" => Box::new(jws::HS256.signer_from_bytes(secret).unwrap()),
+                "HS384" => Box::new(jws::HS384.signer_from_bytes(secret).unwrap()),
+                _ => Box::new(jws::HS512.signer_from_bytes(secret).unwrap()),
+            };
+            assert_eq!(signer.sign(input.as_bytes()).unwrap(), mac);
+        }
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac))
+    }
+
+    #[test]
+    fn hmac_verification_accepts_each_algorithm_and_refuses_tampering() {
+        let secret = [7u8; 64];
+        let claims = json!({"iss": "c1", "sub": "c1"});
+        for alg in HmacAlg::ALL {
+            let token = hs_token(alg.as_str(), &secret, json!({"typ": "JWT"}), &claims);
+            let verified = verify_hmac(&token, &HmacAlg::ALL, &secret).unwrap();
+            assert_eq!(verified.claims["iss"], "c1");
+            assert_eq!(verified.header["alg"], alg.as_str());
+            // Another secret, a flipped payload, a truncated MAC.
+            assert_eq!(
+                invalid_token(verify_hmac(&token, &HmacAlg::ALL, &[8u8; 64])),
+                "bad signature"
+            );
+            let mut parts: Vec<&str> = token.split('.').collect();
+            let other = URL_SAFE_NO_PAD.encode(json!({"iss": "c2", "sub": "c2"}).to_string());
+            parts[1] = &other;
+            assert_eq!(
+                invalid_token(verify_hmac(&parts.join("."), &HmacAlg::ALL, &secret)),
+                "bad signature"
+            );
+            let short = &token[..token.len() - 4];
+            assert!(verify_hmac(short, &HmacAlg::ALL, &secret).is_err());
+            // Not in the allow-list.
+            let others: Vec<HmacAlg> = HmacAlg::ALL.into_iter().filter(|a| *a != alg).collect();
+            assert_eq!(
+                invalid_token(verify_hmac(&token, &others, &secret)),
+                "algorithm not allowed"
+            );
+        }
+    }
+
+    #[test]
+    fn hmac_verification_refuses_none_asymmetric_algs_and_short_secrets() {
+        let secret = [7u8; 64];
+        let claims = json!({"iss": "c1"});
+        let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let none = format!(
+            "{}.{payload}.",
+            URL_SAFE_NO_PAD.encode(json!({"alg": "none"}).to_string())
+        );
+        assert_eq!(
+            invalid_token(verify_hmac(&none, &HmacAlg::ALL, &secret)),
+            "algorithm not allowed"
+        );
+        let (_, key) = key(Alg::RS256);
+        let rs = sign(&key, "JWT", claims.as_object().unwrap()).unwrap();
+        assert_eq!(
+            invalid_token(verify_hmac(&rs, &HmacAlg::ALL, &secret)),
+            "algorithm not allowed"
+        );
+        // And the asymmetric verifier never accepts an HMAC token.
+        let hs = hs_token("HS256", &secret, json!({"kid": key.kid()}), &claims);
+        assert_eq!(
+            invalid_token(verify(&hs, &[Alg::RS256], lookup_for(&key))),
+            "algorithm not allowed"
+        );
+        // RFC 7518 3.2: the key must be at least the hash size. A token
+        // correctly MACed with a 40-byte secret passes as HS256 only.
+        let short = [9u8; 40];
+        let ok = hs_token("HS256", &short, json!({}), &claims);
+        assert!(verify_hmac(&ok, &HmacAlg::ALL, &short).is_ok());
+        for alg in ["HS384", "HS512"] {
+            let t = hs_token(alg, &short, json!({}), &claims);
+            assert_eq!(
+                invalid_token(verify_hmac(&t, &HmacAlg::ALL, &short)),
+                "secret is shorter than the algorithm's hash"
+            );
+        }
+        let tiny = [9u8; 31];
+        let t = hs_token("HS256", &tiny, json!({}), &claims);
+        assert!(verify_hmac(&t, &HmacAlg::ALL, &tiny).is_err());
+        // Key-carrying headers are refused as for every JWS.
+        let t = hs_token("HS256", &secret, json!({"jku": "https://evil"}), &claims);
+        assert_eq!(
+            invalid_token(verify_hmac(&t, &HmacAlg::ALL, &secret)),
+            "header must not carry or point to a key"
+        );
+        assert!("hs256".parse::<HmacAlg>().is_err());
+        assert_eq!("HS512".parse::<HmacAlg>().unwrap(), HmacAlg::HS512);
     }
 }

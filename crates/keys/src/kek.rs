@@ -230,6 +230,60 @@ impl fmt::Debug for SecretHasher {
     }
 }
 
+/// Label for deriving the client-secret sealing subkey from the KEK.
+const SECRET_SEAL_LABEL: &[u8] = b"gatehouse client-secret-seal v1";
+
+/// Seals the few client secrets that must be recoverable: a
+/// client_secret_jwt client MACs its assertions with the secret itself, so
+/// a keyed hash is not enough to check them. AES-256-GCM under a subkey
+/// derived from the KEK (HMAC-SHA-256(kek, "gatehouse client-secret-seal
+/// v1")), bound to the client id as associated data, so a sealed secret
+/// cannot be moved to another client. The opened secret never leaves this
+/// crate: callers hand in a token and get back verified claims.
+#[derive(Clone)]
+pub struct SecretSealer(Kek);
+
+impl SecretSealer {
+    /// Derive the sealing subkey from `kek`.
+    pub fn new(kek: &Kek) -> SecretSealer {
+        SecretSealer(kek.derive(SECRET_SEAL_LABEL))
+    }
+
+    fn context(client_id: &str) -> String {
+        format!("client-secret:{client_id}")
+    }
+
+    /// Seal `secret` for the client `client_id`.
+    pub fn seal(&self, client_id: &str, secret: &str) -> Result<Vec<u8>, KeyError> {
+        self.0.seal(&Self::context(client_id), secret.as_bytes())
+    }
+
+    /// Verify a compact JWS MACed with the secret sealed in `sealed` for
+    /// `client_id` (see [`crate::HmacAlg`] for the rules). A blob that does
+    /// not open (wrong KEK, wrong client, corruption) is an invalid token,
+    /// never a panic.
+    pub fn verify_jws(
+        &self,
+        client_id: &str,
+        sealed: &[u8],
+        token: &str,
+        allowed: &[crate::HmacAlg],
+    ) -> Result<crate::VerifiedJws, KeyError> {
+        let secret = SecretBytes::new(
+            self.0
+                .open(&Self::context(client_id), sealed)
+                .map_err(|_| KeyError::InvalidToken("client secret cannot be opened"))?,
+        );
+        crate::jose::verify_hmac(token, allowed, &secret)
+    }
+}
+
+impl fmt::Debug for SecretSealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretSealer(<hidden>)")
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -356,5 +410,46 @@ mod tests {
         assert!(!hasher.matches("refresh-token-valuf", &stored));
         assert!(!hasher.matches("refresh-token-value", "not-base64!"));
         assert!(!hasher.matches("refresh-token-value", ""));
+    }
+
+    #[test]
+    fn sealed_client_secret_verifies_only_for_its_client() {
+        use crate::HmacAlg;
+        let kek = Kek::generate();
+        let sealer = SecretSealer::new(&kek);
+        let secret = "s".repeat(86);
+        let sealed = sealer.seal("client-a", &secret).unwrap();
+        assert!(!sealed.windows(secret.len()).any(|w| w == secret.as_bytes()));
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256"}"#),
+            URL_SAFE_NO_PAD.encode(br#"{"iss":"client-a"}"#)
+        );
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(input.as_bytes());
+        let token = format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        );
+        let ok = sealer
+            .verify_jws("client-a", &sealed, &token, &HmacAlg::ALL)
+            .unwrap();
+        assert_eq!(ok.claims["iss"], "client-a");
+        // Bound to the client id, and to the KEK; the sealing key is not the KEK.
+        for result in [
+            sealer.verify_jws("client-b", &sealed, &token, &HmacAlg::ALL),
+            SecretSealer::new(&Kek::generate()).verify_jws(
+                "client-a",
+                &sealed,
+                &token,
+                &HmacAlg::ALL,
+            ),
+        ] {
+            assert!(
+                matches!(result, Err(KeyError::InvalidToken(m)) if m == "client secret cannot be opened")
+            );
+        }
+        assert!(kek.open("client-secret:client-a", &sealed).is_err());
+        assert_eq!(format!("{sealer:?}"), "SecretSealer(<hidden>)");
     }
 }

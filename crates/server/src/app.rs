@@ -10,7 +10,7 @@ use axum::{
     routing::{get, post},
     Router,
 };
-use gatehouse_keys::{Clock, Kek, KeyRing, SecretHasher, SystemClock};
+use gatehouse_keys::{Clock, Kek, KeyRing, SecretHasher, SecretSealer, SystemClock};
 use gatehouse_storage::{Store, StoreError};
 use tower_http::{
     limit::RequestBodyLimitLayer,
@@ -57,6 +57,7 @@ pub async fn build_state(
         http,
         registry: Arc::new(Registry::new(store.clone())),
         hasher: SecretHasher::new(&kek),
+        sealer: SecretSealer::new(&kek),
         settings: Arc::new(settings),
         store,
         keys,

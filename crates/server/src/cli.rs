@@ -160,7 +160,7 @@ pub enum ClientsCmd {
         /// authorization_code, refresh_token, client_credentials [default: authorization_code refresh_token].
         #[arg(long = "grant-type", value_name = "T")]
         grant_types: Vec<String>,
-        /// client_secret_basic, client_secret_post, private_key_jwt or none [default: client_secret_basic].
+        /// client_secret_basic, client_secret_post, client_secret_jwt, private_key_jwt or none [default: client_secret_basic].
         #[arg(long = "auth-method", value_name = "METHOD")]
         auth_method: Option<String>,
         /// Extra scopes (of registered resource servers) the client may request.
@@ -179,6 +179,11 @@ pub enum ClientsCmd {
         /// Access-token lifetime in seconds for this client.
         #[arg(long, value_name = "SECS")]
         access_token_ttl: Option<i64>,
+        /// The only algorithm accepted on the client's JWT assertions:
+        /// HS256, HS384 or HS512 for client_secret_jwt; RS256, PS256, ES256
+        /// or EdDSA for private_key_jwt [default: any of those].
+        #[arg(long, value_name = "ALG")]
+        auth_signing_alg: Option<String>,
     },
     /// List clients.
     List {

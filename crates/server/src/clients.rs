@@ -1,9 +1,13 @@
-//! Client registration rules, shared by the admin command and (later)
-//! dynamic registration: metadata is validated into a [`Client`] and a
-//! secret is generated where the auth method needs one.
+//! Client registration rules, shared by the admin command and dynamic
+//! registration: metadata is validated into a [`Client`] and a secret is
+//! generated where the auth method needs one. Secrets are kept as a keyed
+//! hash; for client_secret_jwt also sealed with the key-encryption key,
+//! since the HMAC of an assertion can only be checked with the secret.
 
-use gatehouse_keys::{Alg, KeyUse, PublicKey, SecretHasher};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use gatehouse_keys::{Alg, HmacAlg, KeyUse, PublicKey, SecretHasher, SecretSealer};
 use gatehouse_storage::model::Client;
+use rand::RngCore;
 
 use crate::{
     oauth::{validate_redirect_uri, AuthMethod, GrantType},
@@ -24,6 +28,10 @@ pub struct ClientSpec {
     pub jwks_uri: Option<String>,
     pub backchannel_logout_uri: Option<String>,
     pub access_token_ttl: Option<i64>,
+    /// The one JWS algorithm the client's assertions must use
+    /// (`token_endpoint_auth_signing_alg`): HS256/384/512 for
+    /// client_secret_jwt, RS256/PS256/ES256/EdDSA for private_key_jwt.
+    pub token_endpoint_auth_signing_alg: Option<String>,
 }
 
 /// Why a registration was refused: the message says what to fix.
@@ -33,6 +41,53 @@ pub enum SpecError {
     RedirectUri(String),
     #[error("{0}")]
     Metadata(String),
+    /// The secret could not be sealed (not the registrant's fault).
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// A freshly generated client secret: the clear value (shown once), its
+/// keyed hash, and for client_secret_jwt the sealed value.
+pub struct NewSecret {
+    pub secret: String,
+    pub hash: String,
+    pub sealed: Option<Vec<u8>>,
+}
+
+/// Generates a secret for `client_id` authenticating with `method`, or
+/// `None` when the method has no secret. client_secret_jwt secrets are 64
+/// random bytes (86 base64url characters, so the HMAC key is at least the
+/// 64-byte hash size even for HS512, RFC 7518 3.2); the others 32 bytes.
+pub fn new_secret(
+    method: AuthMethod,
+    client_id: &str,
+    hasher: &SecretHasher,
+    sealer: &SecretSealer,
+) -> Result<Option<NewSecret>, SpecError> {
+    if !method.uses_secret() {
+        return Ok(None);
+    }
+    let secret = if method == AuthMethod::ClientSecretJwt {
+        let mut b = [0u8; 64];
+        rand::rngs::OsRng.fill_bytes(&mut b);
+        URL_SAFE_NO_PAD.encode(b)
+    } else {
+        random_token()
+    };
+    let sealed = if method == AuthMethod::ClientSecretJwt {
+        Some(
+            sealer
+                .seal(client_id, &secret)
+                .map_err(|e| SpecError::Internal(format!("sealing the client secret: {e}")))?,
+        )
+    } else {
+        None
+    };
+    Ok(Some(NewSecret {
+        hash: hasher.hash(&secret),
+        secret,
+        sealed,
+    }))
 }
 
 /// The usable signing keys of a JWK Set (JSON text): each needs a `kid`
@@ -52,10 +107,12 @@ pub fn parse_jwks(text: &str) -> Result<Vec<PublicKey>, String> {
 }
 
 /// Validates a spec into a new client (with a fresh id) and its secret in
-/// clear, shown once; only its keyed hash is kept.
+/// clear, shown once; only its keyed hash is kept (and, for
+/// client_secret_jwt, the secret sealed with the key-encryption key).
 pub fn build(
     spec: ClientSpec,
     hasher: &SecretHasher,
+    sealer: &SecretSealer,
     now: i64,
 ) -> Result<(Client, Option<String>), SpecError> {
     let name = spec.name.trim().to_owned();
@@ -101,6 +158,35 @@ pub fn build(
                 .map_err(|e| SpecError::Metadata(e.replace("redirect URI", "jwks_uri")))?,
         }
     }
+    let signing_alg = match &spec.token_endpoint_auth_signing_alg {
+        None => None,
+        Some(a) => {
+            let ok = match method {
+                AuthMethod::ClientSecretJwt => a.parse::<HmacAlg>().is_ok(),
+                AuthMethod::PrivateKeyJwt => a
+                    .parse::<Alg>()
+                    .is_ok_and(|alg| alg.key_use() == KeyUse::Sig),
+                _ => {
+                    return Err(SpecError::Metadata(
+                        "token_endpoint_auth_signing_alg is only for client_secret_jwt and private_key_jwt"
+                            .into(),
+                    ))
+                }
+            };
+            if !ok {
+                return Err(SpecError::Metadata(format!(
+                    "token_endpoint_auth_signing_alg {a:?} is not supported for {}; use {}",
+                    method.as_str(),
+                    if method == AuthMethod::ClientSecretJwt {
+                        "HS256, HS384 or HS512"
+                    } else {
+                        "RS256, PS256, ES256 or EdDSA"
+                    }
+                )));
+            }
+            Some(a.clone())
+        }
+    };
     if method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
         return Err(SpecError::Metadata(
             "a public client (auth method none) cannot use client_credentials".into(),
@@ -148,10 +234,11 @@ pub fn build(
             ));
         }
     }
-    let secret = method.uses_secret().then(random_token);
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let secret = new_secret(method, &id, hasher, sealer)?;
     let client = Client {
-        id: uuid::Uuid::new_v4().simple().to_string(),
-        secret_hash: secret.as_deref().map(|s| hasher.hash(s)),
+        id,
+        secret_hash: secret.as_ref().map(|s| s.hash.clone()),
         name,
         redirect_uris: spec.redirect_uris,
         post_logout_redirect_uris: spec.post_logout_redirect_uris,
@@ -172,6 +259,8 @@ pub fn build(
         registration_token_hash: None,
         created_at: now,
         updated_at: now,
+        client_secret_sealed: secret.as_ref().and_then(|s| s.sealed.clone()),
+        token_endpoint_auth_signing_alg: signing_alg,
     };
-    Ok((client, secret))
+    Ok((client, secret.map(|s| s.secret)))
 }

@@ -2,7 +2,7 @@
 //! rendered once at start-up: the issuer is fixed for a process's life, so
 //! requests are served from these bytes.
 
-use gatehouse_keys::{Alg, SIGNING_ALGS};
+use gatehouse_keys::{Alg, HmacAlg, SIGNING_ALGS};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -19,6 +19,13 @@ impl Discovery {
     pub fn new(s: &Settings) -> Discovery {
         let e = |p: &str| s.endpoint(p);
         let sig_algs: Vec<&str> = SIGNING_ALGS.iter().map(|a| a.as_str()).collect();
+        // Client assertions: private_key_jwt's signatures, then
+        // client_secret_jwt's MACs.
+        let assertion_algs: Vec<&str> = [Alg::RS256, Alg::PS256, Alg::ES256, Alg::EdDSA]
+            .iter()
+            .map(|a| a.as_str())
+            .chain(HmacAlg::ALL.iter().map(|a| a.as_str()))
+            .collect();
         let doc = json!({
             "issuer": s.issuer,
             "authorization_endpoint": e("/authorize"),
@@ -36,10 +43,12 @@ impl Discovery {
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": sig_algs,
             "userinfo_signing_alg_values_supported": [],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
-            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA"],
-            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
-            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"],
+            "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"],
+            "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"],
+            "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash", "name", "preferred_username", "email", "email_verified"],
             "claims_parameter_supported": false,

@@ -103,14 +103,16 @@ impl FromStr for GrantType {
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    ClientSecretJwt,
     PrivateKeyJwt,
     None,
 }
 
 impl AuthMethod {
-    pub const ALL: [AuthMethod; 4] = [
+    pub const ALL: [AuthMethod; 5] = [
         AuthMethod::ClientSecretBasic,
         AuthMethod::ClientSecretPost,
+        AuthMethod::ClientSecretJwt,
         AuthMethod::PrivateKeyJwt,
         AuthMethod::None,
     ];
@@ -118,6 +120,7 @@ impl AuthMethod {
         match self {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::ClientSecretJwt => "client_secret_jwt",
             AuthMethod::PrivateKeyJwt => "private_key_jwt",
             AuthMethod::None => "none",
         }
@@ -126,7 +129,16 @@ impl AuthMethod {
     pub fn uses_secret(self) -> bool {
         matches!(
             self,
-            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+            AuthMethod::ClientSecretBasic
+                | AuthMethod::ClientSecretPost
+                | AuthMethod::ClientSecretJwt
+        )
+    }
+    /// Whether the client authenticates with a JWT assertion (RFC 7523).
+    pub fn uses_assertion(self) -> bool {
+        matches!(
+            self,
+            AuthMethod::ClientSecretJwt | AuthMethod::PrivateKeyJwt
         )
     }
 }
@@ -137,7 +149,7 @@ impl FromStr for AuthMethod {
         AuthMethod::ALL
             .into_iter()
             .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("unknown auth method {s:?}; use client_secret_basic, client_secret_post, private_key_jwt or none"))
+            .ok_or_else(|| format!("unknown auth method {s:?}; use client_secret_basic, client_secret_post, client_secret_jwt, private_key_jwt or none"))
     }
 }
 

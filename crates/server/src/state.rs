@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use gatehouse_keys::{Clock, KeyRing, SecretHasher};
+use gatehouse_keys::{Clock, KeyRing, SecretHasher, SecretSealer};
 use gatehouse_storage::Store;
 
 use crate::{config::Settings, discovery::Discovery, registry::Registry};
@@ -15,6 +15,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     pub registry: Arc<Registry>,
     pub hasher: SecretHasher,
+    /// Seals and checks the secrets of client_secret_jwt clients.
+    pub sealer: SecretSealer,
     pub clock: Arc<dyn Clock>,
     pub discovery: Arc<Discovery>,
     /// Outbound HTTP (back-channel logout): short timeouts, no redirects.

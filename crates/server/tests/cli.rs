@@ -743,6 +743,33 @@ async fn clients_create_show_list_delete(env: &Env) {
     assert!(public.get("client_secret").is_none(), "{public:#}");
     let public_id = public["client_id"].as_str().unwrap().to_owned();
 
+    // client_secret_jwt: a secret long enough for HS512, shown once, kept
+    // sealed (never printed, not even sealed).
+    let hmac = env.json(&[
+        "clients",
+        "create",
+        "--name",
+        "Service",
+        "--grant-type",
+        "client_credentials",
+        "--auth-method",
+        "client_secret_jwt",
+        "--auth-signing-alg",
+        "HS512",
+    ]);
+    assert_eq!(hmac["token_endpoint_auth_method"], "client_secret_jwt");
+    assert_eq!(hmac["token_endpoint_auth_signing_alg"], "HS512");
+    let hmac_secret = hmac["client_secret"].as_str().expect("client_secret");
+    assert!(hmac_secret.len() >= 64, "{hmac:#}");
+    let hmac_id = hmac["client_id"].as_str().unwrap().to_owned();
+    let shown_raw = env.cmd(&["clients", "show", &hmac_id]).ok().stdout;
+    assert!(!shown_raw.contains(hmac_secret));
+    assert_no_secret_fields(&serde_json::from_str(&shown_raw).unwrap());
+    assert_eq!(
+        env.json(&["clients", "delete", &hmac_id]),
+        serde_json::json!({ "deleted": hmac_id })
+    );
+
     let list_raw = env.cmd(&["clients", "list", "--json"]).ok().stdout;
     assert!(!list_raw.contains(&secret));
     let list: Value = serde_json::from_str(&list_raw).unwrap();
@@ -822,6 +849,17 @@ async fn clients_create_refuses_bad_metadata(env: &Env) {
                 "client_credentials",
             ],
             &["none", "client_credentials"],
+        ),
+        (
+            &[
+                "--grant-type",
+                "client_credentials",
+                "--auth-method",
+                "client_secret_jwt",
+                "--auth-signing-alg",
+                "RS256",
+            ],
+            &["RS256", "client_secret_jwt", "HS256"],
         ),
         // The code grant (the default) needs somewhere to send the code.
         (&[], &["--redirect-uri"]),

@@ -36,6 +36,8 @@ impl TryFrom<clients::Model> for Client {
             registration_token_hash: m.registration_token_hash,
             created_at: m.created_at,
             updated_at: m.updated_at,
+            client_secret_sealed: m.client_secret_sealed,
+            token_endpoint_auth_signing_alg: m.token_endpoint_auth_signing_alg,
         })
     }
 }
@@ -60,6 +62,8 @@ fn active(c: &Client) -> clients::ActiveModel {
         registration_token_hash: Set(c.registration_token_hash.clone()),
         created_at: Set(c.created_at),
         updated_at: Set(c.updated_at),
+        client_secret_sealed: Set(c.client_secret_sealed.clone()),
+        token_endpoint_auth_signing_alg: Set(c.token_endpoint_auth_signing_alg.clone()),
     }
 }
 

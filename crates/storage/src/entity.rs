@@ -53,6 +53,8 @@ pub mod clients {
         pub registration_token_hash: Option<String>,
         pub created_at: i64,
         pub updated_at: i64,
+        pub client_secret_sealed: Option<Vec<u8>>,
+        pub token_endpoint_auth_signing_alg: Option<String>,
     }
     no_relations!();
 }

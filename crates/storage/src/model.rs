@@ -44,6 +44,15 @@ pub struct Client {
     pub registration_token_hash: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// client_secret_jwt only: the secret itself, sealed with the
+    /// key-encryption key and bound to the client id (the HMAC of an
+    /// assertion cannot be checked against a hash).
+    #[serde(default, skip_serializing)]
+    pub client_secret_sealed: Option<Vec<u8>>,
+    /// The one algorithm the client's JWT assertions must use, if it
+    /// registered one (OIDC Registration `token_endpoint_auth_signing_alg`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_signing_alg: Option<String>,
 }
 
 /// An API that accepts Gatehouse access tokens.

@@ -118,6 +118,8 @@ fn client(id: &str, created_at: i64) -> Client {
         registration_token_hash: Some(format!("reg-{id}")),
         created_at,
         updated_at: created_at,
+        client_secret_sealed: None,
+        token_endpoint_auth_signing_alg: None,
     }
 }
 
@@ -399,6 +401,10 @@ async fn clients(store: Store) {
         jwks_uri: None,
         refresh_token_lifetime: Some(86_400),
         backchannel_logout_uri: Some("https://new.example/bcl".to_owned()),
+        token_endpoint_auth_method: "client_secret_jwt".to_owned(),
+        // Arbitrary bytes, including non-UTF-8 ones, round-trip exactly.
+        client_secret_sealed: Some(vec![1, 0, 255, 128, 7, 0xfe]),
+        token_endpoint_auth_signing_alg: Some("HS512".to_owned()),
         updated_at: NOW + 100,
         ..c1.clone()
     };

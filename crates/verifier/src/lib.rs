@@ -30,10 +30,40 @@
 //! 4. **Claims**: `iss`, `aud` (string, or array containing the audience),
 //!    `exp` and `nbf` with a leeway, `iat` present.
 //!
-//! The JWKS is cached for 10 minutes (so a key Gatehouse withdraws stops
-//! being trusted). A token with an unknown `kid` (after a key rotation at
-//! Gatehouse) triggers a refetch; refetches are rate-limited to one per
-//! 30 s so a flood of forged `kid`s cannot turn the API into a JWKS hammer.
+//! The JWKS is cached for the `max-age` of its response's `Cache-Control`
+//! (10 minutes when there is none; kept within 30 s to 1 h, see
+//! [`VerifierConfig::jwks_cache_bounds`]), and fetched again once that
+//! lapses, even when every `kid` in use is known: so a key Gatehouse
+//! withdraws stops being trusted. If that refresh fails, the keys already
+//! known stay in use and the refresh is retried after 30 s. A token with an
+//! unknown `kid` (after a key rotation at Gatehouse) triggers a refetch;
+//! those are rate-limited to one per 30 s so a flood of forged `kid`s
+//! cannot turn the API into a JWKS hammer.
+//!
+//! # Token status lists (optional)
+//!
+//! With [`VerifierConfig::check_status_list`], a token that verified is
+//! also looked up in the status list its `status` claim names
+//! (draft-ietf-oauth-status-list), so a token revoked at Gatehouse is
+//! refused before it expires:
+//!
+//! - the list is fetched only from a URI under the issuer
+//!   (`{issuer}/...`): a token never makes the API fetch an arbitrary URL;
+//! - it must be a JWS with `typ: statuslist+jwt`, signed with a key of the
+//!   issuer's JWKS (ES256, RS256, PS256 or EdDSA), `sub` equal to its URI,
+//!   and `exp` (if present) not past;
+//! - it is cached per URI for its `ttl` claim or the response's `max-age`,
+//!   whichever is shorter, kept within 5 s to 10 min
+//!   ([`VerifierConfig::status_list_cache_bounds`]) and never past its
+//!   `exp`. If a refresh fails, the cached list is used until its `exp`;
+//!   with no usable list the token is refused ([`VerifierError::StatusList`]).
+//! - a status of 1 (INVALID) is [`VerifierError::Revoked`]; any other
+//!   non-zero status (2 SUSPENDED, or application-specific values) is
+//!   [`VerifierError::StatusNotValid`].
+//!
+//! A token without a `status` claim passes (Gatehouse's reference tokens
+//! and tokens issued before the status list existed have none), unless
+//! [`VerifierConfig::require_status_claim`] is set.
 //!
 //! The crate deliberately depends only on `josekit` for cryptography and not
 //! on Gatehouse's server crates, so a third-party API can use it alone.
@@ -68,8 +98,10 @@ use serde_json::{Map, Value};
 
 #[cfg(feature = "axum")]
 mod extract;
+mod status;
 #[cfg(feature = "axum")]
 pub use extract::{BearerClaims, BearerRejection};
+pub use status::{StatusList, MAX_STATUS_LIST_BYTES, STATUS_INVALID, STATUS_VALID};
 
 /// Largest token accepted, in bytes.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -80,8 +112,21 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Minimum time between two JWKS refetches caused by an unknown `kid`.
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 /// Age after which the cached JWKS is refreshed (so keys Gatehouse has
-/// withdrawn stop being trusted).
+/// withdrawn stop being trusted) when its response has no usable
+/// `Cache-Control: max-age`.
 pub const JWKS_MAX_AGE: Duration = Duration::from_secs(600);
+/// Default floor and ceiling for the JWKS cache lifetime.
+pub const JWKS_CACHE_MIN: Duration = Duration::from_secs(30);
+pub const JWKS_CACHE_MAX: Duration = Duration::from_secs(3600);
+/// Default floor and ceiling for a status list's cache lifetime.
+pub const STATUS_LIST_CACHE_MIN: Duration = Duration::from_secs(5);
+pub const STATUS_LIST_CACHE_MAX: Duration = Duration::from_secs(600);
+/// Status list cache lifetime when it has neither `ttl` nor `max-age`.
+pub const STATUS_LIST_CACHE_DEFAULT: Duration = Duration::from_secs(60);
+/// Largest status list JWT accepted, in bytes.
+pub const MAX_STATUS_LIST_JWT_LEN: usize = 1024 * 1024;
+/// Algorithms accepted on status list tokens.
+const STATUS_LIST_ALGS: [&str; 4] = ["ES256", "RS256", "PS256", "EdDSA"];
 /// Wait before retrying a first JWKS load that failed.
 pub const FAILED_LOAD_RETRY: Duration = Duration::from_secs(5);
 
@@ -126,6 +171,18 @@ pub enum VerifierError {
     /// The JWKS (or discovery document) could not be fetched or parsed.
     #[error("JWKS unavailable: {0}")]
     Jwks(String),
+    /// The token's status list says it is revoked (status INVALID).
+    #[error("token revoked")]
+    Revoked,
+    /// The token's status list gives another non-valid status (2 is
+    /// SUSPENDED; others are application-specific).
+    #[error("token status is not valid ({0})")]
+    StatusNotValid(u8),
+    /// The status check could not be done: the token's status claim is
+    /// malformed or names a list outside the issuer, or the list could not
+    /// be fetched, verified or read. The token is refused (fail closed).
+    #[error("token status unavailable: {0}")]
+    StatusList(&'static str),
     /// The verifier's configuration is invalid.
     #[error("invalid verifier configuration: {0}")]
     Config(String),
@@ -154,9 +211,53 @@ pub struct VerifierConfig {
     pub jwks_uri: Option<String>,
     /// Current time source; `None` is the system clock. For tests.
     pub now: Option<NowFn>,
+    /// Floor and ceiling for how long the JWKS is cached, whatever its
+    /// `Cache-Control: max-age` says (default 30 s and 1 h).
+    pub jwks_cache_bounds: (Duration, Duration),
+    /// Check each token against the status list its `status` claim names
+    /// (default off). See the crate documentation.
+    pub check_status_list: bool,
+    /// With `check_status_list`: refuse tokens without a `status` claim
+    /// (default off: they pass).
+    pub require_status_claim: bool,
+    /// Floor and ceiling for how long a status list is cached, whatever
+    /// its `ttl` and `max-age` say (default 5 s and 10 min).
+    pub status_list_cache_bounds: (Duration, Duration),
 }
 
 impl VerifierConfig {
+    /// Turns the token status list check on or off.
+    pub fn check_status_list(mut self, on: bool) -> Self {
+        self.check_status_list = on;
+        self
+    }
+
+    /// With the status list check on, refuse tokens that have no `status`
+    /// claim instead of letting them pass.
+    pub fn require_status_claim(mut self, on: bool) -> Self {
+        self.require_status_claim = on;
+        self
+    }
+
+    /// Sets the floor and ceiling of a status list's cache lifetime (the
+    /// ceiling is how long a revocation can go unnoticed).
+    pub fn status_list_cache_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.status_list_cache_bounds = (min, max);
+        self
+    }
+
+    /// Sets the floor and ceiling of the JWKS cache lifetime.
+    pub fn jwks_cache_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.jwks_cache_bounds = (min, max);
+        self
+    }
+
+    /// Sets the JWKS URL instead of discovering it.
+    pub fn jwks_uri(mut self, uri: impl Into<String>) -> Self {
+        self.jwks_uri = Some(uri.into());
+        self
+    }
+
     /// A configuration with the defaults (ES256, 60 s leeway, discovery).
     pub fn new(
         issuer: impl Into<String>,
@@ -171,6 +272,10 @@ impl VerifierConfig {
             leeway_secs: 60,
             jwks_uri: None,
             now: None,
+            jwks_cache_bounds: (JWKS_CACHE_MIN, JWKS_CACHE_MAX),
+            check_status_list: false,
+            require_status_claim: false,
+            status_list_cache_bounds: (STATUS_LIST_CACHE_MIN, STATUS_LIST_CACHE_MAX),
         }
     }
 }
@@ -184,6 +289,10 @@ impl fmt::Debug for VerifierConfig {
             .field("allowed_algs", &self.allowed_algs)
             .field("leeway_secs", &self.leeway_secs)
             .field("jwks_uri", &self.jwks_uri)
+            .field("jwks_cache_bounds", &self.jwks_cache_bounds)
+            .field("check_status_list", &self.check_status_list)
+            .field("require_status_claim", &self.require_status_claim)
+            .field("status_list_cache_bounds", &self.status_list_cache_bounds)
             .finish_non_exhaustive()
     }
 }
@@ -221,6 +330,8 @@ struct JwksCache {
     keys: HashMap<String, Jwk>,
     /// Last successful fetch.
     fetched_at: Option<Instant>,
+    /// How long that fetch stays fresh (its max-age, within the bounds).
+    max_age: Duration,
     /// Last refetch after the first load (rate limit).
     last_refetch: Option<Instant>,
     /// Last failed fetch.
@@ -229,7 +340,7 @@ struct JwksCache {
 
 impl JwksCache {
     fn is_fresh(&self) -> bool {
-        self.fetched_at.is_some_and(|t| t.elapsed() < JWKS_MAX_AGE)
+        self.fetched_at.is_some_and(|t| t.elapsed() < self.max_age)
     }
 }
 
@@ -248,6 +359,12 @@ pub struct Verifier {
     fetch_lock: tokio::sync::Mutex<()>,
     http: reqwest::Client,
     now: Option<NowFn>,
+    jwks_cache_bounds: (Duration, Duration),
+    check_status: bool,
+    require_status: bool,
+    status_cache_bounds: (Duration, Duration),
+    status_cache: tokio::sync::RwLock<status::StatusCache>,
+    status_fetch_lock: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for Verifier {
@@ -327,6 +444,16 @@ impl Verifier {
         if cfg.leeway_secs < 0 {
             return Err(config("leeway_secs must not be negative"));
         }
+        for (what, (min, max)) in [
+            ("jwks_cache_bounds", cfg.jwks_cache_bounds),
+            ("status_list_cache_bounds", cfg.status_list_cache_bounds),
+        ] {
+            if min.is_zero() || min > max {
+                return Err(config(format!(
+                    "{what}: the floor must be positive and at most the ceiling"
+                )));
+            }
+        }
         let jwk = Jwk::from_bytes(cfg.decryption_jwk.as_bytes())
             .map_err(|_| config("decryption_jwk is not a JWK"))?;
         let enc_alg = match (jwk.key_type(), jwk.algorithm()) {
@@ -370,6 +497,12 @@ impl Verifier {
             fetch_lock: tokio::sync::Mutex::new(()),
             http,
             now: cfg.now,
+            jwks_cache_bounds: cfg.jwks_cache_bounds,
+            check_status: cfg.check_status_list,
+            require_status: cfg.require_status_claim,
+            status_cache_bounds: cfg.status_list_cache_bounds,
+            status_cache: tokio::sync::RwLock::new(status::StatusCache::default()),
+            status_fetch_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -407,12 +540,16 @@ impl Verifier {
             return Err(VerifierError::Malformed("token too large"));
         }
         let jws = self.decrypt(token)?;
-        let (header, claims) = self.verify_signature(&jws).await?;
+        let (header, claims) = self.verify_signature(&jws, &self.allowed_algs).await?;
         let typ = str_member(&header, "typ").ok_or(VerifierError::WrongType)?;
         if !is_access_token_typ(typ) {
             return Err(VerifierError::WrongType);
         }
-        self.check_claims(claims)
+        let claims = self.check_claims(claims)?;
+        if self.check_status {
+            self.check_status(&claims.raw).await?;
+        }
+        Ok(claims)
     }
 
     /// Step 2: the outer JWE.
@@ -466,10 +603,12 @@ impl Verifier {
         String::from_utf8(payload).map_err(|_| VerifierError::Malformed("JWE payload is not text"))
     }
 
-    /// Step 3: the nested JWS.
+    /// Step 3: the nested JWS (also used for status list tokens, with
+    /// their own algorithm allow-list).
     async fn verify_signature(
         &self,
         jws: &str,
+        allowed_algs: &[impl AsRef<str>],
     ) -> Result<(Map<String, Value>, Map<String, Value>), VerifierError> {
         let mut parts = jws.split('.');
         let (Some(header_b64), Some(_), Some(_), None) =
@@ -487,7 +626,7 @@ impl Verifier {
             ));
         }
         let alg = str_member(&header, "alg").ok_or(VerifierError::Signature("missing alg"))?;
-        if alg.eq_ignore_ascii_case("none") || !self.allowed_algs.iter().any(|a| a == alg) {
+        if alg.eq_ignore_ascii_case("none") || !allowed_algs.iter().any(|a| a.as_ref() == alg) {
             return Err(VerifierError::Signature("algorithm not allowed"));
         }
         let kid = str_member(&header, "kid").ok_or(VerifierError::UnknownKey)?;
@@ -561,11 +700,12 @@ impl Verifier {
 
     /// The signing key `kid` from the (cached) JWKS.
     ///
-    /// The JWKS is refetched when `kid` is unknown or the cache is older
-    /// than [`JWKS_MAX_AGE`], but at most once per [`REFETCH_INTERVAL`]
-    /// after the first load (a failed first load is retried after
-    /// [`FAILED_LOAD_RETRY`]). If a refresh of a stale cache fails, the
-    /// keys already known stay in use.
+    /// The JWKS is fetched again when its `max-age` has lapsed (even if
+    /// `kid` is known), or when `kid` is unknown, but for an unknown `kid`
+    /// in a fresh JWKS at most once per [`REFETCH_INTERVAL`]. A failed
+    /// first load is retried after [`FAILED_LOAD_RETRY`]; a failed refresh
+    /// keeps the keys already known in use and is retried after
+    /// [`REFETCH_INTERVAL`].
     async fn key(&self, kid: &str) -> Result<Jwk, VerifierError> {
         {
             let cache = self.cache.read().await;
@@ -579,28 +719,31 @@ impl Verifier {
         let known = {
             let mut cache = self.cache.write().await;
             let known = cache.keys.get(kid).cloned();
-            if cache.is_fresh() && known.is_some() {
+            let fresh = cache.is_fresh();
+            if fresh && known.is_some() {
                 return known.ok_or(VerifierError::UnknownKey);
             }
+            let recent = |t: Option<Instant>, d: Duration| t.is_some_and(|t| t.elapsed() < d);
             match cache.fetched_at {
                 None => {
-                    if cache
-                        .last_failure
-                        .is_some_and(|t| t.elapsed() < FAILED_LOAD_RETRY)
-                    {
+                    if recent(cache.last_failure, FAILED_LOAD_RETRY) {
                         return Err(VerifierError::Jwks(
                             "issuer JWKS unavailable; retrying shortly".into(),
                         ));
                     }
                 }
-                Some(_) => {
-                    if cache
-                        .last_refetch
-                        .is_some_and(|t| t.elapsed() < REFETCH_INTERVAL)
-                    {
-                        return known.ok_or(VerifierError::UnknownKey);
+                Some(_) if fresh => {
+                    // An unknown kid in a fresh JWKS: rate-limited.
+                    if recent(cache.last_refetch, REFETCH_INTERVAL) {
+                        return Err(VerifierError::UnknownKey);
                     }
                     cache.last_refetch = Some(Instant::now());
+                }
+                Some(_) => {
+                    // Stale: refresh, unless a refresh just failed.
+                    if recent(cache.last_failure, REFETCH_INTERVAL) {
+                        return known.ok_or(VerifierError::UnknownKey);
+                    }
                 }
             }
             known
@@ -608,10 +751,13 @@ impl Verifier {
         let fetched = self.fetch_jwks().await;
         let mut cache = self.cache.write().await;
         match fetched {
-            Ok(keys) => {
+            Ok((keys, max_age)) => {
+                let (min, max) = self.jwks_cache_bounds;
                 cache.keys = keys;
                 cache.fetched_at = Some(Instant::now());
+                cache.max_age = status::clamp(max_age, JWKS_MAX_AGE, min, max);
                 cache.last_failure = None;
+                tracing::debug!(max_age = ?cache.max_age, "cached the issuer JWKS");
                 cache
                     .keys
                     .get(kid)
@@ -626,10 +772,18 @@ impl Verifier {
         }
     }
 
-    async fn get_document(&self, url: &str) -> Result<Value, VerifierError> {
+    /// GETs `url` with the size cap; returns the body and the headers.
+    /// Errors name the URL (the caller decides what reaches a client).
+    async fn fetch(
+        &self,
+        url: &str,
+        accept: &'static str,
+        cap: usize,
+    ) -> Result<(Vec<u8>, reqwest::header::HeaderMap), VerifierError> {
         let mut resp = self
             .http
             .get(url)
+            .header(reqwest::header::ACCEPT, accept)
             .send()
             .await
             .map_err(|e| VerifierError::Jwks(format!("fetching {url}: {e}")))?;
@@ -639,10 +793,7 @@ impl Verifier {
                 resp.status()
             )));
         }
-        if resp
-            .content_length()
-            .is_some_and(|l| l > MAX_DOCUMENT_LEN as u64)
-        {
+        if resp.content_length().is_some_and(|l| l > cap as u64) {
             return Err(VerifierError::Jwks(format!("{url}: document too large")));
         }
         let mut body = Vec::new();
@@ -651,12 +802,24 @@ impl Verifier {
             .await
             .map_err(|e| VerifierError::Jwks(format!("reading {url}: {e}")))?
         {
-            if body.len() + chunk.len() > MAX_DOCUMENT_LEN {
+            if body.len() + chunk.len() > cap {
                 return Err(VerifierError::Jwks(format!("{url}: document too large")));
             }
             body.extend_from_slice(&chunk);
         }
-        serde_json::from_slice(&body).map_err(|_| VerifierError::Jwks(format!("{url}: not JSON")))
+        Ok((body, resp.headers().clone()))
+    }
+
+    async fn get_document(
+        &self,
+        url: &str,
+    ) -> Result<(Value, reqwest::header::HeaderMap), VerifierError> {
+        let (body, headers) = self
+            .fetch(url, "application/json", MAX_DOCUMENT_LEN)
+            .await?;
+        let doc = serde_json::from_slice(&body)
+            .map_err(|_| VerifierError::Jwks(format!("{url}: not JSON")))?;
+        Ok((doc, headers))
     }
 
     async fn jwks_uri(&self) -> Result<String, VerifierError> {
@@ -668,7 +831,7 @@ impl Verifier {
             .get_or_try_init(|| async {
                 let url = format!("{issuer}/.well-known/openid-configuration");
                 match self.get_document(&url).await {
-                    Ok(doc) => {
+                    Ok((doc, _)) => {
                         if str_member_value(&doc, "issuer") != Some(self.issuer.as_str()) {
                             return Err(VerifierError::Jwks(
                                 "discovery document is for another issuer".into(),
@@ -690,9 +853,10 @@ impl Verifier {
             .cloned()
     }
 
-    async fn fetch_jwks(&self) -> Result<HashMap<String, Jwk>, VerifierError> {
+    /// The signing keys of the issuer's JWKS, and its `max-age` if any.
+    async fn fetch_jwks(&self) -> Result<(HashMap<String, Jwk>, Option<u64>), VerifierError> {
         let url = self.jwks_uri().await?;
-        let doc = self.get_document(&url).await?;
+        let (doc, headers) = self.get_document(&url).await?;
         let keys = doc
             .get("keys")
             .and_then(Value::as_array)
@@ -717,7 +881,192 @@ impl Verifier {
             }
         }
         tracing::debug!(count = out.len(), "fetched issuer JWKS");
-        Ok(out)
+        Ok((out, status::max_age(&headers)))
+    }
+
+    /// The status list check for a verified token (see the crate docs).
+    async fn check_status(&self, claims: &Map<String, Value>) -> Result<(), VerifierError> {
+        let Some(status) = claims.get("status") else {
+            return if self.require_status {
+                Err(VerifierError::StatusList("token has no status claim"))
+            } else {
+                Ok(())
+            };
+        };
+        const BAD: VerifierError = VerifierError::StatusList("malformed status claim");
+        let reference = status
+            .get("status_list")
+            .and_then(Value::as_object)
+            .ok_or(BAD)?;
+        let idx = reference.get("idx").and_then(Value::as_u64).ok_or(BAD)?;
+        let uri = reference.get("uri").and_then(Value::as_str).ok_or(BAD)?;
+        let prefix = format!("{}/", self.issuer.trim_end_matches('/'));
+        if !uri.starts_with(&prefix)
+            || uri.len() > 2048
+            || uri.chars().any(|c| c.is_whitespace() || c.is_control())
+            || uri.contains('#')
+        {
+            return Err(VerifierError::StatusList(
+                "status list is not at the issuer",
+            ));
+        }
+        let list = self.status_list(uri).await?;
+        match list.get(idx) {
+            Some(STATUS_VALID) => Ok(()),
+            Some(STATUS_INVALID) => Err(VerifierError::Revoked),
+            Some(other) => Err(VerifierError::StatusNotValid(other)),
+            None => Err(VerifierError::StatusList("status index is beyond the list")),
+        }
+    }
+
+    /// The status list at `uri`, from the cache or fetched.
+    async fn status_list(&self, uri: &str) -> Result<Arc<StatusList>, VerifierError> {
+        let now = self.now();
+        let usable = |c: &status::CachedList| c.exp.is_none_or(|exp| now < exp);
+        {
+            let cache = self.status_cache.read().await;
+            if let Some(c) = cache.lists.get(uri) {
+                if Instant::now() < c.refresh_at && usable(c) {
+                    return Ok(c.list.clone());
+                }
+            }
+        }
+        let _guard = self.status_fetch_lock.lock().await;
+        let cached = {
+            let cache = self.status_cache.read().await;
+            let (min, _) = self.status_cache_bounds;
+            match cache.lists.get(uri) {
+                Some(c) if Instant::now() < c.refresh_at && usable(c) => {
+                    return Ok(c.list.clone());
+                }
+                Some(c) => {
+                    let stale = usable(c).then(|| c.list.clone());
+                    if c.last_failure.is_some_and(|t| t.elapsed() < min) {
+                        // A refresh just failed: the cached list while it lasts.
+                        return stale.ok_or(VerifierError::StatusList("status list unavailable"));
+                    }
+                    stale
+                }
+                None => {
+                    if cache
+                        .failures
+                        .get(uri)
+                        .is_some_and(|t| t.elapsed() < FAILED_LOAD_RETRY)
+                    {
+                        return Err(VerifierError::StatusList("status list unavailable"));
+                    }
+                    None
+                }
+            }
+        };
+        let fetched = self.fetch_status_list(uri).await;
+        let mut cache = self.status_cache.write().await;
+        match fetched {
+            Ok((list, lifetime, exp)) => {
+                let list = Arc::new(list);
+                cache.failures.remove(uri);
+                if !cache.lists.contains_key(uri) {
+                    cache.make_room();
+                }
+                cache.lists.insert(
+                    uri.to_owned(),
+                    status::CachedList {
+                        list: list.clone(),
+                        refresh_at: Instant::now() + lifetime,
+                        exp,
+                        last_failure: None,
+                    },
+                );
+                Ok(list)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not fetch a token status list");
+                match cache.lists.get_mut(uri) {
+                    Some(c) => c.last_failure = Some(Instant::now()),
+                    None => {
+                        cache.make_room();
+                        cache.failures.insert(uri.to_owned(), Instant::now());
+                    }
+                }
+                cached.ok_or(VerifierError::StatusList("status list unavailable"))
+            }
+        }
+    }
+
+    /// Fetches and checks one status list token: its cache lifetime and
+    /// `exp` come with it. Errors are logged by the caller, never shown.
+    async fn fetch_status_list(
+        &self,
+        uri: &str,
+    ) -> Result<(StatusList, Duration, Option<i64>), VerifierError> {
+        let bad = |why: &str| VerifierError::Jwks(format!("status list {uri}: {why}"));
+        let (body, headers) = self
+            .fetch(uri, "application/statuslist+jwt", MAX_STATUS_LIST_JWT_LEN)
+            .await?;
+        let content_type = headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase());
+        if content_type.as_deref() != Some("application/statuslist+jwt") {
+            return Err(bad("Content-Type is not application/statuslist+jwt"));
+        }
+        let jwt = std::str::from_utf8(&body)
+            .map_err(|_| bad("not text"))?
+            .trim();
+        let (header, claims) = self
+            .verify_signature(jwt, &STATUS_LIST_ALGS)
+            .await
+            .map_err(|e| bad(&e.to_string()))?;
+        let typ = str_member(&header, "typ").map(str::to_ascii_lowercase);
+        if !matches!(
+            typ.as_deref(),
+            Some("statuslist+jwt" | "application/statuslist+jwt")
+        ) {
+            return Err(bad("typ is not statuslist+jwt"));
+        }
+        if str_member(&claims, "sub") != Some(uri) {
+            return Err(bad("sub is not the list's URI"));
+        }
+        let now = self.now();
+        let exp = match claims.get("exp") {
+            None => None,
+            Some(v) => Some(v.as_i64().ok_or_else(|| bad("malformed exp"))?),
+        };
+        if exp.is_some_and(|exp| now >= exp) {
+            return Err(bad("expired"));
+        }
+        let list = claims
+            .get("status_list")
+            .and_then(Value::as_object)
+            .ok_or_else(|| bad("no status_list"))?;
+        let bits = list
+            .get("bits")
+            .and_then(Value::as_u64)
+            .and_then(|b| u8::try_from(b).ok())
+            .ok_or_else(|| bad("malformed bits"))?;
+        let lst = str_member(list, "lst").ok_or_else(|| bad("no lst"))?;
+        let decoded = StatusList::decode(lst, bits).ok_or_else(|| bad("malformed lst"))?;
+        // The shorter of the list's ttl and the response's max-age, within
+        // the bounds, and never past exp.
+        let ttl = claims.get("ttl").and_then(Value::as_u64);
+        let hint = match (ttl, status::max_age(&headers)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let (min, max) = self.status_cache_bounds;
+        let mut lifetime = status::clamp(hint, STATUS_LIST_CACHE_DEFAULT, min, max);
+        if let Some(exp) = exp {
+            let left = Duration::from_secs(u64::try_from(exp - now).unwrap_or(0));
+            lifetime = lifetime.min(left);
+        }
+        tracing::debug!(
+            uri,
+            ?lifetime,
+            statuses = decoded.len(),
+            "fetched a token status list"
+        );
+        Ok((decoded, lifetime, exp))
     }
 }
 

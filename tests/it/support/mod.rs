@@ -144,7 +144,13 @@ impl TestApp {
     /// Registers a client, as `gatehouse clients create` does.
     pub async fn create_client(&self, spec: ClientSpec) -> TestClient {
         let redirect_uri = spec.redirect_uris.first().cloned().unwrap_or_default();
-        let (client, secret) = build(spec, &self.state.hasher, self.clock_now()).unwrap();
+        let (client, secret) = build(
+            spec,
+            &self.state.hasher,
+            &self.state.sealer,
+            self.clock_now(),
+        )
+        .unwrap();
         self.state.store.create_client(&client).await.unwrap();
         TestClient {
             id: client.id,

@@ -105,6 +105,7 @@ impl Fixture {
                 ..ClientSpec::default()
             },
             &state.hasher,
+            &state.sealer,
             now,
         )?;
         state.store.create_client(&client).await?;

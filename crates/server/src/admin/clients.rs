@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::bail;
-use gatehouse_keys::{Clock, Kek, SecretHasher};
+use gatehouse_keys::{Clock, Kek, SecretHasher, SecretSealer};
 use gatehouse_storage::Store;
 use serde_json::json;
 
@@ -31,6 +31,7 @@ pub async fn run(
             jwks_uri,
             backchannel_logout_uri,
             access_token_ttl,
+            auth_signing_alg,
         } => {
             let spec = ClientSpec {
                 name,
@@ -44,8 +45,14 @@ pub async fn run(
                 jwks_uri,
                 backchannel_logout_uri,
                 access_token_ttl,
+                token_endpoint_auth_signing_alg: auth_signing_alg,
             };
-            let (client, secret) = build(spec, &SecretHasher::new(&kek), clock.now())?;
+            let (client, secret) = build(
+                spec,
+                &SecretHasher::new(&kek),
+                &SecretSealer::new(&kek),
+                clock.now(),
+            )?;
             store.create_client(&client).await?;
             let mut out = serde_json::to_value(&client)?;
             if let (Some(s), Some(o)) = (secret, out.as_object_mut()) {

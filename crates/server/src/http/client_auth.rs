@@ -1,9 +1,16 @@
 //! Client authentication at the token, introspection and revocation
 //! endpoints (RFC 6749 2.3; OIDC Core 9): client_secret_basic,
-//! client_secret_post, private_key_jwt (RFC 7523), and none (public
-//! clients, identified only). client_secret_jwt is not offered: Gatehouse
-//! keeps only a keyed hash of client secrets, so it cannot check an HMAC
-//! made with the secret itself.
+//! client_secret_post, client_secret_jwt and private_key_jwt (RFC 7523 JWT
+//! assertions, one code path), and none (public clients, identified only).
+//!
+//! Secrets of basic and post clients are checked as keyed hashes in
+//! constant time. A client_secret_jwt client's assertion is an HMAC
+//! (HS256, HS384 or HS512 only) made with the secret itself, which a hash
+//! cannot check: for those clients the secret is also stored sealed with
+//! the key-encryption key (AES-256-GCM, bound to the client id), opened
+//! inside the keys crate only to check the MAC (constant-time comparison;
+//! a secret shorter than the hash size is refused, RFC 7518 3.2). The
+//! registered method decides how an assertion is checked, never its header.
 
 use std::sync::Arc;
 
@@ -12,7 +19,7 @@ use base64::{
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
     Engine,
 };
-use gatehouse_keys::Alg;
+use gatehouse_keys::{Alg, HmacAlg};
 use gatehouse_storage::model::Client;
 use subtle::ConstantTimeEq;
 
@@ -147,13 +154,20 @@ pub async fn authenticate(
 
 /// RFC 7523 2.2: the assertion type of a JWT client assertion.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// Signing algorithms accepted on client assertions.
+/// Signing algorithms accepted on private_key_jwt assertions.
 const ASSERTION_ALGS: [Alg; 4] = [Alg::RS256, Alg::PS256, Alg::ES256, Alg::EdDSA];
+/// MAC algorithms accepted on client_secret_jwt assertions.
+const ASSERTION_HMAC_ALGS: [HmacAlg; 3] = HmacAlg::ALL;
 
-/// private_key_jwt (RFC 7523 2.2 and 3; OIDC Core 9): a JWT signed with
-/// one of the client's registered keys, `iss` = `sub` = client id, `aud`
-/// the issuer or the token endpoint, `exp` at most five minutes ahead, and
-/// a `jti` never seen before.
+/// A JWT client assertion (RFC 7523 2.2 and 3; OIDC Core 9), for both
+/// private_key_jwt (signed with one of the client's registered keys) and
+/// client_secret_jwt (MACed with the client secret, which is kept sealed
+/// for exactly this). Which one applies is the client's registered method,
+/// never the token's choice: a private_key_jwt client's HS256 assertion and
+/// a client_secret_jwt client's RS256 assertion both fail, as does `none`.
+/// Then the same rules for both: `iss` = `sub` = client id, `aud` the
+/// issuer or the token endpoint, `exp` at most five minutes ahead, and a
+/// `jti` never seen before.
 async fn assertion(state: &AppState, params: &Params) -> Result<Authenticated, AppError> {
     let fail = || invalid_client(false, "client authentication failed");
     if params.get("client_assertion_type") != Some(JWT_BEARER) {
@@ -189,19 +203,57 @@ async fn assertion(state: &AppState, params: &Params) -> Result<Authenticated, A
     if params.get("client_id").is_some_and(|c| c != client_id) {
         return Err(fail());
     }
-    let client = state.registry.client(client_id).await?.ok_or_else(fail)?;
-    if client.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt.as_str() {
+    if client_id.is_empty() || client_id.len() > 255 {
         return Err(fail());
     }
-    let keys = match (&client.jwks, &client.jwks_uri) {
-        (Some(j), _) => crate::clients::parse_jwks(j).unwrap_or_default(),
-        (None, Some(uri)) => state.registry.client_jwks(&state.http, uri, &kid).await,
-        (None, None) => Vec::new(),
+    let client = state.registry.client(client_id).await?.ok_or_else(fail)?;
+    let method: AuthMethod = client
+        .token_endpoint_auth_method
+        .parse()
+        .map_err(|_| fail())?;
+    // The registered algorithm, if any, narrows the allow-list to itself.
+    let registered = client.token_endpoint_auth_signing_alg.as_deref();
+    let verified = match method {
+        AuthMethod::PrivateKeyJwt => {
+            let algs: Vec<Alg> = ASSERTION_ALGS
+                .into_iter()
+                .filter(|a| registered.is_none_or(|r| r == a.as_str()))
+                .collect();
+            let keys = match (&client.jwks, &client.jwks_uri) {
+                (Some(j), _) => crate::clients::parse_jwks(j).unwrap_or_default(),
+                (None, Some(uri)) => state.registry.client_jwks(&state.http, uri, &kid).await,
+                (None, None) => Vec::new(),
+            };
+            gatehouse_keys::verify(jwt, &algs, |k| {
+                keys.iter().find(|x| x.kid() == Some(k)).cloned()
+            })
+            .map_err(|_| fail())?
+        }
+        AuthMethod::ClientSecretJwt => {
+            // A MAC failure is a wrong secret: throttled like Basic's.
+            let throttle_key = [format!("client:{}", client.id)];
+            if let Some(secs) = state.throttle.wait_any(&throttle_key, state.now()) {
+                return Err(AppError::Throttled(secs));
+            }
+            let algs: Vec<HmacAlg> = ASSERTION_HMAC_ALGS
+                .into_iter()
+                .filter(|a| registered.is_none_or(|r| r == a.as_str()))
+                .collect();
+            let sealed = client.client_secret_sealed.as_deref().ok_or_else(fail)?;
+            match state.sealer.verify_jws(&client.id, sealed, jwt, &algs) {
+                Ok(v) => {
+                    state.throttle.succeed(&throttle_key);
+                    v
+                }
+                Err(e) => {
+                    tracing::debug!(client_id = %client.id, reason = %e, "client_secret_jwt assertion refused");
+                    state.throttle.fail(&throttle_key, state.now());
+                    return Err(fail());
+                }
+            }
+        }
+        _ => return Err(fail()),
     };
-    let verified = gatehouse_keys::verify(jwt, &ASSERTION_ALGS, |k| {
-        keys.iter().find(|x| x.kid() == Some(k)).cloned()
-    })
-    .map_err(|_| fail())?;
     let c = verified.claims;
     let s = |k: &str| c.get(k).and_then(|v| v.as_str());
     let now = state.now();
@@ -236,8 +288,5 @@ async fn assertion(state: &AppState, params: &Params) -> Result<Authenticated, A
         tracing::warn!(client_id = %client.id, "client assertion replayed");
         return Err(fail());
     }
-    Ok(Authenticated {
-        client,
-        method: AuthMethod::PrivateKeyJwt,
-    })
+    Ok(Authenticated { client, method })
 }

@@ -1,6 +1,12 @@
 //! Dynamic client registration (RFC 7591) and its management protocol
 //! (RFC 7592), protected by initial access tokens that
 //! `gatehouse registration-token create` prints.
+//!
+//! Secret rotation: an update (PUT) that carries `"rotate_client_secret":
+//! true` is answered with a new `client_secret`; the old one stops working
+//! at once (its hash, and for client_secret_jwt its sealed copy, are
+//! replaced). Without it the secret stays. A `client_secret` in an update
+//! must equal the current one (RFC 7592 2.2).
 
 use axum::{
     body::Bytes,
@@ -16,8 +22,8 @@ use subtle::ConstantTimeEq;
 
 use super::error::AppError;
 use crate::{
-    clients::{build, ClientSpec, SpecError},
-    oauth::ErrorCode,
+    clients::{build, new_secret, ClientSpec, SpecError},
+    oauth::{AuthMethod, ErrorCode},
     session::random_token,
     state::AppState,
 };
@@ -38,6 +44,11 @@ struct Metadata {
     jwks: Option<Value>,
     jwks_uri: Option<String>,
     backchannel_logout_uri: Option<String>,
+    token_endpoint_auth_signing_alg: Option<String>,
+    /// RFC 7592 2.2: if present in an update, must be the current secret.
+    client_secret: Option<String>,
+    /// Gatehouse extension for updates: issue a new client secret.
+    rotate_client_secret: bool,
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -51,6 +62,7 @@ fn metadata_error(e: SpecError) -> AppError {
     match e {
         SpecError::RedirectUri(d) => AppError::oauth(ErrorCode::InvalidRedirectUri, d),
         SpecError::Metadata(d) => AppError::oauth(ErrorCode::InvalidClientMetadata, d),
+        SpecError::Internal(d) => AppError::Internal(d),
     }
 }
 
@@ -104,6 +116,7 @@ fn spec(m: Metadata) -> Result<ClientSpec, AppError> {
         jwks_uri: m.jwks_uri,
         backchannel_logout_uri: m.backchannel_logout_uri,
         access_token_ttl: None,
+        token_endpoint_auth_signing_alg: m.token_endpoint_auth_signing_alg,
     })
 }
 
@@ -132,6 +145,9 @@ fn describe(state: &AppState, c: &Client) -> serde_json::Map<String, Value> {
     }
     if let Some(u) = &c.backchannel_logout_uri {
         o.insert("backchannel_logout_uri".into(), u.clone().into());
+    }
+    if let Some(a) = &c.token_endpoint_auth_signing_alg {
+        o.insert("token_endpoint_auth_signing_alg".into(), a.clone().into());
     }
     o.insert(
         "registration_client_uri".into(),
@@ -171,8 +187,10 @@ pub async fn register(
             "the initial access token is invalid, expired or used up",
         ));
     }
+    // A client_secret in the request is ignored: the server issues it.
     let spec = spec(parse(&headers, &body)?)?;
-    let (mut client, secret) = build(spec, &state.hasher, state.now()).map_err(metadata_error)?;
+    let (mut client, secret) =
+        build(spec, &state.hasher, &state.sealer, state.now()).map_err(metadata_error)?;
     let rat = random_token();
     client.registration_token_hash = Some(state.hasher.hash(&rat));
     state.store.create_client(&client).await?;
@@ -212,7 +230,8 @@ pub async fn read(
 }
 
 /// `PUT /register/{client_id}` (RFC 7592 2.2): replaces the metadata; the
-/// client id, secret and registration access token stay.
+/// client id and registration access token stay, and so does the secret
+/// unless `rotate_client_secret` asks for a new one.
 pub async fn update(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -220,33 +239,82 @@ pub async fn update(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let old = authorized(&state, &headers, &id).await?;
-    let m = parse(&headers, &body)?;
+    let mut m = parse(&headers, &body)?;
     if m.client_id.as_deref() != Some(id.as_str()) {
         return Err(AppError::oauth(
             ErrorCode::InvalidClientMetadata,
             "client_id must be present and match",
         ));
     }
-    let (new, _) = build(spec(m)?, &state.hasher, state.now()).map_err(metadata_error)?;
+    if let Some(presented) = m.client_secret.take() {
+        let current = old
+            .secret_hash
+            .as_deref()
+            .is_some_and(|h| state.hasher.matches(&presented, h));
+        if !current {
+            return Err(AppError::oauth(
+                ErrorCode::InvalidClientMetadata,
+                "client_secret is not the current secret; a client cannot choose its own",
+            ));
+        }
+    }
+    let rotate = std::mem::take(&mut m.rotate_client_secret);
+    let (new, _) =
+        build(spec(m)?, &state.hasher, &state.sealer, state.now()).map_err(metadata_error)?;
     if new.token_endpoint_auth_method != old.token_endpoint_auth_method {
         return Err(AppError::oauth(
             ErrorCode::InvalidClientMetadata,
             "token_endpoint_auth_method cannot change",
         ));
     }
-    let updated = Client {
-        id: old.id.clone(),
-        secret_hash: old.secret_hash.clone(),
-        registration_token_hash: old.registration_token_hash.clone(),
-        created_at: old.created_at,
-        updated_at: state.now(),
-        ..new
+    let method: AuthMethod = old
+        .token_endpoint_auth_method
+        .parse()
+        .map_err(AppError::Internal)?;
+    let fresh = if rotate {
+        if !method.uses_secret() {
+            return Err(AppError::oauth(
+                ErrorCode::InvalidClientMetadata,
+                "this client has no secret to rotate",
+            ));
+        }
+        new_secret(method, &old.id, &state.hasher, &state.sealer).map_err(metadata_error)?
+    } else {
+        None
+    };
+    let updated = match &fresh {
+        Some(s) => Client {
+            id: old.id.clone(),
+            secret_hash: Some(s.hash.clone()),
+            client_secret_sealed: s.sealed.clone(),
+            registration_token_hash: old.registration_token_hash.clone(),
+            created_at: old.created_at,
+            updated_at: state.now(),
+            ..new
+        },
+        None => Client {
+            id: old.id.clone(),
+            secret_hash: old.secret_hash.clone(),
+            client_secret_sealed: old.client_secret_sealed.clone(),
+            registration_token_hash: old.registration_token_hash.clone(),
+            created_at: old.created_at,
+            updated_at: state.now(),
+            ..new
+        },
     };
     state.store.update_client(&updated).await?;
-    Ok(created(
-        Value::Object(describe(&state, &updated)),
-        StatusCode::OK,
-    ))
+    // This instance drops the old registration (and a rotated secret) at
+    // once; other instances within their epoch poll (about 2 s).
+    if let Err(e) = state.registry.refresh().await {
+        tracing::warn!(error = %e, "client cache refresh after an update failed");
+    }
+    let mut o = describe(&state, &updated);
+    if let Some(s) = fresh {
+        tracing::info!(client_id = %updated.id, "client secret rotated");
+        o.insert("client_secret".into(), s.secret.into());
+        o.insert("client_secret_expires_at".into(), 0.into());
+    }
+    Ok(created(Value::Object(o), StatusCode::OK))
 }
 
 /// `DELETE /register/{client_id}` (RFC 7592 2.3).

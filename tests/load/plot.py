@@ -11,7 +11,7 @@ peak = max(v for _, v in rows)
 out = [
     f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="13">',
     '<rect width="100%" height="100%" fill="white"/>',
-    '<text x="20" y="28" font-size="16" font-weight="bold">Gatehouse throughput per endpoint (requests/s, server on one core)</text>',
+    '<text x="20" y="28" font-size="16" font-weight="bold">Gatehouse throughput per endpoint (requests/s; server on one core unless named _2_cores)</text>',
 ]
 for i, (name, v) in enumerate(rows):
     y = top + i * (bar_h + gap)

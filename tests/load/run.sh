@@ -2,8 +2,9 @@
 # Load benchmark of the release binary: the server pinned to CPU 0, wrk on
 # CPU 1, against discovery, JWKS, a bare handler (/healthz), the token
 # endpoint (client_credentials, JWE to an ECDH-ES and to an RSA-OAEP
-# resource server) and introspection. Prints req/s, p50/p99 and RSS, and
-# the ratio to the in-process issuance rate measured in the same run.
+# resource server, then at half its maximum rate for latency) and
+# introspection (one core, then two). Prints req/s, p50/p99 and RSS, and
+# the ratio to the raw crypto limit measured in the same run.
 # Usage: tests/load/run.sh [seconds-per-endpoint]   (needs wrk, python3 with jwcrypto)
 # With RESULTS=FILE it also appends name, req/s, p50, p99 as TSV (for plot.py).
 set -euo pipefail
@@ -76,6 +77,21 @@ BODY="grant_type=client_credentials&resource=https%3A%2F%2Fec.api.example"
 DELAY_MS=$HALF_DELAY run token_ecdh_es_half_load -s "$ROOT/tests/load/post.lua" "$BASE/token"
 echo "RSS after load: $(rss) MiB"
 
+kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
+
+# Introspection with the whole machine (2 cores shared by server and wrk),
+# the setting of Hydra's published figure.
+PORT2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$BIN" serve --listen "127.0.0.1:$PORT2" 2>server2.log &
+SERVER=$!
+until curl -sf "http://127.0.0.1:$PORT2/healthz" >/dev/null; do sleep 0.01; done
+BODY="token=$TOKEN"
+out=$(wrk -t2 -c32 -d"${DUR}s" --latency -s "$ROOT/tests/load/post.lua" "http://127.0.0.1:$PORT2/introspect" 2>&1)
+if echo "$out" | grep -q "Non-2xx"; then echo "$out" | grep -E "Non-2xx" >&2; fi
+RPS_introspect_2=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+printf '%-28s %10s %9s %9s %8s\n' introspect_own_jwe_2_cores "$RPS_introspect_2" "$(echo "$out" | awk '$1=="50%" {print $2}')" "$(echo "$out" | awk '$1=="99%" {print $2}')" "$(rss)"
+[ -z "${RESULTS:-}" ] || printf '%s\t%s\t%s\t%s\n' introspect_own_jwe_2_cores "$RPS_introspect_2" "$(echo "$out" | awk '$1=="50%" {print $2}')" "$(echo "$out" | awk '$1=="99%" {print $2}')" >> "$RESULTS"
+
 echo
 echo "raw crypto limit (ES256 sign + ECDH-ES+A256KW encrypt, one core): $LIMIT/s"
 python3 - "$LIMIT" "$RPS_token_ecdh_es" "$RPS_healthz" "$RPS_discovery" "$RPS_jwks" <<'PY'
@@ -84,3 +100,4 @@ limit, tok, bare, disc, jwks = map(float, sys.argv[1:])
 print(f"token endpoint / raw crypto limit: {tok/limit:.2f}")
 print(f"bare handler / discovery: {bare/disc:.2f}   bare handler / jwks: {bare/jwks:.2f}")
 PY
+python3 -c "print(f'introspection on 2 cores / Hydra 5,100/s: {float(\"$RPS_introspect_2\")/5100:.1f}x')"

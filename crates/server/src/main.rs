@@ -4,6 +4,13 @@ use clap::Parser;
 use gatehouse_server::cli::Cli;
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc instead of the system allocator: token issuance allocates many
+/// small buffers (JSON, base64, OpenSSL objects); measured in
+/// docs/benchmarks.md.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let json = cli.global.log_format.as_deref() == Some("json");

@@ -49,7 +49,7 @@ pub async fn build_state(
         .timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    Ok(AppState {
+    Ok(AppState::new(crate::state::Shared {
         metrics: Arc::default(),
         status_lists: Arc::default(),
         draining: Arc::default(),
@@ -63,7 +63,7 @@ pub async fn build_state(
         keys,
         clock,
         discovery,
-    })
+    }))
 }
 
 /// The router with every endpoint and the middleware stack.

@@ -1,4 +1,5 @@
-//! The application state every handler receives: a few `Arc`s.
+//! The application state every handler receives: one `Arc`, so the clone
+//! each extractor and middleware makes is one reference-count bump.
 
 use std::sync::Arc;
 
@@ -7,9 +8,26 @@ use gatehouse_storage::Store;
 
 use crate::{config::Settings, discovery::Discovery, registry::Registry};
 
-/// Shared by every request. Cloning is a handful of reference-count bumps.
+/// Shared by every request; derefs to [`Shared`].
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What every request shares.
+#[derive(Debug)]
+pub struct Shared {
     pub settings: Arc<Settings>,
     pub store: Store,
     pub keys: Arc<KeyRing>,
@@ -32,7 +50,7 @@ pub struct AppState {
     pub status_lists: Arc<crate::status_list::StatusLists>,
 }
 
-impl AppState {
+impl Shared {
     /// Now, in Unix seconds, from the injected clock.
     pub fn now(&self) -> i64 {
         self.clock.now()

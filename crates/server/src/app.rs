@@ -332,7 +332,11 @@ pub async fn build_from_settings(settings: Settings) -> anyhow::Result<AppState>
 /// attempt's error. Other errors (a malformed URL, a failed migration)
 /// fail at once. `wait` zero: one attempt.
 pub async fn open_store(url: &str, wait: Duration) -> Result<Store, StoreError> {
-    let deadline = tokio::time::Instant::now() + wait;
+    let now = tokio::time::Instant::now();
+    // A huge wait ("forever") must not overflow the clock.
+    let deadline = now
+        .checked_add(wait)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
     let mut pause = Duration::from_millis(500);
     let mut attempt: u32 = 1;
     loop {

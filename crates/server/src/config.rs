@@ -228,7 +228,14 @@ impl Settings {
         };
         let wait_for_database = std::time::Duration::from_secs(wait_for_database);
         let lifetimes = Lifetimes {
-            access_token: positive("access_token_ttl", raw.access_token_ttl, 900)?,
+            access_token: match positive("access_token_ttl", raw.access_token_ttl, 900)? {
+                // Own tokens and sealed references use day keys that open
+                // for a day either side; revocation entries live a day.
+                ttl if ttl > 86_400 => {
+                    bail!("access_token_ttl must be at most 86400 seconds (a day), got {ttl}")
+                }
+                ttl => ttl,
+            },
             id_token: positive("id_token_ttl", raw.id_token_ttl, 3600)?,
             refresh_token: positive("refresh_token_ttl", raw.refresh_token_ttl, 30 * 86_400)?,
             refresh_grace: positive("refresh_grace", raw.refresh_grace, 10)?,

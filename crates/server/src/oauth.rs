@@ -134,13 +134,6 @@ impl AuthMethod {
                 | AuthMethod::ClientSecretJwt
         )
     }
-    /// Whether the client authenticates with a JWT assertion (RFC 7523).
-    pub fn uses_assertion(self) -> bool {
-        matches!(
-            self,
-            AuthMethod::ClientSecretJwt | AuthMethod::PrivateKeyJwt
-        )
-    }
 }
 
 impl FromStr for AuthMethod {

@@ -13,7 +13,10 @@
 use std::{
     collections::HashMap,
     io::Write,
-    sync::Mutex,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex,
+    },
     time::{Duration, Instant},
 };
 
@@ -32,15 +35,29 @@ pub const LIST_BITS: i64 = 1 << 20;
 pub const BLOCK: i64 = 1024;
 /// How long an instance reuses a list it built.
 pub const CACHE_FOR: Duration = Duration::from_secs(5);
+/// After a failed block reservation, how long requests fail at once.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 /// The algorithm status list tokens are signed with.
 const LIST_ALG: Alg = Alg::ES256;
 
 /// Per-instance state: the reserved block and the built lists.
 #[derive(Debug, Default)]
 pub struct StatusLists {
-    /// `(next, end)` of the reserved block; empty when `next == end`.
-    block: tokio::sync::Mutex<(i64, i64)>,
+    block: tokio::sync::Mutex<Block>,
     cache: Mutex<HashMap<i64, (Instant, Bytes)>>,
+    /// Bumped by every local revocation: a list built from a read made
+    /// before the bump is not cached.
+    generation: AtomicU64,
+}
+
+/// The reserved block: `next..end`, empty when `next == end`.
+#[derive(Debug, Default)]
+struct Block {
+    next: i64,
+    end: i64,
+    /// When reserving last failed: while the database is away, requests
+    /// fail at once instead of queueing behind each other's timeouts.
+    failed_at: Option<Instant>,
 }
 
 /// A token's place in the status lists.
@@ -56,12 +73,20 @@ impl StatusIndex {
     }
 }
 
-/// The `lst` member: the list as bytes (bit `i % 8` of byte `i / 8`, least
+/// The `lst` member of list `list_id` from revoked global indices (others
+/// are ignored): the list as bytes (bit `i % 8` of byte `i / 8`, least
 /// significant first; 1 = revoked), zlib-compressed (RFC 1950), base64url.
-pub fn encode_list(revoked: impl IntoIterator<Item = i64>) -> Result<String, AppError> {
+pub fn encode_list(
+    list_id: i64,
+    revoked: impl IntoIterator<Item = i64>,
+) -> Result<String, AppError> {
     let mut bytes = vec![0u8; (LIST_BITS / 8) as usize];
-    for i in revoked {
-        let i = i.rem_euclid(LIST_BITS) as usize;
+    for g in revoked {
+        let s = StatusIndex(g);
+        if g < 0 || s.list_id() != list_id {
+            continue;
+        }
+        let i = s.idx() as usize;
         bytes[i / 8] |= 1 << (i % 8);
     }
     let mut z = ZlibEncoder::new(Vec::new(), Compression::best());
@@ -76,12 +101,28 @@ impl AppState {
     /// per [`BLOCK`] tokens.
     pub async fn next_status_index(&self) -> Result<StatusIndex, AppError> {
         let mut b = self.status_lists.block.lock().await;
-        if b.0 >= b.1 {
-            let start = self.store.reserve_status_block(BLOCK).await?;
-            *b = (start, start + BLOCK);
+        if b.next >= b.end {
+            if b.failed_at
+                .is_some_and(|t| t.elapsed() < RETRY_AFTER_FAILURE)
+            {
+                return Err(AppError::Unavailable);
+            }
+            match self.store.reserve_status_block(BLOCK).await {
+                Ok(start) => {
+                    *b = Block {
+                        next: start,
+                        end: start + BLOCK,
+                        failed_at: None,
+                    }
+                }
+                Err(e) => {
+                    b.failed_at = Some(Instant::now());
+                    return Err(e.into());
+                }
+            }
         }
-        let idx = b.0;
-        b.0 += 1;
+        let idx = b.next;
+        b.next += 1;
         Ok(StatusIndex(idx))
     }
 
@@ -97,6 +138,7 @@ impl AppState {
 
     /// Drops this instance's built lists after a revocation here.
     pub fn forget_status_lists(&self) {
+        self.status_lists.generation.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut c) = self.status_lists.cache.lock() {
             c.clear();
         }
@@ -113,6 +155,7 @@ impl AppState {
             return Ok(None);
         }
         let now = self.now();
+        let generation = self.status_lists.generation.load(Ordering::SeqCst);
         let revoked = self.store.revoked_status_indices(list_id, now).await?;
         let ttl = self.settings.lifetimes.status_list;
         let mut claims = Map::new();
@@ -125,12 +168,17 @@ impl AppState {
         claims.insert("ttl".into(), ttl.into());
         claims.insert(
             "status_list".into(),
-            json!({ "bits": 1, "lst": encode_list(revoked)? }),
+            json!({ "bits": 1, "lst": encode_list(list_id, revoked)? }),
         );
         let jwt = Bytes::from(self.keys.sign(LIST_ALG, "statuslist+jwt", &claims)?);
         if let Ok(mut c) = self.status_lists.cache.lock() {
-            c.retain(|_, (at, _)| at.elapsed() < CACHE_FOR);
-            c.insert(list_id, (Instant::now(), jwt.clone()));
+            // Checked under the cache lock, which `forget_status_lists`
+            // takes after bumping: a revocation that raced this build
+            // keeps its (possibly stale) list out of the cache.
+            if self.status_lists.generation.load(Ordering::SeqCst) == generation {
+                c.retain(|_, (at, _)| at.elapsed() < CACHE_FOR);
+                c.insert(list_id, (Instant::now(), jwt.clone()));
+            }
         }
         Ok(Some(jwt))
     }
@@ -151,20 +199,20 @@ mod tests {
 
     #[test]
     fn bits_are_counted_from_the_least_significant() {
-        let lst = encode_list([0, 9, LIST_BITS + 3]).unwrap();
+        let lst = encode_list(0, [0, 9, 3, LIST_BITS + 4, -1]).unwrap();
         let z = URL_SAFE_NO_PAD.decode(lst).unwrap();
         let mut bytes = Vec::new();
         flate2::read::ZlibDecoder::new(&z[..])
             .read_to_end(&mut bytes)
             .unwrap();
         assert_eq!(bytes.len() as i64, LIST_BITS / 8);
-        assert_eq!(bytes[0], 0b0000_1001); // 0 and 3 (the next list's 3 wraps)
+        assert_eq!(bytes[0], 0b0000_1001); // 0 and 3; the next list's 4 is not ours
         assert_eq!(bytes[1], 0b0000_0010); // 9
         assert!(bytes[2..].iter().all(|b| *b == 0));
     }
 
     #[test]
     fn an_empty_list_compresses_to_almost_nothing() {
-        assert!(encode_list([]).unwrap().len() < 400);
+        assert!(encode_list(0, []).unwrap().len() < 400);
     }
 }

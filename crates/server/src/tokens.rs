@@ -418,12 +418,12 @@ impl AppState {
         if token.matches('.').count() != 4 {
             return self.read_opaque_access_token(token, now).await;
         }
-        let Some((kid, reference)) = self.token_reference(token) else {
+        let Some((alg, kid, reference)) = self.token_reference(token) else {
             return Ok(None);
         };
-        let own = match kid.as_deref() {
-            Some(k) if KeyRing::is_own_token_kid(k) => Some(OwnToken::Direct),
-            Some(k) if self.keys.is_own_encryption_kid(k) => Some(OwnToken::Ecdh),
+        let own = match (alg.as_deref(), kid.as_deref()) {
+            (Some("dir"), Some(k)) if KeyRing::is_own_token_kid(k) => Some(OwnToken::Direct),
+            (_, Some(k)) if self.keys.is_own_encryption_kid(k) => Some(OwnToken::Ecdh),
             _ => None,
         };
         let at = if let Some(own) = own {
@@ -479,8 +479,9 @@ impl AppState {
         Ok(Some(at))
     }
 
-    /// The kid and the opened `gh_ref` of a compact JWE's protected header.
-    fn token_reference(&self, token: &str) -> Option<(Option<String>, TokenRef)> {
+    /// The alg, the kid and the opened `gh_ref` of a compact JWE's
+    /// protected header.
+    fn token_reference(&self, token: &str) -> Option<(Option<String>, Option<String>, TokenRef)> {
         let header_b64 = token.split('.').next()?;
         if header_b64.len() > 4096 {
             return None;
@@ -490,10 +491,8 @@ impl AppState {
         let sealed = header.get("gh_ref")?.as_str()?;
         let reference: TokenRef =
             serde_json::from_slice(&self.keys.open_reference(sealed)?).ok()?;
-        Some((
-            header.get("kid").and_then(Value::as_str).map(str::to_owned),
-            reference,
-        ))
+        let member = |name: &str| header.get(name).and_then(Value::as_str).map(str::to_owned);
+        Some((member("alg"), member("kid"), reference))
     }
 
     /// Opens an access token addressed to Gatehouse itself. A `dir` token's

@@ -2094,3 +2094,14 @@ async fn wait_for_database_config_rules() {
         line.stderr
     );
 }
+
+/// Access tokens live at most a day: the day keys of own tokens and sealed
+/// references open for a day either side, and revocation entries last a day.
+#[tokio::test]
+async fn access_token_ttl_is_capped_at_a_day() {
+    let env = sqlite_env().await;
+    let file = env.dir().join("gatehouse.toml");
+    fs::write(&file, "access_token_ttl = 172800\n").unwrap();
+    let line = env.fails(&["--config", &file.to_string_lossy(), "serve"]);
+    assert_mentions(&line, &["access_token_ttl", "86400", "172800"]);
+}

@@ -213,6 +213,10 @@ async fn assertion(state: &AppState, params: &Params) -> Result<Authenticated, A
         .map_err(|_| fail())?;
     // The registered algorithm, if any, narrows the allow-list to itself.
     let registered = client.token_endpoint_auth_signing_alg.as_deref();
+    // Set once a client_secret_jwt MAC verified: the failure throttle is
+    // reset only after the whole assertion (claims, replay) is accepted, so
+    // a captured assertion cannot reset it between guesses.
+    let mut secret_throttle_key = None;
     let verified = match method {
         AuthMethod::PrivateKeyJwt => {
             let algs: Vec<Alg> = ASSERTION_ALGS
@@ -242,7 +246,7 @@ async fn assertion(state: &AppState, params: &Params) -> Result<Authenticated, A
             let sealed = client.client_secret_sealed.as_deref().ok_or_else(fail)?;
             match state.sealer.verify_jws(&client.id, sealed, jwt, &algs) {
                 Ok(v) => {
-                    state.throttle.succeed(&throttle_key);
+                    secret_throttle_key = Some(throttle_key);
                     v
                 }
                 Err(e) => {
@@ -287,6 +291,9 @@ async fn assertion(state: &AppState, params: &Params) -> Result<Authenticated, A
     {
         tracing::warn!(client_id = %client.id, "client assertion replayed");
         return Err(fail());
+    }
+    if let Some(k) = secret_throttle_key {
+        state.throttle.succeed(&k);
     }
     Ok(Authenticated { client, method })
 }

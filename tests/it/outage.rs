@@ -181,6 +181,19 @@ async fn postgres_restart_mid_traffic() {
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
 
+    // A sign-in form, fetched while all is well, to submit during the outage.
+    let login_page = app
+        .browser
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = support::hidden(&login_page, "csrf");
+    assert!(!csrf.is_empty());
+
     // The outage.
     // From the moment the stop begins, requests in flight may be cut off.
     let down_at = Instant::now();
@@ -256,6 +269,27 @@ async fn postgres_restart_mid_traffic() {
     for leak in ["sqlx", "PostgreSQL", "Connection refused", "pool"] {
         assert!(!page.contains(leak), "the page leaks {leak:?}");
     }
+    // A person signing in meets the same page, not an API's JSON.
+    let t = Instant::now();
+    let r = app
+        .browser
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "dave"),
+            ("password", "pw-dave-123456"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(t.elapsed() < FAIL_FAST);
+    assert_eq!(r.status(), 503, "POST /login during the outage");
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(r.text().await.unwrap().contains("temporarily unavailable"));
 
     // Back up, and nothing to do but wait.
     tokio::task::block_in_place(|| pg.start());

@@ -51,7 +51,7 @@ async fn request_from(
     };
     match validate(state, q.as_bytes()).await {
         Ok(req) => Ok((r.to_owned(), req)),
-        Err(authorize::Rejection::Page(e)) => Err(e.into_response()),
+        Err(authorize::Rejection::Page(e)) => Err(e.into_page_response()),
         Err(_) => {
             Err(AppError::page("This authorization request is no longer valid.").into_response())
         }
@@ -79,7 +79,7 @@ pub async fn get(
                 authorize::urlencode(&return_to)
             ))
         }
-        Err(e) => return e.into_response(),
+        Err(e) => return e.into_page_response(),
     };
     let (csrf, cookie) = session::csrf_token(&state, &headers);
     let scopes: Vec<ScopeView> = req
@@ -113,7 +113,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         return AppError::page("The consent form was not sent correctly.").into_response();
     };
     if let Err(e) = session::check_csrf(&state, &headers, p.get("csrf").unwrap_or("")) {
-        return e.into_response();
+        return e.into_page_response();
     }
     let (return_to, req) = match request_from(&state, p.get("return")).await {
         Ok(x) => x,
@@ -127,13 +127,13 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
                 authorize::urlencode(&return_to)
             ))
         }
-        Err(e) => return e.into_response(),
+        Err(e) => return e.into_page_response(),
     };
     match p.get("decision") {
         Some("allow") => {
             let mut granted = match state.store.consented_scopes(&user.id, &req.client.id).await {
                 Ok(g) => g,
-                Err(e) => return AppError::from(e).into_response(),
+                Err(e) => return AppError::from(e).into_page_response(),
             };
             for s in req.scope.iter() {
                 if !granted.iter().any(|g| g == s) {
@@ -146,7 +146,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
                 .save_consent(&user.id, &req.client.id, &granted, state.now())
                 .await
             {
-                return AppError::from(e).into_response();
+                return AppError::from(e).into_page_response();
             }
             see_other(&return_to)
         }

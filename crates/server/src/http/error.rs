@@ -112,9 +112,22 @@ impl From<KeyError> for AppError {
     }
 }
 
-/// The database is away and the answer goes to a person (the
-/// authorization endpoint, when no redirect to the client is safe): an
-/// HTML error page with 503 and `Retry-After`.
+impl AppError {
+    /// The answer for a page a person looks at (login, consent, logout):
+    /// the database being away is an HTML page with 503 and Retry-After,
+    /// not the JSON an API client gets. Everything else as
+    /// [`IntoResponse`].
+    pub fn into_page_response(self) -> Response {
+        match self {
+            AppError::Unavailable => unavailable_page(),
+            other => other.into_response(),
+        }
+    }
+}
+
+/// The database is away and the answer goes to a person (the login,
+/// consent and logout pages; the authorization endpoint when no redirect to
+/// the client is safe): an HTML error page with 503 and `Retry-After`.
 pub fn unavailable_page() -> Response {
     let mut r = views::error_page(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -5,7 +5,7 @@ use axum::{
     body::Bytes,
     extract::{ConnectInfo, RawQuery, State},
     http::{header, HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
+    response::Response,
     Extension,
 };
 use std::net::SocketAddr;
@@ -106,7 +106,7 @@ pub async fn post(
         .unwrap_or_default();
     match login(&state, &headers, &body, &ip).await {
         Ok(r) => r,
-        Err(e) => e.into_response(),
+        Err(e) => e.into_page_response(),
     }
 }
 
@@ -208,6 +208,6 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
             views::page(StatusCode::OK, "signed_in.html", &ctx)
         }
         Ok(None) => see_other("/login"),
-        Err(e) => e.into_response(),
+        Err(e) => e.into_page_response(),
     }
 }

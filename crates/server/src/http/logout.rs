@@ -8,7 +8,7 @@ use axum::{
     body::Bytes,
     extract::{RawQuery, State},
     http::{header, HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use gatehouse_keys::SIGNING_ALGS;
 use serde_json::Value;
@@ -137,7 +137,7 @@ async fn initiate(state: &AppState, headers: &HeaderMap, raw: String) -> Respons
         }
         Ok::<Response, AppError>(r)
     };
-    run.await.unwrap_or_else(IntoResponse::into_response)
+    run.await.unwrap_or_else(AppError::into_page_response)
 }
 
 /// `POST /logout`: the confirmation form (carrying the original request in
@@ -167,5 +167,5 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
             Ok(see_other("/"))
         }
     };
-    run.await.unwrap_or_else(IntoResponse::into_response)
+    run.await.unwrap_or_else(AppError::into_page_response)
 }

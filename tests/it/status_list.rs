@@ -249,6 +249,7 @@ async fn the_endpoint_refuses_what_it_does_not_serve(app: &TestApp) {
         200
     );
     assert_eq!(get("text/html, */*;q=0.1").await.unwrap().status(), 200);
+    assert_eq!(get("*/*;q=0").await.unwrap().status(), 406);
 }
 
 /// Two instances on one database: a revocation at one shows in the other's

@@ -23,10 +23,19 @@ fn accepts_jwt(headers: &HeaderMap) -> bool {
         return false;
     };
     accept.split(',').any(|range| {
-        let media = range.split(';').next().unwrap_or_default().trim();
-        media.eq_ignore_ascii_case(MEDIA_TYPE)
-            || media.eq_ignore_ascii_case("application/*")
-            || media == "*/*"
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim();
+        // RFC 9110 12.4.2: q=0 means "not acceptable".
+        let refused = parts.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        !refused
+            && (media.eq_ignore_ascii_case(MEDIA_TYPE)
+                || media.eq_ignore_ascii_case("application/*")
+                || media == "*/*")
     })
 }
 

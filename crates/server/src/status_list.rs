@@ -48,6 +48,8 @@ pub struct StatusLists {
     /// Bumped by every local revocation: a list built from a read made
     /// before the bump is not cached.
     generation: AtomicU64,
+    /// Held while a list is built.
+    building: tokio::sync::Mutex<()>,
 }
 
 /// The reserved block: `next..end`, empty when `next == end`.
@@ -147,6 +149,19 @@ impl AppState {
     /// The signed status list token for `list_id`, or `None` when no index
     /// of that list has been handed out yet.
     pub async fn status_list_token(&self, list_id: i64) -> Result<Option<Bytes>, AppError> {
+        if let Some(hit) = self.cached_status_list(list_id) {
+            return Ok(Some(hit));
+        }
+        // One build at a time: when a list lapses while many resource
+        // servers ask for it, the first builds and the others find it
+        // cached instead of each compressing 128 KiB and signing. While
+        // the database is away a build hangs for the pool's timeout, so
+        // waiters give up after a while rather than queue behind each other.
+        let Ok(_building) =
+            tokio::time::timeout(CACHE_FOR, self.status_lists.building.lock()).await
+        else {
+            return Err(AppError::Unavailable);
+        };
         if let Some(hit) = self.cached_status_list(list_id) {
             return Ok(Some(hit));
         }

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 
 use axum::{routing::post, Form, Router};
 use gatehouse_server::clients::ClientSpec;
-use gatehouse_storage::model::ResourceServer;
 use serde_json::Value;
 
 use crate::support::{introspect, query_param, userinfo_status as userinfo, TestApp};
@@ -49,25 +48,7 @@ async fn revoking_a_refresh_token_revokes_its_access_tokens(app: &TestApp) {
 /// Tokens encrypted to a resource server's key: Gatehouse cannot decrypt
 /// them, yet introspects and revokes them through the sealed reference.
 async fn resource_server_tokens_are_introspectable_and_revocable(app: &TestApp) {
-    let kp = josekit::jwe::ECDH_ES_A256KW
-        .generate_ec_key_pair(josekit::jwk::alg::ec::EcCurve::P256)
-        .unwrap();
-    let mut jwk: Value = serde_json::from_str(&kp.to_jwk_public_key().to_string()).unwrap();
-    jwk["alg"] = "ECDH-ES+A256KW".into();
-    jwk["kid"] = "api".into();
-    app.state
-        .store
-        .create_resource(&ResourceServer {
-            audience: "https://api.example".into(),
-            encryption_jwk: jwk.to_string(),
-            signing_alg: "ES256".into(),
-            token_format: "jwe".into(),
-            access_token_lifetime: None,
-            scopes: vec!["read".into()],
-            created_at: 0,
-        })
-        .await
-        .unwrap();
+    crate::support::ecdh_api(app, "https://api.example").await;
     let c = app
         .create_client(ClientSpec {
             name: "svc".into(),
@@ -141,25 +122,10 @@ async fn receiver() -> (String, Received) {
 
 /// Verifies a logout token against the published JWKS with josekit.
 async fn check_logout_token(app: &TestApp, token: &str, client_id: &str, sub: &str) {
-    let jwks: Value = app
-        .http
-        .get(app.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     let header = josekit::jwt::decode_header(token).unwrap();
     let kid = header.claim("kid").unwrap().as_str().unwrap().to_owned();
     assert_eq!(header.claim("typ").unwrap(), "logout+jwt");
-    let key = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kid"] == kid.as_str())
-        .unwrap();
-    let jwk = josekit::jwk::Jwk::from_bytes(key.to_string().as_bytes()).unwrap();
+    let jwk = crate::support::published_jwk(app, &kid).await;
     let verifier = josekit::jws::RS256.verifier_from_jwk(&jwk).unwrap();
     let (payload, _) = josekit::jwt::decode_with_verifier(token, &verifier).unwrap();
     assert_eq!(payload.issuer(), Some(app.state.settings.issuer.as_str()));

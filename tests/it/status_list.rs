@@ -6,11 +6,10 @@ use std::io::Read;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use gatehouse_server::clients::ClientSpec;
-use gatehouse_storage::model::ResourceServer;
 use josekit::jwk::alg::ec::EcKeyPair;
 use serde_json::Value;
 
-use crate::support::{introspect, TestApp, TestClient};
+use crate::support::{ecdh_api, introspect, published_jwk, TestApp, TestClient};
 
 /// The `status.status_list` of a token: (idx, uri).
 fn status_of(claims: &Value) -> (u64, String) {
@@ -37,22 +36,7 @@ async fn fetch_list(app: &TestApp, uri: &str) -> Vec<u8> {
     assert_eq!(header.claim("typ").unwrap(), "statuslist+jwt");
     assert_eq!(header.claim("alg").unwrap(), "ES256");
     let kid = header.claim("kid").unwrap().as_str().unwrap().to_owned();
-    let jwks: Value = app
-        .http
-        .get(app.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kid"] == kid.as_str())
-        .unwrap();
-    let jwk = josekit::jwk::Jwk::from_bytes(key.to_string().as_bytes()).unwrap();
+    let jwk = published_jwk(app, &kid).await;
     let verifier = josekit::jws::ES256.verifier_from_jwk(&jwk).unwrap();
     let (payload, _) = josekit::jwt::decode_with_verifier(&jwt, &verifier).unwrap();
     assert_eq!(payload.subject(), Some(uri));
@@ -89,25 +73,7 @@ async fn revoke(app: &TestApp, c: &TestClient, token: &str) {
 
 /// A resource server whose key the test holds, and a client_credentials client.
 async fn api(app: &TestApp) -> (EcKeyPair, TestClient) {
-    let kp = josekit::jwe::ECDH_ES_A256KW
-        .generate_ec_key_pair(josekit::jwk::alg::ec::EcCurve::P256)
-        .unwrap();
-    let mut jwk: Value = serde_json::from_str(&kp.to_jwk_public_key().to_string()).unwrap();
-    jwk["alg"] = "ECDH-ES+A256KW".into();
-    jwk["kid"] = "api".into();
-    app.state
-        .store
-        .create_resource(&ResourceServer {
-            audience: "https://api.example".into(),
-            encryption_jwk: jwk.to_string(),
-            signing_alg: "ES256".into(),
-            token_format: "jwe".into(),
-            access_token_lifetime: None,
-            scopes: vec!["read".into()],
-            created_at: 0,
-        })
-        .await
-        .unwrap();
+    let kp = ecdh_api(app, "https://api.example").await;
     let c = app
         .create_client(ClientSpec {
             name: "svc".into(),

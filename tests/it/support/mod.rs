@@ -420,3 +420,50 @@ pub async fn userinfo_status(app: &TestApp, token: &str) -> u16 {
         .status()
         .as_u16()
 }
+
+/// The published JWK with `kid`, from the issuer's `/jwks`.
+pub async fn published_jwk(app: &TestApp, kid: &str) -> josekit::jwk::Jwk {
+    let jwks: serde_json::Value = app
+        .http
+        .get(app.url("/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .unwrap_or_else(|| panic!("kid {kid} is not published"));
+    josekit::jwk::Jwk::from_bytes(key.to_string().as_bytes()).unwrap()
+}
+
+/// Registers a resource server `audience` (JWE tokens, ES256, scope
+/// `read`) with a fresh ECDH-ES+A256KW key; returns the key pair, so the
+/// test can decrypt its tokens as the API would.
+pub async fn ecdh_api(app: &TestApp, audience: &str) -> josekit::jwk::alg::ec::EcKeyPair {
+    let kp = josekit::jwe::ECDH_ES_A256KW
+        .generate_ec_key_pair(josekit::jwk::alg::ec::EcCurve::P256)
+        .unwrap();
+    let mut jwk: serde_json::Value =
+        serde_json::from_str(&kp.to_jwk_public_key().to_string()).unwrap();
+    jwk["alg"] = "ECDH-ES+A256KW".into();
+    jwk["kid"] = "api".into();
+    app.state
+        .store
+        .create_resource(&gatehouse_storage::model::ResourceServer {
+            audience: audience.into(),
+            encryption_jwk: jwk.to_string(),
+            signing_alg: "ES256".into(),
+            token_format: "jwe".into(),
+            access_token_lifetime: None,
+            scopes: vec!["read".into()],
+            created_at: 0,
+        })
+        .await
+        .unwrap();
+    kp
+}

@@ -192,15 +192,7 @@ async fn opaque_format_gives_reference_tokens(app: &TestApp) {
     let i = introspect(app, &c, token).await;
     assert_eq!(i["active"], true);
     assert_eq!(i["aud"], AUDIENCE);
-    let r = app
-        .http
-        .post(app.url("/revoke"))
-        .basic_auth(&c.id, c.secret.as_deref())
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    crate::support::revoke(app, &c, token).await;
     let i = introspect(app, &c, token).await;
     assert_eq!(i, json!({ "active": false }));
 }

@@ -31,15 +31,7 @@ async fn revoking_a_refresh_token_revokes_its_access_tokens(app: &TestApp) {
         .to_owned();
     assert_eq!(userinfo(app, at).await, 200);
     assert_eq!(userinfo(app, &at2).await, 200);
-    let r = app
-        .http
-        .post(app.url("/revoke"))
-        .basic_auth(&c.id, c.secret.as_deref())
-        .form(&[("token", rt)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    crate::support::revoke(app, &c, rt).await;
     assert_eq!(userinfo(app, at).await, 401);
     assert_eq!(userinfo(app, &at2).await, 401);
     assert_eq!(introspect(app, &c, &at2).await["active"], false);
@@ -80,15 +72,7 @@ async fn resource_server_tokens_are_introspectable_and_revocable(app: &TestApp) 
     assert_eq!(introspect(app, &c, &parts.join(".")).await["active"], false);
     // Not usable at userinfo (another audience).
     assert_eq!(userinfo(app, at).await, 401);
-    let r = app
-        .http
-        .post(app.url("/revoke"))
-        .basic_auth(&c.id, c.secret.as_deref())
-        .form(&[("token", at)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    crate::support::revoke(app, &c, at).await;
     assert_eq!(introspect(app, &c, at).await["active"], false);
 }
 
@@ -267,15 +251,7 @@ async fn two_instances_behave_like_one(app: &TestApp) {
     let t = app.redeem(&c, &code, &verifier).await;
     let at = t["access_token"].as_str().unwrap();
     assert_eq!(introspect(&other, &c, at).await["active"], true);
-    let r = other
-        .http
-        .post(other.url("/revoke"))
-        .basic_auth(&c.id, c.secret.as_deref())
-        .form(&[("token", at)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    crate::support::revoke(&other, &c, at).await;
     assert_eq!(introspect(app, &c, at).await["active"], false);
     other.stop().await;
 }

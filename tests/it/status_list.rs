@@ -9,7 +9,7 @@ use gatehouse_server::clients::ClientSpec;
 use josekit::jwk::alg::ec::EcKeyPair;
 use serde_json::Value;
 
-use crate::support::{ecdh_api, introspect, published_jwk, TestApp, TestClient};
+use crate::support::{ecdh_api, introspect, published_jwk, revoke, TestApp, TestClient};
 
 /// The `status.status_list` of a token: (idx, uri).
 fn status_of(claims: &Value) -> (u64, String) {
@@ -57,18 +57,6 @@ async fn fetch_list(app: &TestApp, uri: &str) -> Vec<u8> {
 
 fn revoked(bytes: &[u8], idx: u64) -> bool {
     bytes[(idx / 8) as usize] & (1 << (idx % 8)) != 0
-}
-
-async fn revoke(app: &TestApp, c: &TestClient, token: &str) {
-    let r = app
-        .http
-        .post(app.url("/revoke"))
-        .basic_auth(&c.id, c.secret.as_deref())
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
 }
 
 /// A resource server whose key the test holds, and a client_credentials client.

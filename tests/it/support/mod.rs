@@ -467,3 +467,16 @@ pub async fn ecdh_api(app: &TestApp, audience: &str) -> josekit::jwk::alg::ec::E
         .unwrap();
     kp
 }
+
+/// Revokes `token` at `/revoke` (RFC 7009) as client `c`; always 200.
+pub async fn revoke(app: &TestApp, c: &TestClient, token: &str) {
+    let r = app
+        .http
+        .post(app.url("/revoke"))
+        .basic_auth(&c.id, c.secret.as_deref())
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

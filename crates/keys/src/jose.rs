@@ -687,6 +687,40 @@ fn decode_header(segment: &str) -> Result<Map<String, Value>, KeyError> {
     }
 }
 
+/// The protected header of a compact JWS or JWE, decoded but not
+/// authenticated: for routing (which key, which kind of token) before the
+/// real check, never for a decision.
+pub fn peek_header(token: &str) -> Result<Map<String, Value>, KeyError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(KeyError::InvalidToken("token too large"));
+    }
+    let first = token
+        .split('.')
+        .next()
+        .ok_or(KeyError::InvalidToken("malformed header"))?;
+    decode_header(first)
+}
+
+/// A compact JWS decoded without checking its signature (see
+/// [`peek_claims`]). A distinct type from [`VerifiedJws`] so the two cannot
+/// be confused.
+#[derive(Clone, Debug)]
+pub struct UnverifiedJws {
+    pub header: Map<String, Value>,
+    pub claims: Map<String, Value>,
+}
+
+/// Header and claims of a compact JWS, with the structural checks of
+/// [`verify`] but no signature check: to learn who claims to have signed
+/// (a client assertion's `iss` and `kid`) before looking the key up.
+pub fn peek_claims(token: &str) -> Result<UnverifiedJws, KeyError> {
+    let v = split_jws(token)?.into_verified()?;
+    Ok(UnverifiedJws {
+        header: v.header,
+        claims: v.claims,
+    })
+}
+
 /// Sign `claims` as a compact JWS with header `{"alg", "kid", "typ"}`.
 pub fn sign(key: &PrivateKey, typ: &str, claims: &Map<String, Value>) -> Result<String, KeyError> {
     let PrivateOp::Sign(signer) = &key.0.op else {
@@ -2440,5 +2474,30 @@ mod tests {
         );
         assert!("hs256".parse::<HmacAlg>().is_err());
         assert_eq!("HS512".parse::<HmacAlg>().unwrap(), HmacAlg::HS512);
+    }
+
+    #[test]
+    fn peeking_decodes_without_trusting() {
+        let (_, private) = key(Alg::ES256);
+        let mut claims = Map::new();
+        claims.insert("iss".into(), json!("client-1"));
+        let token = sign(&private, "JWT", &claims).unwrap();
+        let peeked = peek_claims(&token).unwrap();
+        assert_eq!(peeked.claims["iss"], "client-1");
+        assert_eq!(peeked.header["kid"], private.kid());
+        assert_eq!(peek_header(&token).unwrap()["alg"], "ES256");
+        // The structural refusals of `verify` apply: a key in the header,
+        // crit, a wrong shape, an oversized token.
+        let b64 = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        let rest = token.split_once('.').unwrap().1;
+        for header in [
+            json!({"alg": "ES256", "jwk": {}}),
+            json!({"alg": "ES256", "crit": ["x"]}),
+        ] {
+            assert!(peek_claims(&format!("{}.{rest}", b64(header))).is_err());
+        }
+        assert!(peek_claims("a.b").is_err());
+        assert!(peek_claims(&"a".repeat(MAX_TOKEN_LEN + 1)).is_err());
+        assert!(peek_header("not base64!.x").is_err());
     }
 }

@@ -14,8 +14,8 @@ mod ring;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::KeyError;
 pub use jose::{
-    decrypt, encrypt, generate, render_jwks, sign, verify, Alg, GeneratedKey, HmacAlg, KeyUse,
-    PrivateKey, PublicKey, VerifiedJws,
+    decrypt, encrypt, generate, peek_claims, peek_header, render_jwks, sign, verify, Alg,
+    GeneratedKey, HmacAlg, KeyUse, PrivateKey, PublicKey, UnverifiedJws, VerifiedJws,
 };
 pub use kek::{Kek, SecretHasher, SecretSealer};
 pub use ring::{KeyInfo, KeyRing, RotationPolicy, Snapshot, OWN_ENCRYPTION_ALG, SIGNING_ALGS};

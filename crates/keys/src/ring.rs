@@ -340,7 +340,7 @@ impl KeyRing {
         cty: Option<&str>,
         extra: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Result<String, KeyError> {
-        let day = self.clock.now().div_euclid(86_400);
+        let day = self.today();
         let kid = format!("{OWN_TOKEN_KID_PREFIX}{day}");
         crate::jose::encrypt_dir(payload, &self.own_token_day_key(day), &kid, cty, extra)
     }
@@ -353,16 +353,47 @@ impl KeyRing {
         &self,
         token: &str,
     ) -> Result<(serde_json::Map<String, serde_json::Value>, Vec<u8>), KeyError> {
-        let today = self.clock.now().div_euclid(86_400);
         crate::jose::decrypt_dir(token, |kid| {
             let day: i64 = kid.strip_prefix(OWN_TOKEN_KID_PREFIX)?.parse().ok()?;
-            ((today - 1..=today + 1).contains(&day)).then(|| self.own_token_day_key(day))
+            self.day_in_window(day).then(|| self.own_token_day_key(day))
         })
     }
 
-    /// Is `kid` a signing key Gatehouse still trusts (published, not revoked)?
-    pub fn is_trusted_signing_kid(&self, kid: &str) -> bool {
-        self.snapshot().verifiers.contains_key(kid)
+    /// Opens an access token made by [`KeyRing::encrypt_own_token`] and
+    /// returns its nested JWS's header and claims. The AES-GCM tag under a
+    /// key only Gatehouse holds already authenticates the JWS, so its
+    /// signature is not verified again (that would double the cost for
+    /// nothing); its kid must still be a trusted signing key, so revoking a
+    /// key still ends its tokens.
+    pub fn open_own_token(&self, token: &str) -> Result<VerifiedJws, KeyError> {
+        let (_, payload) = self.decrypt_own_token(token)?;
+        let jws = std::str::from_utf8(&payload)
+            .map_err(|_| KeyError::InvalidToken("nested token is not text"))?;
+        let inner = crate::jose::peek_claims(jws)?;
+        let trusted = inner
+            .header
+            .get("kid")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|kid| self.snapshot().verifiers.contains_key(kid));
+        if !trusted {
+            return Err(KeyError::InvalidToken("signing key no longer trusted"));
+        }
+        Ok(VerifiedJws {
+            header: inner.header,
+            claims: inner.claims,
+        })
+    }
+
+    /// Today in Unix days, from the ring's clock.
+    fn today(&self) -> i64 {
+        self.clock.now().div_euclid(86_400)
+    }
+
+    /// Keys of yesterday, today and tomorrow (clock skew between instances)
+    /// open: access tokens live at most a day.
+    fn day_in_window(&self, day: i64) -> bool {
+        let today = self.today();
+        (today - 1..=today + 1).contains(&day)
     }
 
     /// Is `kid` the kid of a token made by [`KeyRing::encrypt_own_token`]?
@@ -376,8 +407,7 @@ impl KeyRing {
     /// endian), so no key seals more than a day of references.
     pub fn seal_reference(&self, plaintext: &[u8]) -> Result<String, KeyError> {
         use base64::Engine;
-        let day = self.clock.now().div_euclid(86_400);
-        let day_bytes = u32::try_from(day)
+        let day_bytes = u32::try_from(self.today())
             .map_err(|_| KeyError::Crypto("clock out of range".to_owned()))?
             .to_be_bytes();
         let sealed = self
@@ -411,9 +441,7 @@ impl KeyRing {
             return self.reference_key.open("gh_ref", &raw).ok();
         }
         let (day_bytes, sealed) = raw.split_first_chunk::<4>()?;
-        let day = i64::from(u32::from_be_bytes(*day_bytes));
-        let today = self.clock.now().div_euclid(86_400);
-        if !(today - 1..=today + 1).contains(&day) {
+        if !self.day_in_window(i64::from(u32::from_be_bytes(*day_bytes))) {
             return None;
         }
         self.reference_key

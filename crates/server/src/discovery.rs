@@ -21,7 +21,7 @@ impl Discovery {
         let sig_algs: Vec<&str> = SIGNING_ALGS.iter().map(|a| a.as_str()).collect();
         // Client assertions: private_key_jwt's signatures, then
         // client_secret_jwt's MACs.
-        let assertion_algs: Vec<&str> = [Alg::RS256, Alg::PS256, Alg::ES256, Alg::EdDSA]
+        let assertion_algs: Vec<&str> = crate::oauth::ASSERTION_ALGS
             .iter()
             .map(|a| a.as_str())
             .chain(HmacAlg::ALL.iter().map(|a| a.as_str()))

@@ -146,6 +146,15 @@ impl FromStr for AuthMethod {
     }
 }
 
+/// Signing algorithms accepted on private_key_jwt client assertions
+/// (RFC 7523; advertised in discovery).
+pub const ASSERTION_ALGS: [gatehouse_keys::Alg; 4] = [
+    gatehouse_keys::Alg::RS256,
+    gatehouse_keys::Alg::PS256,
+    gatehouse_keys::Alg::ES256,
+    gatehouse_keys::Alg::EdDSA,
+];
+
 /// The OIDC scopes Gatehouse knows without any resource server.
 pub const STANDARD_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 

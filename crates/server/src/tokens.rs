@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use gatehouse_keys::{Alg, KeyRing, VerifiedJws};
+use gatehouse_keys::{Alg, KeyRing};
 use gatehouse_storage::{
     model::{Client, OpaqueToken, User},
     StatusEntry,
@@ -139,21 +139,6 @@ enum OwnToken {
     Direct,
     /// ECDH-ES+A256KW to the own encryption key (earlier versions).
     Ecdh,
-}
-
-/// The header and claims of a compact JWS whose authenticity is already
-/// established (it was inside an authenticated encryption under a key only
-/// Gatehouse holds).
-fn unverified_jws(jws: &[u8]) -> Option<VerifiedJws> {
-    let jws = std::str::from_utf8(jws).ok()?;
-    let mut parts = jws.split('.');
-    let (h, p, _sig) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    let header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).ok()?).ok()?;
-    let claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()?;
-    Some(VerifiedJws { header, claims })
 }
 
 /// A new random access-token id.
@@ -482,12 +467,10 @@ impl AppState {
     /// The alg, the kid and the opened `gh_ref` of a compact JWE's
     /// protected header.
     fn token_reference(&self, token: &str) -> Option<(Option<String>, Option<String>, TokenRef)> {
-        let header_b64 = token.split('.').next()?;
-        if header_b64.len() > 4096 {
+        if token.split('.').next()?.len() > 4096 {
             return None;
         }
-        let header: Map<String, Value> =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header_b64).ok()?).ok()?;
+        let header = gatehouse_keys::peek_header(token).ok()?;
         let sealed = header.get("gh_ref")?.as_str()?;
         let reference: TokenRef =
             serde_json::from_slice(&self.keys.open_reference(sealed)?).ok()?;
@@ -495,21 +478,14 @@ impl AppState {
         Some((member("alg"), member("kid"), reference))
     }
 
-    /// Opens an access token addressed to Gatehouse itself. A `dir` token's
-    /// AES-GCM tag, under a key only Gatehouse holds, already authenticates
-    /// the nested JWS: its signature is not verified again (that would
-    /// double the cost for nothing); its kid must still be a trusted signing
-    /// key, so revoking a key still ends its tokens. Tokens encrypted to the
-    /// own ECDH key (issued before Gatehouse switched, or by an older
+    /// Opens an access token addressed to Gatehouse itself: a `dir` token
+    /// through [`KeyRing::open_own_token`] (one AES-GCM decryption; see there
+    /// why the nested signature is not checked again). Tokens encrypted to
+    /// the own ECDH key (issued before Gatehouse switched, or by an older
     /// instance during a rolling upgrade) are decrypted and verified.
     fn open_own_access_token(&self, token: &str, own: OwnToken, now: i64) -> Option<AccessClaims> {
         let v = match own {
-            OwnToken::Direct => {
-                let (_, payload) = self.keys.decrypt_own_token(token).ok()?;
-                let v = unverified_jws(&payload)?;
-                let kid = v.header.get("kid").and_then(Value::as_str)?;
-                self.keys.is_trusted_signing_kid(kid).then_some(v)?
-            }
+            OwnToken::Direct => self.keys.open_own_token(token).ok()?,
             OwnToken::Ecdh => {
                 let (_, payload) = self.keys.decrypt(token).ok()?;
                 let jws = std::str::from_utf8(&payload).ok()?;

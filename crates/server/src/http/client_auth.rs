@@ -15,17 +15,14 @@
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
-use base64::{
-    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
-    Engine,
-};
+use base64::{engine::general_purpose::STANDARD, Engine};
 use gatehouse_keys::{Alg, HmacAlg};
 use gatehouse_storage::model::Client;
 use subtle::ConstantTimeEq;
 
 use super::{error::AppError, form::Params};
 use crate::{
-    oauth::{AuthMethod, ErrorCode},
+    oauth::{AuthMethod, ErrorCode, ASSERTION_ALGS},
     state::AppState,
 };
 
@@ -154,8 +151,6 @@ pub async fn authenticate(
 
 /// RFC 7523 2.2: the assertion type of a JWT client assertion.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// Signing algorithms accepted on private_key_jwt assertions.
-const ASSERTION_ALGS: [Alg; 4] = [Alg::RS256, Alg::PS256, Alg::ES256, Alg::EdDSA];
 /// MAC algorithms accepted on client_secret_jwt assertions.
 const ASSERTION_HMAC_ALGS: [HmacAlg; 3] = HmacAlg::ALL;
 
@@ -181,22 +176,15 @@ async fn assertion(state: &AppState, params: &Params) -> Result<Authenticated, A
         return Err(fail());
     }
     // Who claims to be speaking (checked again after verification).
-    let mut parts = jwt.split('.');
-    let (Some(h), Some(p)) = (parts.next(), parts.next()) else {
-        return Err(fail());
-    };
-    let unverified: serde_json::Value = URL_SAFE_NO_PAD
-        .decode(p)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(fail)?;
-    let kid = URL_SAFE_NO_PAD
-        .decode(h)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v.get("kid").and_then(|k| k.as_str()).map(str::to_owned))
-        .unwrap_or_default();
+    let unverified = gatehouse_keys::peek_claims(jwt).map_err(|_| fail())?;
+    let kid = unverified
+        .header
+        .get("kid")
+        .and_then(|k| k.as_str())
+        .unwrap_or_default()
+        .to_owned();
     let client_id = unverified
+        .claims
         .get("iss")
         .and_then(|v| v.as_str())
         .ok_or_else(fail)?;

@@ -152,25 +152,15 @@ impl Listening {
     pub fn on(listener: tokio::net::TcpListener) -> anyhow::Result<Listening> {
         let addr = listener.local_addr()?;
         let slot: Slot = Arc::default();
-        let (tx, mut rx) = tokio::sync::watch::channel(false);
         // The gate is only a fallback: it sets no MatchedPath, so the
         // application's own routes and metrics see the request unchanged
         // (with its ConnectInfo).
         let gate = Router::new().fallback(gate).with_state(slot.clone());
-        let handle = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                gate.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = rx.wait_for(|v| *v).await;
-            })
-            .await
-        });
+        let (shutdown, handle) = spawn_serve(listener, gate);
         Ok(Listening {
             addr,
             slot,
-            shutdown: tx,
+            shutdown,
             handle,
         })
     }
@@ -194,6 +184,29 @@ impl Listening {
         let _ = self.shutdown.send(true);
         let _ = self.handle.await;
     }
+}
+
+/// Serves `app` on `listener` (with the peer address for throttling) until
+/// the returned sender says `true`; in-flight requests then finish.
+fn spawn_serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let handle = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = rx.wait_for(|v| *v).await;
+        })
+        .await
+    });
+    (tx, handle)
 }
 
 async fn gate(State(slot): State<Slot>, req: axum::extract::Request) -> axum::response::Response {
@@ -258,16 +271,29 @@ pub struct Server {
 impl Server {
     /// Binds `listen`, spawns the background tasks and starts serving.
     pub async fn start(state: AppState, listen: SocketAddr) -> anyhow::Result<Server> {
-        Ok(Listening::bind(listen).await?.ready(state))
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+        Server::start_on(state, listener).await
     }
 
     /// Like [`Server::start`] on a listener bound already (tests bind port 0
-    /// first to learn the issuer URL).
+    /// first to learn the issuer URL). The router is served directly: the
+    /// start-up gate of [`Listening`] is only for `--wait-for-database`.
     pub async fn start_on(
         state: AppState,
         listener: tokio::net::TcpListener,
     ) -> anyhow::Result<Server> {
-        Ok(Listening::on(listener)?.ready(state))
+        let addr = listener.local_addr()?;
+        let (shutdown, handle) = spawn_serve(listener, router(state.clone()));
+        let background = spawn_background(&state);
+        Ok(Server {
+            addr,
+            state,
+            shutdown,
+            handle,
+            background,
+        })
     }
 
     /// Stops accepting, lets in-flight requests finish, stops background tasks.

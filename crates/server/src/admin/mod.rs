@@ -134,7 +134,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
     let server = if wait.is_zero() {
         let listen = s.listen;
         let state = app::build_from_settings(s).await?;
-        app::Listening::bind(listen).await?.ready(state)
+        app::Server::start(state, listen).await?
     } else {
         let listening = app::Listening::bind(s.listen).await?;
         tracing::info!(addr = %listening.addr, wait_s = wait.as_secs(), "listening; connecting to the database");

@@ -282,25 +282,18 @@ pub async fn update(
     } else {
         None
     };
-    let updated = match &fresh {
-        Some(s) => Client {
-            id: old.id.clone(),
-            secret_hash: Some(s.hash.clone()),
-            client_secret_sealed: s.sealed.clone(),
-            registration_token_hash: old.registration_token_hash.clone(),
-            created_at: old.created_at,
-            updated_at: state.now(),
-            ..new
-        },
-        None => Client {
-            id: old.id.clone(),
-            secret_hash: old.secret_hash.clone(),
-            client_secret_sealed: old.client_secret_sealed.clone(),
-            registration_token_hash: old.registration_token_hash.clone(),
-            created_at: old.created_at,
-            updated_at: state.now(),
-            ..new
-        },
+    let (secret_hash, client_secret_sealed) = match &fresh {
+        Some(s) => (Some(s.hash.clone()), s.sealed.clone()),
+        None => (old.secret_hash.clone(), old.client_secret_sealed.clone()),
+    };
+    let updated = Client {
+        id: old.id.clone(),
+        secret_hash,
+        client_secret_sealed,
+        registration_token_hash: old.registration_token_hash.clone(),
+        created_at: old.created_at,
+        updated_at: state.now(),
+        ..new
     };
     state.store.update_client(&updated).await?;
     // This instance drops the old registration (and a rotated secret) at

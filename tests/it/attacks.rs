@@ -92,7 +92,7 @@ async fn authorize_errors_redirect_with_state_and_iss(app: &TestApp) {
         .await;
     let base = |c: &crate::support::TestClient| {
         format!(
-            "{}?client_id={}&redirect_uri={}&state=S",
+            "{}?client_id={}&redirect_uri={}&state=S&nonce=N",
             app.url("/authorize"),
             c.id,
             enc(&c.redirect_uri)

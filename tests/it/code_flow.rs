@@ -149,10 +149,12 @@ async fn code_flow_eddsa(app: &TestApp) {
 }
 
 /// Without a session, prompt=none returns login_required to the client.
+/// (These requests leave PKCE out, as a confidential client may in an
+/// OpenID request with a nonce.)
 async fn prompt_none_without_session(app: &TestApp) {
     let c = app.web_client().await;
     let url = format!(
-        "{}?client_id={}&redirect_uri={}&response_type=code&scope=openid&state=s1&prompt=none",
+        "{}?client_id={}&redirect_uri={}&response_type=code&scope=openid&state=s1&prompt=none&nonce=n-1",
         app.url("/authorize"),
         c.id,
         urlenc(&c.redirect_uri)
@@ -170,7 +172,7 @@ async fn form_post_response_mode(app: &TestApp) {
     app.create_user("bob", "pw-bob-123456").await;
     let c = app.web_client().await;
     let url = format!(
-        "{}?client_id={}&redirect_uri={}&response_type=code&scope=openid&state=xyz&response_mode=form_post",
+        "{}?client_id={}&redirect_uri={}&response_type=code&scope=openid&state=xyz&response_mode=form_post&nonce=n-1",
         app.url("/authorize"),
         c.id,
         urlenc(&c.redirect_uri)
@@ -206,7 +208,7 @@ async fn consent_denied(app: &TestApp) {
     app.create_user("carol", "pw-carol-123456").await;
     let c = app.web_client().await;
     let url = format!(
-        "{}?client_id={}&redirect_uri={}&response_type=code&scope=openid%20email&state=d1",
+        "{}?client_id={}&redirect_uri={}&response_type=code&scope=openid%20email&state=d1&nonce=n-1",
         app.url("/authorize"),
         c.id,
         urlenc(&c.redirect_uri)

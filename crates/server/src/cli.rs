@@ -184,6 +184,11 @@ pub enum ClientsCmd {
         /// or EdDSA for private_key_jwt [default: any of those].
         #[arg(long, value_name = "ALG")]
         auth_signing_alg: Option<String>,
+        /// Whether every authorization request of this client must carry a
+        /// PKCE challenge, even an OpenID request with a nonce from a
+        /// confidential client [default: false].
+        #[arg(long, value_name = "true|false")]
+        require_pkce: Option<bool>,
     },
     /// List clients.
     List {

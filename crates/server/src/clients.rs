@@ -32,6 +32,9 @@ pub struct ClientSpec {
     /// (`token_endpoint_auth_signing_alg`): HS256/384/512 for
     /// client_secret_jwt, RS256/PS256/ES256/EdDSA for private_key_jwt.
     pub token_endpoint_auth_signing_alg: Option<String>,
+    /// Every authorization request must carry a PKCE challenge, even where
+    /// the general rule would let this client omit it.
+    pub require_pkce: bool,
 }
 
 /// Why a registration was refused: the message says what to fix.
@@ -261,6 +264,7 @@ pub fn build(
         updated_at: now,
         client_secret_sealed: secret.as_ref().and_then(|s| s.sealed.clone()),
         token_endpoint_auth_signing_alg: signing_alg,
+        require_pkce: spec.require_pkce,
     };
     Ok((client, secret.map(|s| s.secret)))
 }

@@ -44,6 +44,9 @@ pub struct RawConfig {
     pub jwks_max_age: Option<i64>,
     /// Status list token `ttl` and `Cache-Control: max-age` in seconds (default 60).
     pub status_list_ttl: Option<i64>,
+    /// Every authorization request must carry a PKCE challenge (default
+    /// false: see [`Settings::require_pkce`]).
+    pub require_pkce: Option<bool>,
 }
 
 impl RawConfig {
@@ -106,7 +109,8 @@ impl RawConfig {
             key_rotation_days,
             key_prepublish,
             jwks_max_age,
-            status_list_ttl
+            status_list_ttl,
+            require_pkce
         )
     }
 }
@@ -152,6 +156,10 @@ pub struct Settings {
     pub wait_for_database: std::time::Duration,
     /// An http issuer on a loopback host: cookies drop `Secure` and the `__Host-` prefix.
     pub dev_mode: bool,
+    /// Every client must send a PKCE challenge. When false, a client's own
+    /// `require_pkce` can still demand it; neither can lift the other
+    /// (the stricter wins), and public clients always need PKCE.
+    pub require_pkce: bool,
 }
 
 pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080";
@@ -270,6 +278,7 @@ impl Settings {
             rotation,
             wait_for_database,
             dev_mode,
+            require_pkce: raw.require_pkce.unwrap_or(false),
         })
     }
 

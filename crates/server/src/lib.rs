@@ -14,6 +14,7 @@ pub mod config;
 mod discovery;
 mod grants;
 pub mod http;
+mod id_token_hint;
 pub mod logout;
 mod metrics;
 pub mod oauth;

@@ -14,7 +14,7 @@ use tera::{Context, Tera};
 
 static TERA: OnceLock<Tera> = OnceLock::new();
 
-const TEMPLATES: [(&str, &str); 7] = [
+const TEMPLATES: [(&str, &str); 8] = [
     ("base.html", include_str!("../../../templates/base.html")),
     ("login.html", include_str!("../../../templates/login.html")),
     (
@@ -33,6 +33,10 @@ const TEMPLATES: [(&str, &str); 7] = [
     (
         "form_post.html",
         include_str!("../../../templates/form_post.html"),
+    ),
+    (
+        "authorize_error.html",
+        include_str!("../../../templates/authorize_error.html"),
     ),
 ];
 

@@ -2105,3 +2105,38 @@ async fn access_token_ttl_is_capped_at_a_day() {
     let line = env.fails(&["--config", &file.to_string_lossy(), "serve"]);
     assert_mentions(&line, &["access_token_ttl", "86400", "172800"]);
 }
+
+/// `clients create --require-pkce true|false`: stored and shown; false by
+/// default; any other value is refused.
+#[tokio::test]
+async fn clients_create_require_pkce() {
+    let env = sqlite_env().await;
+    let base = [
+        "clients",
+        "create",
+        "--name",
+        "App",
+        "--redirect-uri",
+        "https://app.example/cb",
+    ];
+    let strict = env.json(&[&base[..], &["--require-pkce", "true"]].concat());
+    assert_eq!(strict["require_pkce"], true, "{strict:#}");
+    let id = strict["client_id"].as_str().unwrap();
+    assert_eq!(env.json(&["clients", "show", id])["require_pkce"], true);
+    let relaxed = env.json(&[&base[..], &["--require-pkce", "false"]].concat());
+    assert_eq!(relaxed["require_pkce"], false, "{relaxed:#}");
+    assert_eq!(env.json(&base)["require_pkce"], false);
+    // clap's usage error is its own, multi-line format.
+    let out = env
+        .cmd(&[&base[..], &["--require-pkce", "maybe"]].concat())
+        .run();
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("--require-pkce"), "{}", out.stderr);
+    assert_eq!(
+        env.json(&["clients", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}

@@ -6,7 +6,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use crate::{
     entity::authorization_codes as codes,
     error::corrupt,
-    model::{AuthCode, CodeRedemption},
+    model::{AuthCode, CodeLookup, CodeRedemption},
     Store, StoreError,
 };
 
@@ -61,13 +61,34 @@ impl Store {
         Ok(())
     }
 
+    /// Looks a code up without consuming it (a read: the caller checks the
+    /// code's bindings, then redeems it with [`Store::redeem_code`], whose
+    /// conditional write still decides between concurrent redemptions).
+    pub async fn find_code(&self, code_hash: &str, now: i64) -> Result<CodeLookup, StoreError> {
+        let Some(m) = codes::Entity::find_by_id(code_hash.to_owned())
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(CodeLookup::Unknown);
+        };
+        let used = m.consumed_at.is_some();
+        let expired = m.expires_at <= now;
+        let code = AuthCode::try_from(m)?;
+        Ok(match (used, expired) {
+            (true, _) => CodeLookup::Used(code),
+            (false, true) => CodeLookup::Expired,
+            (false, false) => CodeLookup::Live(code),
+        })
+    }
+
     /// Redeems a code in one conditional write: of N concurrent callers
     /// exactly one gets [`CodeRedemption::Redeemed`]. The jti and expiry of
     /// the access token about to be issued are recorded with it, so a later
     /// replay can revoke that token.
     ///
-    /// The caller checks client, redirect URI and PKCE on the returned code;
-    /// a mismatch still consumes the code (RFC 6749 10.5: one attempt).
+    /// The caller checks client, redirect URI and PKCE before, on the code
+    /// [`Store::find_code`] returned, so a request that fails them does not
+    /// consume the code.
     pub async fn redeem_code(
         &self,
         code_hash: &str,

@@ -53,6 +53,19 @@ pub struct Client {
     /// registered one (OIDC Registration `token_endpoint_auth_signing_alg`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_signing_alg: Option<String>,
+    /// Every authorization request must carry a PKCE challenge, even an
+    /// OpenID request with a nonce from a confidential client.
+    #[serde(default)]
+    pub require_pkce: bool,
+}
+
+impl Client {
+    /// Registered through the registration endpoint (RFC 7591) rather than
+    /// by an administrator: only such clients hold a registration access
+    /// token. Their redirect URIs are not vouched for by anyone.
+    pub fn dynamically_registered(&self) -> bool {
+        self.registration_token_hash.is_some()
+    }
 }
 
 /// An API that accepts Gatehouse access tokens.
@@ -208,6 +221,23 @@ pub enum CodeRedemption {
     },
     /// No such code, or it expired.
     Invalid,
+}
+
+/// An authorization code as found, before anything is consumed: the
+/// grant checks the code's bindings (client, redirect URI, PKCE) on it
+/// first, so a request that fails them neither burns the code nor, for a
+/// used one, revokes its grant.
+#[allow(clippy::large_enum_variant)] // one value per token request, matched at once
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CodeLookup {
+    /// Not redeemed yet and not expired.
+    Live(AuthCode),
+    /// Redeemed before (expired or not): a second redemption is a replay.
+    Used(AuthCode),
+    /// Never redeemed, and its lifetime is over.
+    Expired,
+    /// No such code (never issued, or already pruned).
+    Unknown,
 }
 
 /// An opaque (reference) access token, for resource servers that chose

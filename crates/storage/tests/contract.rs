@@ -15,8 +15,8 @@ use std::{future::Future, sync::Arc};
 use db::DbKind;
 use gatehouse_storage::{
     model::{
-        AuthCode, Client, CodeRedemption, KeyRecord, KeyState, RefreshToken, ResourceServer,
-        Session, User,
+        AuthCode, Client, CodeLookup, CodeRedemption, KeyRecord, KeyState, RefreshToken,
+        ResourceServer, Session, User,
     },
     KeyRevocation, RefreshUse, Rotation, StatusEntry, Store, StoreError,
 };
@@ -76,6 +76,8 @@ contract! {
     revocation_list => sqlite_revocation_list, postgres_revocation_list;
     registration_tokens => sqlite_registration_tokens, postgres_registration_tokens;
     token_status => sqlite_token_status, postgres_token_status;
+    codes_find => sqlite_codes_find, postgres_codes_find;
+    clients_require_pkce => sqlite_clients_require_pkce, postgres_clients_require_pkce;
 }
 
 // ---------------------------------------------------------------- fixtures
@@ -120,6 +122,7 @@ fn client(id: &str, created_at: i64) -> Client {
         updated_at: created_at,
         client_secret_sealed: None,
         token_endpoint_auth_signing_alg: None,
+        require_pkce: false,
     }
 }
 
@@ -1686,5 +1689,80 @@ async fn token_status(store: Store) {
             .unwrap()
             .len(),
         3
+    );
+}
+
+/// Looking a code up consumes nothing: a live code stays redeemable, a used
+/// one is told apart from an expired and an unknown one.
+async fn codes_find(store: Store) {
+    let c = code("fc1", "ffam1", NOW + 60);
+    store.create_code(&c).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            store.find_code("fc1", NOW + 1).await.unwrap(),
+            CodeLookup::Live(c.clone())
+        );
+    }
+    assert_eq!(
+        store.find_code("fc1", NOW + 60).await.unwrap(),
+        CodeLookup::Expired,
+        "the expiry instant itself is expired, as for redeem_code"
+    );
+    assert_eq!(
+        store
+            .redeem_code("fc1", NOW + 2, "jti-f", NOW + 302)
+            .await
+            .unwrap(),
+        CodeRedemption::Redeemed(c.clone())
+    );
+    assert_eq!(
+        store.find_code("fc1", NOW + 3).await.unwrap(),
+        CodeLookup::Used(c.clone())
+    );
+    assert_eq!(
+        store.find_code("fc1", NOW + 61).await.unwrap(),
+        CodeLookup::Used(c),
+        "a used code stays recognisable as used until it is pruned"
+    );
+    assert_eq!(
+        store.find_code("nope", NOW).await.unwrap(),
+        CodeLookup::Unknown
+    );
+}
+
+/// `require_pkce` round-trips through create, update and list, and is
+/// false for a client that never set it.
+async fn clients_require_pkce(store: Store) {
+    let plain = client("rp-plain", NOW);
+    store.create_client(&plain).await.unwrap();
+    let strict = Client {
+        require_pkce: true,
+        ..client("rp-strict", NOW + 1)
+    };
+    store.create_client(&strict).await.unwrap();
+    assert!(
+        !store
+            .client("rp-plain")
+            .await
+            .unwrap()
+            .unwrap()
+            .require_pkce
+    );
+    assert_eq!(store.client("rp-strict").await.unwrap().unwrap(), strict);
+    let relaxed = Client {
+        require_pkce: false,
+        updated_at: NOW + 2,
+        ..strict.clone()
+    };
+    store.update_client(&relaxed).await.unwrap();
+    let made_strict = Client {
+        require_pkce: true,
+        updated_at: NOW + 2,
+        ..plain
+    };
+    store.update_client(&made_strict).await.unwrap();
+    assert_eq!(
+        store.list_clients().await.unwrap(),
+        vec![made_strict, relaxed]
     );
 }

@@ -45,13 +45,49 @@ pub struct TestClient {
 pub async fn spawn_app(kind: DbKind) -> Option<TestApp> {
     let db = db::fresh(kind).await?;
     let url = db.url.clone();
-    Some(start(url, Kek::generate(), Some(db), ManualClock::default(), None).await)
+    Some(
+        start(
+            url,
+            Kek::generate(),
+            Some(db),
+            ManualClock::default(),
+            None,
+            RawConfig::default(),
+        )
+        .await,
+    )
+}
+
+/// Like [`spawn_app`], with configuration options set in `extra` (for
+/// example `require_pkce`).
+pub async fn spawn_app_with(kind: DbKind, extra: RawConfig) -> Option<TestApp> {
+    let db = db::fresh(kind).await?;
+    let url = db.url.clone();
+    Some(
+        start(
+            url,
+            Kek::generate(),
+            Some(db),
+            ManualClock::default(),
+            None,
+            extra,
+        )
+        .await,
+    )
 }
 
 /// Starts Gatehouse against the database at `url`, which the caller owns
 /// (a private PostgreSQL server, for outage tests).
 pub async fn spawn_app_on(url: String) -> TestApp {
-    start(url, Kek::generate(), None, ManualClock::default(), None).await
+    start(
+        url,
+        Kek::generate(),
+        None,
+        ManualClock::default(),
+        None,
+        RawConfig::default(),
+    )
+    .await
 }
 
 async fn start(
@@ -60,6 +96,7 @@ async fn start(
     db: Option<db::TestDb>,
     clock: ManualClock,
     issuer: Option<String>,
+    extra: RawConfig,
 ) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -69,7 +106,8 @@ async fn start(
         database_url: Some(db_url.clone()),
         key_prepublish: Some(3600),
         ..RawConfig::default()
-    };
+    }
+    .over(extra);
     let settings = Settings::resolve(raw, Some(kek.to_base64url())).unwrap();
     let store = Store::connect(&db_url).await.unwrap();
     store.migrate().await.unwrap();
@@ -110,6 +148,7 @@ impl TestApp {
             None,
             self.clock.clone(),
             Some(self.state.settings.issuer.clone()),
+            RawConfig::default(),
         )
         .await
     }

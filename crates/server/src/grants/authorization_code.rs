@@ -2,11 +2,14 @@
 //!
 //! A code is single use, lives 60 seconds, and is bound to its client, its
 //! redirect URI and its PKCE challenge. Redemption is one conditional write,
-//! so of N concurrent redemptions exactly one succeeds. A replayed code
-//! revokes what the first redemption issued (RFC 6749 10.5).
+//! so of N concurrent redemptions exactly one succeeds. The bindings are
+//! checked on the code before it is consumed: a wrong client, redirect URI
+//! or verifier gets `invalid_grant` and leaves the code as it was. A code
+//! replayed by its own client (with its verifier) revokes what the first
+//! redemption issued (RFC 6749 10.5).
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use gatehouse_storage::model::{CodeRedemption, RefreshToken};
+use gatehouse_storage::model::{AuthCode, CodeLookup, CodeRedemption, RefreshToken};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -17,8 +20,58 @@ use crate::{
     tokens::{new_jti, TokenResponse},
 };
 
-fn invalid_grant(d: &'static str) -> AppError {
+fn invalid_grant(d: impl Into<std::borrow::Cow<'static, str>>) -> AppError {
     AppError::oauth(ErrorCode::InvalidGrant, d)
+}
+
+fn expired(state: &AppState) -> AppError {
+    invalid_grant(format!(
+        "the code has expired (codes are valid for {} seconds)",
+        state.settings.lifetimes.code
+    ))
+}
+
+/// The code was issued to this client, for this redirect URI, and (if it
+/// carries a challenge) this verifier matches it (RFC 6749 4.1.3; RFC 7636
+/// 4.6). The descriptions name what differs, never the stored values.
+fn check_bindings(
+    code: &AuthCode,
+    client_id: &str,
+    redirect_uri: &str,
+    verifier: Option<&str>,
+) -> Result<(), AppError> {
+    if code.client_id != client_id {
+        return Err(invalid_grant("the code was issued to another client"));
+    }
+    if code.redirect_uri != redirect_uri {
+        return Err(invalid_grant(
+            "the code was issued for another redirect_uri",
+        ));
+    }
+    match (&code.code_challenge, verifier) {
+        (Some(challenge), Some(v)) => {
+            let valid = (43..=128).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+            if !valid {
+                return Err(invalid_grant(
+                    "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636 4.1)",
+                ));
+            }
+            let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(v.as_bytes()));
+            if !bool::from(computed.as_bytes().ct_eq(challenge.as_bytes())) {
+                return Err(invalid_grant("PKCE verifier does not match"));
+            }
+            Ok(())
+        }
+        (Some(_), None) => Err(invalid_grant(
+            "the code was issued with a PKCE challenge; code_verifier is missing",
+        )),
+        (None, Some(_)) => Err(invalid_grant(
+            "code_verifier was sent, but the authorization request had no code_challenge",
+        )),
+        (None, None) => Ok(()),
+    }
 }
 
 /// Exchanges a code for tokens.
@@ -33,6 +86,23 @@ pub async fn exchange(
     let now = state.now();
     let client = &auth.client;
 
+    // The bindings are checked before the code is consumed: a request from
+    // another client, or with a wrong redirect URI or verifier, neither
+    // burns a live code nor revokes the grant of a used one (only the
+    // code's own client, proving its PKCE verifier, can do that).
+    let code_hash = state.hasher.hash(code);
+    match state.store.find_code(&code_hash, now).await? {
+        CodeLookup::Live(c) | CodeLookup::Used(c) => {
+            check_bindings(&c, &client.id, redirect_uri, verifier)?
+        }
+        CodeLookup::Expired => return Err(expired(state)),
+        CodeLookup::Unknown => {
+            return Err(invalid_grant(
+                "the code is unknown: it was never issued here, or it expired and was removed",
+            ))
+        }
+    }
+
     let jti = new_jti();
     // Upper bound for the revocation entry; the exact lifetime is chosen at issuance.
     let at_exp_bound = now
@@ -44,7 +114,7 @@ pub async fn exchange(
             .max(86_400);
     let code = match state
         .store
-        .redeem_code(&state.hasher.hash(code), now, &jti, at_exp_bound)
+        .redeem_code(&code_hash, now, &jti, at_exp_bound)
         .await?
     {
         CodeRedemption::Redeemed(c) => c,
@@ -60,51 +130,22 @@ pub async fn exchange(
                 state.store.revoke_opaque_token(&j, now).await?;
             }
             return Err(invalid_grant(
-                "the authorization code has already been used",
+                "the code has already been used; the tokens issued for it are revoked",
             ));
         }
-        CodeRedemption::Invalid => {
-            return Err(invalid_grant(
-                "the authorization code is invalid or expired",
-            ))
-        }
+        // It expired between the look-up and the redemption.
+        CodeRedemption::Invalid => return Err(expired(state)),
     };
-    if code.client_id != client.id {
-        return Err(invalid_grant(
-            "the authorization code was issued to another client",
-        ));
-    }
-    if code.redirect_uri != redirect_uri {
-        return Err(invalid_grant(
-            "redirect_uri does not match the authorization request",
-        ));
-    }
-    match (&code.code_challenge, verifier) {
-        (Some(challenge), Some(v)) => {
-            let valid = (43..=128).contains(&v.len())
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
-            let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(v.as_bytes()));
-            if !valid || !bool::from(computed.as_bytes().ct_eq(challenge.as_bytes())) {
-                return Err(invalid_grant(
-                    "code_verifier does not match the code challenge",
-                ));
-            }
-        }
-        (Some(_), None) => return Err(invalid_grant("code_verifier is required")),
-        (None, Some(_)) => {
-            return Err(invalid_grant(
-                "code_verifier was sent but no code challenge was",
-            ))
-        }
-        (None, None) => {}
-    }
     let user = match state.store.user_by_id(&code.user_id).await? {
         Some(u) if !u.disabled => u,
-        _ => return Err(invalid_grant("the user is no longer active")),
+        _ => {
+            return Err(invalid_grant(
+                "the user who authorized this code is disabled or deleted",
+            ))
+        }
     };
-    let scope =
-        ScopeSet::parse(&code.scope).map_err(|_| invalid_grant("stored scope is invalid"))?;
+    let scope = ScopeSet::parse(&code.scope)
+        .map_err(|_| invalid_grant("the code's stored scope is invalid"))?;
     let refresh_token = if scope.contains("offline_access")
         && client
             .grant_types

@@ -3,7 +3,10 @@
 //!
 //! An unknown client or an unregistered redirect URI gets an error page and
 //! never a redirect (RFC 6749 4.1.2.1). Every other error goes back to the
-//! client's redirect URI with `error`, `state` and `iss`.
+//! client's redirect URI with `error`, `state` and `iss`: at once for a
+//! client an administrator registered, through a page with a link for one
+//! that registered itself (RFC 9700 4.11.2). PKCE may be left out only as
+//! [`pkce_required`] allows (RFC 9700 2.1.1).
 
 use std::sync::Arc;
 
@@ -13,14 +16,13 @@ use axum::{
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
-use gatehouse_keys::SIGNING_ALGS;
 use gatehouse_storage::model::{AuthCode, Client, Session, User};
 use tera::Context;
 use url::Url;
 
 use super::{error::AppError, form::Params};
 use crate::{
-    oauth::{redirect_uri_matches, ErrorCode, GrantType, ScopeSet, STANDARD_SCOPES},
+    oauth::{redirect_uri_matches, AuthMethod, ErrorCode, GrantType, ScopeSet, STANDARD_SCOPES},
     registry::Resource,
     session::{self, random_token},
     state::AppState,
@@ -69,14 +71,49 @@ pub struct AuthRequest {
 pub enum Rejection {
     /// No trustworthy redirect URI: show a page.
     Page(AppError),
-    /// Back to the client.
+    /// Back to the client: at once, or, for a client that registered
+    /// itself, through a page with a link (see [`Confirm`]).
     Redirect {
         to: String,
         mode: ResponseMode,
         state: Option<String>,
         code: ErrorCode,
         description: String,
+        confirm: Option<Confirm>,
     },
+}
+
+/// Who gets an error through a page instead of an automatic redirect: a
+/// client registered through the registration endpoint, whose redirect
+/// URIs nobody vouched for. Sending every browser there on any malformed
+/// request would make Gatehouse an open redirector (RFC 9700 4.11.2).
+#[derive(Debug, Clone)]
+pub struct Confirm {
+    pub client_name: String,
+}
+
+impl Confirm {
+    /// `Some` for a dynamically registered client.
+    pub fn for_client(client: &Client) -> Option<Confirm> {
+        client.dynamically_registered().then(|| Confirm {
+            client_name: client.name.clone(),
+        })
+    }
+}
+
+/// The host a redirect URI points to, as shown to the user next to the
+/// client's name (RFC 7591 5): host and explicit port; internationalized
+/// names in their ASCII form, so look-alikes stay visible. A URI without a
+/// host (a native app's private-use scheme) shows its scheme.
+pub fn redirect_host(uri: &str) -> String {
+    match Url::parse(uri) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => format!("{}:", u.scheme()),
+        },
+        Err(_) => String::new(),
+    }
 }
 
 impl From<AppError> for Rejection {
@@ -89,6 +126,30 @@ fn is_pkce_value(s: &str) -> bool {
     (43..=128).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// Why a request without a PKCE challenge is refused, or `None` when it may
+/// omit one (RFC 9700 2.1.1): only a confidential client, in an OpenID
+/// request (scope `openid`) that carries a `nonce`, and only when neither
+/// the client's `require_pkce` nor the server's demands PKCE. The nonce
+/// then binds the code to the relying party's session, as PKCE would.
+fn pkce_required(
+    state: &AppState,
+    client: &Client,
+    scope: &ScopeSet,
+    nonce: Option<&str>,
+) -> Option<&'static str> {
+    if client.token_endpoint_auth_method == AuthMethod::None.as_str() {
+        Some("public clients must use PKCE (code_challenge with S256)")
+    } else if client.require_pkce {
+        Some("this client is registered with require_pkce: send code_challenge with S256")
+    } else if state.settings.require_pkce {
+        Some("this server requires PKCE: send code_challenge with S256")
+    } else if !scope.contains("openid") || nonce.is_none() {
+        Some("PKCE is required (code_challenge with S256) unless the request has scope openid and a nonce")
+    } else {
+        None
+    }
 }
 
 /// Checks an authorization request (also used again after login and consent).
@@ -124,12 +185,14 @@ pub async fn validate(state: &AppState, raw: &[u8]) -> Result<AuthRequest, Rejec
         Some("form_post") => Ok(ResponseMode::FormPost),
         Some(_) => Err("response_mode must be query or form_post"),
     };
+    let confirm = Confirm::for_client(&client);
     let reject = |code: ErrorCode, description: &str, mode: ResponseMode| Rejection::Redirect {
         to: redirect_uri.clone(),
         mode,
         state: st.clone(),
         code,
         description: description.to_owned(),
+        confirm: confirm.clone(),
     };
     let mode = mode.map_err(|d| reject(ErrorCode::InvalidRequest, d, ResponseMode::Query))?;
     let fail = |code: ErrorCode, description: &str| reject(code, description, mode);
@@ -222,7 +285,8 @@ pub async fn validate(state: &AppState, raw: &[u8]) -> Result<AuthRequest, Rejec
         scope = ScopeSet::of(scope.iter().filter(|s| *s != "offline_access"));
     }
 
-    // PKCE (RFC 7636): S256 only; required for public clients.
+    // PKCE (RFC 7636): S256 only; required unless `pkce_required` allows
+    // its absence.
     let code_challenge = match (
         params.get("code_challenge"),
         params.get("code_challenge_method"),
@@ -248,11 +312,11 @@ pub async fn validate(state: &AppState, raw: &[u8]) -> Result<AuthRequest, Rejec
         }
         (None, None) => None,
     };
-    if code_challenge.is_none() && client.token_endpoint_auth_method == "none" {
-        return Err(fail(
-            ErrorCode::InvalidRequest,
-            "public clients must use PKCE (code_challenge with S256)",
-        ));
+    let nonce = params.get("nonce");
+    if code_challenge.is_none() {
+        if let Some(why) = pkce_required(state, &client, &scope, nonce) {
+            return Err(fail(ErrorCode::InvalidRequest, why));
+        }
     }
 
     let mut prompt = Prompt::default();
@@ -285,22 +349,9 @@ pub async fn validate(state: &AppState, raw: &[u8]) -> Result<AuthRequest, Rejec
     // id_token_hint (OIDC Core 3.1.2.1): one of our ID tokens, possibly expired.
     let hint_sub = match params.get("id_token_hint") {
         None => None,
-        Some(t) => match state.keys.verify(t, &SIGNING_ALGS) {
-            Ok(v)
-                if v.claims.get("iss").and_then(|i| i.as_str())
-                    == Some(state.settings.issuer.as_str()) =>
-            {
-                v.claims
-                    .get("sub")
-                    .and_then(|s| s.as_str())
-                    .map(str::to_owned)
-            }
-            _ => {
-                return Err(fail(
-                    ErrorCode::InvalidRequest,
-                    "id_token_hint is not a valid ID token from this issuer",
-                ))
-            }
+        Some(t) => match crate::id_token_hint::read(state, t) {
+            Ok(h) => Some(h.sub),
+            Err(e) => return Err(fail(ErrorCode::InvalidRequest, &e.to_string())),
         },
     };
     Ok(AuthRequest {
@@ -308,7 +359,7 @@ pub async fn validate(state: &AppState, raw: &[u8]) -> Result<AuthRequest, Rejec
         mode,
         state: st,
         scope,
-        nonce: params.get("nonce").map(str::to_owned),
+        nonce: nonce.map(str::to_owned),
         code_challenge,
         resource,
         prompt,
@@ -375,20 +426,58 @@ fn reject(state: &AppState, r: Rejection) -> Response {
             state: st,
             code,
             description,
+            confirm,
         } => {
             let mut pairs = vec![
                 ("error", code.as_str().to_owned()),
-                ("error_description", description),
+                ("error_description", description.clone()),
             ];
             if let Some(s) = st {
                 pairs.push(("state", s));
             }
-            respond(state, &to, mode, pairs)
+            match confirm {
+                None => respond(state, &to, mode, pairs),
+                Some(c) => confirm_page(state, &c, &to, mode, pairs, code, &description),
+            }
         }
     }
 }
 
-/// Sends an error for a validated request back to its client.
+/// The error shown on a page, with a link (or, for form_post, a button)
+/// that delivers it to the client only if the user chooses to follow it.
+fn confirm_page(
+    state: &AppState,
+    confirm: &Confirm,
+    to: &str,
+    mode: ResponseMode,
+    mut pairs: Vec<(&'static str, String)>,
+    code: ErrorCode,
+    description: &str,
+) -> Response {
+    pairs.push(("iss", state.settings.issuer.clone()));
+    let mut ctx = Context::new();
+    ctx.insert("client_name", &confirm.client_name);
+    ctx.insert("client_host", &redirect_host(to));
+    ctx.insert("error", code.as_str());
+    ctx.insert("description", description);
+    match mode {
+        ResponseMode::Query => {
+            let Ok(mut url) = Url::parse(to) else {
+                return AppError::page("The redirect_uri is not a valid URL.").into_response();
+            };
+            url.query_pairs_mut().extend_pairs(pairs.iter());
+            ctx.insert("link", url.as_str());
+        }
+        ResponseMode::FormPost => {
+            ctx.insert("action", to);
+            ctx.insert("params", &pairs);
+        }
+    }
+    views::page(StatusCode::BAD_REQUEST, "authorize_error.html", &ctx)
+}
+
+/// Sends an error Gatehouse found in a validated request back to its
+/// client (through a page for a client that registered itself).
 pub fn reject_to_client(
     state: &AppState,
     req: &AuthRequest,
@@ -403,6 +492,23 @@ pub fn reject_to_client(
             state: req.state.clone(),
             code,
             description: description.to_owned(),
+            confirm: Confirm::for_client(&req.client),
+        },
+    )
+}
+
+/// Sends `access_denied` back at once: the user decided on the consent
+/// page, which showed the client's name and redirect host.
+pub fn user_denied(state: &AppState, req: &AuthRequest) -> Response {
+    reject(
+        state,
+        Rejection::Redirect {
+            to: req.redirect_uri.clone(),
+            mode: req.mode,
+            state: req.state.clone(),
+            code: ErrorCode::AccessDenied,
+            description: "the user denied the request".to_owned(),
+            confirm: None,
         },
     )
 }
@@ -471,7 +577,8 @@ async fn proceed(
         Some((s, u)) => {
             req.prompt.login
                 || req.prompt.select_account
-                || req.max_age.is_some_and(|m| now - s.auth_time > m)
+                || (req.max_age.is_some_and(|m| now - s.auth_time > m)
+                    && !super::sign_in::signed_in_for(state, req, s, now))
                 || req.hint_sub.as_deref().is_some_and(|h| h != u.id)
         }
     };

@@ -15,7 +15,7 @@ use super::{
     error::AppError,
     form::Params,
 };
-use crate::{oauth::ErrorCode, session, state::AppState, views};
+use crate::{session, state::AppState, views};
 
 #[derive(Debug, Deserialize)]
 pub struct ConsentQuery {
@@ -94,6 +94,7 @@ pub async fn get(
     ctx.insert("csrf", &csrf);
     ctx.insert("return_to", &return_to);
     ctx.insert("client_name", &req.client.name);
+    ctx.insert("client_host", &authorize::redirect_host(&req.redirect_uri));
     ctx.insert("username", &user.username);
     ctx.insert("scopes", &scopes);
     let mut r = views::page(StatusCode::OK, "consent.html", &ctx);
@@ -150,11 +151,6 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
             }
             see_other(&return_to)
         }
-        _ => authorize::reject_to_client(
-            &state,
-            &req,
-            ErrorCode::AccessDenied,
-            "the user denied the request",
-        ),
+        _ => authorize::user_denied(&state, &req),
     }
 }

@@ -14,11 +14,12 @@ use serde::Deserialize;
 use tera::Context;
 
 use super::{
-    authorize::{authorize_query, see_other},
+    authorize::{authorize_query, redirect_host, see_other},
     error::AppError,
     form::Params,
+    sign_in::mark_signed_in,
 };
-use crate::{password, session, state::AppState, views};
+use crate::{oauth::redirect_uri_matches, password, session, state::AppState, views};
 
 /// Query of `GET /login`.
 #[derive(Debug, Deserialize)]
@@ -40,17 +41,18 @@ fn safe_return(r: Option<&str>) -> String {
     }
 }
 
-async fn client_name(state: &AppState, return_to: &str) -> Option<String> {
+/// The client's name, and the host of the request's redirect URI if it is
+/// registered for that client (RFC 7591 5: show where the user will go).
+async fn client_name(state: &AppState, return_to: &str) -> Option<(String, Option<String>)> {
     let q = authorize_query(return_to)?;
     let p = Params::parse_lenient(q.as_bytes()).0;
     let id = p.get("client_id")?;
-    state
-        .registry
-        .client(id)
-        .await
-        .ok()
-        .flatten()
-        .map(|c| c.name.clone())
+    let client = state.registry.client(id).await.ok().flatten()?;
+    let host = p
+        .get("redirect_uri")
+        .filter(|r| redirect_uri_matches(&client.redirect_uris, r))
+        .map(redirect_host);
+    Some((client.name.clone(), host))
 }
 
 async fn render(
@@ -67,7 +69,9 @@ async fn render(
     ctx.insert("return_to", return_to);
     ctx.insert("username", username);
     ctx.insert("error", &error);
-    ctx.insert("client_name", &client_name(state, return_to).await);
+    let (name, host) = client_name(state, return_to).await.unzip();
+    ctx.insert("client_name", &name);
+    ctx.insert("client_host", &host.flatten());
     let mut r = views::page(status, "login.html", &ctx);
     if let Some(c) = cookie {
         r.headers_mut().append(header::SET_COOKIE, c);
@@ -186,7 +190,8 @@ async fn login(
             outcome: "success".into(),
         })
         .inc();
-    let (_, cookie) = session::start(state, headers, &user, vec!["pwd".to_owned()]).await?;
+    let (session, cookie) = session::start(state, headers, &user, vec!["pwd".to_owned()]).await?;
+    let return_to = mark_signed_in(state, &return_to, &session);
     tracing::info!(sub = %user.id, "login succeeded");
     let mut r = see_other(if return_to.is_empty() {
         "/"

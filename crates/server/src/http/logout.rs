@@ -1,6 +1,8 @@
 //! RP-Initiated Logout 1.0 (`end_session_endpoint`). A valid
 //! `id_token_hint` for the signed-in user logs out at once; otherwise the
-//! user confirms on a page. The browser is sent to
+//! user confirms on a page. The hint must be an ID token of this issuer
+//! (not any JWS it signed) and, when `client_id` is given, name it in its
+//! `aud`. The browser is sent to
 //! `post_logout_redirect_uri` only when it is registered for the client
 //! exactly; a tampered hint is refused without any redirect.
 
@@ -10,13 +12,16 @@ use axum::{
     http::{header, HeaderMap, StatusCode},
     response::Response,
 };
-use gatehouse_keys::SIGNING_ALGS;
-use serde_json::Value;
 use tera::Context;
 use url::Url;
 
 use super::{authorize::see_other, error::AppError, form::Params};
-use crate::{session, state::AppState, views};
+use crate::{
+    id_token_hint::{self, HintError},
+    session,
+    state::AppState,
+    views,
+};
 
 struct LogoutRequest {
     hint_sub: Option<String>,
@@ -25,36 +30,34 @@ struct LogoutRequest {
 }
 
 async fn validate(state: &AppState, p: &Params) -> Result<LogoutRequest, AppError> {
-    let mut hint_sub = None;
-    let mut hint_aud = None;
-    if let Some(hint) = p.get("id_token_hint") {
-        let v = state
-            .keys
-            .verify(hint, &SIGNING_ALGS)
-            .map_err(|_| AppError::page("The logout request carries an invalid ID token."))?;
-        if v.claims.get("iss").and_then(Value::as_str) != Some(state.settings.issuer.as_str()) {
+    let hint = match p.get("id_token_hint") {
+        None => None,
+        Some(t) => Some(id_token_hint::read(state, t).map_err(|e| {
+            AppError::page(match e {
+                HintError::Signature => "The logout request carries an invalid ID token.",
+                HintError::NotAnIdToken => {
+                    "The logout request carries a token that is not an ID token."
+                }
+                HintError::OtherIssuer => {
+                    "The logout request carries an ID token from another issuer."
+                }
+                HintError::Incomplete => "The logout request carries an incomplete ID token.",
+            })
+        })?),
+    };
+    // The client is the one named, which must be an audience of the hint;
+    // without client_id, the hint's only audience.
+    let client_id = match (p.get("client_id"), &hint) {
+        (Some(c), Some(h)) if !h.aud.iter().any(|a| a == c) => {
             return Err(AppError::page(
-                "The logout request carries an ID token from another issuer.",
-            ));
-        }
-        hint_sub = v
-            .claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        hint_aud = match v.claims.get("aud") {
-            Some(Value::String(a)) => Some(a.clone()),
-            Some(Value::Array(a)) => a.first().and_then(Value::as_str).map(str::to_owned),
-            _ => None,
-        };
-    }
-    let client_id = match (p.get("client_id"), hint_aud.as_deref()) {
-        (Some(c), Some(a)) if c != a => {
-            return Err(AppError::page("client_id does not match the ID token."))
+                "client_id is not an audience of the ID token in id_token_hint.",
+            ))
         }
         (Some(c), _) => Some(c.to_owned()),
-        (None, a) => a.map(str::to_owned),
+        (None, Some(h)) if h.aud.len() == 1 => h.aud.first().cloned(),
+        (None, _) => None,
     };
+    let hint_sub = hint.map(|h| h.sub);
     let client = match &client_id {
         Some(id) => state.registry.client(id).await?,
         None => None,

@@ -45,6 +45,8 @@ struct Metadata {
     jwks_uri: Option<String>,
     backchannel_logout_uri: Option<String>,
     token_endpoint_auth_signing_alg: Option<String>,
+    /// Gatehouse extension: PKCE on every authorization request.
+    require_pkce: Option<bool>,
     /// RFC 7592 2.2: if present in an update, must be the current secret.
     client_secret: Option<String>,
     /// Gatehouse extension for updates: issue a new client secret.
@@ -117,6 +119,7 @@ fn spec(m: Metadata) -> Result<ClientSpec, AppError> {
         backchannel_logout_uri: m.backchannel_logout_uri,
         access_token_ttl: None,
         token_endpoint_auth_signing_alg: m.token_endpoint_auth_signing_alg,
+        require_pkce: m.require_pkce.unwrap_or(false),
     })
 }
 
@@ -149,6 +152,7 @@ fn describe(state: &AppState, c: &Client) -> serde_json::Map<String, Value> {
     if let Some(a) = &c.token_endpoint_auth_signing_alg {
         o.insert("token_endpoint_auth_signing_alg".into(), a.clone().into());
     }
+    o.insert("require_pkce".into(), c.require_pkce.into());
     o.insert(
         "registration_client_uri".into(),
         state

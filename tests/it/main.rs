@@ -6,9 +6,11 @@ mod support;
 
 mod attacks;
 mod browser;
+mod client_deletion;
 mod client_secret_jwt;
 mod code_flow;
 mod discovery;
+mod grant_revocation;
 mod health;
 mod outage;
 mod private_key_jwt;

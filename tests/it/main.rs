@@ -6,11 +6,13 @@ mod support;
 
 mod attacks;
 mod browser;
+mod client_deletion;
 mod client_secret_jwt;
 mod code_binding;
 mod code_flow;
 mod discovery;
 mod dynamic_clients;
+mod grant_revocation;
 mod health;
 mod id_token_hint;
 mod max_age;

@@ -373,9 +373,18 @@ async fn postgres_restart_mid_traffic() {
         3,
         "one stored refresh token per rotation"
     );
-    // Past the grace window, r1 again is reuse: refused, and the family ends.
+    // Past the grace window, r1 again is still a retry while r2 is unused
+    // (a confidential client: no time limit) ...
     app.clock
         .advance(app.state.settings.lifetimes.refresh_grace + 1);
+    let r = refresh(&app, &web, &r1).await;
+    assert_eq!(r.status(), 200, "a late retry of a confidential client");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["refresh_token"].as_str(),
+        Some(r2.as_str())
+    );
+    // ... and reuse once r2 was used: refused, and the family ends.
+    assert_eq!(refresh(&app, &web, &r2).await.status(), 200);
     let r = refresh(&app, &web, &r1).await;
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");

@@ -160,6 +160,13 @@ pub fn build(
             (None, Some(u)) => validate_redirect_uri(u)
                 .map_err(|e| SpecError::Metadata(e.replace("redirect URI", "jwks_uri")))?,
         }
+    } else if spec.jwks.is_some() || spec.jwks_uri.is_some() {
+        // Keys nobody checks would only be an unvalidated store (and a URL
+        // fetched for nothing): refuse them.
+        return Err(SpecError::Metadata(format!(
+            "jwks and jwks_uri are only for private_key_jwt; this client uses {}",
+            method.as_str()
+        )));
     }
     let signing_alg = match &spec.token_endpoint_auth_signing_alg {
         None => None,

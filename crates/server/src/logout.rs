@@ -1,8 +1,9 @@
 //! Ending sessions and telling clients: RP-initiated logout ends one
 //! session; a forced logout (`gatehouse sessions revoke`) ends every session
-//! of a user, revokes her refresh tokens, puts her live access tokens on the
-//! revocation list, and sends back-channel logout tokens (OpenID Connect
-//! Back-Channel Logout 1.0) to each client she used.
+//! of a user, deletes her codes not yet redeemed, revokes her refresh
+//! tokens, puts her live access tokens on the revocation list, and sends
+//! back-channel logout tokens (OpenID Connect Back-Channel Logout 1.0) to
+//! each client she used.
 
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ pub struct ForcedLogout {
     pub refresh_tokens_revoked: u64,
     pub access_tokens_revoked: bool,
     pub backchannel: Vec<Delivery>,
+    /// Authorization codes issued but not yet redeemed, now deleted.
+    pub codes_deleted: u64,
 }
 
 /// POSTs a logout token with a timeout and up to three attempts (1 s, then
@@ -92,13 +95,16 @@ pub fn notify_in_background(state: &AppState, session: Session) {
     });
 }
 
-/// Ends every session of `user`, revokes her refresh and access tokens and
-/// notifies her clients. Takes effect on every instance's next request:
-/// sessions and refresh tokens are read from the database, and access
-/// tokens are checked against the revocation list on every use.
+/// Ends every session of `user`, deletes her unredeemed codes, revokes her
+/// refresh and access tokens and notifies her clients. Takes effect on
+/// every instance's next request: sessions, codes and refresh tokens are
+/// read from the database, and access tokens are checked against the
+/// revocation list on every use. Sessions go first (no new code can be
+/// issued), then codes (none can be redeemed), then the tokens.
 pub async fn force_logout(state: &AppState, user: &User) -> Result<ForcedLogout, AppError> {
     let sessions = state.store.sessions_of_user(&user.id).await?;
     state.store.delete_sessions_of_user(&user.id).await?;
+    let codes_deleted = state.store.delete_pending_codes_of_user(&user.id).await?;
     let refresh = state
         .store
         .revoke_refresh_tokens_of_user(&user.id, state.now())
@@ -114,5 +120,6 @@ pub async fn force_logout(state: &AppState, user: &User) -> Result<ForcedLogout,
         refresh_tokens_revoked: refresh,
         access_tokens_revoked: true,
         backchannel,
+        codes_deleted,
     })
 }

@@ -76,6 +76,12 @@ struct TokenRef {
     sli: Option<i64>,
 }
 
+/// Revocation-list key prefixes: every token of a grant, and every token of
+/// a subject or of a client issued up to the entry's time.
+const GRANT_KEY: &str = "fam:";
+const SUBJECT_KEY: &str = "sub:";
+const CLIENT_KEY: &str = "cid:";
+
 /// Longest access-token lifetime any client or resource server may set;
 /// revocation entries for subjects and grants live this long.
 pub const MAX_ACCESS_TOKEN_TTL: i64 = 86_400;
@@ -219,6 +225,7 @@ impl AppState {
                         created_at: now,
                         expires_at: exp,
                         revoked_at: None,
+                        family_id: g.family.map(str::to_owned),
                     })
                     .await?;
                 return Ok(IssuedAccess {
@@ -455,10 +462,7 @@ impl AppState {
                 status,
             }
         };
-        if self
-            .is_revoked(&at.jti, &at.sub, at.family.as_deref(), at.iat)
-            .await?
-        {
+        if self.is_revoked(&at).await? {
             return Ok(None);
         }
         Ok(Some(at))
@@ -522,23 +526,22 @@ impl AppState {
         })
     }
 
-    /// One indexed read: is the token, its subject (up to a cut-off time)
-    /// or its grant on the revocation list?
-    async fn is_revoked(
-        &self,
-        jti: &str,
-        sub: &str,
-        family: Option<&str>,
-        iat: i64,
-    ) -> Result<bool, AppError> {
-        let mut keys = vec![jti.to_owned(), format!("sub:{sub}")];
-        if let Some(f) = family {
-            keys.push(format!("fam:{f}"));
+    /// One indexed read: is the token, its grant, or (up to a cut-off
+    /// time) its subject or its client on the revocation list?
+    async fn is_revoked(&self, at: &AccessClaims) -> Result<bool, AppError> {
+        let mut keys = vec![
+            at.jti.clone(),
+            format!("{SUBJECT_KEY}{}", at.sub),
+            format!("{CLIENT_KEY}{}", at.client_id),
+        ];
+        if let Some(f) = &at.family {
+            keys.push(format!("{GRANT_KEY}{f}"));
         }
         let hits = self.store.revocation_entries(&keys).await?;
-        Ok(hits
-            .iter()
-            .any(|(k, at)| !k.starts_with("sub:") || iat <= *at))
+        Ok(hits.iter().any(|(k, revoked_at)| {
+            let cut_off = k.starts_with(SUBJECT_KEY) || k.starts_with(CLIENT_KEY);
+            !cut_off || at.iat <= *revoked_at
+        }))
     }
 
     /// Revokes one access token until it would have expired.
@@ -556,12 +559,17 @@ impl AppState {
     }
 
     /// Revokes a grant: every refresh token of the family and every access
-    /// token issued from it.
+    /// token issued from it (JWE and opaque alike).
     pub async fn revoke_grant(&self, family_id: &str) -> Result<(), AppError> {
         let now = self.now();
         self.store.revoke_refresh_family(family_id, now).await?;
+        self.store.revoke_opaque_family(family_id, now).await?;
         self.store
-            .revoke_key_until(&format!("fam:{family_id}"), now + MAX_ACCESS_TOKEN_TTL, now)
+            .revoke_key_until(
+                &format!("{GRANT_KEY}{family_id}"),
+                now + MAX_ACCESS_TOKEN_TTL,
+                now,
+            )
             .await?;
         if self.store.revoke_status_family(family_id, now).await? > 0 {
             self.forget_status_lists();
@@ -573,9 +581,42 @@ impl AppState {
     pub async fn revoke_subject_tokens(&self, sub: &str) -> Result<(), AppError> {
         let now = self.now();
         self.store
-            .revoke_key_until(&format!("sub:{sub}"), now + MAX_ACCESS_TOKEN_TTL, now)
+            .revoke_key_until(
+                &format!("{SUBJECT_KEY}{sub}"),
+                now + MAX_ACCESS_TOKEN_TTL,
+                now,
+            )
             .await?;
         if self.store.revoke_status_subject(sub, now).await? > 0 {
+            self.forget_status_lists();
+        }
+        Ok(())
+    }
+
+    /// Revokes everything a client holds (RFC 7592 2.3: the client is being
+    /// deleted): its refresh tokens, its opaque tokens, every access token
+    /// issued to it until now, and the status bits of its grants' tokens.
+    pub async fn revoke_client_tokens(&self, client_id: &str) -> Result<(), AppError> {
+        let now = self.now();
+        let grants = self.store.grants_of_client(client_id).await?;
+        self.store
+            .revoke_refresh_tokens_of_client(client_id, now)
+            .await?;
+        self.store
+            .revoke_opaque_tokens_of_client(client_id, now)
+            .await?;
+        self.store
+            .revoke_key_until(
+                &format!("{CLIENT_KEY}{client_id}"),
+                now + MAX_ACCESS_TOKEN_TTL,
+                now,
+            )
+            .await?;
+        let mut bits = 0;
+        for family in &grants {
+            bits += self.store.revoke_status_family(family, now).await?;
+        }
+        if bits > 0 {
             self.forget_status_lists();
         }
         Ok(())
@@ -614,10 +655,10 @@ impl AppState {
             scope,
             exp: t.expires_at,
             iat: t.created_at,
-            family: None,
+            family: t.family_id,
             status: None,
         };
-        if self.is_revoked(&at.jti, &at.sub, None, at.iat).await? {
+        if self.is_revoked(&at).await? {
             return Ok(None);
         }
         Ok(Some(at))

@@ -127,6 +127,18 @@ impl Store {
         Ok(CodeRedemption::Invalid)
     }
 
+    /// Deletes a user's codes that were never redeemed (forced logout: a
+    /// code issued before must not outlive it). Redeemed codes stay, so a
+    /// replay is still recognised. Returns how many were deleted.
+    pub async fn delete_pending_codes_of_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        Ok(codes::Entity::delete_many()
+            .filter(codes::Column::UserId.eq(user_id))
+            .filter(codes::Column::ConsumedAt.is_null())
+            .exec(&self.db)
+            .await?
+            .rows_affected)
+    }
+
     /// Deletes codes that expired before `cutoff`. Consumed codes are kept
     /// until then so that a replay is recognised as one.
     pub async fn prune_codes(&self, cutoff: i64) -> Result<u64, StoreError> {

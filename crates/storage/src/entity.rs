@@ -257,6 +257,7 @@ pub mod opaque_tokens {
         pub created_at: i64,
         pub expires_at: i64,
         pub revoked_at: Option<i64>,
+        pub family_id: Option<String>,
     }
     no_relations!();
 }

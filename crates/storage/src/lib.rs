@@ -21,7 +21,7 @@ pub use keys::{Revocation as KeyRevocation, Rotation};
 pub mod model;
 mod opaque;
 mod refresh;
-pub use refresh::RefreshUse;
+pub use refresh::{RefreshRefusal, RefreshUse, RetryWindow};
 mod registration;
 mod resources;
 mod revocation;

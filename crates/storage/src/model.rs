@@ -255,4 +255,7 @@ pub struct OpaqueToken {
     pub created_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// The grant (refresh family) the token descends from; `None` for
+    /// client_credentials tokens. Revoking the grant revokes the token.
+    pub family_id: Option<String>,
 }

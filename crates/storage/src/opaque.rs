@@ -17,6 +17,7 @@ impl From<ot::Model> for OpaqueToken {
             created_at: m.created_at,
             expires_at: m.expires_at,
             revoked_at: m.revoked_at,
+            family_id: m.family_id,
         }
     }
 }
@@ -35,6 +36,7 @@ impl Store {
             created_at: Set(t.created_at),
             expires_at: Set(t.expires_at),
             revoked_at: Set(t.revoked_at),
+            family_id: Set(t.family_id.clone()),
         }
         .insert(&self.db)
         .await?;
@@ -59,6 +61,32 @@ impl Store {
             .await?
             .rows_affected
             == 1)
+    }
+
+    /// Revokes every opaque token of a grant (refresh family). Returns how many.
+    pub async fn revoke_opaque_family(&self, family_id: &str, now: i64) -> Result<u64, StoreError> {
+        Ok(ot::Entity::update_many()
+            .col_expr(ot::Column::RevokedAt, now.into())
+            .filter(ot::Column::FamilyId.eq(family_id))
+            .filter(ot::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?
+            .rows_affected)
+    }
+
+    /// Revokes every opaque token issued to a client. Returns how many.
+    pub async fn revoke_opaque_tokens_of_client(
+        &self,
+        client_id: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(ot::Entity::update_many()
+            .col_expr(ot::Column::RevokedAt, now.into())
+            .filter(ot::Column::ClientId.eq(client_id))
+            .filter(ot::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?
+            .rows_affected)
     }
 
     /// Deletes opaque tokens expired before `cutoff`.

@@ -50,20 +50,52 @@ fn active(t: &RefreshToken) -> rt::ActiveModel {
     }
 }
 
+/// How long a rotated refresh token may come back for its successor (a
+/// retry), as long as that successor has never been used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryWindow {
+    /// Any time while the successor is unused: the token alone is useless
+    /// to a thief (confidential clients, sender-constrained tokens).
+    Unlimited,
+    /// Only this many seconds after the rotation (bearer tokens of public
+    /// clients: a longer window would be a window for a thief).
+    Seconds(i64),
+}
+
+impl RetryWindow {
+    fn admits(self, used_at: i64, now: i64) -> bool {
+        match self {
+            RetryWindow::Unlimited => true,
+            RetryWindow::Seconds(s) => now - used_at <= s,
+        }
+    }
+}
+
+/// Why a refresh token cannot be used at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshRefusal {
+    /// No such token.
+    Unknown,
+    /// Past its expiry.
+    Expired,
+    /// Revoked (its grant, its user or its client).
+    Revoked,
+}
+
 /// The outcome of presenting a refresh token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RefreshUse {
     /// First use: the token was rotated; `successor` is now stored.
     Rotated(RefreshToken),
-    /// The token was rotated moments ago and its successor is still unused:
-    /// a retry (lost response, two tabs). Nothing changed; the caller hands
-    /// out the same successor again.
+    /// The token was rotated before and its successor is still unused: a
+    /// retry (lost response, two tabs, an answer that never arrived).
+    /// Nothing changed; the caller hands out the same successor again.
     Retry(RefreshToken),
-    /// A rotated token came back outside the grace window, or after its
+    /// A rotated token came back outside its [`RetryWindow`], or after its
     /// successor was used: the whole family has now been revoked.
     Reused { family_id: String },
-    /// Unknown, expired or revoked.
-    Invalid,
+    /// Unknown, expired or revoked: nothing was written.
+    Invalid(RefreshRefusal),
 }
 
 async fn revoke_family_in<C: ConnectionTrait>(
@@ -105,13 +137,13 @@ impl Store {
     /// The conditional `UPDATE ... WHERE used_at IS NULL` is the first
     /// statement of the transaction, so of N concurrent callers exactly one
     /// rotates; the others see a used token and are judged as retries or
-    /// reuse by `grace` seconds and the successor's state.
+    /// reuse by `retry` and the successor's state.
     pub async fn use_refresh_token(
         &self,
         token_hash: &str,
         successor_hash: &str,
         now: i64,
-        grace: i64,
+        retry: RetryWindow,
         make_successor: impl FnOnce(&RefreshToken) -> RefreshToken,
     ) -> Result<RefreshUse, StoreError> {
         let txn = self.db.begin().await?;
@@ -129,7 +161,7 @@ impl Store {
             .await?
         else {
             txn.rollback().await?;
-            return Ok(RefreshUse::Invalid);
+            return Ok(RefreshUse::Invalid(RefreshRefusal::Unknown));
         };
         let old = RefreshToken::try_from(m)?;
         if res.rows_affected == 1 {
@@ -138,17 +170,26 @@ impl Store {
             txn.commit().await?;
             return Ok(RefreshUse::Rotated(succ));
         }
-        if old.revoked_at.is_some() || old.expires_at <= now {
+        if old.revoked_at.is_some() {
             txn.rollback().await?;
-            return Ok(RefreshUse::Invalid);
+            return Ok(RefreshUse::Invalid(RefreshRefusal::Revoked));
         }
-        // Used before. A retry if recent and the successor is untouched.
+        if old.expires_at <= now {
+            txn.rollback().await?;
+            return Ok(RefreshUse::Invalid(RefreshRefusal::Expired));
+        }
+        // Used before. A retry if the window admits it and the successor is
+        // untouched (never used, not revoked, not expired).
         let successor = match &old.successor_hash {
             Some(h) => rt::Entity::find_by_id(h.clone()).one(&txn).await?,
             None => None,
         };
         if let (Some(used_at), Some(s)) = (old.used_at, successor) {
-            if now - used_at <= grace && s.used_at.is_none() && s.revoked_at.is_none() {
+            if retry.admits(used_at, now)
+                && s.used_at.is_none()
+                && s.revoked_at.is_none()
+                && s.expires_at > now
+            {
                 txn.rollback().await?;
                 return Ok(RefreshUse::Retry(RefreshToken::try_from(s)?));
             }
@@ -167,6 +208,49 @@ impl Store {
         now: i64,
     ) -> Result<u64, StoreError> {
         revoke_family_in(&self.db, family_id, now).await
+    }
+
+    /// Revokes every refresh token issued to a client (the client is being
+    /// deleted). Returns how many.
+    pub async fn revoke_refresh_tokens_of_client(
+        &self,
+        client_id: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(rt::Entity::update_many()
+            .col_expr(rt::Column::RevokedAt, now.into())
+            .filter(rt::Column::ClientId.eq(client_id))
+            .filter(rt::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?
+            .rows_affected)
+    }
+
+    /// The grants (families) a client holds: those of its refresh tokens and
+    /// of its authorization codes still stored, each once.
+    pub async fn grants_of_client(&self, client_id: &str) -> Result<Vec<String>, StoreError> {
+        use crate::entity::authorization_codes as codes;
+        use sea_orm::QuerySelect;
+        let mut out: Vec<String> = rt::Entity::find()
+            .select_only()
+            .column(rt::Column::FamilyId)
+            .distinct()
+            .filter(rt::Column::ClientId.eq(client_id))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let from_codes: Vec<String> = codes::Entity::find()
+            .select_only()
+            .column(codes::Column::FamilyId)
+            .distinct()
+            .filter(codes::Column::ClientId.eq(client_id))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        out.extend(from_codes);
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
     }
 
     /// Revokes every refresh token of a user (forced logout).

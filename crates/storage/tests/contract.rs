@@ -15,10 +15,12 @@ use std::{future::Future, sync::Arc};
 use db::DbKind;
 use gatehouse_storage::{
     model::{
-        AuthCode, Client, CodeLookup, CodeRedemption, KeyRecord, KeyState, RefreshToken,
+        AuthCode, Client, CodeLookup, CodeRedemption, KeyRecord, KeyState, OpaqueToken,
+        RefreshToken,
         ResourceServer, Session, User,
     },
-    KeyRevocation, RefreshUse, Rotation, StatusEntry, Store, StoreError,
+    KeyRevocation, RefreshRefusal, RefreshUse, RetryWindow, Rotation, StatusEntry, Store,
+    StoreError,
 };
 use tokio::sync::Barrier;
 
@@ -78,6 +80,10 @@ contract! {
     token_status => sqlite_token_status, postgres_token_status;
     codes_find => sqlite_codes_find, postgres_codes_find;
     clients_require_pkce => sqlite_clients_require_pkce, postgres_clients_require_pkce;
+    refresh_retry_window => sqlite_refresh_retry_window, postgres_refresh_retry_window;
+    opaque_token_revocation => sqlite_opaque_token_revocation, postgres_opaque_token_revocation;
+    client_grants => sqlite_client_grants, postgres_client_grants;
+    pending_codes_of_user => sqlite_pending_codes_of_user, postgres_pending_codes_of_user;
 }
 
 // ---------------------------------------------------------------- fixtures
@@ -1229,7 +1235,8 @@ async fn consents(store: Store) {
 }
 
 async fn refresh_rotation_and_reuse(store: Store) {
-    let grace = 30;
+    let window = 30;
+    let grace = RetryWindow::Seconds(window);
     let r0 = refresh("r0", "famA", "user-1", NOW + 10_000);
     store.create_refresh_token(&r0).await.unwrap();
     assert_eq!(store.refresh_token("r0").await.unwrap(), Some(r0.clone()));
@@ -1274,7 +1281,7 @@ async fn refresh_rotation_and_reuse(store: Store) {
         .use_refresh_token(
             "r0",
             "r1-ter",
-            NOW + 10 + grace,
+            NOW + 10 + window,
             grace,
             successor("r1-ter", NOW + 40),
         )
@@ -1318,7 +1325,7 @@ async fn refresh_rotation_and_reuse(store: Store) {
                 .use_refresh_token(h, s, NOW + 27, grace, successor(s, NOW + 27))
                 .await
                 .unwrap(),
-            RefreshUse::Invalid,
+            RefreshUse::Invalid(RefreshRefusal::Revoked),
             "{h}"
         );
     }
@@ -1327,12 +1334,13 @@ async fn refresh_rotation_and_reuse(store: Store) {
             .use_refresh_token("unknown", "s", NOW, grace, successor("s", NOW))
             .await
             .unwrap(),
-        RefreshUse::Invalid
+        RefreshUse::Invalid(RefreshRefusal::Unknown)
     );
 }
 
 async fn refresh_grace_expiry_revocation(store: Store) {
-    let grace = 30;
+    let window = 30;
+    let grace = RetryWindow::Seconds(window);
     // Outside the grace window: reuse, the family is revoked.
     store
         .create_refresh_token(&refresh("b0", "famB", "user-1", NOW + 10_000))
@@ -1350,9 +1358,9 @@ async fn refresh_grace_expiry_revocation(store: Store) {
             .use_refresh_token(
                 "b0",
                 "b1-x",
-                NOW + grace + 1,
+                NOW + window + 1,
                 grace,
-                successor("b1-x", NOW + grace + 1)
+                successor("b1-x", NOW + window + 1)
             )
             .await
             .unwrap(),
@@ -1365,13 +1373,13 @@ async fn refresh_grace_expiry_revocation(store: Store) {
             .use_refresh_token(
                 "b1",
                 "b2",
-                NOW + grace + 2,
+                NOW + window + 2,
                 grace,
-                successor("b2", NOW + grace + 2)
+                successor("b2", NOW + window + 2)
             )
             .await
             .unwrap(),
-        RefreshUse::Invalid,
+        RefreshUse::Invalid(RefreshRefusal::Revoked),
         "the successor died with its family"
     );
 
@@ -1383,7 +1391,7 @@ async fn refresh_grace_expiry_revocation(store: Store) {
             .use_refresh_token("c0", "c1", NOW + 100, grace, successor("c1", NOW + 100))
             .await
             .unwrap(),
-        RefreshUse::Invalid
+        RefreshUse::Invalid(RefreshRefusal::Expired)
     );
     assert_eq!(store.refresh_token("c0").await.unwrap(), Some(c0.clone()));
     assert_eq!(store.refresh_token("c1").await.unwrap(), None);
@@ -1411,7 +1419,7 @@ async fn refresh_grace_expiry_revocation(store: Store) {
             .use_refresh_token("d0", "d1", NOW + 10, grace, successor("d1", NOW + 10))
             .await
             .unwrap(),
-        RefreshUse::Invalid
+        RefreshUse::Invalid(RefreshRefusal::Revoked)
     );
 
     // Revoked by user: only that user's tokens.
@@ -1435,7 +1443,7 @@ async fn refresh_grace_expiry_revocation(store: Store) {
             .use_refresh_token("e0", "e1", NOW + 10, grace, successor("e1", NOW + 10))
             .await
             .unwrap(),
-        RefreshUse::Invalid
+        RefreshUse::Invalid(RefreshRefusal::Revoked)
     );
     assert!(matches!(
         store
@@ -1453,7 +1461,7 @@ async fn refresh_grace_expiry_revocation(store: Store) {
 }
 
 async fn refresh_concurrent_use(store: Store) {
-    let grace = 30;
+    let grace = RetryWindow::Seconds(30);
     store
         .create_refresh_token(&refresh("hot", "famH", "user-1", NOW + 10_000))
         .await
@@ -1765,4 +1773,309 @@ async fn clients_require_pkce(store: Store) {
         store.list_clients().await.unwrap(),
         vec![made_strict, relaxed]
     );
+}
+
+async fn refresh_retry_window(store: Store) {
+    // Unlimited: a retry long after the rotation still gets the successor,
+    // as long as the successor was never used.
+    store
+        .create_refresh_token(&refresh("u0", "famU", "user-1", NOW + 100_000))
+        .await
+        .unwrap();
+    let RefreshUse::Rotated(u1) = store
+        .use_refresh_token(
+            "u0",
+            "u1",
+            NOW,
+            RetryWindow::Unlimited,
+            successor("u1", NOW),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("first use must rotate");
+    };
+    let late = NOW + 50_000;
+    assert_eq!(
+        store
+            .use_refresh_token(
+                "u0",
+                "u1-x",
+                late,
+                RetryWindow::Unlimited,
+                successor("u1-x", late)
+            )
+            .await
+            .unwrap(),
+        RefreshUse::Retry(u1.clone())
+    );
+    // The same late retry with a window is reuse: the family dies.
+    store
+        .create_refresh_token(&refresh("w0", "famW", "user-1", NOW + 100_000))
+        .await
+        .unwrap();
+    let RefreshUse::Rotated(_) = store
+        .use_refresh_token(
+            "w0",
+            "w1",
+            NOW,
+            RetryWindow::Seconds(10),
+            successor("w1", NOW),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("first use must rotate");
+    };
+    assert_eq!(
+        store
+            .use_refresh_token(
+                "w0",
+                "w1-x",
+                late,
+                RetryWindow::Seconds(10),
+                successor("w1-x", late)
+            )
+            .await
+            .unwrap(),
+        RefreshUse::Reused {
+            family_id: "famW".to_owned()
+        }
+    );
+    // Unlimited ends when the successor is used: then it is reuse.
+    let RefreshUse::Rotated(_) = store
+        .use_refresh_token(
+            "u1",
+            "u2",
+            late + 1,
+            RetryWindow::Unlimited,
+            successor("u2", late + 1),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("the successor's first use must rotate");
+    };
+    assert_eq!(
+        store
+            .use_refresh_token(
+                "u0",
+                "u1-y",
+                late + 2,
+                RetryWindow::Unlimited,
+                successor("u1-y", late + 2)
+            )
+            .await
+            .unwrap(),
+        RefreshUse::Reused {
+            family_id: "famU".to_owned()
+        }
+    );
+    // A successor that has expired is no retry either.
+    store
+        .create_refresh_token(&refresh("x0", "famX", "user-1", NOW + 100_000))
+        .await
+        .unwrap();
+    let short = |old: &RefreshToken| RefreshToken {
+        token_hash: "x1".to_owned(),
+        successor_hash: None,
+        expires_at: NOW + 5,
+        used_at: None,
+        revoked_at: None,
+        ..old.clone()
+    };
+    let RefreshUse::Rotated(_) = store
+        .use_refresh_token("x0", "x1", NOW, RetryWindow::Unlimited, short)
+        .await
+        .unwrap()
+    else {
+        panic!("first use must rotate");
+    };
+    assert_eq!(
+        store
+            .use_refresh_token(
+                "x0",
+                "x1-x",
+                NOW + 5,
+                RetryWindow::Unlimited,
+                successor("x1-x", NOW + 5)
+            )
+            .await
+            .unwrap(),
+        RefreshUse::Reused {
+            family_id: "famX".to_owned()
+        }
+    );
+}
+
+fn opaque(hash: &str, client_id: &str, family: Option<&str>) -> OpaqueToken {
+    OpaqueToken {
+        token_hash: hash.to_owned(),
+        jti: format!("jti-{hash}"),
+        client_id: client_id.to_owned(),
+        user_id: family.map(|_| "user-1".to_owned()),
+        scope: "api:read".to_owned(),
+        audience: "https://api.example".to_owned(),
+        auth_time: family.map(|_| NOW - 5),
+        created_at: NOW,
+        expires_at: NOW + 300,
+        revoked_at: None,
+        family_id: family.map(str::to_owned),
+    }
+}
+
+async fn opaque_token_revocation(store: Store) {
+    let tokens = [
+        opaque("o1", "client-1", Some("famO")),
+        opaque("o2", "client-1", Some("famO")),
+        opaque("o3", "client-1", Some("famP")),
+        opaque("o4", "client-1", None),
+        opaque("o5", "client-2", Some("famQ")),
+    ];
+    for t in &tokens {
+        store.create_opaque_token(t).await.unwrap();
+    }
+    // The family round-trips.
+    assert_eq!(
+        store.opaque_token("o1").await.unwrap(),
+        Some(tokens[0].clone())
+    );
+    assert_eq!(
+        store.opaque_token("o4").await.unwrap(),
+        Some(tokens[3].clone())
+    );
+    // A grant revokes exactly its tokens, once.
+    assert_eq!(
+        store.revoke_opaque_family("famO", NOW + 1).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        store.revoke_opaque_family("famO", NOW + 2).await.unwrap(),
+        0
+    );
+    for (h, revoked) in [("o1", true), ("o2", true), ("o3", false), ("o4", false)] {
+        let t = store.opaque_token(h).await.unwrap().unwrap();
+        assert_eq!(t.revoked_at.is_some(), revoked, "{h}");
+    }
+    // A client: every token it holds, with or without a grant, not others'.
+    assert_eq!(
+        store
+            .revoke_opaque_tokens_of_client("client-1", NOW + 3)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store.opaque_token("o1").await.unwrap().unwrap().revoked_at,
+        Some(NOW + 1),
+        "the first revocation time stays"
+    );
+    assert_eq!(
+        store.opaque_token("o4").await.unwrap().unwrap().revoked_at,
+        Some(NOW + 3)
+    );
+    assert_eq!(
+        store.opaque_token("o5").await.unwrap().unwrap().revoked_at,
+        None
+    );
+}
+
+async fn client_grants(store: Store) {
+    assert!(store.grants_of_client("client-1").await.unwrap().is_empty());
+    for (h, fam) in [("g0", "famA"), ("g1", "famA"), ("g2", "famB")] {
+        store
+            .create_refresh_token(&refresh(h, fam, "user-1", NOW + 1000))
+            .await
+            .unwrap();
+    }
+    store
+        .create_refresh_token(&RefreshToken {
+            client_id: "client-2".to_owned(),
+            ..refresh("g3", "famZ", "user-1", NOW + 1000)
+        })
+        .await
+        .unwrap();
+    store
+        .create_code(&code("gc1", "famB", NOW + 60))
+        .await
+        .unwrap();
+    store
+        .create_code(&code("gc2", "famC", NOW + 60))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.grants_of_client("client-1").await.unwrap(),
+        vec!["famA".to_owned(), "famB".to_owned(), "famC".to_owned()]
+    );
+    assert_eq!(
+        store
+            .revoke_refresh_tokens_of_client("client-1", NOW + 1)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .revoke_refresh_tokens_of_client("client-1", NOW + 2)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store.refresh_token("g3").await.unwrap().unwrap().revoked_at,
+        None,
+        "another client's tokens stay"
+    );
+}
+
+async fn pending_codes_of_user(store: Store) {
+    store
+        .create_code(&code("p1", "famP1", NOW + 60))
+        .await
+        .unwrap();
+    store
+        .create_code(&code("p2", "famP2", NOW + 60))
+        .await
+        .unwrap();
+    store
+        .create_code(&AuthCode {
+            user_id: "user-2".to_owned(),
+            ..code("p3", "famP3", NOW + 60)
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .redeem_code("p1", NOW + 1, "jti-p1", NOW + 301)
+            .await
+            .unwrap(),
+        CodeRedemption::Redeemed(_)
+    ));
+    // Only the unredeemed code of that user goes.
+    assert_eq!(
+        store.delete_pending_codes_of_user("user-1").await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .redeem_code("p2", NOW + 2, "jti-p2", NOW + 302)
+            .await
+            .unwrap(),
+        CodeRedemption::Invalid
+    );
+    // The redeemed one is still known, so its replay is still caught.
+    assert!(matches!(
+        store
+            .redeem_code("p1", NOW + 3, "jti-x", NOW + 303)
+            .await
+            .unwrap(),
+        CodeRedemption::Replayed { .. }
+    ));
+    assert!(matches!(
+        store
+            .redeem_code("p3", NOW + 4, "jti-p3", NOW + 304)
+            .await
+            .unwrap(),
+        CodeRedemption::Redeemed(_)
+    ));
 }

@@ -124,6 +124,8 @@ pub async fn exchange(
             access_token_expires_at,
         } => {
             tracing::warn!(client_id = %client.id, "authorization code replayed; revoking the tokens it produced");
+            // The grant: its refresh tokens and every access token issued
+            // from it, JWE and opaque, not only the first one.
             state.revoke_grant(&family_id).await?;
             if let (Some(j), Some(exp)) = (access_token_jti, access_token_expires_at) {
                 state.store.revoke_jti(&j, exp, now).await?;

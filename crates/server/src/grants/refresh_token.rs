@@ -1,21 +1,65 @@
 //! The refresh token grant (RFC 6749 6; RFC 9700 4.14.2).
 //!
-//! Refresh tokens rotate on every use. A retry of the same token within the
-//! grace window, while its successor is unused, receives that same successor
-//! (two tabs, a lost response): not an attack. Any other reuse revokes the
-//! whole family. Scope may narrow, never widen.
+//! Refresh tokens rotate on every use. One rule for retries: a rotated token
+//! presented again while its successor has never been used receives that
+//! same successor (two tabs, a lost response, an answer that was a 5xx).
+//! For a token only its client can use ([`Possession::Proven`]: a
+//! confidential client, later a sender-constrained token) this holds with no
+//! time limit; for a bearer token of a public client only within
+//! `refresh_grace` seconds, since a thief could use a longer window. Any
+//! other reuse revokes the whole family. Scope may narrow, never widen.
 
-use gatehouse_storage::{model::RefreshToken, RefreshUse};
+use gatehouse_storage::{model::RefreshToken, RefreshRefusal, RefreshUse, RetryWindow};
 
 use crate::{
     http::{client_auth::Authenticated, error::AppError, form::Params},
-    oauth::{ErrorCode, ScopeSet},
+    oauth::{AuthMethod, ErrorCode, ScopeSet},
     state::AppState,
     tokens::{new_jti, TokenResponse},
 };
 
 fn invalid_grant(d: &'static str) -> AppError {
     AppError::oauth(ErrorCode::InvalidGrant, d)
+}
+
+/// Whether presenting a refresh token takes more than holding it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Possession {
+    /// The presenter proved who it is: a confidential client authenticated
+    /// (a stolen token alone is useless). Sender-constrained (DPoP-bound)
+    /// tokens belong here too.
+    Proven,
+    /// A bearer token of a public client: whoever holds it can use it.
+    Bearer,
+}
+
+impl Possession {
+    /// What the presenter of a refresh token proved.
+    pub fn of(auth: &Authenticated) -> Possession {
+        match auth.method {
+            AuthMethod::None => Possession::Bearer,
+            AuthMethod::ClientSecretBasic
+            | AuthMethod::ClientSecretPost
+            | AuthMethod::ClientSecretJwt
+            | AuthMethod::PrivateKeyJwt => Possession::Proven,
+        }
+    }
+
+    /// How long a rotated token may come back for its unused successor.
+    pub fn retry_window(self, refresh_grace: i64) -> RetryWindow {
+        match self {
+            Possession::Proven => RetryWindow::Unlimited,
+            Possession::Bearer => RetryWindow::Seconds(refresh_grace),
+        }
+    }
+}
+
+fn refused(r: RefreshRefusal) -> AppError {
+    invalid_grant(match r {
+        RefreshRefusal::Unknown => "the refresh token is unknown",
+        RefreshRefusal::Expired => "the refresh token has expired",
+        RefreshRefusal::Revoked => "the refresh token has been revoked",
+    })
 }
 
 /// Rotates a refresh token and issues a fresh access token (and ID token).
@@ -31,15 +75,21 @@ pub async fn exchange(
 
     // Cheap checks before any write: the token must be this client's.
     let Some(old) = state.store.refresh_token(&old_hash).await? else {
-        return Err(invalid_grant("the refresh token is invalid"));
+        return Err(refused(RefreshRefusal::Unknown));
     };
     if old.client_id != client.id {
         return Err(invalid_grant(
             "the refresh token was issued to another client",
         ));
     }
-    let granted =
-        ScopeSet::parse(&old.scope).map_err(|_| invalid_grant("stored scope is invalid"))?;
+    if old.revoked_at.is_some() {
+        return Err(refused(RefreshRefusal::Revoked));
+    }
+    if old.expires_at <= now {
+        return Err(refused(RefreshRefusal::Expired));
+    }
+    let granted = ScopeSet::parse(&old.scope)
+        .map_err(|_| AppError::Internal("a stored refresh scope is invalid".into()))?;
     let scope = match p.get("scope") {
         None => granted.clone(),
         Some(s) => {
@@ -69,7 +119,7 @@ pub async fn exchange(
             &old_hash,
             &successor_hash,
             now,
-            state.settings.lifetimes.refresh_grace,
+            Possession::of(auth).retry_window(state.settings.lifetimes.refresh_grace),
             |old| RefreshToken {
                 token_hash: successor_hash.clone(),
                 successor_hash: None,
@@ -86,13 +136,11 @@ pub async fn exchange(
         RefreshUse::Reused { family_id } => {
             tracing::warn!(client_id = %client.id, %family_id, "refresh token reuse detected; family revoked");
             state.revoke_grant(&family_id).await?;
-            return Err(invalid_grant("the refresh token has already been used"));
-        }
-        RefreshUse::Invalid => {
             return Err(invalid_grant(
-                "the refresh token is invalid, expired or revoked",
-            ))
+                "the refresh token has already been used; its grant is revoked",
+            ));
         }
+        RefreshUse::Invalid(r) => return Err(refused(r)),
     };
     if current.token_hash != successor_hash {
         return Err(AppError::Internal("refresh successor mismatch".into()));

@@ -153,6 +153,17 @@ fn describe(state: &AppState, c: &Client) -> serde_json::Map<String, Value> {
         o.insert("token_endpoint_auth_signing_alg".into(), a.clone().into());
     }
     o.insert("require_pkce".into(), c.require_pkce.into());
+    // RFC 7591 3.2.1: the response carries every registered metadata value.
+    if let Some(j) = c
+        .jwks
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<Value>(j).ok())
+    {
+        o.insert("jwks".into(), j);
+    }
+    if let Some(u) = &c.jwks_uri {
+        o.insert("jwks_uri".into(), u.clone().into());
+    }
     o.insert(
         "registration_client_uri".into(),
         state
@@ -314,13 +325,23 @@ pub async fn update(
     Ok(created(Value::Object(o), StatusCode::OK))
 }
 
-/// `DELETE /register/{client_id}` (RFC 7592 2.3).
+/// `DELETE /register/{client_id}` (RFC 7592 2.3): the client's tokens are
+/// revoked first (the RFC's SHOULD), then the client is deleted, so a
+/// failure in between leaves revoked tokens, never live tokens of a
+/// deleted client.
 pub async fn delete(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let c = authorized(&state, &headers, &id).await?;
+    state.revoke_client_tokens(&c.id).await?;
     state.store.delete_client(&c.id).await?;
+    // This instance forgets the client at once; others within their epoch
+    // poll (about 2 s).
+    if let Err(e) = state.registry.refresh().await {
+        tracing::warn!(error = %e, "client cache refresh after a deletion failed");
+    }
+    tracing::info!(client_id = %c.id, "client deleted; its tokens are revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -2665,7 +2665,7 @@ mod tests {
             let other =
                 encrypt_with_cek("x.y.z", &private.public_key(), &Kek::generate(), None, None)
                     .unwrap();
-            let spliced = format!("{}.{}", parts[0], other.splitn(2, '.').nth(1).unwrap());
+            let spliced = format!("{}.{}", parts[0], other.split_once('.').unwrap().1);
             assert_eq!(
                 invalid_token(decrypt_with_cek(&spliced, &cek)),
                 "decryption failed"

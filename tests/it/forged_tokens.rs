@@ -290,11 +290,31 @@ async fn tokens_issued_before_the_upgrade_stay_readable(app: &TestApp) {
         json!({ "active": false })
     );
 
+    // A userinfo token of the versions before `dir` (encrypted to the own
+    // ECDH key, legacy reference) is still read, by decryption.
+    let own = claims(&app.url("/userinfo"), &user.id, "openid");
+    let jws = app.state.keys.sign(Alg::ES256, "at+jwt", &own).unwrap();
+    let mut header = Map::new();
+    let sealed = app
+        .state
+        .keys
+        .seal_reference(legacy_reference(&own).to_string().as_bytes())
+        .unwrap();
+    header.insert("gh_ref".into(), sealed.into());
+    let old_own = app
+        .state
+        .keys
+        .encrypt_to_self(&jws, Some("JWT"), Some(&header))
+        .unwrap();
+    assert_eq!(userinfo_status(app, &old_own).await, 200);
+    assert_eq!(introspect(app, &c, &old_own).await["active"], true);
+
     app.clock.advance(901);
     assert_eq!(
         introspect(app, &c, &later).await,
         json!({ "active": false })
     );
+    assert_eq!(userinfo_status(app, &old_own).await, 401);
 }
 
 /// `gh_ref` holds the token id (and grant and status index), not the

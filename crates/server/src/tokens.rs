@@ -451,21 +451,27 @@ impl AppState {
         let Some((alg, kid, reference)) = self.token_reference(token) else {
             return Ok(None);
         };
-        let own = match (alg.as_deref(), kid.as_deref()) {
-            (Some("dir"), Some(k)) if KeyRing::is_own_token_kid(k) => Some(OwnToken::Direct),
-            (_, Some(k)) if self.keys.is_own_encryption_kid(k) => Some(OwnToken::Ecdh),
-            _ => None,
-        };
-        let opened = match (own, &reference) {
-            (Some(own), _) => self.open_own_access_token(token, own),
+        let own_direct =
+            alg.as_deref() == Some("dir") && kid.as_deref().is_some_and(KeyRing::is_own_token_kid);
+        let opened = match &reference {
+            _ if own_direct => self.open_own_access_token(token, OwnToken::Direct),
             // Encrypted to a resource server: the content-encryption key is
             // derived from the jti, the AES-GCM tag authenticates header and
             // body, and the nested JWS must verify under a trusted key.
-            (None, Reference::Current(r)) => self
+            Reference::Current(r) => self
                 .keys
                 .open_access_token(token, &r.jti, &ACCESS_TOKEN_ALGS)
                 .ok(),
-            (None, Reference::Legacy(r)) => {
+            // Earlier versions: encrypted to the own ECDH key, or to a
+            // resource server with a random CEK (read from the reference).
+            Reference::Legacy(_)
+                if kid
+                    .as_deref()
+                    .is_some_and(|k| self.keys.is_own_encryption_kid(k)) =>
+            {
+                self.open_own_access_token(token, OwnToken::Ecdh)
+            }
+            Reference::Legacy(r) => {
                 return match self.legacy_access_claims(r, now) {
                     Some(at) => self.unless_revoked(at).await,
                     None => Ok(None),

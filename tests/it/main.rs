@@ -13,6 +13,7 @@ mod code_flow;
 mod discovery;
 mod dynamic_clients;
 mod grant_revocation;
+mod forged_tokens;
 mod health;
 mod id_token_hint;
 mod max_age;

@@ -1,5 +1,5 @@
 //! Revocation end to end: grants, subjects (forced logout), tokens for
-//! resource servers (through the sealed header reference), back-channel
+//! resource servers (read through the jti in their sealed header reference), back-channel
 //! logout to a real HTTP receiver, and two instances on one database.
 
 use std::sync::{Arc, Mutex};
@@ -37,8 +37,9 @@ async fn revoking_a_refresh_token_revokes_its_access_tokens(app: &TestApp) {
     assert_eq!(introspect(app, &c, &at2).await["active"], false);
 }
 
-/// Tokens encrypted to a resource server's key: Gatehouse cannot decrypt
-/// them, yet introspects and revokes them through the sealed reference.
+/// Tokens encrypted to a resource server's key: Gatehouse introspects and
+/// revokes them by decrypting them with the key derived from the jti in
+/// their sealed reference.
 async fn resource_server_tokens_are_introspectable_and_revocable(app: &TestApp) {
     crate::support::ecdh_api(app, "https://api.example").await;
     let c = app

@@ -1168,24 +1168,25 @@ fn jwe_part(segment: &str) -> Result<Vec<u8>, KeyError> {
         .map_err(|_| KeyError::InvalidToken("malformed JWE"))
 }
 
-/// Decrypt a compact JWE addressed to one of Gatehouse's own encryption
-/// keys. `lookup` gets the header `kid` (or `None` if the token has none)
-/// and returns the candidate keys as anything iterable over `PrivateKey`,
-/// `&PrivateKey` or `Arc<PrivateKey>` (an `Option` for a kid map, a `Vec`
-/// for "all current keys"); those whose alg matches the header are tried in
-/// order. Returns the header and the plaintext.
-///
-/// Refused before any private-key operation: tokens over 16 KiB, `zip`,
-/// `crit`, an alg other than RSA-OAEP-256 / ECDH-ES+A256KW, an enc other than
-/// A256GCM, an ECDH-ES ephemeral key that is not a P-256 point, and parts of
-/// the wrong length (IV 12 bytes, tag 16 bytes, wrapped key 40 bytes for
-/// ECDH-ES+A256KW; a short GCM tag would weaken authentication).
-pub fn decrypt<F, I>(token: &str, lookup: F) -> Result<(Map<String, Value>, Vec<u8>), KeyError>
-where
-    F: Fn(Option<&str>) -> I,
-    I: IntoIterator,
-    I::Item: Borrow<PrivateKey>,
-{
+/// A compact JWE with a wrapped key (RSA-OAEP-256 or ECDH-ES+A256KW,
+/// A256GCM), after every check that needs no key.
+struct JweParts<'a> {
+    /// The protected header exactly as it appears in the token (the AAD).
+    header_b64: &'a str,
+    header: Map<String, Value>,
+    alg: Alg,
+    encrypted_key: Vec<u8>,
+    iv: Vec<u8>,
+    ciphertext: Vec<u8>,
+    tag: Vec<u8>,
+}
+
+/// Split and check a compact JWE before any key is touched: size cap,
+/// structure, no `zip` or `crit`, an alg of [`KeyUse::Enc`], enc A256GCM,
+/// a string kid if any, exact part lengths (IV 12 bytes, tag 16 bytes,
+/// wrapped key 40 bytes for ECDH-ES+A256KW; a short GCM tag would weaken
+/// authentication) and, for ECDH-ES, an ephemeral key on P-256.
+fn split_jwe(token: &str) -> Result<JweParts<'_>, KeyError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(KeyError::InvalidToken("token too large"));
     }
@@ -1211,12 +1212,9 @@ where
     if header.get("enc").and_then(Value::as_str) != Some(ENC_A256GCM) {
         return Err(KeyError::InvalidToken("content encryption must be A256GCM"));
     }
-    let kid = match header.get("kid") {
-        None => None,
-        Some(Value::String(kid)) => Some(kid.as_str()),
-        Some(_) => return Err(KeyError::InvalidToken("malformed kid")),
-    };
-
+    if header.get("kid").is_some_and(|kid| !kid.is_string()) {
+        return Err(KeyError::InvalidToken("malformed kid"));
+    }
     let encrypted_key = jwe_part(key_b64)?;
     let iv = jwe_part(iv_b64)?;
     let ciphertext = jwe_part(ciphertext_b64)?;
@@ -1234,7 +1232,51 @@ where
     if alg == Alg::EcdhEsA256kw {
         check_epk(&header)?;
     }
-    let jwe_header = JweHeader::from_map(header.clone())
+    Ok(JweParts {
+        header_b64,
+        header,
+        alg,
+        encrypted_key,
+        iv,
+        ciphertext,
+        tag,
+    })
+}
+
+impl JweParts<'_> {
+    /// AES-256-GCM decryption with `cek`; the tag authenticates the
+    /// protected header (as it appears in the token) and the ciphertext.
+    fn open(&self, cek: &[u8]) -> Result<Vec<u8>, JoseError> {
+        A256GCM.decrypt(
+            cek,
+            Some(&self.iv),
+            &self.ciphertext,
+            self.header_b64.as_bytes(),
+            Some(&self.tag),
+        )
+    }
+}
+
+/// Decrypt a compact JWE addressed to one of Gatehouse's own encryption
+/// keys. `lookup` gets the header `kid` (or `None` if the token has none)
+/// and returns the candidate keys as anything iterable over `PrivateKey`,
+/// `&PrivateKey` or `Arc<PrivateKey>` (an `Option` for a kid map, a `Vec`
+/// for "all current keys"); those whose alg matches the header are tried in
+/// order. Returns the header and the plaintext.
+///
+/// Refused before any private-key operation: everything [`split_jwe`]
+/// refuses (tokens over 16 KiB, `zip`, `crit`, an alg other than
+/// RSA-OAEP-256 / ECDH-ES+A256KW, an enc other than A256GCM, an ECDH-ES
+/// ephemeral key that is not a P-256 point, parts of the wrong length).
+pub fn decrypt<F, I>(token: &str, lookup: F) -> Result<(Map<String, Value>, Vec<u8>), KeyError>
+where
+    F: Fn(Option<&str>) -> I,
+    I: IntoIterator,
+    I::Item: Borrow<PrivateKey>,
+{
+    let parts = split_jwe(token)?;
+    let kid = parts.header.get("kid").and_then(Value::as_str);
+    let jwe_header = JweHeader::from_map(parts.header.clone())
         .map_err(|_| KeyError::InvalidToken("malformed header"))?;
 
     let mut tried = false;
@@ -1243,13 +1285,13 @@ where
         let PrivateOp::Decrypt(decrypter) = &key.0.op else {
             continue;
         };
-        if key.alg() != alg {
+        if key.alg() != parts.alg {
             continue;
         }
         tried = true;
         // RFC 7516 §11.5: if unwrapping the CEK fails, go on with a random
         // CEK so a bad wrapped key and a bad ciphertext fail alike.
-        let mut cek = match decrypter.decrypt(Some(&encrypted_key), &A256GCM, &jwe_header) {
+        let mut cek = match decrypter.decrypt(Some(&parts.encrypted_key), &A256GCM, &jwe_header) {
             Ok(cek) if cek.len() == A256GCM.key_len() => cek.into_owned(),
             _ => {
                 let mut random = vec![0u8; A256GCM.key_len()];
@@ -1257,17 +1299,10 @@ where
                 random
             }
         };
-        // The AAD is the protected header exactly as it appears in the token.
-        let plaintext = A256GCM.decrypt(
-            &cek,
-            Some(&iv),
-            &ciphertext,
-            header_b64.as_bytes(),
-            Some(&tag),
-        );
+        let plaintext = parts.open(&cek);
         wipe(&mut cek);
         if let Ok(plaintext) = plaintext {
-            return Ok((header, plaintext));
+            return Ok((parts.header, plaintext));
         }
     }
     Err(KeyError::InvalidToken(if tried {
@@ -1275,6 +1310,103 @@ where
     } else {
         "no decryption key for this kid and algorithm"
     }))
+}
+
+/// Encrypt `payload` to `recipient` exactly as [`encrypt`] does (same
+/// header rules, same key wrapping), except that the content-encryption
+/// key is the caller's `cek` instead of a random one. The recipient
+/// unwraps and decrypts as usual; whoever can derive `cek` again opens the
+/// token without the recipient's private key ([`decrypt_with_cek`]). Use
+/// each `cek` for one token only.
+pub(crate) fn encrypt_with_cek(
+    payload: &str,
+    recipient: &PublicKey,
+    cek: &Kek,
+    cty: Option<&str>,
+    extra_header: Option<&Map<String, Value>>,
+) -> Result<String, KeyError> {
+    let PublicOp::Encrypt(encrypter) = &recipient.0.op else {
+        return Err(KeyError::InvalidKey(format!(
+            "{} keys cannot encrypt",
+            recipient.0.alg
+        )));
+    };
+    let mut header = Map::new();
+    header.insert("alg".into(), recipient.0.alg.as_str().into());
+    header.insert("enc".into(), ENC_A256GCM.into());
+    if let Some(kid) = &recipient.0.kid {
+        header.insert("kid".into(), kid.as_str().into());
+    }
+    if let Some(cty) = cty {
+        header.insert("cty".into(), cty.into());
+    }
+    for (name, value) in extra_header.into_iter().flatten() {
+        if RESERVED_JWE_HEADER.contains(&name.as_str()) {
+            return Err(KeyError::InvalidKey(format!(
+                "JWE header member {} cannot be set by the caller",
+                shorten(name)
+            )));
+        }
+        header.insert(name.clone(), value.clone());
+    }
+    let crypto = |err: JoseError| KeyError::Crypto(format!("JWE encryption failed: {err}"));
+    let in_header = JweHeader::from_map(header)
+        .map_err(|_| KeyError::InvalidKey("JWE header member has the wrong type".to_owned()))?;
+    // The same steps as josekit's compact serialization: ask the algorithm
+    // for a CEK of its own (only direct key agreement has one), then wrap
+    // ours; ECDH-ES adds its ephemeral key to the output header.
+    let mut out_header = in_header.clone();
+    if encrypter
+        .compute_content_encryption_key(&A256GCM, &in_header, &mut out_header)
+        .map_err(crypto)?
+        .is_some()
+    {
+        return Err(KeyError::InvalidKey(format!(
+            "{} does not wrap a content-encryption key",
+            recipient.0.alg
+        )));
+    }
+    let encrypted_key = encrypter
+        .encrypt(cek.bytes(), &in_header, &mut out_header)
+        .map_err(crypto)?
+        .ok_or_else(|| KeyError::Crypto("JWE encryption gave no wrapped key".to_owned()))?;
+    let header_b64 = b64(serde_json::to_vec(out_header.claims_set())
+        .map_err(|_| KeyError::InvalidKey("unencodable JWE header".to_owned()))?);
+    let mut iv = [0u8; GCM_IV_LEN];
+    OsRng.fill_bytes(&mut iv);
+    let (ciphertext, tag) = A256GCM
+        .encrypt(
+            cek.bytes(),
+            Some(&iv),
+            payload.as_bytes(),
+            header_b64.as_bytes(),
+        )
+        .map_err(crypto)?;
+    let tag = tag.ok_or_else(|| KeyError::Crypto("JWE encryption gave no tag".to_owned()))?;
+    Ok(format!(
+        "{header_b64}.{}.{}.{}.{}",
+        b64(encrypted_key),
+        b64(iv),
+        b64(ciphertext),
+        b64(tag)
+    ))
+}
+
+/// Decrypt a compact JWE made by [`encrypt_with_cek`] with its
+/// content-encryption key `cek`; the wrapped key is not used. The same
+/// refusals as [`decrypt`]. The AES-GCM tag authenticates the protected
+/// header and the ciphertext, so any change to either (a header copied
+/// onto another body, a made-up body) fails. Returns the header and the
+/// plaintext.
+pub(crate) fn decrypt_with_cek(
+    token: &str,
+    cek: &Kek,
+) -> Result<(Map<String, Value>, Vec<u8>), KeyError> {
+    let parts = split_jwe(token)?;
+    let plaintext = parts
+        .open(cek.bytes())
+        .map_err(|_| KeyError::InvalidToken("decryption failed"))?;
+    Ok((parts.header, plaintext))
 }
 
 /// The JWKS document `{"keys":[...]}` for `keys`, public members only.
@@ -2499,5 +2631,81 @@ mod tests {
         assert!(peek_claims("a.b").is_err());
         assert!(peek_claims(&"a".repeat(MAX_TOKEN_LEN + 1)).is_err());
         assert!(peek_header("not base64!.x").is_err());
+    }
+
+    /// A JWE made with a chosen CEK: the recipient unwraps and decrypts it
+    /// normally (both algorithms); the CEK alone opens it too; the genuine
+    /// header on another body, a flipped bit anywhere, or another CEK fails.
+    #[test]
+    fn chosen_cek_round_trip_and_forged_bodies() {
+        let cek = Kek::generate();
+        let mut extra = Map::new();
+        extra.insert("gh_ref".into(), "ref".into());
+        for alg in [Alg::EcdhEsA256kw, Alg::RsaOaep256] {
+            let (_, private) = key(alg);
+            let token = encrypt_with_cek(
+                "a.b.c",
+                &private.public_key(),
+                &cek,
+                Some("JWT"),
+                Some(&extra),
+            )
+            .unwrap();
+            let (header, plain) = decrypt(&token, |_| Some(&private)).unwrap();
+            assert_eq!(plain, b"a.b.c", "{alg}");
+            assert_eq!(header["alg"], alg.as_str());
+            assert_eq!(header["gh_ref"], "ref");
+            let (header, plain) = decrypt_with_cek(&token, &cek).unwrap();
+            assert_eq!(
+                (plain.as_slice(), &header["cty"]),
+                (&b"a.b.c"[..], &json!("JWT"))
+            );
+
+            let parts: Vec<&str> = token.split('.').collect();
+            let other =
+                encrypt_with_cek("x.y.z", &private.public_key(), &Kek::generate(), None, None)
+                    .unwrap();
+            let spliced = format!("{}.{}", parts[0], other.split_once('.').unwrap().1);
+            assert_eq!(
+                invalid_token(decrypt_with_cek(&spliced, &cek)),
+                "decryption failed"
+            );
+            for i in [0, 2, 3, 4] {
+                let mut p: Vec<String> = parts.iter().map(|s| (*s).to_owned()).collect();
+                let mut bytes = URL_SAFE_NO_PAD.decode(&p[i]).unwrap();
+                let last = bytes.len() - 1;
+                bytes[last] ^= 1;
+                p[i] = b64(bytes);
+                assert!(
+                    decrypt_with_cek(&p.join("."), &cek).is_err(),
+                    "{alg} part {i}"
+                );
+            }
+            assert!(decrypt_with_cek(&token, &Kek::generate()).is_err());
+            // Reserved members stay reserved; a signing key cannot encrypt.
+            let mut bad = Map::new();
+            bad.insert("zip".into(), "DEF".into());
+            invalid_key(encrypt_with_cek(
+                "p",
+                &private.public_key(),
+                &cek,
+                None,
+                Some(&bad),
+            ));
+        }
+        let (_, signer) = key(Alg::ES256);
+        invalid_key(encrypt_with_cek(
+            "p",
+            &signer.public_key(),
+            &cek,
+            None,
+            None,
+        ));
+        // Direct encryption is not a wrapped-key JWE.
+        let dir = encrypt_dir("a.b.c", &cek, "gh-dir-1", None, None).unwrap();
+        assert_eq!(
+            invalid_token(decrypt_with_cek(&dir, &cek)),
+            "algorithm not allowed"
+        );
     }
 }

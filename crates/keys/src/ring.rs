@@ -21,6 +21,8 @@ use gatehouse_storage::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+mod access;
+
 use crate::{
     decrypt, encrypt, generate, render_jwks, sign, verify, Alg, Clock, Kek, KeyError, KeyUse,
     PrivateKey, PublicKey, VerifiedJws,
@@ -130,6 +132,9 @@ pub struct KeyRing {
     reference_key: Kek,
     /// Root of the per-day keys of access tokens addressed to Gatehouse.
     own_token_key: Kek,
+    /// Root of the content-encryption keys of access tokens encrypted to
+    /// resource servers (one key per token id; see `ring/access.rs`).
+    access_token_key: Kek,
     policy: RotationPolicy,
     clock: Arc<dyn Clock>,
     current: RwLock<Arc<Snapshot>>,
@@ -185,6 +190,7 @@ impl KeyRing {
             store,
             reference_key: kek.derive(b"gatehouse token-reference v1"),
             own_token_key: kek.derive(b"gatehouse own access tokens v1"),
+            access_token_key: kek.derive(access::ACCESS_TOKEN_CEK_LABEL),
             kek,
             policy,
             clock,

@@ -67,7 +67,7 @@ fn token_builder(c: &mut Criterion) {
     let to_rs = rt
         .block_on(fixture.issue(Target::ResourceServer, true))
         .unwrap();
-    g.bench_function("read: resource-server token via gh_ref", |b| {
+    g.bench_function("read: resource-server token (derived CEK + verify)", |b| {
         b.iter(|| rt.block_on(fixture.read(black_box(&to_rs))).unwrap())
     });
     g.finish();

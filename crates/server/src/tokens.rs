@@ -6,11 +6,17 @@
 //! (`cty: JWT`) to the resource server's key, or to Gatehouse's own key when
 //! the audience is Gatehouse's userinfo endpoint. A resource server
 //! registered with format `opaque` gets a random reference token instead.
+//!
+//! Every JWE access token carries a sealed `gh_ref` header member holding
+//! its jti (plus its grant and status-list index). Gatehouse reads back
+//! only what it can decrypt and verify: its own tokens with the day key,
+//! resource-server tokens with the content-encryption key derived from the
+//! jti (`KeyRing::open_access_token`), never from the header alone.
 
 use std::sync::Arc;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use gatehouse_keys::{Alg, KeyRing};
+use gatehouse_keys::{Alg, KeyRing, VerifiedJws};
 use gatehouse_storage::{
     model::{Client, OpaqueToken, User},
     StatusEntry,
@@ -55,11 +61,29 @@ pub struct AccessGrant<'a> {
 }
 
 /// What Gatehouse seals into the protected header of every JWE access token
-/// (`gh_ref`): enough to introspect and revoke the token even when it is
-/// encrypted to a resource server's key that Gatehouse cannot use. Resource
-/// servers ignore the member (it is not marked critical).
+/// (`gh_ref`): the token id, from which it derives the key that decrypts a
+/// token encrypted to a resource server, and what the token's claims do not
+/// say (its grant, and its global status-list index). Not the claims: those
+/// are read from the decrypted, verified token itself. Sealed so the grant
+/// stays private and cannot be swapped. Resource servers ignore the member
+/// (it is not marked critical).
 #[derive(Debug, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TokenRef {
+    jti: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fam: Option<String>,
+    /// The global status-list index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sli: Option<i64>,
+}
+
+/// The `gh_ref` of tokens issued by earlier versions, which carried the
+/// claims because Gatehouse could not decrypt tokens encrypted to a
+/// resource server. Still read, so those tokens stay introspectable and
+/// revocable for the rest of their lifetime (a day at most).
+#[derive(Debug, serde::Deserialize)]
+struct LegacyTokenRef {
     jti: String,
     sub: String,
     cid: String,
@@ -67,12 +91,11 @@ struct TokenRef {
     scp: String,
     iat: i64,
     exp: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     fam: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     at: Option<i64>,
-    /// The global status-list index.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     sli: Option<i64>,
 }
 
@@ -81,6 +104,38 @@ struct TokenRef {
 const GRANT_KEY: &str = "fam:";
 const SUBJECT_KEY: &str = "sub:";
 const CLIENT_KEY: &str = "cid:";
+
+/// An opened `gh_ref`.
+#[derive(Debug)]
+enum Reference {
+    Current(TokenRef),
+    Legacy(LegacyTokenRef),
+}
+
+impl Reference {
+    fn parse(bytes: &[u8]) -> Option<Reference> {
+        if let Ok(r) = serde_json::from_slice(bytes) {
+            return Some(Reference::Current(r));
+        }
+        serde_json::from_slice(bytes).ok().map(Reference::Legacy)
+    }
+
+    fn jti(&self) -> &str {
+        match self {
+            Reference::Current(r) => &r.jti,
+            Reference::Legacy(r) => &r.jti,
+        }
+    }
+
+    /// The grant and the status index the reference records.
+    fn into_family_and_status(self) -> (Option<String>, Option<StatusIndex>) {
+        let (fam, sli) = match self {
+            Reference::Current(r) => (r.fam, r.sli),
+            Reference::Legacy(r) => (r.fam, r.sli),
+        };
+        (fam, sli.map(StatusIndex))
+    }
+}
 
 /// Longest access-token lifetime any client or resource server may set;
 /// revocation entries for subjects and grants live this long.
@@ -271,22 +326,7 @@ impl AppState {
         }
         let reference = TokenRef {
             jti: g.jti.clone(),
-            sub: claims
-                .get("sub")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            cid: g.client.id.clone(),
-            aud: claims
-                .get("aud")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            scp: g.scope.to_string(),
-            iat: now,
-            exp,
             fam: g.family.map(str::to_owned),
-            at: g.auth_time,
             sli: Some(status.0),
         };
         let sealed = serde_json::to_vec(&reference)
@@ -301,7 +341,13 @@ impl AppState {
             }
             Audience::Resource(r) => {
                 let jws = self.keys.sign(r.signing_alg, "at+jwt", &claims)?;
-                gatehouse_keys::encrypt(&jws, &r.encryption_key, Some("JWT"), Some(&header))?
+                self.keys.encrypt_access_token(
+                    &jws,
+                    &r.encryption_key,
+                    &g.jti,
+                    Some("JWT"),
+                    Some(&header),
+                )?
             }
         };
         Ok(IssuedAccess {
@@ -397,8 +443,7 @@ impl AppState {
     }
 
     /// Reads back an access token Gatehouse issued: a JWE addressed to its
-    /// own key (decrypted, nested JWS verified), a JWE addressed to a
-    /// resource server (known through its sealed `gh_ref` header), or an
+    /// own key or to a resource server (decrypted, nested JWS checked), or an
     /// opaque reference token. Checks issuer, type, expiry and the
     /// revocation list. Every failure is the same `None`: callers answer
     /// "inactive" or 401.
@@ -413,55 +458,50 @@ impl AppState {
         let Some((alg, kid, reference)) = self.token_reference(token) else {
             return Ok(None);
         };
-        let own = match (alg.as_deref(), kid.as_deref()) {
-            (Some("dir"), Some(k)) if KeyRing::is_own_token_kid(k) => Some(OwnToken::Direct),
-            (_, Some(k)) if self.keys.is_own_encryption_kid(k) => Some(OwnToken::Ecdh),
-            _ => None,
-        };
-        let at = if let Some(own) = own {
-            match self.open_own_access_token(token, own, now) {
-                Some(at) if at.jti == reference.jti => AccessClaims {
-                    family: reference.fam.clone(),
-                    status: reference.sli.map(StatusIndex),
-                    ..at
-                },
-                _ => return Ok(None),
+        let own_direct =
+            alg.as_deref() == Some("dir") && kid.as_deref().is_some_and(KeyRing::is_own_token_kid);
+        let opened = match &reference {
+            _ if own_direct => self.open_own_access_token(token, OwnToken::Direct),
+            // Encrypted to a resource server: the content-encryption key is
+            // derived from the jti, the AES-GCM tag authenticates header and
+            // body, and the nested JWS must verify under a trusted key.
+            Reference::Current(r) => self
+                .keys
+                .open_access_token(token, &r.jti, &ACCESS_TOKEN_ALGS)
+                .ok(),
+            // Earlier versions: encrypted to the own ECDH key, or to a
+            // resource server with a random CEK (read from the reference).
+            Reference::Legacy(_)
+                if kid
+                    .as_deref()
+                    .is_some_and(|k| self.keys.is_own_encryption_kid(k)) =>
+            {
+                self.open_own_access_token(token, OwnToken::Ecdh)
             }
-        } else {
-            // Encrypted to a resource server: Gatehouse cannot open the
-            // payload, but the sealed reference is authentic and says what
-            // the token is.
-            if reference.exp <= now {
-                return Ok(None);
-            }
-            let mut c = Map::new();
-            c.insert("iss".into(), self.settings.issuer.clone().into());
-            c.insert("sub".into(), reference.sub.clone().into());
-            c.insert("aud".into(), reference.aud.clone().into());
-            c.insert("exp".into(), reference.exp.into());
-            c.insert("iat".into(), reference.iat.into());
-            c.insert("jti".into(), reference.jti.clone().into());
-            c.insert("client_id".into(), reference.cid.clone().into());
-            c.insert("scope".into(), reference.scp.clone().into());
-            if let Some(a) = reference.at {
-                c.insert("auth_time".into(), a.into());
-            }
-            let status = reference.sli.map(StatusIndex);
-            if let Some(s) = status {
-                c.insert("status".into(), self.status_claim(s));
-            }
-            AccessClaims {
-                claims: c,
-                scope: ScopeSet::parse(&reference.scp).unwrap_or_default(),
-                jti: reference.jti,
-                sub: reference.sub,
-                client_id: reference.cid,
-                exp: reference.exp,
-                iat: reference.iat,
-                family: reference.fam,
-                status,
+            Reference::Legacy(r) => {
+                return match self.legacy_access_claims(r, now) {
+                    Some(at) => self.unless_revoked(at).await,
+                    None => Ok(None),
+                };
             }
         };
+        let Some(at) = opened.and_then(|v| self.access_claims(v, now)) else {
+            return Ok(None);
+        };
+        if at.jti != reference.jti() {
+            return Ok(None);
+        }
+        let (family, status) = reference.into_family_and_status();
+        self.unless_revoked(AccessClaims {
+            family,
+            status,
+            ..at
+        })
+        .await
+    }
+
+    /// `at`, unless the revocation list names it.
+    async fn unless_revoked(&self, at: AccessClaims) -> Result<Option<AccessClaims>, AppError> {
         if self.is_revoked(&at).await? {
             return Ok(None);
         }
@@ -470,14 +510,13 @@ impl AppState {
 
     /// The alg, the kid and the opened `gh_ref` of a compact JWE's
     /// protected header.
-    fn token_reference(&self, token: &str) -> Option<(Option<String>, Option<String>, TokenRef)> {
+    fn token_reference(&self, token: &str) -> Option<(Option<String>, Option<String>, Reference)> {
         if token.split('.').next()?.len() > 4096 {
             return None;
         }
         let header = gatehouse_keys::peek_header(token).ok()?;
         let sealed = header.get("gh_ref")?.as_str()?;
-        let reference: TokenRef =
-            serde_json::from_slice(&self.keys.open_reference(sealed)?).ok()?;
+        let reference = Reference::parse(&self.keys.open_reference(sealed)?)?;
         let member = |name: &str| header.get(name).and_then(Value::as_str).map(str::to_owned);
         Some((member("alg"), member("kid"), reference))
     }
@@ -487,15 +526,20 @@ impl AppState {
     /// why the nested signature is not checked again). Tokens encrypted to
     /// the own ECDH key (issued before Gatehouse switched, or by an older
     /// instance during a rolling upgrade) are decrypted and verified.
-    fn open_own_access_token(&self, token: &str, own: OwnToken, now: i64) -> Option<AccessClaims> {
-        let v = match own {
-            OwnToken::Direct => self.keys.open_own_token(token).ok()?,
+    fn open_own_access_token(&self, token: &str, own: OwnToken) -> Option<VerifiedJws> {
+        match own {
+            OwnToken::Direct => self.keys.open_own_token(token).ok(),
             OwnToken::Ecdh => {
                 let (_, payload) = self.keys.decrypt(token).ok()?;
                 let jws = std::str::from_utf8(&payload).ok()?;
-                self.keys.verify(jws, &ACCESS_TOKEN_ALGS).ok()?
+                self.keys.verify(jws, &ACCESS_TOKEN_ALGS).ok()
             }
-        };
+        }
+    }
+
+    /// The claims of an opened access token, if it is one (`typ: at+jwt`)
+    /// from this issuer and not expired.
+    fn access_claims(&self, v: VerifiedJws, now: i64) -> Option<AccessClaims> {
         if v.header
             .get("typ")
             .and_then(Value::as_str)
@@ -523,6 +567,45 @@ impl AppState {
             iat,
             family: None,
             status: None,
+        })
+    }
+
+    /// A token issued by an earlier version to a resource server, described
+    /// by its legacy reference (its body cannot be decrypted: its
+    /// content-encryption key was random). Accepted until it expires, as
+    /// before the upgrade, except that a reference for Gatehouse's own
+    /// audience must come on a token encrypted to Gatehouse (which is read
+    /// by decryption), never on one that cannot be opened.
+    fn legacy_access_claims(&self, r: &LegacyTokenRef, now: i64) -> Option<AccessClaims> {
+        if r.exp <= now || r.aud == self.audience_id(&Audience::Own) {
+            return None;
+        }
+        let mut c = Map::new();
+        c.insert("iss".into(), self.settings.issuer.clone().into());
+        c.insert("sub".into(), r.sub.clone().into());
+        c.insert("aud".into(), r.aud.clone().into());
+        c.insert("exp".into(), r.exp.into());
+        c.insert("iat".into(), r.iat.into());
+        c.insert("jti".into(), r.jti.clone().into());
+        c.insert("client_id".into(), r.cid.clone().into());
+        c.insert("scope".into(), r.scp.clone().into());
+        if let Some(a) = r.at {
+            c.insert("auth_time".into(), a.into());
+        }
+        let status = r.sli.map(StatusIndex);
+        if let Some(s) = status {
+            c.insert("status".into(), self.status_claim(s));
+        }
+        Some(AccessClaims {
+            claims: c,
+            scope: ScopeSet::parse(&r.scp).unwrap_or_default(),
+            jti: r.jti.clone(),
+            sub: r.sub.clone(),
+            client_id: r.cid.clone(),
+            exp: r.exp,
+            iat: r.iat,
+            family: r.fam.clone(),
+            status,
         })
     }
 

@@ -17,6 +17,7 @@ pub mod http;
 pub mod logout;
 mod metrics;
 pub mod oauth;
+pub mod outbound;
 pub mod password;
 mod registry;
 pub mod session;

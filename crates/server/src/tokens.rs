@@ -550,7 +550,7 @@ impl AppState {
             self.store
                 .revoke_status_index(s.0, s.list_id(), at.exp)
                 .await?;
-            self.forget_status_lists();
+            self.forget_status_lists(&[s.list_id()]);
         }
         Ok(())
     }
@@ -563,9 +563,8 @@ impl AppState {
         self.store
             .revoke_key_until(&format!("fam:{family_id}"), now + MAX_ACCESS_TOKEN_TTL, now)
             .await?;
-        if self.store.revoke_status_family(family_id, now).await? > 0 {
-            self.forget_status_lists();
-        }
+        let lists = self.store.revoke_status_family(family_id, now).await?;
+        self.forget_status_lists(&lists);
         Ok(())
     }
 
@@ -575,9 +574,8 @@ impl AppState {
         self.store
             .revoke_key_until(&format!("sub:{sub}"), now + MAX_ACCESS_TOKEN_TTL, now)
             .await?;
-        if self.store.revoke_status_subject(sub, now).await? > 0 {
-            self.forget_status_lists();
-        }
+        let lists = self.store.revoke_status_subject(sub, now).await?;
+        self.forget_status_lists(&lists);
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! `spawn_app()` and request helpers.
 
+pub mod configured;
 #[path = "../../../crates/storage/tests/support/db.rs"]
 pub mod db;
 #[path = "../../../crates/storage/tests/support/pg_server.rs"]
@@ -46,12 +47,6 @@ pub async fn spawn_app(kind: DbKind) -> Option<TestApp> {
     let db = db::fresh(kind).await?;
     let url = db.url.clone();
     Some(start(url, Kek::generate(), Some(db), ManualClock::default(), None).await)
-}
-
-/// Starts Gatehouse against the database at `url`, which the caller owns
-/// (a private PostgreSQL server, for outage tests).
-pub async fn spawn_app_on(url: String) -> TestApp {
-    start(url, Kek::generate(), None, ManualClock::default(), None).await
 }
 
 async fn start(
@@ -149,6 +144,7 @@ impl TestApp {
             &self.state.hasher,
             &self.state.sealer,
             self.clock_now(),
+            &self.state.settings.outbound,
         )
         .unwrap();
         self.state.store.create_client(&client).await.unwrap();

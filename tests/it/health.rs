@@ -60,7 +60,22 @@ async fn unknown_paths_and_wrong_methods(app: &TestApp) {
     );
 }
 
-async fn prometheus_metrics(app: &TestApp) {
+/// The metrics token of [`prometheus_metrics`].
+const METRICS_TOKEN: &str = "metrics-0123456789-abcdef";
+
+async fn prometheus_metrics(kind: crate::support::DbKind) {
+    let Some(app) = crate::support::configured::spawn_app_with(
+        kind,
+        gatehouse_server::config::RawConfig {
+            metrics_token: Some(METRICS_TOKEN.into()),
+            ..Default::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let app = &app;
     let c = app
         .create_client(gatehouse_server::clients::ClientSpec {
             name: "svc".into(),
@@ -75,7 +90,13 @@ async fn prometheus_metrics(app: &TestApp) {
         200
     );
     app.http.get(app.url("/healthz")).send().await.unwrap();
-    let r = app.http.get(app.url("/metrics")).send().await.unwrap();
+    let r = app
+        .http
+        .get(app.url("/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"]
         .to_str()
@@ -114,8 +135,14 @@ async fn prometheus_metrics(app: &TestApp) {
     assert!(body.contains("# TYPE gatehouse_db_pool_connections gauge"));
 }
 
-crate::both_backends!(
-    health_and_readiness,
-    unknown_paths_and_wrong_methods,
-    prometheus_metrics
-);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_metrics_sqlite() {
+    prometheus_metrics(crate::support::DbKind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_metrics_postgres() {
+    prometheus_metrics(crate::support::DbKind::Postgres).await;
+}
+
+crate::both_backends!(health_and_readiness, unknown_paths_and_wrong_methods);

@@ -92,7 +92,14 @@ async fn wait_ready(app: &TestApp, within: Duration) {
 async fn postgres_restart_mid_traffic() {
     let Some(pg) = PgServer::init() else { return };
     pg.start();
-    let app = support::spawn_app_on(pg.url()).await;
+    let app = support::configured::spawn_app_on_with(
+        pg.url(),
+        gatehouse_server::config::RawConfig {
+            metrics_token: Some("outage-metrics-0123456789".into()),
+            ..Default::default()
+        },
+    )
+    .await;
     let web = app.web_client().await;
     let svc = app
         .create_client(ClientSpec {
@@ -419,8 +426,11 @@ async fn postgres_restart_mid_traffic() {
     let metrics = app
         .http
         .get(app.url("/metrics"))
+        .bearer_auth("outage-metrics-0123456789")
         .send()
         .await
+        .unwrap()
+        .error_for_status()
         .unwrap()
         .text()
         .await

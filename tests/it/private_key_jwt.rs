@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::support::{TestApp, TestClient};
 
-fn keypair(kid: &str) -> (Jwk, Value) {
+pub(crate) fn keypair(kid: &str) -> (Jwk, Value) {
     let mut private = ES256.generate_key_pair().unwrap().to_jwk_key_pair();
     private.set_key_id(kid);
     private.set_algorithm("ES256");
@@ -24,7 +24,7 @@ fn keypair(kid: &str) -> (Jwk, Value) {
     (private, public)
 }
 
-fn assertion(
+pub(crate) fn assertion(
     app: &TestApp,
     client_id: &str,
     key: &Jwk,
@@ -45,7 +45,7 @@ fn assertion(
     josekit::jwt::encode_with_signer(&p, &header, &ES256.signer_from_jwk(key).unwrap()).unwrap()
 }
 
-async fn token_with(app: &TestApp, jwt: &str) -> u16 {
+pub(crate) async fn token_with(app: &TestApp, jwt: &str) -> u16 {
     app.http
         .post(app.url("/token"))
         .form(&[

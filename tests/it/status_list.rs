@@ -223,9 +223,111 @@ async fn instances_share_the_lists(app: &TestApp) {
     other.stop().await;
 }
 
+/// Indices per list (gatehouse_server's LIST_BITS).
+const LIST_BITS: i64 = 1 << 20;
+
+/// Far beyond the high-water mark a list is answered 404 from memory: no
+/// lock, no database (here: none left). The list just above the mark is
+/// looked up, so it answers 503 while the database is away.
+async fn far_ids_are_answered_without_the_database(app: &TestApp) {
+    let (kp, c) = api(app).await;
+    api_token(app, &kp, &c).await;
+    let status = |path: &'static str| async move {
+        app.http
+            .get(app.url(path))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(status("/statuslists/0").await, 200);
+    app.state.store.clone().close().await.unwrap();
+    for far in [
+        "/statuslists/2",
+        "/statuslists/5000",
+        "/statuslists/9223372036854775807",
+    ] {
+        assert_eq!(status(far).await, 404, "{far}");
+    }
+    assert_eq!(
+        status("/statuslists/1").await,
+        503,
+        "just above: asks the database"
+    );
+    assert_eq!(
+        status("/statuslists/0").await,
+        200,
+        "list 0 is still cached"
+    );
+}
+
+/// Another instance starts list 1 right after this instance looked for it
+/// (within the mark's refresh interval): the list is found at once, never
+/// 404. Lists beyond it stay 404.
+async fn a_fresh_block_of_another_instance_is_found_at_once(app: &TestApp) {
+    let other = app.second_instance().await;
+    let (kp, c) = api(app).await;
+    api_token(app, &kp, &c).await;
+    let get = |path: &'static str| app.http.get(app.url(path)).send();
+    assert_eq!(get("/statuslists/1").await.unwrap().status(), 404);
+    // Everything up to list 1 reserved elsewhere; the other instance's next
+    // block lies in list 1.
+    app.state
+        .store
+        .reserve_status_block(LIST_BITS)
+        .await
+        .unwrap();
+    let (_, claims) = api_token(&other, &kp, &c).await;
+    let (_, uri) = status_of(&claims);
+    assert_eq!(uri, format!("{}/statuslists/1", app.state.settings.issuer));
+    assert_eq!(get("/statuslists/1").await.unwrap().status(), 200);
+    fetch_list(app, &uri).await;
+    assert_eq!(get("/statuslists/2").await.unwrap().status(), 404);
+    assert_eq!(get("/statuslists/3").await.unwrap().status(), 404);
+    other.stop().await;
+}
+
+/// A revocation rebuilds only the list it changed: the other list is
+/// served byte for byte from the cache (a rebuild would carry a new ES256
+/// signature).
+async fn a_revocation_rebuilds_only_its_list(app: &TestApp) {
+    let other = app.second_instance().await;
+    let (kp, c) = api(app).await;
+    let (at0, claims0) = api_token(app, &kp, &c).await;
+    app.state
+        .store
+        .reserve_status_block(LIST_BITS)
+        .await
+        .unwrap();
+    let (_, claims1) = api_token(&other, &kp, &c).await;
+    let (idx0, uri0) = status_of(&claims0);
+    let (_, uri1) = status_of(&claims1);
+    assert_ne!(uri0, uri1);
+    let raw = |uri: &str| {
+        let at_app = uri.replace(&app.state.settings.issuer, &app.url(""));
+        async move {
+            let r = app.http.get(at_app).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let list0 = raw(&uri0).await;
+    let list1 = raw(&uri1).await;
+    assert_eq!(raw(&uri1).await, list1, "cached");
+    revoke(app, &c, &at0).await;
+    assert!(revoked(&fetch_list(app, &uri0).await, idx0));
+    assert_ne!(raw(&uri0).await, list0, "the changed list was rebuilt");
+    assert_eq!(raw(&uri1).await, list1, "the other list was not");
+    other.stop().await;
+}
+
 crate::both_backends!(
     revoking_a_token_sets_its_bit,
     grant_and_subject_revocations_set_bits,
     the_endpoint_refuses_what_it_does_not_serve,
     instances_share_the_lists,
+    far_ids_are_answered_without_the_database,
+    a_fresh_block_of_another_instance_is_found_at_once,
+    a_revocation_rebuilds_only_its_list,
 );

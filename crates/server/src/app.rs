@@ -45,13 +45,12 @@ pub async fn build_state(
     .await
     .map_err(|e| anyhow::anyhow!("cannot open the key ring: {e}"))?;
     let discovery = Arc::new(Discovery::new(&settings));
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+    let http = Arc::new(crate::outbound::Outbound::new(settings.outbound.clone())?);
     Ok(AppState::new(crate::state::Shared {
         metrics: Arc::default(),
-        status_lists: Arc::default(),
+        status_lists: Arc::new(crate::status_list::StatusLists::new(
+            store.status_high_water().await?,
+        )),
         draining: Arc::default(),
         throttle: Arc::default(),
         http,
@@ -165,18 +164,27 @@ impl Listening {
         })
     }
 
-    /// Puts the application behind the listener and spawns the background
-    /// tasks (key and cache refresh, the rotation schedule, housekeeping).
-    pub fn ready(self, state: AppState) -> Server {
+    /// Puts the application behind the listener, starts the metrics
+    /// listener if configured, and spawns the background tasks (key and
+    /// cache refresh, the rotation schedule, housekeeping).
+    pub async fn ready(self, state: AppState) -> anyhow::Result<Server> {
+        let metrics = match MetricsListener::start(&state).await {
+            Ok(m) => m,
+            Err(e) => {
+                self.stop().await;
+                return Err(e);
+            }
+        };
         let _ = self.slot.set(router(state.clone()));
         let background = spawn_background(&state);
-        Server {
+        Ok(Server {
             addr: self.addr,
             state,
             shutdown: self.shutdown,
             handle: self.handle,
             background,
-        }
+            metrics,
+        })
     }
 
     /// Closes the listener without ever having served the application.
@@ -238,12 +246,15 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     let mut background = vec![state
         .keys
         .spawn(Duration::from_secs(2), Duration::from_secs(60))];
-    let registry = state.registry.clone();
+    let caches = state.clone();
     background.push(tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            if let Err(e) = registry.refresh().await {
+            if let Err(e) = caches.registry.refresh().await {
                 tracing::warn!(error = %e, "cache refresh failed; will retry");
+            }
+            if let Err(e) = caches.refresh_status_mark().await {
+                tracing::warn!(error = %e, "status-list mark refresh failed; will retry");
             }
         }
     }));
@@ -259,6 +270,36 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     background
 }
 
+/// The `--metrics-listen` listener: `/metrics` without a token, nothing else.
+struct MetricsListener {
+    addr: SocketAddr,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl MetricsListener {
+    async fn start(state: &AppState) -> anyhow::Result<Option<MetricsListener>> {
+        let Some(listen) = state.settings.metrics_listen else {
+            return Ok(None);
+        };
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {listen}: {e}"))?;
+        let addr = listener.local_addr()?;
+        let app = Router::new()
+            .route("/metrics", get(crate::metrics::metrics_open))
+            .fallback(not_found)
+            .with_state(state.clone());
+        let (shutdown, handle) = spawn_serve(listener, app);
+        tracing::info!(%addr, "serving /metrics");
+        Ok(Some(MetricsListener {
+            addr,
+            shutdown,
+            handle,
+        }))
+    }
+}
+
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
@@ -266,6 +307,7 @@ pub struct Server {
     shutdown: tokio::sync::watch::Sender<bool>,
     handle: tokio::task::JoinHandle<std::io::Result<()>>,
     background: Vec<tokio::task::JoinHandle<()>>,
+    metrics: Option<MetricsListener>,
 }
 
 impl Server {
@@ -285,6 +327,7 @@ impl Server {
         listener: tokio::net::TcpListener,
     ) -> anyhow::Result<Server> {
         let addr = listener.local_addr()?;
+        let metrics = MetricsListener::start(&state).await?;
         let (shutdown, handle) = spawn_serve(listener, router(state.clone()));
         let background = spawn_background(&state);
         Ok(Server {
@@ -293,7 +336,13 @@ impl Server {
             shutdown,
             handle,
             background,
+            metrics,
         })
+    }
+
+    /// Where `/metrics` is served without a token (`--metrics-listen`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.addr)
     }
 
     /// Stops accepting, lets in-flight requests finish, stops background tasks.
@@ -313,6 +362,10 @@ impl Server {
             b.abort();
         }
         self.handle.await??;
+        if let Some(m) = self.metrics {
+            let _ = m.shutdown.send(true);
+            m.handle.await??;
+        }
         Ok(())
     }
 }
@@ -332,6 +385,10 @@ pub async fn housekeep(state: &AppState) -> anyhow::Result<()> {
     let opaque = s.prune_opaque_tokens(now).await?;
     let revoked = s.prune_revoked(now).await?;
     let statuses = s.prune_token_status(now).await?;
+    // Counted here, not per scrape: /metrics reads memory only.
+    state
+        .metrics
+        .set_revocation_list_size(s.revocation_list_size().await?);
     tracing::debug!(
         codes,
         sessions,

@@ -44,6 +44,16 @@ pub struct GlobalArgs {
     /// Log format: text or json.
     #[arg(long, global = true, env = "GATEHOUSE_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Internal host or network (CIDR) Gatehouse may contact at a client's
+    /// jwks_uri or backchannel_logout_uri; repeat, or separate with commas.
+    #[arg(
+        long = "outbound-allow",
+        global = true,
+        env = "GATEHOUSE_OUTBOUND_ALLOW",
+        value_name = "HOST|CIDR",
+        value_delimiter = ','
+    )]
+    pub outbound_allow: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +68,10 @@ pub enum Command {
         /// of exiting at once [default: 0, exit at once].
         #[arg(long, env = "GATEHOUSE_WAIT_FOR_DATABASE", value_name = "SECS")]
         wait_for_database: Option<u64>,
+        /// Also serve /metrics, without a token, on this address (for
+        /// example 127.0.0.1:9090) [default: off].
+        #[arg(long, env = "GATEHOUSE_METRICS_LISTEN", value_name = "ADDR")]
+        metrics_listen: Option<String>,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -265,6 +279,7 @@ impl GlobalArgs {
             database_url: self.database_url.clone(),
             key_encryption_key_file: self.key_encryption_key_file.clone(),
             log_format: self.log_format.clone(),
+            outbound_allow: (!self.outbound_allow.is_empty()).then(|| self.outbound_allow.clone()),
             ..RawConfig::default()
         }
     }

@@ -11,6 +11,7 @@ use rand::RngCore;
 
 use crate::{
     oauth::{validate_redirect_uri, AuthMethod, GrantType},
+    outbound::OutboundPolicy,
     session::random_token,
 };
 
@@ -117,6 +118,7 @@ pub fn build(
     hasher: &SecretHasher,
     sealer: &SecretSealer,
     now: i64,
+    outbound: &OutboundPolicy,
 ) -> Result<(Client, Option<String>), SpecError> {
     let name = spec.name.trim().to_owned();
     if name.is_empty() || name.len() > 200 {
@@ -157,8 +159,7 @@ pub fn build(
                     ));
                 }
             }
-            (None, Some(u)) => validate_redirect_uri(u)
-                .map_err(|e| SpecError::Metadata(e.replace("redirect URI", "jwks_uri")))?,
+            (None, Some(_)) => {}
         }
     } else if spec.jwks.is_some() || spec.jwks_uri.is_some() {
         // Keys nobody checks would only be an unvalidated store (and a URL
@@ -215,8 +216,17 @@ pub fn build(
     {
         validate_redirect_uri(u).map_err(SpecError::RedirectUri)?;
     }
+    // Gatehouse itself contacts these: https only, nothing internal
+    // (crate::outbound); checked again on every connection.
+    if let Some(u) = &spec.jwks_uri {
+        outbound
+            .check_uri("jwks_uri", u)
+            .map_err(SpecError::Metadata)?;
+    }
     if let Some(u) = &spec.backchannel_logout_uri {
-        validate_redirect_uri(u).map_err(SpecError::Metadata)?;
+        outbound
+            .check_uri("backchannel_logout_uri", u)
+            .map_err(SpecError::Metadata)?;
     }
     let alg = match &spec.id_token_signing_alg {
         None => Alg::RS256,

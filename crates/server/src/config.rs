@@ -47,6 +47,13 @@ pub struct RawConfig {
     /// Every authorization request must carry a PKCE challenge (default
     /// false: see [`Settings::require_pkce`]).
     pub require_pkce: Option<bool>,
+    /// Internal hosts and networks Gatehouse may contact at client-supplied
+    /// URLs (`jwks_uri`, `backchannel_logout_uri`); default none.
+    pub outbound_allow: Option<Vec<String>>,
+    /// Bearer token `/metrics` on the main listener requires; unset: 404 there.
+    pub metrics_token: Option<String>,
+    /// A separate address serving `/metrics` without a token; default none.
+    pub metrics_listen: Option<String>,
 }
 
 impl RawConfig {
@@ -110,7 +117,10 @@ impl RawConfig {
             key_prepublish,
             jwks_max_age,
             status_list_ttl,
-            require_pkce
+            require_pkce,
+            outbound_allow,
+            metrics_token,
+            metrics_listen
         )
     }
 }
@@ -160,6 +170,34 @@ pub struct Settings {
     /// `require_pkce` can still demand it; neither can lift the other
     /// (the stricter wins), and public clients always need PKCE.
     pub require_pkce: bool,
+    /// Where client-supplied URLs may lead (loopback only in development).
+    pub outbound: crate::outbound::OutboundPolicy,
+    /// The token `/metrics` on the main listener requires.
+    pub metrics_token: Option<MetricsToken>,
+    /// Where `/metrics` is served without a token, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// The bearer token of `/metrics`; never printed.
+#[derive(Clone)]
+pub struct MetricsToken(String);
+
+impl MetricsToken {
+    /// Does `presented` equal the token? Compares digests in constant time,
+    /// so neither the content nor the length leaks.
+    pub fn matches(&self, presented: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        use subtle::ConstantTimeEq;
+        Sha256::digest(self.0.as_bytes())
+            .ct_eq(&Sha256::digest(presented.as_bytes()))
+            .into()
+    }
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hidden>")
+    }
 }
 
 pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080";
@@ -268,7 +306,39 @@ impl Settings {
                 .max(defaults.retain_retired),
             jwks_max_age,
         };
+        let outbound = crate::outbound::OutboundPolicy {
+            loopback: dev_mode,
+            allow: raw
+                .outbound_allow
+                .unwrap_or_default()
+                .iter()
+                .map(|a| {
+                    a.parse()
+                        .map_err(|e| anyhow::anyhow!("outbound_allow: {e}"))
+                })
+                .collect::<anyhow::Result<_>>()?,
+        };
+        let metrics_token = match raw.metrics_token {
+            None => None,
+            Some(t) if t.len() >= 16 && t.bytes().all(|b| b.is_ascii_graphic()) => {
+                Some(MetricsToken(t))
+            }
+            Some(_) => {
+                bail!("metrics_token must be at least 16 printable characters without spaces")
+            }
+        };
+        let metrics_listen = match raw.metrics_listen {
+            None => None,
+            Some(m) => Some(m.parse::<SocketAddr>().with_context(|| {
+                format!(
+                    "metrics listen address {m:?} is not HOST:PORT (for example 127.0.0.1:9090)"
+                )
+            })?),
+        };
         Ok(Settings {
+            outbound,
+            metrics_token,
+            metrics_listen,
             issuer,
             listen,
             database_url,

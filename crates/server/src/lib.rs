@@ -18,6 +18,7 @@ mod id_token_hint;
 pub mod logout;
 mod metrics;
 pub mod oauth;
+pub mod outbound;
 pub mod password;
 mod registry;
 pub mod session;

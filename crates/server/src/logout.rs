@@ -10,7 +10,7 @@ use std::time::Duration;
 use gatehouse_storage::model::{Session, User};
 use serde::Serialize;
 
-use crate::{http::error::AppError, state::AppState};
+use crate::{http::error::AppError, outbound::OutboundError, state::AppState};
 
 /// The outcome of one back-channel delivery.
 #[derive(Debug, Clone, Serialize)]
@@ -34,23 +34,22 @@ pub struct ForcedLogout {
 }
 
 /// POSTs a logout token with a timeout and up to three attempts (1 s, then
-/// 2 s apart). Succeeds on 200 or 204 (section 2.8).
+/// 2 s apart), through the guarded client (never to an internal host).
+/// Succeeds on 200 or 204 (section 2.8).
 async fn deliver(state: &AppState, uri: &str, token: &str) -> (bool, u32) {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let sent = state
-            .http
-            .post(uri)
-            .form(&[("logout_token", token)])
-            .send()
-            .await;
+        let sent = state.http.post_form(uri, &[("logout_token", token)]).await;
         match sent {
-            Ok(r) if r.status().as_u16() == 200 || r.status().as_u16() == 204 => {
-                return (true, attempt)
+            Ok(s) if s.as_u16() == 200 || s.as_u16() == 204 => return (true, attempt),
+            Ok(s) => {
+                tracing::warn!(%uri, status = s.as_u16(), attempt, "back-channel logout refused")
             }
-            Ok(r) => {
-                tracing::warn!(%uri, status = r.status().as_u16(), attempt, "back-channel logout refused")
+            // The target is internal: trying again would not change that.
+            Err(e @ OutboundError::Refused(_)) => {
+                tracing::warn!(%uri, error = %e, "back-channel logout not sent");
+                return (false, attempt);
             }
             Err(e) => tracing::warn!(%uri, error = %e, attempt, "back-channel logout failed"),
         }

@@ -2,12 +2,18 @@
 //! by route and status, latency histograms, tokens issued by grant and
 //! format, login outcomes, key ages by state, the revocation list size and
 //! the database connection pool's use.
+//!
+//! On the main listener `/metrics` requires the bearer token
+//! `metrics_token` (without one configured it does not exist there: 404);
+//! `serve --metrics-listen ADDR` serves it without a token on an address of
+//! its own. A scrape reads memory only, never the database: the revocation
+//! list size is counted by housekeeping (every 5 minutes).
 
 use std::time::Instant;
 
 use axum::{
     extract::{MatchedPath, Request, State},
-    http::{header, HeaderValue, StatusCode},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -22,7 +28,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::state::AppState;
+use crate::{http::error::AppError, state::AppState};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -174,8 +180,50 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     resp
 }
 
-/// `GET /metrics`.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+impl Metrics {
+    /// Records the revocation list's size (counted by housekeeping).
+    pub fn set_revocation_list_size(&self, entries: u64) {
+        self.revocation_list
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+    }
+}
+
+/// `GET /metrics` on the main listener: needs `Authorization: Bearer
+/// <metrics_token>` (RFC 6750 2.1); without a configured token the route
+/// does not exist here (404, as any unknown path).
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(token) = &state.settings.metrics_token else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({ "error": "not_found" })),
+        )
+            .into_response();
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    match presented {
+        Some(t) if token.matches(t) => scrape(&state),
+        // RFC 6750 3.1: a request without credentials gets no error code.
+        None => AppError::Bearer {
+            code: None,
+            description: "metrics need a bearer token".into(),
+        }
+        .into_response(),
+        Some(_) => AppError::invalid_token("the metrics token is wrong").into_response(),
+    }
+}
+
+/// `GET /metrics` on the `--metrics-listen` address: no token.
+pub async fn metrics_open(State(state): State<AppState>) -> Response {
+    scrape(&state)
+}
+
+/// Encodes every instrument; reads memory only.
+fn scrape(state: &AppState) -> Response {
     let m = &state.metrics;
     let now = state.now();
     m.key_age.clear();
@@ -188,12 +236,6 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                 state: k.state.as_str().to_owned(),
             })
             .set(now - since);
-    }
-    match state.store.revocation_list_size().await {
-        Ok(n) => {
-            m.revocation_list.set(i64::try_from(n).unwrap_or(i64::MAX));
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot count the revocation list"),
     }
     let pool = state.store.pool_stats();
     m.pool_open.set(i64::from(pool.open));

@@ -7,6 +7,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, RwLock},
+    time::{Duration, Instant},
 };
 
 use gatehouse_keys::{Alg, PublicKey};
@@ -14,6 +15,8 @@ use gatehouse_storage::{
     model::{Client, ResourceServer},
     Store, StoreError,
 };
+
+use crate::outbound::Outbound;
 
 /// A resource server with its encryption key parsed once.
 #[derive(Debug)]
@@ -40,6 +43,8 @@ pub struct Registry {
     store: Store,
     cache: RwLock<Cache>,
     jwks: std::sync::Mutex<HashMap<String, FetchedKeys>>,
+    /// One `jwks_uri` fetch per URI at a time.
+    jwks_flights: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -58,6 +63,7 @@ impl Registry {
                 ..Cache::default()
             }),
             jwks: std::sync::Mutex::new(HashMap::new()),
+            jwks_flights: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -137,59 +143,68 @@ impl Registry {
     }
 
     /// A client's keys from its `jwks_uri`: cached for five minutes, fetched
-    /// again when `want_kid` is unknown but at most every ten seconds, with a
-    /// timeout and a 64 KiB cap.
-    pub async fn client_jwks(
-        &self,
-        http: &reqwest::Client,
-        uri: &str,
-        want_kid: &str,
-    ) -> Vec<PublicKey> {
-        use std::time::{Duration, Instant};
+    /// again when `want_kid` is unknown but at most every ten seconds, through
+    /// the guarded client (timeout, 64 KiB cap, no redirects, nothing
+    /// internal). One fetch per URI at a time: concurrent callers wait for
+    /// it and share its answer.
+    pub async fn client_jwks(&self, http: &Outbound, uri: &str, want_kid: &str) -> Vec<PublicKey> {
+        if let Some(keys) = self.cached_jwks(uri, want_kid) {
+            return keys;
+        }
+        let flight = match self.jwks_flights.lock() {
+            Ok(mut f) => f.entry(uri.to_owned()).or_default().clone(),
+            Err(p) => p.into_inner().entry(uri.to_owned()).or_default().clone(),
+        };
+        let keys = {
+            let _one_at_a_time = flight.lock().await;
+            // The flight before this one may have fetched it just now.
+            match self.cached_jwks(uri, want_kid) {
+                Some(keys) => keys,
+                None => self.fetch_jwks(http, uri).await,
+            }
+        };
+        if let Ok(mut f) = self.jwks_flights.lock() {
+            // The map's reference and ours: nobody else waits on it.
+            if f.get(uri).is_some_and(|x| Arc::strong_count(x) <= 2) {
+                f.remove(uri);
+            }
+        }
+        keys
+    }
+
+    /// The cached keys of `uri`, if fresh enough for `want_kid`.
+    fn cached_jwks(&self, uri: &str, want_kid: &str) -> Option<Vec<PublicKey>> {
+        let (at, keys) = self.jwks.lock().ok()?.get(uri).cloned()?;
+        let fresh = at.elapsed() < Duration::from_secs(300);
+        let has = keys.iter().any(|k| k.kid() == Some(want_kid));
+        ((fresh && has) || at.elapsed() < Duration::from_secs(10)).then(|| keys.to_vec())
+    }
+
+    async fn fetch_jwks(&self, http: &Outbound, uri: &str) -> Vec<PublicKey> {
         let cached = self.jwks.lock().ok().and_then(|m| m.get(uri).cloned());
-        if let Some((at, keys)) = &cached {
-            let fresh = at.elapsed() < Duration::from_secs(300);
-            let has = keys.iter().any(|k| k.kid() == Some(want_kid));
-            if (fresh && has) || at.elapsed() < Duration::from_secs(10) {
-                return keys.to_vec();
+        let fetched = http
+            .get(uri, 64 * 1024)
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|body| {
+                let text = std::str::from_utf8(&body).map_err(|_| "not UTF-8".to_owned())?;
+                crate::clients::parse_jwks(text)
+            });
+        let keys = match fetched {
+            Ok(keys) => Arc::new(keys),
+            Err(error) => {
+                tracing::warn!(%uri, %error, "could not fetch a client's jwks_uri");
+                // Keep what we had; try again in ten seconds at the earliest.
+                cached.map(|(_, k)| k).unwrap_or_default()
             }
+        };
+        if let Ok(mut m) = self.jwks.lock() {
+            if m.len() > 1000 {
+                m.clear();
+            }
+            m.insert(uri.to_owned(), (Instant::now(), keys.clone()));
         }
-        let fetched = async {
-            let mut r = http.get(uri).send().await.ok()?;
-            if !r.status().is_success() {
-                return None;
-            }
-            let mut body = Vec::new();
-            while let Some(chunk) = r.chunk().await.ok()? {
-                body.extend_from_slice(&chunk);
-                if body.len() > 64 * 1024 {
-                    return None;
-                }
-            }
-            crate::clients::parse_jwks(std::str::from_utf8(&body).ok()?).ok()
-        }
-        .await;
-        match fetched {
-            Some(keys) => {
-                let keys = Arc::new(keys);
-                if let Ok(mut m) = self.jwks.lock() {
-                    if m.len() > 1000 {
-                        m.clear();
-                    }
-                    m.insert(uri.to_owned(), (Instant::now(), keys.clone()));
-                }
-                keys.to_vec()
-            }
-            None => {
-                tracing::warn!(%uri, "could not fetch a client's jwks_uri");
-                if let Ok(mut m) = self.jwks.lock() {
-                    let keys = cached.map(|(_, k)| k).unwrap_or_default();
-                    m.insert(uri.to_owned(), (Instant::now(), keys.clone()));
-                    return keys.to_vec();
-                }
-                Vec::new()
-            }
-        }
+        keys.to_vec()
     }
 
     /// Drops whatever changed since the last poll.

@@ -37,8 +37,9 @@ pub struct Shared {
     pub sealer: SecretSealer,
     pub clock: Arc<dyn Clock>,
     pub discovery: Arc<Discovery>,
-    /// Outbound HTTP (back-channel logout): short timeouts, no redirects.
-    pub http: reqwest::Client,
+    /// Outbound HTTP to client-supplied URLs (jwks_uri, back-channel
+    /// logout), guarded against internal targets: [`crate::outbound`].
+    pub http: Arc<crate::outbound::Outbound>,
     /// Failure counters for logins and client authentication.
     pub throttle: Arc<crate::throttle::Throttle>,
     /// Set when shutdown begins: `/readyz` fails first, so load balancers

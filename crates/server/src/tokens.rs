@@ -636,7 +636,7 @@ impl AppState {
             self.store
                 .revoke_status_index(s.0, s.list_id(), at.exp)
                 .await?;
-            self.forget_status_lists();
+            self.forget_status_lists(&[s.list_id()]);
         }
         Ok(())
     }
@@ -654,9 +654,8 @@ impl AppState {
                 now,
             )
             .await?;
-        if self.store.revoke_status_family(family_id, now).await? > 0 {
-            self.forget_status_lists();
-        }
+        let lists = self.store.revoke_status_family(family_id, now).await?;
+        self.forget_status_lists(&lists);
         Ok(())
     }
 
@@ -670,9 +669,8 @@ impl AppState {
                 now,
             )
             .await?;
-        if self.store.revoke_status_subject(sub, now).await? > 0 {
-            self.forget_status_lists();
-        }
+        let lists = self.store.revoke_status_subject(sub, now).await?;
+        self.forget_status_lists(&lists);
         Ok(())
     }
 
@@ -695,13 +693,13 @@ impl AppState {
                 now,
             )
             .await?;
-        let mut bits = 0;
+        let mut lists = Vec::new();
         for family in &grants {
-            bits += self.store.revoke_status_family(family, now).await?;
+            lists.extend(self.store.revoke_status_family(family, now).await?);
         }
-        if bits > 0 {
-            self.forget_status_lists();
-        }
+        lists.sort_unstable();
+        lists.dedup();
+        self.forget_status_lists(&lists);
         Ok(())
     }
 

@@ -103,31 +103,54 @@ impl Store {
         Ok(())
     }
 
-    /// Marks revoked every live token of a grant (refresh family).
-    pub async fn revoke_status_family(&self, family: &str, now: i64) -> Result<u64, StoreError> {
+    /// Marks revoked every live token of a grant (refresh family); returns
+    /// the lists that changed (sorted, each once).
+    pub async fn revoke_status_family(
+        &self,
+        family: &str,
+        now: i64,
+    ) -> Result<Vec<i64>, StoreError> {
         self.revoke_status_where(ts::Column::Family.eq(family), now)
             .await
     }
 
-    /// Marks revoked every live token of a subject (forced logout).
-    pub async fn revoke_status_subject(&self, subject: &str, now: i64) -> Result<u64, StoreError> {
+    /// Marks revoked every live token of a subject (forced logout); returns
+    /// the lists that changed (sorted, each once).
+    pub async fn revoke_status_subject(
+        &self,
+        subject: &str,
+        now: i64,
+    ) -> Result<Vec<i64>, StoreError> {
         self.revoke_status_where(ts::Column::Subject.eq(subject), now)
             .await
     }
 
+    /// One `UPDATE ... RETURNING list_id`, so the caller rebuilds exactly
+    /// the lists that changed.
     async fn revoke_status_where(
         &self,
         filter: sea_orm::sea_query::SimpleExpr,
         now: i64,
-    ) -> Result<u64, StoreError> {
-        Ok(ts::Entity::update_many()
-            .col_expr(ts::Column::Revoked, Expr::value(true))
-            .filter(filter)
-            .filter(ts::Column::ExpiresAt.gt(now))
-            .filter(ts::Column::Revoked.eq(false))
-            .exec(&self.db)
+    ) -> Result<Vec<i64>, StoreError> {
+        let stmt = Query::update()
+            .table(ts::Entity)
+            .value(ts::Column::Revoked, true)
+            .and_where(filter)
+            .and_where(ts::Column::ExpiresAt.gt(now))
+            .and_where(ts::Column::Revoked.eq(false))
+            .returning_col(ts::Column::ListId)
+            .to_owned();
+        let backend = self.db.get_database_backend();
+        let mut lists = self
+            .db
+            .query_all(backend.build(&stmt))
             .await?
-            .rows_affected)
+            .iter()
+            .map(|row| row.try_get::<i64>("", "list_id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        lists.sort_unstable();
+        lists.dedup();
+        Ok(lists)
     }
 
     /// The global indices of list `list_id` whose tokens are revoked and

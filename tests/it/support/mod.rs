@@ -1,5 +1,6 @@
 //! `spawn_app()` and request helpers.
 
+pub mod configured;
 #[path = "../../../crates/storage/tests/support/db.rs"]
 pub mod db;
 #[path = "../../../crates/storage/tests/support/pg_server.rs"]
@@ -76,21 +77,7 @@ pub async fn spawn_app_with(kind: DbKind, extra: RawConfig) -> Option<TestApp> {
     )
 }
 
-/// Starts Gatehouse against the database at `url`, which the caller owns
-/// (a private PostgreSQL server, for outage tests).
-pub async fn spawn_app_on(url: String) -> TestApp {
-    start(
-        url,
-        Kek::generate(),
-        None,
-        ManualClock::default(),
-        None,
-        RawConfig::default(),
-    )
-    .await
-}
-
-async fn start(
+pub(crate) async fn start(
     db_url: String,
     kek: Kek,
     db: Option<db::TestDb>,
@@ -101,13 +88,13 @@ async fn start(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
-    let raw = RawConfig {
+    // `extra` wins over the usual test configuration.
+    let raw = extra.over(RawConfig {
         issuer: Some(issuer.unwrap_or_else(|| base.clone())),
         database_url: Some(db_url.clone()),
         key_prepublish: Some(3600),
         ..RawConfig::default()
-    }
-    .over(extra);
+    });
     let settings = Settings::resolve(raw, Some(kek.to_base64url())).unwrap();
     let store = Store::connect(&db_url).await.unwrap();
     store.migrate().await.unwrap();
@@ -188,6 +175,7 @@ impl TestApp {
             &self.state.hasher,
             &self.state.sealer,
             self.clock_now(),
+            &self.state.settings.outbound,
         )
         .unwrap();
         self.state.store.create_client(&client).await.unwrap();

@@ -107,6 +107,7 @@ impl Fixture {
             &state.hasher,
             &state.sealer,
             now,
+            &state.settings.outbound,
         )?;
         state.store.create_client(&client).await?;
         let resources = state.registry.resources().await?;

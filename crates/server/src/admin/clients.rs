@@ -16,6 +16,7 @@ pub async fn run(
     cmd: ClientsCmd,
     store: Store,
     kek: Kek,
+    outbound: &crate::outbound::OutboundPolicy,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<()> {
     match cmd {
@@ -54,6 +55,7 @@ pub async fn run(
                 &SecretHasher::new(&kek),
                 &SecretSealer::new(&kek),
                 clock.now(),
+                outbound,
             )?;
             store.create_client(&client).await?;
             let mut out = serde_json::to_value(&client)?;

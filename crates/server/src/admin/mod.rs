@@ -24,14 +24,20 @@ use crate::{
 
 /// Resolves the settings from flags, environment and the config file.
 pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
-    let (listen, wait) = match &cli.command {
+    let (listen, wait, metrics_listen) = match &cli.command {
         Command::Serve {
             listen,
             wait_for_database,
-        } => (listen.clone(), *wait_for_database),
-        _ => (None, None),
+            metrics_listen,
+        } => (listen.clone(), *wait_for_database, metrics_listen.clone()),
+        _ => (None, None, None),
     };
-    let flags = cli.global.raw(listen, wait);
+    let mut flags = cli.global.raw(listen, wait);
+    flags.metrics_listen = metrics_listen;
+    // A secret: from the environment or the file, never a flag (visible in `ps`).
+    flags.metrics_token = std::env::var("GATEHOUSE_METRICS_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
     let file = match &cli.global.config {
         Some(p) => RawConfig::from_file(p)?,
         None => RawConfig::default(),
@@ -110,7 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if matches!(c, ClientsCmd::Create { .. }) {
                 check_kek(&store, &kek).await?;
             }
-            clients::run(c, store, kek, clock()).await
+            clients::run(c, store, kek, &s.outbound, clock()).await
         }
         Command::Resources(c) => resources::run(c, open_store(&s).await?, clock()).await,
         Command::Keys(c) => {
@@ -147,7 +153,7 @@ async fn serve(s: Settings) -> anyhow::Result<()> {
             }
         };
         match built {
-            Ok(state) => listening.ready(state),
+            Ok(state) => listening.ready(state).await?,
             Err(e) => {
                 listening.stop().await;
                 return Err(e);

@@ -204,8 +204,14 @@ pub async fn register(
     }
     // A client_secret in the request is ignored: the server issues it.
     let spec = spec(parse(&headers, &body)?)?;
-    let (mut client, secret) =
-        build(spec, &state.hasher, &state.sealer, state.now()).map_err(metadata_error)?;
+    let (mut client, secret) = build(
+        spec,
+        &state.hasher,
+        &state.sealer,
+        state.now(),
+        &state.settings.outbound,
+    )
+    .map_err(metadata_error)?;
     let rat = random_token();
     client.registration_token_hash = Some(state.hasher.hash(&rat));
     state.store.create_client(&client).await?;
@@ -274,8 +280,14 @@ pub async fn update(
         }
     }
     let rotate = std::mem::take(&mut m.rotate_client_secret);
-    let (new, _) =
-        build(spec(m)?, &state.hasher, &state.sealer, state.now()).map_err(metadata_error)?;
+    let (new, _) = build(
+        spec(m)?,
+        &state.hasher,
+        &state.sealer,
+        state.now(),
+        &state.settings.outbound,
+    )
+    .map_err(metadata_error)?;
     if new.token_endpoint_auth_method != old.token_endpoint_auth_method {
         return Err(AppError::oauth(
             ErrorCode::InvalidClientMetadata,

@@ -44,6 +44,15 @@ pub struct GlobalArgs {
     /// Log format: text or json.
     #[arg(long, global = true, env = "GATEHOUSE_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Proxies whose X-Forwarded-For names the client: CIDRs, comma-separated [default: none].
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -260,6 +269,8 @@ impl GlobalArgs {
             database_url: self.database_url.clone(),
             key_encryption_key_file: self.key_encryption_key_file.clone(),
             log_format: self.log_format.clone(),
+            trusted_proxies: (!self.trusted_proxies.is_empty())
+                .then(|| self.trusted_proxies.clone()),
             ..RawConfig::default()
         }
     }

@@ -44,6 +44,8 @@ pub struct RawConfig {
     pub jwks_max_age: Option<i64>,
     /// Status list token `ttl` and `Cache-Control: max-age` in seconds (default 60).
     pub status_list_ttl: Option<i64>,
+    /// Proxies whose `X-Forwarded-For` is believed (CIDRs; default none).
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 impl RawConfig {
@@ -106,7 +108,8 @@ impl RawConfig {
             key_rotation_days,
             key_prepublish,
             jwks_max_age,
-            status_list_ttl
+            status_list_ttl,
+            trusted_proxies
         )
     }
 }
@@ -152,6 +155,8 @@ pub struct Settings {
     pub wait_for_database: std::time::Duration,
     /// An http issuer on a loopback host: cookies drop `Secure` and the `__Host-` prefix.
     pub dev_mode: bool,
+    /// Peers whose `X-Forwarded-For` names the client (see `client_ip`).
+    pub trusted_proxies: Vec<crate::client_ip::Cidr>,
 }
 
 pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080";
@@ -260,6 +265,16 @@ impl Settings {
                 .max(defaults.retain_retired),
             jwks_max_age,
         };
+        let trusted_proxies = raw
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .filter(|c| !c.trim().is_empty())
+            .map(|c| {
+                c.parse()
+                    .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Settings {
             issuer,
             listen,
@@ -270,6 +285,7 @@ impl Settings {
             rotation,
             wait_for_database,
             dev_mode,
+            trusted_proxies,
         })
     }
 

@@ -39,6 +39,8 @@ pub struct Shared {
     pub discovery: Arc<Discovery>,
     /// Outbound HTTP (back-channel logout): short timeouts, no redirects.
     pub http: reqwest::Client,
+    /// Signs and checks device cookies (a subkey of the key-encryption key).
+    pub device_keys: SecretHasher,
     /// Failure counters for logins and client authentication.
     pub throttle: Arc<crate::throttle::Throttle>,
     /// Set when shutdown begins: `/readyz` fails first, so load balancers

@@ -16,5 +16,6 @@ mod registration;
 mod resource_server;
 mod revocation;
 mod status_list;
+mod throttle;
 mod tokens;
 mod verifier;

@@ -26,7 +26,8 @@ struct Serve {
     child: Child,
     base: String,
     log: PathBuf,
-    _db: TestDb,
+    kek: String,
+    db: TestDb,
 }
 
 impl Serve {
@@ -101,7 +102,8 @@ impl Serve {
             child,
             base,
             log,
-            _db: db,
+            kek: kek.clone(),
+            db,
         };
         serve.wait_healthy().await;
         (serve, client)
@@ -121,6 +123,23 @@ impl Serve {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("serve did not become healthy:\n{}", self.log());
+    }
+
+    /// Runs an admin command on the same database and KEK, with JSON logs
+    /// at `log_filter`; returns its stderr.
+    fn admin(&self, args: &[&str], log_filter: &str) -> String {
+        let out = Command::new(BIN)
+            .arg("--log-format")
+            .arg("json")
+            .args(args)
+            .env_clear()
+            .env("GATEHOUSE_DATABASE_URL", &self.db.url)
+            .env("GATEHOUSE_KEY_ENCRYPTION_KEY", &self.kek)
+            .env("GATEHOUSE_LOG", log_filter)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?} failed: {out:?}");
+        String::from_utf8(out.stderr).unwrap()
     }
 
     fn log(&self) -> String {
@@ -363,6 +382,17 @@ async fn security_events_leave_audit_lines_without_secrets() {
     assert_eq!(engaged[0]["retry_after"], 1);
     assert_eq!(engaged[1]["scope"], "client");
     assert_eq!(engaged[1]["client_id"], client_id.as_str());
+
+    // A forced logout (an admin command) leaves its line too.
+    let stderr = serve.admin(
+        &["sessions", "revoke", "--user", "alice"],
+        "warn,gatehouse::audit=info",
+    );
+    let forced = audit_lines(&stderr);
+    assert_eq!(forced.len(), 1, "{stderr}");
+    assert_eq!(forced[0]["event"], "forced_logout");
+    assert_eq!(forced[0]["user_id"], alice.as_str());
+    assert_eq!(forced[0]["sessions_ended"], 2);
 
     let mut secrets = vec![
         PASSWORD.to_owned(),

@@ -415,3 +415,34 @@ async fn security_events_leave_audit_lines_without_secrets() {
         );
     }
 }
+
+/// A `trusted_proxies` entry that is not a CIDR is refused with one line
+/// naming it; a valid list (environment, comma-separated) is accepted.
+#[test]
+fn trusted_proxies_must_be_cidrs() {
+    let run = |value: &str| {
+        let dir = std::env::temp_dir().join(format!("gatehouse-tp-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Command::new(BIN)
+            .args(["users", "list", "--json"])
+            .current_dir(&dir)
+            .env_clear()
+            .env("GATEHOUSE_DATABASE_URL", "sqlite://gh.db?mode=rwc")
+            .env("GATEHOUSE_LOG", "warn")
+            .env("GATEHOUSE_TRUSTED_PROXIES", value)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        out
+    };
+    let out = run("10.0.0.0/8,10.0.0.0/40");
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: trusted_proxies:") && err.contains("10.0.0.0/40"),
+        "{err}"
+    );
+    let out = run("10.0.0.0/8, fd00::/8,192.0.2.7");
+    assert!(out.status.success(), "{out:?}");
+}

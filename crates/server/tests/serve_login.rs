@@ -250,7 +250,7 @@ async fn a_burst_of_sign_ins_keeps_memory_bounded() {
             503 => {
                 assert!(retry, "503 without Retry-After");
                 assert!(
-                    body.contains("busy"),
+                    body.contains("busy right now") && body.contains("try again in a moment"),
                     "the sign-in page says it is busy: {body}"
                 );
                 assert!(

@@ -74,6 +74,8 @@ async fn render(
     ctx.insert("return_to", return_to);
     ctx.insert("username", username);
     ctx.insert("error", &error);
+    // No password check could start: the page says so itself.
+    ctx.insert("busy", &(status == StatusCode::SERVICE_UNAVAILABLE));
     ctx.insert("client_name", &client_name(state, return_to).await);
     let mut r = views::page(status, "login.html", &ctx);
     if let Some(c) = cookie {
@@ -137,10 +139,6 @@ fn too_many(secs: i64) -> String {
     format!("Too many failed attempts. Try again in {secs} seconds.")
 }
 
-/// The message of the sign-in page when no password check could start.
-pub const BUSY_MESSAGE: &str =
-    "Gatehouse is busy right now and could not check your password. Please try again in a moment.";
-
 async fn login(
     state: &AppState,
     headers: &HeaderMap,
@@ -172,7 +170,8 @@ async fn login(
     let Ok(permit) = password::Gate::global().acquire().await else {
         tracing::warn!("password checks are saturated; sign-in turned away");
         let r = (StatusCode::SERVICE_UNAVAILABLE, Some(1));
-        return Ok(again(state, headers, r, &return_to, typed, BUSY_MESSAGE).await);
+        let msg = "Gatehouse is busy right now.";
+        return Ok(again(state, headers, r, &return_to, typed, msg).await);
     };
     // Check and count in one step: concurrent guesses cannot all pass.
     let now = state.now();

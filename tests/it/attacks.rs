@@ -551,22 +551,27 @@ async fn guessing_is_throttled_with_growing_delays(app: &TestApp) {
         "a delay, not a lockout"
     );
 
-    // Failed client authentication, per client id.
+    // Failed client authentication, per client id: wrong secrets are held
+    // off, the right one never is.
     let c = app.web_client().await;
-    for _ in 0..6 {
-        let r = app
-            .http
+    let wrong = || async {
+        app.http
             .post(app.url("/token"))
             .basic_auth(&c.id, Some("wrong"))
             .form(&[("grant_type", "client_credentials")])
             .send()
             .await
-            .unwrap();
-        assert_eq!(r.status(), 401);
+            .unwrap()
+    };
+    for _ in 0..6 {
+        assert_eq!(wrong().await.status(), 401);
     }
-    let r = app.token(&c, &[("grant_type", "client_credentials")]).await;
+    let r = wrong().await;
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
+    let r = app.token(&c, &[("grant_type", "client_credentials")]).await;
+    assert_ne!(r.status(), 429, "the right secret is not throttled");
+    assert_ne!(r.status(), 401);
 }
 
 crate::both_backends!(

@@ -26,5 +26,6 @@ mod registration;
 mod resource_server;
 mod revocation;
 mod status_list;
+mod throttle;
 mod tokens;
 mod verifier;

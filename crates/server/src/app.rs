@@ -56,6 +56,7 @@ pub async fn build_state(
         http,
         registry: Arc::new(Registry::new(store.clone())),
         hasher: SecretHasher::new(&kek),
+        device_keys: crate::device::mac_key(&kek),
         sealer: SecretSealer::new(&kek),
         settings: Arc::new(settings),
         store,

@@ -54,6 +54,15 @@ pub struct GlobalArgs {
         value_delimiter = ','
     )]
     pub outbound_allow: Vec<String>,
+    /// Proxies whose X-Forwarded-For names the client: CIDRs, comma-separated [default: none].
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -280,6 +289,8 @@ impl GlobalArgs {
             key_encryption_key_file: self.key_encryption_key_file.clone(),
             log_format: self.log_format.clone(),
             outbound_allow: (!self.outbound_allow.is_empty()).then(|| self.outbound_allow.clone()),
+            trusted_proxies: (!self.trusted_proxies.is_empty())
+                .then(|| self.trusted_proxies.clone()),
             ..RawConfig::default()
         }
     }

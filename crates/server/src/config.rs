@@ -54,6 +54,8 @@ pub struct RawConfig {
     pub metrics_token: Option<String>,
     /// A separate address serving `/metrics` without a token; default none.
     pub metrics_listen: Option<String>,
+    /// Proxies whose `X-Forwarded-For` is believed (CIDRs; default none).
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 impl RawConfig {
@@ -120,7 +122,8 @@ impl RawConfig {
             require_pkce,
             outbound_allow,
             metrics_token,
-            metrics_listen
+            metrics_listen,
+            trusted_proxies
         )
     }
 }
@@ -176,6 +179,8 @@ pub struct Settings {
     pub metrics_token: Option<MetricsToken>,
     /// Where `/metrics` is served without a token, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// Peers whose `X-Forwarded-For` names the client (see `client_ip`).
+    pub trusted_proxies: Vec<crate::client_ip::Cidr>,
 }
 
 /// The bearer token of `/metrics`; never printed.
@@ -335,6 +340,16 @@ impl Settings {
                 )
             })?),
         };
+        let trusted_proxies = raw
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .filter(|c| !c.trim().is_empty())
+            .map(|c| {
+                c.parse()
+                    .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Settings {
             outbound,
             metrics_token,
@@ -349,6 +364,7 @@ impl Settings {
             wait_for_database,
             dev_mode,
             require_pkce: raw.require_pkce.unwrap_or(false),
+            trusted_proxies,
         })
     }
 

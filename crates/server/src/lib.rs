@@ -8,9 +8,12 @@
 
 pub mod admin;
 pub mod app;
+mod audit;
 pub mod cli;
+pub mod client_ip;
 pub mod clients;
 pub mod config;
+mod device;
 mod discovery;
 mod grants;
 pub mod http;

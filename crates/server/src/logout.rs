@@ -109,6 +109,13 @@ pub async fn force_logout(state: &AppState, user: &User) -> Result<ForcedLogout,
         .revoke_refresh_tokens_of_user(&user.id, state.now())
         .await?;
     state.revoke_subject_tokens(&user.id).await?;
+    crate::audit::emit(
+        &crate::audit::Event::ForcedLogout {
+            user_id: &user.id,
+            sessions_ended: sessions.len(),
+        },
+        state.now(),
+    );
     let mut backchannel = Vec::new();
     for s in &sessions {
         backchannel.extend(notify(state, s).await?);

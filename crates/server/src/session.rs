@@ -29,7 +29,7 @@ fn cookie_name(state: &AppState, base: &str) -> String {
     }
 }
 
-fn set_cookie(
+pub(crate) fn set_cookie(
     state: &AppState,
     base: &str,
     value: &str,

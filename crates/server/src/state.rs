@@ -40,6 +40,8 @@ pub struct Shared {
     /// Outbound HTTP to client-supplied URLs (jwks_uri, back-channel
     /// logout), guarded against internal targets: [`crate::outbound`].
     pub http: Arc<crate::outbound::Outbound>,
+    /// Signs and checks device cookies (a subkey of the key-encryption key).
+    pub device_keys: SecretHasher,
     /// Failure counters for logins and client authentication.
     pub throttle: Arc<crate::throttle::Throttle>,
     /// Set when shutdown begins: `/readyz` fails first, so load balancers

@@ -122,10 +122,6 @@ pub async fn authenticate(
     if client_id.is_empty() || client_id.len() > 255 {
         return Err(invalid_client(used_basic, "client authentication failed"));
     }
-    let throttle_key = [format!("client:{client_id}")];
-    if let Some(secs) = state.throttle.wait_any(&throttle_key, state.now()) {
-        return Err(AppError::Throttled(secs));
-    }
     let client = state.registry.client(&client_id).await?;
     // Hash even when the client is unknown, so timing does not reveal which ids exist.
     let presented = secret.as_deref().map(|s| state.hasher.hash(s));
@@ -141,10 +137,9 @@ pub async fn authenticate(
             _ => false,
         };
         if !ok {
-            state.throttle.fail(&throttle_key, state.now());
+            throttle_failure(state, &client.id)?;
             return Err(invalid_client(used_basic, "client authentication failed"));
         }
-        state.throttle.succeed(&throttle_key);
     }
     Ok(Authenticated { client, method })
 }
@@ -201,10 +196,6 @@ async fn assertion(state: &AppState, params: &Params) -> Result<Authenticated, A
         .map_err(|_| fail())?;
     // The registered algorithm, if any, narrows the allow-list to itself.
     let registered = client.token_endpoint_auth_signing_alg.as_deref();
-    // Set once a client_secret_jwt MAC verified: the failure throttle is
-    // reset only after the whole assertion (claims, replay) is accepted, so
-    // a captured assertion cannot reset it between guesses.
-    let mut secret_throttle_key = None;
     let verified = match method {
         AuthMethod::PrivateKeyJwt => {
             let algs: Vec<Alg> = ASSERTION_ALGS
@@ -216,30 +207,28 @@ async fn assertion(state: &AppState, params: &Params) -> Result<Authenticated, A
                 (None, Some(uri)) => state.registry.client_jwks(&state.http, uri, &kid).await,
                 (None, None) => Vec::new(),
             };
-            gatehouse_keys::verify(jwt, &algs, |k| {
+            match gatehouse_keys::verify(jwt, &algs, |k| {
                 keys.iter().find(|x| x.kid() == Some(k)).cloned()
-            })
-            .map_err(|_| fail())?
+            }) {
+                Ok(v) => v,
+                Err(_) => {
+                    throttle_failure(state, &client.id)?;
+                    return Err(fail());
+                }
+            }
         }
         AuthMethod::ClientSecretJwt => {
-            // A MAC failure is a wrong secret: throttled like Basic's.
-            let throttle_key = [format!("client:{}", client.id)];
-            if let Some(secs) = state.throttle.wait_any(&throttle_key, state.now()) {
-                return Err(AppError::Throttled(secs));
-            }
             let algs: Vec<HmacAlg> = ASSERTION_HMAC_ALGS
                 .into_iter()
                 .filter(|a| registered.is_none_or(|r| r == a.as_str()))
                 .collect();
             let sealed = client.client_secret_sealed.as_deref().ok_or_else(fail)?;
             match state.sealer.verify_jws(&client.id, sealed, jwt, &algs) {
-                Ok(v) => {
-                    secret_throttle_key = Some(throttle_key);
-                    v
-                }
+                Ok(v) => v,
                 Err(e) => {
                     tracing::debug!(client_id = %client.id, reason = %e, "client_secret_jwt assertion refused");
-                    state.throttle.fail(&throttle_key, state.now());
+                    // A MAC failure is a wrong secret: counted like Basic's.
+                    throttle_failure(state, &client.id)?;
                     return Err(fail());
                 }
             }
@@ -280,8 +269,34 @@ async fn assertion(state: &AppState, params: &Params) -> Result<Authenticated, A
         tracing::warn!(client_id = %client.id, "client assertion replayed");
         return Err(fail());
     }
-    if let Some(k) = secret_throttle_key {
-        state.throttle.succeed(&k);
-    }
     Ok(Authenticated { client, method })
+}
+
+/// Counts a wrong secret or an invalid assertion of a registered client.
+/// Only wrong credentials are ever throttled (429 once the client's
+/// failures pile up): the correct secret or a valid assertion is checked
+/// first and always passes, so others' failures cannot lock a client out.
+fn throttle_failure(state: &AppState, client_id: &str) -> Result<(), AppError> {
+    let now = state.now();
+    match state
+        .throttle
+        .attempt(&[state.throttle.client(client_id)], now)
+    {
+        Ok(attempt) => {
+            if let Some((scope, retry_after)) = attempt.engages {
+                crate::audit::emit(
+                    &crate::audit::Event::ThrottleEngaged {
+                        scope: scope.as_str(),
+                        retry_after,
+                        user_id: None,
+                        client_id: Some(client_id),
+                        ip: None,
+                    },
+                    now,
+                );
+            }
+            Ok(())
+        }
+        Err(secs) => Err(AppError::Throttled(secs)),
+    }
 }

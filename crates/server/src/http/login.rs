@@ -1,14 +1,16 @@
-//! The login page: a server-rendered form, a CSRF token, argon2id behind it,
-//! and a new server-side session on success.
+//! The login page: a server-rendered form, a CSRF token, argon2id behind it
+//! (at most one check per core at a time, `password::Gate`), throttling
+//! that strangers cannot turn into a lockout (`throttle`, `device`), and a
+//! new server-side session and device cookie on success.
 
 use axum::{
     body::Bytes,
     extract::{ConnectInfo, RawQuery, State},
-    http::{header, HeaderMap, StatusCode},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
     response::Response,
     Extension,
 };
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::Deserialize;
 use tera::Context;
@@ -19,7 +21,14 @@ use super::{
     form::Params,
     sign_in::mark_signed_in,
 };
-use crate::{oauth::redirect_uri_matches, password, session, state::AppState, views};
+use crate::{
+    audit::{self, Event, SignInFailure},
+    client_ip, device,
+    oauth::redirect_uri_matches,
+    password, session,
+    state::AppState,
+    views,
+};
 
 /// Query of `GET /login`.
 #[derive(Debug, Deserialize)]
@@ -72,6 +81,8 @@ async fn render(
     let (name, host) = client_name(state, return_to).await.unzip();
     ctx.insert("client_name", &name);
     ctx.insert("client_host", &host.flatten());
+    // No password check could start: the page says so itself.
+    ctx.insert("busy", &(status == StatusCode::SERVICE_UNAVAILABLE));
     let mut r = views::page(status, "login.html", &ctx);
     if let Some(c) = cookie {
         r.headers_mut().append(header::SET_COOKIE, c);
@@ -105,20 +116,40 @@ pub async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let ip = peer
-        .map(|Extension(ConnectInfo(a))| a.ip().to_string())
-        .unwrap_or_default();
-    match login(&state, &headers, &body, &ip).await {
+    let peer = peer.map(|Extension(ConnectInfo(a))| a);
+    let ip = client_ip::resolve(peer, &headers, &state.settings.trusted_proxies);
+    match login(&state, &headers, &body, ip).await {
         Ok(r) => r,
         Err(e) => e.into_page_response(),
     }
+}
+
+/// The sign-in form again, with a message, a status and `Retry-After`.
+async fn again(
+    state: &AppState,
+    headers: &HeaderMap,
+    (status, retry_after): (StatusCode, Option<i64>),
+    return_to: &str,
+    typed: &str,
+    message: &str,
+) -> Response {
+    let shown: String = typed.chars().take(256).collect();
+    let mut r = render(state, headers, status, return_to, &shown, Some(message)).await;
+    if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+fn too_many(secs: i64) -> String {
+    format!("Too many failed attempts. Try again in {secs} seconds.")
 }
 
 async fn login(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
-    ip: &str,
+    ip: Option<IpAddr>,
 ) -> Result<Response, AppError> {
     super::form::require_form(headers)
         .map_err(|_| AppError::page("The sign-in form was not sent correctly."))?;
@@ -129,60 +160,93 @@ async fn login(
     let typed = p.get("username").unwrap_or("");
     let username = normalize_username(typed);
     let password = p.get("password").unwrap_or("").to_owned();
-    let keys = [format!("user:{username}"), format!("ip:{ip}")];
     let now = state.now();
-    if let Some(secs) = state.throttle.wait_any(&keys, now) {
-        let shown: String = typed.chars().take(256).collect();
-        let msg = format!("Too many failed attempts. Try again in {secs} seconds.");
-        let mut r = render(
-            state,
-            headers,
-            StatusCode::TOO_MANY_REQUESTS,
-            &return_to,
-            &shown,
-            Some(&msg),
-        )
-        .await;
-        if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Ok(r);
+    // A browser with a valid device cookie of this account is throttled on
+    // its own; any other on (account, IP) and on the account's limit.
+    let device = device::valid_for(state, headers, &username, now);
+    let keys = match &device {
+        Some(nonce) => state.throttle.device_login(nonce),
+        None => state.throttle.untrusted_login(&username, ip),
+    };
+    // Held off already: answer before queueing for a password check.
+    if let Some(secs) = state.throttle.wait(&keys, now) {
+        let r = (StatusCode::TOO_MANY_REQUESTS, Some(secs));
+        return Ok(again(state, headers, r, &return_to, typed, &too_many(secs)).await);
     }
+    let Ok(permit) = password::Gate::global().acquire().await else {
+        tracing::warn!("password checks are saturated; sign-in turned away");
+        let r = (StatusCode::SERVICE_UNAVAILABLE, Some(1));
+        let msg = "Gatehouse is busy right now.";
+        return Ok(again(state, headers, r, &return_to, typed, msg).await);
+    };
+    // Check and count in one step: concurrent guesses cannot all pass.
+    let now = state.now();
+    let attempt = match state.throttle.attempt(&keys, now) {
+        Ok(a) => a,
+        Err(secs) => {
+            let r = (StatusCode::TOO_MANY_REQUESTS, Some(secs));
+            return Ok(again(state, headers, r, &return_to, typed, &too_many(secs)).await);
+        }
+    };
 
     // Unknown user, disabled user, wrong and empty password all take one
     // argon2 evaluation and get the same answer: no user enumeration.
     let user = if username.is_empty() || username.len() > 256 {
-        None
+        Ok(None)
     } else {
-        state.store.user_by_username(&username).await?
+        state.store.user_by_username(&username).await
     };
+    let user = user.inspect_err(|_| state.throttle.refund(&keys))?;
     let phc = user
         .as_ref()
         .filter(|u| !u.disabled)
         .map(|u| u.password_hash.clone());
-    let ok = password::verify(password, phc).await;
-    let Some(user) = user.filter(|_| ok) else {
-        tracing::info!("login failed");
-        state.throttle.fail(&keys, now);
-        state
-            .metrics
-            .logins
-            .get_or_create(&crate::metrics::OutcomeLabels {
-                outcome: "failure".into(),
-            })
-            .inc();
-        let shown: String = typed.chars().take(256).collect();
-        return Ok(render(
-            state,
-            headers,
-            StatusCode::UNAUTHORIZED,
-            &return_to,
-            &shown,
-            Some("Incorrect username or password."),
-        )
-        .await);
+    let ok = permit.verify(password, phc).await;
+    let known_device = device.is_some();
+    let user = match user {
+        Some(u) if ok => u,
+        other => {
+            let reason = match &other {
+                None => SignInFailure::UnknownAccount,
+                Some(u) if u.disabled => SignInFailure::Disabled,
+                Some(_) => SignInFailure::WrongPassword,
+            };
+            let user_id = other.as_ref().map(|u| u.id.as_str());
+            tracing::info!("login failed");
+            audit::emit(
+                &Event::SignInFailed {
+                    user_id,
+                    ip,
+                    reason,
+                    known_device,
+                },
+                now,
+            );
+            if let Some((scope, retry_after)) = attempt.engages {
+                audit::emit(
+                    &Event::ThrottleEngaged {
+                        scope: scope.as_str(),
+                        retry_after,
+                        user_id,
+                        client_id: None,
+                        ip,
+                    },
+                    now,
+                );
+            }
+            state
+                .metrics
+                .logins
+                .get_or_create(&crate::metrics::OutcomeLabels {
+                    outcome: "failure".into(),
+                })
+                .inc();
+            let r = (StatusCode::UNAUTHORIZED, None);
+            let msg = "Incorrect username or password.";
+            return Ok(again(state, headers, r, &return_to, typed, msg).await);
+        }
     };
-    state.throttle.succeed(&keys[..1]);
+    state.throttle.succeed(&keys);
     state
         .metrics
         .logins
@@ -193,12 +257,23 @@ async fn login(
     let (session, cookie) = session::start(state, headers, &user, vec!["pwd".to_owned()]).await?;
     let return_to = mark_signed_in(state, &return_to, &session);
     tracing::info!(sub = %user.id, "login succeeded");
+    audit::emit(
+        &Event::SignInSucceeded {
+            user_id: &user.id,
+            ip,
+            known_device,
+        },
+        now,
+    );
     let mut r = see_other(if return_to.is_empty() {
         "/"
     } else {
         &return_to
     });
     if let Some(c) = cookie {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    if let Some(c) = device::issue(state, &username, now) {
         r.headers_mut().append(header::SET_COOKIE, c);
     }
     Ok(r)

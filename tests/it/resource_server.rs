@@ -46,6 +46,7 @@ async fn register(app: &TestApp, public: &Value, signing_alg: &str, format: &str
             access_token_lifetime: None,
             scopes: vec!["orders:read".into()],
             created_at: 0,
+            clients: Vec::new(),
         })
         .await
         .unwrap();

@@ -41,6 +41,7 @@ async fn register(app: &TestApp, audience: &str, public: &str, lifetime: Option<
             access_token_lifetime: lifetime,
             scopes: vec!["orders:read".into(), "orders:audit".into()],
             created_at: 0,
+            clients: Vec::new(),
         })
         .await
         .unwrap();

@@ -98,6 +98,7 @@ async fn check(app: &TestApp, enc_alg: &str, sig_alg: &str) {
         .create_client(ClientSpec {
             name: "svc".into(),
             grant_types: vec!["client_credentials".into()],
+            scopes: vec!["orders:read".into()],
             ..ClientSpec::default()
         })
         .await;
@@ -178,6 +179,7 @@ async fn opaque_format_gives_reference_tokens(app: &TestApp) {
         .create_client(ClientSpec {
             name: "svc".into(),
             grant_types: vec!["client_credentials".into()],
+            scopes: vec!["orders:read".into()],
             ..ClientSpec::default()
         })
         .await;

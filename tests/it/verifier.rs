@@ -95,6 +95,7 @@ async fn verifier_checks_real_tokens_and_follows_rotation(app: &TestApp) {
         .create_client(ClientSpec {
             name: "svc".into(),
             grant_types: vec!["client_credentials".into()],
+            scopes: vec!["orders:read".into(), "orders:audit".into()],
             ..ClientSpec::default()
         })
         .await;
@@ -370,6 +371,7 @@ async fn verifier_refuses_expired_tokens(app: &TestApp) {
         .create_client(ClientSpec {
             name: "svc".into(),
             grant_types: vec!["client_credentials".into()],
+            scopes: vec!["orders:read".into(), "orders:audit".into()],
             ..ClientSpec::default()
         })
         .await;
@@ -399,6 +401,7 @@ async fn verifier_status_list_refuses_revoked_tokens(app: &TestApp) {
         .create_client(ClientSpec {
             name: "svc".into(),
             grant_types: vec!["client_credentials".into()],
+            scopes: vec!["orders:read".into(), "orders:audit".into()],
             ..ClientSpec::default()
         })
         .await;

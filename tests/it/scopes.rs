@@ -203,13 +203,8 @@ async fn initial_token(app: &TestApp, policy: Option<&RegistrationPolicy>) -> St
     token
 }
 
-async fn send(
-    app: &TestApp,
-    req: reqwest::RequestBuilder,
-    token: &str,
-    meta: Value,
-) -> (u16, Value) {
-    let _ = app;
+/// Sends registration metadata with a bearer token; status and body.
+async fn send(req: reqwest::RequestBuilder, token: &str, meta: Value) -> (u16, Value) {
     let r = req.bearer_auth(token).json(&meta).send().await.unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
 }
@@ -234,11 +229,11 @@ async fn registration_gets_only_what_its_token_allows(app: &TestApp) {
         meta.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        let (status, body) = send(app, register(), &plain, meta).await;
+        let (status, body) = send(register(), &plain, meta).await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["error"], "invalid_client_metadata");
     }
-    let (status, body) = send(app, register(), &plain, web_meta.clone()).await;
+    let (status, body) = send(register(), &plain, web_meta.clone()).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(
         body["grant_types"],
@@ -262,7 +257,6 @@ async fn registration_gets_only_what_its_token_allows(app: &TestApp) {
     };
     let svc = initial_token(app, Some(&policy)).await;
     let (status, body) = send(
-        app,
         register(),
         &svc,
         json!({ "grant_types": ["client_credentials"], "client_name": "svc" }),
@@ -294,7 +288,7 @@ async fn registration_gets_only_what_its_token_allows(app: &TestApp) {
         json!({ "client_id": id, "grant_types": ["client_credentials", "authorization_code"],
                 "redirect_uris": ["https://dyn.example/cb"], "scope": "orders:read" }),
     ] {
-        let (status, body) = send(app, put(), &rat, meta).await;
+        let (status, body) = send(put(), &rat, meta).await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["error"], "invalid_client_metadata");
         assert!(body["error_description"]
@@ -303,7 +297,6 @@ async fn registration_gets_only_what_its_token_allows(app: &TestApp) {
             .contains("not allowed"));
     }
     let (status, body) = send(
-        app,
         put(),
         &rat,
         json!({ "client_id": id, "grant_types": ["client_credentials"], "client_name": "svc 2" }),

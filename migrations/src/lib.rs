@@ -12,6 +12,7 @@ mod m20261126_000001_initial;
 mod m20261127_000001_token_status;
 mod m20261127_000002_client_secret_sealed;
 mod m20261130_000002_client_require_pkce;
+mod m20261130_000003_client_scopes;
 mod m20261130_000004_revocation_lookups;
 
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_client_secret_sealed::Migration),
             Box::new(m20261130_000002_client_require_pkce::Migration),
             Box::new(m20261130_000004_revocation_lookups::Migration),
+            Box::new(m20261130_000003_client_scopes::Migration),
         ]
     }
 }

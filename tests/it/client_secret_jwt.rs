@@ -378,12 +378,23 @@ async fn client_secret_jwt_is_only_for_its_clients(app: &TestApp) {
     assert_eq!(r.status(), 400);
 }
 
+/// An initial access token that allows client_credentials registrations.
 async fn initial_token(app: &TestApp) -> String {
     let token = gatehouse_server::session::random_token();
     let now = app.state.now();
+    let policy = gatehouse_storage::model::RegistrationPolicy {
+        grant_types: vec!["client_credentials".into()],
+        scopes: Vec::new(),
+    };
     app.state
         .store
-        .create_registration_token(&app.state.hasher.hash(&token), Some(now + 600), None, now)
+        .create_registration_token_with_policy(
+            &app.state.hasher.hash(&token),
+            Some(now + 600),
+            None,
+            Some(&policy),
+            now,
+        )
         .await
         .unwrap();
     token

@@ -30,6 +30,7 @@ async fn opaque_api(app: &TestApp) {
             access_token_lifetime: None,
             scopes: vec!["read".into()],
             created_at: 0,
+            clients: Vec::new(),
         })
         .await
         .unwrap();

@@ -46,6 +46,7 @@ async fn register(app: &TestApp, public: &Value, signing_alg: &str, format: &str
             access_token_lifetime: None,
             scopes: vec!["orders:read".into()],
             created_at: 0,
+            clients: Vec::new(),
         })
         .await
         .unwrap();
@@ -97,6 +98,7 @@ async fn check(app: &TestApp, enc_alg: &str, sig_alg: &str) {
         .create_client(ClientSpec {
             name: "svc".into(),
             grant_types: vec!["client_credentials".into()],
+            scopes: vec!["orders:read".into()],
             ..ClientSpec::default()
         })
         .await;
@@ -177,6 +179,7 @@ async fn opaque_format_gives_reference_tokens(app: &TestApp) {
         .create_client(ClientSpec {
             name: "svc".into(),
             grant_types: vec!["client_credentials".into()],
+            scopes: vec!["orders:read".into()],
             ..ClientSpec::default()
         })
         .await;

@@ -46,6 +46,7 @@ async fn resource_server_tokens_are_introspectable_and_revocable(app: &TestApp) 
         .create_client(ClientSpec {
             name: "svc".into(),
             grant_types: vec!["client_credentials".into()],
+            scopes: vec!["read".into()],
             ..ClientSpec::default()
         })
         .await;

@@ -66,6 +66,7 @@ async fn api(app: &TestApp) -> (EcKeyPair, TestClient) {
         .create_client(ClientSpec {
             name: "svc".into(),
             grant_types: vec!["client_credentials".into()],
+            scopes: vec!["read".into()],
             ..ClientSpec::default()
         })
         .await;

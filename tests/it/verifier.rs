@@ -41,6 +41,7 @@ async fn register(app: &TestApp, audience: &str, public: &str, lifetime: Option<
             access_token_lifetime: lifetime,
             scopes: vec!["orders:read".into(), "orders:audit".into()],
             created_at: 0,
+            clients: Vec::new(),
         })
         .await
         .unwrap();
@@ -94,6 +95,7 @@ async fn verifier_checks_real_tokens_and_follows_rotation(app: &TestApp) {
         .create_client(ClientSpec {
             name: "svc".into(),
             grant_types: vec!["client_credentials".into()],
+            scopes: vec!["orders:read".into(), "orders:audit".into()],
             ..ClientSpec::default()
         })
         .await;
@@ -369,6 +371,7 @@ async fn verifier_refuses_expired_tokens(app: &TestApp) {
         .create_client(ClientSpec {
             name: "svc".into(),
             grant_types: vec!["client_credentials".into()],
+            scopes: vec!["orders:read".into(), "orders:audit".into()],
             ..ClientSpec::default()
         })
         .await;
@@ -398,6 +401,7 @@ async fn verifier_status_list_refuses_revoked_tokens(app: &TestApp) {
         .create_client(ClientSpec {
             name: "svc".into(),
             grant_types: vec!["client_credentials".into()],
+            scopes: vec!["orders:read".into(), "orders:audit".into()],
             ..ClientSpec::default()
         })
         .await;

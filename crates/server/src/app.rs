@@ -63,6 +63,9 @@ pub async fn build_state(
         keys,
         clock,
         discovery,
+        introspection_misses: Arc::new(crate::rate::RateWindow::new(
+            crate::http::introspect::MAX_INACTIVE_PER_MINUTE,
+        )),
     }))
 }
 

@@ -123,6 +123,14 @@ pub enum RegistrationTokenCmd {
         /// How many registrations it allows (default: unlimited).
         #[arg(long, value_name = "N")]
         uses: Option<i64>,
+        /// An API scope registered clients may be given; repeat for several
+        /// (default: none, only the OIDC scopes).
+        #[arg(long = "scope", value_name = "S")]
+        scopes: Vec<String>,
+        /// A grant type registered clients may use; repeat for several
+        /// [default: authorization_code refresh_token].
+        #[arg(long = "grant-type", value_name = "T")]
+        grant_types: Vec<String>,
     },
 }
 
@@ -176,42 +184,19 @@ pub enum ClientsCmd {
     Create {
         #[arg(long)]
         name: String,
-        #[arg(long = "redirect-uri", value_name = "URI")]
-        redirect_uris: Vec<String>,
-        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
-        post_logout_redirect_uris: Vec<String>,
-        /// authorization_code, refresh_token, client_credentials [default: authorization_code refresh_token].
-        #[arg(long = "grant-type", value_name = "T")]
-        grant_types: Vec<String>,
-        /// client_secret_basic, client_secret_post, client_secret_jwt, private_key_jwt or none [default: client_secret_basic].
-        #[arg(long = "auth-method", value_name = "METHOD")]
-        auth_method: Option<String>,
-        /// Extra scopes (of registered resource servers) the client may request.
-        #[arg(long = "scope", value_name = "S")]
-        scopes: Vec<String>,
-        /// ID token signing algorithm: RS256 (default), ES256, PS256 or EdDSA.
+        #[command(flatten)]
+        settings: ClientArgs,
+    },
+    /// Change a client's settings: only the flags given change; a list
+    /// flag replaces the whole list (give it once with an empty value, e.g.
+    /// --scope '', to empty it). The id and secret stay; the auth method
+    /// cannot change.
+    Update {
+        id: String,
         #[arg(long)]
-        id_token_signing_alg: Option<String>,
-        /// Public JWK Set (JSON) for private_key_jwt.
-        #[arg(long, value_name = "JSON")]
-        jwks: Option<String>,
-        #[arg(long, value_name = "URI")]
-        jwks_uri: Option<String>,
-        #[arg(long, value_name = "URI")]
-        backchannel_logout_uri: Option<String>,
-        /// Access-token lifetime in seconds for this client.
-        #[arg(long, value_name = "SECS")]
-        access_token_ttl: Option<i64>,
-        /// The only algorithm accepted on the client's JWT assertions:
-        /// HS256, HS384 or HS512 for client_secret_jwt; RS256, PS256, ES256
-        /// or EdDSA for private_key_jwt [default: any of those].
-        #[arg(long, value_name = "ALG")]
-        auth_signing_alg: Option<String>,
-        /// Whether every authorization request of this client must carry a
-        /// PKCE challenge, even an OpenID request with a nonce from a
-        /// confidential client [default: false].
-        #[arg(long, value_name = "true|false")]
-        require_pkce: Option<bool>,
+        name: Option<String>,
+        #[command(flatten)]
+        settings: ClientArgs,
     },
     /// List clients.
     List {
@@ -224,26 +209,68 @@ pub enum ClientsCmd {
     Delete { id: String },
 }
 
+/// The settings of a client, shared by `clients create` and `clients update`.
+/// A list flag given (repeated) sets the whole list; not given, create uses
+/// the default and update keeps what the client has.
+#[derive(Debug, Default, Args)]
+pub struct ClientArgs {
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    pub redirect_uris: Option<Vec<String>>,
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// authorization_code, refresh_token, client_credentials [default: authorization_code refresh_token].
+    #[arg(long = "grant-type", value_name = "T")]
+    pub grant_types: Option<Vec<String>>,
+    /// client_secret_basic, client_secret_post, client_secret_jwt, private_key_jwt or none [default: client_secret_basic].
+    #[arg(long = "auth-method", value_name = "METHOD")]
+    pub auth_method: Option<String>,
+    /// An API scope (defined by a resource server) the client may request;
+    /// repeat for several. The OIDC scopes (openid, profile, email,
+    /// offline_access) need no flag. Without any --scope the client may
+    /// request no API scope at all.
+    #[arg(long = "scope", value_name = "S")]
+    pub scopes: Option<Vec<String>>,
+    /// ID token signing algorithm: RS256 (default), ES256, PS256 or EdDSA.
+    #[arg(long)]
+    pub id_token_signing_alg: Option<String>,
+    /// Public JWK Set (JSON) for private_key_jwt.
+    #[arg(long, value_name = "JSON")]
+    pub jwks: Option<String>,
+    #[arg(long, value_name = "URI")]
+    pub jwks_uri: Option<String>,
+    #[arg(long, value_name = "URI")]
+    pub backchannel_logout_uri: Option<String>,
+    /// Access-token lifetime in seconds for this client.
+    #[arg(long, value_name = "SECS")]
+    pub access_token_ttl: Option<i64>,
+    /// The only algorithm accepted on the client's JWT assertions:
+    /// HS256, HS384 or HS512 for client_secret_jwt; RS256, PS256, ES256
+    /// or EdDSA for private_key_jwt [default: any of those].
+    #[arg(long, value_name = "ALG")]
+    pub auth_signing_alg: Option<String>,
+    /// Whether every authorization request of this client must carry a
+    /// PKCE challenge, even an OpenID request with a nonce from a
+    /// confidential client [default: false].
+    #[arg(long, value_name = "true|false")]
+    pub require_pkce: Option<bool>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ResourcesCmd {
     /// Register a resource server and the public JWK its tokens are encrypted to.
     Create {
         #[arg(long)]
         audience: String,
-        #[arg(long, value_name = "FILE")]
-        jwk_file: PathBuf,
-        /// RS256, ES256 (default), PS256 or EdDSA.
-        #[arg(long)]
-        signing_alg: Option<String>,
-        /// jwe (default) or opaque.
-        #[arg(long)]
-        format: Option<String>,
-        /// Scopes this API defines.
-        #[arg(long = "scope", value_name = "S")]
-        scopes: Vec<String>,
-        /// Access-token lifetime in seconds for this API.
-        #[arg(long, value_name = "SECS")]
-        access_token_ttl: Option<i64>,
+        #[command(flatten)]
+        settings: ResourceArgs,
+    },
+    /// Change a resource server's settings: only the flags given change; a
+    /// list flag replaces the whole list (give it once with an empty value,
+    /// e.g. --client '', to empty it).
+    Update {
+        audience: String,
+        #[command(flatten)]
+        settings: ResourceArgs,
     },
     /// List resource servers.
     List {
@@ -252,6 +279,31 @@ pub enum ResourcesCmd {
     },
     /// Delete a resource server.
     Delete { audience: String },
+}
+
+/// The settings of a resource server, shared by `resources create` and
+/// `resources update`.
+#[derive(Debug, Default, Args)]
+pub struct ResourceArgs {
+    /// The API's public encryption JWK (required on create).
+    #[arg(long, value_name = "FILE")]
+    pub jwk_file: Option<PathBuf>,
+    /// RS256, ES256 (default), PS256 or EdDSA.
+    #[arg(long)]
+    pub signing_alg: Option<String>,
+    /// jwe (default) or opaque.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Scopes this API defines; repeat for several.
+    #[arg(long = "scope", value_name = "S")]
+    pub scopes: Option<Vec<String>>,
+    /// Access-token lifetime in seconds for this API.
+    #[arg(long, value_name = "SECS")]
+    pub access_token_ttl: Option<i64>,
+    /// A client linked to this API (the API's own client id): it may
+    /// introspect tokens issued for this audience. Repeat for several.
+    #[arg(long = "client", value_name = "CLIENT_ID")]
+    pub clients: Option<Vec<String>>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,11 +6,11 @@
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use gatehouse_keys::{Alg, HmacAlg, KeyUse, PublicKey, SecretHasher, SecretSealer};
-use gatehouse_storage::model::Client;
+use gatehouse_storage::model::{Client, RegistrationPolicy};
 use rand::RngCore;
 
 use crate::{
-    oauth::{validate_redirect_uri, AuthMethod, GrantType},
+    oauth::{validate_redirect_uri, AuthMethod, GrantType, STANDARD_SCOPES},
     outbound::OutboundPolicy,
     session::random_token,
 };
@@ -36,6 +36,28 @@ pub struct ClientSpec {
     /// Every authorization request must carry a PKCE challenge, even where
     /// the general rule would let this client omit it.
     pub require_pkce: bool,
+}
+
+impl ClientSpec {
+    /// The spec an existing client was built from, to change a few fields
+    /// and validate the whole again (`clients update`, RFC 7592 update).
+    pub fn of(c: &Client) -> ClientSpec {
+        ClientSpec {
+            name: c.name.clone(),
+            redirect_uris: c.redirect_uris.clone(),
+            post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+            grant_types: c.grant_types.clone(),
+            auth_method: Some(c.token_endpoint_auth_method.clone()),
+            scopes: c.scopes.clone(),
+            id_token_signing_alg: Some(c.id_token_signed_response_alg.clone()),
+            jwks: c.jwks.clone(),
+            jwks_uri: c.jwks_uri.clone(),
+            backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+            access_token_ttl: c.access_token_lifetime,
+            token_endpoint_auth_signing_alg: c.token_endpoint_auth_signing_alg.clone(),
+            require_pkce: c.require_pkce,
+        }
+    }
 }
 
 /// Why a registration was refused: the message says what to fix.
@@ -120,6 +142,77 @@ pub fn build(
     now: i64,
     outbound: &OutboundPolicy,
 ) -> Result<(Client, Option<String>), SpecError> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut client = validate(spec, id, now, outbound)?;
+    let method: AuthMethod = client
+        .token_endpoint_auth_method
+        .parse()
+        .map_err(SpecError::Internal)?;
+    let secret = new_secret(method, &client.id, hasher, sealer)?;
+    client.secret_hash = secret.as_ref().map(|s| s.hash.clone());
+    client.client_secret_sealed = secret.as_ref().and_then(|s| s.sealed.clone());
+    Ok((client, secret.map(|s| s.secret)))
+}
+
+/// Validates a changed spec for an existing client: everything is checked
+/// as for a new one; the id, secret, registration access token and policy,
+/// refresh-token lifetime and creation time stay. The auth method cannot
+/// change (the secret, or its absence, belongs to it).
+pub fn revise(
+    old: &Client,
+    spec: ClientSpec,
+    now: i64,
+    outbound: &OutboundPolicy,
+) -> Result<Client, SpecError> {
+    let new = validate(spec, old.id.clone(), now, outbound)?;
+    if new.token_endpoint_auth_method != old.token_endpoint_auth_method {
+        return Err(SpecError::Metadata(
+            "token_endpoint_auth_method cannot change; register a new client instead".into(),
+        ));
+    }
+    Ok(Client {
+        secret_hash: old.secret_hash.clone(),
+        client_secret_sealed: old.client_secret_sealed.clone(),
+        registration_token_hash: old.registration_token_hash.clone(),
+        registration_policy: old.registration_policy.clone(),
+        refresh_token_lifetime: old.refresh_token_lifetime,
+        created_at: old.created_at,
+        ..new
+    })
+}
+
+/// Refuses a registration that asks for more than its policy allows: a
+/// grant type or an API scope the initial access token did not grant. The
+/// OIDC scopes are always allowed.
+pub fn check_policy(client: &Client, policy: &RegistrationPolicy) -> Result<(), SpecError> {
+    if let Some(g) = client
+        .grant_types
+        .iter()
+        .find(|g| !policy.grant_types.contains(g))
+    {
+        return Err(SpecError::Metadata(format!(
+            "grant type {g} is not allowed for this registration"
+        )));
+    }
+    if let Some(s) = client
+        .scopes
+        .iter()
+        .find(|s| !STANDARD_SCOPES.contains(&s.as_str()) && !policy.scopes.contains(s))
+    {
+        return Err(SpecError::Metadata(format!(
+            "scope {s} is not allowed for this registration"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a spec into a client with the given id and no secret yet.
+fn validate(
+    spec: ClientSpec,
+    id: String,
+    now: i64,
+    outbound: &OutboundPolicy,
+) -> Result<Client, SpecError> {
     let name = spec.name.trim().to_owned();
     if name.is_empty() || name.len() > 200 {
         return Err(SpecError::Metadata(
@@ -254,11 +347,9 @@ pub fn build(
             ));
         }
     }
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let secret = new_secret(method, &id, hasher, sealer)?;
-    let client = Client {
+    Ok(Client {
         id,
-        secret_hash: secret.as_ref().map(|s| s.hash.clone()),
+        secret_hash: None,
         name,
         redirect_uris: spec.redirect_uris,
         post_logout_redirect_uris: spec.post_logout_redirect_uris,
@@ -279,9 +370,9 @@ pub fn build(
         registration_token_hash: None,
         created_at: now,
         updated_at: now,
-        client_secret_sealed: secret.as_ref().and_then(|s| s.sealed.clone()),
+        client_secret_sealed: None,
         token_endpoint_auth_signing_alg: signing_alg,
         require_pkce: spec.require_pkce,
-    };
-    Ok((client, secret.map(|s| s.secret)))
+        registration_policy: None,
+    })
 }

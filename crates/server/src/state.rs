@@ -51,6 +51,8 @@ pub struct Shared {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// This instance's reserved status-list indices and built lists.
     pub status_lists: Arc<crate::status_list::StatusLists>,
+    /// Inactive introspection answers per calling client and minute.
+    pub introspection_misses: Arc<crate::rate::RateWindow>,
 }
 
 impl Shared {

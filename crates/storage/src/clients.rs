@@ -2,7 +2,12 @@
 
 use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set, TransactionTrait};
 
-use crate::{entity::clients, error::corrupt, model::Client, Store, StoreError};
+use crate::{
+    entity::clients,
+    error::corrupt,
+    model::{Client, RegistrationPolicy},
+    Store, StoreError,
+};
 
 fn list(s: &str, what: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(s).map_err(|e| corrupt(what, e))
@@ -39,6 +44,14 @@ impl TryFrom<clients::Model> for Client {
             client_secret_sealed: m.client_secret_sealed,
             token_endpoint_auth_signing_alg: m.token_endpoint_auth_signing_alg,
             require_pkce: m.require_pkce,
+            registration_policy: m
+                .registration_policy
+                .as_deref()
+                .map(|p| {
+                    serde_json::from_str::<RegistrationPolicy>(p)
+                        .map_err(|e| corrupt("client registration_policy", e))
+                })
+                .transpose()?,
         })
     }
 }
@@ -66,6 +79,10 @@ fn active(c: &Client) -> clients::ActiveModel {
         client_secret_sealed: Set(c.client_secret_sealed.clone()),
         token_endpoint_auth_signing_alg: Set(c.token_endpoint_auth_signing_alg.clone()),
         require_pkce: Set(c.require_pkce),
+        registration_policy: Set(c
+            .registration_policy
+            .as_ref()
+            .map(|p| serde_json::json!(p).to_string())),
     }
 }
 

@@ -56,6 +56,7 @@ pub mod clients {
         pub client_secret_sealed: Option<Vec<u8>>,
         pub token_endpoint_auth_signing_alg: Option<String>,
         pub require_pkce: bool,
+        pub registration_policy: Option<String>,
     }
     no_relations!();
 }
@@ -73,6 +74,7 @@ pub mod resource_servers {
         pub access_token_lifetime: Option<i64>,
         pub scopes: String,
         pub created_at: i64,
+        pub clients: String,
     }
     no_relations!();
 }
@@ -237,6 +239,7 @@ pub mod registration_tokens {
         pub expires_at: Option<i64>,
         pub uses_left: Option<i64>,
         pub created_at: i64,
+        pub policy: Option<String>,
     }
     no_relations!();
 }

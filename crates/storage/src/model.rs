@@ -32,7 +32,9 @@ pub struct Client {
     pub grant_types: Vec<String>,
     pub response_types: Vec<String>,
     pub token_endpoint_auth_method: String,
-    /// Scopes the client may request beyond the OIDC standard ones; empty = any registered scope.
+    /// API scopes (of resource servers) the client may request, beyond the
+    /// OIDC standard ones, which every client may request. Empty: no API
+    /// scope at all.
     pub scopes: Vec<String>,
     pub jwks: Option<String>,
     pub jwks_uri: Option<String>,
@@ -57,6 +59,10 @@ pub struct Client {
     /// OpenID request with a nonce from a confidential client.
     #[serde(default)]
     pub require_pkce: bool,
+    /// Dynamically registered clients only: what the initial access token
+    /// allowed, which an RFC 7592 update cannot exceed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_policy: Option<RegistrationPolicy>,
 }
 
 impl Client {
@@ -65,6 +71,26 @@ impl Client {
     /// token. Their redirect URIs are not vouched for by anyone.
     pub fn dynamically_registered(&self) -> bool {
         self.registration_token_hash.is_some()
+    }
+}
+
+/// What an initial access token lets a registrant ask for (RFC 7591 3), and
+/// what the client's later RFC 7592 updates stay within.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationPolicy {
+    /// Grant types the client may register.
+    pub grant_types: Vec<String>,
+    /// API scopes the client may register; the OIDC ones are always allowed.
+    pub scopes: Vec<String>,
+}
+
+impl Default for RegistrationPolicy {
+    /// Without a policy: the code flow with refresh tokens, OIDC scopes only.
+    fn default() -> Self {
+        RegistrationPolicy {
+            grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
+            scopes: Vec::new(),
+        }
     }
 }
 
@@ -82,6 +108,10 @@ pub struct ResourceServer {
     /// Scopes this API defines.
     pub scopes: Vec<String>,
     pub created_at: i64,
+    /// Client ids linked to this API (the API itself calling Gatehouse):
+    /// they may introspect tokens issued for this audience.
+    #[serde(default)]
+    pub clients: Vec<String>,
 }
 
 /// Where a key stands in its lifecycle.

@@ -2,10 +2,13 @@
 
 use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set};
 
-use crate::{entity::registration_tokens as reg, Store, StoreError};
+use crate::{
+    entity::registration_tokens as reg, error::corrupt, model::RegistrationPolicy, Store,
+    StoreError,
+};
 
 impl Store {
-    /// Stores an initial access token (by hash).
+    /// Stores an initial access token (by hash) with the default policy.
     pub async fn create_registration_token(
         &self,
         token_hash: &str,
@@ -13,11 +16,26 @@ impl Store {
         uses: Option<i64>,
         now: i64,
     ) -> Result<(), StoreError> {
+        self.create_registration_token_with_policy(token_hash, expires_at, uses, None, now)
+            .await
+    }
+
+    /// Stores an initial access token (by hash) and what registrations it
+    /// allows (`None`: [`RegistrationPolicy::default`]).
+    pub async fn create_registration_token_with_policy(
+        &self,
+        token_hash: &str,
+        expires_at: Option<i64>,
+        uses: Option<i64>,
+        policy: Option<&RegistrationPolicy>,
+        now: i64,
+    ) -> Result<(), StoreError> {
         reg::ActiveModel {
             token_hash: Set(token_hash.to_owned()),
             expires_at: Set(expires_at),
             uses_left: Set(uses),
             created_at: Set(now),
+            policy: Set(policy.map(|p| serde_json::json!(p).to_string())),
         }
         .insert(&self.db)
         .await?;
@@ -57,5 +75,25 @@ impl Store {
             .one(&self.db)
             .await?
             .is_some())
+    }
+
+    /// The policy of an initial access token (live or not; a token's policy
+    /// never changes). `None` when there is no such token.
+    pub async fn registration_token_policy(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RegistrationPolicy>, StoreError> {
+        let Some(row) = reg::Entity::find_by_id(token_hash.to_owned())
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        match row.policy {
+            None => Ok(Some(RegistrationPolicy::default())),
+            Some(p) => serde_json::from_str(&p)
+                .map(Some)
+                .map_err(|e| corrupt("registration token policy", e)),
+        }
     }
 }

@@ -9,6 +9,8 @@ impl TryFrom<resource_servers::Model> for ResourceServer {
     fn try_from(m: resource_servers::Model) -> Result<Self, StoreError> {
         Ok(ResourceServer {
             scopes: serde_json::from_str(&m.scopes).map_err(|e| corrupt("resource scopes", e))?,
+            clients: serde_json::from_str(&m.clients)
+                .map_err(|e| corrupt("resource clients", e))?,
             audience: m.audience,
             encryption_jwk: m.encryption_jwk,
             signing_alg: m.signing_alg,
@@ -19,30 +21,58 @@ impl TryFrom<resource_servers::Model> for ResourceServer {
     }
 }
 
+fn active(r: &ResourceServer) -> resource_servers::ActiveModel {
+    resource_servers::ActiveModel {
+        audience: Set(r.audience.clone()),
+        encryption_jwk: Set(r.encryption_jwk.clone()),
+        signing_alg: Set(r.signing_alg.clone()),
+        token_format: Set(r.token_format.clone()),
+        access_token_lifetime: Set(r.access_token_lifetime),
+        scopes: Set(serde_json::Value::from(r.scopes.clone()).to_string()),
+        created_at: Set(r.created_at),
+        clients: Set(serde_json::Value::from(r.clients.clone()).to_string()),
+    }
+}
+
 impl Store {
     /// Registers a resource server. A duplicate audience is [`StoreError::Conflict`].
     pub async fn create_resource(&self, r: &ResourceServer) -> Result<(), StoreError> {
         let txn = self.db.begin().await?;
         Store::bump_epoch(&txn, "resources").await?;
-        resource_servers::ActiveModel {
-            audience: Set(r.audience.clone()),
-            encryption_jwk: Set(r.encryption_jwk.clone()),
-            signing_alg: Set(r.signing_alg.clone()),
-            token_format: Set(r.token_format.clone()),
-            access_token_lifetime: Set(r.access_token_lifetime),
-            scopes: Set(serde_json::Value::from(r.scopes.clone()).to_string()),
-            created_at: Set(r.created_at),
-        }
-        .insert(&txn)
-        .await
-        .map_err(|e| match StoreError::from(e) {
-            StoreError::Conflict(_) => {
-                StoreError::Conflict(format!("resource server {:?} exists", r.audience))
+        active(r)
+            .insert(&txn)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict(format!("resource server {:?} exists", r.audience))
+                }
+                other => other,
+            })?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces a resource server's settings (its audience stays).
+    pub async fn update_resource(&self, r: &ResourceServer) -> Result<(), StoreError> {
+        let txn = self.db.begin().await?;
+        Store::bump_epoch(&txn, "resources").await?;
+        active(r).update(&txn).await.map_err(|e| match e {
+            sea_orm::DbErr::RecordNotUpdated => {
+                StoreError::NotFound(format!("no resource server {:?}", r.audience))
             }
-            other => other,
+            other => other.into(),
         })?;
         txn.commit().await?;
         Ok(())
+    }
+
+    /// One resource server by audience.
+    pub async fn resource(&self, audience: &str) -> Result<Option<ResourceServer>, StoreError> {
+        resource_servers::Entity::find_by_id(audience.to_owned())
+            .one(&self.db)
+            .await?
+            .map(ResourceServer::try_from)
+            .transpose()
     }
 
     /// Every resource server, by audience.

@@ -16,7 +16,7 @@ use db::DbKind;
 use gatehouse_storage::{
     model::{
         AuthCode, Client, CodeLookup, CodeRedemption, KeyRecord, KeyState, OpaqueToken,
-        RefreshToken, ResourceServer, Session, User,
+        RefreshToken, RegistrationPolicy, ResourceServer, Session, User,
     },
     KeyRevocation, RefreshRefusal, RefreshUse, RetryWindow, Rotation, StatusEntry, Store,
     StoreError,
@@ -83,6 +83,8 @@ contract! {
     opaque_token_revocation => sqlite_opaque_token_revocation, postgres_opaque_token_revocation;
     client_grants => sqlite_client_grants, postgres_client_grants;
     pending_codes_of_user => sqlite_pending_codes_of_user, postgres_pending_codes_of_user;
+    registration_token_policy => sqlite_registration_token_policy, postgres_registration_token_policy;
+    resources_update => sqlite_resources_update, postgres_resources_update;
 }
 
 // ---------------------------------------------------------------- fixtures
@@ -128,6 +130,7 @@ fn client(id: &str, created_at: i64) -> Client {
         client_secret_sealed: None,
         token_endpoint_auth_signing_alg: None,
         require_pkce: false,
+        registration_policy: None,
     }
 }
 
@@ -140,6 +143,7 @@ fn resource(audience: &str) -> ResourceServer {
         access_token_lifetime: Some(600),
         scopes: vec!["read".to_owned(), "write".to_owned()],
         created_at: NOW,
+        clients: vec!["c1".to_owned()],
     }
 }
 
@@ -413,6 +417,10 @@ async fn clients(store: Store) {
         // Arbitrary bytes, including non-UTF-8 ones, round-trip exactly.
         client_secret_sealed: Some(vec![1, 0, 255, 128, 7, 0xfe]),
         token_endpoint_auth_signing_alg: Some("HS512".to_owned()),
+        registration_policy: Some(RegistrationPolicy {
+            grant_types: vec!["client_credentials".to_owned()],
+            scopes: vec!["api:read".to_owned()],
+        }),
         updated_at: NOW + 100,
         ..c1.clone()
     };
@@ -458,6 +466,7 @@ async fn resources(store: Store) {
         token_format: "opaque".to_owned(),
         access_token_lifetime: None,
         scopes: vec![],
+        clients: vec![],
         ..resource("https://a.api.example")
     };
     store.create_resource(&b).await.unwrap();
@@ -1617,6 +1626,152 @@ async fn registration_tokens(store: Store) {
         }
     }
     assert_eq!(spent, 5);
+}
+
+async fn registration_token_policy(store: Store) {
+    // No policy stored: the default one (code flow, OIDC scopes only).
+    store
+        .create_registration_token("plain", None, None, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.registration_token_policy("plain").await.unwrap(),
+        Some(RegistrationPolicy::default())
+    );
+    assert_eq!(
+        RegistrationPolicy::default().grant_types,
+        ["authorization_code", "refresh_token"]
+    );
+    assert!(RegistrationPolicy::default().scopes.is_empty());
+
+    // A stored policy round-trips, and stays readable once used up.
+    let policy = RegistrationPolicy {
+        grant_types: vec!["client_credentials".to_owned()],
+        scopes: vec!["orders:read".to_owned(), "orders:write".to_owned()],
+    };
+    store
+        .create_registration_token_with_policy("once", None, Some(1), Some(&policy), NOW)
+        .await
+        .unwrap();
+    assert!(store.spend_registration_token("once", NOW).await.unwrap());
+    assert!(!store.spend_registration_token("once", NOW).await.unwrap());
+    assert_eq!(
+        store.registration_token_policy("once").await.unwrap(),
+        Some(policy)
+    );
+    assert_eq!(
+        store.registration_token_policy("unknown").await.unwrap(),
+        None
+    );
+}
+
+async fn resources_update(store: Store) {
+    let a = resource("https://a.api.example");
+    store.create_resource(&a).await.unwrap();
+    assert_eq!(
+        store.resource("https://a.api.example").await.unwrap(),
+        Some(a.clone())
+    );
+    let e1 = store.epoch("resources").await.unwrap();
+    let a2 = ResourceServer {
+        scopes: vec!["read".to_owned()],
+        clients: vec!["c1".to_owned(), "c2".to_owned()],
+        token_format: "opaque".to_owned(),
+        access_token_lifetime: None,
+        ..a.clone()
+    };
+    store.update_resource(&a2).await.unwrap();
+    assert!(
+        store.epoch("resources").await.unwrap() > e1,
+        "update bumps the epoch"
+    );
+    assert_eq!(
+        store.resource("https://a.api.example").await.unwrap(),
+        Some(a2)
+    );
+    let e2 = store.epoch("resources").await.unwrap();
+    let err = store
+        .update_resource(&resource("https://ghost.example"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert_eq!(store.epoch("resources").await.unwrap(), e2);
+    assert_eq!(store.resource("https://ghost.example").await.unwrap(), None);
+}
+
+/// Upgrading to API scopes being opt-in: a client whose list was empty
+/// ("every API scope" before) gets the API scopes that exist at upgrade; a
+/// dynamically registered one also gets a registration policy of what it
+/// has; resource servers start with no linked client.
+async fn upgrade_keeps_api_scopes(kind: DbKind) {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{ConnectionTrait, Statement};
+    let Some(db) = db::fresh(kind).await else {
+        return;
+    };
+    let conn = sea_orm::Database::connect(&db.url).await.unwrap();
+    // The schema as it was before API scopes became opt-in.
+    Migrator::up(&conn, Some(3)).await.unwrap();
+    let backend = conn.get_database_backend();
+    for sql in [
+        "INSERT INTO resource_servers (audience, encryption_jwk, signing_alg, token_format, \
+         scopes, created_at) VALUES ('https://a.example', '{}', 'ES256', 'jwe', \
+         '[\"a:read\",\"shared\"]', 1)",
+        "INSERT INTO resource_servers (audience, encryption_jwk, signing_alg, token_format, \
+         scopes, created_at) VALUES ('https://b.example', '{}', 'ES256', 'jwe', \
+         '[\"b:write\",\"shared\"]', 1)",
+        "INSERT INTO clients (id, name, redirect_uris, post_logout_redirect_uris, grant_types, \
+         response_types, token_endpoint_auth_method, scopes, id_token_signed_response_alg, \
+         created_at, updated_at) VALUES ('all', 'All', '[]', '[]', \
+         '[\"client_credentials\"]', '[]', 'client_secret_basic', '[]', 'RS256', 1, 1)",
+        "INSERT INTO clients (id, name, redirect_uris, post_logout_redirect_uris, grant_types, \
+         response_types, token_endpoint_auth_method, scopes, id_token_signed_response_alg, \
+         created_at, updated_at) VALUES ('some', 'Some', '[]', '[]', \
+         '[\"client_credentials\"]', '[]', 'client_secret_basic', '[\"a:read\"]', 'RS256', 1, 1)",
+        "INSERT INTO clients (id, name, redirect_uris, post_logout_redirect_uris, grant_types, \
+         response_types, token_endpoint_auth_method, scopes, id_token_signed_response_alg, \
+         registration_token_hash, created_at, updated_at) VALUES ('reg', 'Reg', \
+         '[\"https://r.example/cb\"]', '[]', '[\"authorization_code\"]', '[\"code\"]', \
+         'client_secret_basic', '[]', 'RS256', 'rat-hash', 1, 1)",
+    ] {
+        conn.execute(Statement::from_string(backend, sql))
+            .await
+            .unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let every = ["a:read", "b:write", "shared"].map(str::to_owned).to_vec();
+    let all = store.client("all").await.unwrap().unwrap();
+    assert_eq!(all.scopes, every);
+    assert_eq!(all.registration_policy, None);
+    let some = store.client("some").await.unwrap().unwrap();
+    assert_eq!(some.scopes, ["a:read"], "a chosen list is kept");
+    let reg = store.client("reg").await.unwrap().unwrap();
+    assert_eq!(reg.scopes, every);
+    assert_eq!(
+        reg.registration_policy,
+        Some(RegistrationPolicy {
+            grant_types: vec!["authorization_code".to_owned()],
+            scopes: every.clone(),
+        })
+    );
+    for r in store.list_resources().await.unwrap() {
+        assert!(r.clients.is_empty());
+    }
+    store.close().await.unwrap();
+    drop(db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_upgrade_keeps_api_scopes() {
+    upgrade_keeps_api_scopes(DbKind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_upgrade_keeps_api_scopes() {
+    upgrade_keeps_api_scopes(DbKind::Postgres).await;
 }
 
 async fn token_status(store: Store) {

@@ -489,6 +489,7 @@ pub async fn ecdh_api(app: &TestApp, audience: &str) -> josekit::jwk::alg::ec::E
             access_token_lifetime: None,
             scopes: vec!["read".into()],
             created_at: 0,
+            clients: Vec::new(),
         })
         .await
         .unwrap();

@@ -95,6 +95,7 @@ impl Fixture {
                     access_token_lifetime: None,
                     scopes: Vec::new(),
                     created_at: now,
+                    clients: Vec::new(),
                 })
                 .await?;
         }

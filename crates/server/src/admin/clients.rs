@@ -1,16 +1,83 @@
-//! `gatehouse clients create|list|show|delete`.
+//! `gatehouse clients create|update|list|show|delete`.
 
 use std::sync::Arc;
 
 use anyhow::bail;
 use gatehouse_keys::{Clock, Kek, SecretHasher, SecretSealer};
-use gatehouse_storage::Store;
+use gatehouse_storage::{model::Client, Store};
 use serde_json::json;
 
 use crate::{
-    cli::ClientsCmd,
-    clients::{build, ClientSpec},
+    cli::{ClientArgs, ClientsCmd},
+    clients::{build, revise, ClientSpec},
 };
+
+/// A list flag as given: `None` when absent; empty values dropped, so
+/// `--scope ''` empties the list.
+pub(super) fn list_flag(v: Option<Vec<String>>) -> Option<Vec<String>> {
+    v.map(|v| v.into_iter().filter(|s| !s.is_empty()).collect())
+}
+
+/// Lays the flags given over `spec`: each given flag replaces its field.
+fn apply(spec: &mut ClientSpec, a: ClientArgs) {
+    let ClientArgs {
+        redirect_uris,
+        post_logout_redirect_uris,
+        grant_types,
+        auth_method,
+        scopes,
+        id_token_signing_alg,
+        jwks,
+        jwks_uri,
+        backchannel_logout_uri,
+        access_token_ttl,
+        auth_signing_alg,
+        require_pkce,
+    } = a;
+    let set_list = |field: &mut Vec<String>, v: Option<Vec<String>>| {
+        if let Some(v) = list_flag(v) {
+            *field = v;
+        }
+    };
+    set_list(&mut spec.redirect_uris, redirect_uris);
+    set_list(
+        &mut spec.post_logout_redirect_uris,
+        post_logout_redirect_uris,
+    );
+    set_list(&mut spec.grant_types, grant_types);
+    set_list(&mut spec.scopes, scopes);
+    // An empty value clears an optional setting (e.g. --jwks '' to switch to --jwks-uri).
+    let set = |field: &mut Option<String>, v: Option<String>| {
+        if let Some(v) = v {
+            *field = (!v.is_empty()).then_some(v);
+        }
+    };
+    set(&mut spec.auth_method, auth_method);
+    set(&mut spec.id_token_signing_alg, id_token_signing_alg);
+    set(&mut spec.jwks, jwks);
+    set(&mut spec.jwks_uri, jwks_uri);
+    set(&mut spec.backchannel_logout_uri, backchannel_logout_uri);
+    set(&mut spec.token_endpoint_auth_signing_alg, auth_signing_alg);
+    if access_token_ttl.is_some() {
+        spec.access_token_ttl = access_token_ttl;
+    }
+    if let Some(r) = require_pkce {
+        spec.require_pkce = r;
+    }
+}
+
+/// The client as JSON, with its id (and a new secret, once).
+fn print(client: &Client, secret: Option<String>) -> anyhow::Result<()> {
+    let mut out = serde_json::to_value(client)?;
+    if let (Some(s), Some(o)) = (secret, out.as_object_mut()) {
+        o.insert("client_secret".into(), s.into());
+    }
+    if let Some(o) = out.as_object_mut() {
+        o.insert("client_id".into(), client.id.clone().into());
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
 
 pub async fn run(
     cmd: ClientsCmd,
@@ -20,36 +87,12 @@ pub async fn run(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<()> {
     match cmd {
-        ClientsCmd::Create {
-            name,
-            redirect_uris,
-            post_logout_redirect_uris,
-            grant_types,
-            auth_method,
-            scopes,
-            id_token_signing_alg,
-            jwks,
-            jwks_uri,
-            backchannel_logout_uri,
-            access_token_ttl,
-            auth_signing_alg,
-            require_pkce,
-        } => {
-            let spec = ClientSpec {
+        ClientsCmd::Create { name, settings } => {
+            let mut spec = ClientSpec {
                 name,
-                redirect_uris,
-                post_logout_redirect_uris,
-                grant_types,
-                auth_method,
-                scopes,
-                id_token_signing_alg,
-                jwks,
-                jwks_uri,
-                backchannel_logout_uri,
-                access_token_ttl,
-                token_endpoint_auth_signing_alg: auth_signing_alg,
-                require_pkce: require_pkce.unwrap_or(false),
+                ..ClientSpec::default()
             };
+            apply(&mut spec, settings);
             let (client, secret) = build(
                 spec,
                 &SecretHasher::new(&kek),
@@ -58,14 +101,20 @@ pub async fn run(
                 outbound,
             )?;
             store.create_client(&client).await?;
-            let mut out = serde_json::to_value(&client)?;
-            if let (Some(s), Some(o)) = (secret, out.as_object_mut()) {
-                o.insert("client_secret".into(), s.into());
+            print(&client, secret)?;
+        }
+        ClientsCmd::Update { id, name, settings } => {
+            let Some(old) = store.client(&id).await? else {
+                bail!("no client with id {id:?}");
+            };
+            let mut spec = ClientSpec::of(&old);
+            if let Some(n) = name {
+                spec.name = n;
             }
-            if let Some(o) = out.as_object_mut() {
-                o.insert("client_id".into(), client.id.clone().into());
-            }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            apply(&mut spec, settings);
+            let client = revise(&old, spec, clock.now(), outbound)?;
+            store.update_client(&client).await?;
+            print(&client, None)?;
         }
         ClientsCmd::List { json: as_json } => {
             let clients = store.list_clients().await?;

@@ -14,12 +14,13 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use gatehouse_keys::{Clock, Kek, SystemClock};
-use gatehouse_storage::Store;
+use gatehouse_storage::{model::RegistrationPolicy, Store};
 
 use crate::{
     app,
     cli::{Cli, ClientsCmd, Command},
     config::{RawConfig, Settings},
+    oauth::{GrantType, ScopeSet},
 };
 
 /// Resolves the settings from flags, environment and the config file.
@@ -90,19 +91,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::RegistrationToken(crate::cli::RegistrationTokenCmd::Create {
             expires_in,
             uses,
+            scopes,
+            grant_types,
         }) => {
             if expires_in.is_some_and(|e| e <= 0) || uses.is_some_and(|u| u <= 0) {
                 anyhow::bail!("--expires-in and --uses must be positive");
             }
+            let policy = registration_policy(scopes, grant_types)?;
             let kek = s.load_kek()?;
             let store = open_store(&s).await?;
             let token = crate::session::random_token();
             let now = SystemClock.now();
             store
-                .create_registration_token(
+                .create_registration_token_with_policy(
                     &gatehouse_keys::SecretHasher::new(&kek).hash(&token),
                     expires_in.map(|e| now + e),
                     uses,
+                    Some(&policy),
                     now,
                 )
                 .await?;
@@ -125,6 +130,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             keys::run(c, store, kek, s.rotation.clone(), clock()).await
         }
     }
+}
+
+/// The policy `registration-token create` stores: grant types checked,
+/// API scopes checked as scope tokens; defaults as in
+/// [`RegistrationPolicy::default`].
+fn registration_policy(
+    scopes: Vec<String>,
+    grant_types: Vec<String>,
+) -> anyhow::Result<RegistrationPolicy> {
+    let mut policy = RegistrationPolicy {
+        scopes: Vec::new(),
+        ..RegistrationPolicy::default()
+    };
+    if !grant_types.is_empty() {
+        let mut parsed = Vec::new();
+        for g in &grant_types {
+            let g: GrantType = g.parse().map_err(anyhow::Error::msg)?;
+            if !parsed.contains(&g) {
+                parsed.push(g);
+            }
+        }
+        policy.grant_types = parsed.iter().map(|g| g.as_str().to_owned()).collect();
+    }
+    for sc in scopes {
+        if ScopeSet::parse(&sc).map_or(true, |p| p.to_vec() != [sc.clone()]) {
+            bail!("--scope {sc:?} is not a single scope token (RFC 6749 3.3)");
+        }
+        if !policy.scopes.contains(&sc) {
+            policy.scopes.push(sc);
+        }
+    }
+    Ok(policy)
 }
 
 /// `serve`. By default it connects, migrates and opens the keys first and

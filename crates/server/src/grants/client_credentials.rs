@@ -4,7 +4,8 @@
 
 use crate::{
     http::{client_auth::Authenticated, error::AppError, form::Params},
-    oauth::{AuthMethod, ErrorCode, ScopeSet, STANDARD_SCOPES},
+    oauth::{AuthMethod, ErrorCode, ScopeSet},
+    scopes::{self, Subject},
     state::AppState,
     tokens::{new_jti, AccessGrant, Audience, TokenResponse},
 };
@@ -24,21 +25,21 @@ pub async fn exchange(
     let client = &auth.client;
     let scope = ScopeSet::parse(p.get("scope").unwrap_or(""))
         .map_err(|e| AppError::oauth(ErrorCode::InvalidScope, e))?;
-    let audience = super::audience(state, p.get("resource")).await?;
-    for s in scope.iter() {
-        let user_scope = STANDARD_SCOPES.contains(&s);
-        let defined = match &audience {
-            Audience::Resource(r) => r.record.scopes.iter().any(|x| x == s),
-            Audience::Own => false,
-        };
-        let allowed = client.scopes.is_empty() || client.scopes.iter().any(|x| x == s);
-        if user_scope || !defined || !allowed {
-            return Err(AppError::oauth(
-                ErrorCode::InvalidScope,
-                "a requested scope is unknown or not allowed for this client",
-            ));
-        }
-    }
+    let resources = state.registry.resources().await?;
+    let named = match p.get("resource") {
+        None => None,
+        Some(r) => Some(resources.get(r).cloned().ok_or_else(|| {
+            AppError::oauth(
+                ErrorCode::InvalidTarget,
+                "resource is not a registered resource server",
+            )
+        })?),
+    };
+    // Only API scopes the client was given, of the one API the token is
+    // for (RFC 8707 2); without `resource` the API is implied by them.
+    let audience = scopes::resolve(client, &scope, named.as_ref(), &resources, Subject::Client)
+        .map_err(|d| AppError::oauth(ErrorCode::InvalidScope, d))?
+        .map_or(Audience::Own, Audience::Resource);
     let access = state
         .issue_access_token(AccessGrant {
             client,

@@ -22,8 +22,9 @@ use url::Url;
 
 use super::{error::AppError, form::Params};
 use crate::{
-    oauth::{redirect_uri_matches, AuthMethod, ErrorCode, GrantType, ScopeSet, STANDARD_SCOPES},
+    oauth::{redirect_uri_matches, AuthMethod, ErrorCode, GrantType, ScopeSet},
     registry::Resource,
+    scopes,
     session::{self, random_token},
     state::AppState,
     views,
@@ -261,20 +262,16 @@ pub async fn validate(state: &AppState, raw: &[u8]) -> Result<AuthRequest, Rejec
             }
         },
     };
-    for s in scope.iter() {
-        let standard = STANDARD_SCOPES.contains(&s);
-        let api = resources
-            .values()
-            .any(|r| r.record.scopes.iter().any(|x| x == s));
-        let allowed =
-            standard || (api && (client.scopes.is_empty() || client.scopes.iter().any(|x| x == s)));
-        if !allowed {
-            return Err(fail(
-                ErrorCode::InvalidScope,
-                "a requested scope is unknown or not allowed for this client",
-            ));
-        }
-    }
+    // API scopes are tied to one resource server (RFC 8707 2); without
+    // `resource` the one that defines them all is implied.
+    let resource = scopes::resolve(
+        &client,
+        &scope,
+        resource.as_ref(),
+        &resources,
+        scopes::Subject::User,
+    )
+    .map_err(|d| fail(ErrorCode::InvalidScope, &d))?;
     if scope.contains("offline_access")
         && !client
             .grant_types

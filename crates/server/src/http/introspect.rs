@@ -1,7 +1,15 @@
 //! Token introspection (RFC 7662). The caller must authenticate as a
 //! confidential client. Access tokens Gatehouse can open (its own JWEs and
 //! opaque tokens) and refresh tokens are answered; anything revoked,
-//! expired, unknown or belonging to another client is `{"active":false}`.
+//! expired or unknown is `{"active":false}`.
+//!
+//! Only an entitled caller learns about a token (RFC 7662 2.2, 4): the
+//! client it was issued to, or a client linked to a resource server whose
+//! audience the token carries (`gatehouse resources update AUD --client
+//! ID`); refresh tokens only to their own client. Anyone else gets
+//! `{"active":false}`, exactly as for an unknown token. A caller given more
+//! than [`MAX_INACTIVE_PER_MINUTE`] inactive answers in a minute gets 429
+//! until the minute is over (no guessing oracle).
 //! A caller that accepts `application/token-introspection+jwt` gets the
 //! answer as a signed JWT (RFC 9701).
 
@@ -17,7 +25,29 @@ use gatehouse_storage::model::Client;
 use serde_json::{json, Map, Value};
 
 use super::{client_auth, error::AppError, form::Params};
-use crate::{oauth::AuthMethod, state::AppState};
+use crate::{oauth::AuthMethod, state::AppState, tokens::AccessClaims};
+
+/// Inactive answers one calling client may get per minute.
+pub const MAX_INACTIVE_PER_MINUTE: u32 = 600;
+
+/// Whether `caller` may learn about this access token: it was issued to
+/// the caller, or its audience is an API the caller is linked to.
+async fn entitled(state: &AppState, at: &AccessClaims, caller: &str) -> Result<bool, AppError> {
+    if at.client_id == caller {
+        return Ok(true);
+    }
+    let audiences: Vec<&str> = match at.claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let resources = state.registry.resources().await?;
+    Ok(audiences.iter().any(|a| {
+        resources
+            .get(*a)
+            .is_some_and(|r| r.record.clients.iter().any(|c| c == caller))
+    }))
+}
 
 /// Answers as JSON, or as a signed JWT when the caller asked for
 /// `application/token-introspection+jwt` (RFC 9701 4).
@@ -79,22 +109,24 @@ pub async fn introspect(
             basic: false,
         });
     }
+    let now = state.now();
+    let caller_id = caller.client.id.as_str();
+    if let Some(secs) = state.introspection_misses.blocked(caller_id, now) {
+        return Err(AppError::Throttled(secs));
+    }
     let token = p.require("token")?;
-    let inactive = json!({ "active": false });
     let hint = p.get("token_type_hint");
 
-    if hint != Some("refresh_token") {
-        if let Some(at) = state.read_access_token(token).await? {
-            let mut out = at.claims.clone();
-            out.insert("active".into(), true.into());
-            out.insert("token_type".into(), "Bearer".into());
-            return answer(&state, &headers, &caller.client, Value::Object(out));
+    // RFC 7662 2.1: the hint only changes the order of the look-ups.
+    let access_first = hint != Some("refresh_token");
+    if access_first {
+        if let Some(v) = access_answer(&state, token, caller_id).await? {
+            return answer(&state, &headers, &caller.client, v);
         }
     }
     if token.len() <= 256 {
         if let Some(rt) = state.store.refresh_token(&state.hasher.hash(token)).await? {
-            let live =
-                rt.used_at.is_none() && rt.revoked_at.is_none() && rt.expires_at > state.now();
+            let live = rt.used_at.is_none() && rt.revoked_at.is_none() && rt.expires_at > now;
             if live && rt.client_id == caller.client.id {
                 return answer(
                     &state,
@@ -115,13 +147,29 @@ pub async fn introspect(
             }
         }
     }
-    if hint == Some("refresh_token") {
-        if let Some(at) = state.read_access_token(token).await? {
-            let mut out = at.claims.clone();
-            out.insert("active".into(), true.into());
-            out.insert("token_type".into(), "Bearer".into());
-            return answer(&state, &headers, &caller.client, Value::Object(out));
+    if !access_first {
+        if let Some(v) = access_answer(&state, token, caller_id).await? {
+            return answer(&state, &headers, &caller.client, v);
         }
     }
-    answer(&state, &headers, &caller.client, inactive)
+    state.introspection_misses.record(caller_id, now);
+    answer(&state, &headers, &caller.client, json!({ "active": false }))
+}
+
+/// The active answer for an access token the caller is entitled to see.
+async fn access_answer(
+    state: &AppState,
+    token: &str,
+    caller: &str,
+) -> Result<Option<Value>, AppError> {
+    let Some(at) = state.read_access_token(token).await? else {
+        return Ok(None);
+    };
+    if !entitled(state, &at, caller).await? {
+        return Ok(None);
+    }
+    let mut out = at.claims;
+    out.insert("active".into(), true.into());
+    out.insert("token_type".into(), "Bearer".into());
+    Ok(Some(Value::Object(out)))
 }

@@ -2,6 +2,14 @@
 //! (RFC 7592), protected by initial access tokens that
 //! `gatehouse registration-token create` prints.
 //!
+//! Policy: a registration gets at most what its initial access token
+//! allows (`registration-token create --scope ... --grant-type ...`;
+//! without them the code flow with refresh tokens and the OIDC scopes).
+//! Omitted `grant_types` mean authorization_code and refresh_token, as far
+//! as the policy allows them; an omitted `scope` means every API scope of
+//! the policy. The policy stays with the client: an update (PUT) cannot go
+//! beyond it either.
+//!
 //! Secret rotation: an update (PUT) that carries `"rotate_client_secret":
 //! true` is answered with a new `client_secret`; the old one stops working
 //! at once (its hash, and for client_secret_jwt its sealed copy, are
@@ -15,15 +23,15 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use gatehouse_storage::model::Client;
+use gatehouse_storage::model::{Client, RegistrationPolicy};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use super::error::AppError;
 use crate::{
-    clients::{build, new_secret, ClientSpec, SpecError},
-    oauth::{AuthMethod, ErrorCode},
+    clients::{build, check_policy, new_secret, revise, ClientSpec, SpecError},
+    oauth::{AuthMethod, ErrorCode, GrantType},
     session::random_token,
     state::AppState,
 };
@@ -91,18 +99,29 @@ fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Metadata, AppError> {
     })
 }
 
-fn spec(m: Metadata) -> Result<ClientSpec, AppError> {
+/// The spec a registrant asks for, with the policy's defaults where the
+/// metadata is silent (RFC 7591 2: the server chooses defaults).
+fn spec(m: Metadata, policy: &RegistrationPolicy) -> Result<ClientSpec, AppError> {
     if !m.response_types.is_empty() && m.response_types != ["code"] {
         return Err(AppError::oauth(
             ErrorCode::InvalidClientMetadata,
             "only the response type code is supported",
         ));
     }
+    let grant_types = if m.grant_types.is_empty() {
+        [GrantType::AuthorizationCode, GrantType::RefreshToken]
+            .iter()
+            .map(|g| g.as_str().to_owned())
+            .filter(|g| policy.grant_types.contains(g))
+            .collect()
+    } else {
+        m.grant_types
+    };
     Ok(ClientSpec {
         name: m.client_name.unwrap_or_else(|| "Unnamed client".into()),
         redirect_uris: m.redirect_uris,
         post_logout_redirect_uris: m.post_logout_redirect_uris,
-        grant_types: m.grant_types,
+        grant_types,
         auth_method: m.token_endpoint_auth_method,
         scopes: m
             .scope
@@ -112,7 +131,7 @@ fn spec(m: Metadata) -> Result<ClientSpec, AppError> {
                     .map(str::to_owned)
                     .collect()
             })
-            .unwrap_or_default(),
+            .unwrap_or_else(|| policy.scopes.clone()),
         id_token_signing_alg: m.id_token_signed_response_alg,
         jwks: m.jwks.map(|v| v.to_string()),
         jwks_uri: m.jwks_uri,
@@ -192,18 +211,24 @@ pub async fn register(
             "an initial access token is required",
         ));
     };
+    let token_hash = state.hasher.hash(&token);
     if token.len() > 256
         || !state
             .store
-            .spend_registration_token(&state.hasher.hash(&token), state.now())
+            .spend_registration_token(&token_hash, state.now())
             .await?
     {
         return Err(AppError::invalid_token(
             "the initial access token is invalid, expired or used up",
         ));
     }
+    let policy = state
+        .store
+        .registration_token_policy(&token_hash)
+        .await?
+        .ok_or_else(|| AppError::Internal("a spent registration token vanished".into()))?;
     // A client_secret in the request is ignored: the server issues it.
-    let spec = spec(parse(&headers, &body)?)?;
+    let spec = spec(parse(&headers, &body)?, &policy)?;
     let (mut client, secret) = build(
         spec,
         &state.hasher,
@@ -212,8 +237,10 @@ pub async fn register(
         &state.settings.outbound,
     )
     .map_err(metadata_error)?;
+    check_policy(&client, &policy).map_err(metadata_error)?;
     let rat = random_token();
     client.registration_token_hash = Some(state.hasher.hash(&rat));
+    client.registration_policy = Some(policy);
     state.store.create_client(&client).await?;
     let mut o = describe(&state, &client);
     if let Some(s) = secret {
@@ -280,20 +307,16 @@ pub async fn update(
         }
     }
     let rotate = std::mem::take(&mut m.rotate_client_secret);
-    let (new, _) = build(
-        spec(m)?,
-        &state.hasher,
-        &state.sealer,
+    // Registered before policies were kept: nothing beyond the default.
+    let policy = old.registration_policy.clone().unwrap_or_default();
+    let mut new = revise(
+        &old,
+        spec(m, &policy)?,
         state.now(),
         &state.settings.outbound,
     )
     .map_err(metadata_error)?;
-    if new.token_endpoint_auth_method != old.token_endpoint_auth_method {
-        return Err(AppError::oauth(
-            ErrorCode::InvalidClientMetadata,
-            "token_endpoint_auth_method cannot change",
-        ));
-    }
+    check_policy(&new, &policy).map_err(metadata_error)?;
     let method: AuthMethod = old
         .token_endpoint_auth_method
         .parse()
@@ -309,19 +332,11 @@ pub async fn update(
     } else {
         None
     };
-    let (secret_hash, client_secret_sealed) = match &fresh {
-        Some(s) => (Some(s.hash.clone()), s.sealed.clone()),
-        None => (old.secret_hash.clone(), old.client_secret_sealed.clone()),
-    };
-    let updated = Client {
-        id: old.id.clone(),
-        secret_hash,
-        client_secret_sealed,
-        registration_token_hash: old.registration_token_hash.clone(),
-        created_at: old.created_at,
-        updated_at: state.now(),
-        ..new
-    };
+    if let Some(s) = &fresh {
+        new.secret_hash = Some(s.hash.clone());
+        new.client_secret_sealed.clone_from(&s.sealed);
+    }
+    let updated = new;
     state.store.update_client(&updated).await?;
     // This instance drops the old registration (and a rotated secret) at
     // once; other instances within their epoch poll (about 2 s).

@@ -2501,3 +2501,7 @@ mod tests {
         assert!(peek_header("not base64!.x").is_err());
     }
 }
+
+#[cfg(test)]
+#[path = "jose_fuzz.rs"]
+mod fuzz;

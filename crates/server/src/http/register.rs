@@ -320,3 +320,7 @@ pub async fn delete(
     state.store.delete_client(&c.id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+#[cfg(test)]
+#[path = "register_fuzz.rs"]
+mod fuzz;

@@ -285,3 +285,7 @@ async fn assertion(state: &AppState, params: &Params) -> Result<Authenticated, A
     }
     Ok(Authenticated { client, method })
 }
+
+#[cfg(test)]
+#[path = "client_auth_fuzz.rs"]
+mod fuzz;

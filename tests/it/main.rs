@@ -9,6 +9,7 @@ mod browser;
 mod client_secret_jwt;
 mod code_flow;
 mod discovery;
+mod fuzz;
 mod health;
 mod outage;
 mod private_key_jwt;

@@ -13,6 +13,7 @@ mod code_flow;
 mod discovery;
 mod dynamic_clients;
 mod forged_tokens;
+mod fuzz;
 mod grant_revocation;
 mod health;
 mod id_token_hint;

@@ -2709,3 +2709,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "jose_fuzz.rs"]
+mod fuzz;

@@ -10,7 +10,7 @@ use gatehouse_storage::model::{Client, RegistrationPolicy};
 use rand::RngCore;
 
 use crate::{
-    oauth::{validate_redirect_uri, AuthMethod, GrantType, STANDARD_SCOPES},
+    oauth::{validate_redirect_uri, AuthMethod, GrantType, ScopeSet, STANDARD_SCOPES},
     outbound::OutboundPolicy,
     session::random_token,
 };
@@ -336,8 +336,12 @@ fn validate(
         }
     };
     for s in &spec.scopes {
-        if s.is_empty() || s.contains(' ') {
-            return Err(SpecError::Metadata(format!("invalid scope {s:?}")));
+        // The same grammar requests are held to (RFC 6749 3.3), so a
+        // client cannot register a scope it could never ask for.
+        if s.is_empty() || s.contains(' ') || ScopeSet::parse(s).is_err() {
+            return Err(SpecError::Metadata(format!(
+                "invalid scope {s:?}: a scope is printable ASCII without spaces, quotes or backslashes (RFC 6749 3.3)"
+            )));
         }
     }
     if let Some(t) = spec.access_token_ttl {

@@ -300,3 +300,7 @@ fn throttle_failure(state: &AppState, client_id: &str) -> Result<(), AppError> {
         Err(secs) => Err(AppError::Throttled(secs)),
     }
 }
+
+#[cfg(test)]
+#[path = "client_auth_fuzz.rs"]
+mod fuzz;

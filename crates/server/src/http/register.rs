@@ -372,3 +372,7 @@ pub async fn delete(
     tracing::info!(client_id = %c.id, "client deleted; its tokens are revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+#[cfg(test)]
+#[path = "register_fuzz.rs"]
+mod fuzz;

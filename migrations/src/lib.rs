@@ -11,6 +11,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_initial;
 mod m20261127_000001_token_status;
 mod m20261127_000002_client_secret_sealed;
+mod m20261130_000001_legacy_assertion_audience;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_initial::Migration),
             Box::new(m20261127_000001_token_status::Migration),
             Box::new(m20261127_000002_client_secret_sealed::Migration),
+            Box::new(m20261130_000001_legacy_assertion_audience::Migration),
         ]
     }
 }

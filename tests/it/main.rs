@@ -6,6 +6,7 @@ mod support;
 
 mod attacks;
 mod browser;
+mod client_auth;
 mod client_secret_jwt;
 mod code_flow;
 mod discovery;

@@ -184,6 +184,11 @@ pub enum ClientsCmd {
         /// or EdDSA for private_key_jwt [default: any of those].
         #[arg(long, value_name = "ALG")]
         auth_signing_alg: Option<String>,
+        /// private_key_jwt and client_secret_jwt: also accept the token
+        /// endpoint URL as the assertion's aud (weaker than the issuer
+        /// alone; for libraries such as Spring Security that send it).
+        #[arg(long)]
+        legacy_assertion_audience: bool,
     },
     /// List clients.
     List {

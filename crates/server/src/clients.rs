@@ -32,6 +32,9 @@ pub struct ClientSpec {
     /// (`token_endpoint_auth_signing_alg`): HS256/384/512 for
     /// client_secret_jwt, RS256/PS256/ES256/EdDSA for private_key_jwt.
     pub token_endpoint_auth_signing_alg: Option<String>,
+    /// Also accept the token endpoint URL as an assertion's `aud`
+    /// (client_secret_jwt and private_key_jwt only).
+    pub legacy_assertion_audience: bool,
 }
 
 /// Why a registration was refused: the message says what to fix.
@@ -187,6 +190,16 @@ pub fn build(
             Some(a.clone())
         }
     };
+    if spec.legacy_assertion_audience
+        && !matches!(
+            method,
+            AuthMethod::ClientSecretJwt | AuthMethod::PrivateKeyJwt
+        )
+    {
+        return Err(SpecError::Metadata(
+            "legacy_assertion_audience is only for client_secret_jwt and private_key_jwt".into(),
+        ));
+    }
     if method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
         return Err(SpecError::Metadata(
             "a public client (auth method none) cannot use client_credentials".into(),
@@ -261,6 +274,7 @@ pub fn build(
         updated_at: now,
         client_secret_sealed: secret.as_ref().and_then(|s| s.sealed.clone()),
         token_endpoint_auth_signing_alg: signing_alg,
+        legacy_assertion_audience: spec.legacy_assertion_audience,
     };
     Ok((client, secret.map(|s| s.secret)))
 }

@@ -38,6 +38,7 @@ impl TryFrom<clients::Model> for Client {
             updated_at: m.updated_at,
             client_secret_sealed: m.client_secret_sealed,
             token_endpoint_auth_signing_alg: m.token_endpoint_auth_signing_alg,
+            legacy_assertion_audience: m.legacy_assertion_audience,
         })
     }
 }
@@ -64,6 +65,7 @@ fn active(c: &Client) -> clients::ActiveModel {
         updated_at: Set(c.updated_at),
         client_secret_sealed: Set(c.client_secret_sealed.clone()),
         token_endpoint_auth_signing_alg: Set(c.token_endpoint_auth_signing_alg.clone()),
+        legacy_assertion_audience: Set(c.legacy_assertion_audience),
     }
 }
 

@@ -55,6 +55,7 @@ pub mod clients {
         pub updated_at: i64,
         pub client_secret_sealed: Option<Vec<u8>>,
         pub token_endpoint_auth_signing_alg: Option<String>,
+        pub legacy_assertion_audience: bool,
     }
     no_relations!();
 }

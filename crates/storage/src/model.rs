@@ -53,6 +53,10 @@ pub struct Client {
     /// registered one (OIDC Registration `token_endpoint_auth_signing_alg`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_signing_alg: Option<String>,
+    /// Also accept the token endpoint URL as a client assertion's `aud`
+    /// (weaker than the issuer alone; for libraries that send it).
+    #[serde(default)]
+    pub legacy_assertion_audience: bool,
 }
 
 /// An API that accepts Gatehouse access tokens.

@@ -120,6 +120,7 @@ fn client(id: &str, created_at: i64) -> Client {
         updated_at: created_at,
         client_secret_sealed: None,
         token_endpoint_auth_signing_alg: None,
+        legacy_assertion_audience: false,
     }
 }
 
@@ -405,6 +406,8 @@ async fn clients(store: Store) {
         // Arbitrary bytes, including non-UTF-8 ones, round-trip exactly.
         client_secret_sealed: Some(vec![1, 0, 255, 128, 7, 0xfe]),
         token_endpoint_auth_signing_alg: Some("HS512".to_owned()),
+        // The flag round-trips (stored false for every earlier client).
+        legacy_assertion_audience: true,
         updated_at: NOW + 100,
         ..c1.clone()
     };

@@ -32,6 +32,7 @@ pub async fn run(
             backchannel_logout_uri,
             access_token_ttl,
             auth_signing_alg,
+            legacy_assertion_audience,
         } => {
             let spec = ClientSpec {
                 name,
@@ -46,6 +47,7 @@ pub async fn run(
                 backchannel_logout_uri,
                 access_token_ttl,
                 token_endpoint_auth_signing_alg: auth_signing_alg,
+                legacy_assertion_audience,
             };
             let (client, secret) = build(
                 spec,

@@ -45,6 +45,9 @@ struct Metadata {
     jwks_uri: Option<String>,
     backchannel_logout_uri: Option<String>,
     token_endpoint_auth_signing_alg: Option<String>,
+    /// Gatehouse extension: also accept the token endpoint URL as a client
+    /// assertion's `aud` (weaker; for libraries that send it).
+    legacy_assertion_audience: bool,
     /// RFC 7592 2.2: if present in an update, must be the current secret.
     client_secret: Option<String>,
     /// Gatehouse extension for updates: issue a new client secret.
@@ -117,6 +120,7 @@ fn spec(m: Metadata) -> Result<ClientSpec, AppError> {
         backchannel_logout_uri: m.backchannel_logout_uri,
         access_token_ttl: None,
         token_endpoint_auth_signing_alg: m.token_endpoint_auth_signing_alg,
+        legacy_assertion_audience: m.legacy_assertion_audience,
     })
 }
 
@@ -148,6 +152,9 @@ fn describe(state: &AppState, c: &Client) -> serde_json::Map<String, Value> {
     }
     if let Some(a) = &c.token_endpoint_auth_signing_alg {
         o.insert("token_endpoint_auth_signing_alg".into(), a.clone().into());
+    }
+    if c.legacy_assertion_audience {
+        o.insert("legacy_assertion_audience".into(), true.into());
     }
     o.insert(
         "registration_client_uri".into(),

@@ -142,7 +142,7 @@ pub struct Settings {
     /// The issuer identifier, without a trailing slash.
     pub issuer: String,
     pub listen: SocketAddr,
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     pub kek: KekSource,
     pub json_logs: bool,
     pub lifetimes: Lifetimes,
@@ -152,6 +152,39 @@ pub struct Settings {
     pub wait_for_database: std::time::Duration,
     /// An http issuer on a loopback host: cookies drop `Secure` and the `__Host-` prefix.
     pub dev_mode: bool,
+}
+
+/// The database URL, which may hold a password: used as a `&str`, but its
+/// `Debug` hides the password and the query (where `password=` may be).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> DatabaseUrl {
+        DatabaseUrl(url.into())
+    }
+}
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Ok(mut url) = Url::parse(&self.0) else {
+            return f.write_str("DatabaseUrl(<hidden>)");
+        };
+        if url.password().is_some() && url.set_password(Some("<redacted>")).is_err() {
+            return f.write_str("DatabaseUrl(<hidden>)");
+        }
+        if url.query().is_some() {
+            url.set_query(Some("<redacted>"));
+        }
+        write!(f, "DatabaseUrl({:?})", url.as_str())
+    }
 }
 
 pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080";
@@ -195,9 +228,10 @@ impl Settings {
         let listen: SocketAddr = listen_raw.parse().with_context(|| {
             format!("listen address {listen_raw:?} is not HOST:PORT (for example 127.0.0.1:8080)")
         })?;
-        let database_url = raw
-            .database_url
-            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let database_url = DatabaseUrl(
+            raw.database_url
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+        );
 
         let kek = match (
             kek_env.filter(|s| !s.trim().is_empty()),
@@ -337,4 +371,30 @@ fn write_private_file(path: &std::path::Path, content: &str) -> std::io::Result<
     let mut f = opts.open(path)?;
     f.write_all(content.as_bytes())?;
     f.write_all(b"\n")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod database_url_tests {
+    use super::*;
+
+    #[test]
+    fn settings_debug_hides_the_database_password() {
+        for url in [
+            "postgres://gatehouse:s3cr3t-pw@db.example:5432/gatehouse",
+            "postgres://db.example/gatehouse?user=gh&password=s3cr3t-pw",
+        ] {
+            let raw = RawConfig {
+                database_url: Some(url.to_owned()),
+                ..RawConfig::default()
+            };
+            let settings = Settings::resolve(raw, Some(Kek::generate().to_base64url())).unwrap();
+            assert_eq!(&*settings.database_url, url, "used unchanged");
+            let shown = format!("{settings:?}");
+            assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+            assert!(shown.contains("db.example"), "{shown}");
+        }
+        let shown = format!("{:?}", DatabaseUrl::new("not a url s3cr3t-pw"));
+        assert_eq!(shown, "DatabaseUrl(<hidden>)");
+    }
 }

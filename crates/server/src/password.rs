@@ -35,6 +35,8 @@ static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 /// is `None`, on a blocking thread. Always spends one argon2 evaluation.
 pub async fn verify(password: String, phc: Option<String>) -> bool {
     tokio::task::spawn_blocking(move || {
+        // Wiped when this closure ends, whatever the outcome.
+        let password = zeroize::Zeroizing::new(password);
         let dummy;
         let target = match &phc {
             Some(p) => p.as_str(),

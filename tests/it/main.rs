@@ -16,6 +16,7 @@ mod private_key_jwt;
 mod registration;
 mod resource_server;
 mod revocation;
+mod signing_algs;
 mod status_list;
 mod tokens;
 mod verifier;

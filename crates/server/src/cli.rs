@@ -44,6 +44,15 @@ pub struct GlobalArgs {
     /// Log format: text or json.
     #[arg(long, global = true, env = "GATEHOUSE_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Published signing algorithms, comma-separated [default: RS256,ES256; add PS256 or EdDSA explicitly].
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_SIGNING_ALGS",
+        value_name = "ALGS",
+        value_delimiter = ','
+    )]
+    pub signing_algs: Option<Vec<String>>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,6 +274,7 @@ impl GlobalArgs {
             database_url: self.database_url.clone(),
             key_encryption_key_file: self.key_encryption_key_file.clone(),
             log_format: self.log_format.clone(),
+            signing_algs: self.signing_algs.clone(),
             ..RawConfig::default()
         }
     }

@@ -8,7 +8,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::{bail, Context};
-use gatehouse_keys::{Kek, RotationPolicy};
+use gatehouse_keys::{Alg, Kek, RotationPolicy, DEFAULT_SIGNING_ALGS, SIGNING_ALGS};
 use serde::Deserialize;
 use url::Url;
 
@@ -44,6 +44,8 @@ pub struct RawConfig {
     pub jwks_max_age: Option<i64>,
     /// Status list token `ttl` and `Cache-Control: max-age` in seconds (default 60).
     pub status_list_ttl: Option<i64>,
+    /// Published signing algorithms (default RS256 and ES256).
+    pub signing_algs: Option<Vec<String>>,
 }
 
 impl RawConfig {
@@ -106,7 +108,8 @@ impl RawConfig {
             key_rotation_days,
             key_prepublish,
             jwks_max_age,
-            status_list_ttl
+            status_list_ttl,
+            signing_algs
         )
     }
 }
@@ -284,6 +287,7 @@ impl Settings {
         if prepublish <= jwks_max_age {
             bail!("key_prepublish ({prepublish}s) must exceed jwks_max_age ({jwks_max_age}s), or relying parties would meet unknown keys");
         }
+        let signing_algs = signing_algs(raw.signing_algs)?;
         let rotation = RotationPolicy {
             rotate_after: positive("key_rotation_days", raw.key_rotation_days, 30)? * 86_400,
             prepublish,
@@ -293,6 +297,7 @@ impl Settings {
                 .max(jwks_max_age)
                 .max(defaults.retain_retired),
             jwks_max_age,
+            signing_algs,
         };
         Ok(Settings {
             issuer,
@@ -347,6 +352,42 @@ impl Settings {
     }
 }
 
+/// Validates `signing_algs`: known signing algorithms, without repeats,
+/// and RS256 among them (OIDC Core 15.1: every OP supports RS256 ID
+/// tokens; clients get RS256 unless they ask otherwise).
+fn signing_algs(raw: Option<Vec<String>>) -> anyhow::Result<Vec<Alg>> {
+    let Some(names) = raw else {
+        return Ok(DEFAULT_SIGNING_ALGS.to_vec());
+    };
+    let mut algs = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        let Some(alg) = SIGNING_ALGS.into_iter().find(|a| a.as_str() == name) else {
+            bail!("signing_algs: {name:?} is not a signing algorithm Gatehouse supports; use RS256, ES256, PS256 or EdDSA");
+        };
+        if algs.contains(&alg) {
+            bail!("signing_algs: {name} is listed twice");
+        }
+        algs.push(alg);
+    }
+    if !algs.contains(&Alg::RS256) {
+        bail!("signing_algs must include RS256 (OpenID Connect requires it for ID tokens)");
+    }
+    Ok(algs)
+}
+
+/// Whether `alg` (as a client or resource server names it) is one the
+/// operator publishes keys for; if not, a message saying what is.
+pub fn check_signing_alg(settings_algs: &[Alg], what: &str, alg: &str) -> Result<(), String> {
+    if settings_algs.iter().any(|a| a.as_str() == alg) {
+        return Ok(());
+    }
+    let published: Vec<&str> = settings_algs.iter().map(|a| a.as_str()).collect();
+    Err(format!(
+        "{what} {alg} is not published by this server (signing_algs is {}); use one of those, or ask the operator to add {alg} to signing_algs",
+        published.join(", ")
+    ))
+}
+
 fn dev_kek_path(database_url: &str) -> PathBuf {
     let file = database_url
         .strip_prefix("sqlite://")
@@ -396,5 +437,31 @@ mod database_url_tests {
         }
         let shown = format!("{:?}", DatabaseUrl::new("not a url s3cr3t-pw"));
         assert_eq!(shown, "DatabaseUrl(<hidden>)");
+    }
+
+    #[test]
+    fn signing_algs_are_validated() {
+        let resolve = |algs: &[&str]| {
+            let raw = RawConfig {
+                signing_algs: Some(algs.iter().map(|a| (*a).to_owned()).collect()),
+                ..RawConfig::default()
+            };
+            Settings::resolve(raw, Some(Kek::generate().to_base64url()))
+                .map(|s| s.rotation.signing_algs)
+                .map_err(|e| e.to_string())
+        };
+        let default =
+            Settings::resolve(RawConfig::default(), Some(Kek::generate().to_base64url())).unwrap();
+        assert_eq!(default.rotation.signing_algs, [Alg::RS256, Alg::ES256]);
+        assert_eq!(
+            resolve(&["RS256", "EdDSA"]).unwrap(),
+            [Alg::RS256, Alg::EdDSA]
+        );
+        let e = resolve(&["RS256", "HS256"]).unwrap_err();
+        assert!(e.contains("\"HS256\" is not a signing algorithm"), "{e}");
+        let e = resolve(&["ES256"]).unwrap_err();
+        assert!(e.contains("must include RS256"), "{e}");
+        let e = resolve(&["RS256", "RS256"]).unwrap_err();
+        assert!(e.contains("listed twice"), "{e}");
     }
 }

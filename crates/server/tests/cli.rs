@@ -34,7 +34,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 /// No admin command should come near this; it only stops a hung test.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
 /// The algorithms Gatehouse keeps an active and a next key for.
-const OWN_ALGS: [&str; 5] = ["RS256", "ES256", "PS256", "EdDSA", "ECDH-ES+A256KW"];
+/// The algorithms keys are kept for by default (`signing_algs` RS256 and
+/// ES256, and the own encryption key).
+const OWN_ALGS: [&str; 3] = ["RS256", "ES256", "ECDH-ES+A256KW"];
 
 // ---------------------------------------------------------------------------
 // Harness
@@ -1095,9 +1097,9 @@ async fn keys_list_rotate_generate_revoke(env: &Env) {
     assert_eq!(rs_next.len(), rs_next_before.len() + 1);
     assert!(rs_next.contains(&kid) && state_of(&after, &kid) == "next");
 
-    // revoke the active PS256 key: the next one is promoted, with a warning.
-    let ps_active = the_one(&after, "PS256", "active");
-    let ps_next = the_one(&after, "PS256", "next");
+    // revoke the active ES256 key: the next one is promoted, with a warning.
+    let ps_active = the_one(&after, "ES256", "active");
+    let ps_next = the_one(&after, "ES256", "next");
     let out = env.cmd(&["keys", "revoke", &ps_active]).ok();
     let revoked: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(revoked["revoked"], ps_active.as_str());
@@ -1111,9 +1113,9 @@ async fn keys_list_rotate_generate_revoke(env: &Env) {
     );
     let after = env.json(&["keys", "list", "--json"]);
     assert_eq!(state_of(&after, &ps_active), "revoked");
-    assert_eq!(the_one(&after, "PS256", "active"), ps_next);
+    assert_eq!(the_one(&after, "ES256", "active"), ps_next);
     assert_eq!(
-        the_one(&after, "PS256", "next"),
+        the_one(&after, "ES256", "next"),
         revoked["next"].as_str().unwrap()
     );
 
@@ -1137,6 +1139,11 @@ async fn keys_list_rotate_generate_revoke(env: &Env) {
     assert_mentions(
         &env.fails(&["keys", "generate", "--alg", "RSA-OAEP-256"]),
         &["RSA-OAEP-256"],
+    );
+    // EdDSA and PS256 keys are kept only when signing_algs lists them.
+    assert_mentions(
+        &env.fails(&["keys", "generate", "--alg", "EdDSA"]),
+        &["EdDSA", "signing_algs"],
     );
     assert_mentions(
         &env.fails(&["keys", "rotate", "--use", "both"]),

@@ -48,6 +48,15 @@ pub async fn spawn_app(kind: DbKind) -> Option<TestApp> {
     Some(start(url, Kek::generate(), Some(db), ManualClock::default(), None).await)
 }
 
+/// Like [`spawn_app`], with the options set in `config` (for example
+/// `signing_algs`) under the test defaults.
+pub async fn spawn_app_with(kind: DbKind, config: RawConfig) -> Option<TestApp> {
+    let db = db::fresh(kind).await?;
+    let url = db.url.clone();
+    let clock = ManualClock::default();
+    Some(start_with(url, Kek::generate(), Some(db), clock, None, config).await)
+}
+
 /// Starts Gatehouse against the database at `url`, which the caller owns
 /// (a private PostgreSQL server, for outage tests).
 pub async fn spawn_app_on(url: String) -> TestApp {
@@ -61,6 +70,17 @@ async fn start(
     clock: ManualClock,
     issuer: Option<String>,
 ) -> TestApp {
+    start_with(db_url, kek, db, clock, issuer, RawConfig::default()).await
+}
+
+async fn start_with(
+    db_url: String,
+    kek: Kek,
+    db: Option<db::TestDb>,
+    clock: ManualClock,
+    issuer: Option<String>,
+    config: RawConfig,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
@@ -69,7 +89,8 @@ async fn start(
         database_url: Some(db_url.clone()),
         key_prepublish: Some(3600),
         ..RawConfig::default()
-    };
+    }
+    .over(config);
     let settings = Settings::resolve(raw, Some(kek.to_base64url())).unwrap();
     let store = Store::connect(&db_url).await.unwrap();
     store.migrate().await.unwrap();

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::bail;
-use gatehouse_keys::{Clock, Kek, SecretHasher, SecretSealer};
+use gatehouse_keys::{Alg, Clock, Kek, SecretHasher, SecretSealer};
 use gatehouse_storage::Store;
 use serde_json::json;
 
@@ -17,6 +17,7 @@ pub async fn run(
     store: Store,
     kek: Kek,
     clock: Arc<dyn Clock>,
+    signing_algs: &[Alg],
 ) -> anyhow::Result<()> {
     match cmd {
         ClientsCmd::Create {
@@ -55,6 +56,12 @@ pub async fn run(
                 &SecretSealer::new(&kek),
                 clock.now(),
             )?;
+            crate::config::check_signing_alg(
+                signing_algs,
+                "--id-token-signing-alg",
+                &client.id_token_signed_response_alg,
+            )
+            .map_err(|e| anyhow::anyhow!(e))?;
             store.create_client(&client).await?;
             let mut out = serde_json::to_value(&client)?;
             if let (Some(s), Some(o)) = (secret, out.as_object_mut()) {

@@ -9,7 +9,12 @@ use serde_json::json;
 
 use crate::cli::ResourcesCmd;
 
-pub async fn run(cmd: ResourcesCmd, store: Store, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+pub async fn run(
+    cmd: ResourcesCmd,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    signing_algs: &[Alg],
+) -> anyhow::Result<()> {
     match cmd {
         ResourcesCmd::Create {
             audience,
@@ -40,6 +45,8 @@ pub async fn run(cmd: ResourcesCmd, store: Store, clock: Arc<dyn Clock>) -> anyh
             if alg.key_use() != KeyUse::Sig {
                 bail!("--signing-alg must be RS256, ES256, PS256 or EdDSA");
             }
+            crate::config::check_signing_alg(signing_algs, "--signing-alg", alg.as_str())
+                .map_err(|e| anyhow::anyhow!(e))?;
             let format = format.unwrap_or_else(|| "jwe".to_owned());
             if format != "jwe" && format != "opaque" {
                 bail!("--format must be jwe or opaque");

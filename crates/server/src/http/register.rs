@@ -69,6 +69,17 @@ fn metadata_error(e: SpecError) -> AppError {
     }
 }
 
+/// The client's ID token algorithm must be one the operator publishes
+/// keys for (`signing_algs`), or its ID tokens could not be signed.
+fn published_alg(state: &AppState, c: &Client) -> Result<(), AppError> {
+    crate::config::check_signing_alg(
+        &state.settings.rotation.signing_algs,
+        "id_token_signed_response_alg",
+        &c.id_token_signed_response_alg,
+    )
+    .map_err(|d| AppError::oauth(ErrorCode::InvalidClientMetadata, d))
+}
+
 fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Metadata, AppError> {
     let json_type = headers
         .get(header::CONTENT_TYPE)
@@ -198,6 +209,7 @@ pub async fn register(
     let spec = spec(parse(&headers, &body)?)?;
     let (mut client, secret) =
         build(spec, &state.hasher, &state.sealer, state.now()).map_err(metadata_error)?;
+    published_alg(&state, &client)?;
     let rat = random_token();
     client.registration_token_hash = Some(state.hasher.hash(&rat));
     state.store.create_client(&client).await?;
@@ -268,6 +280,7 @@ pub async fn update(
     let rotate = std::mem::take(&mut m.rotate_client_secret);
     let (new, _) =
         build(spec(m)?, &state.hasher, &state.sealer, state.now()).map_err(metadata_error)?;
+    published_alg(&state, &new)?;
     if new.token_endpoint_auth_method != old.token_endpoint_auth_method {
         return Err(AppError::oauth(
             ErrorCode::InvalidClientMetadata,

@@ -11,6 +11,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_initial;
 mod m20261127_000001_token_status;
 mod m20261127_000002_client_secret_sealed;
+mod m20261130_000001_legacy_assertion_audience;
 mod m20261130_000002_client_require_pkce;
 mod m20261130_000003_client_scopes;
 mod m20261130_000004_revocation_lookups;
@@ -24,9 +25,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_initial::Migration),
             Box::new(m20261127_000001_token_status::Migration),
             Box::new(m20261127_000002_client_secret_sealed::Migration),
+            Box::new(m20261130_000001_legacy_assertion_audience::Migration),
             Box::new(m20261130_000002_client_require_pkce::Migration),
-            Box::new(m20261130_000004_revocation_lookups::Migration),
             Box::new(m20261130_000003_client_scopes::Migration),
+            Box::new(m20261130_000004_revocation_lookups::Migration),
         ]
     }
 }

@@ -51,7 +51,7 @@ fn hs(alg: &str, secret: &str) -> Box<dyn JwsSigner> {
 
 /// A well-formed HS256 assertion for `client_id` with `secret`.
 fn assertion(app: &TestApp, client_id: &str, secret: &str, jti: &str) -> String {
-    let aud = app.url("/token");
+    let aud = app.state.settings.issuer.clone();
     sign_with(
         &claims(app, client_id, &aud, 60, jti, |_| {}),
         hs("HS256", secret).as_ref(),
@@ -128,14 +128,15 @@ async fn client_secret_jwt_authenticates_at_token_and_introspection(app: &TestAp
     let shown = serde_json::to_string(&stored).unwrap();
     assert!(!shown.contains("client_secret_sealed") && !shown.contains(&secret));
 
-    // Each HMAC algorithm, with the token endpoint or the issuer as audience.
-    let token_endpoint = app.url("/token");
+    // Each HMAC algorithm, with the issuer as audience (a string or a
+    // one-element array).
     let issuer = app.state.settings.issuer.clone();
+    let issuer_id = issuer.clone();
     let mut access_token = String::new();
     for (i, (alg, aud)) in [
-        ("HS256", &token_endpoint),
+        ("HS256", &issuer_id),
         ("HS384", &issuer),
-        ("HS512", &token_endpoint),
+        ("HS512", &issuer_id),
     ]
     .into_iter()
     .enumerate()
@@ -182,7 +183,7 @@ async fn client_secret_jwt_authenticates_at_token_and_introspection(app: &TestAp
     assert_eq!(token_with(app, &jwt).await.0, 200);
     assert_invalid_client(token_with(app, &jwt).await, "replayed jti");
     let no_jti = sign_with(
-        &claims(app, &c.id, &token_endpoint, 60, "x", |p| {
+        &claims(app, &c.id, &issuer_id, 60, "x", |p| {
             p.set_claim("jti", None).unwrap();
         }),
         hs("HS256", &secret).as_ref(),
@@ -190,7 +191,7 @@ async fn client_secret_jwt_authenticates_at_token_and_introspection(app: &TestAp
     assert_invalid_client(token_with(app, &no_jti).await, "no jti");
     for (exp_in, what) in [(-120, "expired"), (3600, "exp too far ahead")] {
         let jwt = sign_with(
-            &claims(app, &c.id, &token_endpoint, exp_in, what, |_| {}),
+            &claims(app, &c.id, &issuer_id, exp_in, what, |_| {}),
             hs("HS256", &secret).as_ref(),
         );
         assert_invalid_client(token_with(app, &jwt).await, what);
@@ -201,14 +202,14 @@ async fn client_secret_jwt_authenticates_at_token_and_introspection(app: &TestAp
     );
     assert_invalid_client(token_with(app, &jwt).await, "wrong aud");
     let jwt = sign_with(
-        &claims(app, &c.id, &token_endpoint, 60, "sub", |p| {
+        &claims(app, &c.id, &issuer_id, 60, "sub", |p| {
             p.set_subject("someone-else");
         }),
         hs("HS256", &secret).as_ref(),
     );
     assert_invalid_client(token_with(app, &jwt).await, "iss != sub");
     // alg none: no MAC at all.
-    let p = claims(app, &c.id, &token_endpoint, 60, "none", |_| {});
+    let p = claims(app, &c.id, &issuer_id, 60, "none", |_| {});
     let none = format!(
         "{}.{}.",
         URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
@@ -218,7 +219,7 @@ async fn client_secret_jwt_authenticates_at_token_and_introspection(app: &TestAp
     // An RS256 assertion (a key the client chose) is not accepted in place of the MAC.
     let rsa = RS256.generate_key_pair(2048).unwrap().to_jwk_private_key();
     let jwt = sign_with(
-        &claims(app, &c.id, &token_endpoint, 60, "rs256", |_| {}),
+        &claims(app, &c.id, &issuer_id, 60, "rs256", |_| {}),
         &RS256.signer_from_jwk(&rsa).unwrap(),
     );
     assert_invalid_client(token_with(app, &jwt).await, "RS256 assertion");
@@ -264,7 +265,7 @@ async fn client_secret_jwt_authenticates_at_token_and_introspection(app: &TestAp
 }
 
 async fn client_secret_jwt_is_only_for_its_clients(app: &TestApp) {
-    let token_endpoint = app.url("/token");
+    let issuer_id = app.state.settings.issuer.clone();
     // A client_secret_basic client MACing an assertion with its own secret.
     let basic = app
         .create_client(ClientSpec {
@@ -274,10 +275,12 @@ async fn client_secret_jwt_is_only_for_its_clients(app: &TestApp) {
         })
         .await;
     let secret = basic.secret.clone().unwrap();
-    assert_invalid_client(
-        token_with(app, &assertion(app, &basic.id, &secret, "b-1")).await,
-        "client_secret_basic client using client_secret_jwt",
+    let answer = token_with(app, &assertion(app, &basic.id, &secret, "b-1")).await;
+    assert_eq!(
+        answer.2["error_description"],
+        "client is registered for client_secret_basic; the request used client_secret_jwt"
     );
+    assert_invalid_client(answer, "client_secret_basic client using client_secret_jwt");
     // Basic still works for it, and a failure there carries the Basic challenge.
     let r = app
         .http
@@ -318,7 +321,7 @@ async fn client_secret_jwt_is_only_for_its_clients(app: &TestApp) {
         .await;
     let mut header = JwsHeader::new();
     header.set_key_id("k1");
-    let p = claims(app, &pkj.id, &token_endpoint, 60, "p-1", |_| {});
+    let p = claims(app, &pkj.id, &issuer_id, 60, "p-1", |_| {});
     let jwt = josekit::jwt::encode_with_signer(
         &p,
         &header,
@@ -330,7 +333,7 @@ async fn client_secret_jwt_is_only_for_its_clients(app: &TestApp) {
         "HS256 for a private_key_jwt client",
     );
     // Its real ES256 assertion still works.
-    let p = claims(app, &pkj.id, &token_endpoint, 60, "p-2", |_| {});
+    let p = claims(app, &pkj.id, &issuer_id, 60, "p-2", |_| {});
     let jwt = josekit::jwt::encode_with_signer(
         &p,
         &header,
@@ -343,7 +346,7 @@ async fn client_secret_jwt_is_only_for_its_clients(app: &TestApp) {
     let c = jwt_client(app, Some("HS512")).await;
     let secret = c.secret.clone().unwrap();
     let jwt = sign_with(
-        &claims(app, &c.id, &token_endpoint, 60, "r-1", |_| {}),
+        &claims(app, &c.id, &issuer_id, 60, "r-1", |_| {}),
         hs("HS256", &secret).as_ref(),
     );
     assert_invalid_client(
@@ -351,7 +354,7 @@ async fn client_secret_jwt_is_only_for_its_clients(app: &TestApp) {
         "HS256 when HS512 is registered",
     );
     let jwt = sign_with(
-        &claims(app, &c.id, &token_endpoint, 60, "r-2", |_| {}),
+        &claims(app, &c.id, &issuer_id, 60, "r-2", |_| {}),
         hs("HS512", &secret).as_ref(),
     );
     assert_eq!(token_with(app, &jwt).await.0, 200);
@@ -451,10 +454,10 @@ async fn client_secret_jwt_dynamic_registration_and_rotation(app: &TestApp) {
         .unwrap()
         .to_owned();
     let uri = reg["registration_client_uri"].as_str().unwrap().to_owned();
-    let token_endpoint = app.url("/token");
+    let issuer_id = app.state.settings.issuer.clone();
     let hs384 = |secret: &str, jti: &str| {
         sign_with(
-            &claims(app, &id, &token_endpoint, 60, jti, |_| {}),
+            &claims(app, &id, &issuer_id, 60, jti, |_| {}),
             hs("HS384", secret).as_ref(),
         )
     };

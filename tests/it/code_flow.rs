@@ -144,8 +144,34 @@ async fn code_flow_es256(app: &TestApp) {
     run_flow(app, Some("ES256")).await;
 }
 
-async fn code_flow_eddsa(app: &TestApp) {
-    run_flow(app, Some("EdDSA")).await;
+/// EdDSA ID tokens, on a server whose operator added EdDSA to
+/// `signing_algs` (it is not published by default).
+mod eddsa {
+    use gatehouse_server::config::RawConfig;
+
+    use crate::support::{spawn_app_with, DbKind};
+
+    async fn run(kind: DbKind) {
+        let config = RawConfig {
+            signing_algs: Some(vec!["RS256".into(), "ES256".into(), "EdDSA".into()]),
+            ..RawConfig::default()
+        };
+        let Some(app) = spawn_app_with(kind, config).await else {
+            return;
+        };
+        super::run_flow(&app, Some("EdDSA")).await;
+        app.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn code_flow_eddsa_sqlite() {
+        run(DbKind::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn code_flow_eddsa_postgres() {
+        run(DbKind::Postgres).await;
+    }
 }
 
 /// Without a session, prompt=none returns login_required to the client.
@@ -278,7 +304,6 @@ pub fn urlenc(s: &str) -> String {
 crate::both_backends!(
     code_flow_rs256,
     code_flow_es256,
-    code_flow_eddsa,
     prompt_none_without_session,
     form_post_response_mode,
     consent_denied

@@ -6,6 +6,7 @@ mod support;
 
 mod attacks;
 mod browser;
+mod client_auth;
 mod client_deletion;
 mod client_secret_jwt;
 mod code_binding;
@@ -28,6 +29,7 @@ mod registration;
 mod resource_server;
 mod revocation;
 mod scopes;
+mod signing_algs;
 mod status_list;
 mod throttle;
 mod tokens;

@@ -224,6 +224,16 @@ impl SecretHasher {
     }
 }
 
+impl Drop for SecretHasher {
+    /// Overwrites the keyed HMAC state (which is as good as the subkey) in
+    /// place with a state keyed by zeros; `hmac` has no zeroize support of
+    /// its own.
+    fn drop(&mut self) {
+        self.mac = hmac_with_key(&[0u8; 32]);
+        std::hint::black_box(&self.mac);
+    }
+}
+
 impl fmt::Debug for SecretHasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretHasher(<hidden>)")

@@ -18,4 +18,7 @@ pub use jose::{
     GeneratedKey, HmacAlg, KeyUse, PrivateKey, PublicKey, UnverifiedJws, VerifiedJws,
 };
 pub use kek::{Kek, SecretHasher, SecretSealer};
-pub use ring::{KeyInfo, KeyRing, RotationPolicy, Snapshot, OWN_ENCRYPTION_ALG, SIGNING_ALGS};
+pub use ring::{
+    KeyInfo, KeyRing, RotationPolicy, Snapshot, DEFAULT_SIGNING_ALGS, OWN_ENCRYPTION_ALG,
+    SIGNING_ALGS,
+};

@@ -28,8 +28,14 @@ use crate::{
     PrivateKey, PublicKey, VerifiedJws,
 };
 
-/// The signing algorithms every instance keeps keys for.
+/// Every signing algorithm Gatehouse can keep keys for. Which of them it
+/// does is the operator's choice, [`RotationPolicy::signing_algs`].
 pub const SIGNING_ALGS: [Alg; 4] = [Alg::RS256, Alg::ES256, Alg::PS256, Alg::EdDSA];
+/// The signing algorithms published unless the operator adds more: RS256
+/// (OIDC Core 15.1 requires it for ID tokens) and ES256. EdDSA and PS256
+/// are opt-in: some relying-party libraries (cjose, so mod_auth_openidc)
+/// fail to parse a JWKS holding an OKP key.
+pub const DEFAULT_SIGNING_ALGS: [Alg; 2] = [Alg::RS256, Alg::ES256];
 /// The algorithm of Gatehouse's own encryption key (tokens addressed to itself).
 pub const OWN_ENCRYPTION_ALG: Alg = Alg::EcdhEsA256kw;
 
@@ -45,6 +51,10 @@ pub struct RotationPolicy {
     pub retain_retired: i64,
     /// `Cache-Control: max-age` of the JWKS document.
     pub jwks_max_age: i64,
+    /// The signing algorithms keys are generated, rotated and published
+    /// for (a subset of [`SIGNING_ALGS`]). Stored keys of other signing
+    /// algorithms are neither published nor used.
+    pub signing_algs: Vec<Alg>,
 }
 
 impl Default for RotationPolicy {
@@ -54,6 +64,7 @@ impl Default for RotationPolicy {
             prepublish: 86_400,
             retain_retired: 7 * 86_400,
             jwks_max_age: 900,
+            signing_algs: DEFAULT_SIGNING_ALGS.to_vec(),
         }
     }
 }
@@ -211,6 +222,18 @@ impl KeyRing {
         Ok(Arc::new(ring))
     }
 
+    /// The configured signing algorithms and the own encryption algorithm:
+    /// what this ring generates, rotates and publishes keys for.
+    fn algs(&self) -> Vec<Alg> {
+        self.policy
+            .signing_algs
+            .iter()
+            .copied()
+            .filter(|a| SIGNING_ALGS.contains(a))
+            .chain([OWN_ENCRYPTION_ALG])
+            .collect()
+    }
+
     async fn ensure_all(&self) -> Result<(), KeyError> {
         let existing = self.store.list_keys().await?;
         // Bug fix: prove the KEK opens the stored keys before generating
@@ -220,7 +243,7 @@ impl KeyRing {
         if let Some(k) = existing.iter().find(|k| k.state != KeyState::Revoked) {
             PrivateKey::open(&k.kid, k.alg.parse()?, &k.sealed_private_key, &self.kek)?;
         }
-        for alg in SIGNING_ALGS.iter().copied().chain([OWN_ENCRYPTION_ALG]) {
+        for alg in self.algs() {
             let has = |s: KeyState| {
                 existing
                     .iter()
@@ -267,7 +290,12 @@ impl KeyRing {
         // install its snapshot is also the last to have read the store.
         let _one_at_a_time = self.reloading.lock().await;
         let epoch = self.store.epoch("keys").await?;
-        let records = self.store.list_keys().await?;
+        let mut records = self.store.list_keys().await?;
+        let wanted = self.algs();
+        records.retain(|k| {
+            k.key_use != KeyUse::Sig.as_str()
+                || k.alg.parse::<Alg>().is_ok_and(|a| wanted.contains(&a))
+        });
         let kek = self.kek.clone();
         let snap = tokio::task::spawn_blocking(move || build_snapshot(epoch, &records, &kek))
             .await
@@ -468,7 +496,7 @@ impl KeyRing {
         alg: Option<Alg>,
     ) -> Result<Vec<(Alg, Rotation)>, KeyError> {
         let mut done = Vec::new();
-        for a in SIGNING_ALGS.iter().copied().chain([OWN_ENCRYPTION_ALG]) {
+        for a in self.algs() {
             if key_use.is_some_and(|u| u != a.key_use()) || alg.is_some_and(|x| x != a) {
                 continue;
             }
@@ -523,7 +551,7 @@ impl KeyRing {
         let now = self.clock.now();
         let records = self.store.list_keys().await?;
         let mut done = Vec::new();
-        for a in SIGNING_ALGS.iter().copied().chain([OWN_ENCRYPTION_ALG]) {
+        for a in self.algs() {
             let of = |s: KeyState| {
                 records
                     .iter()

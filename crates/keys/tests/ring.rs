@@ -46,6 +46,15 @@ fn all_algs() -> Vec<Alg> {
         .collect()
 }
 
+/// The default policy with every signing algorithm (the default publishes
+/// RS256 and ES256 only), so each scenario covers them all.
+fn every_alg() -> RotationPolicy {
+    RotationPolicy {
+        signing_algs: SIGNING_ALGS.to_vec(),
+        ..RotationPolicy::default()
+    }
+}
+
 /// Small numbers so the schedule can be driven with the manual clock.
 fn small_policy() -> RotationPolicy {
     RotationPolicy {
@@ -53,6 +62,8 @@ fn small_policy() -> RotationPolicy {
         prepublish: 50,
         retain_retired: 200,
         jwks_max_age: 10,
+        // Every algorithm, so each scenario covers them all.
+        signing_algs: SIGNING_ALGS.to_vec(),
     }
 }
 
@@ -137,6 +148,7 @@ macro_rules! on_both {
 
 on_both! {
     open_empty_database,
+    default_signing_algs_only,
     scheduled_lifecycle,
     schedule_waits_for_prepublish,
     two_instances_one_database,
@@ -246,9 +258,36 @@ const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
 
 // ---------------------------------------------------------------- 1. open
 
+/// The default `signing_algs` (RS256, ES256): keys only for those; keys of
+/// another signing algorithm already in the store are neither published
+/// nor used.
+async fn default_signing_algs_only(env: Env) {
+    // A fresh database under the default policy: no EdDSA or PS256 key.
+    let _ring = env.ring(RotationPolicy::default()).await;
+    let keys = env.keys().await;
+    assert_eq!(keys.len(), 6, "3 algs x (active + next)");
+    assert!(keys.iter().all(|k| k.alg != "EdDSA" && k.alg != "PS256"));
+    // Another instance (or an earlier configuration) made EdDSA keys.
+    let _wide = env.ring(every_alg()).await;
+    let eddsa = one(&env.keys().await, Alg::EdDSA, KeyState::Active).kid;
+    let ring = env.ring(RotationPolicy::default()).await;
+    let snap = ring.snapshot();
+    assert!(!jwks_kids(&snap).contains(&eddsa));
+    let algs: std::collections::BTreeSet<String> = jwks_entries(&snap)
+        .iter()
+        .map(|k| k["alg"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        algs.into_iter().collect::<Vec<_>>(),
+        ["ECDH-ES+A256KW", "ES256", "RS256"]
+    );
+    assert!(ring.sign(Alg::EdDSA, "JWT", &claims(1)).is_err());
+    ring.sign(Alg::RS256, "JWT", &claims(1)).unwrap();
+}
+
 async fn open_empty_database(env: Env) {
     assert!(env.keys().await.is_empty());
-    let ring = env.ring(RotationPolicy::default()).await;
+    let ring = env.ring(every_alg()).await;
 
     // Exactly one active and one next key per (use, alg); nothing else.
     let keys = env.keys().await;
@@ -337,7 +376,7 @@ async fn open_empty_database(env: Env) {
 
     // A second open on the same database generates nothing.
     let epoch = env.epoch().await;
-    let again = env.ring(RotationPolicy::default()).await;
+    let again = env.ring(every_alg()).await;
     assert_eq!(env.keys().await, keys);
     assert_eq!(env.epoch().await, epoch);
     assert_eq!(again.snapshot().jwks_etag(), snap.jwks_etag());
@@ -611,7 +650,7 @@ async fn rotation_while_signing(env: Env) {
     const PER_SIGNER: usize = 200;
     const ROTATIONS: usize = 5;
 
-    let ring = env.ring(RotationPolicy::default()).await;
+    let ring = env.ring(every_alg()).await;
     let gen0 = env.keys().await;
     let first_active = one(&gen0, Alg::ES256, KeyState::Active).kid;
     let first_next = one(&gen0, Alg::ES256, KeyState::Next).kid;
@@ -734,7 +773,7 @@ async fn rotation_while_signing(env: Env) {
 // ---------------------------------------------------------------- 5. revocation
 
 async fn revocation(env: Env) {
-    let ring = env.ring(RotationPolicy::default()).await;
+    let ring = env.ring(every_alg()).await;
     let gen0 = env.keys().await;
     let active = one(&gen0, Alg::ES256, KeyState::Active);
     let next = one(&gen0, Alg::ES256, KeyState::Next);
@@ -764,7 +803,7 @@ async fn revocation(env: Env) {
     );
     assert_invalid_token(ring.verify(&token, &[Alg::ES256]), "token of a revoked key");
     // Another instance opening now agrees.
-    let other = env.ring(RotationPolicy::default()).await;
+    let other = env.ring(every_alg()).await;
     assert_invalid_token(
         other.verify(&token, &[Alg::ES256]),
         "token of a revoked key (fresh instance)",
@@ -842,7 +881,7 @@ async fn revocation(env: Env) {
 // ---------------------------------------------------------------- 6. crash safety
 
 async fn crash_mid_rotation_rolls_back(env: Env) {
-    let ring = env.ring(RotationPolicy::default()).await;
+    let ring = env.ring(every_alg()).await;
     let before = env.keys().await;
     let epoch = env.epoch().await;
     let active = one(&before, Alg::ES256, KeyState::Active);
@@ -875,9 +914,7 @@ async fn crash_mid_rotation_rolls_back(env: Env) {
     );
 
     // A second instance can still rotate (no lock left behind).
-    let other = env
-        .ring_on(env.second_store().await, RotationPolicy::default())
-        .await;
+    let other = env.ring_on(env.second_store().await, every_alg()).await;
     let done = tokio::time::timeout(
         Duration::from_secs(20),
         other.rotate(None, Some(Alg::ES256)),
@@ -897,7 +934,7 @@ async fn crash_mid_rotation_rolls_back(env: Env) {
 // ---------------------------------------------------------------- 7. wrong KEK
 
 async fn wrong_kek_refused(env: Env) {
-    let _ring = env.ring(RotationPolicy::default()).await;
+    let _ring = env.ring(every_alg()).await;
     let before = env.keys().await;
     let epoch = env.epoch().await;
 
@@ -905,7 +942,7 @@ async fn wrong_kek_refused(env: Env) {
     let err = KeyRing::open(
         env.store.clone(),
         wrong,
-        RotationPolicy::default(),
+        every_alg(),
         Arc::new(env.clock.clone()),
     )
     .await
@@ -925,7 +962,7 @@ async fn wrong_kek_refused(env: Env) {
     let ring = KeyRing::open(
         env.store.clone(),
         kek,
-        RotationPolicy::default(),
+        every_alg(),
         Arc::new(env.clock.clone()),
     )
     .await
@@ -950,7 +987,7 @@ async fn wrong_kek_refused(env: Env) {
     let err = KeyRing::open(
         env.store.clone(),
         Kek::generate(),
-        RotationPolicy::default(),
+        every_alg(),
         Arc::new(env.clock.clone()),
     )
     .await
@@ -965,7 +1002,7 @@ async fn wrong_kek_refused(env: Env) {
         partial,
         "nothing sealed under the wrong KEK"
     );
-    let ring = env.ring(RotationPolicy::default()).await;
+    let ring = env.ring(every_alg()).await;
     let keys = env.keys().await;
     assert_eq!(keys.len(), 10, "the right KEK fills in EdDSA");
     one(&keys, Alg::EdDSA, KeyState::Active);
@@ -977,7 +1014,7 @@ async fn wrong_kek_refused(env: Env) {
 // ---------------------------------------------------------------- 8. attacks on verify
 
 async fn verify_refuses_attacks(env: Env) {
-    let ring = env.ring(RotationPolicy::default()).await;
+    let ring = env.ring(every_alg()).await;
     let keys = env.keys().await;
     let es = one(&keys, Alg::ES256, KeyState::Active);
     let rs = one(&keys, Alg::RS256, KeyState::Active);
@@ -1068,10 +1105,8 @@ async fn verify_refuses_attacks(env: Env) {
 /// timing-dependent, so it is provoked many times over.
 async fn revoke_racing_refresh(env: Env) {
     const ROUNDS: u64 = 40;
-    let ring = env.ring(RotationPolicy::default()).await;
-    let other = env
-        .ring_on(env.second_store().await, RotationPolicy::default())
-        .await;
+    let ring = env.ring(every_alg()).await;
+    let other = env.ring_on(env.second_store().await, every_alg()).await;
     for i in 0..ROUNDS {
         let token = ring.sign(Alg::ES256, "JWT", &claims(i)).unwrap();
         let kid = kid_of(&token);

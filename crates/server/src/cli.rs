@@ -63,6 +63,15 @@ pub struct GlobalArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<String>,
+    /// Published signing algorithms, comma-separated [default: RS256,ES256; add PS256 or EdDSA explicitly].
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_SIGNING_ALGS",
+        value_name = "ALGS",
+        value_delimiter = ','
+    )]
+    pub signing_algs: Option<Vec<String>>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -253,6 +262,17 @@ pub struct ClientArgs {
     /// confidential client [default: false].
     #[arg(long, value_name = "true|false")]
     pub require_pkce: Option<bool>,
+    /// private_key_jwt and client_secret_jwt: also accept the token
+    /// endpoint URL as the assertion's aud (weaker than the issuer alone;
+    /// for libraries such as Spring Security that send it). The flag alone
+    /// means true [default: false].
+    #[arg(
+        long,
+        value_name = "true|false",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub legacy_assertion_audience: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -343,6 +363,7 @@ impl GlobalArgs {
             outbound_allow: (!self.outbound_allow.is_empty()).then(|| self.outbound_allow.clone()),
             trusted_proxies: (!self.trusted_proxies.is_empty())
                 .then(|| self.trusted_proxies.clone()),
+            signing_algs: self.signing_algs.clone(),
             ..RawConfig::default()
         }
     }

@@ -36,6 +36,9 @@ pub struct ClientSpec {
     /// Every authorization request must carry a PKCE challenge, even where
     /// the general rule would let this client omit it.
     pub require_pkce: bool,
+    /// Also accept the token endpoint URL as an assertion's `aud`
+    /// (client_secret_jwt and private_key_jwt only).
+    pub legacy_assertion_audience: bool,
 }
 
 impl ClientSpec {
@@ -56,6 +59,7 @@ impl ClientSpec {
             access_token_ttl: c.access_token_lifetime,
             token_endpoint_auth_signing_alg: c.token_endpoint_auth_signing_alg.clone(),
             require_pkce: c.require_pkce,
+            legacy_assertion_audience: c.legacy_assertion_audience,
         }
     }
 }
@@ -291,6 +295,16 @@ fn validate(
             Some(a.clone())
         }
     };
+    if spec.legacy_assertion_audience
+        && !matches!(
+            method,
+            AuthMethod::ClientSecretJwt | AuthMethod::PrivateKeyJwt
+        )
+    {
+        return Err(SpecError::Metadata(
+            "legacy_assertion_audience is only for client_secret_jwt and private_key_jwt".into(),
+        ));
+    }
     if method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
         return Err(SpecError::Metadata(
             "a public client (auth method none) cannot use client_credentials".into(),
@@ -378,5 +392,6 @@ fn validate(
         token_endpoint_auth_signing_alg: signing_alg,
         require_pkce: spec.require_pkce,
         registration_policy: None,
+        legacy_assertion_audience: spec.legacy_assertion_audience,
     })
 }

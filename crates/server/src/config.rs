@@ -8,7 +8,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::{bail, Context};
-use gatehouse_keys::{Kek, RotationPolicy};
+use gatehouse_keys::{Alg, Kek, RotationPolicy, DEFAULT_SIGNING_ALGS, SIGNING_ALGS};
 use serde::Deserialize;
 use url::Url;
 
@@ -56,6 +56,8 @@ pub struct RawConfig {
     pub metrics_listen: Option<String>,
     /// Proxies whose `X-Forwarded-For` is believed (CIDRs; default none).
     pub trusted_proxies: Option<Vec<String>>,
+    /// Published signing algorithms (default RS256 and ES256).
+    pub signing_algs: Option<Vec<String>>,
 }
 
 impl RawConfig {
@@ -123,7 +125,8 @@ impl RawConfig {
             outbound_allow,
             metrics_token,
             metrics_listen,
-            trusted_proxies
+            trusted_proxies,
+            signing_algs
         )
     }
 }
@@ -159,7 +162,7 @@ pub struct Settings {
     /// The issuer identifier, without a trailing slash.
     pub issuer: String,
     pub listen: SocketAddr,
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     pub kek: KekSource,
     pub json_logs: bool,
     pub lifetimes: Lifetimes,
@@ -205,6 +208,39 @@ impl std::fmt::Debug for MetricsToken {
     }
 }
 
+/// The database URL, which may hold a password: used as a `&str`, but its
+/// `Debug` hides the password and the query (where `password=` may be).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> DatabaseUrl {
+        DatabaseUrl(url.into())
+    }
+}
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Ok(mut url) = Url::parse(&self.0) else {
+            return f.write_str("DatabaseUrl(<hidden>)");
+        };
+        if url.password().is_some() && url.set_password(Some("<redacted>")).is_err() {
+            return f.write_str("DatabaseUrl(<hidden>)");
+        }
+        if url.query().is_some() {
+            url.set_query(Some("<redacted>"));
+        }
+        write!(f, "DatabaseUrl({:?})", url.as_str())
+    }
+}
+
 pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db";
@@ -246,9 +282,10 @@ impl Settings {
         let listen: SocketAddr = listen_raw.parse().with_context(|| {
             format!("listen address {listen_raw:?} is not HOST:PORT (for example 127.0.0.1:8080)")
         })?;
-        let database_url = raw
-            .database_url
-            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let database_url = DatabaseUrl(
+            raw.database_url
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+        );
 
         let kek = match (
             kek_env.filter(|s| !s.trim().is_empty()),
@@ -301,6 +338,7 @@ impl Settings {
         if prepublish <= jwks_max_age {
             bail!("key_prepublish ({prepublish}s) must exceed jwks_max_age ({jwks_max_age}s), or relying parties would meet unknown keys");
         }
+        let signing_algs = signing_algs(raw.signing_algs)?;
         let rotation = RotationPolicy {
             rotate_after: positive("key_rotation_days", raw.key_rotation_days, 30)? * 86_400,
             prepublish,
@@ -310,6 +348,7 @@ impl Settings {
                 .max(jwks_max_age)
                 .max(defaults.retain_retired),
             jwks_max_age,
+            signing_algs,
         };
         let outbound = crate::outbound::OutboundPolicy {
             loopback: dev_mode,
@@ -408,6 +447,42 @@ impl Settings {
     }
 }
 
+/// Validates `signing_algs`: known signing algorithms, without repeats,
+/// and RS256 among them (OIDC Core 15.1: every OP supports RS256 ID
+/// tokens; clients get RS256 unless they ask otherwise).
+fn signing_algs(raw: Option<Vec<String>>) -> anyhow::Result<Vec<Alg>> {
+    let Some(names) = raw else {
+        return Ok(DEFAULT_SIGNING_ALGS.to_vec());
+    };
+    let mut algs = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        let Some(alg) = SIGNING_ALGS.into_iter().find(|a| a.as_str() == name) else {
+            bail!("signing_algs: {name:?} is not a signing algorithm Gatehouse supports; use RS256, ES256, PS256 or EdDSA");
+        };
+        if algs.contains(&alg) {
+            bail!("signing_algs: {name} is listed twice");
+        }
+        algs.push(alg);
+    }
+    if !algs.contains(&Alg::RS256) {
+        bail!("signing_algs must include RS256 (OpenID Connect requires it for ID tokens)");
+    }
+    Ok(algs)
+}
+
+/// Whether `alg` (as a client or resource server names it) is one the
+/// operator publishes keys for; if not, a message saying what is.
+pub fn check_signing_alg(settings_algs: &[Alg], what: &str, alg: &str) -> Result<(), String> {
+    if settings_algs.iter().any(|a| a.as_str() == alg) {
+        return Ok(());
+    }
+    let published: Vec<&str> = settings_algs.iter().map(|a| a.as_str()).collect();
+    Err(format!(
+        "{what} {alg} is not published by this server (signing_algs is {}); use one of those, or ask the operator to add {alg} to signing_algs",
+        published.join(", ")
+    ))
+}
+
 fn dev_kek_path(database_url: &str) -> PathBuf {
     let file = database_url
         .strip_prefix("sqlite://")
@@ -432,4 +507,56 @@ fn write_private_file(path: &std::path::Path, content: &str) -> std::io::Result<
     let mut f = opts.open(path)?;
     f.write_all(content.as_bytes())?;
     f.write_all(b"\n")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod database_url_tests {
+    use super::*;
+
+    #[test]
+    fn settings_debug_hides_the_database_password() {
+        for url in [
+            "postgres://gatehouse:s3cr3t-pw@db.example:5432/gatehouse",
+            "postgres://db.example/gatehouse?user=gh&password=s3cr3t-pw",
+        ] {
+            let raw = RawConfig {
+                database_url: Some(url.to_owned()),
+                ..RawConfig::default()
+            };
+            let settings = Settings::resolve(raw, Some(Kek::generate().to_base64url())).unwrap();
+            assert_eq!(&*settings.database_url, url, "used unchanged");
+            let shown = format!("{settings:?}");
+            assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+            assert!(shown.contains("db.example"), "{shown}");
+        }
+        let shown = format!("{:?}", DatabaseUrl::new("not a url s3cr3t-pw"));
+        assert_eq!(shown, "DatabaseUrl(<hidden>)");
+    }
+
+    #[test]
+    fn signing_algs_are_validated() {
+        let resolve = |algs: &[&str]| {
+            let raw = RawConfig {
+                signing_algs: Some(algs.iter().map(|a| (*a).to_owned()).collect()),
+                ..RawConfig::default()
+            };
+            Settings::resolve(raw, Some(Kek::generate().to_base64url()))
+                .map(|s| s.rotation.signing_algs)
+                .map_err(|e| e.to_string())
+        };
+        let default =
+            Settings::resolve(RawConfig::default(), Some(Kek::generate().to_base64url())).unwrap();
+        assert_eq!(default.rotation.signing_algs, [Alg::RS256, Alg::ES256]);
+        assert_eq!(
+            resolve(&["RS256", "EdDSA"]).unwrap(),
+            [Alg::RS256, Alg::EdDSA]
+        );
+        let e = resolve(&["RS256", "HS256"]).unwrap_err();
+        assert!(e.contains("\"HS256\" is not a signing algorithm"), "{e}");
+        let e = resolve(&["ES256"]).unwrap_err();
+        assert!(e.contains("must include RS256"), "{e}");
+        let e = resolve(&["RS256", "RS256"]).unwrap_err();
+        assert!(e.contains("listed twice"), "{e}");
+    }
 }

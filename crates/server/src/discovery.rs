@@ -2,7 +2,7 @@
 //! rendered once at start-up: the issuer is fixed for a process's life, so
 //! requests are served from these bytes.
 
-use gatehouse_keys::{Alg, HmacAlg, SIGNING_ALGS};
+use gatehouse_keys::{Alg, HmacAlg};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -18,7 +18,8 @@ pub struct Discovery {
 impl Discovery {
     pub fn new(s: &Settings) -> Discovery {
         let e = |p: &str| s.endpoint(p);
-        let sig_algs: Vec<&str> = SIGNING_ALGS.iter().map(|a| a.as_str()).collect();
+        // Exactly the algorithms the operator publishes keys for.
+        let sig_algs: Vec<&str> = s.rotation.signing_algs.iter().map(|a| a.as_str()).collect();
         // Client assertions: private_key_jwt's signatures, then
         // client_secret_jwt's MACs.
         let assertion_algs: Vec<&str> = crate::oauth::ASSERTION_ALGS

@@ -108,6 +108,8 @@ impl Permit {
     pub async fn verify(self, password: String, phc: Option<String>) -> bool {
         let permit = self.0;
         tokio::task::spawn_blocking(move || {
+            // Wiped when this closure ends, whatever the outcome.
+            let password = zeroize::Zeroizing::new(password);
             let ok = verify_now(&password, phc.as_deref());
             drop(permit);
             ok

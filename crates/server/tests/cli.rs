@@ -34,7 +34,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 /// No admin command should come near this; it only stops a hung test.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
 /// The algorithms Gatehouse keeps an active and a next key for.
-const OWN_ALGS: [&str; 5] = ["RS256", "ES256", "PS256", "EdDSA", "ECDH-ES+A256KW"];
+/// The algorithms keys are kept for by default (`signing_algs` RS256 and
+/// ES256, and the own encryption key).
+const OWN_ALGS: [&str; 3] = ["RS256", "ES256", "ECDH-ES+A256KW"];
 
 // ---------------------------------------------------------------------------
 // Harness
@@ -1097,9 +1099,9 @@ async fn keys_list_rotate_generate_revoke(env: &Env) {
     assert_eq!(rs_next.len(), rs_next_before.len() + 1);
     assert!(rs_next.contains(&kid) && state_of(&after, &kid) == "next");
 
-    // revoke the active PS256 key: the next one is promoted, with a warning.
-    let ps_active = the_one(&after, "PS256", "active");
-    let ps_next = the_one(&after, "PS256", "next");
+    // revoke the active ES256 key: the next one is promoted, with a warning.
+    let ps_active = the_one(&after, "ES256", "active");
+    let ps_next = the_one(&after, "ES256", "next");
     let out = env.cmd(&["keys", "revoke", &ps_active]).ok();
     let revoked: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(revoked["revoked"], ps_active.as_str());
@@ -1113,9 +1115,9 @@ async fn keys_list_rotate_generate_revoke(env: &Env) {
     );
     let after = env.json(&["keys", "list", "--json"]);
     assert_eq!(state_of(&after, &ps_active), "revoked");
-    assert_eq!(the_one(&after, "PS256", "active"), ps_next);
+    assert_eq!(the_one(&after, "ES256", "active"), ps_next);
     assert_eq!(
-        the_one(&after, "PS256", "next"),
+        the_one(&after, "ES256", "next"),
         revoked["next"].as_str().unwrap()
     );
 
@@ -1139,6 +1141,11 @@ async fn keys_list_rotate_generate_revoke(env: &Env) {
     assert_mentions(
         &env.fails(&["keys", "generate", "--alg", "RSA-OAEP-256"]),
         &["RSA-OAEP-256"],
+    );
+    // EdDSA and PS256 keys are kept only when signing_algs lists them.
+    assert_mentions(
+        &env.fails(&["keys", "generate", "--alg", "EdDSA"]),
+        &["EdDSA", "signing_algs"],
     );
     assert_mentions(
         &env.fails(&["keys", "rotate", "--use", "both"]),
@@ -1278,7 +1285,8 @@ async fn running_server_sees_admin_changes(env: &Env) {
 async fn wrong_kek_is_refused(env: &Env) {
     // Keys sealed under the environment's KEK...
     let list = env.json(&["keys", "list", "--json"]);
-    assert_eq!(list.as_array().unwrap().len(), 10);
+    // Active and next for RS256, ES256 (the default signing_algs) and the own encryption key.
+    assert_eq!(list.as_array().unwrap().len(), 6);
 
     // ...cannot be opened with another one: a clear error, not garbage.
     let other = random_kek();
@@ -1663,7 +1671,8 @@ async fn config_loopback_issuer_generates_a_development_kek() {
     };
     let out = dev(&["keys", "list", "--json"]).ok();
     let first: Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(first.as_array().unwrap().len(), 10);
+    // Active and next for RS256, ES256 (the default signing_algs) and the own encryption key.
+    assert_eq!(first.as_array().unwrap().len(), 6);
     let kek_file = env.dir().join("gatehouse.db.kek");
     assert!(env.dir().join("gatehouse.db").is_file());
     assert!(kek_file.is_file(), "gatehouse.db.kek beside the database");

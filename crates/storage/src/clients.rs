@@ -52,6 +52,7 @@ impl TryFrom<clients::Model> for Client {
                         .map_err(|e| corrupt("client registration_policy", e))
                 })
                 .transpose()?,
+            legacy_assertion_audience: m.legacy_assertion_audience,
         })
     }
 }
@@ -83,6 +84,7 @@ fn active(c: &Client) -> clients::ActiveModel {
             .registration_policy
             .as_ref()
             .map(|p| serde_json::json!(p).to_string())),
+        legacy_assertion_audience: Set(c.legacy_assertion_audience),
     }
 }
 

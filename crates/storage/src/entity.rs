@@ -57,6 +57,7 @@ pub mod clients {
         pub token_endpoint_auth_signing_alg: Option<String>,
         pub require_pkce: bool,
         pub registration_policy: Option<String>,
+        pub legacy_assertion_audience: bool,
     }
     no_relations!();
 }

@@ -63,6 +63,10 @@ pub struct Client {
     /// allowed, which an RFC 7592 update cannot exceed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration_policy: Option<RegistrationPolicy>,
+    /// Also accept the token endpoint URL as a client assertion's `aud`
+    /// (weaker than the issuer alone; for libraries that send it).
+    #[serde(default)]
+    pub legacy_assertion_audience: bool,
 }
 
 impl Client {

@@ -131,6 +131,7 @@ fn client(id: &str, created_at: i64) -> Client {
         token_endpoint_auth_signing_alg: None,
         require_pkce: false,
         registration_policy: None,
+        legacy_assertion_audience: false,
     }
 }
 
@@ -421,6 +422,8 @@ async fn clients(store: Store) {
             grant_types: vec!["client_credentials".to_owned()],
             scopes: vec!["api:read".to_owned()],
         }),
+        // The flag round-trips (stored false for every earlier client).
+        legacy_assertion_audience: true,
         updated_at: NOW + 100,
         ..c1.clone()
     };

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::bail;
-use gatehouse_keys::{Clock, Kek, SecretHasher, SecretSealer};
+use gatehouse_keys::{Alg, Clock, Kek, SecretHasher, SecretSealer};
 use gatehouse_storage::{model::Client, Store};
 use serde_json::json;
 
@@ -33,6 +33,7 @@ fn apply(spec: &mut ClientSpec, a: ClientArgs) {
         access_token_ttl,
         auth_signing_alg,
         require_pkce,
+        legacy_assertion_audience,
     } = a;
     let set_list = |field: &mut Vec<String>, v: Option<Vec<String>>| {
         if let Some(v) = list_flag(v) {
@@ -64,6 +65,9 @@ fn apply(spec: &mut ClientSpec, a: ClientArgs) {
     if let Some(r) = require_pkce {
         spec.require_pkce = r;
     }
+    if let Some(l) = legacy_assertion_audience {
+        spec.legacy_assertion_audience = l;
+    }
 }
 
 /// The client as JSON, with its id (and a new secret, once).
@@ -85,6 +89,7 @@ pub async fn run(
     kek: Kek,
     outbound: &crate::outbound::OutboundPolicy,
     clock: Arc<dyn Clock>,
+    signing_algs: &[Alg],
 ) -> anyhow::Result<()> {
     match cmd {
         ClientsCmd::Create { name, settings } => {
@@ -100,6 +105,12 @@ pub async fn run(
                 clock.now(),
                 outbound,
             )?;
+            crate::config::check_signing_alg(
+                signing_algs,
+                "--id-token-signing-alg",
+                &client.id_token_signed_response_alg,
+            )
+            .map_err(|e| anyhow::anyhow!(e))?;
             store.create_client(&client).await?;
             print(&client, secret)?;
         }
@@ -113,6 +124,12 @@ pub async fn run(
             }
             apply(&mut spec, settings);
             let client = revise(&old, spec, clock.now(), outbound)?;
+            crate::config::check_signing_alg(
+                signing_algs,
+                "--id-token-signing-alg",
+                &client.id_token_signed_response_alg,
+            )
+            .map_err(|e| anyhow::anyhow!(e))?;
             store.update_client(&client).await?;
             print(&client, None)?;
         }

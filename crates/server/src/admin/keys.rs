@@ -14,16 +14,26 @@ use crate::cli::KeysCmd;
 /// An algorithm Gatehouse keeps its own keys for. Others (HS256, or
 /// RSA-OAEP-256, which only resource servers use) would give keys that
 /// never become active.
-fn own_alg(name: &str) -> anyhow::Result<Alg> {
-    SIGNING_ALGS
+fn own_alg(name: &str, policy: &RotationPolicy) -> anyhow::Result<Alg> {
+    let kept: Vec<Alg> = policy
+        .signing_algs
         .iter()
         .copied()
         .chain([OWN_ENCRYPTION_ALG])
+        .collect();
+    kept.iter()
+        .copied()
         .find(|a| a.as_str() == name)
         .ok_or_else(|| {
+            let names: Vec<&str> = kept.iter().map(|a| a.as_str()).collect();
+            let hint = if SIGNING_ALGS.iter().any(|a| a.as_str() == name) {
+                " (add it to signing_algs first)"
+            } else {
+                ""
+            };
             anyhow!(
-                "--alg {name:?} is not an algorithm Gatehouse keeps keys for; \
-                 use one of RS256, ES256, PS256, EdDSA, ECDH-ES+A256KW"
+                "--alg {name:?} is not an algorithm Gatehouse keeps keys for{hint}; use one of {}",
+                names.join(", ")
             )
         })
 }
@@ -66,7 +76,10 @@ pub async fn run(
         }
         KeysCmd::Rotate { key_use, alg } => {
             let key_use: Option<KeyUse> = key_use.map(|u| u.parse()).transpose()?;
-            let alg: Option<Alg> = alg.as_deref().map(own_alg).transpose()?;
+            let alg: Option<Alg> = alg
+                .as_deref()
+                .map(|a| own_alg(a, ring.policy()))
+                .transpose()?;
             if let (Some(u), Some(a)) = (key_use, alg) {
                 if a.key_use() != u {
                     bail!("--alg {a} is for --use {}, not --use {u}", a.key_use());
@@ -112,7 +125,7 @@ pub async fn run(
             );
         }
         KeysCmd::Generate { alg } => {
-            let alg = own_alg(&alg)?;
+            let alg = own_alg(&alg, ring.policy())?;
             let kid = ring.generate_next(alg).await?;
             println!(
                 "{}",

@@ -121,9 +121,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if matches!(c, ClientsCmd::Create { .. }) {
                 check_kek(&store, &kek).await?;
             }
-            clients::run(c, store, kek, &s.outbound, clock()).await
+            clients::run(
+                c,
+                store,
+                kek,
+                &s.outbound,
+                clock(),
+                &s.rotation.signing_algs,
+            )
+            .await
         }
-        Command::Resources(c) => resources::run(c, open_store(&s).await?, clock()).await,
+        Command::Resources(c) => {
+            let store = open_store(&s).await?;
+            resources::run(c, store, clock(), &s.rotation.signing_algs).await
+        }
         Command::Keys(c) => {
             let kek = s.load_kek()?;
             let store = open_store(&s).await?;

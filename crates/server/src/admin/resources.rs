@@ -83,7 +83,12 @@ async fn apply(r: &mut ResourceServer, a: ResourceArgs, store: &Store) -> anyhow
     Ok(())
 }
 
-pub async fn run(cmd: ResourcesCmd, store: Store, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+pub async fn run(
+    cmd: ResourcesCmd,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    signing_algs: &[Alg],
+) -> anyhow::Result<()> {
     match cmd {
         ResourcesCmd::Create { audience, settings } => {
             let aud = url::Url::parse(&audience).with_context(|| {
@@ -106,6 +111,8 @@ pub async fn run(cmd: ResourcesCmd, store: Store, clock: Arc<dyn Clock>) -> anyh
                 clients: Vec::new(),
             };
             apply(&mut r, settings, &store).await?;
+            crate::config::check_signing_alg(signing_algs, "--signing-alg", &r.signing_alg)
+                .map_err(|e| anyhow::anyhow!(e))?;
             store.create_resource(&r).await?;
             println!("{}", serde_json::to_string_pretty(&r)?);
         }
@@ -114,6 +121,8 @@ pub async fn run(cmd: ResourcesCmd, store: Store, clock: Arc<dyn Clock>) -> anyh
                 bail!("no resource server with audience {audience:?}");
             };
             apply(&mut r, settings, &store).await?;
+            crate::config::check_signing_alg(signing_algs, "--signing-alg", &r.signing_alg)
+                .map_err(|e| anyhow::anyhow!(e))?;
             store.update_resource(&r).await?;
             println!("{}", serde_json::to_string_pretty(&r)?);
         }

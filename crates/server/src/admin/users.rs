@@ -32,16 +32,18 @@ pub async fn run(cmd: UsersCmd, settings: Settings) -> anyhow::Result<()> {
                     bail!("email {e:?} is not an email address");
                 }
             }
-            let mut pw = String::new();
+            // Both copies of the password are wiped when dropped.
+            let mut read = zeroize::Zeroizing::new(String::new());
             std::io::stdin()
                 .take(password::MAX_PASSWORD_BYTES as u64 + 2)
-                .read_to_string(&mut pw)
+                .read_to_string(&mut read)
                 .context("cannot read the password from standard input")?;
-            let pw = pw
-                .strip_suffix('\n')
-                .map(|p| p.strip_suffix('\r').unwrap_or(p))
-                .unwrap_or(&pw)
-                .to_owned();
+            let pw = zeroize::Zeroizing::new(
+                read.strip_suffix('\n')
+                    .map(|p| p.strip_suffix('\r').unwrap_or(p))
+                    .unwrap_or(&read)
+                    .to_owned(),
+            );
             if pw.is_empty() {
                 bail!("the password on standard input is empty");
             }

@@ -136,7 +136,9 @@ impl Fixture {
     /// Forgets the failures a case caused, so the next case is not throttled.
     fn unthrottle(&self) {
         for id in [&self.pkj.0, &self.csj.0] {
-            self.state.throttle.succeed(&[self.state.throttle.client(id)]);
+            self.state
+                .throttle
+                .succeed(&[self.state.throttle.client(id)]);
         }
     }
 }
@@ -326,7 +328,10 @@ proptest! {
         );
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, value.parse().unwrap());
-        prop_assert_eq!(basic_credentials(&headers).unwrap(), Some((id, secret)));
+        prop_assert_eq!(
+            basic_credentials(&headers).unwrap().map(|(i, s)| (i, s.to_string())),
+            Some((id, secret))
+        );
     }
 }
 

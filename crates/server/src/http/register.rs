@@ -55,6 +55,9 @@ struct Metadata {
     token_endpoint_auth_signing_alg: Option<String>,
     /// Gatehouse extension: PKCE on every authorization request.
     require_pkce: Option<bool>,
+    /// Gatehouse extension: also accept the token endpoint URL as a client
+    /// assertion's `aud` (weaker; for libraries that send it).
+    legacy_assertion_audience: bool,
     /// RFC 7592 2.2: if present in an update, must be the current secret.
     client_secret: Option<String>,
     /// Gatehouse extension for updates: issue a new client secret.
@@ -74,6 +77,17 @@ fn metadata_error(e: SpecError) -> AppError {
         SpecError::Metadata(d) => AppError::oauth(ErrorCode::InvalidClientMetadata, d),
         SpecError::Internal(d) => AppError::Internal(d),
     }
+}
+
+/// The client's ID token algorithm must be one the operator publishes
+/// keys for (`signing_algs`), or its ID tokens could not be signed.
+fn published_alg(state: &AppState, c: &Client) -> Result<(), AppError> {
+    crate::config::check_signing_alg(
+        &state.settings.rotation.signing_algs,
+        "id_token_signed_response_alg",
+        &c.id_token_signed_response_alg,
+    )
+    .map_err(|d| AppError::oauth(ErrorCode::InvalidClientMetadata, d))
 }
 
 fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Metadata, AppError> {
@@ -139,6 +153,7 @@ fn spec(m: Metadata, policy: &RegistrationPolicy) -> Result<ClientSpec, AppError
         access_token_ttl: None,
         token_endpoint_auth_signing_alg: m.token_endpoint_auth_signing_alg,
         require_pkce: m.require_pkce.unwrap_or(false),
+        legacy_assertion_audience: m.legacy_assertion_audience,
     })
 }
 
@@ -182,6 +197,9 @@ fn describe(state: &AppState, c: &Client) -> serde_json::Map<String, Value> {
     }
     if let Some(u) = &c.jwks_uri {
         o.insert("jwks_uri".into(), u.clone().into());
+    }
+    if c.legacy_assertion_audience {
+        o.insert("legacy_assertion_audience".into(), true.into());
     }
     o.insert(
         "registration_client_uri".into(),
@@ -238,6 +256,7 @@ pub async fn register(
     )
     .map_err(metadata_error)?;
     check_policy(&client, &policy).map_err(metadata_error)?;
+    published_alg(&state, &client)?;
     let rat = random_token();
     client.registration_token_hash = Some(state.hasher.hash(&rat));
     client.registration_policy = Some(policy);
@@ -317,6 +336,7 @@ pub async fn update(
     )
     .map_err(metadata_error)?;
     check_policy(&new, &policy).map_err(metadata_error)?;
+    published_alg(&state, &new)?;
     let method: AuthMethod = old
         .token_endpoint_auth_method
         .parse()

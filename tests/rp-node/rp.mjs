@@ -1,0 +1,116 @@
+// A relying party built on openid-client (the current major version) at its
+// defaults: client_secret_post, PKCE S256, state and nonce checked, ID token
+// validated. The only non-default is allowInsecureRequests, because the test
+// issuer is http on a loopback address. The user agent part (sign in,
+// consent) is plain HTTP with a small cookie jar.
+//
+// Input (environment): ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI,
+// USERNAME, PASSWORD. Output: one JSON line describing what happened; exit
+// status 0 only if every step succeeded.
+import * as client from 'openid-client';
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set`);
+  return v;
+};
+const issuer = new URL(env('ISSUER'));
+const redirectUri = env('REDIRECT_URI');
+
+const config = await client.discovery(
+  issuer,
+  env('CLIENT_ID'),
+  env('CLIENT_SECRET'),
+  undefined,
+  { execute: [client.allowInsecureRequests] },
+);
+
+const codeVerifier = client.randomPKCECodeVerifier();
+const state = client.randomState();
+const nonce = client.randomNonce();
+const authorizeUrl = client.buildAuthorizationUrl(config, {
+  redirect_uri: redirectUri,
+  scope: 'openid email offline_access',
+  code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+  code_challenge_method: 'S256',
+  state,
+  nonce,
+});
+
+// --- the user agent: follow redirects, keep cookies, fill the two forms.
+const jar = new Map();
+const send = async (url, init = {}) => {
+  const headers = new Headers(init.headers);
+  if (jar.size) headers.set('cookie', [...jar].map(([k, v]) => `${k}=${v}`).join('; '));
+  const r = await fetch(url, { ...init, headers, redirect: 'manual' });
+  for (const c of r.headers.getSetCookie()) {
+    const [pair] = c.split(';');
+    const i = pair.indexOf('=');
+    jar.set(pair.slice(0, i).trim(), pair.slice(i + 1).trim());
+  }
+  return r;
+};
+const hidden = (html, name) => {
+  const m = html.match(new RegExp(`name="${name}" value="([^"]*)"`));
+  if (!m) throw new Error(`no hidden ${name} in the page`);
+  return m[1].replaceAll('&amp;', '&').replaceAll('&#x2F;', '/').replaceAll('&quot;', '"').replaceAll('&#x27;', "'").replaceAll('&lt;', '<').replaceAll('&gt;', '>');
+};
+let next = authorizeUrl.href;
+let callback;
+for (let i = 0; i < 10 && !callback; i++) {
+  let r = await send(next);
+  if (r.status === 200) {
+    const html = await r.text();
+    const form = new URLSearchParams({ csrf: hidden(html, 'csrf'), return: hidden(html, 'return') });
+    let action;
+    if (html.includes('action="/login"')) {
+      action = '/login';
+      form.set('username', env('USERNAME'));
+      form.set('password', env('PASSWORD'));
+    } else if (html.includes('action="/consent"')) {
+      action = '/consent';
+      form.set('decision', 'allow');
+    } else {
+      throw new Error(`unexpected page at ${next}`);
+    }
+    r = await send(new URL(action, issuer), { method: 'POST', body: form });
+  }
+  if (r.status < 300 || r.status >= 400) throw new Error(`unexpected status ${r.status} at ${next}`);
+  const location = new URL(r.headers.get('location'), issuer).href;
+  if (location.startsWith(redirectUri)) callback = location;
+  next = location;
+}
+if (!callback) throw new Error('the authorization did not come back to the client');
+
+// --- back at the client: the library's own checks.
+const tokens = await client.authorizationCodeGrant(config, new URL(callback), {
+  pkceCodeVerifier: codeVerifier,
+  expectedState: state,
+  expectedNonce: nonce,
+  idTokenExpected: true,
+});
+const claims = tokens.claims();
+const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token);
+const active = await client.tokenIntrospection(config, refreshed.access_token);
+await client.tokenRevocation(config, refreshed.refresh_token, { token_type_hint: 'refresh_token' });
+const afterRevocation = await client.tokenIntrospection(config, refreshed.refresh_token, {
+  token_type_hint: 'refresh_token',
+});
+let refreshAfterRevocation = 'accepted';
+try {
+  await client.refreshTokenGrant(config, refreshed.refresh_token);
+} catch (e) {
+  refreshAfterRevocation = e.error ?? e.code ?? String(e);
+}
+
+console.log(JSON.stringify({
+  token_endpoint_auth_method: config.clientMetadata().token_endpoint_auth_method ?? 'client_secret_post (default)',
+  sub: claims.sub,
+  email: claims.email,
+  nonce_checked: claims.nonce === nonce,
+  refreshed: typeof refreshed.access_token === 'string' && refreshed.refresh_token !== tokens.refresh_token,
+  introspection_active: active.active,
+  introspected_client: active.client_id,
+  revoked_refresh_active: afterRevocation.active,
+  refresh_after_revocation: refreshAfterRevocation,
+}));

@@ -12,7 +12,20 @@ async fn initial_token(app: &TestApp) -> String {
     let now = app.state.now();
     app.state
         .store
-        .create_registration_token(&app.state.hasher.hash(&token), Some(now + 600), None, now)
+        .create_registration_token_with_policy(
+            &app.state.hasher.hash(&token),
+            Some(now + 600),
+            None,
+            Some(&gatehouse_storage::model::RegistrationPolicy {
+                grant_types: vec![
+                    "authorization_code".into(),
+                    "refresh_token".into(),
+                    "client_credentials".into(),
+                ],
+                scopes: vec!["read".into()],
+            }),
+            now,
+        )
         .await
         .unwrap();
     token
@@ -74,8 +87,14 @@ async fn client_credentials(app: &TestApp, c: &TestClient, resource: &str) -> St
 /// access tokens, whatever their form (JWE for Gatehouse, JWE for a
 /// resource server, opaque).
 async fn deleting_a_client_revokes_its_tokens(app: &TestApp) {
+    // The auditor introspects the tokens: a client linked to both APIs.
+    let auditor = app.web_client().await;
     crate::support::ecdh_api(app, "https://api.example/jwe").await;
-    let jwe_api = app.state.store.list_resources().await.unwrap().remove(0);
+    let jwe_api = gatehouse_storage::model::ResourceServer {
+        clients: vec![auditor.id.clone()],
+        ..app.state.store.list_resources().await.unwrap().remove(0)
+    };
+    app.state.store.update_resource(&jwe_api).await.unwrap();
     app.state
         .store
         .create_resource(&gatehouse_storage::model::ResourceServer {
@@ -85,7 +104,7 @@ async fn deleting_a_client_revokes_its_tokens(app: &TestApp) {
         })
         .await
         .unwrap();
-    let auditor = app.web_client().await;
+    app.state.registry.refresh().await.unwrap();
     let (c, rat) = dynamic_client(app).await;
     let (code, verifier) = app.code(&c, "openid offline_access", "").await;
     let t = app.redeem(&c, &code, &verifier).await;

@@ -197,7 +197,62 @@ async fn login_and_consent_show_the_redirect_host(app: &TestApp) {
     assert!(!html.contains("client-host"), "{html}");
 }
 
+/// RP-Initiated Logout 1.0 section 2: a self-registered client's
+/// post_logout_redirect_uri is followed only with an ID token confirming
+/// the request; without one the signed-out page is shown (no open
+/// redirector), while an operator's client is still redirected.
+async fn logout_without_a_hint_does_not_redirect_for_them(app: &TestApp) {
+    let token = gatehouse_server::session::random_token();
+    let now = app.state.now();
+    app.state
+        .store
+        .create_registration_token(&app.state.hasher.hash(&token), Some(now + 600), None, now)
+        .await
+        .unwrap();
+    let r = app
+        .http
+        .post(app.url("/register"))
+        .bearer_auth(&token)
+        .json(&json!({
+            "client_name": "Registered",
+            "redirect_uris": ["https://evil.example/cb"],
+            "post_logout_redirect_uris": ["https://evil.example/bye"],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let dynamic: Value = r.json().await.unwrap();
+    let logout = |client_id: &str, uri: &str| {
+        app.url(&format!(
+            "/logout?client_id={client_id}&post_logout_redirect_uri={}&state=s",
+            enc(uri)
+        ))
+    };
+    let r = app
+        .http
+        .get(logout(
+            dynamic["client_id"].as_str().unwrap(),
+            "https://evil.example/bye",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "no redirect without an id_token_hint");
+    assert!(r.headers().get("location").is_none());
+    // An operator's client with a registered URI is still redirected.
+    let admin = app.web_client().await;
+    let r = app
+        .http
+        .get(logout(&admin.id, "http://127.0.0.1:9999/signed-out"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+}
+
 crate::both_backends!(
     errors_are_shown_not_redirected,
-    login_and_consent_show_the_redirect_host
+    login_and_consent_show_the_redirect_host,
+    logout_without_a_hint_does_not_redirect_for_them
 );

@@ -21,6 +21,7 @@ async fn service_client(app: &TestApp) -> TestClient {
     app.create_client(ClientSpec {
         name: "svc".into(),
         grant_types: vec!["client_credentials".into()],
+        scopes: vec!["read".into()],
         ..ClientSpec::default()
     })
     .await

@@ -261,7 +261,7 @@ async fn registration_refuses_scopes_outside_the_rfc_grammar(app: &TestApp) {
         .http
         .post(app.url("/register"))
         .bearer_auth(&token)
-        .json(&json!({"redirect_uris": ["https://rp.example/cb"], "scope": "openid api:read"}))
+        .json(&json!({"redirect_uris": ["https://rp.example/cb"], "scope": "openid profile email"}))
         .send()
         .await
         .unwrap();

@@ -80,7 +80,14 @@ async fn assert_inactive(app: &TestApp, c: &TestClient, tokens: &[&str], why: &s
 /// refresh token and replaying the code each revoke every one of them.
 async fn opaque_access_tokens_die_with_their_grant(app: &TestApp) {
     opaque_api(app).await;
-    let c = app.web_client().await;
+    let c = app
+        .create_client(ClientSpec {
+            name: "Example App".into(),
+            redirect_uris: vec!["http://127.0.0.1:9999/callback".into()],
+            scopes: vec!["read".into()],
+            ..ClientSpec::default()
+        })
+        .await;
 
     // Refresh token reuse.
     let (at1, rt1, _, _) = opaque_grant(app, &c).await;

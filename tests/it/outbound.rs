@@ -23,7 +23,16 @@ async fn register(app: &TestApp, meta: Value) -> reqwest::Response {
     let now = app.state.now();
     app.state
         .store
-        .create_registration_token(&app.state.hasher.hash(&token), Some(now + 600), None, now)
+        .create_registration_token_with_policy(
+            &app.state.hasher.hash(&token),
+            Some(now + 600),
+            None,
+            Some(&gatehouse_storage::model::RegistrationPolicy {
+                grant_types: vec!["client_credentials".into()],
+                scopes: Vec::new(),
+            }),
+            now,
+        )
         .await
         .unwrap();
     app.http
@@ -298,7 +307,7 @@ async fn concurrent_requests_share_one_jwks_fetch() {
             ..ClientSpec::default()
         })
         .await;
-    let aud = app.url("/token");
+    let aud = app.state.settings.issuer.clone();
     let jwts: Vec<String> = (0..8)
         .map(|i| assertion(&app, &c.id, &key, &aud, 60, &format!("c-{i}")))
         .collect();

@@ -218,7 +218,11 @@ async fn clients_with_the_right_credentials_are_never_throttled(app: &TestApp) {
     let assertion = |key: &str, jti: &str| {
         let mut p = JwtPayload::new();
         let now = app.state.now();
-        for (k, v) in [("iss", &c.id), ("sub", &c.id), ("aud", &app.url("/token"))] {
+        for (k, v) in [
+            ("iss", &c.id),
+            ("sub", &c.id),
+            ("aud", &app.state.settings.issuer),
+        ] {
             p.set_claim(k, Some(v.as_str().into())).unwrap();
         }
         p.set_claim("exp", Some((now + 60).into())).unwrap();

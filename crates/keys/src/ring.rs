@@ -581,6 +581,15 @@ impl KeyRing {
                 .await?
             {
                 tracing::info!(alg = %a, activated = %r.activated, retired = ?r.retired, "scheduled key rotation");
+                // The server's audit line (same schema as its `audit` module).
+                tracing::info!(
+                    target: "gatehouse::audit",
+                    "{}",
+                    serde_json::json!({
+                        "audit": 1, "at": now, "event": "key_rotated",
+                        "kid": r.activated, "alg": a.as_str(),
+                    })
+                );
                 done.push((a, r));
             }
         }

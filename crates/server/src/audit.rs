@@ -28,7 +28,6 @@ pub enum SignInFailure {
 /// One security event.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
-#[allow(dead_code)] // some events are emitted from code that wires them later
 pub enum Event<'a> {
     SignInSucceeded {
         user_id: &'a str,
@@ -47,10 +46,6 @@ pub enum Event<'a> {
         user_id: &'a str,
         client_id: &'a str,
         scope: &'a str,
-    },
-    ConsentRevoked {
-        user_id: &'a str,
-        client_id: &'a str,
     },
     ClientRegistered {
         client_id: &'a str,

@@ -6,7 +6,8 @@
 //!   on (account, client IP) with growing delays (after `FREE_FAILURES`
 //!   failures 1 s, then 2, 4, ... up to 5 min), and on the account alone
 //!   with a limit: past `ACCOUNT_LIMIT` such failures, browsers without the
-//!   account's device cookie wait `ACCOUNT_LOCKOUT` after each new failure.
+//!   account's device cookie wait `ACCOUNT_LOCKOUT` after each new failure,
+//!   and past `ACCOUNT_HARD_LIMIT` a day.
 //! - Sign-in from a browser with a valid device cookie of the account:
 //!   keyed on that cookie alone (growing delays), so strangers' failures
 //!   never slow the account's own devices down.
@@ -20,7 +21,9 @@
 //! check. Keys are a salted SHA-256 digest (fixed size, no usernames kept
 //! in memory) and the table holds at most `MAX_ENTRIES`. Counters live in
 //! each instance's memory and use the injected clock; an hour of quiet
-//! starts a key over.
+//! starts a key over (a day for an account's limit key, which past
+//! `ACCOUNT_HARD_LIMIT` failures refuses browsers without the device
+//! cookie until then; eviction drops account keys last).
 
 use std::{collections::HashMap, net::IpAddr, sync::Mutex};
 
@@ -37,8 +40,16 @@ pub const ACCOUNT_LIMIT: u32 = 20;
 /// Seconds browsers without a device cookie wait after each failure past
 /// the limit.
 pub const ACCOUNT_LOCKOUT: i64 = 900;
+/// Failures of an account from browsers without its device cookie after
+/// which such browsers are refused until the account has been quiet for
+/// `ACCOUNT_QUIET` (NIST SP 800-63B 5.2.2: at most 100 consecutive
+/// failures); the account's own devices still get through.
+pub const ACCOUNT_HARD_LIMIT: u32 = 100;
 /// Seconds of quiet after which a key starts over.
 const QUIET: i64 = 3600;
+/// Seconds of quiet after which an account's limit key starts over: a day,
+/// so waiting out an hour does not buy a fresh allowance.
+const ACCOUNT_QUIET: i64 = 86_400;
 /// Entries kept at most.
 const MAX_ENTRIES: usize = 100_000;
 
@@ -66,10 +77,19 @@ impl Scope {
         }
     }
 
+    /// Seconds of quiet after which a key of this scope starts over.
+    fn quiet(self) -> i64 {
+        match self {
+            Scope::Account => ACCOUNT_QUIET,
+            _ => QUIET,
+        }
+    }
+
     /// Until when a key of this scope is held off, after `failures`
     /// counted failures the last of which was at `last`.
     fn blocked_until(self, failures: u32, last: i64) -> i64 {
         match self {
+            Scope::Account if failures >= ACCOUNT_HARD_LIMIT => last + ACCOUNT_QUIET,
             Scope::Account if failures >= ACCOUNT_LIMIT => last + ACCOUNT_LOCKOUT,
             Scope::Account => 0,
             _ if failures > FREE_FAILURES => {
@@ -191,7 +211,7 @@ impl Throttle {
         for k in keys {
             if let Some(e) = map.get(k) {
                 let until = e.blocked_until(k.scope);
-                if until > now && now - e.last <= QUIET {
+                if until > now && now - e.last <= k.scope.quiet() {
                     wait = wait.max(until - now);
                 }
             }
@@ -208,7 +228,7 @@ impl Throttle {
                 failures: 0,
                 last: now,
             });
-            if now - e.last > QUIET {
+            if now - e.last > k.scope.quiet() {
                 e.failures = 0;
             }
             e.failures = e.failures.saturating_add(1);
@@ -258,16 +278,21 @@ fn refund_one(map: &mut HashMap<Key, Entry>, k: &Key) {
     }
 }
 
-/// Makes room: drops keys quiet for an hour, then, if still over half
-/// full, the least recently used half (held-off keys last).
+/// Makes room: drops keys past their quiet time, then, if still over half
+/// full, the least recently used half. Account limit keys and held-off
+/// keys go last, so a flood of made-up usernames cannot flush an
+/// account's count.
 fn evict(map: &mut HashMap<Key, Entry>, now: i64) {
-    map.retain(|_, e| now - e.last <= QUIET);
+    map.retain(|k, e| now - e.last <= k.scope.quiet());
     if map.len() <= MAX_ENTRIES / 2 {
         return;
     }
     let mut by_age: Vec<(Key, bool, i64)> = map
         .iter()
-        .map(|(k, e)| (*k, e.blocked_until(k.scope) > now, e.last))
+        .map(|(k, e)| {
+            let keep = k.scope == Scope::Account || e.blocked_until(k.scope) > now;
+            (*k, keep, e.last)
+        })
         .collect();
     by_age.sort_by_key(|(_, held, last)| (*held, *last));
     let excess = map.len() - MAX_ENTRIES / 2;
@@ -331,6 +356,57 @@ mod tests {
         // Success gives back this attempt only: the account stays at the limit.
         t.succeed(&fresh);
         assert_eq!(t.wait(&fresh, now), Some(ACCOUNT_LOCKOUT));
+    }
+
+    /// Waiting out an hour buys no fresh allowance, and past the hard
+    /// limit browsers without the device cookie are refused for a day of
+    /// quiet (NIST SP 800-63B 5.2.2), while the account's device goes on.
+    #[test]
+    fn the_account_limit_survives_quiet_hours_and_hardens_at_100() {
+        let t = Throttle::default();
+        let mut now = 0;
+        let mut failures = 0;
+        let mut i = 0;
+        while failures < ACCOUNT_HARD_LIMIT {
+            i += 1;
+            let ip: IpAddr = format!("10.1.{}.{}", i / 200, i % 200).parse().unwrap();
+            if t.attempt(&t.untrusted_login("carol", Some(ip)), now)
+                .is_ok()
+            {
+                failures += 1;
+            }
+            // An hour and a bit between tries: the account key keeps counting.
+            now += QUIET + 1;
+            assert!(now < 100 * 86_400, "the limit never hardened");
+        }
+        let fresh = t.untrusted_login("carol", Some("192.0.2.9".parse().unwrap()));
+        let wait = t.attempt(&fresh, now).unwrap_err();
+        assert!(wait > ACCOUNT_LOCKOUT, "held off for the day: {wait}");
+        let device = t.device_login("nonce-carol");
+        t.attempt(&device, now).unwrap();
+        // A day of quiet starts the account over.
+        now += ACCOUNT_QUIET + 1;
+        t.attempt(&fresh, now).unwrap();
+    }
+
+    /// A flood of new keys does not evict an account's limit key.
+    #[test]
+    fn a_flood_of_keys_does_not_flush_an_accounts_count() {
+        let t = Throttle::default();
+        for i in 0..(ACCOUNT_LIMIT - 1) {
+            let ip: IpAddr = format!("10.2.0.{i}").parse().unwrap();
+            t.attempt(&t.untrusted_login("dave", Some(ip)), 0).unwrap();
+        }
+        for i in 0..(MAX_ENTRIES + 10) {
+            t.attempt(&[t.client(&format!("junk-{i}"))], 1).unwrap();
+        }
+        let fresh = t.untrusted_login("dave", Some("192.0.2.7".parse().unwrap()));
+        let a = t.attempt(&fresh, 2).unwrap();
+        assert_eq!(
+            a.engages,
+            Some((Scope::Account, ACCOUNT_LOCKOUT)),
+            "the 20th failure still reaches the limit"
+        );
     }
 
     #[test]

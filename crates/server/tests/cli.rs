@@ -1254,8 +1254,61 @@ async fn running_server_sees_admin_changes(env: &Env) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // Deleting the client stops it within seconds.
+    // An API-side client linked to the resource server may introspect its
+    // tokens (RFC 7662 2.2).
+    let auditor = env.json(&[
+        "clients",
+        "create",
+        "--name",
+        "Auditor",
+        "--grant-type",
+        "client_credentials",
+    ]);
+    let auditor_id = auditor["client_id"].as_str().unwrap().to_owned();
+    let auditor_secret = auditor["client_secret"].as_str().unwrap().to_owned();
+    env.json(&[
+        "resources",
+        "update",
+        "https://api.example",
+        "--client",
+        &auditor_id,
+    ]);
+    let (_, body) = server
+        .client_credentials(&id, &secret, &[("resource", "https://api.example")])
+        .await;
+    let api_token = body["access_token"].as_str().unwrap().to_owned();
+    let introspect = |token: String| {
+        let (http, url) = (server.http.clone(), server.url("/introspect"));
+        let (aid, asec) = (auditor_id.clone(), auditor_secret.clone());
+        async move {
+            http.post(url)
+                .basic_auth(aid, Some(asec))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while introspect(api_token.clone()).await["active"] != true {
+        assert!(
+            Instant::now() < deadline,
+            "the linked client never saw the token active"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Deleting the client stops it within seconds and revokes its tokens
+    // (as an RFC 7592 deletion does).
     env.json(&["clients", "delete", &id]);
+    assert_eq!(
+        introspect(api_token.clone()).await["active"],
+        false,
+        "a deleted client's token stays active"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (status, _) = server.client_credentials(&id, &secret, &[]).await;

@@ -8,6 +8,7 @@ use gatehouse_storage::{model::Client, Store};
 use serde_json::json;
 
 use crate::{
+    audit::{self, Event},
     cli::{ClientArgs, ClientsCmd},
     clients::{build, revise, ClientSpec},
 };
@@ -112,6 +113,12 @@ pub async fn run(
             )
             .map_err(|e| anyhow::anyhow!(e))?;
             store.create_client(&client).await?;
+            audit::emit(
+                &Event::ClientRegistered {
+                    client_id: &client.id,
+                },
+                clock.now(),
+            );
             print(&client, secret)?;
         }
         ClientsCmd::Update { id, name, settings } => {
@@ -123,7 +130,14 @@ pub async fn run(
                 spec.name = n;
             }
             apply(&mut spec, settings);
-            let client = revise(&old, spec, clock.now(), outbound)?;
+            let mut client = revise(&old, spec, clock.now(), outbound)?;
+            // The operator's word becomes a registered client's ceiling:
+            // its later RFC 7592 updates can neither widen past it nor
+            // win back what the operator took away.
+            if let Some(p) = client.registration_policy.as_mut() {
+                p.grant_types.clone_from(&client.grant_types);
+                p.scopes.clone_from(&client.scopes);
+            }
             crate::config::check_signing_alg(
                 signing_algs,
                 "--id-token-signing-alg",
@@ -131,6 +145,12 @@ pub async fn run(
             )
             .map_err(|e| anyhow::anyhow!(e))?;
             store.update_client(&client).await?;
+            audit::emit(
+                &Event::ClientUpdated {
+                    client_id: &client.id,
+                },
+                clock.now(),
+            );
             print(&client, None)?;
         }
         ClientsCmd::List { json: as_json } => {
@@ -157,12 +177,8 @@ pub async fn run(
             Some(c) => println!("{}", serde_json::to_string_pretty(&c)?),
             None => bail!("no client with id {id:?}"),
         },
-        ClientsCmd::Delete { id } => {
-            if !store.delete_client(&id).await? {
-                bail!("no client with id {id:?}");
-            }
-            println!("{}", json!({ "deleted": id }));
-        }
+        // Needs the whole state (token revocation): see admin::run.
+        ClientsCmd::Delete { .. } => bail!("clients delete is handled by admin::run"),
     }
     Ok(())
 }

@@ -9,7 +9,10 @@ use gatehouse_keys::{
 use gatehouse_storage::{model::KeyState, Store};
 use serde_json::json;
 
-use crate::cli::KeysCmd;
+use crate::{
+    audit::{self, Event},
+    cli::KeysCmd,
+};
 
 /// An algorithm Gatehouse keeps its own keys for. Others (HS256, or
 /// RSA-OAEP-256, which only resource servers use) would give keys that
@@ -89,6 +92,15 @@ pub async fn run(
             let done = ring.rotate(key_use, alg).await?;
             let now = clock.now();
             for (a, r) in &done {
+                audit::emit(
+                    &Event::KeyRotated {
+                        kid: &r.activated,
+                        alg: a.as_str(),
+                    },
+                    now,
+                );
+            }
+            for (a, r) in &done {
                 let fresh = before.keys().iter().any(|k| {
                     k.kid == r.activated && now - k.created_at < ring.policy().jwks_max_age
                 });
@@ -111,6 +123,7 @@ pub async fn run(
         }
         KeysCmd::Revoke { kid } => {
             let r = ring.revoke(&kid).await?;
+            audit::emit(&Event::KeyRevoked { kid: &r.kid }, clock.now());
             if r.was == KeyState::Active {
                 eprintln!(
                     "key {kid} was active: {} signs from now on. Tokens signed by {kid} now fail verification; users may need to sign in again.",

@@ -115,6 +115,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench { seconds, json } => bench::run(s, seconds, json).await,
+        Command::Clients(ClientsCmd::Delete { id }) => {
+            // As RFC 7592 2.3 asks of a deletion: its tokens are revoked
+            // first (refresh, opaque, the `cid:` list entry, status bits).
+            let state = app::build_from_settings(s).await?;
+            if state.store.client(&id).await?.is_none() {
+                bail!("no client with id {id:?}");
+            }
+            state
+                .revoke_client_tokens(&id)
+                .await
+                .map_err(|e| anyhow::anyhow!("revoking the client's tokens failed: {e}"))?;
+            state.store.delete_client(&id).await?;
+            crate::audit::emit(
+                &crate::audit::Event::ClientDeleted { client_id: &id },
+                state.now(),
+            );
+            println!("{}", serde_json::json!({ "deleted": id }));
+            Ok(())
+        }
         Command::Clients(c) => {
             let kek = s.load_kek()?;
             let store = open_store(&s).await?;

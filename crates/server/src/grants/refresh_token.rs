@@ -12,6 +12,7 @@
 use gatehouse_storage::{model::RefreshToken, RefreshRefusal, RefreshUse, RetryWindow};
 
 use crate::{
+    audit::{self, Event},
     http::{client_auth::Authenticated, error::AppError, form::Params},
     oauth::{AuthMethod, ErrorCode, ScopeSet},
     state::AppState,
@@ -135,6 +136,13 @@ pub async fn exchange(
         RefreshUse::Rotated(t) | RefreshUse::Retry(t) => t,
         RefreshUse::Reused { family_id } => {
             tracing::warn!(client_id = %client.id, %family_id, "refresh token reuse detected; family revoked");
+            audit::emit(
+                &Event::RefreshReuseDetected {
+                    client_id: &client.id,
+                    user_id: Some(&user.id),
+                },
+                now,
+            );
             state.revoke_grant(&family_id).await?;
             return Err(invalid_grant(
                 "the refresh token has already been used; its grant is revoked",

@@ -281,6 +281,15 @@ pub async fn validate(state: &AppState, raw: &[u8]) -> Result<AuthRequest, Rejec
         // OIDC Core 11: the request is still served, without offline access.
         scope = ScopeSet::of(scope.iter().filter(|s| *s != "offline_access"));
     }
+    // RFC 6749 3.3 lets the server refuse a request without scope. A grant
+    // of nothing would need no consent, so a self-registered client could
+    // send a signed-in user straight to its redirect URI with a code.
+    if scope.is_empty() {
+        return Err(fail(
+            ErrorCode::InvalidScope,
+            "scope is required (for example openid)",
+        ));
+    }
 
     // PKCE (RFC 7636): S256 only; required unless `pkce_required` allows
     // its absence.

@@ -150,7 +150,7 @@ fn claims(client_id: &str) -> Map<String, Value> {
     json!({
         "iss": client_id,
         "sub": client_id,
-        "aud": format!("{ISSUER}/token"),
+        "aud": ISSUER,
         "exp": T0 + 60,
         "jti": format!("fuzz-{jti}"),
     })

@@ -149,6 +149,14 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
             {
                 return AppError::from(e).into_page_response();
             }
+            crate::audit::emit(
+                &crate::audit::Event::ConsentGranted {
+                    user_id: &user.id,
+                    client_id: &req.client.id,
+                    scope: &granted.join(" "),
+                },
+                state.now(),
+            );
             see_other(&return_to)
         }
         _ => authorize::user_denied(&state, &req),

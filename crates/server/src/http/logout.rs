@@ -16,6 +16,8 @@ use tera::Context;
 use url::Url;
 
 use super::{authorize::see_other, error::AppError, form::Params};
+use gatehouse_storage::model::Client;
+
 use crate::{
     id_token_hint::{self, HintError},
     session,
@@ -62,8 +64,14 @@ async fn validate(state: &AppState, p: &Params) -> Result<LogoutRequest, AppErro
         Some(id) => state.registry.client(id).await?,
         None => None,
     };
+    // RP-Initiated Logout 1.0 section 2: without an ID token confirming
+    // the request, a self-registered client's URI is nobody's word (an
+    // open redirector otherwise); the signed-out page is shown instead.
+    let confirmed = |c: &Client| hint_sub.is_some() || !c.dynamically_registered();
     let redirect = match (p.get("post_logout_redirect_uri"), &client) {
-        (Some(uri), Some(c)) if c.post_logout_redirect_uris.iter().any(|r| r == uri) => {
+        (Some(uri), Some(c))
+            if confirmed(c) && c.post_logout_redirect_uris.iter().any(|r| r == uri) =>
+        {
             let mut u = Url::parse(uri)
                 .map_err(|_| AppError::page("The post-logout redirect URI is invalid."))?;
             if let Some(s) = p.get("state") {

@@ -30,6 +30,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::AppError;
 use crate::{
+    audit::{self, Event},
     clients::{build, check_policy, new_secret, revise, ClientSpec, SpecError},
     oauth::{AuthMethod, ErrorCode, GrantType},
     session::random_token,
@@ -261,6 +262,12 @@ pub async fn register(
     client.registration_token_hash = Some(state.hasher.hash(&rat));
     client.registration_policy = Some(policy);
     state.store.create_client(&client).await?;
+    audit::emit(
+        &Event::ClientRegistered {
+            client_id: &client.id,
+        },
+        state.now(),
+    );
     let mut o = describe(&state, &client);
     if let Some(s) = secret {
         o.insert("client_secret".into(), s.into());
@@ -358,6 +365,12 @@ pub async fn update(
     }
     let updated = new;
     state.store.update_client(&updated).await?;
+    audit::emit(
+        &Event::ClientUpdated {
+            client_id: &updated.id,
+        },
+        state.now(),
+    );
     // This instance drops the old registration (and a rotated secret) at
     // once; other instances within their epoch poll (about 2 s).
     if let Err(e) = state.registry.refresh().await {
@@ -384,6 +397,7 @@ pub async fn delete(
     let c = authorized(&state, &headers, &id).await?;
     state.revoke_client_tokens(&c.id).await?;
     state.store.delete_client(&c.id).await?;
+    audit::emit(&Event::ClientDeleted { client_id: &c.id }, state.now());
     // This instance forgets the client at once; others within their epoch
     // poll (about 2 s).
     if let Err(e) = state.registry.refresh().await {

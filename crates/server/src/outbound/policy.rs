@@ -50,6 +50,10 @@ fn classify_v4(ip: Ipv4Addr) -> Option<Internal> {
         Some(Internal::SharedCgnat)
     } else if ip.is_multicast() {
         Some(Internal::Multicast)
+    } else if (o[0] == 192 && o[1] == 0 && o[2] == 0) || (o[0] == 198 && (o[1] & 0xfe) == 18) {
+        // 192.0.0.0/24 (IETF protocol assignments) and 198.18.0.0/15
+        // (benchmarking): never a public service.
+        Some(Internal::Reserved)
     } else if o[0] >= 240 {
         // 240.0.0.0/4 and the broadcast address.
         Some(Internal::Reserved)
@@ -59,8 +63,10 @@ fn classify_v4(ip: Ipv4Addr) -> Option<Internal> {
 }
 
 /// The kind of internal address `ip` is, or `None` for a public one.
-/// IPv6 forms that embed an IPv4 address (mapped `::ffff:0:0/96`, NAT64
-/// `64:ff9b::/96`) are judged by that address.
+/// IPv6 forms that embed an IPv4 address (mapped `::ffff:0:0/96`,
+/// translated `::ffff:0:0:0/96`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`)
+/// are judged by that address; local-use NAT64 `64:ff9b:1::/48` is
+/// private.
 pub fn classify(ip: IpAddr) -> Option<Internal> {
     let v6 = match ip {
         IpAddr::V4(v4) => return classify_v4(v4),
@@ -70,8 +76,16 @@ pub fn classify(ip: IpAddr) -> Option<Internal> {
         return classify_v4(v4);
     }
     let s = v6.segments();
-    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        return classify_v4(Ipv4Addr::from((u32::from(s[6]) << 16) | u32::from(s[7])));
+    let low_v4 = Ipv4Addr::from((u32::from(s[6]) << 16) | u32::from(s[7]));
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        return classify_v4(low_v4);
+    }
+    if s[0] == 0x2002 {
+        // 6to4: the IPv4 address is in bits 16..48.
+        return classify_v4(Ipv4Addr::from((u32::from(s[1]) << 16) | u32::from(s[2])));
+    }
+    if s[..3] == [0x64, 0xff9b, 1] {
+        return Some(Internal::Private);
     }
     if v6.is_loopback() {
         Some(Internal::Loopback)
@@ -282,6 +296,16 @@ mod tests {
             ("::", Some(Internal::Unspecified)),
             ("255.255.255.255", Some(Internal::Reserved)),
             ("::7f00:1", Some(Internal::Reserved)),
+            // Further forms the review found (embedded IPv4, special ranges).
+            ("::ffff:0:a00:1", Some(Internal::Private)),
+            ("2002:a00:1::1", Some(Internal::Private)),
+            ("2002:7f00:1::", Some(Internal::Loopback)),
+            ("64:ff9b:1::a00:1", Some(Internal::Private)),
+            ("192.0.0.8", Some(Internal::Reserved)),
+            ("198.18.0.1", Some(Internal::Reserved)),
+            ("198.19.255.255", Some(Internal::Reserved)),
+            ("2002:808:808::1", None),
+            ("198.20.0.1", None),
             ("172.32.0.1", None),
             ("100.128.0.1", None),
             ("93.184.216.34", None),

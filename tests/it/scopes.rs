@@ -92,6 +92,14 @@ async fn authorize_error(app: &TestApp, c: &TestClient, scope: &str, extra: &str
 
 async fn empty_scope_list_grants_no_api_scope(app: &TestApp) {
     api(app, "https://orders.example", &["orders:read"]).await;
+    // Asking for nothing is refused too: a grant of nothing would need no
+    // consent, so a code could be sent without the user ever agreeing.
+    let plain = app.web_client().await;
+    assert_eq!(authorize_error(app, &plain, "", "").await, "invalid_scope");
+    assert_eq!(
+        authorize_error(app, &plain, "", "&resource=https%3A%2F%2Forders.example").await,
+        "invalid_scope"
+    );
     let none = service(app, &[]).await;
     let (status, body) = cc(
         app,

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use anyhow::bail;
 use gatehouse_keys::{Alg, Clock, Kek, SecretHasher, SecretSealer};
 use gatehouse_storage::{model::Client, Store};
-use serde_json::json;
 
 use crate::{
     audit::{self, Event},

@@ -1008,6 +1008,19 @@ pub fn encrypt(
     cty: Option<&str>,
     extra_header: Option<&Map<String, Value>>,
 ) -> Result<String, KeyError> {
+    let (encrypter, header) = jwe_header(recipient, cty, extra_header)?;
+    jwe::serialize_compact(payload.as_bytes(), &header, encrypter)
+        .map_err(|err| KeyError::Crypto(format!("JWE encryption failed: {err}")))
+}
+
+/// The recipient's encrypter and the protected header of a JWE to it:
+/// `alg`, `enc` A256GCM, `kid`, `cty` if given, and the caller's members
+/// (those Gatehouse sets or that change processing are refused).
+fn jwe_header<'a>(
+    recipient: &'a PublicKey,
+    cty: Option<&str>,
+    extra_header: Option<&Map<String, Value>>,
+) -> Result<(&'a dyn JweEncrypter, JweHeader), KeyError> {
     let PublicOp::Encrypt(encrypter) = &recipient.0.op else {
         return Err(KeyError::InvalidKey(format!(
             "{} keys cannot encrypt",
@@ -1034,8 +1047,7 @@ pub fn encrypt(
     }
     let header = JweHeader::from_map(header)
         .map_err(|_| KeyError::InvalidKey("JWE header member has the wrong type".to_owned()))?;
-    jwe::serialize_compact(payload.as_bytes(), &header, encrypter.as_ref())
-        .map_err(|err| KeyError::Crypto(format!("JWE encryption failed: {err}")))
+    Ok((encrypter.as_ref(), header))
 }
 
 /// Encrypt `payload` for Gatehouse itself as a compact JWE with direct
@@ -1325,33 +1337,8 @@ pub(crate) fn encrypt_with_cek(
     cty: Option<&str>,
     extra_header: Option<&Map<String, Value>>,
 ) -> Result<String, KeyError> {
-    let PublicOp::Encrypt(encrypter) = &recipient.0.op else {
-        return Err(KeyError::InvalidKey(format!(
-            "{} keys cannot encrypt",
-            recipient.0.alg
-        )));
-    };
-    let mut header = Map::new();
-    header.insert("alg".into(), recipient.0.alg.as_str().into());
-    header.insert("enc".into(), ENC_A256GCM.into());
-    if let Some(kid) = &recipient.0.kid {
-        header.insert("kid".into(), kid.as_str().into());
-    }
-    if let Some(cty) = cty {
-        header.insert("cty".into(), cty.into());
-    }
-    for (name, value) in extra_header.into_iter().flatten() {
-        if RESERVED_JWE_HEADER.contains(&name.as_str()) {
-            return Err(KeyError::InvalidKey(format!(
-                "JWE header member {} cannot be set by the caller",
-                shorten(name)
-            )));
-        }
-        header.insert(name.clone(), value.clone());
-    }
     let crypto = |err: JoseError| KeyError::Crypto(format!("JWE encryption failed: {err}"));
-    let in_header = JweHeader::from_map(header)
-        .map_err(|_| KeyError::InvalidKey("JWE header member has the wrong type".to_owned()))?;
+    let (encrypter, in_header) = jwe_header(recipient, cty, extra_header)?;
     // The same steps as josekit's compact serialization: ask the algorithm
     // for a CEK of its own (only direct key agreement has one), then wrap
     // ours; ECDH-ES adds its ephemeral key to the output header.

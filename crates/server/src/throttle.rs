@@ -228,7 +228,10 @@ impl Throttle {
                 failures: 0,
                 last: now,
             });
-            if now - e.last > k.scope.quiet() {
+            // A key starts over the moment its quiet time is up, which is
+            // also when the longest hold ends: a failure sent right then
+            // cannot keep a held-off key held off.
+            if now - e.last >= k.scope.quiet() {
                 e.failures = 0;
             }
             e.failures = e.failures.saturating_add(1);
@@ -279,24 +282,21 @@ fn refund_one(map: &mut HashMap<Key, Entry>, k: &Key) {
 }
 
 /// Makes room: drops keys past their quiet time, then, if still over half
-/// full, the least recently used half. Account limit keys and held-off
-/// keys go last, so a flood of made-up usernames cannot flush an
-/// account's count.
+/// full, the keys with the fewest failures, oldest first (held-off keys
+/// last): a flood of made-up usernames, one failure each, goes before an
+/// account's real count.
 fn evict(map: &mut HashMap<Key, Entry>, now: i64) {
-    map.retain(|k, e| now - e.last <= k.scope.quiet());
+    map.retain(|k, e| now - e.last < k.scope.quiet());
     if map.len() <= MAX_ENTRIES / 2 {
         return;
     }
-    let mut by_age: Vec<(Key, bool, i64)> = map
+    let mut by_age: Vec<(Key, (bool, u32, i64))> = map
         .iter()
-        .map(|(k, e)| {
-            let keep = k.scope == Scope::Account || e.blocked_until(k.scope) > now;
-            (*k, keep, e.last)
-        })
+        .map(|(k, e)| (*k, (e.blocked_until(k.scope) > now, e.failures, e.last)))
         .collect();
-    by_age.sort_by_key(|(_, held, last)| (*held, *last));
+    by_age.sort_by_key(|(_, order)| *order);
     let excess = map.len() - MAX_ENTRIES / 2;
-    for (k, _, _) in by_age.into_iter().take(excess) {
+    for (k, _) in by_age.into_iter().take(excess) {
         map.remove(&k);
     }
 }
@@ -384,12 +384,18 @@ mod tests {
         assert!(wait > ACCOUNT_LOCKOUT, "held off for the day: {wait}");
         let device = t.device_login("nonce-carol");
         t.attempt(&device, now).unwrap();
-        // A day of quiet starts the account over.
-        now += ACCOUNT_QUIET + 1;
-        t.attempt(&fresh, now).unwrap();
+        // The hold ends exactly when the key starts over: a failure sent
+        // at that moment does not renew the hold.
+        // The last counted failure was one step (QUIET + 1) ago.
+        let last = now - (QUIET + 1);
+        now = last + ACCOUNT_QUIET - 1;
+        assert!(t.attempt(&fresh, now).is_err());
+        now = last + ACCOUNT_QUIET;
+        assert!(t.attempt(&fresh, now).unwrap().engages.is_none());
     }
 
-    /// A flood of new keys does not evict an account's limit key.
+    /// A flood of sign-ins with made-up usernames (an account key and an
+    /// account+IP key each) does not evict an account's real count.
     #[test]
     fn a_flood_of_keys_does_not_flush_an_accounts_count() {
         let t = Throttle::default();
@@ -397,8 +403,10 @@ mod tests {
             let ip: IpAddr = format!("10.2.0.{i}").parse().unwrap();
             t.attempt(&t.untrusted_login("dave", Some(ip)), 0).unwrap();
         }
-        for i in 0..(MAX_ENTRIES + 10) {
-            t.attempt(&[t.client(&format!("junk-{i}"))], 1).unwrap();
+        let flooder: IpAddr = "198.51.100.1".parse().unwrap();
+        for i in 0..MAX_ENTRIES {
+            t.attempt(&t.untrusted_login(&format!("junk-{i}"), Some(flooder)), 1)
+                .unwrap();
         }
         let fresh = t.untrusted_login("dave", Some("192.0.2.7".parse().unwrap()));
         let a = t.attempt(&fresh, 2).unwrap();

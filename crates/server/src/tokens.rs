@@ -137,6 +137,10 @@ impl Reference {
     }
 }
 
+/// Seconds past a client's deletion during which tokens issued to it are
+/// still revoked: other instances' client caches (2 s poll) and clock skew.
+const CLIENT_CACHE_GRACE: i64 = 10;
+
 /// Longest access-token lifetime any client or resource server may set;
 /// revocation entries for subjects and grants live this long.
 pub const MAX_ACCESS_TOKEN_TTL: i64 = 86_400;
@@ -676,7 +680,8 @@ impl AppState {
 
     /// Revokes everything a client holds (RFC 7592 2.3: the client is being
     /// deleted): its refresh tokens, its opaque tokens, every access token
-    /// issued to it until now, and the status bits of its grants' tokens.
+    /// issued to it until a few seconds from now (`CLIENT_CACHE_GRACE`),
+    /// and the status bits of its grants' tokens.
     pub async fn revoke_client_tokens(&self, client_id: &str) -> Result<(), AppError> {
         let now = self.now();
         let grants = self.store.grants_of_client(client_id).await?;
@@ -686,11 +691,15 @@ impl AppState {
         self.store
             .revoke_opaque_tokens_of_client(client_id, now)
             .await?;
+        // Other instances may still know the client for their cache poll
+        // (about 2 s): the cut-off reaches past it, so a token they issue
+        // in that window is revoked too.
+        let cut_off = now + CLIENT_CACHE_GRACE;
         self.store
             .revoke_key_until(
                 &format!("{CLIENT_KEY}{client_id}"),
-                now + MAX_ACCESS_TOKEN_TTL,
-                now,
+                cut_off + MAX_ACCESS_TOKEN_TTL,
+                cut_off,
             )
             .await?;
         let mut lists = Vec::new();

@@ -128,14 +128,24 @@ pub async fn run(
             if let Some(n) = name {
                 spec.name = n;
             }
+            let scopes_given = settings.scopes.is_some();
+            let grants_given = settings.grant_types.is_some();
             apply(&mut spec, settings);
             let mut client = revise(&old, spec, clock.now(), outbound)?;
-            // The operator's word becomes a registered client's ceiling:
-            // its later RFC 7592 updates can neither widen past it nor
-            // win back what the operator took away.
-            if let Some(p) = client.registration_policy.as_mut() {
-                p.grant_types.clone_from(&client.grant_types);
-                p.scopes.clone_from(&client.scopes);
+            // Where the operator set them, a registered client's grant
+            // types and scopes become its ceiling: its later RFC 7592
+            // updates can neither widen past them nor win back what the
+            // operator took away.
+            if client.dynamically_registered() && (scopes_given || grants_given) {
+                let p = client
+                    .registration_policy
+                    .get_or_insert_with(Default::default);
+                if grants_given {
+                    p.grant_types.clone_from(&client.grant_types);
+                }
+                if scopes_given {
+                    p.scopes.clone_from(&client.scopes);
+                }
             }
             crate::config::check_signing_alg(
                 signing_algs,

@@ -8,27 +8,15 @@ use serde_json::{json, Value};
 use crate::support::{introspect, userinfo_status, TestApp, TestClient};
 
 async fn initial_token(app: &TestApp) -> String {
-    let token = gatehouse_server::session::random_token();
-    let now = app.state.now();
-    app.state
-        .store
-        .create_registration_token_with_policy(
-            &app.state.hasher.hash(&token),
-            Some(now + 600),
-            None,
-            Some(&gatehouse_storage::model::RegistrationPolicy {
-                grant_types: vec![
-                    "authorization_code".into(),
-                    "refresh_token".into(),
-                    "client_credentials".into(),
-                ],
-                scopes: vec!["read".into()],
-            }),
-            now,
-        )
-        .await
-        .unwrap();
-    token
+    app.initial_access_token(Some(&gatehouse_storage::model::RegistrationPolicy {
+        grant_types: vec![
+            "authorization_code".into(),
+            "refresh_token".into(),
+            "client_credentials".into(),
+        ],
+        scopes: vec!["read".into()],
+    }))
+    .await
 }
 
 async fn register(app: &TestApp, meta: &Value) -> reqwest::Response {

@@ -12,13 +12,7 @@ fn enc(s: &str) -> String {
 }
 
 async fn register(app: &TestApp, name: &str, redirect_uri: &str) -> TestClient {
-    let token = gatehouse_server::session::random_token();
-    let now = app.state.now();
-    app.state
-        .store
-        .create_registration_token(&app.state.hasher.hash(&token), Some(now + 600), None, now)
-        .await
-        .unwrap();
+    let token = app.initial_access_token(None).await;
     let r = app
         .http
         .post(app.url("/register"))
@@ -202,13 +196,7 @@ async fn login_and_consent_show_the_redirect_host(app: &TestApp) {
 /// the request; without one the signed-out page is shown (no open
 /// redirector), while an operator's client is still redirected.
 async fn logout_without_a_hint_does_not_redirect_for_them(app: &TestApp) {
-    let token = gatehouse_server::session::random_token();
-    let now = app.state.now();
-    app.state
-        .store
-        .create_registration_token(&app.state.hasher.hash(&token), Some(now + 600), None, now)
-        .await
-        .unwrap();
+    let token = app.initial_access_token(None).await;
     let r = app
         .http
         .post(app.url("/register"))

@@ -204,13 +204,7 @@ async fn token_endpoints_refuse_garbage_cleanly(app: &TestApp) {
 }
 
 async fn registration_refuses_garbage_cleanly(app: &TestApp) {
-    let token = gatehouse_server::session::random_token();
-    let now = app.state.now();
-    app.state
-        .store
-        .create_registration_token(&app.state.hasher.hash(&token), Some(now + 3600), None, now)
-        .await
-        .unwrap();
+    let token = app.initial_access_token(None).await;
     let handle = tokio::runtime::Handle::current();
     run_cases(64, json_body(), |body| {
         tokio::task::block_in_place(|| {
@@ -230,13 +224,7 @@ async fn registration_refuses_garbage_cleanly(app: &TestApp) {
 /// grammar were registered (by `POST /register` and `gatehouse clients
 /// create`), though every authorization request refuses them.
 async fn registration_refuses_scopes_outside_the_rfc_grammar(app: &TestApp) {
-    let token = gatehouse_server::session::random_token();
-    let now = app.state.now();
-    app.state
-        .store
-        .create_registration_token(&app.state.hasher.hash(&token), Some(now + 3600), None, now)
-        .await
-        .unwrap();
+    let token = app.initial_access_token(None).await;
     for scope in ["openid caf\u{e9}", "openid a\"b", "a\\b", "tab\there"] {
         let r = app
             .http
@@ -276,7 +264,7 @@ async fn registration_refuses_scopes_outside_the_rfc_grammar(app: &TestApp) {
         },
         &app.state.hasher,
         &app.state.sealer,
-        now,
+        app.state.now(),
         &app.state.settings.outbound,
     );
     assert!(refused.is_err());

@@ -19,22 +19,12 @@ use crate::{
 };
 
 async fn register(app: &TestApp, meta: Value) -> reqwest::Response {
-    let token = gatehouse_server::session::random_token();
-    let now = app.state.now();
-    app.state
-        .store
-        .create_registration_token_with_policy(
-            &app.state.hasher.hash(&token),
-            Some(now + 600),
-            None,
-            Some(&gatehouse_storage::model::RegistrationPolicy {
-                grant_types: vec!["client_credentials".into()],
-                scopes: Vec::new(),
-            }),
-            now,
-        )
-        .await
-        .unwrap();
+    let token = app
+        .initial_access_token(Some(&gatehouse_storage::model::RegistrationPolicy {
+            grant_types: vec!["client_credentials".into()],
+            scopes: Vec::new(),
+        }))
+        .await;
     app.http
         .post(app.url("/register"))
         .bearer_auth(token)

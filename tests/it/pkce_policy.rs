@@ -95,13 +95,7 @@ async fn client_require_pkce(app: &TestApp) {
 /// `require_pkce` is client metadata at the registration endpoint: stored,
 /// returned, enforced, and false when left out.
 async fn registration_metadata_require_pkce(app: &TestApp) {
-    let token = gatehouse_server::session::random_token();
-    let now = app.state.now();
-    app.state
-        .store
-        .create_registration_token(&app.state.hasher.hash(&token), Some(now + 600), None, now)
-        .await
-        .unwrap();
+    let token = app.initial_access_token(None).await;
     let mut answers = Vec::new();
     for require in [Some(true), None] {
         let mut meta = json!({

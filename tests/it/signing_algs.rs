@@ -35,13 +35,7 @@ async fn jwks_sig_algs(app: &TestApp) -> Vec<String> {
 }
 
 async fn register(app: &TestApp, alg: &str) -> (u16, Value) {
-    let token = gatehouse_server::session::random_token();
-    let now = app.state.now();
-    app.state
-        .store
-        .create_registration_token(&app.state.hasher.hash(&token), Some(now + 600), None, now)
-        .await
-        .unwrap();
+    let token = app.initial_access_token(None).await;
     let r = app
         .http
         .post(app.url("/register"))

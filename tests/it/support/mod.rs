@@ -187,6 +187,28 @@ impl TestApp {
     }
 
     /// A confidential web client with the default grants.
+    /// A fresh initial access token for `/register` (RFC 7591 3), valid
+    /// for ten minutes, carrying `policy` (`None`: the default policy).
+    pub async fn initial_access_token(
+        &self,
+        policy: Option<&gatehouse_storage::model::RegistrationPolicy>,
+    ) -> String {
+        let token = gatehouse_server::session::random_token();
+        let now = self.state.now();
+        self.state
+            .store
+            .create_registration_token_with_policy(
+                &self.state.hasher.hash(&token),
+                Some(now + 600),
+                None,
+                policy,
+                now,
+            )
+            .await
+            .unwrap();
+        token
+    }
+
     pub async fn web_client(&self) -> TestClient {
         self.create_client(ClientSpec {
             name: "Example App".into(),

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use gatehouse_keys::{Alg, KeyRing, VerifiedJws};
 use gatehouse_storage::{
-    model::{Client, OpaqueToken, User},
+    model::{Client, OpaqueToken, TokenRecord, User},
     StatusEntry,
 };
 use serde::Serialize;
@@ -154,6 +154,38 @@ pub struct IssuedAccess {
     pub jti: String,
 }
 
+/// An access token between [`AppState::prepare_access_token`] and
+/// [`AppState::seal_access_token`]: its facts are fixed, its row (if any)
+/// not yet written.
+#[derive(Debug)]
+pub struct PreparedAccess {
+    form: Form,
+    record: Option<TokenRecord>,
+    lifetime: i64,
+    pub expires_at: i64,
+    pub jti: String,
+}
+
+impl PreparedAccess {
+    /// What must be stored before the token is handed out.
+    pub fn record(&self) -> Option<&TokenRecord> {
+        self.record.as_ref()
+    }
+}
+
+/// The two shapes of access token.
+#[derive(Debug)]
+enum Form {
+    /// A reference token: the random value the client receives.
+    Opaque(String),
+    /// A JWE: the claims to sign and what `gh_ref` seals.
+    Jwe {
+        claims: Map<String, Value>,
+        reference: TokenRef,
+        audience: Audience,
+    },
+}
+
 /// The facts an ID token asserts (OIDC Core 2).
 #[derive(Clone, Debug)]
 pub struct IdGrant<'a> {
@@ -258,8 +290,25 @@ impl AppState {
             .unwrap_or(self.settings.lifetimes.access_token)
     }
 
-    /// Issues an access token.
+    /// Issues an access token whose record (if it needs one) is written on
+    /// its own: for grants that write nothing else (client credentials).
     pub async fn issue_access_token(&self, g: AccessGrant<'_>) -> Result<IssuedAccess, AppError> {
+        let prepared = self.prepare_access_token(g).await?;
+        if let Some(r) = prepared.record() {
+            self.store.record_access_token(r).await?;
+        }
+        self.seal_access_token(prepared)
+    }
+
+    /// Fixes an access token's facts: claims, jti, expiry, status-list
+    /// index (reserved from this instance's block, outside any
+    /// transaction) and the row it needs stored, which the caller writes
+    /// (with its grant's own write, when it has one) before
+    /// [`AppState::seal_access_token`]. No private-key operation yet.
+    pub async fn prepare_access_token(
+        &self,
+        g: AccessGrant<'_>,
+    ) -> Result<PreparedAccess, AppError> {
         let now = self.now();
         let lifetime = self.access_lifetime(&g);
         let exp = now + lifetime;
@@ -272,24 +321,23 @@ impl AppState {
         if let Audience::Resource(r) = &g.audience {
             if r.opaque {
                 let token = random_token();
-                self.store
-                    .create_opaque_token(&OpaqueToken {
-                        token_hash: self.hasher.hash(&token),
-                        jti: g.jti.clone(),
-                        client_id: g.client.id.clone(),
-                        user_id: g.user.map(|u| u.id.clone()),
-                        scope: g.scope.to_string(),
-                        audience: aud,
-                        auth_time: g.auth_time,
-                        created_at: now,
-                        expires_at: exp,
-                        revoked_at: None,
-                        family_id: g.family.map(str::to_owned),
-                    })
-                    .await?;
-                return Ok(IssuedAccess {
-                    token,
-                    expires_in: lifetime,
+                let record = TokenRecord::Opaque(OpaqueToken {
+                    token_hash: self.hasher.hash(&token),
+                    jti: g.jti.clone(),
+                    client_id: g.client.id.clone(),
+                    user_id: g.user.map(|u| u.id.clone()),
+                    scope: g.scope.to_string(),
+                    audience: aud,
+                    auth_time: g.auth_time,
+                    created_at: now,
+                    expires_at: exp,
+                    revoked_at: None,
+                    family_id: g.family.map(str::to_owned),
+                });
+                return Ok(PreparedAccess {
+                    form: Form::Opaque(token),
+                    record: Some(record),
+                    lifetime,
                     expires_at: exp,
                     jti: g.jti,
                 });
@@ -314,51 +362,73 @@ impl AppState {
         }
         let status = self.next_status_index().await?;
         claims.insert("status".into(), self.status_claim(status));
-        if let Some(user) = g.user {
-            // A user-bound token comes with a write anyway (code redemption
-            // or refresh rotation); recording it lets a grant or subject
-            // revocation set its status bit.
-            self.store
-                .record_token_status(&StatusEntry {
-                    idx: status.0,
-                    list_id: status.list_id(),
-                    subject: Some(user.id.clone()),
-                    family: g.family.map(str::to_owned),
-                    expires_at: exp,
-                })
-                .await?;
-        }
+        // A user-bound token comes with a write anyway (code redemption or
+        // refresh rotation); recording it lets a grant or subject
+        // revocation set its status bit.
+        let record = g.user.map(|user| {
+            TokenRecord::Status(StatusEntry {
+                idx: status.0,
+                list_id: status.list_id(),
+                subject: Some(user.id.clone()),
+                family: g.family.map(str::to_owned),
+                expires_at: exp,
+            })
+        });
         let reference = TokenRef {
             jti: g.jti.clone(),
             fam: g.family.map(str::to_owned),
             sli: Some(status.0),
         };
-        let sealed = serde_json::to_vec(&reference)
-            .map_err(|e| AppError::Internal(format!("token reference: {e}")))?;
-        let mut header = Map::new();
-        header.insert("gh_ref".into(), self.keys.seal_reference(&sealed)?.into());
-        let token = match &g.audience {
-            Audience::Own => {
-                let jws = self.keys.sign(OWN_ACCESS_TOKEN_ALG, "at+jwt", &claims)?;
-                self.keys
-                    .encrypt_own_token(&jws, Some("JWT"), Some(&header))?
-            }
-            Audience::Resource(r) => {
-                let jws = self.keys.sign(r.signing_alg, "at+jwt", &claims)?;
-                self.keys.encrypt_access_token(
-                    &jws,
-                    &r.encryption_key,
-                    &g.jti,
-                    Some("JWT"),
-                    Some(&header),
-                )?
+        Ok(PreparedAccess {
+            form: Form::Jwe {
+                claims,
+                reference,
+                audience: g.audience,
+            },
+            record,
+            lifetime,
+            expires_at: exp,
+            jti: g.jti,
+        })
+    }
+
+    /// Signs and encrypts a prepared access token (memory and CPU only).
+    pub fn seal_access_token(&self, p: PreparedAccess) -> Result<IssuedAccess, AppError> {
+        let token = match p.form {
+            Form::Opaque(token) => token,
+            Form::Jwe {
+                claims,
+                reference,
+                audience,
+            } => {
+                let sealed = serde_json::to_vec(&reference)
+                    .map_err(|e| AppError::Internal(format!("token reference: {e}")))?;
+                let mut header = Map::new();
+                header.insert("gh_ref".into(), self.keys.seal_reference(&sealed)?.into());
+                match &audience {
+                    Audience::Own => {
+                        let jws = self.keys.sign(OWN_ACCESS_TOKEN_ALG, "at+jwt", &claims)?;
+                        self.keys
+                            .encrypt_own_token(&jws, Some("JWT"), Some(&header))?
+                    }
+                    Audience::Resource(r) => {
+                        let jws = self.keys.sign(r.signing_alg, "at+jwt", &claims)?;
+                        self.keys.encrypt_access_token(
+                            &jws,
+                            &r.encryption_key,
+                            &p.jti,
+                            Some("JWT"),
+                            Some(&header),
+                        )?
+                    }
+                }
             }
         };
         Ok(IssuedAccess {
             token,
-            expires_in: lifetime,
-            expires_at: exp,
-            jti: g.jti,
+            expires_in: p.lifetime,
+            expires_at: p.expires_at,
+            jti: p.jti,
         })
     }
 

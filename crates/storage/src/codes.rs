@@ -1,12 +1,14 @@
 //! Authorization codes: single use, short lived, bound to client, redirect
 //! URI and PKCE challenge.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 
 use crate::{
     entity::authorization_codes as codes,
     error::corrupt,
-    model::{AuthCode, CodeLookup, CodeRedemption},
+    model::{AuthCode, CodeLookup, CodeRedemption, GrantWrites},
+    refresh::create_refresh_token_in,
+    status::record_access_token_in,
     Store, StoreError,
 };
 
@@ -84,7 +86,9 @@ impl Store {
     /// Redeems a code in one conditional write: of N concurrent callers
     /// exactly one gets [`CodeRedemption::Redeemed`]. The jti and expiry of
     /// the access token about to be issued are recorded with it, so a later
-    /// replay can revoke that token.
+    /// replay can revoke that token, and `writes` (the grant's first refresh
+    /// token, the access token's record) are written in the same
+    /// transaction: a failure leaves the code unspent.
     ///
     /// The caller checks client, redirect URI and PKCE before, on the code
     /// [`Store::find_code`] returned, so a request that fails them does not
@@ -95,7 +99,10 @@ impl Store {
         now: i64,
         access_token_jti: &str,
         access_token_expires_at: i64,
+        writes: &GrantWrites,
     ) -> Result<CodeRedemption, StoreError> {
+        // The conditional write first: SQLite takes its write lock at once.
+        let txn = self.db.begin().await?;
         let res = codes::Entity::update_many()
             .col_expr(codes::Column::ConsumedAt, now.into())
             .col_expr(codes::Column::AccessTokenJti, access_token_jti.into())
@@ -106,17 +113,26 @@ impl Store {
             .filter(codes::Column::CodeHash.eq(code_hash))
             .filter(codes::Column::ConsumedAt.is_null())
             .filter(codes::Column::ExpiresAt.gt(now))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         let Some(m) = codes::Entity::find_by_id(code_hash.to_owned())
-            .one(&self.db)
+            .one(&txn)
             .await?
         else {
+            txn.rollback().await?;
             return Ok(CodeRedemption::Invalid);
         };
         if res.rows_affected == 1 {
+            if let Some(t) = &writes.refresh_token {
+                create_refresh_token_in(&txn, t).await?;
+            }
+            if let Some(r) = &writes.access_token {
+                record_access_token_in(&txn, r).await?;
+            }
+            txn.commit().await?;
             return Ok(CodeRedemption::Redeemed(AuthCode::try_from(m)?));
         }
+        txn.rollback().await?;
         if m.consumed_at.is_some() {
             return Ok(CodeRedemption::Replayed {
                 family_id: m.family_id,

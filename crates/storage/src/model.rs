@@ -293,3 +293,28 @@ pub struct OpaqueToken {
     /// client_credentials tokens. Revoking the grant revokes the token.
     pub family_id: Option<String>,
 }
+
+/// What issuing one access token leaves in the database. A grant that
+/// writes anyway (a code redemption, a refresh rotation) writes it in the
+/// same transaction as its own write: all or nothing, so a failure never
+/// leaves a spent code or refresh token without the tokens it paid for.
+#[allow(clippy::large_enum_variant)] // one value per token request
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenRecord {
+    /// A user-bound JWE token's place in the status list (its grant or its
+    /// subject can then be revoked).
+    Status(crate::StatusEntry),
+    /// An opaque token, looked up by hash on every use.
+    Opaque(OpaqueToken),
+}
+
+/// The rows a code redemption writes with the redemption itself, in one
+/// transaction.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GrantWrites {
+    /// The first refresh token of the grant (`offline_access`).
+    pub refresh_token: Option<RefreshToken>,
+    /// The record of the access token issued (none for a client-credentials
+    /// JWE token, which needs no row).
+    pub access_token: Option<TokenRecord>,
+}

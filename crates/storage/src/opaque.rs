@@ -1,6 +1,6 @@
 //! Opaque access tokens: looked up by hash on every use, revocable at once.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use crate::{entity::opaque_tokens as ot, model::OpaqueToken, Store, StoreError};
 
@@ -22,25 +22,32 @@ impl From<ot::Model> for OpaqueToken {
     }
 }
 
+pub(crate) async fn create_opaque_token_in<C: ConnectionTrait>(
+    c: &C,
+    t: &OpaqueToken,
+) -> Result<(), StoreError> {
+    ot::ActiveModel {
+        token_hash: Set(t.token_hash.clone()),
+        jti: Set(t.jti.clone()),
+        client_id: Set(t.client_id.clone()),
+        user_id: Set(t.user_id.clone()),
+        scope: Set(t.scope.clone()),
+        audience: Set(t.audience.clone()),
+        auth_time: Set(t.auth_time),
+        created_at: Set(t.created_at),
+        expires_at: Set(t.expires_at),
+        revoked_at: Set(t.revoked_at),
+        family_id: Set(t.family_id.clone()),
+    }
+    .insert(c)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Stores an opaque access token.
     pub async fn create_opaque_token(&self, t: &OpaqueToken) -> Result<(), StoreError> {
-        ot::ActiveModel {
-            token_hash: Set(t.token_hash.clone()),
-            jti: Set(t.jti.clone()),
-            client_id: Set(t.client_id.clone()),
-            user_id: Set(t.user_id.clone()),
-            scope: Set(t.scope.clone()),
-            audience: Set(t.audience.clone()),
-            auth_time: Set(t.auth_time),
-            created_at: Set(t.created_at),
-            expires_at: Set(t.expires_at),
-            revoked_at: Set(t.revoked_at),
-            family_id: Set(t.family_id.clone()),
-        }
-        .insert(&self.db)
-        .await?;
-        Ok(())
+        create_opaque_token_in(&self.db, t).await
     }
 
     /// The token with this hash, whatever its state (callers check expiry and revocation).

@@ -5,7 +5,13 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
 };
 
-use crate::{entity::refresh_tokens as rt, error::corrupt, model::RefreshToken, Store, StoreError};
+use crate::{
+    entity::refresh_tokens as rt,
+    error::corrupt,
+    model::{RefreshToken, TokenRecord},
+    status::record_access_token_in,
+    Store, StoreError,
+};
 
 impl TryFrom<rt::Model> for RefreshToken {
     type Error = StoreError;
@@ -98,6 +104,14 @@ pub enum RefreshUse {
     Invalid(RefreshRefusal),
 }
 
+pub(crate) async fn create_refresh_token_in<C: ConnectionTrait>(
+    c: &C,
+    t: &RefreshToken,
+) -> Result<(), StoreError> {
+    active(t).insert(c).await?;
+    Ok(())
+}
+
 async fn revoke_family_in<C: ConnectionTrait>(
     c: &C,
     family_id: &str,
@@ -115,8 +129,7 @@ async fn revoke_family_in<C: ConnectionTrait>(
 impl Store {
     /// Stores a new refresh token (the first of its family).
     pub async fn create_refresh_token(&self, t: &RefreshToken) -> Result<(), StoreError> {
-        active(t).insert(&self.db).await?;
-        Ok(())
+        create_refresh_token_in(&self.db, t).await
     }
 
     /// Looks a refresh token up by hash, whatever its state.
@@ -134,6 +147,11 @@ impl Store {
     /// Rotates `token_hash` to `successor` (whose fields the caller derives
     /// from the old token with [`RefreshUse`]'s data: pass a closure).
     ///
+    /// `access_token` is the record of the access token issued with the
+    /// successor: it is written in the same transaction as the rotation
+    /// (and for a retry), so either the client can be handed everything or
+    /// nothing was spent.
+    ///
     /// The conditional `UPDATE ... WHERE used_at IS NULL` is the first
     /// statement of the transaction, so of N concurrent callers exactly one
     /// rotates; the others see a used token and are judged as retries or
@@ -145,6 +163,7 @@ impl Store {
         now: i64,
         retry: RetryWindow,
         make_successor: impl FnOnce(&RefreshToken) -> RefreshToken,
+        access_token: Option<&TokenRecord>,
     ) -> Result<RefreshUse, StoreError> {
         let txn = self.db.begin().await?;
         let res = rt::Entity::update_many()
@@ -167,6 +186,9 @@ impl Store {
         if res.rows_affected == 1 {
             let succ = make_successor(&old);
             active(&succ).insert(&txn).await?;
+            if let Some(r) = access_token {
+                record_access_token_in(&txn, r).await?;
+            }
             txn.commit().await?;
             return Ok(RefreshUse::Rotated(succ));
         }
@@ -190,8 +212,15 @@ impl Store {
                 && s.revoked_at.is_none()
                 && s.expires_at > now
             {
-                txn.rollback().await?;
-                return Ok(RefreshUse::Retry(RefreshToken::try_from(s)?));
+                let successor = RefreshToken::try_from(s)?;
+                match access_token {
+                    Some(r) => {
+                        record_access_token_in(&txn, r).await?;
+                        txn.commit().await?;
+                    }
+                    None => txn.rollback().await?,
+                }
+                return Ok(RefreshUse::Retry(successor));
             }
         }
         revoke_family_in(&txn, &old.family_id, now).await?;

@@ -14,6 +14,7 @@ use sea_orm::{
 
 use crate::{
     entity::{epochs, token_status as ts},
+    model::TokenRecord,
     Store, StoreError,
 };
 
@@ -29,6 +30,37 @@ pub struct StatusEntry {
 }
 
 const COUNTER: &str = "status_index";
+
+async fn record_token_status_in<C: ConnectionTrait>(
+    c: &C,
+    e: &StatusEntry,
+) -> Result<(), StoreError> {
+    ts::Entity::insert(ts::ActiveModel {
+        idx: Set(e.idx),
+        list_id: Set(e.list_id),
+        subject: Set(e.subject.clone()),
+        family: Set(e.family.clone()),
+        expires_at: Set(e.expires_at),
+        revoked: Set(false),
+    })
+    .on_conflict(OnConflict::column(ts::Column::Idx).do_nothing().to_owned())
+    .do_nothing()
+    .exec(c)
+    .await?;
+    Ok(())
+}
+
+/// Writes an issued access token's record on `c` (the store, or a grant's
+/// transaction).
+pub(crate) async fn record_access_token_in<C: ConnectionTrait>(
+    c: &C,
+    r: &TokenRecord,
+) -> Result<(), StoreError> {
+    match r {
+        TokenRecord::Status(e) => record_token_status_in(c, e).await,
+        TokenRecord::Opaque(t) => crate::opaque::create_opaque_token_in(c, t).await,
+    }
+}
 
 impl Store {
     /// Reserves `size` consecutive global indices for this instance and
@@ -63,19 +95,13 @@ impl Store {
     /// Records a user-bound token so that revoking its grant or its subject
     /// sets its bit.
     pub async fn record_token_status(&self, e: &StatusEntry) -> Result<(), StoreError> {
-        ts::Entity::insert(ts::ActiveModel {
-            idx: Set(e.idx),
-            list_id: Set(e.list_id),
-            subject: Set(e.subject.clone()),
-            family: Set(e.family.clone()),
-            expires_at: Set(e.expires_at),
-            revoked: Set(false),
-        })
-        .on_conflict(OnConflict::column(ts::Column::Idx).do_nothing().to_owned())
-        .do_nothing()
-        .exec(&self.db)
-        .await?;
-        Ok(())
+        record_token_status_in(&self.db, e).await
+    }
+
+    /// Writes what an issued access token needs stored (outside a grant's
+    /// own transaction: client credentials).
+    pub async fn record_access_token(&self, r: &TokenRecord) -> Result<(), StoreError> {
+        record_access_token_in(&self.db, r).await
     }
 
     /// Marks one index revoked (idempotent).

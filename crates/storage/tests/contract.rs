@@ -15,8 +15,8 @@ use std::{future::Future, sync::Arc};
 use db::DbKind;
 use gatehouse_storage::{
     model::{
-        AuthCode, Client, CodeLookup, CodeRedemption, KeyRecord, KeyState, OpaqueToken,
-        RefreshToken, RegistrationPolicy, ResourceServer, Session, User,
+        AuthCode, Client, CodeLookup, CodeRedemption, GrantWrites, KeyRecord, KeyState,
+        OpaqueToken, RefreshToken, RegistrationPolicy, ResourceServer, Session, TokenRecord, User,
     },
     KeyRevocation, RefreshRefusal, RefreshUse, RetryWindow, Rotation, StatusEntry, Store,
     StoreError,
@@ -85,6 +85,7 @@ contract! {
     pending_codes_of_user => sqlite_pending_codes_of_user, postgres_pending_codes_of_user;
     registration_token_policy => sqlite_registration_token_policy, postgres_registration_token_policy;
     resources_update => sqlite_resources_update, postgres_resources_update;
+    grant_writes_all_or_nothing => sqlite_grant_writes_all_or_nothing, postgres_grant_writes_all_or_nothing;
 }
 
 // ---------------------------------------------------------------- fixtures
@@ -1067,7 +1068,7 @@ async fn codes(store: Store) {
     // First redemption returns the code, every field intact.
     assert_eq!(
         store
-            .redeem_code("ch1", NOW + 1, "jti-1", NOW + 301)
+            .redeem_code("ch1", NOW + 1, "jti-1", NOW + 301, &GrantWrites::default())
             .await
             .unwrap(),
         CodeRedemption::Redeemed(c.clone())
@@ -1080,14 +1081,14 @@ async fn codes(store: Store) {
     };
     assert_eq!(
         store
-            .redeem_code("ch1", NOW + 2, "jti-2", NOW + 302)
+            .redeem_code("ch1", NOW + 2, "jti-2", NOW + 302, &GrantWrites::default())
             .await
             .unwrap(),
         replay
     );
     assert_eq!(
         store
-            .redeem_code("ch1", NOW + 3, "jti-3", NOW + 303)
+            .redeem_code("ch1", NOW + 3, "jti-3", NOW + 303, &GrantWrites::default())
             .await
             .unwrap(),
         replay
@@ -1105,14 +1106,14 @@ async fn codes(store: Store) {
     store.create_code(&c2).await.unwrap();
     assert_eq!(
         store
-            .redeem_code("ch2", NOW + 60, "jti-x", NOW + 360)
+            .redeem_code("ch2", NOW + 60, "jti-x", NOW + 360, &GrantWrites::default())
             .await
             .unwrap(),
         CodeRedemption::Invalid
     );
     assert_eq!(
         store
-            .redeem_code("ch2", NOW + 61, "jti-y", NOW + 361)
+            .redeem_code("ch2", NOW + 61, "jti-y", NOW + 361, &GrantWrites::default())
             .await
             .unwrap(),
         CodeRedemption::Invalid
@@ -1130,7 +1131,7 @@ async fn codes(store: Store) {
     store.create_code(&c3).await.unwrap();
     assert_eq!(
         store
-            .redeem_code("ch3", NOW + 59, "jti-3", NOW + 359)
+            .redeem_code("ch3", NOW + 59, "jti-3", NOW + 359, &GrantWrites::default())
             .await
             .unwrap(),
         CodeRedemption::Redeemed(c3)
@@ -1139,7 +1140,7 @@ async fn codes(store: Store) {
     // Unknown.
     assert_eq!(
         store
-            .redeem_code("nope", NOW, "jti-z", NOW + 300)
+            .redeem_code("nope", NOW, "jti-z", NOW + 300, &GrantWrites::default())
             .await
             .unwrap(),
         CodeRedemption::Invalid
@@ -1154,14 +1155,14 @@ async fn codes(store: Store) {
     assert_eq!(store.prune_codes(NOW + 61).await.unwrap(), 2);
     assert_eq!(
         store
-            .redeem_code("ch1", NOW + 62, "jti-4", NOW + 362)
+            .redeem_code("ch1", NOW + 62, "jti-4", NOW + 362, &GrantWrites::default())
             .await
             .unwrap(),
         CodeRedemption::Invalid
     );
     assert!(matches!(
         store
-            .redeem_code("ch3", NOW + 62, "jti-5", NOW + 362)
+            .redeem_code("ch3", NOW + 62, "jti-5", NOW + 362, &GrantWrites::default())
             .await
             .unwrap(),
         CodeRedemption::Replayed { .. }
@@ -1183,7 +1184,13 @@ async fn codes_concurrent_redeem(store: Store) {
             (
                 i,
                 store
-                    .redeem_code("hot", NOW + 1, &format!("jti-{i}"), NOW + 301)
+                    .redeem_code(
+                        "hot",
+                        NOW + 1,
+                        &format!("jti-{i}"),
+                        NOW + 301,
+                        &GrantWrites::default(),
+                    )
                     .await,
             )
         }));
@@ -1256,7 +1263,7 @@ async fn refresh_rotation_and_reuse(store: Store) {
 
     // First use rotates.
     let RefreshUse::Rotated(r1) = store
-        .use_refresh_token("r0", "r1", NOW + 10, grace, successor("r1", NOW + 10))
+        .use_refresh_token("r0", "r1", NOW + 10, grace, successor("r1", NOW + 10), None)
         .await
         .unwrap()
     else {
@@ -1279,6 +1286,7 @@ async fn refresh_rotation_and_reuse(store: Store) {
             NOW + 20,
             grace,
             successor("r1-bis", NOW + 20),
+            None,
         )
         .await
         .unwrap();
@@ -1295,6 +1303,7 @@ async fn refresh_rotation_and_reuse(store: Store) {
             NOW + 10 + window,
             grace,
             successor("r1-ter", NOW + 40),
+            None,
         )
         .await
         .unwrap();
@@ -1306,7 +1315,7 @@ async fn refresh_rotation_and_reuse(store: Store) {
 
     // The successor is used ...
     let RefreshUse::Rotated(r2) = store
-        .use_refresh_token("r1", "r2", NOW + 25, grace, successor("r2", NOW + 25))
+        .use_refresh_token("r1", "r2", NOW + 25, grace, successor("r2", NOW + 25), None)
         .await
         .unwrap()
     else {
@@ -1315,7 +1324,14 @@ async fn refresh_rotation_and_reuse(store: Store) {
     assert_eq!(r2.family_id, "famA");
     // ... so the old token coming back is reuse, even within grace: the family dies.
     let reuse = store
-        .use_refresh_token("r0", "r1-x", NOW + 26, grace, successor("r1-x", NOW + 26))
+        .use_refresh_token(
+            "r0",
+            "r1-x",
+            NOW + 26,
+            grace,
+            successor("r1-x", NOW + 26),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -1333,7 +1349,7 @@ async fn refresh_rotation_and_reuse(store: Store) {
     for (h, s) in [("r1", "r2-x"), ("r2", "r3"), ("r0", "r1-y")] {
         assert_eq!(
             store
-                .use_refresh_token(h, s, NOW + 27, grace, successor(s, NOW + 27))
+                .use_refresh_token(h, s, NOW + 27, grace, successor(s, NOW + 27), None)
                 .await
                 .unwrap(),
             RefreshUse::Invalid(RefreshRefusal::Revoked),
@@ -1342,7 +1358,7 @@ async fn refresh_rotation_and_reuse(store: Store) {
     }
     assert_eq!(
         store
-            .use_refresh_token("unknown", "s", NOW, grace, successor("s", NOW))
+            .use_refresh_token("unknown", "s", NOW, grace, successor("s", NOW), None)
             .await
             .unwrap(),
         RefreshUse::Invalid(RefreshRefusal::Unknown)
@@ -1358,7 +1374,7 @@ async fn refresh_grace_expiry_revocation(store: Store) {
         .await
         .unwrap();
     let RefreshUse::Rotated(_) = store
-        .use_refresh_token("b0", "b1", NOW, grace, successor("b1", NOW))
+        .use_refresh_token("b0", "b1", NOW, grace, successor("b1", NOW), None)
         .await
         .unwrap()
     else {
@@ -1371,7 +1387,8 @@ async fn refresh_grace_expiry_revocation(store: Store) {
                 "b1-x",
                 NOW + window + 1,
                 grace,
-                successor("b1-x", NOW + window + 1)
+                successor("b1-x", NOW + window + 1),
+                None
             )
             .await
             .unwrap(),
@@ -1386,7 +1403,8 @@ async fn refresh_grace_expiry_revocation(store: Store) {
                 "b2",
                 NOW + window + 2,
                 grace,
-                successor("b2", NOW + window + 2)
+                successor("b2", NOW + window + 2),
+                None
             )
             .await
             .unwrap(),
@@ -1399,7 +1417,14 @@ async fn refresh_grace_expiry_revocation(store: Store) {
     store.create_refresh_token(&c0).await.unwrap();
     assert_eq!(
         store
-            .use_refresh_token("c0", "c1", NOW + 100, grace, successor("c1", NOW + 100))
+            .use_refresh_token(
+                "c0",
+                "c1",
+                NOW + 100,
+                grace,
+                successor("c1", NOW + 100),
+                None
+            )
             .await
             .unwrap(),
         RefreshUse::Invalid(RefreshRefusal::Expired)
@@ -1427,7 +1452,7 @@ async fn refresh_grace_expiry_revocation(store: Store) {
     );
     assert_eq!(
         store
-            .use_refresh_token("d0", "d1", NOW + 10, grace, successor("d1", NOW + 10))
+            .use_refresh_token("d0", "d1", NOW + 10, grace, successor("d1", NOW + 10), None)
             .await
             .unwrap(),
         RefreshUse::Invalid(RefreshRefusal::Revoked)
@@ -1451,14 +1476,14 @@ async fn refresh_grace_expiry_revocation(store: Store) {
     );
     assert_eq!(
         store
-            .use_refresh_token("e0", "e1", NOW + 10, grace, successor("e1", NOW + 10))
+            .use_refresh_token("e0", "e1", NOW + 10, grace, successor("e1", NOW + 10), None)
             .await
             .unwrap(),
         RefreshUse::Invalid(RefreshRefusal::Revoked)
     );
     assert!(matches!(
         store
-            .use_refresh_token("f0", "f1", NOW + 10, grace, successor("f1", NOW + 10))
+            .use_refresh_token("f0", "f1", NOW + 10, grace, successor("f1", NOW + 10), None)
             .await
             .unwrap(),
         RefreshUse::Rotated(_)
@@ -1488,7 +1513,14 @@ async fn refresh_concurrent_use(store: Store) {
             (
                 i,
                 store
-                    .use_refresh_token("hot", &succ, NOW + 1, grace, successor(&succ, NOW + 1))
+                    .use_refresh_token(
+                        "hot",
+                        &succ,
+                        NOW + 1,
+                        grace,
+                        successor(&succ, NOW + 1),
+                        None,
+                    )
                     .await,
             )
         }));
@@ -1888,7 +1920,7 @@ async fn codes_find(store: Store) {
     );
     assert_eq!(
         store
-            .redeem_code("fc1", NOW + 2, "jti-f", NOW + 302)
+            .redeem_code("fc1", NOW + 2, "jti-f", NOW + 302, &GrantWrites::default())
             .await
             .unwrap(),
         CodeRedemption::Redeemed(c.clone())
@@ -1959,6 +1991,7 @@ async fn refresh_retry_window(store: Store) {
             NOW,
             RetryWindow::Unlimited,
             successor("u1", NOW),
+            None,
         )
         .await
         .unwrap()
@@ -1973,7 +2006,8 @@ async fn refresh_retry_window(store: Store) {
                 "u1-x",
                 late,
                 RetryWindow::Unlimited,
-                successor("u1-x", late)
+                successor("u1-x", late),
+                None
             )
             .await
             .unwrap(),
@@ -1991,6 +2025,7 @@ async fn refresh_retry_window(store: Store) {
             NOW,
             RetryWindow::Seconds(10),
             successor("w1", NOW),
+            None,
         )
         .await
         .unwrap()
@@ -2004,7 +2039,8 @@ async fn refresh_retry_window(store: Store) {
                 "w1-x",
                 late,
                 RetryWindow::Seconds(10),
-                successor("w1-x", late)
+                successor("w1-x", late),
+                None
             )
             .await
             .unwrap(),
@@ -2020,6 +2056,7 @@ async fn refresh_retry_window(store: Store) {
             late + 1,
             RetryWindow::Unlimited,
             successor("u2", late + 1),
+            None,
         )
         .await
         .unwrap()
@@ -2033,7 +2070,8 @@ async fn refresh_retry_window(store: Store) {
                 "u1-y",
                 late + 2,
                 RetryWindow::Unlimited,
-                successor("u1-y", late + 2)
+                successor("u1-y", late + 2),
+                None
             )
             .await
             .unwrap(),
@@ -2055,7 +2093,7 @@ async fn refresh_retry_window(store: Store) {
         ..old.clone()
     };
     let RefreshUse::Rotated(_) = store
-        .use_refresh_token("x0", "x1", NOW, RetryWindow::Unlimited, short)
+        .use_refresh_token("x0", "x1", NOW, RetryWindow::Unlimited, short, None)
         .await
         .unwrap()
     else {
@@ -2068,7 +2106,8 @@ async fn refresh_retry_window(store: Store) {
                 "x1-x",
                 NOW + 5,
                 RetryWindow::Unlimited,
-                successor("x1-x", NOW + 5)
+                successor("x1-x", NOW + 5),
+                None
             )
             .await
             .unwrap(),
@@ -2216,7 +2255,7 @@ async fn pending_codes_of_user(store: Store) {
         .unwrap();
     assert!(matches!(
         store
-            .redeem_code("p1", NOW + 1, "jti-p1", NOW + 301)
+            .redeem_code("p1", NOW + 1, "jti-p1", NOW + 301, &GrantWrites::default())
             .await
             .unwrap(),
         CodeRedemption::Redeemed(_)
@@ -2228,7 +2267,7 @@ async fn pending_codes_of_user(store: Store) {
     );
     assert_eq!(
         store
-            .redeem_code("p2", NOW + 2, "jti-p2", NOW + 302)
+            .redeem_code("p2", NOW + 2, "jti-p2", NOW + 302, &GrantWrites::default())
             .await
             .unwrap(),
         CodeRedemption::Invalid
@@ -2236,16 +2275,165 @@ async fn pending_codes_of_user(store: Store) {
     // The redeemed one is still known, so its replay is still caught.
     assert!(matches!(
         store
-            .redeem_code("p1", NOW + 3, "jti-x", NOW + 303)
+            .redeem_code("p1", NOW + 3, "jti-x", NOW + 303, &GrantWrites::default())
             .await
             .unwrap(),
         CodeRedemption::Replayed { .. }
     ));
     assert!(matches!(
         store
-            .redeem_code("p3", NOW + 4, "jti-p3", NOW + 304)
+            .redeem_code("p3", NOW + 4, "jti-p3", NOW + 304, &GrantWrites::default())
             .await
             .unwrap(),
         CodeRedemption::Redeemed(_)
     ));
+}
+
+/// A code redemption or a refresh rotation writes the tokens it pays for in
+/// its own transaction: when one of those writes fails, nothing is spent.
+async fn grant_writes_all_or_nothing(store: Store) {
+    let o = |h: &str| TokenRecord::Opaque(opaque(h, "client-1", Some("famW")));
+    let writes = |rt: &str, ot: &str| GrantWrites {
+        refresh_token: Some(refresh(rt, "famW", "user-1", NOW + 10_000)),
+        access_token: Some(o(ot)),
+    };
+
+    // A redemption stores the first refresh token and the access token's record.
+    store
+        .create_code(&code("w1", "famW", NOW + 60))
+        .await
+        .unwrap();
+    let r = store
+        .redeem_code("w1", NOW + 1, "jti-w1", NOW + 301, &writes("w-r1", "w-o1"))
+        .await
+        .unwrap();
+    assert!(matches!(r, CodeRedemption::Redeemed(_)), "{r:?}");
+    assert!(store.refresh_token("w-r1").await.unwrap().is_some());
+    assert!(store.opaque_token("w-o1").await.unwrap().is_some());
+    // A replay writes nothing.
+    let r = store
+        .redeem_code("w1", NOW + 2, "jti-w1b", NOW + 302, &writes("w-r9", "w-o9"))
+        .await
+        .unwrap();
+    assert!(matches!(r, CodeRedemption::Replayed { .. }), "{r:?}");
+    assert_eq!(store.refresh_token("w-r9").await.unwrap(), None);
+    assert_eq!(store.opaque_token("w-o9").await.unwrap(), None);
+
+    // A failing write (a duplicate row stands in for any failure) leaves
+    // the code unspent and nothing else written, whichever write fails.
+    store
+        .create_code(&code("w2", "famW", NOW + 60))
+        .await
+        .unwrap();
+    for (rt, ot) in [("w-r1", "w-o2"), ("w-r2", "w-o1")] {
+        let err = store
+            .redeem_code("w2", NOW + 3, "jti-w2", NOW + 303, &writes(rt, ot))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        assert!(
+            matches!(
+                store.find_code("w2", NOW + 3).await.unwrap(),
+                CodeLookup::Live(_)
+            ),
+            "the code is still unspent after a failed write ({rt}, {ot})"
+        );
+        assert_eq!(store.refresh_token("w-r2").await.unwrap(), None);
+        assert_eq!(store.opaque_token("w-o2").await.unwrap(), None);
+    }
+    // And the retry succeeds.
+    let r = store
+        .redeem_code("w2", NOW + 4, "jti-w2", NOW + 304, &writes("w-r2", "w-o2"))
+        .await
+        .unwrap();
+    assert!(matches!(r, CodeRedemption::Redeemed(_)), "{r:?}");
+
+    // A rotation whose access-token record fails is undone: the presented
+    // token is unused and no successor exists.
+    let unlimited = RetryWindow::Unlimited;
+    let err = store
+        .use_refresh_token(
+            "w-r2",
+            "w-s1",
+            NOW + 5,
+            unlimited,
+            successor("w-s1", NOW + 5),
+            Some(&o("w-o1")),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let r2 = store.refresh_token("w-r2").await.unwrap().unwrap();
+    assert_eq!((r2.used_at, r2.successor_hash), (None, None));
+    assert_eq!(store.refresh_token("w-s1").await.unwrap(), None);
+
+    // Then the rotation succeeds with its record; a retry stores the record
+    // of the access token it is handed.
+    let r = store
+        .use_refresh_token(
+            "w-r2",
+            "w-s1",
+            NOW + 6,
+            unlimited,
+            successor("w-s1", NOW + 6),
+            Some(&o("w-o3")),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(r, RefreshUse::Rotated(_)), "{r:?}");
+    assert!(store.opaque_token("w-o3").await.unwrap().is_some());
+    let r = store
+        .use_refresh_token(
+            "w-r2",
+            "w-s1",
+            NOW + 7,
+            unlimited,
+            successor("w-s1", NOW + 7),
+            Some(&o("w-o4")),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(r, RefreshUse::Retry(_)), "{r:?}");
+    assert!(store.opaque_token("w-o4").await.unwrap().is_some());
+    // A failing record on a retry changes nothing: the retry can come again.
+    let err = store
+        .use_refresh_token(
+            "w-r2",
+            "w-s1",
+            NOW + 8,
+            unlimited,
+            successor("w-s1", NOW + 8),
+            Some(&o("w-o4")),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let s1 = store.refresh_token("w-s1").await.unwrap().unwrap();
+    assert_eq!((s1.used_at, s1.revoked_at), (None, None));
+
+    // Reuse writes no record.
+    store
+        .use_refresh_token(
+            "w-s1",
+            "w-s2",
+            NOW + 9,
+            unlimited,
+            successor("w-s2", NOW + 9),
+            None,
+        )
+        .await
+        .unwrap();
+    let r = store
+        .use_refresh_token(
+            "w-r2",
+            "w-s1",
+            NOW + 10,
+            unlimited,
+            successor("w-s1", NOW + 10),
+            Some(&o("w-o5")),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(r, RefreshUse::Reused { .. }), "{r:?}");
+    assert_eq!(store.opaque_token("w-o5").await.unwrap(), None);
 }

@@ -140,6 +140,11 @@ impl TestApp {
         .await
     }
 
+    /// The database this instance uses (to reach it behind the app's back).
+    pub fn db_url(&self) -> &str {
+        &self.db_url
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -9,7 +9,9 @@
 //! redemption issued (RFC 6749 10.5).
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use gatehouse_storage::model::{AuthCode, CodeLookup, CodeRedemption, RefreshToken};
+use gatehouse_storage::model::{
+    AuthCode, Client, CodeLookup, CodeRedemption, GrantWrites, RefreshToken,
+};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -91,9 +93,14 @@ pub async fn exchange(
     // burns a live code nor revokes the grant of a used one (only the
     // code's own client, proving its PKCE verifier, can do that).
     let code_hash = state.hasher.hash(code);
-    match state.store.find_code(&code_hash, now).await? {
-        CodeLookup::Live(c) | CodeLookup::Used(c) => {
-            check_bindings(&c, &client.id, redirect_uri, verifier)?
+    let live = match state.store.find_code(&code_hash, now).await? {
+        CodeLookup::Live(c) => {
+            check_bindings(&c, &client.id, redirect_uri, verifier)?;
+            Some(c)
+        }
+        CodeLookup::Used(c) => {
+            check_bindings(&c, &client.id, redirect_uri, verifier)?;
+            None
         }
         CodeLookup::Expired => return Err(expired(state)),
         CodeLookup::Unknown => {
@@ -101,23 +108,118 @@ pub async fn exchange(
                 "the code is unknown: it was never issued here, or it expired and was removed",
             ))
         }
-    }
+    };
+    let Some(code) = live else {
+        // Used before: the conditional write cannot win; it reports the
+        // replay with what the first redemption issued.
+        redeem(
+            state,
+            client,
+            &code_hash,
+            now,
+            "",
+            now,
+            &GrantWrites::default(),
+        )
+        .await?;
+        return Err(AppError::Internal("a used code was redeemed again".into()));
+    };
+    let user = match state.store.user_by_id(&code.user_id).await? {
+        Some(u) if !u.disabled => u,
+        _ => {
+            return Err(invalid_grant(
+                "the user who authorized this code is disabled or deleted",
+            ))
+        }
+    };
+    let scope = ScopeSet::parse(&code.scope)
+        .map_err(|_| invalid_grant("the code's stored scope is invalid"))?;
+    let refresh = (scope.contains("offline_access")
+        && client
+            .grant_types
+            .iter()
+            .any(|g| g == GrantType::RefreshToken.as_str()))
+    .then(|| {
+        let (token, hash) = state.new_refresh_token();
+        let row = RefreshToken {
+            token_hash: hash,
+            family_id: code.family_id.clone(),
+            client_id: client.id.clone(),
+            user_id: user.id.clone(),
+            scope: scope.to_string(),
+            resource: code.resource.clone(),
+            auth_time: code.auth_time,
+            sid: code.sid.clone(),
+            acr: code.acr.clone(),
+            amr: code.amr.clone(),
+            successor_hash: None,
+            created_at: now,
+            expires_at: now
+                + client
+                    .refresh_token_lifetime
+                    .unwrap_or(state.settings.lifetimes.refresh_token),
+            used_at: None,
+            revoked_at: None,
+        };
+        (token, row)
+    });
+    let grant = super::UserGrant {
+        client,
+        user: &user,
+        scope: &scope,
+        resource: code.resource.as_deref(),
+        auth_time: code.auth_time,
+        acr: code.acr.as_deref(),
+        amr: &code.amr,
+        sid: code.sid.as_deref(),
+        nonce: code.nonce.as_deref(),
+        family: &code.family_id,
+        jti: new_jti(),
+    };
+    // Everything is fixed before the code is spent, and written with the
+    // redemption in one transaction: a fault leaves the code redeemable.
+    let access = super::prepare_access(state, &grant).await?;
+    let (refresh_token, refresh_row) = refresh.unzip();
+    let writes = GrantWrites {
+        refresh_token: refresh_row,
+        access_token: access.record().cloned(),
+    };
+    redeem(
+        state,
+        client,
+        &code_hash,
+        now,
+        &access.jti,
+        access.expires_at,
+        &writes,
+    )
+    .await?;
+    super::user_tokens(state, &grant, access, refresh_token)
+}
 
-    let jti = new_jti();
-    // Upper bound for the revocation entry; the exact lifetime is chosen at issuance.
-    let at_exp_bound = now
-        + state
-            .settings
-            .lifetimes
-            .access_token
-            .max(client.access_token_lifetime.unwrap_or(0))
-            .max(86_400);
-    let code = match state
+/// Spends the code, writing `writes` in the same transaction. Of concurrent
+/// redemptions one wins; a replay revokes what the first one issued.
+async fn redeem(
+    state: &AppState,
+    client: &Client,
+    code_hash: &str,
+    now: i64,
+    access_token_jti: &str,
+    access_token_expires_at: i64,
+    writes: &GrantWrites,
+) -> Result<(), AppError> {
+    match state
         .store
-        .redeem_code(&code_hash, now, &jti, at_exp_bound)
+        .redeem_code(
+            code_hash,
+            now,
+            access_token_jti,
+            access_token_expires_at,
+            writes,
+        )
         .await?
     {
-        CodeRedemption::Redeemed(c) => c,
+        CodeRedemption::Redeemed(_) => Ok(()),
         CodeRedemption::Replayed {
             family_id,
             access_token_jti,
@@ -131,73 +233,11 @@ pub async fn exchange(
                 state.store.revoke_jti(&j, exp, now).await?;
                 state.store.revoke_opaque_token(&j, now).await?;
             }
-            return Err(invalid_grant(
+            Err(invalid_grant(
                 "the code has already been used; the tokens issued for it are revoked",
-            ));
-        }
-        // It expired between the look-up and the redemption.
-        CodeRedemption::Invalid => return Err(expired(state)),
-    };
-    let user = match state.store.user_by_id(&code.user_id).await? {
-        Some(u) if !u.disabled => u,
-        _ => {
-            return Err(invalid_grant(
-                "the user who authorized this code is disabled or deleted",
             ))
         }
-    };
-    let scope = ScopeSet::parse(&code.scope)
-        .map_err(|_| invalid_grant("the code's stored scope is invalid"))?;
-    let refresh_token = if scope.contains("offline_access")
-        && client
-            .grant_types
-            .iter()
-            .any(|g| g == GrantType::RefreshToken.as_str())
-    {
-        let (token, hash) = state.new_refresh_token();
-        state
-            .store
-            .create_refresh_token(&RefreshToken {
-                token_hash: hash,
-                family_id: code.family_id.clone(),
-                client_id: client.id.clone(),
-                user_id: user.id.clone(),
-                scope: scope.to_string(),
-                resource: code.resource.clone(),
-                auth_time: code.auth_time,
-                sid: code.sid.clone(),
-                acr: code.acr.clone(),
-                amr: code.amr.clone(),
-                successor_hash: None,
-                created_at: now,
-                expires_at: now
-                    + client
-                        .refresh_token_lifetime
-                        .unwrap_or(state.settings.lifetimes.refresh_token),
-                used_at: None,
-                revoked_at: None,
-            })
-            .await?;
-        Some(token)
-    } else {
-        None
-    };
-    super::user_tokens(
-        state,
-        super::UserGrant {
-            client,
-            user: &user,
-            scope: &scope,
-            resource: code.resource.as_deref(),
-            auth_time: code.auth_time,
-            acr: code.acr.as_deref(),
-            amr: &code.amr,
-            sid: code.sid.as_deref(),
-            nonce: code.nonce.as_deref(),
-            family: &code.family_id,
-            jti,
-        },
-        refresh_token,
-    )
-    .await
+        // It expired between the look-up and the redemption.
+        CodeRedemption::Invalid => Err(expired(state)),
+    }
 }

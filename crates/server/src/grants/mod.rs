@@ -1,5 +1,11 @@
 //! One module per grant type. Each checks its grant's rules and asks the
 //! token builder for tokens.
+//!
+//! A user grant runs in three steps so that a fault never spends a code or
+//! a refresh token without delivering its successor: prepare the access
+//! token (no write; its status index comes from the instance's reserved
+//! block), then one transaction that redeems or rotates and stores the
+//! token's record, then seal (sign, encrypt) in memory.
 
 pub mod authorization_code;
 pub mod client_credentials;
@@ -14,7 +20,7 @@ use crate::{
     oauth::{ErrorCode, ScopeSet},
     registry::Resource,
     state::AppState,
-    tokens::{AccessGrant, Audience, IdGrant, TokenResponse},
+    tokens::{AccessGrant, Audience, IdGrant, PreparedAccess, TokenResponse},
 };
 
 /// What a user grant (authorization code or refresh) hands to the token
@@ -33,26 +39,38 @@ pub struct UserGrant<'a> {
     pub jti: String,
 }
 
-/// Issues the access token and, for `openid`, the ID token bound to it by
-/// `at_hash`; answers with the given refresh token.
-pub async fn user_tokens(
+/// Fixes the access token of a user grant before the grant's own write
+/// (see [`PreparedAccess`]): the grant then stores the token's record in
+/// the same transaction as its redemption or rotation.
+pub async fn prepare_access(
     state: &AppState,
-    g: UserGrant<'_>,
-    refresh_token: Option<String>,
-) -> Result<TokenResponse, AppError> {
+    g: &UserGrant<'_>,
+) -> Result<PreparedAccess, AppError> {
     let audience = audience(state, g.resource).await?;
-    let access = state
-        .issue_access_token(AccessGrant {
+    state
+        .prepare_access_token(AccessGrant {
             client: g.client,
             user: Some(g.user),
             scope: g.scope,
             audience,
             auth_time: Some(g.auth_time),
             acr: g.acr,
-            jti: g.jti,
+            jti: g.jti.clone(),
             family: Some(g.family),
         })
-        .await?;
+        .await
+}
+
+/// After the grant's write: seals the access token and, for `openid`,
+/// issues the ID token bound to it by `at_hash`; answers with the given
+/// refresh token. Memory and CPU only, so nothing written can be lost here.
+pub fn user_tokens(
+    state: &AppState,
+    g: &UserGrant<'_>,
+    access: PreparedAccess,
+    refresh_token: Option<String>,
+) -> Result<TokenResponse, AppError> {
+    let access = state.seal_access_token(access)?;
     let id_token = if g.scope.contains("openid") {
         Some(state.issue_id_token(IdGrant {
             client: g.client,

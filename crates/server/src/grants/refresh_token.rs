@@ -110,6 +110,24 @@ pub async fn exchange(
         _ => return Err(invalid_grant("the user is no longer active")),
     };
 
+    // Everything the new tokens need is fixed before the rotation, and the
+    // access token's record is written in the rotation's transaction: if
+    // anything fails, the presented token is not spent; if the answer is
+    // lost after the commit, the retry rule hands out the same successor.
+    let grant = super::UserGrant {
+        client,
+        user: &user,
+        scope: &scope,
+        resource: old.resource.as_deref(),
+        auth_time: old.auth_time,
+        acr: old.acr.as_deref(),
+        amr: &old.amr,
+        sid: old.sid.as_deref(),
+        nonce: None,
+        family: &old.family_id,
+        jti: new_jti(),
+    };
+    let access = super::prepare_access(state, &grant).await?;
     let (successor, successor_hash) = state.successor_refresh_token(presented);
     let lifetime = client
         .refresh_token_lifetime
@@ -130,6 +148,7 @@ pub async fn exchange(
                 revoked_at: None,
                 ..old.clone()
             },
+            access.record(),
         )
         .await?;
     let current = match outcome {
@@ -153,23 +172,5 @@ pub async fn exchange(
     if current.token_hash != successor_hash {
         return Err(AppError::Internal("refresh successor mismatch".into()));
     }
-
-    super::user_tokens(
-        state,
-        super::UserGrant {
-            client,
-            user: &user,
-            scope: &scope,
-            resource: current.resource.as_deref(),
-            auth_time: current.auth_time,
-            acr: current.acr.as_deref(),
-            amr: &current.amr,
-            sid: current.sid.as_deref(),
-            nonce: None,
-            family: &current.family_id,
-            jti: new_jti(),
-        },
-        Some(successor),
-    )
-    .await
+    super::user_tokens(state, &grant, access, Some(successor))
 }

@@ -161,7 +161,8 @@ impl Store {
                         redact(url)
                     ))
                 })?;
-            let health = Health::start(Probe::Postgres(opts), Backend::Postgres, interval);
+            let health =
+                Health::start(Probe::Postgres(Box::new(opts)), Backend::Postgres, interval);
             Ok(Store {
                 db: Db::new(SqlxPostgresConnector::from_sqlx_postgres_pool(pool), health),
                 backend: Backend::Postgres,

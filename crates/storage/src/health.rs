@@ -62,7 +62,7 @@ pub(crate) struct Status {
 /// How to ask the database whether it answers.
 pub(crate) enum Probe {
     /// A direct connection with these options (their `Debug` would show the password).
-    Postgres(PgConnectOptions),
+    Postgres(Box<PgConnectOptions>),
     /// `SELECT 1` through the pool.
     Sqlite(DatabaseConnection),
 }

@@ -111,6 +111,8 @@ async fn prometheus_metrics(kind: crate::support::DbKind) {
         "gatehouse_key_age_seconds{kid=",
         "state=\"next\"",
         "gatehouse_revocation_list_entries 0",
+        "gatehouse_db_up 1",
+        "gatehouse_db_unavailable_responses_total 0",
     ] {
         assert!(body.contains(needle), "missing {needle} in:\n{body}");
     }

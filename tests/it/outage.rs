@@ -7,10 +7,13 @@
 //! database is away Gatehouse must answer 503 (`temporarily_unavailable`
 //! with `Retry-After`; a redirect with that error at `/authorize` when the
 //! client is known from the cache, an HTML page with 503 when not), never a
-//! 500, and fail fast; `/readyz` says 503. Afterwards it must recover by
-//! itself with nothing lost or duplicated: a refresh token rotated before
-//! the outage works once, an unredeemed code redeems once, a redeemed code
-//! stays redeemed.
+//! 500, and fail fast: from one second into the outage every 503, JSON,
+//! page or `/readyz`, within [`FAST_503`] (the store knows the database is
+//! down and does not wait for it); `gatehouse_db_up` reads 0 and the 503s
+//! are counted. Afterwards it must recover by itself within a probe
+//! interval and a second, with nothing lost or duplicated: a refresh token
+//! rotated before the outage works once, an unredeemed code redeems once,
+//! a redeemed code stays redeemed.
 
 use std::{
     sync::{
@@ -26,9 +29,15 @@ use serde_json::Value;
 
 use crate::support::{self, pg_server::PgServer, query_param, TestApp, TestClient};
 
-/// A DB-touching request during the outage must be answered within this
-/// (the pool gives up acquiring after 3 s).
-const FAIL_FAST: Duration = Duration::from_secs(8);
+/// A DB-touching request in the first second of the outage must be
+/// answered within this (before the store has found the database gone, a
+/// request waits at most for the probe it asks for; the pool would wait 3 s).
+const FAIL_FAST: Duration = Duration::from_secs(1);
+/// Every 503 from one second into the outage: the store fails at once.
+const FAST_503: Duration = Duration::from_millis(50);
+/// How soon the store probes a database that is down (the default).
+const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+const METRICS_TOKEN: &str = "outage-metrics-0123456789";
 
 async fn refresh(app: &TestApp, c: &TestClient, rt: &str) -> reqwest::Response {
     app.token(c, &[("grant_type", "refresh_token"), ("refresh_token", rt)])
@@ -84,8 +93,50 @@ async fn wait_ready(app: &TestApp, within: Duration) {
             Instant::now() < deadline,
             "/readyz did not turn 200 within {within:?} of the database coming back"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// One sample of an unlabelled metric on `/metrics`.
+async fn metric(app: &TestApp, name: &str) -> i64 {
+    let body = app
+        .http
+        .get(app.url("/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in:\n{body}"))
+        .parse()
+        .unwrap()
+}
+
+/// A 503 page for a person, answered within [`FAST_503`].
+fn assert_fast_page(what: &str, took: Duration, r: &reqwest::Response) {
+    assert!(took < FAST_503, "{what}: 503 took {took:?}");
+    assert_eq!(r.status(), 503, "{what}");
+    assert!(r.headers().contains_key("retry-after"), "{what}");
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "{what}"
+    );
+}
+
+/// Times one request.
+async fn timed(req: reqwest::RequestBuilder) -> (Duration, reqwest::Response) {
+    let t = Instant::now();
+    let r = req.send().await.unwrap();
+    (t.elapsed(), r)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,7 +146,7 @@ async fn postgres_restart_mid_traffic() {
     let app = support::configured::spawn_app_on_with(
         pg.url(),
         gatehouse_server::config::RawConfig {
-            metrics_token: Some("outage-metrics-0123456789".into()),
+            metrics_token: Some(METRICS_TOKEN.into()),
             ..Default::default()
         },
     )
@@ -145,6 +196,7 @@ async fn postgres_restart_mid_traffic() {
             let mut seen = Vec::new();
             let mut tokens = vec![current.clone()];
             while !stop.load(Ordering::SeqCst) {
+                let sent = Instant::now();
                 let r = http
                     .post(&url)
                     .basic_auth(&c.id, c.secret.as_deref())
@@ -153,11 +205,14 @@ async fn postgres_restart_mid_traffic() {
                     .await
                     .unwrap();
                 let status = r.status().as_u16();
-                seen.push((Instant::now(), status));
+                seen.push((Instant::now(), status, sent.elapsed()));
                 if status == 200 {
                     let body: Value = r.json().await.unwrap();
                     current = body["refresh_token"].as_str().unwrap().to_owned();
                     tokens.push(current.clone());
+                } else {
+                    // A client pauses before it retries.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             }
             (seen, tokens)
@@ -200,6 +255,8 @@ async fn postgres_restart_mid_traffic() {
         .unwrap();
     let csrf = support::hidden(&login_page, "csrf");
     assert!(!csrf.is_empty());
+    assert_eq!(metric(&app, "gatehouse_db_up").await, 1);
+    let unavailable_before = metric(&app, "gatehouse_db_unavailable_responses_total").await;
 
     // The outage.
     // From the moment the stop begins, requests in flight may be cut off.
@@ -298,10 +355,76 @@ async fn postgres_restart_mid_traffic() {
         .starts_with("text/html"));
     assert!(r.text().await.unwrap().contains("temporarily unavailable"));
 
-    // Back up, and nothing to do but wait.
+    // From one second into the outage: every 503 at once, each measured.
+    tokio::time::sleep(
+        (down_at + Duration::from_secs(1)).saturating_duration_since(Instant::now()),
+    )
+    .await;
+    let fast_from = Instant::now();
+    for round in 0..5 {
+        let (took, r) = timed(app.http.get(app.url("/readyz"))).await;
+        assert_eq!(r.status(), 503, "/readyz");
+        assert!(took < FAST_503, "/readyz took {took:?}");
+        let t = Instant::now();
+        let r = refresh(&app, &web, &r1).await;
+        let took = t.elapsed();
+        assert!(took < FAST_503, "refresh: 503 took {took:?}");
+        assert_unavailable_json("refresh", t, r).await;
+        let t = Instant::now();
+        let r = redeem(&app, &web, &pending, &pending_verifier).await;
+        let took = t.elapsed();
+        assert!(took < FAST_503, "code redemption: 503 took {took:?}");
+        assert_unavailable_json("code redemption", t, r).await;
+        let login = app.browser.post(app.url("/login")).form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "dave"),
+            ("password", "pw-dave-123456"),
+        ]);
+        let (took, r) = timed(login).await;
+        assert_fast_page("POST /login", took, &r);
+        let (_, challenge) = support::pkce();
+        let request = app.authorize_url(&web, "openid", &challenge, "");
+        let request = request.strip_prefix(&app.base).unwrap();
+        let consent = format!(
+            "/consent?return={}",
+            url::form_urlencoded::byte_serialize(request.as_bytes()).collect::<String>()
+        );
+        let (took, r) = timed(app.browser.get(app.url(&consent))).await;
+        assert_fast_page("GET /consent", took, &r);
+        let (took, r) = timed(app.browser.get(app.url("/logout"))).await;
+        assert_fast_page("GET /logout", took, &r);
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("temporarily unavailable"),
+            "round {round}: {page}"
+        );
+        let (_, challenge) = support::pkce();
+        let stranger = TestClient {
+            id: "not-cached-or-registered".into(),
+            secret: None,
+            redirect_uri: web.redirect_uri.clone(),
+        };
+        let url = app.authorize_url(&stranger, "openid", &challenge, "");
+        let (took, r) = timed(app.browser.get(url)).await;
+        assert_fast_page("/authorize for an unknown client", took, &r);
+    }
+    assert_eq!(
+        metric(&app, "gatehouse_db_up").await,
+        0,
+        "during the outage"
+    );
+    let unavailable_during = metric(&app, "gatehouse_db_unavailable_responses_total").await;
+    // At least the 25 pages and JSON answers of the rounds above.
+    assert!(
+        unavailable_during >= unavailable_before + 25,
+        "503s counted: {unavailable_before} before, {unavailable_during} during"
+    );
+
+    // Back up, and nothing to do but wait: ready within a probe interval
+    // and a second of the server accepting connections.
     tokio::task::block_in_place(|| pg.start());
     let up_at = Instant::now();
-    wait_ready(&app, Duration::from_secs(15)).await;
+    wait_ready(&app, PROBE_INTERVAL + Duration::from_secs(1)).await;
     // Traffic recovers too.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     stop.store(true, Ordering::SeqCst);
@@ -310,26 +433,41 @@ async fn postgres_restart_mid_traffic() {
         "rotations: {} requests, {} rotations, {} answered 503",
         seen.len(),
         tokens.len() - 1,
-        seen.iter().filter(|(_, s)| *s == 503).count()
+        seen.iter().filter(|(_, s, _)| *s == 503).count()
+    );
+    let slow: Vec<_> = seen
+        .iter()
+        .filter(|(at, s, took)| {
+            *s == 503 && *at > fast_from + *took && *at < up_at && *took >= FAST_503
+        })
+        .collect();
+    assert!(
+        slow.is_empty(),
+        "rotations: slow 503s in the outage: {slow:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|(at, s, took)| *s == 503 && *at > fast_from + *took && *at < up_at),
+        "rotations: 503s measured in the outage"
     );
     let odd: Vec<_> = seen
         .iter()
-        .filter(|(_, s)| ![200, 503].contains(s))
+        .filter(|(_, s, _)| ![200, 503].contains(s))
         .collect();
     assert!(
         odd.is_empty(),
         "rotations: only 200 and 503, never anything else: {odd:?}"
     );
     assert!(
-        seen.iter().any(|(t, s)| *s == 503 && *t > down_at),
+        seen.iter().any(|(t, s, _)| *s == 503 && *t > down_at),
         "rotations saw the outage"
     );
     assert!(
-        seen.iter().any(|(t, s)| *s == 200 && *t > up_at),
+        seen.iter().any(|(t, s, _)| *s == 200 && *t > up_at),
         "rotations recovered by themselves"
     );
     assert!(
-        seen.iter().all(|(t, s)| *s == 200 || *t > down_at),
+        seen.iter().all(|(t, s, _)| *s == 200 || *t > down_at),
         "no failure before the outage"
     );
     // Every successor handed out is new, and each rotation stored exactly
@@ -423,10 +561,12 @@ async fn postgres_restart_mid_traffic() {
     let (code3, verifier3) = app.code(&web, "openid", "").await;
     app.redeem(&web, &code3, &verifier3).await;
 
+    assert_eq!(metric(&app, "gatehouse_db_up").await, 1, "after the outage");
+    assert!(metric(&app, "gatehouse_db_unavailable_responses_total").await >= unavailable_during);
     let metrics = app
         .http
         .get(app.url("/metrics"))
-        .bearer_auth("outage-metrics-0123456789")
+        .bearer_auth(METRICS_TOKEN)
         .send()
         .await
         .unwrap()

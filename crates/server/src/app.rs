@@ -11,7 +11,7 @@ use axum::{
     Router,
 };
 use gatehouse_keys::{Clock, Kek, KeyRing, SecretHasher, SecretSealer, SystemClock};
-use gatehouse_storage::{Store, StoreError};
+use gatehouse_storage::{Store, StoreError, StoreOptions};
 use tower_http::{
     limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -408,7 +408,12 @@ pub async fn housekeep(state: &AppState) -> anyhow::Result<()> {
 
 /// Opens everything for `serve` with the wall clock.
 pub async fn build_from_settings(settings: Settings) -> anyhow::Result<AppState> {
-    let store = open_store(&settings.database_url, settings.wait_for_database).await?;
+    let store = open_store(
+        &settings.database_url,
+        settings.wait_for_database,
+        settings.store_options(),
+    )
+    .await?;
     let kek = settings.load_kek()?;
     build_state(settings, store, kek, Arc::new(SystemClock)).await
 }
@@ -418,7 +423,11 @@ pub async fn build_from_settings(settings: Settings) -> anyhow::Result<AppState>
 /// failed attempt, until `wait` has passed; then fails with the last
 /// attempt's error. Other errors (a malformed URL, a failed migration)
 /// fail at once. `wait` zero: one attempt.
-pub async fn open_store(url: &str, wait: Duration) -> Result<Store, StoreError> {
+pub async fn open_store(
+    url: &str,
+    wait: Duration,
+    options: StoreOptions,
+) -> Result<Store, StoreError> {
     let now = tokio::time::Instant::now();
     // A huge wait ("forever") must not overflow the clock.
     let deadline = now
@@ -427,7 +436,7 @@ pub async fn open_store(url: &str, wait: Duration) -> Result<Store, StoreError> 
     let mut pause = Duration::from_millis(500);
     let mut attempt: u32 = 1;
     loop {
-        let err = match Store::connect(url).await {
+        let err = match Store::connect_with(url, options).await {
             Ok(store) => match store.migrate().await {
                 Ok(()) => {
                     if attempt > 1 {

@@ -72,6 +72,15 @@ pub struct GlobalArgs {
         value_delimiter = ','
     )]
     pub signing_algs: Option<Vec<String>>,
+    /// Milliseconds between probes of a database that is down; meanwhile
+    /// requests that need it fail at once [default: 250].
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_DB_PROBE_INTERVAL_MS",
+        value_name = "MS"
+    )]
+    pub db_probe_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -364,6 +373,9 @@ impl GlobalArgs {
             trusted_proxies: (!self.trusted_proxies.is_empty())
                 .then(|| self.trusted_proxies.clone()),
             signing_algs: self.signing_algs.clone(),
+            db_probe_interval_ms: self
+                .db_probe_interval_ms
+                .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
             ..RawConfig::default()
         }
     }

@@ -58,6 +58,8 @@ pub struct RawConfig {
     pub trusted_proxies: Option<Vec<String>>,
     /// Published signing algorithms (default RS256 and ES256).
     pub signing_algs: Option<Vec<String>>,
+    /// Milliseconds between probes of a database that is down (default 250).
+    pub db_probe_interval_ms: Option<i64>,
 }
 
 impl RawConfig {
@@ -126,7 +128,8 @@ impl RawConfig {
             metrics_token,
             metrics_listen,
             trusted_proxies,
-            signing_algs
+            signing_algs,
+            db_probe_interval_ms
         )
     }
 }
@@ -184,6 +187,8 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// Peers whose `X-Forwarded-For` names the client (see `client_ip`).
     pub trusted_proxies: Vec<crate::client_ip::Cidr>,
+    /// How often a database that is down is probed (the store fails fast meanwhile).
+    pub db_probe_interval: std::time::Duration,
 }
 
 /// The bearer token of `/metrics`; never printed.
@@ -389,7 +394,16 @@ impl Settings {
                     .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let db_probe_interval = match raw.db_probe_interval_ms {
+            None => 250,
+            Some(ms @ 10..=60_000) => ms.unsigned_abs(),
+            Some(ms) => {
+                bail!("db_probe_interval_ms must be between 10 and 60000 milliseconds, got {ms}")
+            }
+        };
+        let db_probe_interval = std::time::Duration::from_millis(db_probe_interval);
         Ok(Settings {
+            db_probe_interval,
             outbound,
             metrics_token,
             metrics_listen,
@@ -438,6 +452,13 @@ impl Settings {
                 );
                 Ok(kek)
             }
+        }
+    }
+
+    /// How the store watches the database.
+    pub fn store_options(&self) -> gatehouse_storage::StoreOptions {
+        gatehouse_storage::StoreOptions {
+            db_probe_interval: self.db_probe_interval,
         }
     }
 
@@ -558,5 +579,28 @@ mod database_url_tests {
         assert!(e.contains("must include RS256"), "{e}");
         let e = resolve(&["RS256", "RS256"]).unwrap_err();
         assert!(e.contains("listed twice"), "{e}");
+    }
+
+    #[test]
+    fn db_probe_interval_is_validated() {
+        let resolve = |ms: Option<i64>| {
+            let raw = RawConfig {
+                db_probe_interval_ms: ms,
+                ..RawConfig::default()
+            };
+            Settings::resolve(raw, Some(Kek::generate().to_base64url()))
+                .map(|s| s.store_options().db_probe_interval)
+                .map_err(|e| e.to_string())
+        };
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(resolve(None).unwrap(), ms(250));
+        assert_eq!(resolve(Some(1000)).unwrap(), ms(1000));
+        for bad in [0, 9, -250, 60_001] {
+            let e = resolve(Some(bad)).unwrap_err();
+            assert!(
+                e.contains("db_probe_interval_ms must be between 10 and 60000"),
+                "{e}"
+            );
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Prometheus metrics at `GET /metrics` (OpenMetrics text): HTTP requests
 //! by route and status, latency histograms, tokens issued by grant and
-//! format, login outcomes, key ages by state, the revocation list size and
-//! the database connection pool's use.
+//! format, login outcomes, key ages by state, the revocation list size,
+//! the database connection pool's use, whether the database is up, and the
+//! answers 503 because it was not.
 //!
 //! On the main listener `/metrics` requires the bearer token
 //! `metrics_token` (without one configured it does not exist there: 404);
@@ -28,7 +29,10 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{http::error::AppError, state::AppState};
+use crate::{
+    http::error::{AppError, DatabaseUnavailable},
+    state::AppState,
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -79,6 +83,8 @@ pub struct Metrics {
     pool_open: Gauge,
     pool_idle: Gauge,
     pool_max: Gauge,
+    db_up: Gauge,
+    db_unavailable: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -99,6 +105,8 @@ impl Default for Metrics {
         let pool_open = Gauge::default();
         let pool_idle = Gauge::default();
         let pool_max = Gauge::default();
+        let db_up = Gauge::default();
+        let db_unavailable = Counter::default();
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -140,6 +148,16 @@ impl Default for Metrics {
             "Most database connections the pool will open",
             pool_max.clone(),
         );
+        registry.register(
+            "db_up",
+            "1 while this instance reaches the database, 0 while it fails fast",
+            db_up.clone(),
+        );
+        registry.register(
+            "db_unavailable_responses",
+            "Answers 503 because the database was unavailable (JSON and pages)",
+            db_unavailable.clone(),
+        );
         Metrics {
             registry,
             http_requests,
@@ -151,6 +169,8 @@ impl Default for Metrics {
             pool_open,
             pool_idle,
             pool_max,
+            db_up,
+            db_unavailable,
         }
     }
 }
@@ -167,6 +187,9 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     let start = Instant::now();
     let resp = next.run(req).await;
     let m = &state.metrics;
+    if resp.extensions().get::<DatabaseUnavailable>().is_some() {
+        m.db_unavailable.inc();
+    }
     m.http_requests
         .get_or_create(&HttpLabels {
             route: route.clone(),
@@ -241,6 +264,7 @@ fn scrape(state: &AppState) -> Response {
     m.pool_open.set(i64::from(pool.open));
     m.pool_idle.set(i64::from(pool.idle));
     m.pool_max.set(i64::from(pool.max));
+    m.db_up.set(i64::from(state.store.database_up()));
     let mut body = String::new();
     if encode(&mut body, &m.registry).is_err() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();

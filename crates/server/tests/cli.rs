@@ -1556,6 +1556,29 @@ async fn config_file_errors() {
 }
 
 #[tokio::test]
+async fn config_db_probe_interval() {
+    let env = sqlite_env().await;
+    for bad in ["0", "60001"] {
+        let line = env
+            .cmd(&["migrate"])
+            .env("GATEHOUSE_DB_PROBE_INTERVAL_MS", bad)
+            .fails();
+        assert_mentions(&line, &["db_probe_interval_ms", "10 and 60000", bad]);
+    }
+    fs::write(env.dir().join("probe.toml"), "db_probe_interval_ms = 5\n").unwrap();
+    let line = env.fails(&["--config", "probe.toml", "migrate"]);
+    assert_mentions(&line, &["db_probe_interval_ms", "got 5"]);
+    // The flag beats the file.
+    env.json(&[
+        "--config",
+        "probe.toml",
+        "--db-probe-interval-ms",
+        "100",
+        "migrate",
+    ]);
+}
+
+#[tokio::test]
 async fn config_precedence_file_env_flag() {
     let env = sqlite_env().await;
 

@@ -1,6 +1,6 @@
 //! Clients: the applications that send users here.
 
-use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set};
 
 use crate::{
     entity::clients,

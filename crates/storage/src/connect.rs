@@ -13,7 +13,12 @@ use sea_orm::{
     Statement,
 };
 
-use crate::{entity::epochs, StoreError};
+use crate::{
+    entity::epochs,
+    guarded::Db,
+    health::{Health, Probe, DEFAULT_PROBE_INTERVAL},
+    StoreError,
+};
 
 /// Largest PostgreSQL pool per instance.
 const PG_MAX_CONNECTIONS: u32 = 16;
@@ -43,18 +48,42 @@ pub enum Backend {
     Postgres,
 }
 
+/// How a [`Store`] watches its database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// While the database is down, how often a probe asks whether it is
+    /// back; also the least time between two probes on suspicion.
+    pub db_probe_interval: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            db_probe_interval: DEFAULT_PROBE_INTERVAL,
+        }
+    }
+}
+
 /// The handle every other crate uses to reach the database. Cheap to clone.
+/// Clones share one health state (see [`Store::database_up`]).
 #[derive(Clone, Debug)]
 pub struct Store {
-    pub(crate) db: DatabaseConnection,
+    pub(crate) db: Db,
     backend: Backend,
 }
 
 impl Store {
+    /// [`Store::connect_with`] with the default options.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, StoreOptions::default()).await
+    }
+
     /// Opens the database named by `url`: `sqlite://PATH` (created if
     /// missing), `sqlite::memory:`, or `postgres://...`. SQLite runs in WAL
     /// mode with a busy timeout so concurrent writers queue rather than fail.
-    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+    /// Starts the database's health state (a task probing it while down).
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
+        let interval = options.db_probe_interval;
         let lower = url.to_ascii_lowercase();
         if lower.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
@@ -73,8 +102,10 @@ impl Store {
                 .map_err(|e| {
                     StoreError::Unavailable(format!("cannot open SQLite database {url}: {e}"))
                 })?;
+            let conn = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
+            let health = Health::start(Probe::Sqlite(conn.clone()), Backend::Sqlite, interval);
             let store = Store {
-                db: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool),
+                db: Db::new(conn, health),
                 backend: Backend::Sqlite,
             };
             // WAL needs a writable file: surface a read-only file now, not on the first write.
@@ -122,7 +153,7 @@ impl Store {
                 .test_before_acquire(true)
                 .idle_timeout(Duration::from_secs(300))
                 .max_lifetime(Duration::from_secs(1800))
-                .connect_with(opts)
+                .connect_with(opts.clone())
                 .await
                 .map_err(|e| {
                     StoreError::Unavailable(format!(
@@ -130,8 +161,10 @@ impl Store {
                         redact(url)
                     ))
                 })?;
+            let health =
+                Health::start(Probe::Postgres(Box::new(opts)), Backend::Postgres, interval);
             Ok(Store {
-                db: SqlxPostgresConnector::from_sqlx_postgres_pool(pool),
+                db: Db::new(SqlxPostgresConnector::from_sqlx_postgres_pool(pool), health),
                 backend: Backend::Postgres,
             })
         } else {
@@ -147,23 +180,32 @@ impl Store {
         self.backend
     }
 
+    /// Is the database up, as far as this store knows? Memory only: false
+    /// from the first lost connection until a probe reaches the database
+    /// again; meanwhile every operation fails at once with
+    /// [`StoreError::Unavailable`].
+    pub fn database_up(&self) -> bool {
+        self.db.health().is_up()
+    }
+
     /// Applies every pending migration. Safe to run on every start and from
     /// several instances at once (sea-orm records applied migrations).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        Migrator::up(&self.db, None).await?;
+        Migrator::up(self.db.inner(), None).await?;
         Ok(())
     }
 
     /// Names of migrations not yet applied.
     pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
-        Ok(Migrator::get_pending_migrations(&self.db)
+        Ok(Migrator::get_pending_migrations(self.db.inner())
             .await?
             .iter()
             .map(|m| m.name().to_owned())
             .collect())
     }
 
-    /// One trivial round trip: does the database answer?
+    /// One trivial round trip: does the database answer? (Fails at once
+    /// while the database is marked down.)
     pub async fn ping(&self) -> Result<(), StoreError> {
         let backend: DbBackend = self.db.get_database_backend();
         self.db
@@ -183,12 +225,13 @@ impl Store {
         }
         // Matched on the connection itself: the pool getters panic on the
         // other engine.
-        match &self.db {
+        let db = self.db.inner();
+        match db {
             DatabaseConnection::SqlxPostgresPoolConnection(_) => {
-                stats(self.db.get_postgres_connection_pool())
+                stats(db.get_postgres_connection_pool())
             }
             DatabaseConnection::SqlxSqlitePoolConnection(_) => {
-                stats(self.db.get_sqlite_connection_pool())
+                stats(db.get_sqlite_connection_pool())
             }
             _ => PoolStats {
                 open: 0,
@@ -198,9 +241,10 @@ impl Store {
         }
     }
 
-    /// Closes the pool (graceful shutdown).
+    /// Closes the pool (graceful shutdown); probing stops.
     pub async fn close(self) -> Result<(), StoreError> {
-        self.db.close().await?;
+        self.db.health().close();
+        self.db.inner().clone().close().await?;
         Ok(())
     }
 

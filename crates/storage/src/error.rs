@@ -80,6 +80,45 @@ fn sqlx_outage(e: &sqlx::Error) -> bool {
     }
 }
 
+/// True when `e` says the connection to the database itself is lost or
+/// cannot be had: the database is down, not merely busy or full. This is
+/// what marks the health state down (see `health.rs`); every such error is
+/// also [`is_outage`]. Not SQLite's busy or locked, not "cannot write"
+/// (disk full, read-only), not too many connections (the pool's own
+/// connections still work), not our own pool being closed. On SQLite a pool
+/// time-out is congestion, not an outage (an embedded file does not go away).
+pub(crate) fn is_connection_lost(e: &DbErr, backend: crate::Backend) -> bool {
+    match e {
+        DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout) => {
+            backend == crate::Backend::Postgres
+        }
+        DbErr::Conn(RuntimeErr::SqlxError(s))
+        | DbErr::Exec(RuntimeErr::SqlxError(s))
+        | DbErr::Query(RuntimeErr::SqlxError(s)) => sqlx_connection_lost(s, backend),
+        _ => false,
+    }
+}
+
+/// [`is_connection_lost`] for an error of sqlx itself (the health probe's
+/// direct connection).
+pub(crate) fn sqlx_connection_lost(e: &sqlx::Error, backend: crate::Backend) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::PoolTimedOut => backend == crate::Backend::Postgres,
+        // PostgreSQL's SQLSTATE: connection exception, shutdown, starting
+        // up. (SQLite's codes are plain numbers and never match.)
+        sqlx::Error::Database(d) => {
+            let code = d.code();
+            let code = code.as_deref().unwrap_or("");
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+        }
+        _ => false,
+    }
+}
+
 impl StoreError {
     /// True when the failure is the database being away (retry later, answer 503).
     pub fn is_unavailable(&self) -> bool {
@@ -135,6 +174,12 @@ mod tests {
         );
 
         tokio::task::block_in_place(|| pg.start());
+        // The store learns it from its probe (health.rs), within a moment.
+        let started = Instant::now();
+        while !store.database_up() {
+            assert!(started.elapsed() < Duration::from_secs(5), "not up again");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         store.ping().await.unwrap();
         store.migrate().await.unwrap();
         assert_eq!(store.epoch("keys").await.unwrap(), 0);

@@ -7,13 +7,13 @@
 //! crash at any step rolls the whole change back.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 
 use crate::{
     entity::keys,
     error::corrupt,
+    guarded::Txn,
     model::{KeyRecord, KeyState},
     Store, StoreError,
 };
@@ -92,7 +92,7 @@ async fn of_kind<C: ConnectionTrait>(
 }
 
 async fn set_state(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     kid: &str,
     from: KeyState,
     to: KeyState,

@@ -16,6 +16,8 @@ mod connect;
 mod consents;
 mod entity;
 mod error;
+mod guarded;
+mod health;
 mod keys;
 pub use keys::{Revocation as KeyRevocation, Rotation};
 pub mod model;
@@ -30,7 +32,7 @@ mod status;
 pub use status::StatusEntry;
 mod users;
 
-pub use connect::{Backend, PoolStats, Store};
+pub use connect::{Backend, PoolStats, Store, StoreOptions};
 pub use error::StoreError;
 
 #[cfg(test)]

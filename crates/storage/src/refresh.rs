@@ -1,9 +1,7 @@
 //! Refresh tokens: opaque, stored as hashes, rotated on every use, grouped
 //! in families (one family per grant) for reuse detection.
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use crate::{
     entity::refresh_tokens as rt,

@@ -1,6 +1,6 @@
 //! Resource servers: the APIs that accept Gatehouse access tokens.
 
-use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set};
 
 use crate::{entity::resource_servers, error::corrupt, model::ResourceServer, Store, StoreError};
 

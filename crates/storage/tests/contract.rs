@@ -39,6 +39,8 @@ where
     assert_eq!(store.backend(), kind.backend());
     store.migrate().await.expect("migrate");
     test(store.clone()).await;
+    // Nothing here (concurrent writers included) looks like an outage.
+    assert!(store.database_up(), "the database was marked down");
     store.close().await.expect("close");
     drop(db);
 }

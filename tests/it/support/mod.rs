@@ -96,7 +96,9 @@ pub(crate) async fn start(
         ..RawConfig::default()
     });
     let settings = Settings::resolve(raw, Some(kek.to_base64url())).unwrap();
-    let store = Store::connect(&db_url).await.unwrap();
+    let store = Store::connect_with(&db_url, settings.store_options())
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let state =
         gatehouse_server::build_state(settings, store, kek.clone(), Arc::new(clock.clone()))

@@ -48,7 +48,7 @@ pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
 }
 
 async fn open_store(s: &Settings) -> anyhow::Result<Store> {
-    let store = Store::connect(&s.database_url).await?;
+    let store = Store::connect_with(&s.database_url, s.store_options()).await?;
     store
         .migrate()
         .await
@@ -80,7 +80,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { .. } => serve(s).await,
         Command::Migrate => {
-            let store = Store::connect(&s.database_url).await?;
+            let store = Store::connect_with(&s.database_url, s.store_options()).await?;
             let pending = store.pending_migrations().await?;
             store.migrate().await?;
             println!("{}", serde_json::json!({ "applied": pending }));

@@ -135,6 +135,17 @@ pub fn unavailable_page() -> Response {
     );
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    database_unavailable(r)
+}
+
+/// The mark of a response answered 503 because the database is
+/// unavailable, JSON or page alike: set only here, counted by
+/// `metrics::track` (`gatehouse_db_unavailable_responses_total`).
+#[derive(Clone, Copy, Debug)]
+pub struct DatabaseUnavailable;
+
+fn database_unavailable(mut r: Response) -> Response {
+    r.extensions_mut().insert(DatabaseUnavailable);
     r
 }
 
@@ -203,7 +214,7 @@ impl IntoResponse for AppError {
                 );
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                r
+                database_unavailable(r)
             }
             AppError::Throttled(secs) => {
                 let mut r = no_store(

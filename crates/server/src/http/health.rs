@@ -11,7 +11,8 @@ pub async fn healthz() -> impl IntoResponse {
 }
 
 /// `GET /readyz`: the database answers and the instance is not shutting
-/// down. 503 otherwise.
+/// down. 503 otherwise: at once while the store knows the database is down
+/// (its health state); else after the one round trip that finds out.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
         return (
@@ -19,14 +20,21 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             Json(json!({ "status": "draining" })),
         );
     }
+    let unavailable = || {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "reason": "database" })),
+        )
+    };
+    if !state.store.database_up() {
+        // Logged once by the store when it went down, not per probe.
+        return unavailable();
+    }
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "reason": "database" })),
-            )
+            unavailable()
         }
     }
 }

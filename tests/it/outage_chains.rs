@@ -266,7 +266,7 @@ async fn a_write_failing_after_the_rotation_spends_nothing() {
     let mut conn = sqlx::PgConnection::connect(app.db_url()).await.unwrap();
     sqlx::raw_sql(
         "CREATE FUNCTION refuse_status() RETURNS trigger LANGUAGE plpgsql AS \
-         $$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = '57P03'; END $$; \
+         $$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = '53100'; END $$; \
          CREATE TRIGGER refuse_status BEFORE INSERT ON token_status \
          FOR EACH ROW EXECUTE FUNCTION refuse_status();",
     )

@@ -1,7 +1,7 @@
 //! Authorization codes: single use, short lived, bound to client, redirect
 //! URI and PKCE challenge.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use crate::{
     entity::authorization_codes as codes,

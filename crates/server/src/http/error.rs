@@ -95,7 +95,9 @@ impl std::error::Error for AppError {}
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         if e.is_unavailable() {
-            tracing::warn!(error = %e, "database unavailable");
+            // The store logs the database going down and coming back once
+            // each; one line per refused request would flood the log.
+            tracing::debug!(error = %e, "database unavailable");
             AppError::Unavailable
         } else {
             AppError::Internal(format!("storage: {e}"))

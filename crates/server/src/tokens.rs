@@ -156,8 +156,7 @@ pub struct IssuedAccess {
 
 /// An access token between [`AppState::prepare_access_token`] and
 /// [`AppState::seal_access_token`]: its facts are fixed, its row (if any)
-/// not yet written.
-#[derive(Debug)]
+/// not yet written. `Debug` hides the token.
 pub struct PreparedAccess {
     form: Form,
     record: Option<TokenRecord>,
@@ -166,15 +165,16 @@ pub struct PreparedAccess {
     pub jti: String,
 }
 
-impl PreparedAccess {
-    /// What must be stored before the token is handed out.
-    pub fn record(&self) -> Option<&TokenRecord> {
-        self.record.as_ref()
+impl std::fmt::Debug for PreparedAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedAccess")
+            .field("jti", &self.jti)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
     }
 }
 
 /// The two shapes of access token.
-#[derive(Debug)]
 enum Form {
     /// A reference token: the random value the client receives.
     Opaque(String),
@@ -293,18 +293,17 @@ impl AppState {
     /// Issues an access token whose record (if it needs one) is written on
     /// its own: for grants that write nothing else (client credentials).
     pub async fn issue_access_token(&self, g: AccessGrant<'_>) -> Result<IssuedAccess, AppError> {
-        let prepared = self.prepare_access_token(g).await?;
-        if let Some(r) = prepared.record() {
+        let (issued, record) = self.seal_access_token(self.prepare_access_token(g).await?)?;
+        if let Some(r) = &record {
             self.store.record_access_token(r).await?;
         }
-        self.seal_access_token(prepared)
+        Ok(issued)
     }
 
     /// Fixes an access token's facts: claims, jti, expiry, status-list
     /// index (reserved from this instance's block, outside any
-    /// transaction) and the row it needs stored, which the caller writes
-    /// (with its grant's own write, when it has one) before
-    /// [`AppState::seal_access_token`]. No private-key operation yet.
+    /// transaction) and the row it needs stored. No private-key operation
+    /// yet.
     pub async fn prepare_access_token(
         &self,
         g: AccessGrant<'_>,
@@ -393,7 +392,13 @@ impl AppState {
     }
 
     /// Signs and encrypts a prepared access token (memory and CPU only).
-    pub fn seal_access_token(&self, p: PreparedAccess) -> Result<IssuedAccess, AppError> {
+    /// Returns the token and the row the caller must store before handing
+    /// it out (with its grant's own write, when it has one): sealing comes
+    /// first, so a failure here spends nothing.
+    pub fn seal_access_token(
+        &self,
+        p: PreparedAccess,
+    ) -> Result<(IssuedAccess, Option<TokenRecord>), AppError> {
         let token = match p.form {
             Form::Opaque(token) => token,
             Form::Jwe {
@@ -424,12 +429,13 @@ impl AppState {
                 }
             }
         };
-        Ok(IssuedAccess {
+        let issued = IssuedAccess {
             token,
             expires_in: p.lifetime,
             expires_at: p.expires_at,
             jti: p.jti,
-        })
+        };
+        Ok((issued, p.record))
     }
 
     /// Issues an ID token signed with the client's chosen algorithm.

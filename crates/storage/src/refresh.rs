@@ -1,7 +1,9 @@
 //! Refresh tokens: opaque, stored as hashes, rotated on every use, grouped
 //! in families (one family per grant) for reuse detection.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
+};
 
 use crate::{
     entity::refresh_tokens as rt,
@@ -115,13 +117,35 @@ async fn revoke_family_in<C: ConnectionTrait>(
     family_id: &str,
     now: i64,
 ) -> Result<u64, StoreError> {
-    Ok(rt::Entity::update_many()
-        .col_expr(rt::Column::RevokedAt, now.into())
-        .filter(rt::Column::FamilyId.eq(family_id))
-        .filter(rt::Column::RevokedAt.is_null())
-        .exec(c)
-        .await?
-        .rows_affected)
+    revoke_until_settled(c, rt::Column::FamilyId, family_id, now).await
+}
+
+/// Revokes every live refresh token whose `column` is `value`, repeating
+/// the `UPDATE` until it finds nothing more. On PostgreSQL an `UPDATE`
+/// that waited for a rotation's row lock does not see the successor that
+/// rotation inserted (READ COMMITTED rechecks only rows it saw at its
+/// start); the next pass does, and a rotation of a revoked token fails,
+/// so the loop ends. On SQLite the second pass finds nothing.
+async fn revoke_until_settled<C: ConnectionTrait>(
+    c: &C,
+    column: rt::Column,
+    value: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let mut total = 0;
+    loop {
+        let n = rt::Entity::update_many()
+            .col_expr(rt::Column::RevokedAt, now.into())
+            .filter(column.eq(value))
+            .filter(rt::Column::RevokedAt.is_null())
+            .exec(c)
+            .await?
+            .rows_affected;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n;
+    }
 }
 
 impl Store {
@@ -199,26 +223,38 @@ impl Store {
             return Ok(RefreshUse::Invalid(RefreshRefusal::Expired));
         }
         // Used before. A retry if the window admits it and the successor is
-        // untouched (never used, not revoked, not expired).
-        let successor = match &old.successor_hash {
-            Some(h) => rt::Entity::find_by_id(h.clone()).one(&txn).await?,
-            None => None,
-        };
-        if let (Some(used_at), Some(s)) = (old.used_at, successor) {
-            if retry.admits(used_at, now)
-                && s.used_at.is_none()
-                && s.revoked_at.is_none()
-                && s.expires_at > now
-            {
-                let successor = RefreshToken::try_from(s)?;
-                match access_token {
-                    Some(r) => {
-                        record_access_token_in(&txn, r).await?;
-                        txn.commit().await?;
+        // untouched (never used, not revoked, not expired). The check is a
+        // no-op conditional write on the successor: it holds the
+        // successor's row until the commit, so a revocation cannot slip in
+        // between the check and the record written for the retry.
+        if let (Some(used_at), Some(h)) = (old.used_at, &old.successor_hash) {
+            if retry.admits(used_at, now) {
+                let held = rt::Entity::update_many()
+                    .col_expr(
+                        rt::Column::SuccessorHash,
+                        Expr::col(rt::Column::SuccessorHash).into(),
+                    )
+                    .filter(rt::Column::TokenHash.eq(h.as_str()))
+                    .filter(rt::Column::UsedAt.is_null())
+                    .filter(rt::Column::RevokedAt.is_null())
+                    .filter(rt::Column::ExpiresAt.gt(now))
+                    .exec(&txn)
+                    .await?;
+                let successor = match held.rows_affected {
+                    1 => rt::Entity::find_by_id(h.clone()).one(&txn).await?,
+                    _ => None,
+                };
+                if let Some(s) = successor {
+                    let successor = RefreshToken::try_from(s)?;
+                    match access_token {
+                        Some(r) => {
+                            record_access_token_in(&txn, r).await?;
+                            txn.commit().await?;
+                        }
+                        None => txn.rollback().await?,
                     }
-                    None => txn.rollback().await?,
+                    return Ok(RefreshUse::Retry(successor));
                 }
-                return Ok(RefreshUse::Retry(successor));
             }
         }
         revoke_family_in(&txn, &old.family_id, now).await?;
@@ -244,13 +280,7 @@ impl Store {
         client_id: &str,
         now: i64,
     ) -> Result<u64, StoreError> {
-        Ok(rt::Entity::update_many()
-            .col_expr(rt::Column::RevokedAt, now.into())
-            .filter(rt::Column::ClientId.eq(client_id))
-            .filter(rt::Column::RevokedAt.is_null())
-            .exec(&self.db)
-            .await?
-            .rows_affected)
+        revoke_until_settled(&self.db, rt::Column::ClientId, client_id, now).await
     }
 
     /// The grants (families) a client holds: those of its refresh tokens and
@@ -286,13 +316,7 @@ impl Store {
         user_id: &str,
         now: i64,
     ) -> Result<u64, StoreError> {
-        Ok(rt::Entity::update_many()
-            .col_expr(rt::Column::RevokedAt, now.into())
-            .filter(rt::Column::UserId.eq(user_id))
-            .filter(rt::Column::RevokedAt.is_null())
-            .exec(&self.db)
-            .await?
-            .rows_affected)
+        revoke_until_settled(&self.db, rt::Column::UserId, user_id, now).await
     }
 
     /// Deletes the refresh tokens of families in which no token lives

@@ -176,25 +176,36 @@ pub async fn exchange(
         family: &code.family_id,
         jti: new_jti(),
     };
-    // Everything is fixed before the code is spent, and written with the
-    // redemption in one transaction: a fault leaves the code redeemable.
-    let access = super::prepare_access(state, &grant).await?;
+    // The whole answer is made before the code is spent, and written with
+    // the redemption in one transaction: a fault leaves the code redeemable.
     let (refresh_token, refresh_row) = refresh.unzip();
+    let sealed = super::user_tokens(state, &grant, refresh_token).await?;
     let writes = GrantWrites {
         refresh_token: refresh_row,
-        access_token: access.record().cloned(),
+        access_token: sealed.record,
     };
     redeem(
         state,
         client,
         &code_hash,
         now,
-        &access.jti,
-        access.expires_at,
+        &grant.jti,
+        now + access_lifetime_bound(state, client),
         &writes,
     )
     .await?;
-    super::user_tokens(state, &grant, access, refresh_token)
+    Ok(sealed.response)
+}
+
+/// An upper bound of the access token's lifetime, recorded on the code so
+/// that a replay revokes the token for as long as it can live.
+fn access_lifetime_bound(state: &AppState, client: &Client) -> i64 {
+    state
+        .settings
+        .lifetimes
+        .access_token
+        .max(client.access_token_lifetime.unwrap_or(0))
+        .max(86_400)
 }
 
 /// Spends the code, writing `writes` in the same transaction. Of concurrent

@@ -1,11 +1,11 @@
 //! One module per grant type. Each checks its grant's rules and asks the
 //! token builder for tokens.
 //!
-//! A user grant runs in three steps so that a fault never spends a code or
-//! a refresh token without delivering its successor: prepare the access
-//! token (no write; its status index comes from the instance's reserved
-//! block), then one transaction that redeems or rotates and stores the
-//! token's record, then seal (sign, encrypt) in memory.
+//! A user grant runs in two steps so that a fault never spends a code or a
+//! refresh token without delivering its successor: make the whole answer
+//! (no write; the access token's status index comes from the instance's
+//! reserved block; signing and encrypting in memory), then one transaction
+//! that redeems or rotates and stores the access token's row with it.
 
 pub mod authorization_code;
 pub mod client_credentials;
@@ -13,7 +13,7 @@ pub mod refresh_token;
 
 use std::sync::Arc;
 
-use gatehouse_storage::model::{Client, User};
+use gatehouse_storage::model::{Client, TokenRecord, User};
 
 use crate::{
     http::error::AppError,
@@ -39,13 +39,8 @@ pub struct UserGrant<'a> {
     pub jti: String,
 }
 
-/// Fixes the access token of a user grant before the grant's own write
-/// (see [`PreparedAccess`]): the grant then stores the token's record in
-/// the same transaction as its redemption or rotation.
-pub async fn prepare_access(
-    state: &AppState,
-    g: &UserGrant<'_>,
-) -> Result<PreparedAccess, AppError> {
+/// Fixes the access token of a user grant (see [`PreparedAccess`]).
+async fn prepare_access(state: &AppState, g: &UserGrant<'_>) -> Result<PreparedAccess, AppError> {
     let audience = audience(state, g.resource).await?;
     state
         .prepare_access_token(AccessGrant {
@@ -61,16 +56,23 @@ pub async fn prepare_access(
         .await
 }
 
-/// After the grant's write: seals the access token and, for `openid`,
-/// issues the ID token bound to it by `at_hash`; answers with the given
-/// refresh token. Memory and CPU only, so nothing written can be lost here.
-pub fn user_tokens(
+/// A user grant's answer, made before the grant's write, and the access
+/// token's row that write must store.
+pub struct Sealed {
+    pub response: TokenResponse,
+    pub record: Option<TokenRecord>,
+}
+
+/// Seals the access token and, for `openid`, issues the ID token bound to
+/// it by `at_hash`, answering with the given refresh token. Memory and CPU
+/// only, and done before the grant's write: whatever fails here spends
+/// nothing, and after the write nothing is left that can fail.
+pub async fn user_tokens(
     state: &AppState,
     g: &UserGrant<'_>,
-    access: PreparedAccess,
     refresh_token: Option<String>,
-) -> Result<TokenResponse, AppError> {
-    let access = state.seal_access_token(access)?;
+) -> Result<Sealed, AppError> {
+    let (access, record) = state.seal_access_token(prepare_access(state, g).await?)?;
     let id_token = if g.scope.contains("openid") {
         Some(state.issue_id_token(IdGrant {
             client: g.client,
@@ -86,13 +88,16 @@ pub fn user_tokens(
     } else {
         None
     };
-    Ok(TokenResponse {
-        access_token: access.token,
-        token_type: "Bearer",
-        expires_in: access.expires_in,
-        refresh_token,
-        id_token,
-        scope: g.scope.to_string(),
+    Ok(Sealed {
+        response: TokenResponse {
+            access_token: access.token,
+            token_type: "Bearer",
+            expires_in: access.expires_in,
+            refresh_token,
+            id_token,
+            scope: g.scope.to_string(),
+        },
+        record,
     })
 }
 

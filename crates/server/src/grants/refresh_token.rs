@@ -9,7 +9,10 @@
 //! `refresh_grace` seconds, since a thief could use a longer window. Any
 //! other reuse revokes the whole family. Scope may narrow, never widen.
 
-use gatehouse_storage::{model::RefreshToken, RefreshRefusal, RefreshUse, RetryWindow};
+use gatehouse_storage::{
+    model::{Client, RefreshToken, User},
+    RefreshRefusal, RefreshUse, RetryWindow,
+};
 
 use crate::{
     audit::{self, Event},
@@ -110,10 +113,10 @@ pub async fn exchange(
         _ => return Err(invalid_grant("the user is no longer active")),
     };
 
-    // Everything the new tokens need is fixed before the rotation, and the
-    // access token's record is written in the rotation's transaction: if
-    // anything fails, the presented token is not spent; if the answer is
-    // lost after the commit, the retry rule hands out the same successor.
+    // The whole answer is made before the rotation, and the access token's
+    // row is written in the rotation's transaction: if anything fails, the
+    // presented token is not spent; if the answer is lost after the
+    // commit, the retry rule hands out the same successor.
     let grant = super::UserGrant {
         client,
         user: &user,
@@ -127,8 +130,22 @@ pub async fn exchange(
         family: &old.family_id,
         jti: new_jti(),
     };
-    let access = super::prepare_access(state, &grant).await?;
     let (successor, successor_hash) = state.successor_refresh_token(presented);
+    let retry = Possession::of(auth).retry_window(state.settings.lifetimes.refresh_grace);
+    let sealed = match super::user_tokens(state, &grant, Some(successor)).await {
+        Ok(s) => s,
+        // A rotated token still meets reuse detection, even when no answer
+        // can be made for it.
+        Err(e) if old.used_at.is_some() => {
+            let outcome = state
+                .store
+                .use_refresh_token(&old_hash, &successor_hash, now, retry, Clone::clone, None)
+                .await?;
+            judge(state, client, &user, outcome).await?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     let lifetime = client
         .refresh_token_lifetime
         .unwrap_or(state.settings.lifetimes.refresh_token);
@@ -138,7 +155,7 @@ pub async fn exchange(
             &old_hash,
             &successor_hash,
             now,
-            Possession::of(auth).retry_window(state.settings.lifetimes.refresh_grace),
+            retry,
             |old| RefreshToken {
                 token_hash: successor_hash.clone(),
                 successor_hash: None,
@@ -148,11 +165,26 @@ pub async fn exchange(
                 revoked_at: None,
                 ..old.clone()
             },
-            access.record(),
+            sealed.record.as_ref(),
         )
         .await?;
-    let current = match outcome {
-        RefreshUse::Rotated(t) | RefreshUse::Retry(t) => t,
+    let current = judge(state, client, &user, outcome).await?;
+    if current.token_hash != successor_hash {
+        return Err(AppError::Internal("refresh successor mismatch".into()));
+    }
+    Ok(sealed.response)
+}
+
+/// The token the client may have from a rotation's outcome; reuse revokes
+/// the grant.
+async fn judge(
+    state: &AppState,
+    client: &Client,
+    user: &User,
+    outcome: RefreshUse,
+) -> Result<RefreshToken, AppError> {
+    match outcome {
+        RefreshUse::Rotated(t) | RefreshUse::Retry(t) => Ok(t),
         RefreshUse::Reused { family_id } => {
             tracing::warn!(client_id = %client.id, %family_id, "refresh token reuse detected; family revoked");
             audit::emit(
@@ -160,17 +192,13 @@ pub async fn exchange(
                     client_id: &client.id,
                     user_id: Some(&user.id),
                 },
-                now,
+                state.now(),
             );
             state.revoke_grant(&family_id).await?;
-            return Err(invalid_grant(
+            Err(invalid_grant(
                 "the refresh token has already been used; its grant is revoked",
-            ));
+            ))
         }
-        RefreshUse::Invalid(r) => return Err(refused(r)),
-    };
-    if current.token_hash != successor_hash {
-        return Err(AppError::Internal("refresh successor mismatch".into()));
+        RefreshUse::Invalid(r) => Err(refused(r)),
     }
-    super::user_tokens(state, &grant, access, Some(successor))
 }

@@ -22,6 +22,7 @@ mod introspection;
 mod max_age;
 mod metrics;
 mod outage;
+mod outage_stateless;
 mod outbound;
 mod pkce_policy;
 mod private_key_jwt;

@@ -260,7 +260,10 @@ async fn introspect(app: &TestApp, c: &TestClient, token: &str) -> (u16, Value) 
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// GETs `/userinfo` with `token`: the status and the JSON body (or, when
+/// there is none, the `WWW-Authenticate` challenge and the time taken).
 async fn userinfo(app: &TestApp, token: &str) -> (u16, Value) {
+    let started = Instant::now();
     let r = app
         .http
         .get(app.url("/userinfo"))
@@ -269,7 +272,14 @@ async fn userinfo(app: &TestApp, token: &str) -> (u16, Value) {
         .await
         .unwrap();
     let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let body = r.json().await.unwrap_or_else(
+        |_| json!({ "challenge": challenge, "took_ms": started.elapsed().as_millis() as u64 }),
+    );
+    (status, body)
 }
 
 async fn one_token(app: &TestApp, c: &TestClient) -> String {

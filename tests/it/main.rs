@@ -23,6 +23,7 @@ mod max_age;
 mod metrics;
 mod outage;
 mod outage_chains;
+mod outage_stateless;
 mod outbound;
 mod pkce_policy;
 mod private_key_jwt;

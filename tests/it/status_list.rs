@@ -272,11 +272,12 @@ async fn a_fresh_block_of_another_instance_is_found_at_once(app: &TestApp) {
     api_token(app, &kp, &c).await;
     let get = |path: &'static str| app.http.get(app.url(path)).send();
     assert_eq!(get("/statuslists/1").await.unwrap().status(), 404);
-    // Everything up to list 1 reserved elsewhere; the other instance's next
-    // block lies in list 1.
+    // Everything up to list 1 reserved elsewhere (a block of half a list
+    // starts at a multiple of its size, so it ends at list 1); the other
+    // instance's next block lies in list 1.
     app.state
         .store
-        .reserve_status_block(LIST_BITS)
+        .reserve_status_block(LIST_BITS / 2)
         .await
         .unwrap();
     let (_, claims) = api_token(&other, &kp, &c).await;
@@ -298,7 +299,7 @@ async fn a_revocation_rebuilds_only_its_list(app: &TestApp) {
     let (at0, claims0) = api_token(app, &kp, &c).await;
     app.state
         .store
-        .reserve_status_block(LIST_BITS)
+        .reserve_status_block(LIST_BITS / 2)
         .await
         .unwrap();
     let (_, claims1) = api_token(&other, &kp, &c).await;

@@ -46,15 +46,20 @@ pub async fn build_state(
     .map_err(|e| anyhow::anyhow!("cannot open the key ring: {e}"))?;
     let discovery = Arc::new(Discovery::new(&settings));
     let http = Arc::new(crate::outbound::Outbound::new(settings.outbound.clone())?);
+    // Knowing the epochs from the start, the first poll does not empty
+    // the caches filled since (which serve while the database is away).
+    let registry = Arc::new(Registry::new(store.clone()));
+    registry.refresh().await?;
     Ok(AppState::new(crate::state::Shared {
         metrics: Arc::default(),
         status_lists: Arc::new(crate::status_list::StatusLists::new(
             store.status_high_water().await?,
+            settings.status_index_reserve_max,
         )),
         draining: Arc::default(),
         throttle: Arc::default(),
         http,
-        registry: Arc::new(Registry::new(store.clone())),
+        registry,
         hasher: SecretHasher::new(&kek),
         device_keys: crate::device::mac_key(&kek),
         sealer: SecretSealer::new(&kek),
@@ -66,6 +71,8 @@ pub async fn build_state(
         introspection_misses: Arc::new(crate::rate::RateWindow::new(
             crate::http::introspect::MAX_INACTIVE_PER_MINUTE,
         )),
+        replay: Arc::default(),
+        recent_reads: Arc::default(),
     }))
 }
 
@@ -259,6 +266,9 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
             }
             if let Err(e) = caches.refresh_status_mark().await {
                 tracing::warn!(error = %e, "status-list mark refresh failed; will retry");
+            }
+            if let Err(e) = caches.flush_replay_records().await {
+                tracing::warn!(error = %e, "writing one-time values seen during an outage failed; will retry");
             }
         }
     }));

@@ -60,6 +60,11 @@ pub struct RawConfig {
     pub signing_algs: Option<Vec<String>>,
     /// Milliseconds between probes of a database that is down (default 250).
     pub db_probe_interval_ms: Option<i64>,
+    /// Most status-list indices one instance reserves ahead (default 65536).
+    pub status_index_reserve_max: Option<i64>,
+    /// Seconds a cached revocation check or user may answer while the
+    /// database is away (default 10; 0: never).
+    pub outage_staleness_secs: Option<i64>,
 }
 
 impl RawConfig {
@@ -129,7 +134,9 @@ impl RawConfig {
             metrics_listen,
             trusted_proxies,
             signing_algs,
-            db_probe_interval_ms
+            db_probe_interval_ms,
+            status_index_reserve_max,
+            outage_staleness_secs
         )
     }
 }
@@ -189,6 +196,12 @@ pub struct Settings {
     pub trusted_proxies: Vec<crate::client_ip::Cidr>,
     /// How often a database that is down is probed (the store fails fast meanwhile).
     pub db_probe_interval: std::time::Duration,
+    /// Most status-list indices this instance holds reserved (a power of
+    /// two, at least two blocks): what it can issue while the database is away.
+    pub status_index_reserve_max: i64,
+    /// How old (seconds) a revocation check or user read may be when
+    /// introspection and userinfo answer from memory during an outage.
+    pub outage_staleness_secs: i64,
 }
 
 /// The bearer token of `/metrics`; never printed.
@@ -402,8 +415,19 @@ impl Settings {
             }
         };
         let db_probe_interval = std::time::Duration::from_millis(db_probe_interval);
+        let status_index_reserve_max = status_index_reserve_max(raw.status_index_reserve_max)?;
+        let outage_staleness_secs = match raw.outage_staleness_secs {
+            None => DEFAULT_OUTAGE_STALENESS_SECS,
+            Some(x) if (0..=MAX_OUTAGE_STALENESS_SECS).contains(&x) => x,
+            Some(x) => bail!(
+                "outage_staleness_secs must be between 0 (never answer from memory) and \
+                 {MAX_OUTAGE_STALENESS_SECS} seconds, got {x}"
+            ),
+        };
         Ok(Settings {
             db_probe_interval,
+            status_index_reserve_max,
+            outage_staleness_secs,
             outbound,
             metrics_token,
             metrics_listen,
@@ -465,6 +489,42 @@ impl Settings {
     /// `{issuer}{path}`.
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{}", self.issuer, path)
+    }
+}
+
+/// Default of `status_index_reserve_max`.
+pub const DEFAULT_STATUS_INDEX_RESERVE_MAX: i64 = 65_536;
+/// Default and largest `outage_staleness_secs`.
+pub const DEFAULT_OUTAGE_STALENESS_SECS: i64 = 10;
+const MAX_OUTAGE_STALENESS_SECS: i64 = 300;
+
+/// Validates `status_index_reserve_max`: a power of two (blocks are powers
+/// of two dividing the list size), room for the block in use and one spare
+/// of the smallest size, and at most one list.
+fn status_index_reserve_max(raw: Option<i64>) -> anyhow::Result<i64> {
+    use crate::status_list::{BLOCK, LIST_BITS};
+    let Some(x) = raw else {
+        return Ok(DEFAULT_STATUS_INDEX_RESERVE_MAX);
+    };
+    if !(2 * BLOCK..=LIST_BITS).contains(&x) || x.count_ones() != 1 {
+        bail!(
+            "status_index_reserve_max must be a power of two from {} to {LIST_BITS}, got {x}",
+            2 * BLOCK
+        );
+    }
+    Ok(x)
+}
+
+/// A whole number from the environment variable `name`, if set and not
+/// empty; an error naming the variable when it is not a number.
+pub fn env_i64(name: &str) -> anyhow::Result<Option<i64>> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map(Some)
+            .with_context(|| format!("{name} must be a whole number, got {v:?}")),
+        _ => Ok(None),
     }
 }
 
@@ -600,6 +660,54 @@ mod database_url_tests {
             assert!(
                 e.contains("db_probe_interval_ms must be between 10 and 60000"),
                 "{e}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod outage_tests {
+    use super::*;
+
+    fn resolve(reserve: Option<i64>, staleness: Option<i64>) -> Result<Settings, String> {
+        let raw = RawConfig {
+            status_index_reserve_max: reserve,
+            outage_staleness_secs: staleness,
+            ..RawConfig::default()
+        };
+        Settings::resolve(raw, Some(Kek::generate().to_base64url())).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn outage_options_have_defaults_and_are_validated() {
+        let s = resolve(None, None).unwrap();
+        assert_eq!(s.status_index_reserve_max, 65_536);
+        assert_eq!(s.outage_staleness_secs, 10);
+        let s = resolve(Some(2048), Some(0)).unwrap();
+        assert_eq!(s.status_index_reserve_max, 2048);
+        assert_eq!(
+            s.outage_staleness_secs, 0,
+            "0 turns answering from memory off"
+        );
+        assert_eq!(
+            resolve(Some(1 << 20), Some(300))
+                .unwrap()
+                .status_index_reserve_max,
+            1 << 20
+        );
+        for bad in [0, 1024, 3000, 100_000, 1 << 21, -4096] {
+            let e = resolve(Some(bad), None).unwrap_err();
+            assert!(
+                e.contains("status_index_reserve_max must be a power of two from 2048 to 1048576"),
+                "{bad}: {e}"
+            );
+        }
+        for bad in [-1, 301] {
+            let e = resolve(None, Some(bad)).unwrap_err();
+            assert!(
+                e.contains("outage_staleness_secs must be between 0"),
+                "{bad}: {e}"
             );
         }
     }

@@ -53,6 +53,10 @@ pub struct Shared {
     pub status_lists: Arc<crate::status_list::StatusLists>,
     /// Inactive introspection answers per calling client and minute.
     pub introspection_misses: Arc<crate::rate::RateWindow>,
+    /// One-time values recorded in memory while the database is away.
+    pub replay: Arc<crate::replay::ReplayCache>,
+    /// The last reads of revocation state and users (outages).
+    pub recent_reads: Arc<crate::recent_reads::RecentReads>,
 }
 
 impl Shared {

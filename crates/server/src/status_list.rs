@@ -2,8 +2,15 @@
 //! servers learn that an access token was revoked without a call per token.
 //!
 //! Every JWE access token carries `status.status_list = {idx, uri}`. Global
-//! indices are never reused: each instance reserves a block of
-//! [`BLOCK`] indices with one database write, so issuance stays write-free.
+//! indices are never reused: each instance reserves blocks of them with one
+//! database write each, so issuance stays write-free. Blocks are powers of
+//! two from [`BLOCK`] up, aligned to their size (so one never spans two
+//! lists). Beside the block in use an instance keeps spare blocks, refilled
+//! in the background and sized to the last minute's issuance rate
+//! ([`reserve`]), at most `status_index_reserve_max` indices in all: while
+//! the database is away, tokens go on being issued until they are spent.
+//! A block held in memory is never given back; indices still held when an
+//! instance stops are never used (their bits stay 0).
 //! List `n` covers global indices `n * LIST_BITS .. (n + 1) * LIST_BITS`.
 //! The signed list is built from the revoked indices (one indexed read),
 //! one build per list at a time, cached briefly per instance and dropped
@@ -13,13 +20,16 @@
 //!
 //! The endpoint is public, so a miss must be cheap: each instance keeps a
 //! high-water mark (the first index nobody had reserved when it last
-//! looked; read at start, after each of its own reservations and every
-//! couple of seconds). Lists below the mark exist; a list beyond the next
-//! one is answered 404 from memory, with no lock and no database. Only the
+//! looked; read at start, after each of its own reservations, spares
+//! included, and every couple of seconds). Lists below the mark exist; a
+//! list beyond the next one is answered 404 from memory, with no lock and
+//! no database. Only the
 //! list just above the mark (where another instance's fresh block appears
 //! first) reads the mark again before answering: one read at a time, at
 //! most one per [`MARK_REFRESH_EVERY`], and every request waits for a read
 //! that began after it arrived, so a fresh block never answers 404.
+
+pub mod reserve;
 
 use std::{
     collections::HashMap,
@@ -37,27 +47,36 @@ use flate2::{write::ZlibEncoder, Compression};
 use gatehouse_keys::Alg;
 use serde_json::{json, Map, Value};
 
+use self::reserve::Reserve;
 use crate::{http::error::AppError, state::AppState};
 
 /// Indices per list: 2^20 one-bit statuses, 128 KiB before compression.
 pub const LIST_BITS: i64 = 1 << 20;
-/// Indices an instance reserves at once (divides [`LIST_BITS`], so a block
-/// never spans two lists).
+/// The smallest block of indices an instance reserves at once (larger
+/// ones are powers of two too: every block divides [`LIST_BITS`]).
 pub const BLOCK: i64 = 1024;
 /// How long an instance reuses a list it built.
 pub const CACHE_FOR: Duration = Duration::from_secs(5);
 /// The high-water mark is read from the database at most this often.
 pub const MARK_REFRESH_EVERY: Duration = Duration::from_millis(250);
-/// After a failed block reservation, how long requests fail at once.
+/// After a failed block reservation, how long no other is tried (requests
+/// that find nothing held fail at once).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 /// The algorithm status list tokens are signed with.
 const LIST_ALG: Alg = Alg::ES256;
 
-/// Per-instance state: the reserved block, the high-water mark and the
+/// Per-instance state: the reserved indices, the high-water mark and the
 /// built lists.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StatusLists {
-    block: tokio::sync::Mutex<Block>,
+    /// The indices held; locked only for bookkeeping, never across an await.
+    reserve: Mutex<Reserve>,
+    /// Held while a block is reserved: one reservation at a time.
+    reserving: tokio::sync::Mutex<()>,
+    /// When reserving last failed.
+    failed_at: Mutex<Option<Instant>>,
+    /// The origin of the seconds the issuance rate is counted in.
+    started: Instant,
     /// The first global index known to be unreserved: lists that start
     /// below it exist. Only grows.
     mark: AtomicI64,
@@ -95,12 +114,40 @@ impl ListSlot {
 
 impl StatusLists {
     /// The state of an instance starting when `high_water` indices have
-    /// been reserved.
-    pub fn new(high_water: i64) -> StatusLists {
+    /// been reserved, holding at most `reserve_max` indices.
+    pub fn new(high_water: i64, reserve_max: i64) -> StatusLists {
         StatusLists {
+            reserve: Mutex::new(Reserve::new(reserve_max)),
+            reserving: tokio::sync::Mutex::default(),
+            failed_at: Mutex::default(),
+            started: Instant::now(),
             mark: AtomicI64::new(high_water),
-            ..StatusLists::default()
+            mark_refresh: tokio::sync::Mutex::default(),
+            lists: Mutex::default(),
         }
+    }
+
+    fn reserve(&self) -> std::sync::MutexGuard<'_, Reserve> {
+        self.reserve
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Indices this instance holds reserved and has not handed out yet.
+    pub fn held(&self) -> i64 {
+        self.reserve().held()
+    }
+
+    /// Seconds since this instance started, for the issuance rate.
+    fn second(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    fn failed_recently(&self) -> bool {
+        self.failed_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|t| t.elapsed() < RETRY_AFTER_FAILURE)
     }
 
     /// How many lists exist according to the mark.
@@ -113,16 +160,6 @@ impl StatusLists {
         let mut lists = self.lists.lock().ok()?;
         Some(lists.entry(list_id).or_default().clone())
     }
-}
-
-/// The reserved block: `next..end`, empty when `next == end`.
-#[derive(Debug, Default)]
-struct Block {
-    next: i64,
-    end: i64,
-    /// When reserving last failed: while the database is away, requests
-    /// fail at once instead of queueing behind each other's timeouts.
-    failed_at: Option<Instant>,
 }
 
 /// A token's place in the status lists.
@@ -162,36 +199,78 @@ pub fn encode_list(
 }
 
 impl AppState {
-    /// The next status index for a new access token. One database write
-    /// per [`BLOCK`] tokens.
+    /// The next status index for a new access token: from memory while
+    /// anything is held (a spare running low is refilled in the
+    /// background); only when nothing is held does the request itself
+    /// reserve a block (one database write).
     pub async fn next_status_index(&self) -> Result<StatusIndex, AppError> {
-        let mut b = self.status_lists.block.lock().await;
-        if b.next >= b.end {
-            if b.failed_at
-                .is_some_and(|t| t.elapsed() < RETRY_AFTER_FAILURE)
-            {
-                return Err(AppError::Unavailable);
-            }
-            match self.store.reserve_status_block(BLOCK).await {
-                Ok(start) => {
-                    self.status_lists
-                        .mark
-                        .fetch_max(start + BLOCK, Ordering::SeqCst);
-                    *b = Block {
-                        next: start,
-                        end: start + BLOCK,
-                        failed_at: None,
-                    }
-                }
-                Err(e) => {
-                    b.failed_at = Some(Instant::now());
-                    return Err(e.into());
+        if let Some(s) = self.take_status_index() {
+            return Ok(s);
+        }
+        let lists = &self.status_lists;
+        let Ok(_one) = tokio::time::timeout(CACHE_FOR, lists.reserving.lock()).await else {
+            return Err(AppError::Unavailable);
+        };
+        // The reservation this request waited for may have filled it.
+        if let Some(s) = self.take_status_index() {
+            return Ok(s);
+        }
+        if lists.failed_recently() {
+            // The database is away: fail at once rather than queue.
+            return Err(AppError::Unavailable);
+        }
+        let size = lists.reserve().wanted(lists.second()).unwrap_or(BLOCK);
+        self.reserve_status_indices(size).await?;
+        self.take_status_index().ok_or(AppError::Unavailable)
+    }
+
+    /// An index from memory, if any is held; starts a background refill
+    /// when the spares run below what the recent rate wants.
+    fn take_status_index(&self) -> Option<StatusIndex> {
+        let lists = &self.status_lists;
+        let sec = lists.second();
+        let mut r = lists.reserve();
+        let idx = r.take(sec)?;
+        if !r.refilling && r.wanted(sec).is_some() && !lists.failed_recently() {
+            r.refilling = true;
+            let state = self.clone();
+            tokio::spawn(async move { state.refill_status_indices().await });
+        }
+        Some(StatusIndex(idx))
+    }
+
+    /// The background refill: one block of the size wanted now.
+    async fn refill_status_indices(&self) {
+        let lists = &self.status_lists;
+        {
+            let _one = lists.reserving.lock().await;
+            let wanted = lists.reserve().wanted(lists.second());
+            if let Some(size) = wanted {
+                if let Err(e) = self.reserve_status_indices(size).await {
+                    tracing::warn!(error = %e, "could not reserve spare status-list indices; will retry");
                 }
             }
         }
-        let idx = b.next;
-        b.next += 1;
-        Ok(StatusIndex(idx))
+        lists.reserve().refilling = false;
+    }
+
+    /// Reserves `size` indices (one write) and adds them to the reserve.
+    async fn reserve_status_indices(&self, size: i64) -> Result<(), AppError> {
+        let lists = &self.status_lists;
+        match self.store.reserve_status_block(size).await {
+            Ok(start) => {
+                lists.mark.fetch_max(start + size, Ordering::SeqCst);
+                lists.reserve().add(start, size);
+                Ok(())
+            }
+            Err(e) => {
+                *lists
+                    .failed_at
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+                Err(e.into())
+            }
+        }
     }
 
     /// The URL of status list `list_id`.

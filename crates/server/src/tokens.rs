@@ -700,7 +700,8 @@ impl AppState {
         if let Some(f) = &at.family {
             keys.push(format!("{GRANT_KEY}{f}"));
         }
-        let hits = self.store.revocation_entries(&keys).await?;
+        // From a recent read while the database is away (`recent_reads`).
+        let hits = self.revocation_entries(&keys).await?;
         Ok(hits.iter().any(|(k, revoked_at)| {
             let cut_off = k.starts_with(SUBJECT_KEY) || k.starts_with(CLIENT_KEY);
             !cut_off || at.iat <= *revoked_at

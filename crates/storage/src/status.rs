@@ -3,7 +3,9 @@
 //!
 //! Indices are never reused. An instance reserves a block of them with one
 //! atomic `UPDATE ... RETURNING` on the `status_index` counter, so issuing
-//! an access token costs no write of its own. A row is written only for a
+//! an access token costs no write of its own. A block starts at a multiple
+//! of its size (the indices skipped to get there are never used), so a
+//! block whose size divides the list size never spans two lists. A row is written only for a
 //! token bound to a user (so a grant or subject revocation can find it) or
 //! for a token revoked one by one.
 
@@ -63,17 +65,21 @@ pub(crate) async fn record_access_token_in<C: ConnectionTrait>(
 }
 
 impl Store {
-    /// Reserves `size` consecutive global indices for this instance and
-    /// returns the first. One atomic statement on both backends.
+    /// Reserves `size` (at least 1) consecutive global indices for this
+    /// instance, starting at a multiple of `size`, and returns the first.
+    /// One atomic statement on both backends.
     pub async fn reserve_status_block(&self, size: i64) -> Result<i64, StoreError> {
+        let size = size.max(1);
         // Built with sea-query and run as a query: sea-orm's own
         // `exec_with_returning` refuses SQLite unless a feature is set.
+        // value = ceil(value / size) * size + size (integer division on
+        // both backends).
+        let aligned = Expr::expr(Expr::col(epochs::Column::Value).add(size - 1))
+            .div(size)
+            .mul(size);
         let stmt = Query::update()
             .table(epochs::Entity)
-            .value(
-                epochs::Column::Value,
-                Expr::col(epochs::Column::Value).add(size),
-            )
+            .value(epochs::Column::Value, Expr::expr(aligned).add(size))
             .and_where(epochs::Column::Name.eq(COUNTER))
             .returning_col(epochs::Column::Value)
             .to_owned();

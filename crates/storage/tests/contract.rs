@@ -1827,6 +1827,12 @@ async fn token_status(store: Store) {
     starts.sort_unstable();
     assert_eq!(starts, (0..16).map(|i| i * 100).collect::<Vec<_>>());
     assert_eq!(store.status_high_water().await.unwrap(), 1600);
+    // A block starts at a multiple of its size (so a power of two never
+    // spans two lists); the indices skipped to get there are never used.
+    assert_eq!(store.reserve_status_block(1024).await.unwrap(), 2048);
+    assert_eq!(store.reserve_status_block(4096).await.unwrap(), 4096);
+    assert_eq!(store.reserve_status_block(1024).await.unwrap(), 8192);
+    assert_eq!(store.status_high_water().await.unwrap(), 9216);
 
     let entry = |idx: i64, subject: &str, family: &str, expires_at: i64| StatusEntry {
         idx,

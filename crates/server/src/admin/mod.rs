@@ -39,6 +39,8 @@ pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
     flags.metrics_token = std::env::var("GATEHOUSE_METRICS_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
+    flags.status_index_reserve_max = crate::config::env_i64("GATEHOUSE_STATUS_INDEX_RESERVE_MAX")?;
+    flags.outage_staleness_secs = crate::config::env_i64("GATEHOUSE_OUTAGE_STALENESS_SECS")?;
     let file = match &cli.global.config {
         Some(p) => RawConfig::from_file(p)?,
         None => RawConfig::default(),

@@ -352,9 +352,9 @@ async fn assertion(state: &AppState, params: &Params) -> Result<Authenticated, A
     let jti = s("jti")
         .filter(|j| !j.is_empty() && j.len() <= 256)
         .ok_or_else(|| fail("the client assertion needs a jti of 1 to 256 characters"))?;
+    // In the database, or in memory while it is away (`replay`).
     if !state
-        .store
-        .record_once(&format!("assertion:{}:{jti}", client.id), exp + leeway, now)
+        .record_once(&format!("assertion:{}:{jti}", client.id), exp + leeway)
         .await?
     {
         tracing::warn!(client_id = %client.id, "client assertion replayed");

@@ -89,7 +89,8 @@ pub async fn userinfo(
         );
         return Ok(r);
     }
-    let user = match state.store.user_by_id(&at.sub).await? {
+    // From a recent read while the database is away (`recent_reads`).
+    let user = match state.user_recently(&at.sub).await? {
         Some(u) if !u.disabled => u,
         _ => return Err(AppError::invalid_token("the user is no longer active")),
     };

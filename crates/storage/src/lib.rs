@@ -16,6 +16,8 @@ mod connect;
 mod consents;
 mod entity;
 mod error;
+#[cfg(feature = "fault-injection")]
+mod faults;
 mod keys;
 pub use keys::{Revocation as KeyRevocation, Rotation};
 pub mod model;

@@ -6,8 +6,9 @@
 //! full disk (writes that fit in pages the file already has still succeed,
 //! as they would). Writes (refresh rotations, code issuance and redemption,
 //! sign-ins) must answer 503 `temporarily_unavailable` with `Retry-After`,
-//! never 500; reads go on; once the limit is lifted traffic resumes and the
-//! file passes `PRAGMA integrity_check`. (An I/O error, SQLITE_IOERR, is
+//! never 500, and spend nothing (the refresh token and the code of a 503
+//! work afterwards); reads go on; once the limit is lifted traffic resumes
+//! and the file passes `PRAGMA integrity_check`. (An I/O error, SQLITE_IOERR, is
 //! caused for real on a `gatehouse serve` process: see
 //! crates/server/tests/sqlite_faults.rs.)
 
@@ -77,19 +78,10 @@ async fn sign_in(app: &TestApp) -> reqwest::Response {
         .unwrap()
 }
 
-/// The SQLite file behind the app.
-fn db_file(app: &TestApp) -> String {
-    let url: &str = &app.state.settings.database_url;
-    let path = url.strip_prefix("sqlite://").unwrap();
-    path.split('?').next().unwrap().to_owned()
-}
-
 /// `PRAGMA integrity_check` and the rotation invariant (every rotated
 /// refresh token's successor exists), on a connection of the test's own.
-async fn assert_sound(file: &str) {
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{file}"))
-        .await
-        .unwrap();
+async fn assert_sound(app: &TestApp) {
+    let mut conn = sqlx::SqliteConnection::connect(app.db_url()).await.unwrap();
     let check: String = sqlx::query_scalar("PRAGMA integrity_check")
         .fetch_one(&mut conn)
         .await
@@ -161,6 +153,7 @@ async fn a_full_sqlite_database_answers_503_and_recovers() {
             continue;
         }
         assert_unavailable_json("a code redemption in a full database", r).await;
+        codes.push((code, verifier));
         break;
     }
 
@@ -216,8 +209,8 @@ async fn a_full_sqlite_database_answers_503_and_recovers() {
     }
     assert_eq!(app.token(&svc, &cc).await.status(), 200);
 
-    // The limit lifted: the same refresh token continues the chain (the
-    // retry rule), and new sign-ins, codes and redemptions work.
+    // The limit lifted: the same refresh token continues the chain, and new
+    // sign-ins, codes and redemptions work.
     app.state.store.sqlite_page_limit(None).await.unwrap();
     let r = refresh(&app, &web, &rt).await;
     assert_eq!(r.status(), 200);
@@ -226,12 +219,16 @@ async fn a_full_sqlite_database_answers_503_and_recovers() {
         .unwrap()
         .to_owned();
     assert_eq!(refresh(&app, &web, &next).await.status(), 200);
+    // The code whose redemption answered 503 was not spent: it redeems, once.
+    let (code, verifier) = codes.pop().unwrap();
+    assert_eq!(redeem(&app, &web, &code, &verifier).await.status(), 200);
+    assert_eq!(redeem(&app, &web, &code, &verifier).await.status(), 400);
     assert_eq!(sign_in(&app).await.status(), 303);
     let (code, verifier) = app.code(&web, "openid offline_access", "").await;
     let fresh = app.redeem(&web, &code, &verifier).await;
     assert!(fresh["refresh_token"].is_string());
 
     // A read beside the running server (WAL); stopping it deletes the file.
-    assert_sound(&db_file(&app)).await;
+    assert_sound(&app).await;
     app.stop().await;
 }

@@ -82,8 +82,9 @@ fn sqlx_outage(e: &sqlx::Error) -> bool {
 
 /// True when the database answers but cannot write now: its disk (or the
 /// SQLite file's page limit) is full, it is read-only (a standby after a
-/// failover, a moved SQLite file) or the storage failed an I/O. Answered
-/// 503 like an outage, but the database is not down: reads still work.
+/// failover, a file system remounted read-only) or the storage failed an
+/// I/O. Answered 503 like an outage, but the database is not down: reads
+/// still work.
 fn cannot_write_now(e: &DbErr) -> bool {
     let (DbErr::Conn(RuntimeErr::SqlxError(sqlx::Error::Database(d)))
     | DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::Database(d)))

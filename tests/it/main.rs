@@ -32,6 +32,7 @@ mod resource_server;
 mod revocation;
 mod scopes;
 mod signing_algs;
+mod sqlite_faults;
 mod status_list;
 mod throttle;
 mod tokens;

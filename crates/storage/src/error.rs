@@ -31,7 +31,7 @@ impl From<DbErr> for StoreError {
         if let Some(SqlErr::UniqueConstraintViolation(msg)) = e.sql_err() {
             return StoreError::Conflict(msg);
         }
-        if is_outage(&e) {
+        if is_outage(&e) || cannot_write_now(&e) {
             return StoreError::Unavailable(e.to_string());
         }
         StoreError::Db(e)
@@ -119,12 +119,48 @@ pub(crate) fn sqlx_connection_lost(e: &sqlx::Error, backend: crate::Backend) -> 
     }
 }
 
+/// True when the database answers but cannot write now: its disk (or the
+/// SQLite file's page limit) is full, it is read-only (a standby after a
+/// failover, a file system remounted read-only) or the storage failed an
+/// I/O. Answered 503 like an outage, but the database is not down: reads
+/// still work.
+fn cannot_write_now(e: &DbErr) -> bool {
+    let (DbErr::Conn(RuntimeErr::SqlxError(sqlx::Error::Database(d)))
+    | DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::Database(d)))
+    | DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Database(d)))) = e
+    else {
+        return false;
+    };
+    let code = d.code();
+    let code = code.as_deref().unwrap_or("");
+    if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        code.parse::<i64>().is_ok_and(sqlite_write_fault)
+    } else {
+        pg_write_fault(code)
+    }
+}
+
+/// SQLITE_READONLY (8), SQLITE_IOERR (10) and SQLITE_FULL (13), also as
+/// extended result codes (low byte).
+fn sqlite_write_fault(code: i64) -> bool {
+    matches!(code & 0xff, 8 | 10 | 13)
+}
+
+/// SQLSTATE 53100 disk full, 25006 read-only SQL transaction.
+fn pg_write_fault(sqlstate: &str) -> bool {
+    matches!(sqlstate, "53100" | "25006")
+}
+
 impl StoreError {
     /// True when the failure is the database being away (retry later, answer 503).
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod write_faults;
 
 pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))

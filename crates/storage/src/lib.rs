@@ -18,6 +18,8 @@ mod entity;
 mod error;
 mod guarded;
 mod health;
+#[cfg(feature = "fault-injection")]
+mod faults;
 mod keys;
 pub use keys::{Revocation as KeyRevocation, Rotation};
 pub mod model;

@@ -84,7 +84,8 @@ impl World {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("GATEHOUSE_DATABASE_URL", &self.db.url)
             .env("GATEHOUSE_KEY_ENCRYPTION_KEY", &self.kek)
-            .env("GATEHOUSE_LOG", "warn");
+            // The reason of each 503 is logged at debug (one line per request).
+            .env("GATEHOUSE_LOG", "warn,gatehouse_server::http::error=debug");
         c
     }
 

@@ -60,7 +60,9 @@ impl<V: Clone> LastReads<V> {
     /// the previous generation is then too old to use).
     fn with<T>(&self, now: i64, staleness: i64, f: impl FnOnce(&mut Generations<V>) -> T) -> T {
         let mut g = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if now.saturating_sub(g.started) > staleness {
+        // A clock that stepped back also starts over: ages must never be
+        // negative.
+        if now.saturating_sub(g.started) > staleness || now < g.started {
             g.previous = std::mem::take(&mut g.current);
             g.started = now;
         }
@@ -76,13 +78,17 @@ impl<V: Clone> LastReads<V> {
         });
     }
 
-    /// The value `key` read as at most `staleness` seconds before `now`.
+    /// The value `key` read as less than `staleness` seconds before `now`
+    /// (whole seconds: never when `staleness` is 0).
     pub fn get(&self, key: &str, now: i64, staleness: i64) -> Option<V> {
+        if staleness <= 0 {
+            return None;
+        }
         self.with(now, staleness, |g| {
             [&g.current, &g.previous]
                 .into_iter()
                 .filter_map(|m| m.get(key))
-                .find(|(at, _)| now.saturating_sub(*at) <= staleness)
+                .find(|(at, _)| (0..staleness).contains(&now.saturating_sub(*at)))
                 .map(|(_, v)| v.clone())
         })
     }
@@ -174,18 +180,24 @@ mod tests {
         assert_eq!(r.get("k", 100, 10), None, "nothing from nothing");
         r.record("k", 1, 100, 10);
         assert_eq!(r.get("k", 100, 10), Some(1));
-        assert_eq!(r.get("k", 110, 10), Some(1));
-        assert_eq!(r.get("k", 111, 10), None);
+        assert_eq!(r.get("k", 109, 10), Some(1));
+        assert_eq!(r.get("k", 110, 10), None, "ten seconds old is too old");
         r.record("k", 2, 111, 10);
         assert_eq!(r.get("k", 115, 10), Some(2), "the newest read");
     }
 
     #[test]
-    fn zero_staleness_answers_only_within_the_second() {
+    fn zero_staleness_never_answers() {
         let r = LastReads::<u8>::default();
         r.record("k", 1, 100, 0);
-        assert_eq!(r.get("k", 100, 0), Some(1));
-        assert_eq!(r.get("k", 101, 0), None);
+        assert_eq!(r.get("k", 100, 0), None);
+    }
+
+    #[test]
+    fn a_clock_stepping_back_makes_no_read_fresh() {
+        let r = LastReads::<u8>::default();
+        r.record("k", 1, 100, 10);
+        assert_eq!(r.get("k", 50, 10), None, "a read from the future");
     }
 
     #[test]

@@ -3,10 +3,14 @@
 //! database is away.
 //!
 //! While the database answers, a value is recorded there with one
-//! conditional insert, which every instance sees. While it is away
-//! (`StoreError::Unavailable`), this instance records the value in a
-//! bounded memory cache instead and accepts it; a value found there is
-//! refused until it expires, even after the database is back. Values
+//! conditional insert, which every instance sees, and remembered in a
+//! bounded memory cache. Only while the health state says the database is
+//! down (not for a busy pool or a full disk: those answer 503) does this
+//! instance record the value in memory alone and accept it; a value found
+//! in memory is refused until it expires, even after the database is back.
+//! Memory can prove a value unseen here only if it never had to forget an
+//! unexpired one: after it did, the memory path answers 503 until that
+//! value would have expired. Values
 //! recorded in memory are written to the database once it answers again
 //! (the background loop calls [`AppState::flush_replay_records`]), so from
 //! then on the other instances refuse them too. The weaker guarantee: while
@@ -44,6 +48,9 @@ struct Inner {
     pending: Vec<(String, i64)>,
     /// When expired values were last dropped (at most once a second).
     purged_at: i64,
+    /// A value accepted through the database could not be remembered (the
+    /// cache was full): until this time memory cannot prove a value unseen.
+    forgot_until: i64,
 }
 
 /// What recording a value in memory found.
@@ -56,6 +63,19 @@ enum Recorded {
 
 fn digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
+}
+
+impl Inner {
+    /// Whether one more value fits (expired values are dropped first, at
+    /// most once a second).
+    fn make_room(&mut self, now: i64) -> bool {
+        if self.seen.len() >= MAX_SEEN && self.purged_at != now {
+            self.purged_at = now;
+            self.seen.retain(|_, exp| *exp > now);
+            self.pending.retain(|(_, exp)| *exp > now);
+        }
+        self.seen.len() < MAX_SEEN
+    }
 }
 
 impl ReplayCache {
@@ -72,20 +92,28 @@ impl ReplayCache {
         inner.seen.get(&digest(key)).is_some_and(|exp| *exp > now)
     }
 
-    /// Records `key` until `expires_at`, unless it is there already or the
-    /// cache is full of unexpired values.
+    /// Remembers `key`, accepted through the database, until `expires_at`;
+    /// when the cache is full, notes that memory forgot something.
+    fn remember(&self, key: &str, expires_at: i64, now: i64) {
+        let d = digest(key);
+        let mut inner = self.lock();
+        if !inner.make_room(now) {
+            inner.forgot_until = inner.forgot_until.max(expires_at);
+            return;
+        }
+        inner.seen.insert(d, expires_at);
+    }
+
+    /// Records `key` until `expires_at`, unless it is there already, the
+    /// cache is full of unexpired values, or memory forgot a value that may
+    /// still be presented.
     fn record(&self, key: &str, expires_at: i64, now: i64) -> Recorded {
         let d = digest(key);
         let mut inner = self.lock();
         if inner.seen.get(&d).is_some_and(|exp| *exp > now) {
             return Recorded::Seen;
         }
-        if inner.seen.len() >= MAX_SEEN && inner.purged_at != now {
-            inner.purged_at = now;
-            inner.seen.retain(|_, exp| *exp > now);
-            inner.pending.retain(|(_, exp)| *exp > now);
-        }
-        if inner.seen.len() >= MAX_SEEN {
+        if now < inner.forgot_until || !inner.make_room(now) {
             return Recorded::Full;
         }
         inner.seen.insert(d, expires_at);
@@ -119,15 +147,21 @@ impl AppState {
             return Ok(false);
         }
         match self.store.record_once(key, expires_at, now).await {
-            Ok(first) => Ok(first),
-            Err(e) if e.is_unavailable() => match self.replay.record(key, expires_at, now) {
-                Recorded::New => {
-                    tracing::debug!("database away: one-time value recorded in memory");
-                    Ok(true)
+            Ok(true) => {
+                self.replay.remember(key, expires_at, now);
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) if e.is_unavailable() && !self.store.database_up() => {
+                match self.replay.record(key, expires_at, now) {
+                    Recorded::New => {
+                        tracing::debug!("database away: one-time value recorded in memory");
+                        Ok(true)
+                    }
+                    Recorded::Seen => Ok(false),
+                    Recorded::Full => Err(AppError::Unavailable),
                 }
-                Recorded::Seen => Ok(false),
-                Recorded::Full => Err(AppError::Unavailable),
-            },
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -194,5 +228,25 @@ mod tests {
         c.put_back(pending);
         let keys: Vec<String> = c.take_pending().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["new", "newer"]);
+    }
+
+    /// A value accepted through the database is remembered, so an outage
+    /// cannot make it new again here; when memory had to forget one, it
+    /// refuses to vouch for any value until that one would have expired.
+    #[test]
+    fn values_accepted_through_the_database_stay_refused() {
+        let c = ReplayCache::default();
+        c.remember("db", 100, 0);
+        assert_eq!(c.record("db", 100, 50), Recorded::Seen);
+        assert!(c.take_pending().is_empty(), "already in the database");
+
+        let full = ReplayCache::default();
+        for i in 0..MAX_SEEN {
+            full.remember(&i.to_string(), 10, 0);
+        }
+        full.remember("forgotten", 300, 5);
+        assert_eq!(full.record("forgotten", 300, 20), Recorded::Full);
+        assert_eq!(full.record("other", 300, 299), Recorded::Full);
+        assert_eq!(full.record("other", 400, 300), Recorded::New);
     }
 }

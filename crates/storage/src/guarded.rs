@@ -55,8 +55,20 @@ impl Db {
 
     /// Begins a transaction: fails at once while the database is down, and
     /// waits for a connection only until it goes down.
+    ///
+    /// The `BEGIN` runs in a task of its own that is never cancelled: when
+    /// the request gives up, the task still finishes the `BEGIN` and drops
+    /// the transaction, which queues its `ROLLBACK` on the connection.
+    /// Cancelling a `BEGIN` already sent would return the connection to the
+    /// pool inside a transaction sqlx does not know of.
     pub(crate) async fn begin(&self) -> Result<Txn, DbErr> {
-        let (inner, epoch) = self.guarded(self.conn.begin()).await?;
+        let conn = self.conn.clone();
+        let task = tokio::spawn(async move { conn.begin().await });
+        let begun = async move {
+            task.await
+                .map_err(|e| DbErr::Custom(format!("the BEGIN task failed: {e}")))?
+        };
+        let (inner, epoch) = self.guarded(begun).await?;
         Ok(Txn {
             inner,
             health: self.health.clone(),

@@ -98,6 +98,18 @@ impl std::fmt::Debug for Health {
 
 /// The error an operation gets while the database is marked down. A
 /// connection error, so `StoreError::from` makes it `Unavailable`.
+/// PostgreSQL's own word that it is going away or not there yet: 57P01
+/// admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now.
+fn server_shutting_down(e: &DbErr) -> bool {
+    let (DbErr::Conn(RuntimeErr::SqlxError(sqlx::Error::Database(d)))
+    | DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::Database(d)))
+    | DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Database(d)))) = e
+    else {
+        return false;
+    };
+    matches!(d.code().as_deref(), Some("57P01" | "57P02" | "57P03"))
+}
+
 pub(crate) fn down_error() -> DbErr {
     DbErr::Conn(RuntimeErr::Internal(
         "the database is down (failing fast until a probe reaches it)".to_owned(),
@@ -144,11 +156,16 @@ impl Health {
         self.suspect.notify_one();
     }
 
-    /// An operation of `epoch` failed with `e`: a lost connection marks the
-    /// database down.
+    /// An operation of `epoch` failed with `e`. The server saying it is
+    /// shutting down or starting up marks the database down; any other
+    /// lost connection (one connection reset, a pool time-out under load)
+    /// only asks for a probe, which marks it down if it cannot connect:
+    /// load alone must not switch every request to failing fast.
     pub(crate) fn observe(&self, e: &DbErr, epoch: u64) {
-        if is_connection_lost(e, self.backend) {
+        if server_shutting_down(e) {
             self.mark_down(epoch, &e.to_string());
+        } else if is_connection_lost(e, self.backend) {
+            self.suspect();
         }
     }
 
@@ -211,6 +228,10 @@ impl Health {
                     Ok(Err(e)) if sqlx_connection_lost(&e, self.backend) => {
                         Outcome::Down(e.to_string())
                     }
+                    // The server answered (too many connections, a refused
+                    // login ...): it is reachable; requests meet their own
+                    // errors.
+                    Ok(Err(sqlx::Error::Database(_))) => Outcome::Up,
                     Ok(Err(_)) => Outcome::Unknown,
                     Err(_) => Outcome::Down(format!(
                         "no answer to a new connection within {} ms",

@@ -16,10 +16,10 @@ mod connect;
 mod consents;
 mod entity;
 mod error;
-mod guarded;
-mod health;
 #[cfg(feature = "fault-injection")]
 mod faults;
+mod guarded;
+mod health;
 mod keys;
 pub use keys::{Revocation as KeyRevocation, Rotation};
 pub mod model;

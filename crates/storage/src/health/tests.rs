@@ -265,3 +265,22 @@ fn only_lost_connections_mark_the_database_down() {
         Backend::Sqlite
     ));
 }
+
+/// Only the server's own word that it is going away marks the database
+/// down at once; a lost connection or a pool time-out asks for a probe
+/// (load must not switch everyone to failing fast).
+#[test]
+fn only_the_server_shutting_down_marks_down_without_a_probe() {
+    for code in ["57P01", "57P02", "57P03"] {
+        assert!(super::server_shutting_down(&coded(code)), "{code}");
+    }
+    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    for e in [
+        coded("08006"),
+        coded("53300"),
+        DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+        DbErr::Conn(RuntimeErr::SqlxError(sqlx::Error::Io(refused))),
+    ] {
+        assert!(!super::server_shutting_down(&e), "{e}");
+    }
+}

@@ -204,13 +204,18 @@ async fn chain(load: Arc<Load>, cfg: Arc<Config>, mut rt: String) -> ChainEnd {
     ChainEnd::Alive { rotations, last_ok }
 }
 
-/// client_credentials as fast as it can.
+/// client_credentials at a busy service's pace: 100 requests a second
+/// (services cache their tokens; flat out, any finite reserve of status
+/// indices runs out during a long outage, by design).
 async fn cc_loop(load: Arc<Load>, cfg: Arc<Config>, i: usize) {
     let form = [
         ("grant_type", "client_credentials"),
         ("resource", cfg.resource.as_str()),
     ];
+    let mut pace = tokio::time::interval(Duration::from_millis(10));
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while load.running() {
+        pace.tick().await;
         if load
             .token(Kind::ClientCredentials, &cfg.cc[i], &form)
             .await

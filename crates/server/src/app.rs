@@ -17,7 +17,7 @@ use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
     timeout::TimeoutLayer,
-    trace::TraceLayer,
+    trace::{DefaultOnFailure, TraceLayer},
 };
 
 use crate::{
@@ -120,7 +120,11 @@ pub fn router(state: AppState) -> Router {
                     .unwrap_or("-");
                 // The path only: query strings carry codes and tokens.
                 tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            }),
+            })
+            // A 5xx is logged where it is decided (an internal error with its
+            // detail; the database going down and back once each), not once
+            // more per response: an outage must not flood the log.
+            .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))

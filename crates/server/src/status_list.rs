@@ -215,8 +215,9 @@ impl AppState {
         if let Some(s) = self.take_status_index() {
             return Ok(s);
         }
-        if lists.failed_recently() {
-            // The database is away: fail at once rather than queue.
+        if lists.failed_recently() && !self.store.database_up() {
+            // The database is away: fail at once rather than queue. Once
+            // the health state says it is back, try at once.
             return Err(AppError::Unavailable);
         }
         let size = lists.reserve().wanted(lists.second()).unwrap_or(BLOCK);

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use super::BLOCK;
 
 /// How long the spare indices should last at the issuance rate of the
-/// last minute.
+/// last minute (of the seconds seen, for an instance younger than that).
 pub const OUTAGE_COVER_SECS: i64 = 60;
 /// Seconds of issuance the rate is counted over.
 const RATE_WINDOW: usize = 60;
@@ -117,7 +117,10 @@ impl Reserve {
     /// block in use and a spare always fit), never above what the maximum
     /// leaves room for.
     pub fn wanted(&self, sec: u64) -> Option<i64> {
-        let rate_cover = self.recent.last_window(sec) * OUTAGE_COVER_SECS / RATE_WINDOW as i64;
+        // The rate over the seconds seen so far (an instance younger than
+        // the window has not seen a whole one).
+        let observed = i64::try_from((sec + 1).min(RATE_WINDOW as u64)).unwrap_or(1);
+        let rate_cover = self.recent.last_window(sec) * OUTAGE_COVER_SECS / observed;
         let target = rate_cover.max(BLOCK);
         let spare = self.spare();
         if spare >= target {
@@ -192,7 +195,8 @@ mod tests {
         let mut r = Reserve::new(65_536);
         r.add(0, BLOCK);
         r.add(BLOCK, BLOCK);
-        // 3,000 tokens in the last minute: spares for 3,000 more wanted.
+        // 100 tokens a second over the 30 seconds this instance has lived:
+        // spares for a minute at that rate, 6,000, are wanted.
         let mut next = 2 * BLOCK;
         for sec in 0..30 {
             issue(&mut r, 100, sec);
@@ -201,9 +205,9 @@ mod tests {
                 next += size;
             }
         }
-        assert!(r.spare() >= 3000, "spare {}", r.spare());
+        assert!(r.spare() >= 6000, "spare {}", r.spare());
         assert!(
-            r.spare() < 2 * 3000 + BLOCK,
+            r.spare() < 2 * 6000 + BLOCK,
             "not wildly more: {}",
             r.spare()
         );

@@ -113,9 +113,11 @@ impl Store {
                 db: Db::new(conn, health),
                 backend: Backend::Sqlite,
             };
-            // WAL needs a writable file: surface a read-only file now, not on the first write.
+            // WAL needs a writable file: surface a read-only file now, not on
+            // the first write (unguarded: this error is the whole report).
             store
                 .db
+                .inner()
                 .execute_unprepared("CREATE TABLE IF NOT EXISTS _gatehouse_probe (x INTEGER); DROP TABLE IF EXISTS _gatehouse_probe;")
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("SQLite database {url} is not writable: {e}")))?;

@@ -221,8 +221,10 @@ async fn a_full_sqlite_database_answers_503_and_recovers() {
     assert_eq!(refresh(&app, &web, &next).await.status(), 200);
     // The code whose redemption answered 503 was not spent: it redeems, once.
     let (code, verifier) = codes.pop().unwrap();
-    assert_eq!(redeem(&app, &web, &code, &verifier).await.status(), 200);
-    assert_eq!(redeem(&app, &web, &code, &verifier).await.status(), 400);
+    let r = redeem(&app, &web, &code, &verifier).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = redeem(&app, &web, &code, &verifier).await;
+    assert_eq!(r.status(), 400, "{}", r.text().await.unwrap());
     assert_eq!(sign_in(&app).await.status(), 303);
     let (code, verifier) = app.code(&web, "openid offline_access", "").await;
     let fresh = app.redeem(&web, &code, &verifier).await;

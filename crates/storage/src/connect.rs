@@ -97,6 +97,11 @@ impl Store {
             let pool = SqlitePoolOptions::new()
                 .max_connections(SQLITE_MAX_CONNECTIONS)
                 .acquire_timeout(Duration::from_secs(10))
+                .before_acquire(|conn, _| {
+                    Box::pin(std::future::ready(Ok(!left_in_rolled_back_transaction(
+                        conn,
+                    ))))
+                })
                 .connect_with(opts)
                 .await
                 .map_err(|e| {
@@ -108,9 +113,11 @@ impl Store {
                 db: Db::new(conn, health),
                 backend: Backend::Sqlite,
             };
-            // WAL needs a writable file: surface a read-only file now, not on the first write.
+            // WAL needs a writable file: surface a read-only file now, not on
+            // the first write (unguarded: this error is the whole report).
             store
                 .db
+                .inner()
                 .execute_unprepared("CREATE TABLE IF NOT EXISTS _gatehouse_probe (x INTEGER); DROP TABLE IF EXISTS _gatehouse_probe;")
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("SQLite database {url} is not writable: {e}")))?;
@@ -275,6 +282,20 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// SQLite rolls a whole transaction back by itself on SQLITE_FULL or
+/// SQLITE_IOERR; sqlx then still counts it open, so the connection's next
+/// transaction would begin as a savepoint, and rolling that back would leave
+/// a write transaction, and the database's write lock, open for good (every
+/// other write: "database is locked"). Such a connection is closed rather
+/// than handed out (the pool flushes pending rollbacks on release).
+fn left_in_rolled_back_transaction(conn: &sea_orm::sqlx::SqliteConnection) -> bool {
+    let stale = conn.is_in_transaction();
+    if stale {
+        tracing::warn!("replacing a SQLite connection whose transaction SQLite rolled back");
+    }
+    stale
 }
 
 /// Hides the password in a database URL before it reaches a message.

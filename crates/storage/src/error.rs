@@ -124,7 +124,7 @@ pub(crate) fn sqlx_connection_lost(e: &sqlx::Error, backend: crate::Backend) -> 
 /// failover, a file system remounted read-only) or the storage failed an
 /// I/O. Answered 503 like an outage, but the database is not down: reads
 /// still work.
-fn cannot_write_now(e: &DbErr) -> bool {
+pub(crate) fn cannot_write_now(e: &DbErr) -> bool {
     let (DbErr::Conn(RuntimeErr::SqlxError(sqlx::Error::Database(d)))
     | DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::Database(d)))
     | DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Database(d)))) = e

@@ -1,5 +1,6 @@
-//! Fault injection for tests (feature `fault-injection`): a SQLite database
-//! that is full, as on a full disk, on every connection the store uses.
+//! Fault injection for tests (feature `fault-injection`, and this crate's
+//! own tests): a SQLite database that is full, as on a full disk, on every
+//! connection the store uses.
 
 use sea_orm::{sqlx, DatabaseConnection, DbErr, RuntimeErr};
 

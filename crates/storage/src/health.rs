@@ -37,7 +37,7 @@ use sea_orm::{
 use tokio::sync::{watch, Notify};
 
 use crate::{
-    error::{is_connection_lost, sqlx_connection_lost},
+    error::{cannot_write_now, is_connection_lost, sqlx_connection_lost},
     Backend,
 };
 
@@ -48,6 +48,8 @@ pub(crate) const SUSPECT_AFTER: Duration = Duration::from_millis(100);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// The probe interval unless configured otherwise.
 pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_millis(250);
+/// At most one warning per this time while the database refuses writes.
+const WRITE_FAULT_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// The state every operation reads before it starts.
 #[derive(Clone, Copy, Debug)]
@@ -84,6 +86,8 @@ pub(crate) struct Health {
     backend: Backend,
     interval: Duration,
     closed: AtomicBool,
+    /// When a refused write (full, read-only, I/O error) was last logged.
+    write_fault_logged: std::sync::Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Health {
@@ -133,6 +137,7 @@ impl Health {
             backend,
             interval,
             closed: AtomicBool::new(false),
+            write_fault_logged: std::sync::Mutex::new(None),
         });
         tokio::spawn(monitor(Arc::downgrade(&health), watcher, suspect));
         health
@@ -160,12 +165,25 @@ impl Health {
     /// shutting down or starting up marks the database down; any other
     /// lost connection (one connection reset, a pool time-out under load)
     /// only asks for a probe, which marks it down if it cannot connect:
-    /// load alone must not switch every request to failing fast.
+    /// load alone must not switch every request to failing fast. A refused
+    /// write (full, read-only, failing I/O: the database is up and reads
+    /// work) is logged at most once per [`WRITE_FAULT_LOG_EVERY`].
     pub(crate) fn observe(&self, e: &DbErr, epoch: u64) {
         if server_shutting_down(e) {
             self.mark_down(epoch, &e.to_string());
         } else if is_connection_lost(e, self.backend) {
             self.suspect();
+        } else if cannot_write_now(e) {
+            let Ok(mut last) = self.write_fault_logged.lock() else {
+                return;
+            };
+            if last.is_none_or(|t| t.elapsed() >= WRITE_FAULT_LOG_EVERY) {
+                *last = Some(Instant::now());
+                tracing::warn!(
+                    error = %e,
+                    "the database refuses writes (full, read-only or failing I/O): writes answer 503, reads go on"
+                );
+            }
         }
     }
 

@@ -16,7 +16,7 @@ mod connect;
 mod consents;
 mod entity;
 mod error;
-#[cfg(feature = "fault-injection")]
+#[cfg(any(test, feature = "fault-injection"))]
 mod faults;
 mod guarded;
 mod health;

@@ -84,8 +84,7 @@ impl World {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("GATEHOUSE_DATABASE_URL", &self.db.url)
             .env("GATEHOUSE_KEY_ENCRYPTION_KEY", &self.kek)
-            // The reason of each 503 is logged at debug (one line per request).
-            .env("GATEHOUSE_LOG", "warn,gatehouse_server::http::error=debug");
+            .env("GATEHOUSE_LOG", "warn");
         c
     }
 

@@ -105,3 +105,61 @@ async fn a_read_only_postgres_transaction_is_unavailable() {
     txn.rollback().await.unwrap();
     db.close().await.unwrap();
 }
+
+/// After SQLITE_FULL rolled a transaction back (SQLite does that by
+/// itself), no pooled connection is handed out still counted in that
+/// transaction: its next transaction would begin as a savepoint, and a
+/// rollback of that would keep the write lock ("database is locked" for
+/// every other writer) until the process ends.
+#[tokio::test]
+async fn no_connection_is_left_in_a_transaction_sqlite_rolled_back() {
+    let dir = std::env::temp_dir().join(format!("gatehouse-full-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = crate::Store::connect(&format!("sqlite://{}/full.db", dir.display()))
+        .await
+        .unwrap();
+    store
+        .db
+        .execute_unprepared(
+            "CREATE TABLE t (x BLOB); CREATE TABLE u (x INTEGER); INSERT INTO u VALUES (1)",
+        )
+        .await
+        .unwrap();
+    store.sqlite_page_limit(Some(1)).await.unwrap();
+    for _ in 0..3 {
+        let txn = store.db.begin().await.unwrap();
+        txn.execute_unprepared("UPDATE u SET x = x + 1")
+            .await
+            .unwrap();
+        let e = txn
+            .execute_unprepared("INSERT INTO t VALUES (zeroblob(100000))")
+            .await
+            .unwrap_err();
+        assert!(StoreError::from(e).is_unavailable());
+        drop(txn);
+    }
+    store.sqlite_page_limit(None).await.unwrap();
+
+    // Every connection of the pool at once: none is inside a transaction.
+    let pool = store.db.inner().get_sqlite_connection_pool();
+    let mut held = Vec::new();
+    for _ in 0..pool.options().get_max_connections() {
+        held.push(pool.acquire().await.unwrap());
+    }
+    for conn in &mut held {
+        assert!(!sqlx::Connection::is_in_transaction(&**conn));
+        sqlx::raw_sql("BEGIN; ROLLBACK")
+            .execute(&mut **conn)
+            .await
+            .unwrap();
+    }
+    drop(held);
+    // And a write goes through.
+    store
+        .db
+        .execute_unprepared("UPDATE u SET x = 0")
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -8,7 +8,10 @@
 //! the traffic; the app clock moves past `refresh_grace` while it is down,
 //! so a token spent by a request that then answered 503 would come back as
 //! reuse and revoke its family. It must not: a rotation and everything the
-//! new tokens need are written in one transaction.
+//! new tokens need are written in one transaction, and the answer is made
+//! before it. The two other tests put the fault at the worst moment on
+//! purpose: a write refused inside that transaction, and a failure while
+//! making the answer.
 
 use std::{
     sync::{
@@ -316,6 +319,71 @@ async fn a_write_failing_after_the_rotation_spends_nothing() {
     let r = redeem().await;
     assert_eq!(r.status(), 200, "the code survived");
     let r = redeem().await;
+    assert_eq!(r.status(), 400, "once");
+    app.stop().await;
+}
+
+/// The answer is made before the code is spent or the refresh token
+/// rotated: when making it fails (here the client's ID-token algorithm has
+/// no published key, as after an operator narrowed `signing_algs`), the
+/// request fails and nothing is spent; once the cause is mended, the same
+/// code and the same refresh token work, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_making_the_answer_spends_nothing() {
+    let Some(app) = support::spawn_app(support::db::DbKind::Postgres).await else {
+        return;
+    };
+    let web = app.web_client().await;
+    let (code, verifier) = app.code(&web, "openid offline_access", "").await;
+    let r0 = app.redeem(&web, &code, &verifier).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (pending, pending_verifier) = app.code(&web, "openid offline_access", "").await;
+
+    let mut conn = sqlx::PgConnection::connect(app.db_url()).await.unwrap();
+    let set_alg = |alg: &'static str| {
+        format!(
+            "UPDATE clients SET id_token_signed_response_alg = '{alg}' WHERE id = '{}'; \
+             UPDATE epochs SET value = value + 1 WHERE name = 'clients';",
+            web.id
+        )
+    };
+    sqlx::raw_sql(&set_alg("PS256"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    app.state.registry.refresh().await.unwrap();
+
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", r0.as_str()),
+    ];
+    let redeem = [
+        ("grant_type", "authorization_code"),
+        ("code", pending.as_str()),
+        ("redirect_uri", web.redirect_uri.as_str()),
+        ("code_verifier", pending_verifier.as_str()),
+    ];
+    let r = app.token(&web, &refresh).await;
+    assert_eq!(r.status(), 500, "no key for the client's algorithm");
+    let r = app.token(&web, &redeem).await;
+    assert_eq!(r.status(), 500, "no key for the client's algorithm");
+
+    // Mended, much later: nothing was spent.
+    app.clock
+        .advance(app.state.settings.lifetimes.refresh_grace + 30);
+    sqlx::raw_sql(&set_alg("RS256"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let _ = conn.close().await;
+    app.state.registry.refresh().await.unwrap();
+    let r = app.token(&web, &refresh).await;
+    assert_eq!(r.status(), 200, "the refresh token was not spent");
+    let r = app.token(&web, &redeem).await;
+    assert_eq!(r.status(), 200, "the code was not spent");
+    let r = app.token(&web, &redeem).await;
     assert_eq!(r.status(), 400, "once");
     app.stop().await;
 }

@@ -39,24 +39,6 @@ const FAST_503: Duration = Duration::from_millis(50);
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 const METRICS_TOKEN: &str = "outage-metrics-0123456789";
 
-async fn refresh(app: &TestApp, c: &TestClient, rt: &str) -> reqwest::Response {
-    app.token(c, &[("grant_type", "refresh_token"), ("refresh_token", rt)])
-        .await
-}
-
-async fn redeem(app: &TestApp, c: &TestClient, code: &str, verifier: &str) -> reqwest::Response {
-    app.token(
-        c,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", &c.redirect_uri),
-            ("code_verifier", verifier),
-        ],
-    )
-    .await
-}
-
 /// A 503 with the JSON error `temporarily_unavailable`, `Retry-After` and
 /// no caching, answered in time.
 async fn assert_unavailable_json(what: &str, started: Instant, r: reqwest::Response) {
@@ -165,7 +147,7 @@ async fn postgres_restart_mid_traffic() {
     let (code, verifier) = app.code(&web, "openid offline_access", "").await;
     let first = app.redeem(&web, &code, &verifier).await;
     let r0 = first["refresh_token"].as_str().unwrap().to_owned();
-    let r = refresh(&app, &web, &r0).await;
+    let r = app.refresh(&web, &r0).await;
     assert_eq!(r.status(), 200);
     let r1 = r.json::<Value>().await.unwrap()["refresh_token"]
         .as_str()
@@ -274,11 +256,11 @@ async fn postgres_restart_mid_traffic() {
             let t = Instant::now();
             (t, app.http.get(app.url("/readyz")).send().await.unwrap())
         },
-        async { (Instant::now(), refresh(&app, &web, &r1).await) },
+        async { (Instant::now(), app.refresh(&web, &r1).await) },
         async {
             (
                 Instant::now(),
-                redeem(&app, &web, &pending, &pending_verifier).await,
+                app.redeem_response(&web, &pending, &pending_verifier).await,
             )
         },
         async {
@@ -366,12 +348,12 @@ async fn postgres_restart_mid_traffic() {
         assert_eq!(r.status(), 503, "/readyz");
         assert!(took < FAST_503, "/readyz took {took:?}");
         let t = Instant::now();
-        let r = refresh(&app, &web, &r1).await;
+        let r = app.refresh(&web, &r1).await;
         let took = t.elapsed();
         assert!(took < FAST_503, "refresh: 503 took {took:?}");
         assert_unavailable_json("refresh", t, r).await;
         let t = Instant::now();
-        let r = redeem(&app, &web, &pending, &pending_verifier).await;
+        let r = app.redeem_response(&web, &pending, &pending_verifier).await;
         let took = t.elapsed();
         assert!(took < FAST_503, "code redemption: 503 took {took:?}");
         assert_unavailable_json("code redemption", t, r).await;
@@ -489,7 +471,7 @@ async fn postgres_restart_mid_traffic() {
     );
     // The last one works.
     let last = tokens.last().unwrap();
-    assert_eq!(refresh(&app, &chain_client, last).await.status(), 200);
+    assert_eq!(app.refresh(&chain_client, last).await.status(), 200);
     let seen = stateless.await.unwrap();
     assert!(
         seen.iter().all(|(_, s)| *s == 200),
@@ -498,7 +480,7 @@ async fn postgres_restart_mid_traffic() {
     );
 
     // The refresh token rotated before the outage works, once.
-    let r = refresh(&app, &web, &r1).await;
+    let r = app.refresh(&web, &r1).await;
     assert_eq!(r.status(), 200, "r1 after the outage");
     let r2 = r.json::<Value>().await.unwrap()["refresh_token"]
         .as_str()
@@ -522,25 +504,25 @@ async fn postgres_restart_mid_traffic() {
     // (a confidential client: no time limit) ...
     app.clock
         .advance(app.state.settings.lifetimes.refresh_grace + 1);
-    let r = refresh(&app, &web, &r1).await;
+    let r = app.refresh(&web, &r1).await;
     assert_eq!(r.status(), 200, "a late retry of a confidential client");
     assert_eq!(
         r.json::<Value>().await.unwrap()["refresh_token"].as_str(),
         Some(r2.as_str())
     );
     // ... and reuse once r2 was used: refused, and the family ends.
-    assert_eq!(refresh(&app, &web, &r2).await.status(), 200);
-    let r = refresh(&app, &web, &r1).await;
+    assert_eq!(app.refresh(&web, &r2).await.status(), 200);
+    let r = app.refresh(&web, &r1).await;
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
 
     // The code refused during the outage redeems now, once.
-    let r = redeem(&app, &web, &pending, &pending_verifier).await;
+    let r = app.redeem_response(&web, &pending, &pending_verifier).await;
     assert_eq!(r.status(), 200, "the pending code after the outage");
-    let r = redeem(&app, &web, &pending, &pending_verifier).await;
+    let r = app.redeem_response(&web, &pending, &pending_verifier).await;
     assert_eq!(r.status(), 400, "a code redeems once");
     // And the code redeemed before the outage stays redeemed.
-    let r = redeem(&app, &web, &code, &verifier).await;
+    let r = app.redeem_response(&web, &code, &verifier).await;
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
     let web_codes = format!(

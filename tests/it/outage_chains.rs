@@ -279,23 +279,9 @@ async fn a_write_failing_after_the_rotation_spends_nothing() {
 
     let refresh = |rt: String| {
         let (app, web) = (&app, &web);
-        async move {
-            let form = [
-                ("grant_type", "refresh_token"),
-                ("refresh_token", rt.as_str()),
-                ("client_id", web.id.as_str()),
-            ];
-            app.token(web, &form).await
-        }
+        async move { app.refresh(web, &rt).await }
     };
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", pending.as_str()),
-        ("redirect_uri", web.redirect_uri.as_str()),
-        ("code_verifier", pending_verifier.as_str()),
-        ("client_id", web.id.as_str()),
-    ];
-    let redeem = || app.token(&web, &form);
+    let redeem = || app.redeem_response(&web, &pending, &pending_verifier);
     let r = refresh(r0.clone()).await;
     assert_eq!(r.status(), 503, "{}", r.text().await.unwrap());
     let r = redeem().await;
@@ -355,19 +341,11 @@ async fn a_failure_making_the_answer_spends_nothing() {
         .unwrap();
     app.state.registry.refresh().await.unwrap();
 
-    let refresh = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", r0.as_str()),
-    ];
-    let redeem = [
-        ("grant_type", "authorization_code"),
-        ("code", pending.as_str()),
-        ("redirect_uri", web.redirect_uri.as_str()),
-        ("code_verifier", pending_verifier.as_str()),
-    ];
-    let r = app.token(&web, &refresh).await;
+    let refresh = || app.refresh(&web, &r0);
+    let redeem = || app.redeem_response(&web, &pending, &pending_verifier);
+    let r = refresh().await;
     assert_eq!(r.status(), 500, "no key for the client's algorithm");
-    let r = app.token(&web, &redeem).await;
+    let r = redeem().await;
     assert_eq!(r.status(), 500, "no key for the client's algorithm");
 
     // Mended, much later: nothing was spent.
@@ -379,11 +357,11 @@ async fn a_failure_making_the_answer_spends_nothing() {
         .unwrap();
     let _ = conn.close().await;
     app.state.registry.refresh().await.unwrap();
-    let r = app.token(&web, &refresh).await;
+    let r = refresh().await;
     assert_eq!(r.status(), 200, "the refresh token was not spent");
-    let r = app.token(&web, &redeem).await;
+    let r = redeem().await;
     assert_eq!(r.status(), 200, "the code was not spent");
-    let r = app.token(&web, &redeem).await;
+    let r = redeem().await;
     assert_eq!(r.status(), 400, "once");
     app.stop().await;
 }

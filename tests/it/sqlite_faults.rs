@@ -17,30 +17,12 @@ use sea_orm::sqlx::{self, Connection as _};
 use serde_json::Value;
 
 use crate::support::{
-    hidden, introspect, query_param, spawn_app, userinfo_status, DbKind, TestApp, TestClient,
+    hidden, introspect, query_param, spawn_app, userinfo_status, DbKind, TestApp,
 };
 
 /// More fresh writes of one kind than a full file can take: each needs
 /// room, and the free room in the pages the file already has runs out.
 const WRITES_UNTIL_FULL: usize = 300;
-
-async fn refresh(app: &TestApp, c: &TestClient, rt: &str) -> reqwest::Response {
-    app.token(c, &[("grant_type", "refresh_token"), ("refresh_token", rt)])
-        .await
-}
-
-async fn redeem(app: &TestApp, c: &TestClient, code: &str, verifier: &str) -> reqwest::Response {
-    app.token(
-        c,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", &c.redirect_uri),
-            ("code_verifier", verifier),
-        ],
-    )
-    .await
-}
 
 /// A 503 with the JSON error `temporarily_unavailable`, `Retry-After` and no caching.
 async fn assert_unavailable_json(what: &str, r: reqwest::Response) {
@@ -127,7 +109,7 @@ async fn a_full_sqlite_database_answers_503_and_recovers() {
     // A refresh chain: each 200 moves on, until the file has no room.
     let mut rotations = 0;
     loop {
-        let r = refresh(&app, &web, &rt).await;
+        let r = app.refresh(&web, &rt).await;
         if r.status() == 200 {
             rt = r.json::<Value>().await.unwrap()["refresh_token"]
                 .as_str()
@@ -141,13 +123,13 @@ async fn a_full_sqlite_database_answers_503_and_recovers() {
         break;
     }
     // The same token again (a client's retry): still no room.
-    assert_unavailable_json("a retried refresh", refresh(&app, &web, &rt).await).await;
+    assert_unavailable_json("a retried refresh", app.refresh(&web, &rt).await).await;
 
     // Code redemptions, each a fresh code: 503 once there is no room.
     let mut redeemed = 0;
     loop {
         let (code, verifier) = codes.pop().expect("a redemption answered 503");
-        let r = redeem(&app, &web, &code, &verifier).await;
+        let r = app.redeem_response(&web, &code, &verifier).await;
         if r.status() == 200 {
             redeemed += 1;
             continue;
@@ -212,18 +194,18 @@ async fn a_full_sqlite_database_answers_503_and_recovers() {
     // The limit lifted: the same refresh token continues the chain, and new
     // sign-ins, codes and redemptions work.
     app.state.store.sqlite_page_limit(None).await.unwrap();
-    let r = refresh(&app, &web, &rt).await;
+    let r = app.refresh(&web, &rt).await;
     assert_eq!(r.status(), 200);
     let next = r.json::<Value>().await.unwrap()["refresh_token"]
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(refresh(&app, &web, &next).await.status(), 200);
+    assert_eq!(app.refresh(&web, &next).await.status(), 200);
     // The code whose redemption answered 503 was not spent: it redeems, once.
     let (code, verifier) = codes.pop().unwrap();
-    let r = redeem(&app, &web, &code, &verifier).await;
+    let r = app.redeem_response(&web, &code, &verifier).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let r = redeem(&app, &web, &code, &verifier).await;
+    let r = app.redeem_response(&web, &code, &verifier).await;
     assert_eq!(r.status(), 400, "{}", r.text().await.unwrap());
     assert_eq!(sign_in(&app).await.status(), 303);
     let (code, verifier) = app.code(&web, "openid offline_access", "").await;

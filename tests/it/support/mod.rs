@@ -433,21 +433,43 @@ impl TestApp {
 
     /// Redeems a code; returns the JSON body (status must be 200).
     pub async fn redeem(&self, c: &TestClient, code: &str, verifier: &str) -> serde_json::Value {
-        let r = self
-            .token(
-                c,
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("code", code),
-                    ("redirect_uri", &c.redirect_uri),
-                    ("code_verifier", verifier),
-                    ("client_id", &c.id),
-                ],
-            )
-            .await;
+        let r = self.redeem_response(c, code, verifier).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["cache-control"], "no-store");
         r.json().await.unwrap()
+    }
+
+    /// Presents a code at the token endpoint; the response, whatever it is.
+    pub async fn redeem_response(
+        &self,
+        c: &TestClient,
+        code: &str,
+        verifier: &str,
+    ) -> reqwest::Response {
+        self.token(
+            c,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &c.redirect_uri),
+                ("code_verifier", verifier),
+                ("client_id", &c.id),
+            ],
+        )
+        .await
+    }
+
+    /// Presents a refresh token at the token endpoint; the response.
+    pub async fn refresh(&self, c: &TestClient, refresh_token: &str) -> reqwest::Response {
+        self.token(
+            c,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", &c.id),
+            ],
+        )
+        .await
     }
 }
 

@@ -383,7 +383,7 @@ async fn client_secret_jwt_is_only_for_its_clients(app: &TestApp) {
 
 /// An initial access token that allows client_credentials registrations.
 async fn initial_token(app: &TestApp) -> String {
-    let token = gatehouse_server::session::random_token();
+    let token = gatehouse_server::secrets::random_token();
     let now = app.state.now();
     let policy = gatehouse_storage::model::RegistrationPolicy {
         grant_types: vec!["client_credentials".into()],

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use crate::support::TestApp;
 
 async fn initial_token(app: &TestApp, uses: Option<i64>) -> String {
-    let token = gatehouse_server::session::random_token();
+    let token = gatehouse_server::secrets::random_token();
     let now = app.state.now();
     app.state
         .store

@@ -207,7 +207,7 @@ async fn api_scopes_are_tied_to_the_resource(app: &TestApp) {
 
 /// An initial access token with `policy` (`None`: the default one).
 async fn initial_token(app: &TestApp, policy: Option<&RegistrationPolicy>) -> String {
-    let token = gatehouse_server::session::random_token();
+    let token = gatehouse_server::secrets::random_token();
     let now = app.state.now();
     app.state
         .store

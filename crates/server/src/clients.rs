@@ -7,12 +7,11 @@
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use gatehouse_keys::{Alg, HmacAlg, KeyUse, PublicKey, SecretHasher, SecretSealer};
 use gatehouse_storage::model::{Client, RegistrationPolicy};
-use rand::RngCore;
 
 use crate::{
     oauth::{validate_redirect_uri, AuthMethod, GrantType, ScopeSet, STANDARD_SCOPES},
     outbound::OutboundPolicy,
-    session::random_token,
+    secrets::{random_bytes, random_token},
 };
 
 /// What a registrant asks for, before validation.
@@ -98,9 +97,7 @@ pub fn new_secret(
         return Ok(None);
     }
     let secret = if method == AuthMethod::ClientSecretJwt {
-        let mut b = [0u8; 64];
-        rand::rngs::OsRng.fill_bytes(&mut b);
-        URL_SAFE_NO_PAD.encode(b)
+        URL_SAFE_NO_PAD.encode(random_bytes::<64>())
     } else {
         random_token()
     };

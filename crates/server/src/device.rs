@@ -47,7 +47,7 @@ pub fn valid_for(state: &AppState, headers: &HeaderMap, account: &str, now: i64)
 
 /// A new device cookie for `account`, as a Set-Cookie header.
 pub fn issue(state: &AppState, account: &str, now: i64) -> Option<HeaderValue> {
-    let nonce = &session::random_token()[..22];
+    let nonce = &crate::secrets::random_token()[..22];
     let mac = state.device_keys.hash(&signed_part(account, now, nonce));
     session::set_cookie(
         state,

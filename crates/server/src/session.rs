@@ -7,19 +7,10 @@
 //! with it the prefix, which browsers only accept on Secure cookies.
 
 use axum::http::{header, HeaderMap, HeaderValue};
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use gatehouse_storage::model::{Session, User};
-use rand::RngCore;
 use subtle::ConstantTimeEq;
 
-use crate::{http::error::AppError, state::AppState};
-
-/// 256 bits from the OS RNG, base64url.
-pub fn random_token() -> String {
-    let mut b = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    URL_SAFE_NO_PAD.encode(b)
-}
+use crate::{http::error::AppError, secrets::random_token, state::AppState};
 
 fn cookie_name(state: &AppState, base: &str) -> String {
     if state.settings.dev_mode {

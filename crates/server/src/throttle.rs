@@ -27,7 +27,6 @@
 
 use std::{collections::HashMap, net::IpAddr, sync::Mutex};
 
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 /// Failures allowed on a delay key before delays start.
@@ -143,10 +142,8 @@ pub struct Throttle {
 
 impl Default for Throttle {
     fn default() -> Throttle {
-        let mut salt = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut salt);
         Throttle {
-            salt,
+            salt: crate::secrets::random_bytes(),
             entries: Mutex::default(),
         }
     }

@@ -26,7 +26,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::{
-    http::error::AppError, oauth::ScopeSet, registry::Resource, session::random_token,
+    http::error::AppError, oauth::ScopeSet, registry::Resource, secrets::random_token,
     state::AppState, status_list::StatusIndex,
 };
 

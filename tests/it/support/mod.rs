@@ -200,7 +200,7 @@ impl TestApp {
         &self,
         policy: Option<&gatehouse_storage::model::RegistrationPolicy>,
     ) -> String {
-        let token = gatehouse_server::session::random_token();
+        let token = gatehouse_server::secrets::random_token();
         let now = self.state.now();
         self.state
             .store

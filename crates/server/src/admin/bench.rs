@@ -19,7 +19,7 @@ use crate::{
     config::Settings,
     oauth::ScopeSet,
     registry::Resource,
-    session::random_token,
+    secrets::random_token,
     state::AppState,
     tokens::{new_jti, AccessGrant, Audience, IdGrant},
 };

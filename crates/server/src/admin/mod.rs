@@ -102,7 +102,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let policy = registration_policy(scopes, grant_types)?;
             let kek = s.load_kek()?;
             let store = open_store(&s).await?;
-            let token = crate::session::random_token();
+            let token = crate::secrets::random_token();
             let now = SystemClock.now();
             store
                 .create_registration_token_with_policy(

@@ -8,16 +8,14 @@
 //! replayed by its own client (with its verifier) revokes what the first
 //! redemption issued (RFC 6749 10.5).
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use gatehouse_storage::model::{
     AuthCode, Client, CodeLookup, CodeRedemption, GrantWrites, RefreshToken,
 };
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::{
     http::{client_auth::Authenticated, error::AppError, form::Params},
     oauth::{ErrorCode, GrantType, ScopeSet},
+    pkce::{CodeChallenge, CodeVerifier},
     state::AppState,
     tokens::{new_jti, TokenResponse},
 };
@@ -52,16 +50,8 @@ fn check_bindings(
     }
     match (&code.code_challenge, verifier) {
         (Some(challenge), Some(v)) => {
-            let valid = (43..=128).contains(&v.len())
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
-            if !valid {
-                return Err(invalid_grant(
-                    "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636 4.1)",
-                ));
-            }
-            let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(v.as_bytes()));
-            if !bool::from(computed.as_bytes().ct_eq(challenge.as_bytes())) {
+            let v = CodeVerifier::parse(v).map_err(invalid_grant)?;
+            if !v.proves(&CodeChallenge::stored(challenge)) {
                 return Err(invalid_grant("PKCE verifier does not match"));
             }
             Ok(())

@@ -23,9 +23,11 @@ use url::Url;
 use super::{error::AppError, form::Params};
 use crate::{
     oauth::{redirect_uri_matches, AuthMethod, ErrorCode, GrantType, ScopeSet},
+    pkce::CodeChallenge,
     registry::Resource,
     scopes,
-    session::{self, random_token},
+    secrets::random_token,
+    session,
     state::AppState,
     views,
 };
@@ -56,7 +58,7 @@ pub struct AuthRequest {
     pub state: Option<String>,
     pub scope: ScopeSet,
     pub nonce: Option<String>,
-    pub code_challenge: Option<String>,
+    pub code_challenge: Option<CodeChallenge>,
     pub resource: Option<Arc<Resource>>,
     pub prompt: Prompt,
     pub max_age: Option<i64>,
@@ -121,12 +123,6 @@ impl From<AppError> for Rejection {
     fn from(e: AppError) -> Self {
         Rejection::Page(e)
     }
-}
-
-fn is_pkce_value(s: &str) -> bool {
-    (43..=128).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
 /// Why a request without a PKCE challenge is refused, or `None` when it may
@@ -293,31 +289,11 @@ pub async fn validate(state: &AppState, raw: &[u8]) -> Result<AuthRequest, Rejec
 
     // PKCE (RFC 7636): S256 only; required unless `pkce_required` allows
     // its absence.
-    let code_challenge = match (
+    let code_challenge = CodeChallenge::from_request(
         params.get("code_challenge"),
         params.get("code_challenge_method"),
-    ) {
-        (Some(c), Some("S256")) if is_pkce_value(c) => Some(c.to_owned()),
-        (Some(_), Some("S256")) => {
-            return Err(fail(
-                ErrorCode::InvalidRequest,
-                "code_challenge is malformed",
-            ))
-        }
-        (Some(_), None) | (Some(_), Some("plain")) | (None, Some("plain")) => {
-            return Err(fail(
-                ErrorCode::InvalidRequest,
-                "code_challenge_method must be S256 (plain is not accepted)",
-            ))
-        }
-        (_, Some(_)) => {
-            return Err(fail(
-                ErrorCode::InvalidRequest,
-                "code_challenge_method must be S256",
-            ))
-        }
-        (None, None) => None,
-    };
+    )
+    .map_err(|why| fail(ErrorCode::InvalidRequest, why))?;
     let nonce = params.get("nonce");
     if code_challenge.is_none() {
         if let Some(why) = pkce_required(state, &client, &scope, nonce) {
@@ -648,7 +624,7 @@ pub async fn issue_code(
             redirect_uri: req.redirect_uri.clone(),
             scope: req.scope.to_string(),
             nonce: req.nonce.clone(),
-            code_challenge: req.code_challenge.clone(),
+            code_challenge: req.code_challenge.as_ref().map(|c| c.as_str().to_owned()),
             resource: req.resource.as_ref().map(|r| r.record.audience.clone()),
             auth_time: session.auth_time,
             sid: Some(session.sid.clone()),

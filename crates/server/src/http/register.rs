@@ -33,7 +33,7 @@ use crate::{
     audit::{self, Event},
     clients::{build, check_policy, new_secret, revise, ClientSpec, SpecError},
     oauth::{AuthMethod, ErrorCode, GrantType},
-    session::random_token,
+    secrets::random_token,
     state::AppState,
 };
 

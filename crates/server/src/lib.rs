@@ -35,6 +35,7 @@ pub mod state;
 mod status_list;
 mod throttle;
 mod tokens;
+mod username;
 mod views;
 
 pub use app::{build_state, router, Listening, Server};

@@ -4,7 +4,7 @@
 use anyhow::bail;
 use serde_json::json;
 
-use crate::{app, cli::SessionsCmd, config::Settings, http::login::normalize_username};
+use crate::{app, cli::SessionsCmd, config::Settings, username};
 
 pub async fn run(cmd: SessionsCmd, settings: Settings) -> anyhow::Result<()> {
     match cmd {
@@ -13,7 +13,7 @@ pub async fn run(cmd: SessionsCmd, settings: Settings) -> anyhow::Result<()> {
             json: as_json,
         } => {
             let store = super::open_store(&settings).await?;
-            let Some(u) = store.user_by_username(&normalize_username(&user)).await? else {
+            let Some(u) = store.user_by_username(&username::normalize(&user)).await? else {
                 bail!("no user named {user:?}");
             };
             let sessions = store.sessions_of_user(&u.id).await?;
@@ -43,7 +43,7 @@ pub async fn run(cmd: SessionsCmd, settings: Settings) -> anyhow::Result<()> {
             let state = app::build_from_settings(settings).await?;
             let Some(u) = state
                 .store
-                .user_by_username(&normalize_username(&user))
+                .user_by_username(&username::normalize(&user))
                 .await?
             else {
                 bail!("no user named {user:?}");

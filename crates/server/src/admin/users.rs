@@ -7,7 +7,7 @@ use gatehouse_keys::{Clock, SystemClock};
 use gatehouse_storage::model::User;
 use serde_json::json;
 
-use crate::{app, cli::UsersCmd, config::Settings, http::login::normalize_username, password};
+use crate::{app, cli::UsersCmd, config::Settings, password, username};
 
 pub async fn run(cmd: UsersCmd, settings: Settings) -> anyhow::Result<()> {
     let store = super::open_store(&settings).await?;
@@ -20,7 +20,7 @@ pub async fn run(cmd: UsersCmd, settings: Settings) -> anyhow::Result<()> {
             email_verified,
             password_stdin: _,
         } => {
-            let normalized = normalize_username(&username);
+            let normalized = username::normalize(&username);
             if normalized.is_empty()
                 || normalized.len() > 256
                 || normalized.chars().any(char::is_control)
@@ -86,7 +86,7 @@ pub async fn run(cmd: UsersCmd, settings: Settings) -> anyhow::Result<()> {
             // before the user is disabled, not half-way through.
             let state = app::build_from_settings(settings).await?;
             let u = store
-                .set_user_disabled(&normalize_username(&username), true, clock.now())
+                .set_user_disabled(&username::normalize(&username), true, clock.now())
                 .await?;
             let done = crate::logout::force_logout(&state, &u)
                 .await

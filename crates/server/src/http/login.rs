@@ -38,11 +38,6 @@ pub struct LoginQuery {
     login_hint: Option<String>,
 }
 
-/// Normalizes a username for lookup and uniqueness: trimmed, lowercase.
-pub fn normalize_username(u: &str) -> String {
-    u.trim().to_lowercase()
-}
-
 fn safe_return(r: Option<&str>) -> String {
     match r {
         Some(r) if authorize_query(r).is_some() && r.len() <= 8192 => r.to_owned(),
@@ -158,7 +153,7 @@ async fn login(
     session::check_csrf(state, headers, p.get("csrf").unwrap_or(""))?;
     let return_to = safe_return(p.get("return"));
     let typed = p.get("username").unwrap_or("");
-    let username = normalize_username(typed);
+    let username = crate::username::normalize(typed);
     let password = p.get("password").unwrap_or("").to_owned();
     let now = state.now();
     // A browser with a valid device cookie of this account is throttled on

@@ -239,8 +239,56 @@ async fn refused_refreshes_say_why(app: &TestApp) {
     assert_eq!(err["error_description"], "the refresh token has expired");
 }
 
+/// A rotated refresh token presented again is judged as reuse even when no
+/// answer can be made for it (its resource server was removed meanwhile):
+/// the grant is revoked, not left alive behind `invalid_target`.
+async fn reuse_is_detected_when_no_answer_can_be_made(app: &TestApp) {
+    opaque_api(app).await;
+    let c = app
+        .create_client(ClientSpec {
+            name: "Example App".into(),
+            redirect_uris: vec!["http://127.0.0.1:9999/callback".into()],
+            scopes: vec!["read".into()],
+            ..ClientSpec::default()
+        })
+        .await;
+    let (_, rt1, _, _) = opaque_grant(app, &c).await;
+    let (s, t2) = refresh(app, &c, &rt1).await;
+    assert_eq!(s, 200, "{t2}");
+    let rt2 = field(&t2, "refresh_token");
+    let (s, t3) = refresh(app, &c, &rt2).await;
+    assert_eq!(s, 200, "{t3}");
+    let rt3 = field(&t3, "refresh_token");
+
+    assert!(app.state.store.delete_resource(OPAQUE_API).await.unwrap());
+    app.state.registry.refresh().await.unwrap();
+    // The newest token cannot be answered for: invalid_target, nothing spent.
+    let (s, v) = refresh(app, &c, &rt3).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("invalid_target")),
+        "{v}"
+    );
+    // The first token, whose successor was used: reuse, the grant revoked.
+    let (s, v) = refresh(app, &c, &rt1).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{v}"
+    );
+    let newest = app
+        .state
+        .store
+        .refresh_token(&app.state.hasher.hash(&rt3))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(newest.revoked_at.is_some(), "the family is revoked");
+}
+
 crate::both_backends!(
     opaque_access_tokens_die_with_their_grant,
+    reuse_is_detected_when_no_answer_can_be_made,
     confidential_retry_has_no_time_limit,
     public_retry_only_within_grace,
     refused_refreshes_say_why,

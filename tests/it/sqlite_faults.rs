@@ -13,7 +13,6 @@
 //! crates/server/tests/sqlite_faults.rs.)
 
 use gatehouse_server::clients::ClientSpec;
-use sea_orm::sqlx::{self, Connection as _};
 use serde_json::Value;
 
 use crate::support::{
@@ -60,24 +59,9 @@ async fn sign_in(app: &TestApp) -> reqwest::Response {
         .unwrap()
 }
 
-/// `PRAGMA integrity_check` and the rotation invariant (every rotated
-/// refresh token's successor exists), on a connection of the test's own.
+/// The database is sound after the fault.
 async fn assert_sound(app: &TestApp) {
-    let mut conn = sqlx::SqliteConnection::connect(app.db_url()).await.unwrap();
-    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(check, "ok");
-    let dangling: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM refresh_tokens WHERE successor_hash IS NOT NULL \
-         AND successor_hash NOT IN (SELECT token_hash FROM refresh_tokens)",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
-    assert_eq!(dangling, 0, "a rotated refresh token without its successor");
-    conn.close().await.unwrap();
+    crate::support::sqlite_sound::assert_sqlite_sound(app.db_url()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,8 @@ pub mod configured;
 pub mod db;
 #[path = "../../../crates/storage/tests/support/pg_server.rs"]
 pub mod pg_server;
+#[path = "../../../crates/storage/tests/support/sqlite_sound.rs"]
+pub mod sqlite_sound;
 
 use std::sync::Arc;
 

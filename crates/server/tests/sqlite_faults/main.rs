@@ -13,6 +13,8 @@
 
 #[path = "../../../storage/tests/support/db.rs"]
 mod db;
+#[path = "../../../storage/tests/support/sqlite_sound.rs"]
+mod sqlite_sound;
 mod world;
 
 use std::{

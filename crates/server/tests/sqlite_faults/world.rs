@@ -9,7 +9,6 @@ use std::{
 };
 
 use gatehouse_keys::Kek;
-use sea_orm::sqlx::{self, Connection as _};
 use serde_json::Value;
 
 use crate::db::{self, DbKind, TestDb};
@@ -219,24 +218,9 @@ impl World {
         browser.post(&url).form(&form).send().await.unwrap()
     }
 
-    /// `PRAGMA integrity_check` is ok and every rotated refresh token's
-    /// successor exists (rotation and successor commit together).
+    /// The database is sound after the fault.
     pub async fn assert_sound(&self) {
-        let mut conn = sqlx::SqliteConnection::connect(&self.db.url).await.unwrap();
-        let check: String = sqlx::query_scalar("PRAGMA integrity_check")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        assert_eq!(check, "ok");
-        let dangling: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM refresh_tokens WHERE successor_hash IS NOT NULL \
-             AND successor_hash NOT IN (SELECT token_hash FROM refresh_tokens)",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-        assert_eq!(dangling, 0, "a rotated refresh token without its successor");
-        conn.close().await.unwrap();
+        crate::sqlite_sound::assert_sqlite_sound(&self.db.url).await;
     }
 }
 

@@ -11,11 +11,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../storage/tests/support/db.rs"]
-mod db;
-#[path = "../../storage/tests/support/pg_server.rs"]
-mod pg_server;
-
 use std::{
     collections::BTreeMap,
     fs,
@@ -26,8 +21,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use db::{DbKind, TestDb};
 use gatehouse_keys::{Alg, Kek};
+use gatehouse_testkit::{
+    db::{self, DbKind, TestDb},
+    pg_server,
+};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");

@@ -5,9 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../storage/tests/support/db.rs"]
-mod db;
-
 use std::{
     io::Write,
     path::PathBuf,
@@ -15,8 +12,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use db::{DbKind, TestDb};
 use gatehouse_keys::Kek;
+use gatehouse_testkit::db::{self, DbKind, TestDb};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");

@@ -171,10 +171,11 @@ pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 mod tests {
     use std::time::{Duration, Instant};
 
+    use gatehouse_testkit::pg_server::PgServer;
     use sea_orm::ConnectionTrait;
 
     use super::*;
-    use crate::{pg_server::PgServer, Store};
+    use crate::Store;
 
     /// A real restart of a private PostgreSQL server: the statement in
     /// flight is cut off with SQLSTATE 57P01, statements while it is down

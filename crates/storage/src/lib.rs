@@ -36,7 +36,3 @@ mod users;
 
 pub use connect::{Backend, PoolStats, Store, StoreOptions};
 pub use error::StoreError;
-
-#[cfg(test)]
-#[path = "../tests/support/pg_server.rs"]
-mod pg_server;

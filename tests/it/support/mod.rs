@@ -1,12 +1,7 @@
 //! `spawn_app()` and request helpers.
 
 pub mod configured;
-#[path = "../../../crates/storage/tests/support/db.rs"]
-pub mod db;
-#[path = "../../../crates/storage/tests/support/pg_server.rs"]
-pub mod pg_server;
-#[path = "../../../crates/storage/tests/support/sqlite_sound.rs"]
-pub mod sqlite_sound;
+pub use gatehouse_testkit::{db, pg_server, sqlite_sound};
 
 use std::sync::Arc;
 

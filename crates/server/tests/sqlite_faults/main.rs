@@ -11,10 +11,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../../storage/tests/support/db.rs"]
-mod db;
-#[path = "../../../storage/tests/support/sqlite_sound.rs"]
-mod sqlite_sound;
 mod world;
 
 use std::{

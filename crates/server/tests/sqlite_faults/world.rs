@@ -11,7 +11,7 @@ use std::{
 use gatehouse_keys::Kek;
 use serde_json::Value;
 
-use crate::db::{self, DbKind, TestDb};
+use gatehouse_testkit::db::{self, DbKind, TestDb};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 const PASSWORD: &str = "S3cret-Pa55word-xyz";
@@ -220,7 +220,7 @@ impl World {
 
     /// The database is sound after the fault.
     pub async fn assert_sound(&self) {
-        crate::sqlite_sound::assert_sqlite_sound(&self.db.url).await;
+        gatehouse_testkit::sqlite_sound::assert_sqlite_sound(&self.db.url).await;
     }
 }
 

@@ -6,12 +6,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use gatehouse_testkit::pg_server::PgServer;
 use sea_orm::{sqlx, ConnAcquireErr, ConnectionTrait, DbErr, RuntimeErr};
 
-use crate::{
-    error::is_connection_lost, model::User, pg_server::PgServer, Backend, Store, StoreError,
-    StoreOptions,
-};
+use crate::{error::is_connection_lost, model::User, Backend, Store, StoreError, StoreOptions};
 
 const INTERVAL: Duration = Duration::from_millis(250);
 /// What "fails at once" means here.

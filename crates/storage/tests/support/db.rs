@@ -1,8 +1,8 @@
 //! A fresh, empty database per test, on SQLite or PostgreSQL, removed again on drop.
 //!
-//! Self-contained on purpose: other test binaries include this file with
-//! `#[path = "..."] mod db;`, so it uses only `gatehouse_storage`, `sea_orm`
-//! (and the sqlx it re-exports), `uuid`, `tokio` and std.
+//! The same as `gatehouse_testkit::db`, which every other test uses; this
+//! copy remains only for `crates/keys/tests/ring.rs`, which includes it with
+//! `#[path = "..."] mod db;`, and goes when those tests move to the testkit.
 //!
 //! - SQLite: a new file in a new temporary directory.
 //! - PostgreSQL: `CREATE DATABASE gh_test_<uuid>` on the server named by

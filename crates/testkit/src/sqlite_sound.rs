@@ -1,6 +1,8 @@
 //! After a fault, a SQLite database must still be sound: shared by the
 //! tests that break one for real (in-process and on a `gatehouse serve`).
 
+#![allow(clippy::unwrap_used)]
+
 use sea_orm::sqlx::{self, Connection as _};
 
 /// `PRAGMA integrity_check` is ok, and every rotated refresh token's

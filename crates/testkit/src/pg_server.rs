@@ -17,9 +17,7 @@
 //! directory. Without the binaries the test is skipped loudly, except
 //! under CI (`CI=true`) where that is an error.
 //!
-//! Self-contained like `db.rs`: std only.
-
-#![allow(dead_code, clippy::panic)]
+//! Self-contained: std only.
 
 use std::{
     path::{Path, PathBuf},

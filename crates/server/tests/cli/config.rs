@@ -1,6 +1,9 @@
 //! Configuration: bad values are refused with one clear line; file, environment and flags take precedence in that order.
 
-use std::{fs, time::Duration, time::Instant};
+use std::{
+    fs,
+    time::{Duration, Instant},
+};
 
 use gatehouse_keys::Kek;
 use serde_json::Value;

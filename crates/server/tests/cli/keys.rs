@@ -8,9 +8,8 @@ use crate::support::{assert_mentions, free_port, random_kek, Env};
 
 both_backends!(keys_list_rotate_generate_revoke, wrong_kek_is_refused);
 
-/// The algorithms Gatehouse keeps an active and a next key for.
-/// The algorithms keys are kept for by default (`signing_algs` RS256 and
-/// ES256, and the own encryption key).
+/// The algorithms Gatehouse keeps an active and a next key for by default
+/// (`signing_algs` RS256 and ES256, and the own encryption key).
 const OWN_ALGS: [&str; 3] = ["RS256", "ES256", "ECDH-ES+A256KW"];
 
 /// `(alg, state) -> kids` of a `keys list --json` output.

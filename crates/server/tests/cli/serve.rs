@@ -1,6 +1,9 @@
 //! `gatehouse serve`: a running server sees admin changes; it waits for a database that is down.
 
-use std::{fs, time::Duration, time::Instant};
+use std::{
+    fs,
+    time::{Duration, Instant},
+};
 
 use gatehouse_testkit::pg_server;
 use serde_json::Value;

@@ -5,15 +5,10 @@
 use std::{
     fs,
     io::{Read, Write},
-    path::Path,
-    path::PathBuf,
-    process::Child,
-    process::Command,
-    process::ExitStatus,
-    process::Stdio,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
     thread::JoinHandle,
-    time::Duration,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use gatehouse_keys::{Alg, Kek};

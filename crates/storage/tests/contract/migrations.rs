@@ -1,4 +1,4 @@
-//! The schema: migrations apply on an empty database, and an upgrade keeps what clients had.
+//! The schema: no migration is left pending and running them again is harmless; an upgrade keeps what clients had.
 
 use gatehouse_storage::{model::RegistrationPolicy, Store};
 

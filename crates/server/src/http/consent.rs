@@ -51,7 +51,12 @@ async fn request_from(
     };
     match validate(state, q.as_bytes()).await {
         Ok(req) => Ok((r.to_owned(), req)),
-        Err(authorize::Rejection::Page(e)) => Err(e.into_page_response()),
+        Err(crate::authorization::Rejection::Page(m)) => {
+            Err(AppError::page(m).into_page_response())
+        }
+        Err(crate::authorization::Rejection::Store(e)) => {
+            Err(AppError::from(e).into_page_response())
+        }
         Err(_) => {
             Err(AppError::page("This authorization request is no longer valid.").into_response())
         }
@@ -93,7 +98,7 @@ pub async fn get(
     let mut ctx = Context::new();
     ctx.insert("csrf", &csrf);
     ctx.insert("return_to", &return_to);
-    ctx.insert("client_name", &req.client.name);
+    ctx.insert("client_name", &req.checked.client.name);
     ctx.insert("client_host", &authorize::redirect_host(&req.redirect_uri));
     ctx.insert("username", &user.username);
     ctx.insert("scopes", &scopes);
@@ -132,7 +137,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     };
     match p.get("decision") {
         Some("allow") => {
-            let mut granted = match state.store.consented_scopes(&user.id, &req.client.id).await {
+            let mut granted = match state.store.consented_scopes(&user.id, &req.client_id).await {
                 Ok(g) => g,
                 Err(e) => return AppError::from(e).into_page_response(),
             };
@@ -144,7 +149,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
             granted.sort();
             if let Err(e) = state
                 .store
-                .save_consent(&user.id, &req.client.id, &granted, state.now())
+                .save_consent(&user.id, &req.client_id, &granted, state.now())
                 .await
             {
                 return AppError::from(e).into_page_response();
@@ -152,7 +157,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
             crate::audit::emit(
                 &crate::audit::Event::ConsentGranted {
                     user_id: &user.id,
-                    client_id: &req.client.id,
+                    client_id: &req.client_id,
                     scope: &granted.join(" "),
                 },
                 state.now(),

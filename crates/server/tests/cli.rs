@@ -1898,7 +1898,7 @@ async fn logs_never_contain_secrets() {
         .post(server.url("/login"))
         .form(&[
             ("csrf", hidden(&html, "csrf").as_str()),
-            ("return", hidden(&html, "return").as_str()),
+            ("tx", hidden(&html, "tx").as_str()),
             ("username", "grace"),
             ("password", password),
         ])
@@ -1919,7 +1919,7 @@ async fn logs_never_contain_secrets() {
         .post(server.url("/consent"))
         .form(&[
             ("csrf", hidden(&html, "csrf").as_str()),
-            ("return", hidden(&html, "return").as_str()),
+            ("tx", hidden(&html, "tx").as_str()),
             ("decision", "allow"),
         ])
         .send()

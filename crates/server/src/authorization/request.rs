@@ -172,3 +172,40 @@ mod challenge_string {
         Ok(Option::<String>::deserialize(de)?.map(|c| CodeChallenge::stored(&c)))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checked_request_survives_storage() {
+        let req = AuthorizationRequest {
+            client_id: "c1".into(),
+            redirect_uri: "https://app.example/cb".into(),
+            response_mode: ResponseMode::FormPost,
+            state: Some("s".into()),
+            scope: ScopeSet::parse("openid profile").unwrap(),
+            nonce: Some("n".into()),
+            code_challenge: CodeChallenge::from_request(
+                Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+                Some("S256"),
+            )
+            .unwrap(),
+            resource: Some("https://api.example".into()),
+            prompt: Prompt {
+                login: true,
+                ..Prompt::default()
+            },
+            max_age: Some(0),
+            login_hint: None,
+            hint_sub: Some("u1".into()),
+            acr_values: None,
+        };
+        let json = serde_json::to_string(&req).unwrap();
+        assert!(json.contains(r#""scope":"openid profile""#), "{json}");
+        assert!(json.contains(r#""response_mode":"form_post""#), "{json}");
+        let back: AuthorizationRequest = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, req);
+    }
+}

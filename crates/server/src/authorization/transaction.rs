@@ -18,8 +18,9 @@ use crate::{secrets::random_token, state::AppState};
 /// How long a transaction may be continued, in seconds.
 pub const TX_LIFETIME: i64 = 600;
 
-/// A live transaction, as loaded from the browser it is bound to.
-#[derive(Clone, Debug)]
+/// A live transaction, as loaded from the browser it is bound to. Its
+/// `Debug` hides the id and the binding value (bearer secrets).
+#[derive(Clone)]
 pub struct Transaction {
     /// The id the browser presented.
     pub id: String,
@@ -30,6 +31,18 @@ pub struct Transaction {
     pub sign_in: Option<TxSignIn>,
     /// Whether the user approved on the consent page during it.
     pub consented: bool,
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("id", &"<hidden>")
+            .field("browser", &"<hidden>")
+            .field("request", &self.request)
+            .field("sign_in", &self.sign_in.is_some())
+            .field("consented", &self.consented)
+            .finish()
+    }
 }
 
 /// Why a transaction cannot be continued.

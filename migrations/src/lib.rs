@@ -15,6 +15,7 @@ mod m20261130_000001_legacy_assertion_audience;
 mod m20261130_000002_client_require_pkce;
 mod m20261130_000003_client_scopes;
 mod m20261130_000004_revocation_lookups;
+mod m20261130_000005_authorization_transactions;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000002_client_require_pkce::Migration),
             Box::new(m20261130_000003_client_scopes::Migration),
             Box::new(m20261130_000004_revocation_lookups::Migration),
+            Box::new(m20261130_000005_authorization_transactions::Migration),
         ]
     }
 }

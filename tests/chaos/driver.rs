@@ -283,8 +283,8 @@ async fn sign_in(cfg: &Config, base: &str) -> Result<String> {
         } else {
             ensure!(r.status() == 200, "{} at {next}", r.status());
             let html = r.text().await?;
-            let (csrf, ret) = (hidden(&html, "csrf"), hidden(&html, "return"));
-            let mut form = vec![("csrf", csrf.as_str()), ("return", ret.as_str())];
+            let (csrf, ret) = (hidden(&html, "csrf"), hidden(&html, "tx"));
+            let mut form = vec![("csrf", csrf.as_str()), ("tx", ret.as_str())];
             let action = if html.contains("action=\"/login\"") {
                 form.extend([("username", cfg.user.0.as_str()), ("password", &cfg.user.1)]);
                 "/login"

@@ -251,13 +251,13 @@ async fn consent_denied(app: &TestApp) {
         .await
         .unwrap();
     let csrf = crate::support::hidden(&html, "csrf");
-    let ret = crate::support::hidden(&html, "return");
+    let tx = crate::support::hidden(&html, "tx");
     let r = app
         .browser
         .post(app.url("/login"))
         .form(&[
             ("csrf", csrf.as_str()),
-            ("return", ret.as_str()),
+            ("tx", tx.as_str()),
             ("username", "carol"),
             ("password", "pw-carol-123456"),
         ])
@@ -279,13 +279,13 @@ async fn consent_denied(app: &TestApp) {
         .unwrap();
     assert!(html.contains("Example App"));
     let csrf = crate::support::hidden(&html, "csrf");
-    let ret = crate::support::hidden(&html, "return");
+    let tx = crate::support::hidden(&html, "tx");
     let r = app
         .browser
         .post(app.url("/consent"))
         .form(&[
             ("csrf", csrf.as_str()),
-            ("return", ret.as_str()),
+            ("tx", tx.as_str()),
             ("decision", "deny"),
         ])
         .send()

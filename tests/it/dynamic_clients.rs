@@ -138,7 +138,7 @@ async fn login_and_consent_show_the_redirect_host(app: &TestApp) {
         .post(app.url("/login"))
         .form(&[
             ("csrf", hidden(&html, "csrf").as_str()),
-            ("return", hidden(&html, "return").as_str()),
+            ("tx", hidden(&html, "tx").as_str()),
             ("username", "frank"),
             ("password", "pw-frank-123456"),
         ])
@@ -165,7 +165,7 @@ async fn login_and_consent_show_the_redirect_host(app: &TestApp) {
         .post(app.url("/consent"))
         .form(&[
             ("csrf", hidden(&html, "csrf").as_str()),
-            ("return", hidden(&html, "return").as_str()),
+            ("tx", hidden(&html, "tx").as_str()),
             ("decision", "deny"),
         ])
         .send()
@@ -175,7 +175,9 @@ async fn login_and_consent_show_the_redirect_host(app: &TestApp) {
     let loc = r.headers()["location"].to_str().unwrap();
     assert_eq!(query_param(loc, "error").as_deref(), Some("access_denied"));
 
-    // A login page for a redirect URI the client did not register names no host.
+    // The login page names a client only from a transaction of this
+    // browser, whose redirect URI was checked: a forged request in the URL
+    // names nothing...
     let forged = url.replace(&enc(&c.redirect_uri), &enc("https://evil.example/cb"));
     let forged = forged.replace(&app.base, "");
     let html = app
@@ -187,7 +189,13 @@ async fn login_and_consent_show_the_redirect_host(app: &TestApp) {
         .text()
         .await
         .unwrap();
-    assert!(html.contains("Lookalike Bank"), "{html}");
+    assert!(!html.contains("Lookalike Bank"), "{html}");
+    assert!(!html.contains("client-host"), "{html}");
+    // ...and another browser cannot show this one's transaction.
+    let r = app.http.get(app.url(&login)).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.unwrap();
+    assert!(!html.contains("Lookalike Bank"), "{html}");
     assert!(!html.contains("client-host"), "{html}");
 }
 

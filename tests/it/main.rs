@@ -5,6 +5,7 @@
 mod support;
 
 mod attacks;
+mod authorization_tx;
 mod browser;
 mod client_auth;
 mod client_deletion;

@@ -1,11 +1,12 @@
-//! `max_age` (OIDC Core 3.1.2.1): a sign-in performed during this
-//! authorization satisfies it, even `max_age=0` and even when the clock
-//! moved on before the browser came back; nothing else does.
+//! `max_age` and `prompt=login` (OIDC Core 3.1.2.1): a sign-in performed
+//! during this authorization transaction satisfies them, even `max_age=0`
+//! and even when the clock moved on before the browser came back; nothing
+//! else does.
 
 use crate::support::{hidden, pkce, query_param, TestApp};
 
-/// Follows `/authorize` once with the browser; the Location it answers.
-async fn step(app: &TestApp, url: &str) -> String {
+/// Follows one URL with the browser; the Location it answers (303).
+pub async fn step(app: &TestApp, url: &str) -> String {
     let url = if url.starts_with('/') {
         app.url(url)
     } else {
@@ -17,7 +18,7 @@ async fn step(app: &TestApp, url: &str) -> String {
 }
 
 /// Signs in on the login page `login` leads to; the Location after it.
-async fn sign_in(app: &TestApp, login: &str) -> String {
+pub async fn sign_in(app: &TestApp, login: &str) -> String {
     let html = app
         .browser
         .get(app.url(login))
@@ -32,7 +33,7 @@ async fn sign_in(app: &TestApp, login: &str) -> String {
         .post(app.url("/login"))
         .form(&[
             ("csrf", hidden(&html, "csrf").as_str()),
-            ("return", hidden(&html, "return").as_str()),
+            ("tx", hidden(&html, "tx").as_str()),
             ("username", "erin"),
             ("password", "pw-erin-123456"),
         ])
@@ -49,16 +50,16 @@ async fn max_age_zero_is_met_by_this_sign_in(app: &TestApp) {
     let (verifier, challenge) = pkce();
     let url = app.authorize_url(&c, "openid", &challenge, "&max_age=0");
     let login = step(app, &url).await;
-    assert!(login.starts_with("/login?"), "{login}");
+    assert!(login.starts_with("/login?tx="), "{login}");
     let signed_in_at = app.state.now();
     let back = sign_in(app, &login).await;
-    assert!(back.starts_with("/authorize?"), "{back}");
+    assert!(back.starts_with("/authorize/continue?tx="), "{back}");
 
     // The browser comes back seconds later: no second login.
     app.clock.advance(5);
     let next = step(app, &back).await;
     assert!(
-        next.starts_with("/consent?"),
+        next.starts_with("/consent?tx="),
         "asked to sign in again: {next}"
     );
     let done = app.authorize_in_browser(&app.url(&next), "erin", "-").await;
@@ -78,19 +79,20 @@ async fn max_age_zero_is_met_by_this_sign_in(app: &TestApp) {
 
     // A new request with max_age=0 asks again: the sign-in was for the other one.
     let again = step(app, &url).await;
-    assert!(again.starts_with("/login?"), "{again}");
-    // The mark does not fit a changed request...
-    let changed = back.replace("scope=openid", "scope=openid+email");
-    assert_ne!(changed, back);
-    assert!(step(app, &changed).await.starts_with("/login?"));
-    // ...nor the same one once its window has passed.
-    app.clock.advance(600);
-    assert!(step(app, &back).await.starts_with("/login?"));
+    assert!(again.starts_with("/login?tx="), "{again}");
+    assert_ne!(again, login);
+    // The finished transaction cannot be continued again...
+    let r = app.browser.get(app.url(&back)).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    // ...nor the new one once its ten minutes have passed.
+    app.clock.advance(601);
+    let r = app.browser.get(app.url(&again)).send().await.unwrap();
+    assert_eq!(r.status(), 400);
 }
 
-/// The mark is bound to the session it was made for: another browser,
-/// signed in at the same moment, cannot use it.
-async fn the_mark_is_bound_to_its_session(app: &TestApp) {
+/// A transaction is bound to its browser: another browser, signed in at
+/// the same moment on another instance, cannot continue it.
+async fn the_transaction_is_bound_to_its_browser(app: &TestApp) {
     app.create_user("erin", "pw-erin-123456").await;
     let c = app.web_client().await;
     let url = app.authorize_url(&c, "openid", &pkce().1, "&max_age=0");
@@ -101,12 +103,38 @@ async fn the_mark_is_bound_to_its_session(app: &TestApp) {
     let login = step(&other, &other.url(&url.replace(&app.base, ""))).await;
     let _ = sign_in(&other, &login).await;
     other.clock.advance(5);
-    let next = step(&other, &back).await;
-    assert!(next.starts_with("/login?"), "{next}");
+    let r = other.browser.get(other.url(&back)).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+    // Its own browser continues it on the other instance (any instance can).
+    let r = app.browser.get(other.url(&back)).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let next = r.headers()["location"].to_str().unwrap();
+    assert!(next.starts_with("/consent?tx="), "{next}");
     other.stop().await;
+}
+
+/// `prompt=login` with a live session: one sign-in, then on, no loop.
+async fn prompt_login_completes_without_looping(app: &TestApp) {
+    app.create_user("erin", "pw-erin-123456").await;
+    let c = app.web_client().await;
+    let (_, challenge) = pkce();
+    let first = app.authorize_url(&c, "openid", &challenge, "");
+    let done = app
+        .authorize_in_browser(&first, "erin", "pw-erin-123456")
+        .await;
+    assert!(query_param(&done, "code").is_some(), "{done}");
+
+    let url = app.authorize_url(&c, "openid", &challenge, "&prompt=login");
+    let login = step(app, &url).await;
+    assert!(login.starts_with("/login?tx="), "{login}");
+    let back = sign_in(app, &login).await;
+    let done = step(app, &back).await;
+    assert!(query_param(&done, "code").is_some(), "{done}");
 }
 
 crate::both_backends!(
     max_age_zero_is_met_by_this_sign_in,
-    the_mark_is_bound_to_its_session
+    the_transaction_is_bound_to_its_browser,
+    prompt_login_completes_without_looping
 );

@@ -61,7 +61,7 @@ for (let i = 0; i < 10 && !callback; i++) {
   let r = await send(next);
   if (r.status === 200) {
     const html = await r.text();
-    const form = new URLSearchParams({ csrf: hidden(html, 'csrf'), return: hidden(html, 'return') });
+    const form = new URLSearchParams({ csrf: hidden(html, 'csrf'), tx: hidden(html, 'tx') });
     let action;
     if (html.includes('action="/login"')) {
       action = '/login';

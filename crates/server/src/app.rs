@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/statuslists/{id}", get(http::status_list::status_list))
         .route("/assets/gatehouse.css", get(http::well_known::stylesheet))
         .route("/authorize", get(http::authorize::get).post(http::authorize::post))
+        .route("/authorize/continue", get(http::authorize::resume))
         .route("/login", get(http::login::get).post(http::login::post))
         .route("/consent", get(http::consent::get).post(http::consent::post))
         .route("/logout", get(http::logout::get).post(http::logout::post))
@@ -388,15 +389,17 @@ impl Server {
     }
 }
 
-/// Deletes what can no longer matter: expired codes, sessions, refresh
-/// tokens (rotated ones are kept until their family could no longer be
-/// used, since reuse detection needs them), opaque tokens, and revocation
-/// entries and status-list rows of tokens that have expired anyway.
+/// Deletes what can no longer matter: expired codes, authorization
+/// transactions, sessions, refresh tokens (rotated ones are kept until
+/// their family could no longer be used, since reuse detection needs them),
+/// opaque tokens, and revocation entries and status-list rows of tokens
+/// that have expired anyway.
 pub async fn housekeep(state: &AppState) -> anyhow::Result<()> {
     let now = state.now();
     let s = &state.store;
     let l = &state.settings.lifetimes;
     let codes = s.prune_codes(now - 3600).await?;
+    let transactions = s.prune_authorization_txs(now).await?;
     let sessions = s.prune_sessions(now, l.session_idle).await?;
     let links = s.prune_session_clients(now - l.session_max_age).await?;
     let refresh = s.prune_refresh_tokens(now).await?;
@@ -409,6 +412,7 @@ pub async fn housekeep(state: &AppState) -> anyhow::Result<()> {
         .set_revocation_list_size(s.revocation_list_size().await?);
     tracing::debug!(
         codes,
+        transactions,
         sessions,
         links,
         refresh,

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod app;
 mod audit;
+pub mod authorization;
 pub mod cli;
 pub mod client_ip;
 pub mod clients;

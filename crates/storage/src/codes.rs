@@ -1,7 +1,7 @@
 //! Authorization codes: single use, short lived, bound to client, redirect
 //! URI and PKCE challenge.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use crate::{
     entity::authorization_codes as codes,
@@ -35,32 +35,40 @@ impl TryFrom<codes::Model> for AuthCode {
     }
 }
 
+/// Stores a freshly issued code on `conn` (the pool or a transaction).
+pub(crate) async fn create_code_in<C: ConnectionTrait>(
+    conn: &C,
+    c: &AuthCode,
+) -> Result<(), StoreError> {
+    codes::ActiveModel {
+        code_hash: Set(c.code_hash.clone()),
+        client_id: Set(c.client_id.clone()),
+        user_id: Set(c.user_id.clone()),
+        redirect_uri: Set(c.redirect_uri.clone()),
+        scope: Set(c.scope.clone()),
+        nonce: Set(c.nonce.clone()),
+        code_challenge: Set(c.code_challenge.clone()),
+        resource: Set(c.resource.clone()),
+        auth_time: Set(c.auth_time),
+        sid: Set(c.sid.clone()),
+        acr: Set(c.acr.clone()),
+        amr: Set(serde_json::Value::from(c.amr.clone()).to_string()),
+        family_id: Set(c.family_id.clone()),
+        access_token_jti: Set(None),
+        access_token_expires_at: Set(None),
+        created_at: Set(c.created_at),
+        expires_at: Set(c.expires_at),
+        consumed_at: Set(None),
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Stores a freshly issued code.
     pub async fn create_code(&self, c: &AuthCode) -> Result<(), StoreError> {
-        codes::ActiveModel {
-            code_hash: Set(c.code_hash.clone()),
-            client_id: Set(c.client_id.clone()),
-            user_id: Set(c.user_id.clone()),
-            redirect_uri: Set(c.redirect_uri.clone()),
-            scope: Set(c.scope.clone()),
-            nonce: Set(c.nonce.clone()),
-            code_challenge: Set(c.code_challenge.clone()),
-            resource: Set(c.resource.clone()),
-            auth_time: Set(c.auth_time),
-            sid: Set(c.sid.clone()),
-            acr: Set(c.acr.clone()),
-            amr: Set(serde_json::Value::from(c.amr.clone()).to_string()),
-            family_id: Set(c.family_id.clone()),
-            access_token_jti: Set(None),
-            access_token_expires_at: Set(None),
-            created_at: Set(c.created_at),
-            expires_at: Set(c.expires_at),
-            consumed_at: Set(None),
-        }
-        .insert(&self.db)
-        .await?;
-        Ok(())
+        create_code_in(&self.db, c).await
     }
 
     /// Looks a code up without consuming it (a read: the caller checks the

@@ -160,6 +160,25 @@ pub mod authorization_codes {
     no_relations!();
 }
 
+pub mod authorization_transactions {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "authorization_transactions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id_hash: String,
+        pub browser_hash: String,
+        pub request: String,
+        pub session_id_hash: Option<String>,
+        pub auth_time: Option<i64>,
+        pub consented_at: Option<i64>,
+        pub created_at: i64,
+        pub expires_at: i64,
+        pub consumed_at: Option<i64>,
+    }
+    no_relations!();
+}
+
 pub mod consents {
     use sea_orm::entity::prelude::*;
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

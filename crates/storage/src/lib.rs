@@ -10,6 +10,7 @@
 //! concurrent writers queue on `busy_timeout` instead of failing with
 //! "database is locked".
 
+mod authz_tx;
 mod clients;
 mod codes;
 mod connect;

@@ -195,6 +195,42 @@ pub struct Session {
     pub expires_at: i64,
 }
 
+/// An authorization transaction: a checked authorization request kept
+/// while the browser signs in and consents. Its id and browser binding are
+/// keyed hashes; the request is JSON the server reads back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorizationTx {
+    pub id_hash: String,
+    pub browser_hash: String,
+    pub request: String,
+    /// The sign-in performed during this transaction, if any.
+    pub sign_in: Option<TxSignIn>,
+    /// When the user approved on the consent page during it.
+    pub consented_at: Option<i64>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub consumed_at: Option<i64>,
+}
+
+/// A sign-in performed during an authorization transaction: the session it
+/// started (its id hash) and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxSignIn {
+    pub session_id_hash: String,
+    pub auth_time: i64,
+}
+
+/// What looking up an authorization transaction from a browser found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxLookup {
+    /// Live: not expired, not consumed.
+    Live(AuthorizationTx),
+    /// Already consumed (a code was issued, or the user denied).
+    Consumed,
+    /// No such transaction for this browser, or expired.
+    Unknown,
+}
+
 /// What an authorization code stands for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthCode {

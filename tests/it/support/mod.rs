@@ -252,13 +252,13 @@ impl TestApp {
             assert_eq!(status, 200, "unexpected status at {next}");
             let html = r.text().await.unwrap();
             let csrf = hidden(&html, "csrf");
-            let ret = hidden(&html, "return");
+            let tx = hidden(&html, "tx");
             let resp = if html.contains("action=\"/login\"") {
                 self.browser
                     .post(self.url("/login"))
                     .form(&[
                         ("csrf", csrf.as_str()),
-                        ("return", ret.as_str()),
+                        ("tx", tx.as_str()),
                         ("username", username),
                         ("password", password),
                     ])
@@ -270,7 +270,7 @@ impl TestApp {
                     .post(self.url("/consent"))
                     .form(&[
                         ("csrf", csrf.as_str()),
-                        ("return", ret.as_str()),
+                        ("tx", tx.as_str()),
                         ("decision", "allow"),
                     ])
                     .send()

@@ -1,5 +1,8 @@
 //! The consent page (OIDC Core 3.1.2.4): the user approves the scopes a
-//! client asks for. Consent is remembered per user, client and scope.
+//! client asks for, in an authorization transaction of this browser
+//! (`tx`). Consent is remembered per user, client and scope; approving
+//! marks the transaction and continues it, denying ends it with
+//! `access_denied`.
 
 use axum::{
     body::Bytes,
@@ -7,21 +10,15 @@ use axum::{
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tera::Context;
 
 use super::{
-    authorize::{self, authorize_query, see_other, validate, AuthRequest},
+    authorize::{self, see_other, transaction, tx_param, urlencode},
     error::AppError,
     form::Params,
 };
-use crate::{session, state::AppState, views};
-
-#[derive(Debug, Deserialize)]
-pub struct ConsentQuery {
-    #[serde(rename = "return")]
-    return_to: Option<String>,
-}
+use crate::{authorization::redirect_host, session, state::AppState, views};
 
 #[derive(Serialize)]
 struct ScopeView {
@@ -39,49 +36,28 @@ fn describe(scope: &str) -> String {
     }
 }
 
-async fn request_from(
-    state: &AppState,
-    return_to: Option<&str>,
-) -> Result<(String, AuthRequest), Response> {
-    let Some(r) = return_to.filter(|r| r.len() <= 8192) else {
-        return Err(AppError::page("This consent request is incomplete.").into_response());
-    };
-    let Some(q) = authorize_query(r) else {
-        return Err(AppError::page("This consent request is incomplete.").into_response());
-    };
-    match validate(state, q.as_bytes()).await {
-        Ok(req) => Ok((r.to_owned(), req)),
-        Err(authorize::Rejection::Page(e)) => Err(e.into_page_response()),
-        Err(_) => {
-            Err(AppError::page("This authorization request is no longer valid.").into_response())
-        }
-    }
+fn to_login(tx_id: &str) -> Response {
+    see_other(&format!("/login?tx={}", urlencode(tx_id)))
 }
 
-/// `GET /consent`: asks the signed-in user to approve the client's scopes.
+/// `GET /consent?tx=..`: asks the signed-in user to approve the client's scopes.
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let return_to = raw
-        .and_then(|r| serde_urlencoded::from_str::<ConsentQuery>(&r).ok())
-        .and_then(|q| q.return_to);
-    let (return_to, req) = match request_from(&state, return_to.as_deref()).await {
+    let id = tx_param(raw.as_deref());
+    let (tx, checked) = match transaction::load(&state, &headers, id.as_deref()).await {
         Ok(x) => x,
         Err(r) => return r,
     };
     let user = match session::current(&state, &headers).await {
         Ok(Some((_, u))) => u,
-        Ok(None) => {
-            return see_other(&format!(
-                "/login?return={}",
-                authorize::urlencode(&return_to)
-            ))
-        }
+        Ok(None) => return to_login(&tx.id),
         Err(e) => return e.into_page_response(),
     };
     let (csrf, cookie) = session::csrf_token(&state, &headers);
+    let req = &checked.request;
     let scopes: Vec<ScopeView> = req
         .scope
         .iter()
@@ -92,9 +68,9 @@ pub async fn get(
         .collect();
     let mut ctx = Context::new();
     ctx.insert("csrf", &csrf);
-    ctx.insert("return_to", &return_to);
-    ctx.insert("client_name", &req.client.name);
-    ctx.insert("client_host", &authorize::redirect_host(&req.redirect_uri));
+    ctx.insert("tx", &tx.id);
+    ctx.insert("client_name", &checked.client.name);
+    ctx.insert("client_host", &redirect_host(&req.redirect_uri));
     ctx.insert("username", &user.username);
     ctx.insert("scopes", &scopes);
     let mut r = views::page(StatusCode::OK, "consent.html", &ctx);
@@ -104,8 +80,9 @@ pub async fn get(
     r
 }
 
-/// `POST /consent`: records the decision and continues the authorization
-/// request, or returns `access_denied` to the client.
+/// `POST /consent`: records the decision; on approval sends the browser on
+/// to continue the transaction, on refusal ends it and returns
+/// `access_denied` to the client.
 pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     if super::form::require_form(&headers).is_err() {
         return AppError::page("The consent form was not sent correctly.").into_response();
@@ -116,49 +93,49 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     if let Err(e) = session::check_csrf(&state, &headers, p.get("csrf").unwrap_or("")) {
         return e.into_page_response();
     }
-    let (return_to, req) = match request_from(&state, p.get("return")).await {
+    let (tx, checked) = match transaction::load(&state, &headers, p.get("tx")).await {
         Ok(x) => x,
         Err(r) => return r,
     };
     let user = match session::current(&state, &headers).await {
         Ok(Some((_, u))) => u,
-        Ok(None) => {
-            return see_other(&format!(
-                "/login?return={}",
-                authorize::urlencode(&return_to)
-            ))
-        }
+        Ok(None) => return to_login(&tx.id),
         Err(e) => return e.into_page_response(),
     };
-    match p.get("decision") {
-        Some("allow") => {
-            let mut granted = match state.store.consented_scopes(&user.id, &req.client.id).await {
-                Ok(g) => g,
-                Err(e) => return AppError::from(e).into_page_response(),
-            };
-            for s in req.scope.iter() {
-                if !granted.iter().any(|g| g == s) {
-                    granted.push(s.to_owned());
-                }
-            }
-            granted.sort();
-            if let Err(e) = state
-                .store
-                .save_consent(&user.id, &req.client.id, &granted, state.now())
-                .await
-            {
-                return AppError::from(e).into_page_response();
-            }
-            crate::audit::emit(
-                &crate::audit::Event::ConsentGranted {
-                    user_id: &user.id,
-                    client_id: &req.client.id,
-                    scope: &granted.join(" "),
-                },
-                state.now(),
-            );
-            see_other(&return_to)
+    let req = &checked.request;
+    if p.get("decision") != Some("allow") {
+        return match tx.consume(&state, None).await {
+            Ok(()) => authorize::user_denied(&state, &checked),
+            Err(e) => transaction::page(e),
+        };
+    }
+    let mut granted = match state.store.consented_scopes(&user.id, &req.client_id).await {
+        Ok(g) => g,
+        Err(e) => return AppError::from(e).into_page_response(),
+    };
+    for s in req.scope.iter() {
+        if !granted.iter().any(|g| g == s) {
+            granted.push(s.to_owned());
         }
-        _ => authorize::user_denied(&state, &req),
+    }
+    granted.sort();
+    if let Err(e) = state
+        .store
+        .save_consent(&user.id, &req.client_id, &granted, state.now())
+        .await
+    {
+        return AppError::from(e).into_page_response();
+    }
+    crate::audit::emit(
+        &crate::audit::Event::ConsentGranted {
+            user_id: &user.id,
+            client_id: &req.client_id,
+            scope: &granted.join(" "),
+        },
+        state.now(),
+    );
+    match tx.record_consent(&state).await {
+        Ok(()) => see_other(&format!("/authorize/continue?tx={}", urlencode(&tx.id))),
+        Err(e) => transaction::page(e),
     }
 }

@@ -2,6 +2,11 @@
 //! (at most one check per core at a time, `password::Gate`), throttling
 //! that strangers cannot turn into a lockout (`throttle`, `device`), and a
 //! new server-side session and device cookie on success.
+//!
+//! Reached with `tx` (an authorization transaction of this browser), it
+//! names the client and, after the sign-in, records it on the transaction
+//! and continues it (`/authorize/continue`); reached without, it signs in
+//! and shows the account page.
 
 use axum::{
     body::Bytes,
@@ -12,70 +17,55 @@ use axum::{
 };
 use std::net::{IpAddr, SocketAddr};
 
-use serde::Deserialize;
 use tera::Context;
 
 use super::{
-    authorize::{authorize_query, redirect_host, see_other},
+    authorize::{see_other, transaction, tx_param, urlencode},
     error::AppError,
     form::Params,
-    sign_in::mark_signed_in,
 };
 use crate::{
     audit::{self, Event, SignInFailure},
-    client_ip, device,
-    oauth::redirect_uri_matches,
-    password, session,
+    authorization::{redirect_host, Checked, Transaction},
+    client_ip, device, password, session,
     state::AppState,
     views,
 };
 
-/// Query of `GET /login`.
-#[derive(Debug, Deserialize)]
-pub struct LoginQuery {
-    #[serde(rename = "return")]
-    return_to: Option<String>,
-    login_hint: Option<String>,
-}
+/// The transaction a sign-in is for, with its client.
+type ForTx = Option<(Transaction, Checked)>;
 
-fn safe_return(r: Option<&str>) -> String {
-    match r {
-        Some(r) if authorize_query(r).is_some() && r.len() <= 8192 => r.to_owned(),
-        _ => String::new(),
-    }
-}
-
-/// The client's name, and the host of the request's redirect URI if it is
-/// registered for that client (RFC 7591 5: show where the user will go).
-async fn client_name(state: &AppState, return_to: &str) -> Option<(String, Option<String>)> {
-    let q = authorize_query(return_to)?;
-    let p = Params::parse_lenient(q.as_bytes()).0;
-    let id = p.get("client_id")?;
-    let client = state.registry.client(id).await.ok().flatten()?;
-    let host = p
-        .get("redirect_uri")
-        .filter(|r| redirect_uri_matches(&client.redirect_uris, r))
-        .map(redirect_host);
-    Some((client.name.clone(), host))
+/// The `login_hint` of `GET /login`'s query.
+fn login_hint_param(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == "login_hint")
+        .map(|(_, v)| v.into_owned())
 }
 
 async fn render(
     state: &AppState,
     headers: &HeaderMap,
     status: StatusCode,
-    return_to: &str,
+    tx: &ForTx,
     username: &str,
     error: Option<&str>,
 ) -> Response {
     let (csrf, cookie) = session::csrf_token(state, headers);
     let mut ctx = Context::new();
     ctx.insert("csrf", &csrf);
-    ctx.insert("return_to", return_to);
+    ctx.insert("tx", &tx.as_ref().map(|(t, _)| t.id.as_str()));
     ctx.insert("username", username);
     ctx.insert("error", &error);
-    let (name, host) = client_name(state, return_to).await.unzip();
-    ctx.insert("client_name", &name);
-    ctx.insert("client_host", &host.flatten());
+    // The client's name, and where the user will go (RFC 7591 5).
+    ctx.insert(
+        "client_name",
+        &tx.as_ref().map(|(_, c)| c.client.name.as_str()),
+    );
+    ctx.insert(
+        "client_host",
+        &tx.as_ref()
+            .map(|(_, c)| redirect_host(&c.request.redirect_uri)),
+    );
     // No password check could start: the page says so itself.
     ctx.insert("busy", &(status == StatusCode::SERVICE_UNAVAILABLE));
     let mut r = views::page(status, "login.html", &ctx);
@@ -91,20 +81,22 @@ pub async fn get(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let q: Option<LoginQuery> = raw.and_then(|r| serde_urlencoded::from_str(&r).ok());
-    let (return_to, hint) = match q {
-        Some(q) => (
-            safe_return(q.return_to.as_deref()),
-            q.login_hint.unwrap_or_default(),
-        ),
-        None => (String::new(), String::new()),
+    let tx = match tx_param(raw.as_deref()) {
+        None => None,
+        Some(id) => match transaction::load(&state, &headers, Some(&id)).await {
+            Ok(x) => Some(x),
+            Err(r) => return r,
+        },
     };
+    let hint = login_hint_param(raw.as_deref())
+        .or_else(|| tx.as_ref().and_then(|(_, c)| c.request.login_hint.clone()))
+        .unwrap_or_default();
     let hint: String = hint.chars().take(256).collect();
-    render(&state, &headers, StatusCode::OK, &return_to, &hint, None).await
+    render(&state, &headers, StatusCode::OK, &tx, &hint, None).await
 }
 
-/// `POST /login`: checks the credentials, starts a session, and sends the
-/// browser back to the authorization request (303).
+/// `POST /login`: checks the credentials, starts a session, and continues
+/// the authorization transaction, if any (303).
 pub async fn post(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -124,12 +116,12 @@ async fn again(
     state: &AppState,
     headers: &HeaderMap,
     (status, retry_after): (StatusCode, Option<i64>),
-    return_to: &str,
+    tx: &ForTx,
     typed: &str,
     message: &str,
 ) -> Response {
     let shown: String = typed.chars().take(256).collect();
-    let mut r = render(state, headers, status, return_to, &shown, Some(message)).await;
+    let mut r = render(state, headers, status, tx, &shown, Some(message)).await;
     if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
         r.headers_mut().insert(header::RETRY_AFTER, v);
     }
@@ -151,7 +143,13 @@ async fn login(
     let p = Params::parse(body)
         .map_err(|_| AppError::page("The sign-in form was not sent correctly."))?;
     session::check_csrf(state, headers, p.get("csrf").unwrap_or(""))?;
-    let return_to = safe_return(p.get("return"));
+    let tx = match p.get("tx") {
+        None => None,
+        Some(id) => match transaction::load(state, headers, Some(id)).await {
+            Ok(x) => Some(x),
+            Err(r) => return Ok(r),
+        },
+    };
     let typed = p.get("username").unwrap_or("");
     let username = crate::username::normalize(typed);
     let password = p.get("password").unwrap_or("").to_owned();
@@ -166,13 +164,13 @@ async fn login(
     // Held off already: answer before queueing for a password check.
     if let Some(secs) = state.throttle.wait(&keys, now) {
         let r = (StatusCode::TOO_MANY_REQUESTS, Some(secs));
-        return Ok(again(state, headers, r, &return_to, typed, &too_many(secs)).await);
+        return Ok(again(state, headers, r, &tx, typed, &too_many(secs)).await);
     }
     let Ok(permit) = password::Gate::global().acquire().await else {
         tracing::warn!("password checks are saturated; sign-in turned away");
         let r = (StatusCode::SERVICE_UNAVAILABLE, Some(1));
         let msg = "Gatehouse is busy right now.";
-        return Ok(again(state, headers, r, &return_to, typed, msg).await);
+        return Ok(again(state, headers, r, &tx, typed, msg).await);
     };
     // Check and count in one step: concurrent guesses cannot all pass.
     let now = state.now();
@@ -180,7 +178,7 @@ async fn login(
         Ok(a) => a,
         Err(secs) => {
             let r = (StatusCode::TOO_MANY_REQUESTS, Some(secs));
-            return Ok(again(state, headers, r, &return_to, typed, &too_many(secs)).await);
+            return Ok(again(state, headers, r, &tx, typed, &too_many(secs)).await);
         }
     };
 
@@ -238,7 +236,7 @@ async fn login(
                 .inc();
             let r = (StatusCode::UNAUTHORIZED, None);
             let msg = "Incorrect username or password.";
-            return Ok(again(state, headers, r, &return_to, typed, msg).await);
+            return Ok(again(state, headers, r, &tx, typed, msg).await);
         }
     };
     state.throttle.succeed(&keys);
@@ -250,7 +248,6 @@ async fn login(
         })
         .inc();
     let (session, cookie) = session::start(state, headers, &user, vec!["pwd".to_owned()]).await?;
-    let return_to = mark_signed_in(state, &return_to, &session);
     tracing::info!(sub = %user.id, "login succeeded");
     audit::emit(
         &Event::SignInSucceeded {
@@ -260,11 +257,13 @@ async fn login(
         },
         now,
     );
-    let mut r = see_other(if return_to.is_empty() {
-        "/"
-    } else {
-        &return_to
-    });
+    let mut r = match &tx {
+        None => see_other("/"),
+        Some((t, _)) => match t.record_sign_in(state, &session).await {
+            Ok(()) => see_other(&format!("/authorize/continue?tx={}", urlencode(&t.id))),
+            Err(e) => transaction::page(e),
+        },
+    };
     if let Some(c) = cookie {
         r.headers_mut().append(header::SET_COOKIE, c);
     }

@@ -12,7 +12,6 @@ pub mod login;
 pub mod logout;
 pub mod register;
 pub mod revoke;
-pub mod sign_in;
 pub mod status_list;
 pub mod token;
 pub mod userinfo;

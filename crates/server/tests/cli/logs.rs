@@ -116,7 +116,7 @@ async fn logs_never_contain_secrets() {
         .post(server.url("/login"))
         .form(&[
             ("csrf", hidden(&html, "csrf").as_str()),
-            ("return", hidden(&html, "return").as_str()),
+            ("tx", hidden(&html, "tx").as_str()),
             ("username", "grace"),
             ("password", password),
         ])
@@ -137,7 +137,7 @@ async fn logs_never_contain_secrets() {
         .post(server.url("/consent"))
         .form(&[
             ("csrf", hidden(&html, "csrf").as_str()),
-            ("return", hidden(&html, "return").as_str()),
+            ("tx", hidden(&html, "tx").as_str()),
             ("decision", "allow"),
         ])
         .send()

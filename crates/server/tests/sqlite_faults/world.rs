@@ -169,10 +169,7 @@ impl World {
                 r
             } else {
                 let html = r.text().await.unwrap();
-                let mut form = vec![
-                    ("csrf", hidden(&html, "csrf")),
-                    ("return", hidden(&html, "return")),
-                ];
+                let mut form = vec![("csrf", hidden(&html, "csrf")), ("tx", hidden(&html, "tx"))];
                 let action = if html.contains("action=\"/login\"") {
                     form.push(("username", "grace".into()));
                     form.push(("password", PASSWORD.into()));

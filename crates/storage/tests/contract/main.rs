@@ -77,6 +77,7 @@ macro_rules! contract {
 
 mod fixtures;
 
+mod authorization_tx;
 mod clients;
 mod codes;
 mod grant_writes;

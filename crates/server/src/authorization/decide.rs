@@ -1,0 +1,116 @@
+//! What a checked authorization request needs next, decided at
+//! `/authorize` and again at each step of its transaction: a sign-in,
+//! consent, an error for `prompt=none`, or the code, which this module
+//! issues.
+
+use gatehouse_storage::{
+    model::{AuthCode, Session, User},
+    StoreError,
+};
+
+use super::{
+    transaction::{Transaction, TxError},
+    AuthorizationRequest,
+};
+use crate::{oauth::ErrorCode, secrets::random_token, state::AppState};
+
+/// The next step of an authorization.
+#[derive(Debug)]
+pub enum Next {
+    /// The user must sign in (again).
+    Login,
+    /// The user must approve the scopes.
+    Consent,
+    /// Nothing more to ask: issue the code for this session.
+    Issue(Box<(Session, User)>),
+    /// `prompt=none` and the user would have to be asked (OIDC Core 3.1.2.6).
+    Refuse(ErrorCode, &'static str),
+}
+
+/// Decides the next step for `req` with the browser's current session.
+/// `tx` is the transaction being continued (a sign-in during it satisfies
+/// `prompt=login`, `select_account` and `max_age`, even 0; an approval on
+/// the consent page during it satisfies `prompt=consent`).
+pub async fn decide(
+    state: &AppState,
+    req: &AuthorizationRequest,
+    current: Option<(Session, User)>,
+    tx: Option<&Transaction>,
+) -> Result<Next, StoreError> {
+    let now = state.now();
+    let Some((session, user)) = current else {
+        return Ok(login(req));
+    };
+    let signed_in_here = tx.is_some_and(|t| t.signed_in_with(&session));
+    let stale = req.prompt.login
+        || req.prompt.select_account
+        || req.max_age.is_some_and(|m| now - session.auth_time > m);
+    let other_user = req.hint_sub.as_deref().is_some_and(|h| h != user.id);
+    if (stale && !signed_in_here) || other_user {
+        return Ok(login(req));
+    }
+    let granted = state
+        .store
+        .consented_scopes(&user.id, &req.client_id)
+        .await?;
+    let missing = req.scope.iter().any(|s| !granted.iter().any(|g| g == s));
+    let consented = tx.is_some_and(|t| t.consented);
+    if (req.prompt.consent && !consented) || missing {
+        if req.prompt.none {
+            return Ok(Next::Refuse(
+                ErrorCode::ConsentRequired,
+                "the user has not consented to these scopes",
+            ));
+        }
+        return Ok(Next::Consent);
+    }
+    Ok(Next::Issue(Box::new((session, user))))
+}
+
+fn login(req: &AuthorizationRequest) -> Next {
+    if req.prompt.none {
+        Next::Refuse(ErrorCode::LoginRequired, "the user is not signed in")
+    } else {
+        Next::Login
+    }
+}
+
+/// Issues the authorization code for `session` and returns it. With a
+/// transaction, the code is stored in the same write that consumes it: one
+/// code per transaction.
+pub async fn issue_code(
+    state: &AppState,
+    req: &AuthorizationRequest,
+    session: &Session,
+    user: &User,
+    tx: Option<&Transaction>,
+) -> Result<String, TxError> {
+    let now = state.now();
+    let code = random_token();
+    let record = AuthCode {
+        code_hash: state.hasher.hash(&code),
+        client_id: req.client_id.clone(),
+        user_id: user.id.clone(),
+        redirect_uri: req.redirect_uri.clone(),
+        scope: req.scope.to_string(),
+        nonce: req.nonce.clone(),
+        code_challenge: req.code_challenge.as_ref().map(|c| c.as_str().to_owned()),
+        resource: req.resource.clone(),
+        auth_time: session.auth_time,
+        sid: Some(session.sid.clone()),
+        acr: session.acr.clone(),
+        amr: session.amr.clone(),
+        family_id: uuid::Uuid::new_v4().to_string(),
+        created_at: now,
+        expires_at: now + state.settings.lifetimes.code,
+    };
+    match tx {
+        Some(t) => t.consume(state, Some(&record)).await?,
+        None => state.store.create_code(&record).await?,
+    }
+    state
+        .store
+        .add_session_client(&session.sid, &req.client_id, now)
+        .await?;
+    Ok(code)
+}

@@ -1,0 +1,18 @@
+//! The authorization request (RFC 6749 4.1.1; OIDC Core 3.1.2), apart from
+//! HTTP: the checked request ([`AuthorizationRequest`]), the named checks
+//! that produce it ([`checks::validate`]), what it needs next
+//! ([`decide::decide`]), and the transaction that keeps it server-side
+//! while the user signs in and consents ([`transaction`]).
+
+pub mod checks;
+pub mod decide;
+mod request;
+pub mod transaction;
+
+pub use checks::validate;
+pub use decide::{decide, issue_code, Next};
+pub use request::{
+    redirect_host, AuthorizationRequest, Checked, Confirm, Prompt, Received, Rejection,
+    ResponseMode,
+};
+pub use transaction::{Transaction, TxError, TX_LIFETIME};

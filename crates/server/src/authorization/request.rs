@@ -1,0 +1,211 @@
+//! The checked authorization request, serialisable so it can be kept
+//! server-side between the pages of one authorization, and the ways a
+//! request is refused.
+
+use std::{collections::HashMap, sync::Arc};
+
+use gatehouse_storage::{model::Client, StoreError};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::{
+    oauth::{ErrorCode, ScopeSet},
+    pkce::CodeChallenge,
+};
+
+/// How the response parameters travel back (OAuth 2.0 Multiple Response
+/// Type Encoding Practices; OAuth 2.0 Form Post Response Mode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    Query,
+    FormPost,
+}
+
+/// The `prompt` values (OIDC Core 3.1.2.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prompt {
+    pub none: bool,
+    pub login: bool,
+    pub consent: bool,
+    pub select_account: bool,
+}
+
+/// A checked authorization request: every parameter Gatehouse acts on, in
+/// its typed form. Its client is named by id; the client itself travels
+/// beside it ([`Checked`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub response_mode: ResponseMode,
+    pub state: Option<String>,
+    #[serde(with = "scope_string")]
+    pub scope: ScopeSet,
+    pub nonce: Option<String>,
+    #[serde(with = "challenge_string")]
+    pub code_challenge: Option<CodeChallenge>,
+    /// The audience of the resource server the tokens are for, if any.
+    pub resource: Option<String>,
+    pub prompt: Prompt,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    /// The subject of a valid `id_token_hint`.
+    pub hint_sub: Option<String>,
+    pub acr_values: Option<String>,
+}
+
+/// A checked request and the client that sent it.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    pub request: AuthorizationRequest,
+    pub client: Arc<Client>,
+}
+
+/// The parameters of an authorization request as received: each name's
+/// first value (empty values count as absent), the first repeated name,
+/// and whether there were more than the edge accepts.
+#[derive(Clone, Debug, Default)]
+pub struct Received {
+    pub params: HashMap<String, String>,
+    pub duplicate: Option<String>,
+    pub too_many: bool,
+}
+
+impl Received {
+    /// The value of `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+}
+
+/// Where an error goes.
+#[derive(Debug)]
+pub enum Rejection {
+    /// No trustworthy redirect URI: show a page with this message.
+    Page(&'static str),
+    /// The store failed before a redirect URI could be trusted.
+    Store(StoreError),
+    /// Back to the client: at once, or, for a client that registered
+    /// itself, through a page with a link (see [`Confirm`]).
+    Redirect {
+        to: String,
+        mode: ResponseMode,
+        state: Option<String>,
+        code: ErrorCode,
+        description: String,
+        confirm: Option<Confirm>,
+    },
+}
+
+impl From<StoreError> for Rejection {
+    fn from(e: StoreError) -> Self {
+        Rejection::Store(e)
+    }
+}
+
+/// Who gets an error through a page instead of an automatic redirect: a
+/// client registered through the registration endpoint, whose redirect
+/// URIs nobody vouched for. Sending every browser there on any malformed
+/// request would make Gatehouse an open redirector (RFC 9700 4.11.2).
+#[derive(Debug, Clone)]
+pub struct Confirm {
+    pub client_name: String,
+}
+
+impl Confirm {
+    /// `Some` for a dynamically registered client.
+    pub fn for_client(client: &Client) -> Option<Confirm> {
+        client.dynamically_registered().then(|| Confirm {
+            client_name: client.name.clone(),
+        })
+    }
+}
+
+/// The host a redirect URI points to, as shown to the user next to the
+/// client's name (RFC 7591 5): host and explicit port; internationalized
+/// names in their ASCII form, so look-alikes stay visible. A URI without a
+/// host (a native app's private-use scheme) shows its scheme.
+pub fn redirect_host(uri: &str) -> String {
+    match Url::parse(uri) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => format!("{}:", u.scheme()),
+        },
+        Err(_) => String::new(),
+    }
+}
+
+/// A scope set kept as its space-separated string.
+mod scope_string {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    use crate::oauth::ScopeSet;
+
+    pub fn serialize<S: Serializer>(s: &ScopeSet, ser: S) -> Result<S::Ok, S::Error> {
+        ser.collect_str(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<ScopeSet, D::Error> {
+        let s = String::deserialize(de)?;
+        ScopeSet::parse(&s).map_err(D::Error::custom)
+    }
+}
+
+/// A code challenge kept as its string (it was checked when received).
+mod challenge_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::pkce::CodeChallenge;
+
+    pub fn serialize<S: Serializer>(c: &Option<CodeChallenge>, ser: S) -> Result<S::Ok, S::Error> {
+        match c {
+            Some(c) => ser.serialize_some(c.as_str()),
+            None => ser.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        de: D,
+    ) -> Result<Option<CodeChallenge>, D::Error> {
+        Ok(Option::<String>::deserialize(de)?.map(|c| CodeChallenge::stored(&c)))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checked_request_survives_storage() {
+        let req = AuthorizationRequest {
+            client_id: "c1".into(),
+            redirect_uri: "https://app.example/cb".into(),
+            response_mode: ResponseMode::FormPost,
+            state: Some("s".into()),
+            scope: ScopeSet::parse("openid profile").unwrap(),
+            nonce: Some("n".into()),
+            code_challenge: CodeChallenge::from_request(
+                Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+                Some("S256"),
+            )
+            .unwrap(),
+            resource: Some("https://api.example".into()),
+            prompt: Prompt {
+                login: true,
+                ..Prompt::default()
+            },
+            max_age: Some(0),
+            login_hint: None,
+            hint_sub: Some("u1".into()),
+            acr_values: None,
+        };
+        let json = serde_json::to_string(&req).unwrap();
+        assert!(json.contains(r#""scope":"openid profile""#), "{json}");
+        assert!(json.contains(r#""response_mode":"form_post""#), "{json}");
+        let back: AuthorizationRequest = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, req);
+    }
+}

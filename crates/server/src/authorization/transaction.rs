@@ -1,0 +1,184 @@
+//! The authorization transaction: a checked request kept server-side (any
+//! instance can continue it) while the browser signs in and consents,
+//! bound to that browser, living [`TX_LIFETIME`] seconds, and consumed
+//! once, by the code it ends with or by the user's refusal.
+//!
+//! The browser carries only the transaction's id (`tx`); its binding is a
+//! random value in an HttpOnly cookie. The store keeps keyed hashes of
+//! both, never the values.
+
+use gatehouse_storage::{
+    model::{AuthCode, AuthorizationTx, Session, TxLookup, TxSignIn},
+    StoreError,
+};
+
+use super::AuthorizationRequest;
+use crate::{secrets::random_token, state::AppState};
+
+/// How long a transaction may be continued, in seconds.
+pub const TX_LIFETIME: i64 = 600;
+
+/// A live transaction, as loaded from the browser it is bound to. Its
+/// `Debug` hides the id and the binding value (bearer secrets).
+#[derive(Clone)]
+pub struct Transaction {
+    /// The id the browser presented.
+    pub id: String,
+    /// The browser binding value the browser presented.
+    browser: String,
+    pub request: AuthorizationRequest,
+    /// The sign-in performed during this transaction, if any.
+    pub sign_in: Option<TxSignIn>,
+    /// Whether the user approved on the consent page during it.
+    pub consented: bool,
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("id", &"<hidden>")
+            .field("browser", &"<hidden>")
+            .field("request", &self.request)
+            .field("sign_in", &self.sign_in.is_some())
+            .field("consented", &self.consented)
+            .finish()
+    }
+}
+
+/// Why a transaction cannot be continued.
+#[derive(Debug, thiserror::Error)]
+pub enum TxError {
+    /// Unknown, expired, or bound to another browser: indistinguishable
+    /// on purpose.
+    #[error("the authorization transaction is unknown or has expired")]
+    Unknown,
+    /// Already ended (a code was issued, or the user denied).
+    #[error("the authorization transaction was already used")]
+    Consumed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Starts a transaction for `request` in the browser bound by `browser`.
+pub async fn begin(
+    state: &AppState,
+    browser: &str,
+    request: AuthorizationRequest,
+) -> Result<Transaction, StoreError> {
+    let id = random_token();
+    let now = state.now();
+    let json = serde_json::to_string(&request)
+        .map_err(|e| StoreError::Corrupt(format!("authorization request: {e}")))?;
+    state
+        .store
+        .create_authorization_tx(&AuthorizationTx {
+            id_hash: state.hasher.hash(&id),
+            browser_hash: state.hasher.hash(browser),
+            request: json,
+            sign_in: None,
+            consented_at: None,
+            created_at: now,
+            expires_at: now + TX_LIFETIME,
+            consumed_at: None,
+        })
+        .await?;
+    Ok(Transaction {
+        id,
+        browser: browser.to_owned(),
+        request,
+        sign_in: None,
+        consented: false,
+    })
+}
+
+/// The live transaction `id` of the browser bound by `browser`.
+pub async fn load(state: &AppState, id: &str, browser: &str) -> Result<Transaction, TxError> {
+    let found = state
+        .store
+        .find_authorization_tx(
+            &state.hasher.hash(id),
+            &state.hasher.hash(browser),
+            state.now(),
+        )
+        .await?;
+    let tx = match found {
+        TxLookup::Live(tx) => tx,
+        TxLookup::Consumed => return Err(TxError::Consumed),
+        TxLookup::Unknown => return Err(TxError::Unknown),
+    };
+    let request = serde_json::from_str(&tx.request)
+        .map_err(|e| StoreError::Corrupt(format!("authorization request: {e}")))?;
+    Ok(Transaction {
+        id: id.to_owned(),
+        browser: browser.to_owned(),
+        request,
+        sign_in: tx.sign_in,
+        consented: tx.consented_at.is_some(),
+    })
+}
+
+impl Transaction {
+    /// Records that `session` was started during this transaction.
+    pub async fn record_sign_in(&self, state: &AppState, session: &Session) -> Result<(), TxError> {
+        let marked = state
+            .store
+            .mark_authorization_tx_signed_in(
+                &state.hasher.hash(&self.id),
+                &state.hasher.hash(&self.browser),
+                &TxSignIn {
+                    session_id_hash: session.id_hash.clone(),
+                    auth_time: session.auth_time,
+                },
+                state.now(),
+            )
+            .await?;
+        if marked {
+            Ok(())
+        } else {
+            Err(TxError::Unknown)
+        }
+    }
+
+    /// Records that the user approved on the consent page.
+    pub async fn record_consent(&self, state: &AppState) -> Result<(), TxError> {
+        let marked = state
+            .store
+            .mark_authorization_tx_consented(
+                &state.hasher.hash(&self.id),
+                &state.hasher.hash(&self.browser),
+                state.now(),
+            )
+            .await?;
+        if marked {
+            Ok(())
+        } else {
+            Err(TxError::Unknown)
+        }
+    }
+
+    /// Whether `session` is the one started during this transaction.
+    pub fn signed_in_with(&self, session: &Session) -> bool {
+        self.sign_in.as_ref().is_some_and(|s| {
+            s.session_id_hash == session.id_hash && s.auth_time == session.auth_time
+        })
+    }
+
+    /// Ends the transaction, storing `code` with it: `Consumed` when it had
+    /// already ended (another tab, a replay), `Unknown` when it expired.
+    pub async fn consume(&self, state: &AppState, code: Option<&AuthCode>) -> Result<(), TxError> {
+        let won = state
+            .store
+            .consume_authorization_tx(
+                &state.hasher.hash(&self.id),
+                &state.hasher.hash(&self.browser),
+                state.now(),
+                code,
+            )
+            .await?;
+        if won {
+            Ok(())
+        } else {
+            Err(TxError::Consumed)
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The authorization endpoint (RFC 6749 4.1.1; OIDC Core 3.1.2; RFC 7636;
+//! RFC 8707; RFC 9207): HTTP around [`crate::authorization`].
+//!
+//! `/authorize` (GET or POST) checks the request once. When it can answer
+//! at once (an error, or a signed-in user with nothing to ask) it does,
+//! writing nothing but the code. Otherwise it starts an authorization
+//! transaction and sends the browser to `/login?tx=..` or `/consent?tx=..`;
+//! after each form the browser comes back to `GET /authorize/continue?tx=..`,
+//! which decides again on the stored request (without checking the raw
+//! request again) and issues the code, once per transaction.
+//!
+//! An unknown client or an unregistered redirect URI gets an error page and
+//! never a redirect (RFC 6749 4.1.2.1). Every other error goes back to the
+//! client's redirect URI with `error`, `state` and `iss`: at once for a
+//! client an administrator registered, through a page with a link for one
+//! that registered itself (RFC 9700 4.11.2).
+
+mod respond;
+pub mod transaction;
+
+use axum::{
+    body::Bytes,
+    extract::{RawQuery, State},
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+};
+
+pub use self::respond::{reject, reject_to_client, respond, see_other, user_denied};
+use gatehouse_storage::StoreError;
+
+use super::{error::AppError, form::Params};
+use crate::{
+    authorization::{self, decide, issue_code, Checked, Next, Received, Transaction, TxError},
+    oauth::ErrorCode,
+    session,
+    state::AppState,
+};
+
+/// `GET /authorize` (OIDC Core 3.1.2.1: query parameters).
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    handle(&state, &headers, q.unwrap_or_default().as_bytes()).await
+}
+
+/// `POST /authorize` (OIDC Core 3.1.2.1: form-serialized parameters).
+pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if super::form::require_form(&headers).is_err() {
+        return AppError::page("The authorization request must be form-encoded.").into_response();
+    }
+    handle(&state, &headers, &body).await
+}
+
+/// `GET /authorize/continue?tx=..`: goes on with a transaction of this
+/// browser after login or consent, deciding again on the stored request.
+pub async fn resume(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let (tx, checked) =
+        match transaction::load(&state, &headers, tx_param(q.as_deref()).as_deref()).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+    advance(&state, &headers, &checked, Some(tx)).await
+}
+
+/// The `tx` parameter of a query string.
+pub fn tx_param(query: Option<&str>) -> Option<String> {
+    let q = query?;
+    form_urlencoded::parse(q.as_bytes())
+        .find(|(k, _)| k == "tx")
+        .map(|(_, v)| v.into_owned())
+}
+
+async fn handle(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Response {
+    // Parsed at the edge, leniently: a repeated parameter is still
+    // answered at the client's redirect URI when that one is trustworthy.
+    let (params, duplicate, too_many) = Params::parse_lenient(raw);
+    let received = Received {
+        params: params
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        duplicate,
+        too_many,
+    };
+    match authorization::validate(state, &received).await {
+        Ok(checked) => advance(state, headers, &checked, None).await,
+        Err(r) => reject(state, r),
+    }
+}
+
+/// Takes the next step of a checked request: at `/authorize` (no
+/// transaction yet), or continuing its transaction after login or consent.
+pub async fn advance(
+    state: &AppState,
+    headers: &HeaderMap,
+    checked: &Checked,
+    tx: Option<Transaction>,
+) -> Response {
+    match step(state, headers, checked, tx).await {
+        Ok(r) => r,
+        Err(Failed::Tx(e)) => transaction::page(e),
+        Err(Failed::App(AppError::Unavailable)) => reject_to_client(
+            state,
+            checked,
+            ErrorCode::TemporarilyUnavailable,
+            "try again shortly",
+        ),
+        Err(Failed::App(AppError::Internal(detail))) => {
+            tracing::error!(%detail, "authorization failed");
+            reject_to_client(state, checked, ErrorCode::ServerError, "internal error")
+        }
+        Err(Failed::App(e)) => e.into_response(),
+    }
+}
+
+/// Why a step failed: the request's client can be told (the store), or
+/// the transaction cannot go on (a page).
+enum Failed {
+    App(AppError),
+    Tx(TxError),
+}
+
+impl From<AppError> for Failed {
+    fn from(e: AppError) -> Self {
+        Failed::App(e)
+    }
+}
+
+impl From<StoreError> for Failed {
+    fn from(e: StoreError) -> Self {
+        Failed::App(e.into())
+    }
+}
+
+impl From<TxError> for Failed {
+    fn from(e: TxError) -> Self {
+        match e {
+            TxError::Store(e) => e.into(),
+            e => Failed::Tx(e),
+        }
+    }
+}
+
+async fn step(
+    state: &AppState,
+    headers: &HeaderMap,
+    checked: &Checked,
+    tx: Option<Transaction>,
+) -> Result<Response, Failed> {
+    let current = session::current(state, headers).await?;
+    let next = decide(state, &checked.request, current, tx.as_ref()).await?;
+    let page = match next {
+        Next::Refuse(code, description) => {
+            return Ok(reject_to_client(state, checked, code, description))
+        }
+        Next::Issue(found) => {
+            let (session, user) = *found;
+            let code = issue_code(state, &checked.request, &session, &user, tx.as_ref()).await?;
+            let req = &checked.request;
+            let mut pairs = vec![("code", code)];
+            if let Some(s) = &req.state {
+                pairs.push(("state", s.clone()));
+            }
+            return Ok(respond(state, &req.redirect_uri, req.response_mode, pairs));
+        }
+        Next::Login => "/login",
+        Next::Consent => "/consent",
+    };
+    let (tx, cookie) = match tx {
+        Some(t) => (t, None),
+        None => transaction::begin(state, headers, checked.request.clone()).await?,
+    };
+    let to = format!("{page}?tx={}", urlencode(&tx.id));
+    Ok(transaction::with_cookie(see_other(&to), cookie))
+}
+
+/// Percent-encodes a query component.
+pub fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

@@ -14,18 +14,15 @@ use std::{
     time::Duration,
 };
 
-use gatehouse_storage::{
-    model::{KeyRecord, KeyState},
-    KeyRevocation, Rotation, Store,
-};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 mod access;
 
 use crate::{
-    decrypt, encrypt, generate, render_jwks, sign, verify, Alg, Clock, Kek, KeyError, KeyUse,
-    PrivateKey, PublicKey, VerifiedJws,
+    decrypt, encrypt, generate, render_jwks, sign, verify, Alg, Clock, Kek, KeyError, KeyRecord,
+    KeyRevocation, KeyState, KeyStore, KeyUse, OpenSealed, PrivateKey, PublicKey, Rotation,
+    VerifiedJws,
 };
 
 /// Every signing algorithm Gatehouse can keep keys for. Which of them it
@@ -135,9 +132,8 @@ impl Snapshot {
 const OWN_TOKEN_KID_PREFIX: &str = "gh-dir-";
 
 /// Holds the current snapshot and performs key changes.
-#[derive(Debug)]
 pub struct KeyRing {
-    store: Store,
+    store: Arc<dyn KeyStore>,
     kek: Kek,
     /// Seals the token references carried in JWE headers.
     reference_key: Kek,
@@ -155,6 +151,15 @@ pub struct KeyRing {
     /// `revoke` had just withdrawn kept signing and verifying on this
     /// instance until the next poll.
     reloading: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("policy", &self.policy)
+            .field("snapshot", &self.snapshot())
+            .finish_non_exhaustive()
+    }
 }
 
 fn new_kid() -> String {
@@ -183,7 +188,7 @@ async fn record_blocking(alg: Alg, kek: &Kek, now: i64) -> Result<KeyRecord, Key
     let kek = kek.clone();
     tokio::task::spawn_blocking(move || record(alg, &kek, now))
         .await
-        .map_err(|e| KeyError::Crypto(format!("key generation task failed: {e}")))?
+        .map_err(|e| KeyError::crypto(format!("key generation task failed: {e}")))?
 }
 
 impl KeyRing {
@@ -192,13 +197,13 @@ impl KeyRing {
     /// first start; concurrent instances generate once between them), then
     /// loads the first snapshot. A wrong key-encryption key fails here.
     pub async fn open(
-        store: Store,
+        store: impl KeyStore + 'static,
         kek: Kek,
         policy: RotationPolicy,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<KeyRing>, KeyError> {
         let ring = KeyRing {
-            store,
+            store: Arc::new(store),
             reference_key: kek.derive(b"gatehouse token-reference v1"),
             own_token_key: kek.derive(b"gatehouse own access tokens v1"),
             access_token_key: kek.derive(access::ACCESS_TOKEN_CEK_LABEL),
@@ -277,7 +282,7 @@ impl KeyRing {
     /// Rebuilds the snapshot from the store if the keys changed. Returns
     /// whether it did.
     pub async fn refresh(&self) -> Result<bool, KeyError> {
-        let epoch = self.store.epoch("keys").await?;
+        let epoch = self.store.keys_epoch().await?;
         if epoch == self.snapshot().epoch {
             return Ok(false);
         }
@@ -289,7 +294,7 @@ impl KeyRing {
         // One reload at a time, each reading the store afresh: the last to
         // install its snapshot is also the last to have read the store.
         let _one_at_a_time = self.reloading.lock().await;
-        let epoch = self.store.epoch("keys").await?;
+        let epoch = self.store.keys_epoch().await?;
         let mut records = self.store.list_keys().await?;
         let wanted = self.algs();
         records.retain(|k| {
@@ -299,7 +304,7 @@ impl KeyRing {
         let kek = self.kek.clone();
         let snap = tokio::task::spawn_blocking(move || build_snapshot(epoch, &records, &kek))
             .await
-            .map_err(|e| KeyError::Crypto(format!("snapshot task failed: {e}")))??;
+            .map_err(|e| KeyError::crypto(format!("snapshot task failed: {e}")))??;
         let snap = Arc::new(snap);
         match self.current.write() {
             Ok(mut g) => *g = snap,
@@ -320,14 +325,16 @@ impl KeyRing {
         let key = snap
             .signers
             .get(&alg)
-            .ok_or(KeyError::InvalidKey(format!("no active {alg} key")))?;
-        sign(key, typ, claims)
+            .ok_or(KeyError::invalid_key(format!("no active {alg} key")))?;
+        Ok(sign(key, typ, claims)?)
     }
 
     /// Verifies a JWS signed by one of Gatehouse's published keys.
     pub fn verify(&self, token: &str, allowed: &[Alg]) -> Result<VerifiedJws, KeyError> {
         let snap = self.snapshot();
-        verify(token, allowed, |kid| snap.verifiers.get(kid).cloned())
+        Ok(verify(token, allowed, |kid| {
+            snap.verifiers.get(kid).cloned()
+        })?)
     }
 
     /// Encrypts `payload` to Gatehouse's own active encryption key.
@@ -341,8 +348,8 @@ impl KeyRing {
         let key = snap
             .own_encryption
             .as_ref()
-            .ok_or(KeyError::InvalidKey("no active encryption key".to_owned()))?;
-        encrypt(payload, key, cty, extra)
+            .ok_or(KeyError::invalid_key("no active encryption key".to_owned()))?;
+        Ok(encrypt(payload, key, cty, extra)?)
     }
 
     /// Decrypts a JWE addressed to one of Gatehouse's own (non-revoked) keys.
@@ -351,9 +358,9 @@ impl KeyRing {
         token: &str,
     ) -> Result<(serde_json::Map<String, serde_json::Value>, Vec<u8>), KeyError> {
         let snap = self.snapshot();
-        decrypt(token, |kid| {
+        Ok(decrypt(token, |kid| {
             kid.and_then(|k| snap.decrypters.get(k).cloned())
-        })
+        })?)
     }
 
     /// The key of the own-token day `day` (Unix days) and its kid.
@@ -376,7 +383,13 @@ impl KeyRing {
     ) -> Result<String, KeyError> {
         let day = self.today();
         let kid = format!("{OWN_TOKEN_KID_PREFIX}{day}");
-        crate::jose::encrypt_dir(payload, &self.own_token_day_key(day), &kid, cty, extra)
+        Ok(gatehouse_jose::encrypt_dir(
+            payload,
+            self.own_token_day_key(day).bytes(),
+            &kid,
+            cty,
+            extra,
+        )?)
     }
 
     /// Decrypts a token made by [`KeyRing::encrypt_own_token`] on any
@@ -387,10 +400,11 @@ impl KeyRing {
         &self,
         token: &str,
     ) -> Result<(serde_json::Map<String, serde_json::Value>, Vec<u8>), KeyError> {
-        crate::jose::decrypt_dir(token, |kid| {
+        Ok(gatehouse_jose::decrypt_dir(token, |kid| {
             let day: i64 = kid.strip_prefix(OWN_TOKEN_KID_PREFIX)?.parse().ok()?;
-            self.day_in_window(day).then(|| self.own_token_day_key(day))
-        })
+            self.day_in_window(day)
+                .then(|| RawKey(self.own_token_day_key(day)))
+        })?)
     }
 
     /// Opens an access token made by [`KeyRing::encrypt_own_token`] and
@@ -402,15 +416,15 @@ impl KeyRing {
     pub fn open_own_token(&self, token: &str) -> Result<VerifiedJws, KeyError> {
         let (_, payload) = self.decrypt_own_token(token)?;
         let jws = std::str::from_utf8(&payload)
-            .map_err(|_| KeyError::InvalidToken("nested token is not text"))?;
-        let inner = crate::jose::peek_claims(jws)?;
+            .map_err(|_| KeyError::invalid_token("nested token is not text"))?;
+        let inner = crate::peek_claims(jws)?;
         let trusted = inner
             .header
             .get("kid")
             .and_then(serde_json::Value::as_str)
             .is_some_and(|kid| self.snapshot().verifiers.contains_key(kid));
         if !trusted {
-            return Err(KeyError::InvalidToken("signing key no longer trusted"));
+            return Err(KeyError::invalid_token("signing key no longer trusted"));
         }
         Ok(VerifiedJws {
             header: inner.header,
@@ -442,7 +456,7 @@ impl KeyRing {
     pub fn seal_reference(&self, plaintext: &[u8]) -> Result<String, KeyError> {
         use base64::Engine;
         let day_bytes = u32::try_from(self.today())
-            .map_err(|_| KeyError::Crypto("clock out of range".to_owned()))?
+            .map_err(|_| KeyError::crypto("clock out of range".to_owned()))?
             .to_be_bytes();
         let sealed = self
             .reference_key
@@ -522,7 +536,7 @@ impl KeyRing {
             .await?
             .into_iter()
             .find(|k| k.kid == kid)
-            .ok_or_else(|| KeyError::InvalidKey(format!("no key with kid {kid:?}")))?;
+            .ok_or_else(|| KeyError::invalid_key(format!("no key with kid {kid:?}")))?;
         let alg: Alg = rec.alg.parse()?;
         let now = self.clock.now();
         let replacement = record_blocking(alg, &self.kek, now).await?;
@@ -681,6 +695,15 @@ fn build_snapshot(epoch: i64, records: &[KeyRecord], kek: &Kek) -> Result<Snapsh
         jwks_etag,
         keys: records.iter().map(KeyInfo::from).collect(),
     })
+}
+
+/// A derived key handed to the JOSE crate for direct encryption.
+struct RawKey(Kek);
+
+impl AsRef<[u8]> for RawKey {
+    fn as_ref(&self) -> &[u8] {
+        self.0.bytes()
+    }
 }
 
 fn hex_prefix(d: &[u8]) -> String {

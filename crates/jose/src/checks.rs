@@ -76,6 +76,27 @@ pub fn peek_header(token: &str) -> Result<Map<String, Value>, JoseError> {
     decode_header(first)
 }
 
+/// The header checks every JWS gets, whoever verifies it: no `crit` (no
+/// extensions we do not implement) and no member that carries or points to
+/// a key (`jwk`, `jku`, `x5u`, `x5c`): the key is always the verifier's
+/// choice, by `kid`.
+pub fn check_jws_header(header: &Map<String, Value>) -> Result<(), JoseError> {
+    if header.contains_key("crit") {
+        return Err(JoseError::InvalidToken(
+            "critical header parameters are not supported",
+        ));
+    }
+    if REFUSED_JWS_HEADER
+        .iter()
+        .any(|name| header.contains_key(*name))
+    {
+        return Err(JoseError::InvalidToken(
+            "header must not carry or point to a key",
+        ));
+    }
+    Ok(())
+}
+
 /// The three segments of a compact JWS and its decoded header, after the
 /// checks every JWS gets before any key is touched: size cap, structure,
 /// no `crit`, and no header member that carries or points to a key.
@@ -97,19 +118,7 @@ pub(crate) fn split_jws(token: &str) -> Result<JwsParts<'_>, JoseError> {
         return Err(JoseError::InvalidToken("not a compact JWS"));
     };
     let header = decode_header(header_b64)?;
-    if header.contains_key("crit") {
-        return Err(JoseError::InvalidToken(
-            "critical header parameters are not supported",
-        ));
-    }
-    if REFUSED_JWS_HEADER
-        .iter()
-        .any(|name| header.contains_key(*name))
-    {
-        return Err(JoseError::InvalidToken(
-            "header must not carry or point to a key",
-        ));
-    }
+    check_jws_header(&header)?;
     Ok(JwsParts {
         header,
         signing_input: &token[..header_b64.len() + 1 + payload_b64.len()],
@@ -195,6 +204,16 @@ pub(crate) struct JweParts<'a> {
     tag: Vec<u8>,
 }
 
+/// Every check a compact JWE with a wrapped key gets before any key is
+/// touched (size cap, structure, no `zip` or `crit`, an encryption alg,
+/// `enc` A256GCM, exact part lengths and, for ECDH-ES, an ephemeral key on
+/// P-256); returns its protected header. For
+/// recipients that decrypt with their own JOSE library, such as
+/// resource-server verifiers.
+pub fn check_jwe(token: &str) -> Result<Map<String, Value>, JoseError> {
+    split_jwe(token).map(|parts| parts.header)
+}
+
 /// Split and check a compact JWE before any key is touched: size cap,
 /// structure, no `zip` or `crit`, an alg of [`KeyUse::Enc`], enc A256GCM,
 /// a string kid if any, exact part lengths (IV 12 bytes, tag 16 bytes,
@@ -272,3 +291,6 @@ impl JweParts<'_> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -563,3 +563,6 @@ fn build_snapshot(epoch: i64, records: &[KeyRecord], kek: &Kek) -> Result<Snapsh
 fn hex_prefix(d: &[u8]) -> String {
     d.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -111,7 +111,7 @@ impl Kek {
                     aad: kid.as_bytes(),
                 },
             )
-            .map_err(|_| KeyError::Crypto("AES-GCM sealing failed".to_owned()))?;
+            .map_err(|_| KeyError::crypto("AES-GCM sealing failed".to_owned()))?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
         out.push(SEAL_VERSION);
         out.extend_from_slice(&nonce);
@@ -282,9 +282,9 @@ impl SecretSealer {
         let secret = SecretBytes::new(
             self.0
                 .open(&Self::context(client_id), sealed)
-                .map_err(|_| KeyError::InvalidToken("client secret cannot be opened"))?,
+                .map_err(|_| KeyError::invalid_token("client secret cannot be opened"))?,
         );
-        crate::jose::verify_hmac(token, allowed, &secret)
+        Ok(gatehouse_jose::verify_hmac(token, allowed, &secret)?)
     }
 }
 
@@ -456,7 +456,7 @@ mod tests {
             ),
         ] {
             assert!(
-                matches!(result, Err(KeyError::InvalidToken(m)) if m == "client secret cannot be opened")
+                matches!(result, Err(KeyError::Jose(gatehouse_jose::JoseError::InvalidToken(m))) if m == "client secret cannot be opened")
             );
         }
         assert!(kek.open("client-secret:client-a", &sealed).is_err());

@@ -14,18 +14,16 @@ use std::{
     time::Duration,
 };
 
-use gatehouse_storage::{
-    model::{KeyRecord, KeyState},
-    KeyRevocation, Rotation, Store,
-};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 mod access;
+mod own_tokens;
 
 use crate::{
-    decrypt, encrypt, generate, render_jwks, sign, verify, Alg, Clock, Kek, KeyError, KeyUse,
-    PrivateKey, PublicKey, VerifiedJws,
+    decrypt, encrypt, generate, render_jwks, sign, verify, Alg, Clock, Kek, KeyError, KeyRecord,
+    KeyRevocation, KeyState, KeyStore, KeyUse, OpenSealed, PrivateKey, PublicKey, Rotation,
+    VerifiedJws,
 };
 
 /// Every signing algorithm Gatehouse can keep keys for. Which of them it
@@ -131,13 +129,9 @@ impl Snapshot {
     }
 }
 
-/// The kid prefix of access tokens Gatehouse encrypts to itself.
-const OWN_TOKEN_KID_PREFIX: &str = "gh-dir-";
-
 /// Holds the current snapshot and performs key changes.
-#[derive(Debug)]
 pub struct KeyRing {
-    store: Store,
+    store: Arc<dyn KeyStore>,
     kek: Kek,
     /// Seals the token references carried in JWE headers.
     reference_key: Kek,
@@ -155,6 +149,15 @@ pub struct KeyRing {
     /// `revoke` had just withdrawn kept signing and verifying on this
     /// instance until the next poll.
     reloading: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("policy", &self.policy)
+            .field("snapshot", &self.snapshot())
+            .finish_non_exhaustive()
+    }
 }
 
 fn new_kid() -> String {
@@ -183,7 +186,7 @@ async fn record_blocking(alg: Alg, kek: &Kek, now: i64) -> Result<KeyRecord, Key
     let kek = kek.clone();
     tokio::task::spawn_blocking(move || record(alg, &kek, now))
         .await
-        .map_err(|e| KeyError::Crypto(format!("key generation task failed: {e}")))?
+        .map_err(|e| KeyError::crypto(format!("key generation task failed: {e}")))?
 }
 
 impl KeyRing {
@@ -192,13 +195,13 @@ impl KeyRing {
     /// first start; concurrent instances generate once between them), then
     /// loads the first snapshot. A wrong key-encryption key fails here.
     pub async fn open(
-        store: Store,
+        store: impl KeyStore + 'static,
         kek: Kek,
         policy: RotationPolicy,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<KeyRing>, KeyError> {
         let ring = KeyRing {
-            store,
+            store: Arc::new(store),
             reference_key: kek.derive(b"gatehouse token-reference v1"),
             own_token_key: kek.derive(b"gatehouse own access tokens v1"),
             access_token_key: kek.derive(access::ACCESS_TOKEN_CEK_LABEL),
@@ -277,7 +280,7 @@ impl KeyRing {
     /// Rebuilds the snapshot from the store if the keys changed. Returns
     /// whether it did.
     pub async fn refresh(&self) -> Result<bool, KeyError> {
-        let epoch = self.store.epoch("keys").await?;
+        let epoch = self.store.keys_epoch().await?;
         if epoch == self.snapshot().epoch {
             return Ok(false);
         }
@@ -289,7 +292,7 @@ impl KeyRing {
         // One reload at a time, each reading the store afresh: the last to
         // install its snapshot is also the last to have read the store.
         let _one_at_a_time = self.reloading.lock().await;
-        let epoch = self.store.epoch("keys").await?;
+        let epoch = self.store.keys_epoch().await?;
         let mut records = self.store.list_keys().await?;
         let wanted = self.algs();
         records.retain(|k| {
@@ -299,7 +302,7 @@ impl KeyRing {
         let kek = self.kek.clone();
         let snap = tokio::task::spawn_blocking(move || build_snapshot(epoch, &records, &kek))
             .await
-            .map_err(|e| KeyError::Crypto(format!("snapshot task failed: {e}")))??;
+            .map_err(|e| KeyError::crypto(format!("snapshot task failed: {e}")))??;
         let snap = Arc::new(snap);
         match self.current.write() {
             Ok(mut g) => *g = snap,
@@ -320,14 +323,16 @@ impl KeyRing {
         let key = snap
             .signers
             .get(&alg)
-            .ok_or(KeyError::InvalidKey(format!("no active {alg} key")))?;
-        sign(key, typ, claims)
+            .ok_or(KeyError::invalid_key(format!("no active {alg} key")))?;
+        Ok(sign(key, typ, claims)?)
     }
 
     /// Verifies a JWS signed by one of Gatehouse's published keys.
     pub fn verify(&self, token: &str, allowed: &[Alg]) -> Result<VerifiedJws, KeyError> {
         let snap = self.snapshot();
-        verify(token, allowed, |kid| snap.verifiers.get(kid).cloned())
+        Ok(verify(token, allowed, |kid| {
+            snap.verifiers.get(kid).cloned()
+        })?)
     }
 
     /// Encrypts `payload` to Gatehouse's own active encryption key.
@@ -341,8 +346,8 @@ impl KeyRing {
         let key = snap
             .own_encryption
             .as_ref()
-            .ok_or(KeyError::InvalidKey("no active encryption key".to_owned()))?;
-        encrypt(payload, key, cty, extra)
+            .ok_or(KeyError::invalid_key("no active encryption key".to_owned()))?;
+        Ok(encrypt(payload, key, cty, extra)?)
     }
 
     /// Decrypts a JWE addressed to one of Gatehouse's own (non-revoked) keys.
@@ -351,137 +356,9 @@ impl KeyRing {
         token: &str,
     ) -> Result<(serde_json::Map<String, serde_json::Value>, Vec<u8>), KeyError> {
         let snap = self.snapshot();
-        decrypt(token, |kid| {
+        Ok(decrypt(token, |kid| {
             kid.and_then(|k| snap.decrypters.get(k).cloned())
-        })
-    }
-
-    /// The key of the own-token day `day` (Unix days) and its kid.
-    fn own_token_day_key(&self, day: i64) -> Kek {
-        self.own_token_key.derive(&day.to_be_bytes())
-    }
-
-    /// Encrypts `payload` (an access token addressed to Gatehouse itself)
-    /// with direct AES-256-GCM (`alg: dir`): Gatehouse is sender and only
-    /// recipient, so a symmetric key does what an ECDH key agreement did at
-    /// a hundredth of the cost. The key is derived from the KEK per UTC day
-    /// (kid `gh-dir-<day>`): every instance sharing the KEK has it, nothing
-    /// is stored, and no key serves more than a day of tokens (well under
-    /// the 2^32 random-nonce limit of AES-GCM).
-    pub fn encrypt_own_token(
-        &self,
-        payload: &str,
-        cty: Option<&str>,
-        extra: Option<&serde_json::Map<String, serde_json::Value>>,
-    ) -> Result<String, KeyError> {
-        let day = self.today();
-        let kid = format!("{OWN_TOKEN_KID_PREFIX}{day}");
-        crate::jose::encrypt_dir(payload, &self.own_token_day_key(day), &kid, cty, extra)
-    }
-
-    /// Decrypts a token made by [`KeyRing::encrypt_own_token`] on any
-    /// instance sharing the KEK. Keys of yesterday, today and tomorrow (clock
-    /// skew between instances) are accepted: access tokens live at most a
-    /// day.
-    pub fn decrypt_own_token(
-        &self,
-        token: &str,
-    ) -> Result<(serde_json::Map<String, serde_json::Value>, Vec<u8>), KeyError> {
-        crate::jose::decrypt_dir(token, |kid| {
-            let day: i64 = kid.strip_prefix(OWN_TOKEN_KID_PREFIX)?.parse().ok()?;
-            self.day_in_window(day).then(|| self.own_token_day_key(day))
-        })
-    }
-
-    /// Opens an access token made by [`KeyRing::encrypt_own_token`] and
-    /// returns its nested JWS's header and claims. The AES-GCM tag under a
-    /// key only Gatehouse holds already authenticates the JWS, so its
-    /// signature is not verified again (that would double the cost for
-    /// nothing); its kid must still be a trusted signing key, so revoking a
-    /// key still ends its tokens.
-    pub fn open_own_token(&self, token: &str) -> Result<VerifiedJws, KeyError> {
-        let (_, payload) = self.decrypt_own_token(token)?;
-        let jws = std::str::from_utf8(&payload)
-            .map_err(|_| KeyError::InvalidToken("nested token is not text"))?;
-        let inner = crate::jose::peek_claims(jws)?;
-        let trusted = inner
-            .header
-            .get("kid")
-            .and_then(serde_json::Value::as_str)
-            .is_some_and(|kid| self.snapshot().verifiers.contains_key(kid));
-        if !trusted {
-            return Err(KeyError::InvalidToken("signing key no longer trusted"));
-        }
-        Ok(VerifiedJws {
-            header: inner.header,
-            claims: inner.claims,
-        })
-    }
-
-    /// Today in Unix days, from the ring's clock.
-    fn today(&self) -> i64 {
-        self.clock.now().div_euclid(86_400)
-    }
-
-    /// Keys of yesterday, today and tomorrow (clock skew between instances)
-    /// open: access tokens live at most a day.
-    fn day_in_window(&self, day: i64) -> bool {
-        let today = self.today();
-        (today - 1..=today + 1).contains(&day)
-    }
-
-    /// Is `kid` the kid of a token made by [`KeyRing::encrypt_own_token`]?
-    pub fn is_own_token_kid(kid: &str) -> bool {
-        kid.starts_with(OWN_TOKEN_KID_PREFIX)
-    }
-
-    /// Seals a small token reference (AES-256-GCM) as base64url. Only
-    /// Gatehouse can open it; anyone can carry it. Like own tokens, the key
-    /// is derived per UTC day, which prefixes the sealed bytes (4 bytes, big
-    /// endian), so no key seals more than a day of references.
-    pub fn seal_reference(&self, plaintext: &[u8]) -> Result<String, KeyError> {
-        use base64::Engine;
-        let day_bytes = u32::try_from(self.today())
-            .map_err(|_| KeyError::Crypto("clock out of range".to_owned()))?
-            .to_be_bytes();
-        let sealed = self
-            .reference_key
-            .derive(&day_bytes)
-            .seal("gh_ref", plaintext)?;
-        let mut out = Vec::with_capacity(4 + sealed.len());
-        out.extend_from_slice(&day_bytes);
-        out.extend_from_slice(&sealed);
-        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out))
-    }
-
-    /// Opens a reference sealed by [`KeyRing::seal_reference`] (by any
-    /// instance sharing the KEK) on the day before, of or after its sealing,
-    /// or one sealed by earlier versions under the undated key. `None` for
-    /// anything forged, damaged or too old.
-    pub fn open_reference(&self, sealed: &str) -> Option<Vec<u8>> {
-        use base64::Engine;
-        if sealed.len() > 2048 {
-            return None;
-        }
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(sealed)
-            .ok()?;
-        // References sealed before day keys start with the seal version
-        // byte (1); day-keyed ones with the day's high byte (0 until the
-        // year 45,000). Read both, so tokens issued before an upgrade (or
-        // by an older instance during a rolling one) stay introspectable
-        // and revocable.
-        if raw.first() == Some(&1) {
-            return self.reference_key.open("gh_ref", &raw).ok();
-        }
-        let (day_bytes, sealed) = raw.split_first_chunk::<4>()?;
-        if !self.day_in_window(i64::from(u32::from_be_bytes(*day_bytes))) {
-            return None;
-        }
-        self.reference_key
-            .derive(day_bytes)
-            .open("gh_ref", sealed)
-            .ok()
+        })?)
     }
 
     /// Is `kid` one of Gatehouse's own (non-revoked) encryption keys?
@@ -522,7 +399,7 @@ impl KeyRing {
             .await?
             .into_iter()
             .find(|k| k.kid == kid)
-            .ok_or_else(|| KeyError::InvalidKey(format!("no key with kid {kid:?}")))?;
+            .ok_or_else(|| KeyError::invalid_key(format!("no key with kid {kid:?}")))?;
         let alg: Alg = rec.alg.parse()?;
         let now = self.clock.now();
         let replacement = record_blocking(alg, &self.kek, now).await?;
@@ -686,3 +563,6 @@ fn build_snapshot(epoch: i64, records: &[KeyRecord], kek: &Kek) -> Result<Snapsh
 fn hex_prefix(d: &[u8]) -> String {
     d.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -337,7 +337,7 @@ fn validate(
         Some(a) => {
             let alg: Alg = a
                 .parse()
-                .map_err(|e: gatehouse_keys::KeyError| SpecError::Metadata(e.to_string()))?;
+                .map_err(|e: gatehouse_keys::JoseError| SpecError::Metadata(e.to_string()))?;
             if alg.key_use() != KeyUse::Sig {
                 return Err(SpecError::Metadata(format!(
                     "{alg} is not a signing algorithm"

@@ -6,6 +6,8 @@
 //! instances rotating at the same moment produce exactly one rotation, and a
 //! crash at any step rolls the whole change back.
 
+use async_trait::async_trait;
+use gatehouse_keys::{KeyStore, StoreFailure};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
@@ -52,28 +54,7 @@ fn active_model(k: &KeyRecord, now: i64) -> keys::ActiveModel {
     }
 }
 
-/// What a rotation did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rotation {
-    /// The key that became active.
-    pub activated: String,
-    /// The key that was active and is now retired, if any.
-    pub retired: Option<String>,
-    /// The freshly inserted next key.
-    pub next: String,
-}
-
-/// What a revocation did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Revocation {
-    pub kid: String,
-    /// The state the key was in before.
-    pub was: KeyState,
-    /// When the revoked key was active: the key that took over.
-    pub activated: Option<String>,
-    /// The next key inserted to keep one in reserve, if any.
-    pub next: Option<String>,
-}
+pub use gatehouse_keys::{KeyRevocation as Revocation, Rotation};
 
 async fn of_kind<C: ConnectionTrait>(
     c: &C,
@@ -301,5 +282,63 @@ impl Store {
             txn.commit().await?;
         }
         Ok(res.rows_affected)
+    }
+}
+
+impl From<StoreError> for StoreFailure {
+    fn from(e: StoreError) -> Self {
+        StoreFailure::new(e.is_unavailable(), e)
+    }
+}
+
+/// The key ring's store: the methods above, errors reported as
+/// [`StoreFailure`] (which keeps whether the database was unavailable).
+#[async_trait]
+impl KeyStore for Store {
+    async fn keys_epoch(&self) -> Result<i64, StoreFailure> {
+        Ok(self.epoch("keys").await?)
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreFailure> {
+        Ok(Store::list_keys(self).await?)
+    }
+
+    async fn ensure_keys(
+        &self,
+        key_use: &str,
+        alg: &str,
+        active: KeyRecord,
+        next: KeyRecord,
+        now: i64,
+    ) -> Result<Vec<String>, StoreFailure> {
+        Ok(Store::ensure_keys(self, key_use, alg, active, next, now).await?)
+    }
+
+    async fn add_next_key(&self, key: KeyRecord, now: i64) -> Result<(), StoreFailure> {
+        Ok(Store::add_next_key(self, key, now).await?)
+    }
+
+    async fn rotate_keys(
+        &self,
+        key_use: &str,
+        alg: &str,
+        expected_next: Option<&str>,
+        new_next: KeyRecord,
+        now: i64,
+    ) -> Result<Option<Rotation>, StoreFailure> {
+        Ok(Store::rotate_keys(self, key_use, alg, expected_next, new_next, now).await?)
+    }
+
+    async fn revoke_key(
+        &self,
+        kid: &str,
+        replacement: KeyRecord,
+        now: i64,
+    ) -> Result<Revocation, StoreFailure> {
+        Ok(Store::revoke_key(self, kid, replacement, now).await?)
+    }
+
+    async fn prune_retired_keys(&self, cutoff: i64) -> Result<u64, StoreFailure> {
+        Ok(Store::prune_retired_keys(self, cutoff).await?)
     }
 }

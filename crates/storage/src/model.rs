@@ -118,67 +118,9 @@ pub struct ResourceServer {
     pub clients: Vec<String>,
 }
 
-/// Where a key stands in its lifecycle.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyState {
-    /// Published, not yet used.
-    Next,
-    /// Signs (or is the current encryption key).
-    Active,
-    /// Still published and usable for verification or decryption.
-    Retired,
-    /// Withdrawn at once.
-    Revoked,
-}
-
-impl KeyState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyState::Next => "next",
-            KeyState::Active => "active",
-            KeyState::Retired => "retired",
-            KeyState::Revoked => "revoked",
-        }
-    }
-    pub fn parse(s: &str) -> Option<KeyState> {
-        Some(match s {
-            "next" => KeyState::Next,
-            "active" => KeyState::Active,
-            "retired" => KeyState::Retired,
-            "revoked" => KeyState::Revoked,
-            _ => return None,
-        })
-    }
-}
-
-/// A key as stored: the private half sealed under the key-encryption key.
-#[derive(Clone, PartialEq, Eq)]
-pub struct KeyRecord {
-    pub kid: String,
-    /// `sig` or `enc`.
-    pub key_use: String,
-    pub alg: String,
-    pub state: KeyState,
-    pub sealed_private_key: Vec<u8>,
-    pub public_jwk: String,
-    pub created_at: i64,
-    pub activated_at: Option<i64>,
-    pub retired_at: Option<i64>,
-    pub revoked_at: Option<i64>,
-}
-
-impl std::fmt::Debug for KeyRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRecord")
-            .field("kid", &self.kid)
-            .field("use", &self.key_use)
-            .field("alg", &self.alg)
-            .field("state", &self.state)
-            .field("sealed_private_key", &"<hidden>")
-            .finish_non_exhaustive()
-    }
-}
+/// Keys as stored: the key crate defines them, so its `KeyStore` trait
+/// and this crate's implementation of it speak the same types.
+pub use gatehouse_keys::{KeyRecord, KeyState};
 
 /// A login session at Gatehouse (the SSO anchor).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -35,7 +35,7 @@ impl KeyRing {
     /// The CEK of the access token `jti`.
     fn access_token_cek(&self, jti: &str) -> Result<Kek, KeyError> {
         if jti.is_empty() || jti.len() > MAX_JTI_LEN {
-            return Err(KeyError::InvalidToken("unusable token id"));
+            return Err(KeyError::invalid_token("unusable token id"));
         }
         Ok(self.access_token_key.derive(jti.as_bytes()))
     }
@@ -52,7 +52,13 @@ impl KeyRing {
         extra: Option<&Map<String, Value>>,
     ) -> Result<String, KeyError> {
         let cek = self.access_token_cek(jti)?;
-        encrypt_with_cek(payload, recipient, &cek, cty, extra)
+        Ok(encrypt_with_cek(
+            payload,
+            recipient,
+            cek.bytes(),
+            cty,
+            extra,
+        )?)
     }
 
     /// Opens an access token made by [`KeyRing::encrypt_access_token`] for
@@ -68,12 +74,12 @@ impl KeyRing {
         allowed: &[Alg],
     ) -> Result<VerifiedJws, KeyError> {
         let cek = self.access_token_cek(jti)?;
-        let (_, payload) = decrypt_with_cek(token, &cek)?;
+        let (_, payload) = decrypt_with_cek(token, cek.bytes())?;
         let jws = std::str::from_utf8(&payload)
-            .map_err(|_| KeyError::InvalidToken("nested token is not text"))?;
+            .map_err(|_| KeyError::invalid_token("nested token is not text"))?;
         let verified = self.verify(jws, allowed)?;
         if verified.claims.get("jti").and_then(Value::as_str) != Some(jti) {
-            return Err(KeyError::InvalidToken(
+            return Err(KeyError::invalid_token(
                 "token id does not match the one it was encrypted for",
             ));
         }

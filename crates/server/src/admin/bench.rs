@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gatehouse_keys::{generate, Alg, Kek, PrivateKey, SIGNING_ALGS};
+use gatehouse_keys::{generate, Alg, Kek, OpenSealed, PrivateKey, SIGNING_ALGS};
 use gatehouse_storage::model::{Client, ResourceServer, Session, User};
 use serde_json::json;
 

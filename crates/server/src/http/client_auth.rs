@@ -297,7 +297,7 @@ async fn assertion(state: &AppState, params: &Params) -> Result<Authenticated, A
                 Ok(v) => v,
                 Err(e) => {
                     throttle_failure(state, &client.id)?;
-                    return Err(refused(&e));
+                    return Err(refused(&e.into()));
                 }
             }
         }
@@ -418,10 +418,9 @@ fn audience_ok(state: &AppState, client: &Client, aud: Option<&serde_json::Value
 /// own words (fixed phrases such as "algorithm not allowed", "unknown
 /// kid", "bad signature"; never key material or how close a MAC came).
 fn refused(e: &gatehouse_keys::KeyError) -> AppError {
-    let reason = match e {
-        gatehouse_keys::KeyError::InvalidToken(r) => *r,
-        _ => "it could not be verified",
-    };
+    let reason = e
+        .invalid_token_reason()
+        .unwrap_or("it could not be verified");
     invalid_client_owned(false, format!("the client assertion was refused: {reason}"))
 }
 

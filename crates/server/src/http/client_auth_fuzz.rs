@@ -19,7 +19,7 @@ use std::sync::{
 };
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gatehouse_keys::{Kek, ManualClock, PrivateKey};
+use gatehouse_keys::{Kek, ManualClock, OpenSealed, PrivateKey};
 use gatehouse_storage::Store;
 use proptest::{prelude::*, sample::Index};
 use serde_json::{json, Map, Value};

@@ -108,7 +108,11 @@ impl From<StoreError> for AppError {
 impl From<KeyError> for AppError {
     fn from(e: KeyError) -> Self {
         match e {
-            KeyError::Storage(s) => s.into(),
+            KeyError::Store(e) if e.is_unavailable() => {
+                tracing::debug!(error = %e, "database unavailable");
+                AppError::Unavailable
+            }
+            KeyError::Store(e) => AppError::Internal(format!("storage: {e}")),
             other => AppError::Internal(format!("keys: {other}")),
         }
     }

@@ -7,9 +7,9 @@
 //! refused with an error, never a panic; a valid token with any one
 //! character changed fails. Every parser caps its input (16 KiB), so each
 //! case is bounded. Case counts are small enough for CI (see
-//! [`config`]); `PROPTEST_CASES=100000 cargo test -p gatehouse-keys fuzz`
+//! [`config`]); `PROPTEST_CASES=100000 cargo test -p gatehouse-jose fuzz`
 //! runs them longer. A failing case is saved under
-//! `crates/keys/proptest-regressions/` and replayed first on the next run.
+//! `crates/jose/proptest-regressions/` and replayed first on the next run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -19,8 +19,9 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{json, Map, Value};
 
-use super::*;
-use crate::{HmacAlg, Kek};
+use std::fmt;
+
+use crate::*;
 
 /// `cases` unless `PROPTEST_CASES` asks for another number.
 fn config(cases: u32) -> ProptestConfig {
@@ -34,11 +35,6 @@ fn config(cases: u32) -> ProptestConfig {
     }
 }
 
-fn kek() -> &'static Kek {
-    static KEK: OnceLock<Kek> = OnceLock::new();
-    KEK.get_or_init(Kek::generate)
-}
-
 /// One opened key per algorithm (kid `fuzz-<alg>`), generated once.
 fn keys() -> &'static [PrivateKey] {
     static KEYS: OnceLock<Vec<PrivateKey>> = OnceLock::new();
@@ -47,8 +43,8 @@ fn keys() -> &'static [PrivateKey] {
             .iter()
             .map(|&alg| {
                 let kid = format!("fuzz-{alg}");
-                let g = generate(alg, &kid, kek()).unwrap();
-                PrivateKey::open(&kid, alg, &g.sealed_private_key, kek()).unwrap()
+                let g = generate_key_pair(alg, &kid).unwrap();
+                PrivateKey::from_pkcs8(&kid, alg, g.private_pkcs8()).unwrap()
             })
             .collect()
     })
@@ -72,9 +68,9 @@ const DIR_KID: &str = "gh-dir-1";
 /// A 64-byte HMAC secret (long enough for HS512).
 const HMAC_SECRET: &[u8] = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-fn dir_key() -> &'static Kek {
-    static KEY: OnceLock<Kek> = OnceLock::new();
-    KEY.get_or_init(Kek::generate)
+fn dir_key() -> &'static [u8; 32] {
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    KEY.get_or_init(crate::testutil::random_cek)
 }
 
 /// Any JSON value, a few levels deep.
@@ -230,8 +226,8 @@ fn claims() -> impl Strategy<Value = Map<String, Value>> {
         .prop_map(|m| m.into_iter().collect())
 }
 
-fn is_invalid_token<T: fmt::Debug>(r: &Result<T, KeyError>) -> bool {
-    matches!(r, Err(KeyError::InvalidToken(_)))
+fn is_invalid_token<T: fmt::Debug>(r: &Result<T, JoseError>) -> bool {
+    matches!(r, Err(JoseError::InvalidToken(_)))
 }
 
 /// A compact JWS MACed with `secret`.
@@ -300,7 +296,7 @@ proptest! {
     /// `alg: dir` decryption refuses every forged token.
     #[test]
     fn decrypt_dir_refuses_garbage(t in token()) {
-        let r = decrypt_dir(&t, |kid| (kid == DIR_KID).then(|| dir_key().clone()));
+        let r = decrypt_dir(&t, |kid| (kid == DIR_KID).then(|| *dir_key()));
         prop_assert!(is_invalid_token(&r), "{r:?}");
     }
 
@@ -326,7 +322,7 @@ proptest! {
         with in any::<Index>(),
     ) {
         let t = encrypt_dir(&payload, dir_key(), DIR_KID, Some("JWT"), None).unwrap();
-        let lookup = |kid: &str| (kid == DIR_KID).then(|| dir_key().clone());
+        let lookup = |kid: &str| (kid == DIR_KID).then(|| *dir_key());
         prop_assert_eq!(decrypt_dir(&t, lookup).unwrap().1, payload.into_bytes());
         let r = decrypt_dir(&mutate(&t, at, with), lookup);
         prop_assert!(is_invalid_token(&r), "{r:?}");
@@ -353,10 +349,10 @@ proptest! {
     ) {
         match PublicKey::from_jwk_value(&v, alg) {
             Ok(k) => prop_assert!(Alg::ALL.contains(&k.alg())),
-            Err(e) => prop_assert!(matches!(e, KeyError::InvalidKey(_)), "{e:?}"),
+            Err(e) => prop_assert!(matches!(e, JoseError::InvalidKey(_)), "{e:?}"),
         }
         let r = PublicKey::from_jwk_json(&v.to_string());
-        prop_assert!(r.is_ok() || matches!(r, Err(KeyError::InvalidKey(_))), "{r:?}");
+        prop_assert!(r.is_ok() || matches!(r, Err(JoseError::InvalidKey(_))), "{r:?}");
     }
 }
 
@@ -403,7 +399,7 @@ fn oversized_tokens_are_refused_first() {
     let huge = format!("{}.e30.", "e30".repeat(MAX_TOKEN_LEN));
     assert!(matches!(
         peek_header(&huge),
-        Err(KeyError::InvalidToken("token too large"))
+        Err(JoseError::InvalidToken("token too large"))
     ));
     assert!(is_invalid_token(&verify(&huge, Alg::ALL, public_by_kid)));
     assert!(is_invalid_token(&verify_hmac(
@@ -412,7 +408,5 @@ fn oversized_tokens_are_refused_first() {
         HMAC_SECRET
     )));
     assert!(is_invalid_token(&decrypt(&huge, |_| keys().iter())));
-    assert!(is_invalid_token(&decrypt_dir(&huge, |_| Some(
-        dir_key().clone()
-    ))));
+    assert!(is_invalid_token(&decrypt_dir(&huge, |_| Some(*dir_key()))));
 }

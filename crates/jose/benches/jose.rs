@@ -2,7 +2,7 @@
 //! directly with josekit/OpenSSL, to show what the checks and the wrapper
 //! cost on top of the cryptography.
 //!
-//! Run: `cargo bench -p gatehouse-keys --bench jose`.
+//! Run: `cargo bench -p gatehouse-jose --bench jose`.
 
 // Benchmark setup fails loudly; there is no caller to hand an error to.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,7 +11,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use gatehouse_keys::{decrypt, encrypt, generate, sign, verify, Alg, Kek, PrivateKey, PublicKey};
+use gatehouse_jose::{
+    decrypt, encrypt, generate_key_pair, sign, verify, Alg, PrivateKey, PublicKey,
+};
 use josekit::jwe::{self, JweDecrypter, JweEncrypter, JweHeader};
 use josekit::jwk::Jwk;
 use josekit::jws::{self, JwsHeader, JwsSigner, JwsVerifier};
@@ -22,19 +24,19 @@ struct Fixture {
     kid: String,
     private: PrivateKey,
     public: PublicKey,
-    /// PKCS#8 DER of the private key (unsealed, for the raw josekit side).
+    /// PKCS#8 DER of the private key (for the raw josekit side).
     der: Vec<u8>,
     /// The public JWK as josekit parses it.
     jwk: Jwk,
 }
 
-fn fixture(alg: Alg, kek: &Kek) -> Fixture {
+fn fixture(alg: Alg) -> Fixture {
     let kid = format!("bench-{alg}");
-    let generated = generate(alg, &kid, kek).unwrap();
+    let generated = generate_key_pair(alg, &kid).unwrap();
     Fixture {
-        private: PrivateKey::open(&kid, alg, &generated.sealed_private_key, kek).unwrap(),
+        private: PrivateKey::from_pkcs8(&kid, alg, generated.private_pkcs8()).unwrap(),
         public: PublicKey::from_jwk_json(&generated.public_jwk).unwrap(),
-        der: kek.open(&kid, &generated.sealed_private_key).unwrap(),
+        der: generated.private_pkcs8().to_vec(),
         jwk: Jwk::from_bytes(generated.public_jwk.as_bytes()).unwrap(),
         kid,
     }
@@ -84,11 +86,10 @@ fn config() -> Criterion {
 }
 
 fn bench_sign(c: &mut Criterion) {
-    let kek = Kek::generate();
     let claims = claims();
     let mut group = c.benchmark_group("sign");
     for alg in [Alg::RS256, Alg::ES256] {
-        let key = fixture(alg, &kek);
+        let key = fixture(alg);
         let signer = raw_signer(alg, &key.der);
         // The exact signing input our `sign` produces, for the bare signer.
         let token = sign(&key.private, "JWT", &claims).unwrap();
@@ -111,11 +112,11 @@ fn bench_sign(c: &mut Criterion) {
 /// josekit encrypter and decrypter for the same key.
 type Recipient = (Fixture, Box<dyn JweEncrypter>, Box<dyn JweDecrypter>);
 
-fn recipients(kek: &Kek) -> Vec<Recipient> {
+fn recipients() -> Vec<Recipient> {
     [Alg::EcdhEsA256kw, Alg::RsaOaep256]
         .into_iter()
         .map(|alg| {
-            let key = fixture(alg, kek);
+            let key = fixture(alg);
             let (encrypter, decrypter): (Box<dyn JweEncrypter>, Box<dyn JweDecrypter>) = match alg {
                 Alg::EcdhEsA256kw => (
                     Box::new(jwe::ECDH_ES_A256KW.encrypter_from_jwk(&key.jwk).unwrap()),
@@ -140,12 +141,11 @@ fn josekit_jwe_header(kid: &str) -> JweHeader {
 }
 
 fn bench_nested_encrypt(c: &mut Criterion) {
-    let kek = Kek::generate();
     let claims = claims();
-    let signing = fixture(Alg::ES256, &kek);
+    let signing = fixture(Alg::ES256);
     let signer = raw_signer(Alg::ES256, &signing.der);
     let mut group = c.benchmark_group("nested_sign_es256_then_encrypt");
-    for (recipient, encrypter, _) in recipients(&kek) {
+    for (recipient, encrypter, _) in recipients() {
         let alg = recipient.public.alg();
         let jwe_header = josekit_jwe_header(&recipient.kid);
         group.bench_function(format!("gatehouse/{alg}"), |b| {
@@ -165,12 +165,11 @@ fn bench_nested_encrypt(c: &mut Criterion) {
 }
 
 fn bench_nested_decrypt(c: &mut Criterion) {
-    let kek = Kek::generate();
     let claims = claims();
-    let signing = fixture(Alg::ES256, &kek);
+    let signing = fixture(Alg::ES256);
     let verifier = jws::ES256.verifier_from_jwk(&signing.jwk).unwrap();
     let mut group = c.benchmark_group("nested_decrypt_then_verify_es256");
-    for (recipient, _, decrypter) in recipients(&kek) {
+    for (recipient, _, decrypter) in recipients() {
         let alg = recipient.public.alg();
         let inner = sign(&signing.private, "JWT", &claims).unwrap();
         let token = encrypt(&inner, &recipient.public, Some("JWT"), None).unwrap();

@@ -1,0 +1,234 @@
+//! The algorithms Gatehouse supports ([`Alg`], [`HmacAlg`]) and what a key
+//! is for ([`KeyUse`]): exact JOSE names, parsed once.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::{shorten, JoseError};
+
+/// What a key is for: the JWK `use` member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyUse {
+    /// Signatures (JWS).
+    Sig,
+    /// Encryption (JWE).
+    Enc,
+}
+
+impl KeyUse {
+    /// The JWK `use` value: `sig` or `enc`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyUse::Sig => "sig",
+            KeyUse::Enc => "enc",
+        }
+    }
+}
+
+impl fmt::Display for KeyUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for KeyUse {
+    type Err = JoseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sig" => Ok(KeyUse::Sig),
+            "enc" => Ok(KeyUse::Enc),
+            other => Err(JoseError::InvalidKey(format!(
+                "unsupported key use {}; use sig or enc",
+                shorten(other)
+            ))),
+        }
+    }
+}
+
+/// The algorithms Gatehouse supports. RSA keys are 2048-bit, ES256 and
+/// ECDH-ES+A256KW use P-256, EdDSA uses Ed25519.
+#[allow(clippy::upper_case_acronyms)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Alg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// RSASSA-PSS with SHA-256.
+    PS256,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
+    /// EdDSA on Ed25519.
+    EdDSA,
+    /// RSAES-OAEP with SHA-256 (JWE key encryption).
+    RsaOaep256,
+    /// ECDH-ES on P-256 with A256KW key wrapping (JWE key agreement).
+    EcdhEsA256kw,
+}
+
+/// The key type behind an algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyKind {
+    Rsa,
+    P256,
+    Ed25519,
+}
+
+impl KeyKind {
+    pub(crate) const fn kty(self) -> &'static str {
+        match self {
+            KeyKind::Rsa => "RSA",
+            KeyKind::P256 => "EC",
+            KeyKind::Ed25519 => "OKP",
+        }
+    }
+}
+
+impl Alg {
+    /// Every supported algorithm.
+    pub const ALL: &'static [Alg] = &[
+        Alg::RS256,
+        Alg::PS256,
+        Alg::ES256,
+        Alg::EdDSA,
+        Alg::RsaOaep256,
+        Alg::EcdhEsA256kw,
+    ];
+
+    /// The JOSE `alg` value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Alg::RS256 => "RS256",
+            Alg::PS256 => "PS256",
+            Alg::ES256 => "ES256",
+            Alg::EdDSA => "EdDSA",
+            Alg::RsaOaep256 => "RSA-OAEP-256",
+            Alg::EcdhEsA256kw => "ECDH-ES+A256KW",
+        }
+    }
+
+    /// Whether keys of this algorithm sign or encrypt.
+    pub const fn key_use(self) -> KeyUse {
+        match self {
+            Alg::RS256 | Alg::PS256 | Alg::ES256 | Alg::EdDSA => KeyUse::Sig,
+            Alg::RsaOaep256 | Alg::EcdhEsA256kw => KeyUse::Enc,
+        }
+    }
+
+    pub(crate) const fn kind(self) -> KeyKind {
+        match self {
+            Alg::RS256 | Alg::PS256 | Alg::RsaOaep256 => KeyKind::Rsa,
+            Alg::ES256 | Alg::EcdhEsA256kw => KeyKind::P256,
+            Alg::EdDSA => KeyKind::Ed25519,
+        }
+    }
+}
+
+impl fmt::Display for Alg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Alg {
+    type Err = JoseError;
+
+    /// Exact, case-sensitive JOSE names only.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Alg::ALL
+            .iter()
+            .copied()
+            .find(|alg| alg.as_str() == s)
+            .ok_or_else(|| {
+                JoseError::InvalidKey(format!(
+                    "unsupported algorithm {}; use one of RS256, PS256, ES256, EdDSA, \
+                     RSA-OAEP-256, ECDH-ES+A256KW",
+                    shorten(s)
+                ))
+            })
+    }
+}
+
+/// The HMAC JWS algorithms (RFC 7518 3.2), for JWTs MACed with a shared
+/// secret: client_secret_jwt client assertions. Kept apart from [`Alg`] so
+/// no asymmetric-key allow-list can ever admit them.
+#[allow(clippy::upper_case_acronyms)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HmacAlg {
+    HS256,
+    HS384,
+    HS512,
+}
+
+impl HmacAlg {
+    /// Every supported HMAC algorithm.
+    pub const ALL: [HmacAlg; 3] = [HmacAlg::HS256, HmacAlg::HS384, HmacAlg::HS512];
+
+    /// The JOSE `alg` value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HmacAlg::HS256 => "HS256",
+            HmacAlg::HS384 => "HS384",
+            HmacAlg::HS512 => "HS512",
+        }
+    }
+
+    /// The smallest key RFC 7518 3.2 allows: the size of the hash output.
+    pub const fn min_key_len(self) -> usize {
+        match self {
+            HmacAlg::HS256 => 32,
+            HmacAlg::HS384 => 48,
+            HmacAlg::HS512 => 64,
+        }
+    }
+}
+
+impl fmt::Display for HmacAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for HmacAlg {
+    type Err = JoseError;
+
+    /// Exact, case-sensitive JOSE names only.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        HmacAlg::ALL
+            .into_iter()
+            .find(|alg| alg.as_str() == s)
+            .ok_or_else(|| {
+                JoseError::InvalidKey(format!(
+                    "unsupported algorithm {}; use one of HS256, HS384, HS512",
+                    shorten(s)
+                ))
+            })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::testutil::invalid_key;
+
+    #[test]
+    fn alg_and_key_use_names() {
+        for &alg in Alg::ALL {
+            assert_eq!(alg.as_str().parse::<Alg>().unwrap(), alg);
+            assert_eq!(alg.to_string(), alg.as_str());
+        }
+        assert_eq!(Alg::RsaOaep256.as_str(), "RSA-OAEP-256");
+        assert_eq!(Alg::EcdhEsA256kw.as_str(), "ECDH-ES+A256KW");
+        assert_eq!(Alg::EdDSA.key_use(), KeyUse::Sig);
+        assert_eq!(Alg::EcdhEsA256kw.key_use(), KeyUse::Enc);
+        for bad in ["none", "HS256", "rs256", "RS384", "ECDH-ES", "RSA-OAEP", ""] {
+            let message = invalid_key(bad.parse::<Alg>());
+            assert!(message.starts_with("unsupported algorithm"), "{message}");
+            assert!(message.contains("use one of RS256"), "{message}");
+        }
+        assert_eq!("sig".parse::<KeyUse>().unwrap(), KeyUse::Sig);
+        assert_eq!("enc".parse::<KeyUse>().unwrap(), KeyUse::Enc);
+        assert_eq!(KeyUse::Enc.to_string(), "enc");
+        invalid_key("SIG".parse::<KeyUse>());
+    }
+}

@@ -1,0 +1,309 @@
+//! Compact JWE: encryption to a recipient's public key (RSA-OAEP-256 or
+//! ECDH-ES+A256KW, always A256GCM), decryption with Gatehouse's own private
+//! keys, direct symmetric encryption (`alg: dir`), and encryption under a
+//! caller-chosen content-encryption key.
+
+use std::borrow::Borrow;
+
+use josekit::jwe::enc::A256GCM;
+use josekit::jwe::{self, JweContentEncryption as _, JweEncrypter, JweHeader};
+use josekit::JoseError as JosekitError;
+use rand::rngs::OsRng;
+use rand::RngCore;
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+use crate::checks::{
+    decode_header, jwe_part, split_jwe, ENC_A256GCM, GCM_IV_LEN, GCM_TAG_LEN, MAX_TOKEN_LEN,
+};
+use crate::jwk::PublicOp;
+use crate::key::PrivateOp;
+use crate::{b64, shorten, JoseError, PrivateKey, PublicKey};
+
+/// JWE header members that Gatehouse sets itself or that change processing,
+/// so `encrypt` does not take them from `extra_header`.
+const RESERVED_JWE_HEADER: &[&str] = &[
+    "alg", "enc", "zip", "crit", "kid", "cty", "epk", "apu", "apv", "iv", "tag", "p2s", "p2c",
+    "jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256",
+];
+
+/// Encrypt `payload` to `recipient` as a compact JWE: the recipient's alg
+/// (RSA-OAEP-256 or ECDH-ES+A256KW), `enc` A256GCM, `kid` = the recipient's
+/// kid if it has one, `cty` if given (pass "JWT" for a nested token), and the
+/// `extra_header` members (not marked critical; members Gatehouse sets or
+/// that change processing, such as `zip` or `crit`, are refused). No
+/// compression.
+pub fn encrypt(
+    payload: &str,
+    recipient: &PublicKey,
+    cty: Option<&str>,
+    extra_header: Option<&Map<String, Value>>,
+) -> Result<String, JoseError> {
+    let (encrypter, header) = jwe_header(recipient, cty, extra_header)?;
+    jwe::serialize_compact(payload.as_bytes(), &header, encrypter)
+        .map_err(|err| JoseError::Crypto(format!("JWE encryption failed: {err}")))
+}
+
+/// The recipient's encrypter and the protected header of a JWE to it:
+/// `alg`, `enc` A256GCM, `kid`, `cty` if given, and the caller's members
+/// (those Gatehouse sets or that change processing are refused).
+fn jwe_header<'a>(
+    recipient: &'a PublicKey,
+    cty: Option<&str>,
+    extra_header: Option<&Map<String, Value>>,
+) -> Result<(&'a dyn JweEncrypter, JweHeader), JoseError> {
+    let PublicOp::Encrypt(encrypter) = &recipient.0.op else {
+        return Err(JoseError::InvalidKey(format!(
+            "{} keys cannot encrypt",
+            recipient.0.alg
+        )));
+    };
+    let mut header = Map::new();
+    header.insert("alg".into(), recipient.0.alg.as_str().into());
+    header.insert("enc".into(), ENC_A256GCM.into());
+    if let Some(kid) = &recipient.0.kid {
+        header.insert("kid".into(), kid.as_str().into());
+    }
+    if let Some(cty) = cty {
+        header.insert("cty".into(), cty.into());
+    }
+    for (name, value) in extra_header.into_iter().flatten() {
+        if RESERVED_JWE_HEADER.contains(&name.as_str()) {
+            return Err(JoseError::InvalidKey(format!(
+                "JWE header member {} cannot be set by the caller",
+                shorten(name)
+            )));
+        }
+        header.insert(name.clone(), value.clone());
+    }
+    let header = JweHeader::from_map(header)
+        .map_err(|_| JoseError::InvalidKey("JWE header member has the wrong type".to_owned()))?;
+    Ok((encrypter.as_ref(), header))
+}
+
+/// Encrypt `payload` for Gatehouse itself as a compact JWE with direct
+/// symmetric encryption (RFC 7518 4.5, `alg: dir`, `enc: A256GCM`): the key
+/// is the content-encryption key, so there is no key agreement or wrapping,
+/// and the encrypted-key part is empty. For tokens Gatehouse is both sender
+/// and only recipient of. Header rules as in [`encrypt`].
+pub fn encrypt_dir(
+    payload: &str,
+    key: &[u8],
+    kid: &str,
+    cty: Option<&str>,
+    extra_header: Option<&Map<String, Value>>,
+) -> Result<String, JoseError> {
+    let mut header = Map::new();
+    header.insert("alg".into(), "dir".into());
+    header.insert("enc".into(), ENC_A256GCM.into());
+    header.insert("kid".into(), kid.into());
+    if let Some(cty) = cty {
+        header.insert("cty".into(), cty.into());
+    }
+    for (name, value) in extra_header.into_iter().flatten() {
+        if RESERVED_JWE_HEADER.contains(&name.as_str()) {
+            return Err(JoseError::InvalidKey(format!(
+                "JWE header member {} cannot be set by the caller",
+                shorten(name)
+            )));
+        }
+        header.insert(name.clone(), value.clone());
+    }
+    let header_b64 = b64(serde_json::to_vec(&header)
+        .map_err(|_| JoseError::InvalidKey("unencodable JWE header".to_owned()))?);
+    let mut iv = [0u8; GCM_IV_LEN];
+    OsRng.fill_bytes(&mut iv);
+    let (ciphertext, tag) = A256GCM
+        .encrypt(key, Some(&iv), payload.as_bytes(), header_b64.as_bytes())
+        .map_err(|err| JoseError::Crypto(format!("JWE encryption failed: {err}")))?;
+    let tag = tag.ok_or_else(|| JoseError::Crypto("JWE encryption gave no tag".to_owned()))?;
+    Ok(format!(
+        "{header_b64}..{}.{}.{}",
+        b64(iv),
+        b64(ciphertext),
+        b64(tag)
+    ))
+}
+
+/// Decrypt a compact JWE made by [`encrypt_dir`]. `key_for` gets the
+/// header's `kid` and returns the key, if it is one of Gatehouse's. The
+/// same refusals as [`decrypt`], plus: `alg` must be `dir` and the
+/// encrypted-key part empty. Returns the header and the plaintext.
+pub fn decrypt_dir<F, K>(
+    token: &str,
+    key_for: F,
+) -> Result<(Map<String, Value>, Vec<u8>), JoseError>
+where
+    F: Fn(&str) -> Option<K>,
+    K: AsRef<[u8]>,
+{
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(JoseError::InvalidToken("token too large"));
+    }
+    let parts: Vec<&str> = token.split('.').collect();
+    let [header_b64, "", iv_b64, ciphertext_b64, tag_b64] = parts[..] else {
+        return Err(JoseError::InvalidToken(
+            "not a compact JWE with direct encryption",
+        ));
+    };
+    let header = decode_header(header_b64)?;
+    if header.contains_key("zip") || header.contains_key("crit") {
+        return Err(JoseError::InvalidToken("zip and crit are not accepted"));
+    }
+    if header.get("alg").and_then(Value::as_str) != Some("dir") {
+        return Err(JoseError::InvalidToken("algorithm not allowed"));
+    }
+    if header.get("enc").and_then(Value::as_str) != Some(ENC_A256GCM) {
+        return Err(JoseError::InvalidToken(
+            "content encryption must be A256GCM",
+        ));
+    }
+    let key = header
+        .get("kid")
+        .and_then(Value::as_str)
+        .and_then(&key_for)
+        .ok_or(JoseError::InvalidToken("no decryption key for this kid"))?;
+    let iv = jwe_part(iv_b64)?;
+    let ciphertext = jwe_part(ciphertext_b64)?;
+    let tag = jwe_part(tag_b64)?;
+    if iv.len() != GCM_IV_LEN || tag.len() != GCM_TAG_LEN {
+        return Err(JoseError::InvalidToken("malformed JWE"));
+    }
+    let plaintext = A256GCM
+        .decrypt(
+            key.as_ref(),
+            Some(&iv),
+            &ciphertext,
+            header_b64.as_bytes(),
+            Some(&tag),
+        )
+        .map_err(|_| JoseError::InvalidToken("decryption failed"))?;
+    Ok((header, plaintext))
+}
+
+/// Decrypt a compact JWE addressed to one of Gatehouse's own encryption
+/// keys. `lookup` gets the header `kid` (or `None` if the token has none)
+/// and returns the candidate keys as anything iterable over `PrivateKey`,
+/// `&PrivateKey` or `Arc<PrivateKey>` (an `Option` for a kid map, a `Vec`
+/// for "all current keys"); those whose alg matches the header are tried in
+/// order. Returns the header and the plaintext.
+///
+/// Refused before any private-key operation: everything
+/// [`crate::checks`] refuses (tokens over 16 KiB, `zip`, `crit`, an alg
+/// other than RSA-OAEP-256 / ECDH-ES+A256KW, an enc other than A256GCM, an
+/// ECDH-ES ephemeral key that is not a P-256 point, parts of the wrong
+/// length).
+pub fn decrypt<F, I>(token: &str, lookup: F) -> Result<(Map<String, Value>, Vec<u8>), JoseError>
+where
+    F: Fn(Option<&str>) -> I,
+    I: IntoIterator,
+    I::Item: Borrow<PrivateKey>,
+{
+    let parts = split_jwe(token)?;
+    let kid = parts.header.get("kid").and_then(Value::as_str);
+    let jwe_header = JweHeader::from_map(parts.header.clone())
+        .map_err(|_| JoseError::InvalidToken("malformed header"))?;
+
+    let mut tried = false;
+    for candidate in lookup(kid) {
+        let key: &PrivateKey = candidate.borrow();
+        let PrivateOp::Decrypt(decrypter) = &key.0.op else {
+            continue;
+        };
+        if key.alg() != parts.alg {
+            continue;
+        }
+        tried = true;
+        // RFC 7516 §11.5: if unwrapping the CEK fails, go on with a random
+        // CEK so a bad wrapped key and a bad ciphertext fail alike.
+        let cek = Zeroizing::new(
+            match decrypter.decrypt(Some(&parts.encrypted_key), &A256GCM, &jwe_header) {
+                Ok(cek) if cek.len() == A256GCM.key_len() => cek.into_owned(),
+                _ => {
+                    let mut random = vec![0u8; A256GCM.key_len()];
+                    OsRng.fill_bytes(&mut random);
+                    random
+                }
+            },
+        );
+        let plaintext = parts.open(&cek);
+        if let Ok(plaintext) = plaintext {
+            return Ok((parts.header, plaintext));
+        }
+    }
+    Err(JoseError::InvalidToken(if tried {
+        "decryption failed"
+    } else {
+        "no decryption key for this kid and algorithm"
+    }))
+}
+
+/// Encrypt `payload` to `recipient` exactly as [`encrypt`] does (same
+/// header rules, same key wrapping), except that the content-encryption
+/// key is the caller's `cek` instead of a random one. The recipient
+/// unwraps and decrypts as usual; whoever can derive `cek` again opens the
+/// token without the recipient's private key ([`decrypt_with_cek`]). Use
+/// each `cek` for one token only.
+pub fn encrypt_with_cek(
+    payload: &str,
+    recipient: &PublicKey,
+    cek: &[u8],
+    cty: Option<&str>,
+    extra_header: Option<&Map<String, Value>>,
+) -> Result<String, JoseError> {
+    let crypto = |err: JosekitError| JoseError::Crypto(format!("JWE encryption failed: {err}"));
+    let (encrypter, in_header) = jwe_header(recipient, cty, extra_header)?;
+    // The same steps as josekit's compact serialization: ask the algorithm
+    // for a CEK of its own (only direct key agreement has one), then wrap
+    // ours; ECDH-ES adds its ephemeral key to the output header.
+    let mut out_header = in_header.clone();
+    if encrypter
+        .compute_content_encryption_key(&A256GCM, &in_header, &mut out_header)
+        .map_err(crypto)?
+        .is_some()
+    {
+        return Err(JoseError::InvalidKey(format!(
+            "{} does not wrap a content-encryption key",
+            recipient.0.alg
+        )));
+    }
+    let encrypted_key = encrypter
+        .encrypt(cek, &in_header, &mut out_header)
+        .map_err(crypto)?
+        .ok_or_else(|| JoseError::Crypto("JWE encryption gave no wrapped key".to_owned()))?;
+    let header_b64 = b64(serde_json::to_vec(out_header.claims_set())
+        .map_err(|_| JoseError::InvalidKey("unencodable JWE header".to_owned()))?);
+    let mut iv = [0u8; GCM_IV_LEN];
+    OsRng.fill_bytes(&mut iv);
+    let (ciphertext, tag) = A256GCM
+        .encrypt(cek, Some(&iv), payload.as_bytes(), header_b64.as_bytes())
+        .map_err(crypto)?;
+    let tag = tag.ok_or_else(|| JoseError::Crypto("JWE encryption gave no tag".to_owned()))?;
+    Ok(format!(
+        "{header_b64}.{}.{}.{}.{}",
+        b64(encrypted_key),
+        b64(iv),
+        b64(ciphertext),
+        b64(tag)
+    ))
+}
+
+/// Decrypt a compact JWE made by [`encrypt_with_cek`] with its
+/// content-encryption key `cek`; the wrapped key is not used. The same
+/// refusals as [`decrypt`]. The AES-GCM tag authenticates the protected
+/// header and the ciphertext, so any change to either (a header copied
+/// onto another body, a made-up body) fails. Returns the header and the
+/// plaintext.
+pub fn decrypt_with_cek(
+    token: &str,
+    cek: &[u8],
+) -> Result<(Map<String, Value>, Vec<u8>), JoseError> {
+    let parts = split_jwe(token)?;
+    let plaintext = parts
+        .open(cek)
+        .map_err(|_| JoseError::InvalidToken("decryption failed"))?;
+    Ok((parts.header, plaintext))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,270 @@
+//! Public keys: JWK parsing with every refusal (private or symmetric keys,
+//! wrong type or curve, weak RSA moduli, points off P-256), RFC 7638
+//! thumbprints, and the ready verifier or encrypter behind each key.
+
+use std::fmt;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use josekit::jwe::{self, JweEncrypter};
+use josekit::jwk::Jwk;
+use josekit::jws::{self, JwsVerifier};
+use josekit::JoseError as JosekitError;
+use openssl::bn::BigNum;
+use openssl::pkey::{Id, PKey};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::alg::KeyKind;
+use crate::checks::is_p256_point;
+use crate::key::{RSA_MAX_BITS, RSA_MIN_BITS};
+use crate::{b64, openssl_err, shorten, Alg, JoseError, KeyUse};
+
+/// Largest JWK JSON text accepted.
+const MAX_JWK_LEN: usize = 16 * 1024;
+/// JWK members that only a private or symmetric key has.
+pub(crate) const PRIVATE_JWK_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// The ready-made josekit object behind a public key.
+pub(crate) enum PublicOp {
+    Verify(Box<dyn JwsVerifier>),
+    Encrypt(Box<dyn JweEncrypter>),
+}
+
+pub(crate) struct PublicInner {
+    pub(crate) alg: Alg,
+    pub(crate) kid: Option<String>,
+    /// Public members plus kid/use/alg; nothing else from the input survives.
+    pub(crate) jwk: Map<String, Value>,
+    thumbprint: String,
+    pub(crate) op: PublicOp,
+}
+
+/// A validated public JWK with a ready josekit verifier (signature algs) or
+/// encrypter (encryption algs). Cheap to clone (shared).
+#[derive(Clone)]
+pub struct PublicKey(pub(crate) Arc<PublicInner>);
+
+/// Read a string member of a JWK; `None` if absent, an error if not a string.
+fn jwk_str<'a>(jwk: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, JoseError> {
+    match jwk.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(JoseError::InvalidKey(format!(
+            "JWK member {name} must be a string"
+        ))),
+    }
+}
+
+/// Read a required base64url JWK member: its text and decoded bytes.
+fn jwk_b64<'a>(jwk: &'a Map<String, Value>, name: &str) -> Result<(&'a str, Vec<u8>), JoseError> {
+    let text = jwk_str(jwk, name)?
+        .ok_or_else(|| JoseError::InvalidKey(format!("JWK member {name} is required")))?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| JoseError::InvalidKey(format!("JWK member {name} is not base64url")))?;
+    Ok((text, bytes))
+}
+
+pub(crate) fn bignum(bytes: &[u8]) -> Result<BigNum, JoseError> {
+    BigNum::from_slice(bytes).map_err(openssl_err("big number"))
+}
+
+impl PublicKey {
+    /// Parse a public JWK that carries its own `alg`.
+    pub fn from_jwk_json(json: &str) -> Result<PublicKey, JoseError> {
+        Self::from_jwk_json_with_alg(json, None)
+    }
+
+    /// Parse a public JWK; its `alg` member wins, else `alg` is used, else
+    /// it is refused. Private or symmetric keys, a `use` that contradicts the
+    /// algorithm, the wrong key type or curve, RSA moduli outside 2048..=8192
+    /// bits and EC points off P-256 are all refused with `InvalidKey`.
+    pub fn from_jwk_json_with_alg(json: &str, alg: Option<Alg>) -> Result<PublicKey, JoseError> {
+        if json.len() > MAX_JWK_LEN {
+            return Err(JoseError::InvalidKey("JWK is too large".to_owned()));
+        }
+        let value: Value = serde_json::from_str(json)
+            .map_err(|_| JoseError::InvalidKey("JWK is not valid JSON".to_owned()))?;
+        Self::from_jwk_value(&value, alg)
+    }
+
+    /// As [`PublicKey::from_jwk_json_with_alg`], for an already-parsed JWK
+    /// (for example one element of a client's `jwks`).
+    pub fn from_jwk_value(jwk: &Value, alg: Option<Alg>) -> Result<PublicKey, JoseError> {
+        match jwk {
+            Value::Object(map) => Self::from_jwk_map(map, alg),
+            _ => Err(JoseError::InvalidKey(
+                "JWK must be a JSON object".to_owned(),
+            )),
+        }
+    }
+
+    pub(crate) fn from_jwk_map(
+        jwk: &Map<String, Value>,
+        alg: Option<Alg>,
+    ) -> Result<PublicKey, JoseError> {
+        if PRIVATE_JWK_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
+            return Err(JoseError::InvalidKey(
+                "JWK contains private key members; only public keys are accepted".to_owned(),
+            ));
+        }
+        let kty = jwk_str(jwk, "kty")?
+            .ok_or_else(|| JoseError::InvalidKey("JWK member kty is required".to_owned()))?;
+        if kty == "oct" {
+            return Err(JoseError::InvalidKey(
+                "symmetric (kty oct) keys are not accepted".to_owned(),
+            ));
+        }
+        let alg = match jwk_str(jwk, "alg")? {
+            Some(name) => name.parse::<Alg>()?,
+            None => alg.ok_or_else(|| {
+                JoseError::InvalidKey("JWK has no alg and none was given".to_owned())
+            })?,
+        };
+        let kind = alg.kind();
+        if kty != kind.kty() {
+            return Err(JoseError::InvalidKey(format!(
+                "{alg} needs a {} key, not kty {}",
+                kind.kty(),
+                shorten(kty)
+            )));
+        }
+        if let Some(key_use) = jwk_str(jwk, "use")? {
+            if key_use != alg.key_use().as_str() {
+                return Err(JoseError::InvalidKey(format!(
+                    "JWK use {} contradicts alg {alg}",
+                    shorten(key_use)
+                )));
+            }
+        }
+        let kid = jwk_str(jwk, "kid")?.map(str::to_owned);
+
+        // Rebuild the JWK from validated public members only.
+        let mut clean = Map::new();
+        clean.insert("kty".into(), kty.into());
+        let canonical = match kind {
+            KeyKind::Rsa => {
+                let (n_text, n) = jwk_b64(jwk, "n")?;
+                let (e_text, e) = jwk_b64(jwk, "e")?;
+                let n_bits = bignum(&n)?.num_bits();
+                if !(RSA_MIN_BITS as i32..=RSA_MAX_BITS as i32).contains(&n_bits) {
+                    return Err(JoseError::InvalidKey(format!(
+                        "RSA modulus must be {RSA_MIN_BITS} to {RSA_MAX_BITS} bits, not {n_bits}"
+                    )));
+                }
+                let e_num = bignum(&e)?;
+                if e_num.num_bits() < 2 || e_num.num_bits() > 64 || !e_num.is_bit_set(0) {
+                    return Err(JoseError::InvalidKey(
+                        "RSA exponent is not valid".to_owned(),
+                    ));
+                }
+                clean.insert("n".into(), n_text.into());
+                clean.insert("e".into(), e_text.into());
+                format!(r#"{{"e":"{e_text}","kty":"RSA","n":"{n_text}"}}"#)
+            }
+            KeyKind::P256 => {
+                if jwk_str(jwk, "crv")? != Some("P-256") {
+                    return Err(JoseError::InvalidKey(format!("{alg} needs curve P-256")));
+                }
+                let (x_text, x) = jwk_b64(jwk, "x")?;
+                let (y_text, y) = jwk_b64(jwk, "y")?;
+                if !is_p256_point(&x, &y) {
+                    return Err(JoseError::InvalidKey(
+                        "EC key is not a valid P-256 point".to_owned(),
+                    ));
+                }
+                clean.insert("crv".into(), "P-256".into());
+                clean.insert("x".into(), x_text.into());
+                clean.insert("y".into(), y_text.into());
+                format!(r#"{{"crv":"P-256","kty":"EC","x":"{x_text}","y":"{y_text}"}}"#)
+            }
+            KeyKind::Ed25519 => {
+                if jwk_str(jwk, "crv")? != Some("Ed25519") {
+                    return Err(JoseError::InvalidKey(format!("{alg} needs curve Ed25519")));
+                }
+                let (x_text, x) = jwk_b64(jwk, "x")?;
+                if x.len() != 32 || PKey::public_key_from_raw_bytes(&x, Id::ED25519).is_err() {
+                    return Err(JoseError::InvalidKey(
+                        "OKP key is not a valid Ed25519 public key".to_owned(),
+                    ));
+                }
+                clean.insert("crv".into(), "Ed25519".into());
+                clean.insert("x".into(), x_text.into());
+                format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x_text}"}}"#)
+            }
+        };
+        if let Some(kid) = &kid {
+            clean.insert("kid".into(), kid.as_str().into());
+        }
+        clean.insert("use".into(), alg.key_use().as_str().into());
+        clean.insert("alg".into(), alg.as_str().into());
+
+        // RFC 7638: SHA-256 over the required members in lexicographic order
+        // with no whitespace. The values are validated base64url, so they
+        // need no JSON escaping.
+        let thumbprint = b64(Sha256::digest(canonical.as_bytes()));
+
+        let op = Self::josekit_op(alg, &clean)
+            .map_err(|_| JoseError::InvalidKey(format!("JWK is not a usable {alg} key")))?;
+        Ok(PublicKey(Arc::new(PublicInner {
+            alg,
+            kid,
+            jwk: clean,
+            thumbprint,
+            op,
+        })))
+    }
+
+    fn josekit_op(alg: Alg, clean: &Map<String, Value>) -> Result<PublicOp, JosekitError> {
+        let jwk = Jwk::from_map(clean.clone())?;
+        Ok(match alg {
+            Alg::RS256 => PublicOp::Verify(Box::new(jws::RS256.verifier_from_jwk(&jwk)?)),
+            Alg::PS256 => PublicOp::Verify(Box::new(jws::PS256.verifier_from_jwk(&jwk)?)),
+            Alg::ES256 => PublicOp::Verify(Box::new(jws::ES256.verifier_from_jwk(&jwk)?)),
+            Alg::EdDSA => PublicOp::Verify(Box::new(jws::EdDSA.verifier_from_jwk(&jwk)?)),
+            Alg::RsaOaep256 => {
+                PublicOp::Encrypt(Box::new(jwe::RSA_OAEP_256.encrypter_from_jwk(&jwk)?))
+            }
+            Alg::EcdhEsA256kw => {
+                PublicOp::Encrypt(Box::new(jwe::ECDH_ES_A256KW.encrypter_from_jwk(&jwk)?))
+            }
+        })
+    }
+
+    pub fn kid(&self) -> Option<&str> {
+        self.0.kid.as_deref()
+    }
+
+    pub fn alg(&self) -> Alg {
+        self.0.alg
+    }
+
+    pub fn key_use(&self) -> KeyUse {
+        self.0.alg.key_use()
+    }
+
+    /// The JWK: public members plus kid (if any), use and alg.
+    pub fn jwk_json(&self) -> Value {
+        Value::Object(self.0.jwk.clone())
+    }
+
+    /// RFC 7638 JWK thumbprint (SHA-256, base64url).
+    pub fn thumbprint(&self) -> String {
+        self.0.thumbprint.clone()
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublicKey")
+            .field("kid", &self.0.kid)
+            .field("alg", &self.0.alg)
+            .field("thumbprint", &self.0.thumbprint)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,233 @@
+//! Private keys: generation of raw key pairs (sealing them is the caller's
+//! business) and opened private keys holding a ready signer or decrypter.
+
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+
+use josekit::jwe::{self, JweDecrypter};
+use josekit::jws::{self, JwsSigner};
+use josekit::JoseError as JosekitError;
+use openssl::bn::{BigNum, BigNumContext};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::error::ErrorStack;
+use openssl::nid::Nid;
+use openssl::pkey::{Id, PKey, Private};
+use openssl::rsa::Rsa;
+use serde_json::Map;
+use zeroize::Zeroizing;
+
+use crate::alg::KeyKind;
+use crate::{b64, openssl_err, shorten, Alg, JoseError, KeyUse, PublicKey};
+
+/// Size of the RSA keys Gatehouse generates.
+const RSA_GENERATE_BITS: u32 = 2048;
+/// Accepted RSA modulus sizes. The upper bound stops a client key from
+/// making every verification or encryption needlessly slow.
+pub(crate) const RSA_MIN_BITS: u32 = 2048;
+pub(crate) const RSA_MAX_BITS: u32 = 8192;
+
+/// A freshly generated key pair: the public JWK to publish and the private
+/// key as PKCS#8 DER, for the caller to seal before it is stored. The DER
+/// is wiped from memory when the pair is dropped and never printed.
+pub struct KeyPair {
+    pub kid: String,
+    pub alg: Alg,
+    /// JSON text of the public JWK, with `kid`, `use` and `alg` set.
+    pub public_jwk: String,
+    private_pkcs8: Zeroizing<Vec<u8>>,
+}
+
+impl KeyPair {
+    /// PKCS#8 DER of the private key, to be sealed by the caller.
+    pub fn private_pkcs8(&self) -> &[u8] {
+        &self.private_pkcs8
+    }
+}
+
+impl fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyPair")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("public_jwk", &self.public_jwk)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Generate a key pair for `alg` with OpenSSL, labelled with `kid`.
+pub fn generate_key_pair(alg: Alg, kid: &str) -> Result<KeyPair, JoseError> {
+    if kid.is_empty() {
+        return Err(JoseError::InvalidKey("kid must not be empty".to_owned()));
+    }
+    let pkey = match alg.kind() {
+        KeyKind::Rsa => Rsa::generate(RSA_GENERATE_BITS)
+            .and_then(PKey::from_rsa)
+            .map_err(openssl_err("RSA key generation"))?,
+        KeyKind::P256 => p256_group()
+            .and_then(|group| EcKey::generate(group))
+            .and_then(PKey::from_ec_key)
+            .map_err(openssl_err("P-256 key generation"))?,
+        KeyKind::Ed25519 => {
+            PKey::generate_ed25519().map_err(openssl_err("Ed25519 key generation"))?
+        }
+    };
+    let public = public_key_of(&pkey, kid, alg)?;
+    let private_pkcs8 = Zeroizing::new(
+        pkey.private_key_to_pkcs8()
+            .map_err(openssl_err("PKCS#8 encoding"))?,
+    );
+    Ok(KeyPair {
+        kid: kid.to_owned(),
+        alg,
+        public_jwk: public.jwk_json().to_string(),
+        private_pkcs8,
+    })
+}
+
+/// The P-256 group, built once (group construction is slow in OpenSSL 3).
+static P256_GROUP: LazyLock<Result<EcGroup, ErrorStack>> =
+    LazyLock::new(|| EcGroup::from_curve_name(Nid::X9_62_PRIME256V1));
+
+pub(crate) fn p256_group() -> Result<&'static EcGroup, ErrorStack> {
+    P256_GROUP.as_ref().map_err(Clone::clone)
+}
+
+/// The public JWK (with kid/use/alg) of an OpenSSL private key.
+pub(crate) fn public_key_of(
+    pkey: &PKey<Private>,
+    kid: &str,
+    alg: Alg,
+) -> Result<PublicKey, JoseError> {
+    let err = openssl_err("public key export");
+    let mut jwk = Map::new();
+    jwk.insert("kty".into(), alg.kind().kty().into());
+    match alg.kind() {
+        KeyKind::Rsa => {
+            let rsa = pkey.rsa().map_err(&err)?;
+            jwk.insert("n".into(), b64(rsa.n().to_vec()).into());
+            jwk.insert("e".into(), b64(rsa.e().to_vec()).into());
+        }
+        KeyKind::P256 => {
+            let ec = pkey.ec_key().map_err(&err)?;
+            let mut ctx = BigNumContext::new().map_err(&err)?;
+            let mut x = BigNum::new().map_err(&err)?;
+            let mut y = BigNum::new().map_err(&err)?;
+            ec.public_key()
+                .affine_coordinates(ec.group(), &mut x, &mut y, &mut ctx)
+                .map_err(&err)?;
+            jwk.insert("crv".into(), "P-256".into());
+            jwk.insert("x".into(), b64(x.to_vec_padded(32).map_err(&err)?).into());
+            jwk.insert("y".into(), b64(y.to_vec_padded(32).map_err(&err)?).into());
+        }
+        KeyKind::Ed25519 => {
+            jwk.insert("crv".into(), "Ed25519".into());
+            jwk.insert("x".into(), b64(pkey.raw_public_key().map_err(&err)?).into());
+        }
+    }
+    jwk.insert("kid".into(), kid.into());
+    PublicKey::from_jwk_map(&jwk, Some(alg))
+}
+
+/// Whether an OpenSSL private key is the right type and size for `alg`.
+fn private_key_fits(pkey: &PKey<Private>, alg: Alg) -> bool {
+    match alg.kind() {
+        KeyKind::Rsa => {
+            pkey.id() == Id::RSA && (RSA_MIN_BITS..=RSA_MAX_BITS).contains(&pkey.bits())
+        }
+        KeyKind::P256 => {
+            pkey.id() == Id::EC
+                && pkey.ec_key().ok().and_then(|ec| ec.group().curve_name())
+                    == Some(Nid::X9_62_PRIME256V1)
+        }
+        KeyKind::Ed25519 => pkey.id() == Id::ED25519,
+    }
+}
+
+/// The ready-made josekit object behind a private key.
+pub(crate) enum PrivateOp {
+    Sign(Box<dyn JwsSigner>),
+    Decrypt(Box<dyn JweDecrypter>),
+}
+
+impl PrivateOp {
+    fn from_pkcs8(alg: Alg, der: &[u8]) -> Result<PrivateOp, JosekitError> {
+        Ok(match alg {
+            Alg::RS256 => PrivateOp::Sign(Box::new(jws::RS256.signer_from_der(der)?)),
+            Alg::PS256 => PrivateOp::Sign(Box::new(jws::PS256.signer_from_der(der)?)),
+            Alg::ES256 => PrivateOp::Sign(Box::new(jws::ES256.signer_from_der(der)?)),
+            Alg::EdDSA => PrivateOp::Sign(Box::new(jws::EdDSA.signer_from_der(der)?)),
+            Alg::RsaOaep256 => {
+                PrivateOp::Decrypt(Box::new(jwe::RSA_OAEP_256.decrypter_from_der(der)?))
+            }
+            Alg::EcdhEsA256kw => {
+                PrivateOp::Decrypt(Box::new(jwe::ECDH_ES_A256KW.decrypter_from_der(der)?))
+            }
+        })
+    }
+}
+
+pub(crate) struct PrivateInner {
+    pub(crate) kid: String,
+    pub(crate) alg: Alg,
+    pub(crate) op: PrivateOp,
+    public: PublicKey,
+}
+
+/// An opened (unsealed and parsed) private key, holding a ready josekit
+/// signer or decrypter. Cheap to clone (shared); never prints key material.
+#[derive(Clone)]
+pub struct PrivateKey(pub(crate) Arc<PrivateInner>);
+
+impl PrivateKey {
+    /// Parse a PKCS#8 DER private key (from [`generate_key_pair`], after
+    /// the caller unsealed it) once. Fails with `UnreadableKey` if `der` is
+    /// not PKCS#8, and `InvalidKey` if the key inside is not a key for `alg`.
+    pub fn from_pkcs8(kid: &str, alg: Alg, der: &[u8]) -> Result<PrivateKey, JoseError> {
+        let pkey = PKey::private_key_from_pkcs8(der).map_err(|_| JoseError::UnreadableKey)?;
+        if !private_key_fits(&pkey, alg) {
+            return Err(JoseError::InvalidKey(format!(
+                "key {} does not hold a {alg} key",
+                shorten(kid)
+            )));
+        }
+        let public = public_key_of(&pkey, kid, alg)?;
+        let op = PrivateOp::from_pkcs8(alg, der).map_err(|_| {
+            JoseError::InvalidKey(format!("key {} is not usable for {alg}", shorten(kid)))
+        })?;
+        Ok(PrivateKey(Arc::new(PrivateInner {
+            kid: kid.to_owned(),
+            alg,
+            op,
+            public,
+        })))
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.0.kid
+    }
+
+    pub fn alg(&self) -> Alg {
+        self.0.alg
+    }
+
+    pub fn key_use(&self) -> KeyUse {
+        self.0.alg.key_use()
+    }
+
+    /// The matching public key (with kid, use and alg).
+    pub fn public_key(&self) -> PublicKey {
+        self.0.public.clone()
+    }
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("kid", &self.0.kid)
+            .field("alg", &self.0.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;

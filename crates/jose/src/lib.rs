@@ -1,0 +1,59 @@
+//! JOSE alone: algorithms, key generation and JWK parsing, compact JWS
+//! signing and verification, compact JWE encryption and decryption, JWKS
+//! rendering, and the structural checks every token gets first.
+//!
+//! Design choice: untrusted input (tokens, client JWKs) is checked here
+//! ([`checks`]) before it reaches josekit/OpenSSL: size caps, an algorithm
+//! allow-list, refusal of header parameters that would let a token choose
+//! its own key (`jwk`, `jku`, `x5u`, `x5c`) or change processing rules
+//! (`crit`, `zip`), exact lengths for every binary JWE part, and ECDH-ES
+//! ephemeral keys on P-256. The server and resource-server verifiers both
+//! use this crate, so a check written once protects both. No storage, no
+//! async runtime, no HTTP; sealing private keys at rest is the caller's
+//! business (this crate hands out and takes PKCS#8 DER).
+
+mod alg;
+pub mod checks;
+mod error;
+mod jwe;
+mod jwk;
+mod jwks;
+mod jws;
+mod key;
+
+#[cfg(test)]
+mod fuzz;
+#[cfg(test)]
+mod testutil;
+
+pub use alg::{Alg, HmacAlg, KeyUse};
+pub use checks::{peek_header, MAX_TOKEN_LEN};
+pub use error::JoseError;
+pub use jwe::{decrypt, decrypt_dir, decrypt_with_cek, encrypt, encrypt_dir, encrypt_with_cek};
+pub use jwk::PublicKey;
+pub use jwks::render_jwks;
+pub use jws::{peek_claims, sign, verify, verify_hmac, UnverifiedJws, VerifiedJws};
+pub use key::{generate_key_pair, KeyPair, PrivateKey};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use openssl::error::ErrorStack;
+
+/// Caller-supplied text quoted in an error message, cut to a sane length.
+fn shorten(s: &str) -> String {
+    const MAX: usize = 40;
+    if s.chars().count() <= MAX {
+        format!("{s:?}")
+    } else {
+        let head: String = s.chars().take(MAX).collect();
+        format!("{head:?}...")
+    }
+}
+
+fn openssl_err(context: &'static str) -> impl Fn(ErrorStack) -> JoseError {
+    move |err| JoseError::Crypto(format!("{context}: {err}"))
+}
+
+fn b64(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}

@@ -1,0 +1,212 @@
+//! The issuer's signing keys: discovery, the JWKS fetch and its cache.
+
+use super::*;
+
+#[derive(Default)]
+pub(crate) struct JwksCache {
+    keys: HashMap<String, Jwk>,
+    /// Last successful fetch.
+    fetched_at: Option<Instant>,
+    /// How long that fetch stays fresh (its max-age, within the bounds).
+    max_age: Duration,
+    /// Last refetch after the first load (rate limit).
+    last_refetch: Option<Instant>,
+    /// Last failed fetch.
+    last_failure: Option<Instant>,
+}
+
+impl JwksCache {
+    fn is_fresh(&self) -> bool {
+        self.fetched_at.is_some_and(|t| t.elapsed() < self.max_age)
+    }
+}
+
+impl Verifier {
+    /// The signing key `kid` from the (cached) JWKS.
+    ///
+    /// The JWKS is fetched again when its `max-age` has lapsed (even if
+    /// `kid` is known), or when `kid` is unknown, but for an unknown `kid`
+    /// in a fresh JWKS at most once per [`REFETCH_INTERVAL`]. A failed
+    /// first load is retried after [`FAILED_LOAD_RETRY`]; a failed refresh
+    /// keeps the keys already known in use and is retried after
+    /// [`REFETCH_INTERVAL`].
+    pub(crate) async fn key(&self, kid: &str) -> Result<Jwk, VerifierError> {
+        {
+            let cache = self.cache.read().await;
+            if cache.is_fresh() {
+                if let Some(k) = cache.keys.get(kid) {
+                    return Ok(k.clone());
+                }
+            }
+        }
+        let _guard = self.fetch_lock.lock().await;
+        let known = {
+            let mut cache = self.cache.write().await;
+            let known = cache.keys.get(kid).cloned();
+            let fresh = cache.is_fresh();
+            if fresh && known.is_some() {
+                return known.ok_or(VerifierError::UnknownKey);
+            }
+            let recent = |t: Option<Instant>, d: Duration| t.is_some_and(|t| t.elapsed() < d);
+            match cache.fetched_at {
+                None => {
+                    if recent(cache.last_failure, FAILED_LOAD_RETRY) {
+                        return Err(VerifierError::Jwks(
+                            "issuer JWKS unavailable; retrying shortly".into(),
+                        ));
+                    }
+                }
+                Some(_) if fresh => {
+                    // An unknown kid in a fresh JWKS: rate-limited.
+                    if recent(cache.last_refetch, REFETCH_INTERVAL) {
+                        return Err(VerifierError::UnknownKey);
+                    }
+                    cache.last_refetch = Some(Instant::now());
+                }
+                Some(_) => {
+                    // Stale: refresh, unless a refresh just failed.
+                    if recent(cache.last_failure, REFETCH_INTERVAL) {
+                        return known.ok_or(VerifierError::UnknownKey);
+                    }
+                }
+            }
+            known
+        };
+        let fetched = self.fetch_jwks().await;
+        let mut cache = self.cache.write().await;
+        match fetched {
+            Ok((keys, max_age)) => {
+                let (min, max) = self.jwks_cache_bounds;
+                cache.keys = keys;
+                cache.fetched_at = Some(Instant::now());
+                cache.max_age = status::clamp(max_age, JWKS_MAX_AGE, min, max);
+                cache.last_failure = None;
+                tracing::debug!(max_age = ?cache.max_age, "cached the issuer JWKS");
+                cache
+                    .keys
+                    .get(kid)
+                    .cloned()
+                    .ok_or(VerifierError::UnknownKey)
+            }
+            Err(e) => {
+                cache.last_failure = Some(Instant::now());
+                tracing::warn!(error = %e, "could not refresh the issuer JWKS");
+                known.ok_or(e)
+            }
+        }
+    }
+
+    /// GETs `url` with the size cap; returns the body and the headers.
+    /// Errors name the URL (the caller decides what reaches a client).
+    pub(crate) async fn fetch(
+        &self,
+        url: &str,
+        accept: &'static str,
+        cap: usize,
+    ) -> Result<(Vec<u8>, reqwest::header::HeaderMap), VerifierError> {
+        let mut resp = self
+            .http
+            .get(url)
+            .header(reqwest::header::ACCEPT, accept)
+            .send()
+            .await
+            .map_err(|e| VerifierError::Jwks(format!("fetching {url}: {e}")))?;
+        if !resp.status().is_success() {
+            return Err(VerifierError::Jwks(format!(
+                "fetching {url}: HTTP {}",
+                resp.status()
+            )));
+        }
+        if resp.content_length().is_some_and(|l| l > cap as u64) {
+            return Err(VerifierError::Jwks(format!("{url}: document too large")));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| VerifierError::Jwks(format!("reading {url}: {e}")))?
+        {
+            if body.len() + chunk.len() > cap {
+                return Err(VerifierError::Jwks(format!("{url}: document too large")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((body, resp.headers().clone()))
+    }
+
+    pub(crate) async fn get_document(
+        &self,
+        url: &str,
+    ) -> Result<(Value, reqwest::header::HeaderMap), VerifierError> {
+        let (body, headers) = self
+            .fetch(url, "application/json", MAX_DOCUMENT_LEN)
+            .await?;
+        let doc = serde_json::from_slice(&body)
+            .map_err(|_| VerifierError::Jwks(format!("{url}: not JSON")))?;
+        Ok((doc, headers))
+    }
+
+    pub(crate) async fn jwks_uri(&self) -> Result<String, VerifierError> {
+        if let Some(u) = &self.jwks_uri {
+            return Ok(u.clone());
+        }
+        let issuer = self.issuer.trim_end_matches('/');
+        self.discovered
+            .get_or_try_init(|| async {
+                let url = format!("{issuer}/.well-known/openid-configuration");
+                match self.get_document(&url).await {
+                    Ok((doc, _)) => {
+                        if str_member_value(&doc, "issuer") != Some(self.issuer.as_str()) {
+                            return Err(VerifierError::Jwks(
+                                "discovery document is for another issuer".into(),
+                            ));
+                        }
+                        str_member_value(&doc, "jwks_uri")
+                            .map(str::to_owned)
+                            .ok_or_else(|| {
+                                VerifierError::Jwks("discovery document has no jwks_uri".into())
+                            })
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "discovery failed; using {issuer}/jwks");
+                        Ok(format!("{issuer}/jwks"))
+                    }
+                }
+            })
+            .await
+            .cloned()
+    }
+
+    /// The signing keys of the issuer's JWKS, and its `max-age` if any.
+    pub(crate) async fn fetch_jwks(
+        &self,
+    ) -> Result<(HashMap<String, Jwk>, Option<u64>), VerifierError> {
+        let url = self.jwks_uri().await?;
+        let (doc, headers) = self.get_document(&url).await?;
+        let keys = doc
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| VerifierError::Jwks("JWKS has no keys array".into()))?;
+        let mut out = HashMap::new();
+        for k in keys {
+            let Value::Object(m) = k else { continue };
+            // Signing keys only, public only, with a kid.
+            if m.get("use")
+                .and_then(Value::as_str)
+                .is_some_and(|u| u != "sig")
+                || m.contains_key("d")
+                || matches!(m.get("kty").and_then(Value::as_str), Some("oct") | None)
+            {
+                continue;
+            }
+            let Some(kid) = m.get("kid").and_then(Value::as_str).map(str::to_owned) else {
+                continue;
+            };
+            if let Ok(jwk) = Jwk::from_map(m.clone()) {
+                out.insert(kid, jwk);
+            }
+        }
+        tracing::debug!(count = out.len(), "fetched issuer JWKS");
+        Ok((out, status::max_age(&headers)))
+    }
+}

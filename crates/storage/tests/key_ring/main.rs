@@ -21,7 +21,6 @@ use std::{
 };
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
-use gatehouse_testkit::db::{self, DbKind, TestDb};
 use gatehouse_keys::{
     generate, sign, Alg, JoseError, Kek, KeyError, KeyRing, ManualClock, OpenSealed, PrivateKey,
     RotationPolicy, Snapshot, OWN_ENCRYPTION_ALG, SIGNING_ALGS,
@@ -30,6 +29,7 @@ use gatehouse_storage::{
     model::{KeyRecord, KeyState},
     Rotation, Store,
 };
+use gatehouse_testkit::db::{self, DbKind, TestDb};
 use serde_json::{json, Map, Value};
 
 /// A fixed start time (Unix seconds); scenarios move the clock explicitly.

@@ -15,6 +15,7 @@ pub mod clients;
 pub mod config;
 mod device;
 mod discovery;
+pub mod error;
 mod grants;
 pub mod http;
 mod id_token_hint;

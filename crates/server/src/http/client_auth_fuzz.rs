@@ -121,7 +121,7 @@ impl Fixture {
         &self,
         headers: &HeaderMap,
         params: &Params,
-    ) -> Result<Authenticated, AppError> {
+    ) -> Result<AuthenticatedClient, AppError> {
         self.rt.block_on(authenticate(&self.state, headers, params))
     }
 
@@ -278,7 +278,7 @@ fn mutate(token: &str, at: Index, with: Index) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
-fn is_refusal(r: &Result<Authenticated, AppError>) -> bool {
+fn is_refusal(r: &Result<AuthenticatedClient, AppError>) -> bool {
     matches!(
         r,
         Err(AppError::OAuth {

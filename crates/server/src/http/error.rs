@@ -1,6 +1,8 @@
-//! The server crate's one error type and its only mapping to HTTP.
+//! The HTTP layer's error type and the only mapping of errors to HTTP.
 //!
-//! Every handler returns `Result<_, AppError>`. Internal failures are logged
+//! Every handler returns `Result<_, AppError>`: the core's [`Error`] and
+//! [`OAuthError`] convert into it, and it adds what only HTTP knows (a
+//! bearer challenge, an HTML page). Internal failures are logged
 //! here with their detail and answered with a generic body: nothing about
 //! the database, keys or code paths reaches a client.
 
@@ -15,7 +17,11 @@ use gatehouse_keys::KeyError;
 use gatehouse_storage::StoreError;
 use serde_json::json;
 
-use crate::{oauth::ErrorCode, views};
+use crate::{
+    error::{Error, OAuthError},
+    oauth::ErrorCode,
+    views,
+};
 
 /// What went wrong, in terms the HTTP layer knows how to answer.
 #[derive(Debug)]
@@ -92,25 +98,37 @@ impl std::fmt::Display for AppError {
 
 impl std::error::Error for AppError {}
 
+impl From<Error> for AppError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::OAuth(e) => e.into(),
+            Error::Unavailable => AppError::Unavailable,
+            Error::Throttled(secs) => AppError::Throttled(secs),
+            Error::Internal(detail) => AppError::Internal(detail),
+        }
+    }
+}
+
+impl From<OAuthError> for AppError {
+    fn from(e: OAuthError) -> Self {
+        let (code, description, basic) = e.into_parts();
+        AppError::OAuth {
+            code,
+            description,
+            basic,
+        }
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        if e.is_unavailable() {
-            // The store logs the database going down and coming back once
-            // each; one line per refused request would flood the log.
-            tracing::debug!(error = %e, "database unavailable");
-            AppError::Unavailable
-        } else {
-            AppError::Internal(format!("storage: {e}"))
-        }
+        Error::from(e).into()
     }
 }
 
 impl From<KeyError> for AppError {
     fn from(e: KeyError) -> Self {
-        match e {
-            KeyError::Storage(s) => s.into(),
-            other => AppError::Internal(format!("keys: {other}")),
-        }
+        Error::from(e).into()
     }
 }
 

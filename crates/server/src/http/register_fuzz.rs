@@ -14,6 +14,7 @@
 
 use std::sync::OnceLock;
 
+use axum::http::HeaderValue;
 use gatehouse_keys::{Alg, Kek, SecretHasher, SecretSealer};
 use proptest::prelude::*;
 

@@ -22,7 +22,7 @@ use tower_http::{
 
 use crate::{
     config::Settings, discovery::Discovery, http, recent_reads::RecentReads, registry::Registry,
-    state::AppState, status_list::StatusLists, tokens::TokenIssuer, views,
+    state::AppState, token_status::StatusLists, tokens::TokenIssuer, views,
 };
 
 /// Largest request body accepted anywhere (forms and JSON are small).

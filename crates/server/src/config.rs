@@ -502,7 +502,7 @@ const MAX_OUTAGE_STALENESS_SECS: i64 = 300;
 /// of two dividing the list size), room for the block in use and one spare
 /// of the smallest size, and at most one list.
 fn status_index_reserve_max(raw: Option<i64>) -> anyhow::Result<i64> {
-    use crate::status_list::{BLOCK, LIST_BITS};
+    use crate::token_status::{BLOCK, LIST_BITS};
     let Some(x) = raw else {
         return Ok(DEFAULT_STATUS_INDEX_RESERVE_MAX);
     };

@@ -138,7 +138,6 @@ impl RecentReads {
             Err(e) => Err(e.into()),
         }
     }
-
 }
 
 impl AppState {

@@ -25,8 +25,8 @@ pub async fn exchange(
         .into());
     }
     let client = &auth.client;
-    let scope = ScopeSet::parse(scope.unwrap_or(""))
-        .map_err(|e| OAuthError::InvalidScope(e.into()))?;
+    let scope =
+        ScopeSet::parse(scope.unwrap_or("")).map_err(|e| OAuthError::InvalidScope(e.into()))?;
     let resources = state.registry.resources().await?;
     let named = match resource {
         None => None,

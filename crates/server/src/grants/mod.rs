@@ -53,8 +53,7 @@ pub async fn exchange(
             scope,
         } => refresh_token::exchange(state, client, refresh_token, scope.as_deref()).await,
         TokenRequest::ClientCredentials { scope, resource } => {
-            client_credentials::exchange(state, client, scope.as_deref(), resource.as_deref())
-                .await
+            client_credentials::exchange(state, client, scope.as_deref(), resource.as_deref()).await
         }
     }
 }
@@ -109,7 +108,9 @@ pub async fn user_tokens(
     g: &UserTokenInput<'_>,
     refresh_token: Option<String>,
 ) -> Result<Sealed, Error> {
-    let (access, record) = state.tokens.seal_access_token(prepare_access(state, g).await?)?;
+    let (access, record) = state
+        .tokens
+        .seal_access_token(prepare_access(state, g).await?)?;
     let id_token = if g.scope.contains("openid") {
         Some(state.tokens.issue_id_token(IdClaimsInput {
             client: g.client,

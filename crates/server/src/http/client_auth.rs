@@ -12,7 +12,6 @@
 //! a secret shorter than the hash size is refused, RFC 7518 3.2). The
 //! registered method decides how an assertion is checked, never its header.
 
-
 use axum::http::{header, HeaderMap};
 use base64::{engine::general_purpose::STANDARD, Engine};
 use gatehouse_keys::{Alg, HmacAlg};

@@ -40,7 +40,10 @@ impl TokenIssuer {
 
     /// Issues an access token whose record (if it needs one) is written on
     /// its own: for grants that write nothing else (client credentials).
-    pub async fn issue_access_token(&self, g: AccessClaimsInput<'_>) -> Result<IssuedAccess, Error> {
+    pub async fn issue_access_token(
+        &self,
+        g: AccessClaimsInput<'_>,
+    ) -> Result<IssuedAccess, Error> {
         let (issued, record) = self.seal_access_token(self.prepare_access_token(g).await?)?;
         if let Some(r) = &record {
             self.store.record_access_token(r).await?;

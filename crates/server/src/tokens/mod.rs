@@ -38,7 +38,7 @@ use crate::{
     oauth::ScopeSet,
     recent_reads::RecentReads,
     registry::Resource,
-    status_list::{StatusIndex, StatusLists},
+    token_status::{StatusIndex, StatusLists},
 };
 
 /// Issues, reads back and revokes Gatehouse's tokens. One per instance,
@@ -224,4 +224,3 @@ pub fn user_claims(user: &User, scope: &ScopeSet, out: &mut Map<String, Value>) 
         }
     }
 }
-

@@ -9,7 +9,7 @@ use super::{
     reference::{LegacyTokenRef, Reference},
     AccessClaims, Audience, TokenIssuer, ACCESS_TOKEN_ALGS,
 };
-use crate::{error::Error, oauth::ScopeSet, status_list::StatusIndex};
+use crate::{error::Error, oauth::ScopeSet, token_status::StatusIndex};
 
 /// How an access token addressed to Gatehouse itself was encrypted.
 #[derive(Clone, Copy, Debug)]

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::status_list::StatusIndex;
+use crate::token_status::StatusIndex;
 
 /// What Gatehouse seals into the protected header of every JWE access token
 /// (`gh_ref`): the token id, from which it derives the key that decrypts a
@@ -75,4 +75,3 @@ impl Reference {
         (fam, sli.map(StatusIndex))
     }
 }
-

@@ -31,8 +31,14 @@ impl TokenIssuer {
             keys.push(format!("{GRANT_KEY}{f}"));
         }
         // From a recent read while the database is away (`recent_reads`).
-        let hits = self.recent_reads
-            .revocation_entries(&self.store, &keys, self.now(), self.settings.outage_staleness_secs)
+        let hits = self
+            .recent_reads
+            .revocation_entries(
+                &self.store,
+                &keys,
+                self.now(),
+                self.settings.outage_staleness_secs,
+            )
             .await?;
         Ok(hits.iter().any(|(k, revoked_at)| {
             let cut_off = k.starts_with(SUBJECT_KEY) || k.starts_with(CLIENT_KEY);

@@ -193,10 +193,7 @@ impl StatusIndex {
 /// The `lst` member of list `list_id` from revoked global indices (others
 /// are ignored): the list as bytes (bit `i % 8` of byte `i / 8`, least
 /// significant first; 1 = revoked), zlib-compressed (RFC 1950), base64url.
-pub fn encode_list(
-    list_id: i64,
-    revoked: impl IntoIterator<Item = i64>,
-) -> Result<String, Error> {
+pub fn encode_list(list_id: i64, revoked: impl IntoIterator<Item = i64>) -> Result<String, Error> {
     let mut bytes = vec![0u8; (LIST_BITS / 8) as usize];
     for g in revoked {
         let s = StatusIndex(g);
@@ -317,17 +314,14 @@ impl StatusLists {
     /// Reads the high-water mark from the database (the background poll).
     pub async fn refresh_mark(&self) -> Result<(), Error> {
         let high_water = self.store.status_high_water().await?;
-        self.mark
-            .fetch_max(high_water, Ordering::SeqCst);
+        self.mark.fetch_max(high_water, Ordering::SeqCst);
         Ok(())
     }
 
     /// Reads the mark again unless a read that began after `asked`
     /// succeeded already; at most one read per [`MARK_REFRESH_EVERY`].
     async fn refresh_mark_after(&self, asked: Instant) -> Result<(), Error> {
-        let Ok(mut last) =
-            tokio::time::timeout(CACHE_FOR, self.mark_refresh.lock()).await
-        else {
+        let Ok(mut last) = tokio::time::timeout(CACHE_FOR, self.mark_refresh.lock()).await else {
             return Err(Error::Unavailable);
         };
         if last.succeeded && last.started.is_some_and(|t| t >= asked) {

@@ -71,7 +71,10 @@ pub async fn notify(state: &AppState, session: &Session) -> Result<Vec<Delivery>
         let Some(uri) = client.backchannel_logout_uri.clone() else {
             continue;
         };
-        let token = state.tokens.issue_logout_token(&client, &session.user_id, Some(&session.sid))?;
+        let token =
+            state
+                .tokens
+                .issue_logout_token(&client, &session.user_id, Some(&session.sid))?;
         let (delivered, attempts) = deliver(state, &uri, &token).await;
         out.push(Delivery {
             client_id,

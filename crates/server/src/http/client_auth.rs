@@ -21,17 +21,14 @@ use zeroize::Zeroizing;
 
 use super::{error::AppError, form::Params};
 use crate::{
+    error::OAuthError,
     grants::AuthenticatedClient,
-    oauth::{AuthMethod, ErrorCode, ASSERTION_ALGS},
+    oauth::{AuthMethod, ASSERTION_ALGS},
     state::AppState,
 };
 
 fn invalid_client(basic: bool, description: &'static str) -> AppError {
-    AppError::OAuth {
-        code: ErrorCode::InvalidClient,
-        description: description.into(),
-        basic,
-    }
+    OAuthError::invalid_client(basic, description).into()
 }
 
 /// Decodes `Authorization: Basic` (RFC 7617) into the form-decoded client
@@ -131,11 +128,7 @@ fn check_family(client: &Client, used: AuthMethod, basic: bool) -> Result<AuthMe
 }
 
 fn invalid_client_owned(basic: bool, description: String) -> AppError {
-    AppError::OAuth {
-        code: ErrorCode::InvalidClient,
-        description: description.into(),
-        basic,
-    }
+    OAuthError::invalid_client(basic, description).into()
 }
 
 /// Authenticates the client of a request. Every failure is `invalid_client`

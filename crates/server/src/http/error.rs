@@ -26,14 +26,9 @@ use crate::{
 /// What went wrong, in terms the HTTP layer knows how to answer.
 #[derive(Debug)]
 pub enum AppError {
-    /// An OAuth error answered as JSON (RFC 6749 5.2). `basic` is true when
-    /// the client tried HTTP Basic authentication, so a 401 carries
-    /// `WWW-Authenticate: Basic` (RFC 6749 5.2, invalid_client).
-    OAuth {
-        code: ErrorCode,
-        description: Cow<'static, str>,
-        basic: bool,
-    },
+    /// An OAuth error answered as JSON (RFC 6749 5.2); an `invalid_client`
+    /// of a client that tried HTTP Basic carries `WWW-Authenticate: Basic`.
+    OAuth(OAuthError),
     /// A bearer-token failure at a protected resource (RFC 6750 3).
     Bearer {
         code: Option<ErrorCode>,
@@ -55,11 +50,7 @@ pub enum AppError {
 impl AppError {
     /// An OAuth JSON error.
     pub fn oauth(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> AppError {
-        AppError::OAuth {
-            code,
-            description: description.into(),
-            basic: false,
-        }
+        AppError::OAuth(OAuthError::new(code, description))
     }
     /// `invalid_request` with a description.
     pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> AppError {
@@ -84,9 +75,7 @@ impl AppError {
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AppError::OAuth {
-                code, description, ..
-            } => write!(f, "{code}: {description}"),
+            AppError::OAuth(e) => write!(f, "{e}: {}", e.description()),
             AppError::Bearer { description, .. } => write!(f, "invalid token: {description}"),
             AppError::Page { message, .. } => f.write_str(message),
             AppError::Unavailable => f.write_str("the database is unavailable"),
@@ -111,12 +100,7 @@ impl From<Error> for AppError {
 
 impl From<OAuthError> for AppError {
     fn from(e: OAuthError) -> Self {
-        let (code, description, basic) = e.into_parts();
-        AppError::OAuth {
-            code,
-            description,
-            basic,
-        }
+        AppError::OAuth(e)
     }
 }
 
@@ -187,11 +171,8 @@ fn quoted(s: &str) -> String {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
-            AppError::OAuth {
-                code,
-                description,
-                basic,
-            } => {
+            AppError::OAuth(e) => {
+                let (code, description, basic) = e.into_parts();
                 let status = match code {
                     ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
                     ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,

@@ -100,11 +100,11 @@ pub async fn introspect(
     let p = Params::parse(&body)?;
     let caller = client_auth::authenticate(&state, &headers, &p).await?;
     if caller.method == AuthMethod::None {
-        return Err(AppError::OAuth {
-            code: crate::oauth::ErrorCode::InvalidClient,
-            description: "introspection requires client authentication".into(),
-            basic: false,
-        });
+        return Err(crate::error::OAuthError::invalid_client(
+            false,
+            "introspection requires client authentication",
+        )
+        .into());
     }
     let now = state.now();
     let caller_id = caller.client.id.as_str();

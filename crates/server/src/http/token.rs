@@ -84,3 +84,72 @@ pub async fn token(
         .inc();
     Ok(Json(response).into_response())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn parse(grant: GrantType, form: &str) -> Result<TokenRequest, AppError> {
+        token_request(grant, &Params::parse(form.as_bytes()).unwrap())
+    }
+
+    fn missing(r: Result<TokenRequest, AppError>) -> String {
+        match r {
+            Err(AppError::OAuth(crate::error::OAuthError::InvalidRequest(d))) => d.into_owned(),
+            other => panic!("expected invalid_request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_grant_reads_its_parameters() {
+        assert_eq!(
+            parse(
+                GrantType::AuthorizationCode,
+                "code=c&redirect_uri=https%3A%2F%2Fa.example%2Fcb&code_verifier=v&scope=x"
+            )
+            .unwrap(),
+            TokenRequest::AuthorizationCode {
+                code: "c".into(),
+                redirect_uri: "https://a.example/cb".into(),
+                code_verifier: Some("v".into()),
+            }
+        );
+        assert_eq!(
+            parse(GrantType::RefreshToken, "refresh_token=r&scope=").unwrap(),
+            TokenRequest::RefreshToken {
+                refresh_token: "r".into(),
+                scope: None,
+            }
+        );
+        let cc = parse(
+            GrantType::ClientCredentials,
+            "scope=a+b&resource=https%3A%2F%2Fapi",
+        )
+        .unwrap();
+        assert_eq!(cc.grant_type(), GrantType::ClientCredentials);
+        assert_eq!(
+            cc,
+            TokenRequest::ClientCredentials {
+                scope: Some("a b".into()),
+                resource: Some("https://api".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn a_missing_parameter_is_named_first_come_first_named() {
+        assert_eq!(
+            missing(parse(GrantType::AuthorizationCode, "code_verifier=v")),
+            "missing parameter code"
+        );
+        assert_eq!(
+            missing(parse(GrantType::AuthorizationCode, "code=c")),
+            "missing parameter redirect_uri"
+        );
+        assert_eq!(
+            missing(parse(GrantType::RefreshToken, "scope=a")),
+            "missing parameter refresh_token"
+        );
+    }
+}

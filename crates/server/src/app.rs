@@ -130,7 +130,7 @@ pub fn router(state: AppState) -> Router {
         .route("/userinfo", no_store(get(http::userinfo::userinfo).post(http::userinfo::userinfo)))
         .route("/introspect", no_store(post(http::introspect::introspect)))
         .route("/revoke", no_store(post(http::revoke::revoke)))
-        .route("/metrics", get(crate::metrics::metrics))
+        .route("/metrics", get(http::metrics::metrics))
         .route("/register", no_store(post(http::register::register)))
         .route(
             "/register/{client_id}",
@@ -138,7 +138,7 @@ pub fn router(state: AppState) -> Router {
                 get(http::register::read).put(http::register::update).delete(http::register::delete),
             ),
         )
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), http::metrics::track))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
@@ -341,7 +341,7 @@ impl MetricsListener {
             .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {listen}: {e}"))?;
         let addr = listener.local_addr()?;
         let app = Router::new()
-            .route("/metrics", get(crate::metrics::metrics_open))
+            .route("/metrics", get(http::metrics::metrics_open))
             .fallback(not_found)
             .with_state(state.clone());
         let (shutdown, handle) = spawn_serve(listener, app);

@@ -144,7 +144,7 @@ pub fn unavailable_page() -> Response {
 
 /// The mark of a response answered 503 because the database is
 /// unavailable, JSON or page alike: set only here, counted by
-/// `metrics::track` (`gatehouse_db_unavailable_responses_total`).
+/// `http::metrics::track` (`gatehouse_db_unavailable_responses_total`).
 #[derive(Clone, Copy, Debug)]
 pub struct DatabaseUnavailable;
 

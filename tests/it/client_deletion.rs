@@ -222,7 +222,7 @@ async fn forced_logout_deletes_unredeemed_codes(app: &TestApp) {
         .await
         .unwrap()
         .unwrap();
-    let done = gatehouse_server::logout::force_logout(&app.state, &user)
+    let done = gatehouse_server::session_end::force_logout(&app.state, &user)
         .await
         .unwrap();
     assert_eq!(done.codes_deleted, 1);

@@ -206,7 +206,7 @@ async fn a_name_resolving_to_an_internal_address_is_never_contacted() {
         .add_session_client("sid-1", &c.id, now)
         .await
         .unwrap();
-    let done = gatehouse_server::logout::force_logout(&app.state, &user)
+    let done = gatehouse_server::session_end::force_logout(&app.state, &user)
         .await
         .unwrap();
     assert_eq!(done.backchannel.len(), 1);

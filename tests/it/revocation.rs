@@ -162,7 +162,7 @@ async fn forced_logout_revokes_everything_and_notifies(app: &TestApp) {
         1
     );
 
-    let done = gatehouse_server::logout::force_logout(&app.state, &user)
+    let done = gatehouse_server::session_end::force_logout(&app.state, &user)
         .await
         .unwrap();
     assert_eq!(done.sessions_ended, 1);

@@ -156,7 +156,7 @@ async fn grant_and_subject_revocations_set_bits(app: &TestApp) {
         .await
         .unwrap()
         .unwrap();
-    gatehouse_server::logout::force_logout(&app.state, &user)
+    gatehouse_server::session_end::force_logout(&app.state, &user)
         .await
         .unwrap();
     let list = fetch_list(app, &uri).await;

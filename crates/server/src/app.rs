@@ -7,7 +7,7 @@ use axum::{
     extract::{DefaultBodyLimit, State},
     http::{header, HeaderValue, Request, StatusCode},
     response::IntoResponse,
-    routing::{get, post},
+    routing::{get, post, MethodRouter},
     Router,
 };
 use gatehouse_keys::{Clock, Kek, KeyRing, SecretHasher, SecretSealer, SystemClock};
@@ -21,7 +21,8 @@ use tower_http::{
 };
 
 use crate::{
-    config::Settings, discovery::Discovery, http, registry::Registry, state::AppState, views,
+    config::Settings, discovery::Discovery, http, recent_reads::RecentReads, registry::Registry,
+    state::AppState, token_status::StatusLists, tokens::TokenIssuer, views,
 };
 
 /// Largest request body accepted anywhere (forms and JSON are small).
@@ -50,20 +51,37 @@ pub async fn build_state(
     // the caches filled since (which serve while the database is away).
     let registry = Arc::new(Registry::new(store.clone()));
     registry.refresh().await?;
+    let settings = Arc::new(settings);
+    let status_lists = Arc::new(StatusLists::new(
+        settings.clone(),
+        store.clone(),
+        keys.clone(),
+        clock.clone(),
+        store.status_high_water().await?,
+    ));
+    let hasher = SecretHasher::new(&kek);
+    let recent_reads = Arc::new(RecentReads::default());
+    let tokens = Arc::new(TokenIssuer::new(
+        settings.clone(),
+        store.clone(),
+        keys.clone(),
+        hasher.clone(),
+        clock.clone(),
+        status_lists.clone(),
+        recent_reads.clone(),
+    ));
     Ok(AppState::new(crate::state::Shared {
         metrics: Arc::default(),
-        status_lists: Arc::new(crate::status_list::StatusLists::new(
-            store.status_high_water().await?,
-            settings.status_index_reserve_max,
-        )),
+        status_lists,
+        tokens,
         draining: Arc::default(),
         throttle: Arc::default(),
         http,
         registry,
-        hasher: SecretHasher::new(&kek),
+        hasher,
         device_keys: crate::device::mac_key(&kek),
         sealer: SecretSealer::new(&kek),
-        settings: Arc::new(settings),
+        settings,
         store,
         keys,
         clock,
@@ -72,8 +90,24 @@ pub async fn build_state(
             crate::http::introspect::MAX_INACTIVE_PER_MINUTE,
         )),
         replay: Arc::default(),
-        recent_reads: Arc::default(),
+        recent_reads,
     }))
+}
+
+/// Answers of `route` carry `Cache-Control: no-store`: the API endpoints
+/// that hand out or describe tokens and credentials (RFC 6749 5.1, RFC 7662
+/// 2.2, RFC 7591 3.2.1, OIDC Core 5.3.2). Their error answers get it from
+/// `http::error` as well, as does every error answer.
+fn no_store(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.layer(SetResponseHeaderLayer::if_not_present(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    ))
+}
+
+/// `Pragma: no-cache` for HTTP/1.0 caches, on the token endpoint (RFC 6749 5.1).
+fn pragma_no_cache() -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(header::PRAGMA, HeaderValue::from_static("no-cache"))
 }
 
 /// The router with every endpoint and the middleware stack.
@@ -93,17 +127,19 @@ pub fn router(state: AppState) -> Router {
         .route("/consent", get(http::consent::get).post(http::consent::post))
         .route("/logout", get(http::logout::get).post(http::logout::post))
         .route("/", get(http::login::home))
-        .route("/token", post(http::token::token))
-        .route("/userinfo", get(http::userinfo::userinfo).post(http::userinfo::userinfo))
-        .route("/introspect", post(http::introspect::introspect))
-        .route("/revoke", post(http::revoke::revoke))
-        .route("/metrics", get(crate::metrics::metrics))
-        .route("/register", post(http::register::register))
+        .route("/token", no_store(post(http::token::token)).layer(pragma_no_cache()))
+        .route("/userinfo", no_store(get(http::userinfo::userinfo).post(http::userinfo::userinfo)))
+        .route("/introspect", no_store(post(http::introspect::introspect)))
+        .route("/revoke", no_store(post(http::revoke::revoke)))
+        .route("/metrics", get(http::metrics::metrics))
+        .route("/register", no_store(post(http::register::register)))
         .route(
             "/register/{client_id}",
-            get(http::register::read).put(http::register::update).delete(http::register::delete),
+            no_store(
+                get(http::register::read).put(http::register::update).delete(http::register::delete),
+            ),
         )
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), http::metrics::track))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
@@ -269,7 +305,7 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
             if let Err(e) = caches.registry.refresh().await {
                 tracing::warn!(error = %e, "cache refresh failed; will retry");
             }
-            if let Err(e) = caches.refresh_status_mark().await {
+            if let Err(e) = caches.status_lists.refresh_mark().await {
                 tracing::warn!(error = %e, "status-list mark refresh failed; will retry");
             }
             if let Err(e) = caches.flush_replay_records().await {
@@ -306,7 +342,7 @@ impl MetricsListener {
             .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {listen}: {e}"))?;
         let addr = listener.local_addr()?;
         let app = Router::new()
-            .route("/metrics", get(crate::metrics::metrics_open))
+            .route("/metrics", get(http::metrics::metrics_open))
             .fallback(not_found)
             .with_state(state.clone());
         let (shutdown, handle) = spawn_serve(listener, app);

@@ -1,10 +1,12 @@
 //! Gatehouse's authorization server: the axum application, its
 //! configuration and the `gatehouse` command line.
 //!
-//! Design choice: handlers (in `http`) parse the request, call the token
-//! builder, the key ring or the store's domain methods, and map the result
-//! through the one error type in `http::error`. They never see sea-orm or
-//! private keys.
+//! Design choice: a protocol core (grants, the token issuer, the status
+//! lists, ending sessions) with its own types and errors (`error`), and an
+//! HTTP edge (`http`) that parses each request once into those types,
+//! calls the core and maps its errors to responses in one place
+//! (`http::error`). The core never imports the edge; handlers never see
+//! sea-orm or private keys.
 
 pub mod admin;
 pub mod app;
@@ -16,10 +18,10 @@ pub mod clients;
 pub mod config;
 mod device;
 mod discovery;
+pub mod error;
 mod grants;
 pub mod http;
 mod id_token_hint;
-pub mod logout;
 mod metrics;
 pub mod oauth;
 pub mod outbound;
@@ -32,9 +34,10 @@ mod replay;
 pub mod scopes;
 pub mod secrets;
 pub mod session;
+pub mod session_end;
 pub mod state;
-mod status_list;
 mod throttle;
+mod token_status;
 mod tokens;
 mod username;
 mod views;

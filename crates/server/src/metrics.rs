@@ -1,6 +1,6 @@
-//! Prometheus metrics at `GET /metrics` (OpenMetrics text): HTTP requests
-//! by route and status, latency histograms, tokens issued by grant and
-//! format, login outcomes, key ages by state, the revocation list size,
+//! Prometheus instruments, served at `GET /metrics` (OpenMetrics text) by
+//! `http::metrics`: HTTP requests by route and status, latency histograms,
+//! tokens issued by grant and format, login outcomes, key ages by state, the revocation list size,
 //! the database connection pool's use, whether the database is up, and the
 //! answers 503 because it was not.
 //!
@@ -10,14 +10,6 @@
 //! its own. A scrape reads memory only, never the database: the revocation
 //! list size is counted by housekeeping (every 5 minutes).
 
-use std::time::Instant;
-
-use axum::{
-    extract::{MatchedPath, Request, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
-    middleware::Next,
-    response::{IntoResponse, Response},
-};
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
     metrics::{
@@ -29,10 +21,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{
-    http::error::{AppError, DatabaseUnavailable},
-    state::AppState,
-};
+use crate::state::AppState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -175,34 +164,6 @@ impl Default for Metrics {
     }
 }
 
-/// Middleware (a route layer, so the matched route is known): counts and
-/// times every request.
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().to_string();
-    let start = Instant::now();
-    let resp = next.run(req).await;
-    let m = &state.metrics;
-    if resp.extensions().get::<DatabaseUnavailable>().is_some() {
-        m.db_unavailable.inc();
-    }
-    m.http_requests
-        .get_or_create(&HttpLabels {
-            route: route.clone(),
-            method,
-            status: resp.status().as_u16(),
-        })
-        .inc();
-    m.http_latency
-        .get_or_create(&RouteLabels { route })
-        .observe(start.elapsed().as_secs_f64());
-    resp
-}
-
 impl Metrics {
     /// Records the revocation list's size (counted by housekeeping).
     pub fn set_revocation_list_size(&self, entries: u64) {
@@ -211,42 +172,16 @@ impl Metrics {
     }
 }
 
-/// `GET /metrics` on the main listener: needs `Authorization: Bearer
-/// <metrics_token>` (RFC 6750 2.1); without a configured token the route
-/// does not exist here (404, as any unknown path).
-pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(token) = &state.settings.metrics_token else {
-        return (
-            StatusCode::NOT_FOUND,
-            axum::Json(serde_json::json!({ "error": "not_found" })),
-        )
-            .into_response();
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
-    match presented {
-        Some(t) if token.matches(t) => scrape(&state),
-        // RFC 6750 3.1: a request without credentials gets no error code.
-        None => AppError::Bearer {
-            code: None,
-            description: "metrics need a bearer token".into(),
-        }
-        .into_response(),
-        Some(_) => AppError::invalid_token("the metrics token is wrong").into_response(),
+impl Metrics {
+    /// Counts an answer 503 because the database was unavailable.
+    pub fn count_database_unavailable(&self) {
+        self.db_unavailable.inc();
     }
 }
 
-/// `GET /metrics` on the `--metrics-listen` address: no token.
-pub async fn metrics_open(State(state): State<AppState>) -> Response {
-    scrape(&state)
-}
-
-/// Encodes every instrument; reads memory only.
-fn scrape(state: &AppState) -> Response {
+/// Sets the gauges read at scrape time (key ages, the pool, the database's
+/// state) and encodes every instrument; reads memory only.
+pub fn encode_all(state: &AppState) -> Result<String, std::fmt::Error> {
     let m = &state.metrics;
     let now = state.now();
     m.key_age.clear();
@@ -266,13 +201,6 @@ fn scrape(state: &AppState) -> Response {
     m.pool_max.set(i64::from(pool.max));
     m.db_up.set(i64::from(state.store.database_up()));
     let mut body = String::new();
-    if encode(&mut body, &m.registry).is_err() {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    }
-    let mut r = body.into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    r
+    encode(&mut body, &m.registry)?;
+    Ok(body)
 }

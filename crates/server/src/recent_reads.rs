@@ -21,9 +21,9 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-use gatehouse_storage::model::User;
+use gatehouse_storage::{model::User, Store};
 
-use crate::{http::error::AppError, state::AppState};
+use crate::{error::Error, state::AppState};
 
 /// Keys per generation.
 const MAX_ENTRIES: usize = 65_536;
@@ -103,21 +103,19 @@ pub struct RecentReads {
     users: LastReads<Option<Arc<User>>>,
 }
 
-impl AppState {
-    fn staleness(&self) -> i64 {
-        self.settings.outage_staleness_secs
-    }
-
+impl RecentReads {
     /// The revocation-list entries among `keys` (with the time each was
-    /// added): read from the database, or while it is away from reads of
+    /// added): read from `store`, or while it is away from reads of
     /// every key at most `outage_staleness_secs` old.
     pub async fn revocation_entries(
         &self,
+        store: &Store,
         keys: &[String],
-    ) -> Result<Vec<(String, i64)>, AppError> {
-        let (now, staleness) = (self.now(), self.staleness());
-        let cache = &self.recent_reads.revocations;
-        match self.store.revocation_entries(keys).await {
+        now: i64,
+        staleness: i64,
+    ) -> Result<Vec<(String, i64)>, Error> {
+        let cache = &self.revocations;
+        match store.revocation_entries(keys).await {
             Ok(hits) => {
                 for k in keys {
                     let at = hits.iter().find(|(h, _)| h == k).map(|(_, at)| *at);
@@ -140,10 +138,16 @@ impl AppState {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+impl AppState {
+    fn staleness(&self) -> i64 {
+        self.settings.outage_staleness_secs
+    }
 
     /// A user by id for userinfo: read from the database, or while it is
     /// away from a read at most `outage_staleness_secs` old.
-    pub async fn user_recently(&self, id: &str) -> Result<Option<Arc<User>>, AppError> {
+    pub async fn user_recently(&self, id: &str) -> Result<Option<Arc<User>>, Error> {
         let (now, staleness) = (self.now(), self.staleness());
         let cache = &self.recent_reads.users;
         match self.store.user_by_id(id).await {

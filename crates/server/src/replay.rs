@@ -26,7 +26,7 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
-use crate::{http::error::AppError, state::AppState};
+use crate::{error::Error, state::AppState};
 
 /// Values kept in memory at most (32-byte digests: about 4 MiB full).
 const MAX_SEEN: usize = 65_536;
@@ -141,7 +141,7 @@ impl AppState {
     /// Records the one-time value `key` until `expires_at`. `Ok(false)`
     /// when it was recorded before: a replay. In the database when it
     /// answers; in memory when it is away (see the module documentation).
-    pub async fn record_once(&self, key: &str, expires_at: i64) -> Result<bool, AppError> {
+    pub async fn record_once(&self, key: &str, expires_at: i64) -> Result<bool, Error> {
         let now = self.now();
         if self.replay.seen(key, now) {
             return Ok(false);
@@ -159,7 +159,7 @@ impl AppState {
                         Ok(true)
                     }
                     Recorded::Seen => Ok(false),
-                    Recorded::Full => Err(AppError::Unavailable),
+                    Recorded::Full => Err(Error::Unavailable),
                 }
             }
             Err(e) => Err(e.into()),
@@ -170,7 +170,7 @@ impl AppState {
     /// database, so other instances refuse them too; stops at the first
     /// failure and keeps the rest for the next call. Expired values are
     /// dropped.
-    pub async fn flush_replay_records(&self) -> Result<(), AppError> {
+    pub async fn flush_replay_records(&self) -> Result<(), Error> {
         let now = self.now();
         let mut pending = self.replay.take_pending().into_iter();
         while let Some((key, exp)) = pending.next() {

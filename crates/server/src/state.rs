@@ -50,7 +50,9 @@ pub struct Shared {
     /// Prometheus instruments.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// This instance's reserved status-list indices and built lists.
-    pub status_lists: Arc<crate::status_list::StatusLists>,
+    pub status_lists: Arc<crate::token_status::StatusLists>,
+    /// Issues, reads back and revokes tokens.
+    pub tokens: Arc<crate::tokens::TokenIssuer>,
     /// Inactive introspection answers per calling client and minute.
     pub introspection_misses: Arc<crate::rate::RateWindow>,
     /// One-time values recorded in memory while the database is away.

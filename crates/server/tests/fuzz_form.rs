@@ -15,11 +15,11 @@ use std::collections::BTreeMap;
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use gatehouse_server::{
+    error::OAuthError,
     http::{
         error::AppError,
         form::{require_form, Params},
     },
-    oauth::ErrorCode,
 };
 use proptest::prelude::*;
 
@@ -36,13 +36,7 @@ fn config(cases: u32) -> ProptestConfig {
 }
 
 fn is_invalid_request(e: &AppError) -> bool {
-    matches!(
-        e,
-        AppError::OAuth {
-            code: ErrorCode::InvalidRequest,
-            ..
-        }
-    )
+    matches!(e, AppError::OAuth(OAuthError::InvalidRequest(_)))
 }
 
 fn as_map(p: &Params) -> BTreeMap<String, String> {

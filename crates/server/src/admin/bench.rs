@@ -21,7 +21,7 @@ use crate::{
     registry::Resource,
     secrets::random_token,
     state::AppState,
-    tokens::{new_jti, AccessGrant, Audience, IdGrant},
+    tokens::{new_jti, AccessClaimsInput, Audience, IdClaimsInput},
 };
 
 /// Runs `f` repeatedly for about `budget` (at least `min` times); returns per-second rate and mean µs.
@@ -40,7 +40,7 @@ where
     Ok((f64::from(n) / secs, secs * 1e6 / f64::from(n)))
 }
 
-fn e(err: crate::http::error::AppError) -> anyhow::Error {
+fn e(err: crate::error::Error) -> anyhow::Error {
     anyhow::anyhow!("{err}")
 }
 
@@ -159,7 +159,8 @@ impl Fixture {
         };
         let issued = self
             .state
-            .issue_access_token(AccessGrant {
+            .tokens
+            .issue_access_token(AccessClaimsInput {
                 client: &self.client,
                 user: for_user.then_some(&self.user),
                 scope: &self.scope,
@@ -178,6 +179,7 @@ impl Fixture {
     pub async fn read(&self, token: &str) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.state
+                .tokens
                 .read_access_token(token)
                 .await
                 .map_err(e)?
@@ -247,7 +249,8 @@ async fn measure(f: &Fixture, budget: Duration) -> anyhow::Result<serde_json::Va
     let to_rs = f.issue(Target::ResourceServer, true).await?;
     let opaque = f.issue(Target::Opaque, true).await?;
     let id_token = state
-        .issue_id_token(IdGrant {
+        .tokens
+        .issue_id_token(IdClaimsInput {
             client,
             user,
             scope,

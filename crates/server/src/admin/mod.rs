@@ -125,6 +125,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("no client with id {id:?}");
             }
             state
+                .tokens
                 .revoke_client_tokens(&id)
                 .await
                 .map_err(|e| anyhow::anyhow!("revoking the client's tokens failed: {e}"))?;

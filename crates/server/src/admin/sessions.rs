@@ -48,7 +48,7 @@ pub async fn run(cmd: SessionsCmd, settings: Settings) -> anyhow::Result<()> {
             else {
                 bail!("no user named {user:?}");
             };
-            let done = crate::logout::force_logout(&state, &u)
+            let done = crate::session_end::force_logout(&state, &u)
                 .await
                 .map_err(|e| anyhow::anyhow!("forced logout failed: {e}"))?;
             println!("{}", serde_json::to_string_pretty(&done)?);

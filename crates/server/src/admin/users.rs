@@ -88,7 +88,7 @@ pub async fn run(cmd: UsersCmd, settings: Settings) -> anyhow::Result<()> {
             let u = store
                 .set_user_disabled(&username::normalize(&username), true, clock.now())
                 .await?;
-            let done = crate::logout::force_logout(&state, &u)
+            let done = crate::session_end::force_logout(&state, &u)
                 .await
                 .map_err(|e| anyhow::anyhow!("forced logout failed: {e}"))?;
             println!(

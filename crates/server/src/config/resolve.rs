@@ -203,7 +203,7 @@ impl Settings {
 /// of two dividing the list size), room for the block in use and one spare
 /// of the smallest size, and at most one list.
 fn status_index_reserve_max(raw: Option<i64>) -> anyhow::Result<i64> {
-    use crate::status_list::{BLOCK, LIST_BITS};
+    use crate::token_status::{BLOCK, LIST_BITS};
     let Some(x) = raw else {
         return Ok(DEFAULT_STATUS_INDEX_RESERVE_MAX);
     };

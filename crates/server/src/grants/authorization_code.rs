@@ -13,18 +13,19 @@ use gatehouse_storage::model::{
 };
 
 use crate::{
-    http::{client_auth::Authenticated, error::AppError, form::Params},
-    oauth::{ErrorCode, GrantType, ScopeSet},
+    error::{Error, OAuthError},
+    grants::AuthenticatedClient,
+    oauth::{GrantType, ScopeSet},
     pkce::{CodeChallenge, CodeVerifier},
     state::AppState,
     tokens::{new_jti, TokenResponse},
 };
 
-fn invalid_grant(d: impl Into<std::borrow::Cow<'static, str>>) -> AppError {
-    AppError::oauth(ErrorCode::InvalidGrant, d)
+fn invalid_grant(d: impl Into<std::borrow::Cow<'static, str>>) -> Error {
+    OAuthError::InvalidGrant(d.into()).into()
 }
 
-fn expired(state: &AppState) -> AppError {
+fn expired(state: &AppState) -> Error {
     invalid_grant(format!(
         "the code has expired (codes are valid for {} seconds)",
         state.settings.lifetimes.code
@@ -39,7 +40,7 @@ fn check_bindings(
     client_id: &str,
     redirect_uri: &str,
     verifier: Option<&str>,
-) -> Result<(), AppError> {
+) -> Result<(), Error> {
     if code.client_id != client_id {
         return Err(invalid_grant("the code was issued to another client"));
     }
@@ -69,12 +70,11 @@ fn check_bindings(
 /// Exchanges a code for tokens.
 pub async fn exchange(
     state: &AppState,
-    auth: &Authenticated,
-    p: &Params,
-) -> Result<TokenResponse, AppError> {
-    let code = p.require("code")?;
-    let redirect_uri = p.require("redirect_uri")?;
-    let verifier = p.get("code_verifier");
+    auth: &AuthenticatedClient,
+    code: &str,
+    redirect_uri: &str,
+    verifier: Option<&str>,
+) -> Result<TokenResponse, Error> {
     let now = state.now();
     let client = &auth.client;
 
@@ -112,7 +112,7 @@ pub async fn exchange(
             &GrantWrites::default(),
         )
         .await?;
-        return Err(AppError::Internal("a used code was redeemed again".into()));
+        return Err(Error::Internal("a used code was redeemed again".into()));
     };
     let user = match state.store.user_by_id(&code.user_id).await? {
         Some(u) if !u.disabled => u,
@@ -130,7 +130,7 @@ pub async fn exchange(
             .iter()
             .any(|g| g == GrantType::RefreshToken.as_str()))
     .then(|| {
-        let (token, hash) = state.new_refresh_token();
+        let (token, hash) = state.tokens.new_refresh_token();
         let row = RefreshToken {
             token_hash: hash,
             family_id: code.family_id.clone(),
@@ -153,7 +153,7 @@ pub async fn exchange(
         };
         (token, row)
     });
-    let grant = super::UserGrant {
+    let grant = super::UserTokenInput {
         client,
         user: &user,
         scope: &scope,
@@ -208,7 +208,7 @@ async fn redeem(
     access_token_jti: &str,
     access_token_expires_at: i64,
     writes: &GrantWrites,
-) -> Result<(), AppError> {
+) -> Result<(), Error> {
     match state
         .store
         .redeem_code(
@@ -229,7 +229,7 @@ async fn redeem(
             tracing::warn!(client_id = %client.id, "authorization code replayed; revoking the tokens it produced");
             // The grant: its refresh tokens and every access token issued
             // from it, JWE and opaque, not only the first one.
-            state.revoke_grant(&family_id).await?;
+            state.tokens.revoke_grant(&family_id).await?;
             if let (Some(j), Some(exp)) = (access_token_jti, access_token_expires_at) {
                 state.store.revoke_jti(&j, exp, now).await?;
                 state.store.revoke_opaque_token(&j, now).await?;

@@ -3,45 +3,45 @@
 //! at most one read (the client, usually cached).
 
 use crate::{
-    http::{client_auth::Authenticated, error::AppError, form::Params},
-    oauth::{AuthMethod, ErrorCode, ScopeSet},
+    error::{Error, OAuthError},
+    grants::AuthenticatedClient,
+    oauth::{AuthMethod, ScopeSet},
     scopes::{self, Subject},
     state::AppState,
-    tokens::{new_jti, AccessGrant, Audience, TokenResponse},
+    tokens::{new_jti, AccessClaimsInput, Audience, TokenResponse},
 };
 
 /// Issues an access token to the client itself.
 pub async fn exchange(
     state: &AppState,
-    auth: &Authenticated,
-    p: &Params,
-) -> Result<TokenResponse, AppError> {
+    auth: &AuthenticatedClient,
+    scope: Option<&str>,
+    resource: Option<&str>,
+) -> Result<TokenResponse, Error> {
     if auth.method == AuthMethod::None {
-        return Err(AppError::oauth(
-            ErrorCode::UnauthorizedClient,
-            "public clients may not use client_credentials",
-        ));
+        return Err(OAuthError::UnauthorizedClient(
+            "public clients may not use client_credentials".into(),
+        )
+        .into());
     }
     let client = &auth.client;
-    let scope = ScopeSet::parse(p.get("scope").unwrap_or(""))
-        .map_err(|e| AppError::oauth(ErrorCode::InvalidScope, e))?;
+    let scope =
+        ScopeSet::parse(scope.unwrap_or("")).map_err(|e| OAuthError::InvalidScope(e.into()))?;
     let resources = state.registry.resources().await?;
-    let named = match p.get("resource") {
+    let named = match resource {
         None => None,
         Some(r) => Some(resources.get(r).cloned().ok_or_else(|| {
-            AppError::oauth(
-                ErrorCode::InvalidTarget,
-                "resource is not a registered resource server",
-            )
+            OAuthError::InvalidTarget("resource is not a registered resource server".into())
         })?),
     };
     // Only API scopes the client was given, of the one API the token is
     // for (RFC 8707 2); without `resource` the API is implied by them.
     let audience = scopes::resolve(client, &scope, named.as_ref(), &resources, Subject::Client)
-        .map_err(|d| AppError::oauth(ErrorCode::InvalidScope, d))?
+        .map_err(|d| OAuthError::InvalidScope(d.into()))?
         .map_or(Audience::Own, Audience::Resource);
     let access = state
-        .issue_access_token(AccessGrant {
+        .tokens
+        .issue_access_token(AccessClaimsInput {
             client,
             user: None,
             scope: &scope,

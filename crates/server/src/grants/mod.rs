@@ -10,22 +10,57 @@
 pub mod authorization_code;
 pub mod client_credentials;
 pub mod refresh_token;
+mod request;
+
+pub use request::{AuthenticatedClient, TokenRequest};
 
 use std::sync::Arc;
 
 use gatehouse_storage::model::{Client, TokenRecord, User};
 
 use crate::{
-    http::error::AppError,
-    oauth::{ErrorCode, ScopeSet},
+    error::{Error, OAuthError},
+    oauth::ScopeSet,
     registry::Resource,
     state::AppState,
-    tokens::{AccessGrant, Audience, IdGrant, PreparedAccess, TokenResponse},
+    tokens::{AccessClaimsInput, Audience, IdClaimsInput, PreparedAccess, TokenResponse},
 };
+
+/// Answers a token request of `client` (already allowed to use its grant
+/// type) with the grant the request is for.
+pub async fn exchange(
+    state: &AppState,
+    client: &AuthenticatedClient,
+    request: &TokenRequest,
+) -> Result<TokenResponse, Error> {
+    match request {
+        TokenRequest::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+        } => {
+            authorization_code::exchange(
+                state,
+                client,
+                code,
+                redirect_uri,
+                code_verifier.as_deref(),
+            )
+            .await
+        }
+        TokenRequest::RefreshToken {
+            refresh_token,
+            scope,
+        } => refresh_token::exchange(state, client, refresh_token, scope.as_deref()).await,
+        TokenRequest::ClientCredentials { scope, resource } => {
+            client_credentials::exchange(state, client, scope.as_deref(), resource.as_deref()).await
+        }
+    }
+}
 
 /// What a user grant (authorization code or refresh) hands to the token
 /// builder: the same facts for the access token and the ID token.
-pub struct UserGrant<'a> {
+pub struct UserTokenInput<'a> {
     pub client: &'a Client,
     pub user: &'a User,
     pub scope: &'a ScopeSet,
@@ -40,10 +75,11 @@ pub struct UserGrant<'a> {
 }
 
 /// Fixes the access token of a user grant (see [`PreparedAccess`]).
-async fn prepare_access(state: &AppState, g: &UserGrant<'_>) -> Result<PreparedAccess, AppError> {
+async fn prepare_access(state: &AppState, g: &UserTokenInput<'_>) -> Result<PreparedAccess, Error> {
     let audience = audience(state, g.resource).await?;
     state
-        .prepare_access_token(AccessGrant {
+        .tokens
+        .prepare_access_token(AccessClaimsInput {
             client: g.client,
             user: Some(g.user),
             scope: g.scope,
@@ -69,12 +105,14 @@ pub struct Sealed {
 /// nothing, and after the write nothing is left that can fail.
 pub async fn user_tokens(
     state: &AppState,
-    g: &UserGrant<'_>,
+    g: &UserTokenInput<'_>,
     refresh_token: Option<String>,
-) -> Result<Sealed, AppError> {
-    let (access, record) = state.seal_access_token(prepare_access(state, g).await?)?;
+) -> Result<Sealed, Error> {
+    let (access, record) = state
+        .tokens
+        .seal_access_token(prepare_access(state, g).await?)?;
     let id_token = if g.scope.contains("openid") {
-        Some(state.issue_id_token(IdGrant {
+        Some(state.tokens.issue_id_token(IdClaimsInput {
             client: g.client,
             user: g.user,
             scope: g.scope,
@@ -103,17 +141,15 @@ pub async fn user_tokens(
 
 /// The audience of an access token from the RFC 8707 `resource` parameter:
 /// a registered resource server, else Gatehouse itself.
-pub async fn audience(state: &AppState, resource: Option<&str>) -> Result<Audience, AppError> {
+pub async fn audience(state: &AppState, resource: Option<&str>) -> Result<Audience, Error> {
     match resource {
         None => Ok(Audience::Own),
         Some(r) => {
             let all = state.registry.resources().await?;
             let found: Option<Arc<Resource>> = all.get(r).cloned();
             found.map(Audience::Resource).ok_or_else(|| {
-                AppError::oauth(
-                    ErrorCode::InvalidTarget,
-                    "resource is not a registered resource server",
-                )
+                OAuthError::InvalidTarget("resource is not a registered resource server".into())
+                    .into()
             })
         }
     }

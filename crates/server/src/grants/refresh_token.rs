@@ -16,14 +16,15 @@ use gatehouse_storage::{
 
 use crate::{
     audit::{self, Event},
-    http::{client_auth::Authenticated, error::AppError, form::Params},
-    oauth::{AuthMethod, ErrorCode, ScopeSet},
+    error::{Error, OAuthError},
+    grants::AuthenticatedClient,
+    oauth::{AuthMethod, ScopeSet},
     state::AppState,
     tokens::{new_jti, TokenResponse},
 };
 
-fn invalid_grant(d: &'static str) -> AppError {
-    AppError::oauth(ErrorCode::InvalidGrant, d)
+fn invalid_grant(d: &'static str) -> Error {
+    OAuthError::InvalidGrant(d.into()).into()
 }
 
 /// Whether presenting a refresh token takes more than holding it.
@@ -39,7 +40,7 @@ pub enum Possession {
 
 impl Possession {
     /// What the presenter of a refresh token proved.
-    pub fn of(auth: &Authenticated) -> Possession {
+    pub fn of(auth: &AuthenticatedClient) -> Possession {
         match auth.method {
             AuthMethod::None => Possession::Bearer,
             AuthMethod::ClientSecretBasic
@@ -58,7 +59,7 @@ impl Possession {
     }
 }
 
-fn refused(r: RefreshRefusal) -> AppError {
+fn refused(r: RefreshRefusal) -> Error {
     invalid_grant(match r {
         RefreshRefusal::Unknown => "the refresh token is unknown",
         RefreshRefusal::Expired => "the refresh token has expired",
@@ -69,10 +70,10 @@ fn refused(r: RefreshRefusal) -> AppError {
 /// Rotates a refresh token and issues a fresh access token (and ID token).
 pub async fn exchange(
     state: &AppState,
-    auth: &Authenticated,
-    p: &Params,
-) -> Result<TokenResponse, AppError> {
-    let presented = p.require("refresh_token")?;
+    auth: &AuthenticatedClient,
+    presented: &str,
+    scope: Option<&str>,
+) -> Result<TokenResponse, Error> {
     let client = &auth.client;
     let now = state.now();
     let old_hash = state.hasher.hash(presented);
@@ -93,17 +94,16 @@ pub async fn exchange(
         return Err(refused(RefreshRefusal::Expired));
     }
     let granted = ScopeSet::parse(&old.scope)
-        .map_err(|_| AppError::Internal("a stored refresh scope is invalid".into()))?;
-    let scope = match p.get("scope") {
+        .map_err(|_| Error::Internal("a stored refresh scope is invalid".into()))?;
+    let scope = match scope {
         None => granted.clone(),
         Some(s) => {
-            let asked =
-                ScopeSet::parse(s).map_err(|e| AppError::oauth(ErrorCode::InvalidScope, e))?;
+            let asked = ScopeSet::parse(s).map_err(|e| OAuthError::InvalidScope(e.into()))?;
             if !asked.is_subset(&granted) {
-                return Err(AppError::oauth(
-                    ErrorCode::InvalidScope,
-                    "scope may only be narrowed on refresh",
-                ));
+                return Err(OAuthError::InvalidScope(
+                    "scope may only be narrowed on refresh".into(),
+                )
+                .into());
             }
             asked
         }
@@ -117,7 +117,7 @@ pub async fn exchange(
     // row is written in the rotation's transaction: if anything fails, the
     // presented token is not spent; if the answer is lost after the
     // commit, the retry rule hands out the same successor.
-    let grant = super::UserGrant {
+    let grant = super::UserTokenInput {
         client,
         user: &user,
         scope: &scope,
@@ -130,7 +130,7 @@ pub async fn exchange(
         family: &old.family_id,
         jti: new_jti(),
     };
-    let (successor, successor_hash) = state.successor_refresh_token(presented);
+    let (successor, successor_hash) = state.tokens.successor_refresh_token(presented);
     let retry = Possession::of(auth).retry_window(state.settings.lifetimes.refresh_grace);
     let sealed = match super::user_tokens(state, &grant, Some(successor)).await {
         Ok(s) => s,
@@ -170,7 +170,7 @@ pub async fn exchange(
         .await?;
     let current = judge(state, client, &user, outcome).await?;
     if current.token_hash != successor_hash {
-        return Err(AppError::Internal("refresh successor mismatch".into()));
+        return Err(Error::Internal("refresh successor mismatch".into()));
     }
     Ok(sealed.response)
 }
@@ -182,7 +182,7 @@ async fn judge(
     client: &Client,
     user: &User,
     outcome: RefreshUse,
-) -> Result<RefreshToken, AppError> {
+) -> Result<RefreshToken, Error> {
     match outcome {
         RefreshUse::Rotated(t) | RefreshUse::Retry(t) => Ok(t),
         RefreshUse::Reused { family_id } => {
@@ -194,7 +194,7 @@ async fn judge(
                 },
                 state.now(),
             );
-            state.revoke_grant(&family_id).await?;
+            state.tokens.revoke_grant(&family_id).await?;
             Err(invalid_grant(
                 "the refresh token has already been used; its grant is revoked",
             ))

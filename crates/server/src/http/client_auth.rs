@@ -12,8 +12,6 @@
 //! a secret shorter than the hash size is refused, RFC 7518 3.2). The
 //! registered method decides how an assertion is checked, never its header.
 
-use std::sync::Arc;
-
 use axum::http::{header, HeaderMap};
 use base64::{engine::general_purpose::STANDARD, Engine};
 use gatehouse_keys::{Alg, HmacAlg};
@@ -23,23 +21,14 @@ use zeroize::Zeroizing;
 
 use super::{error::AppError, form::Params};
 use crate::{
-    oauth::{AuthMethod, ErrorCode, ASSERTION_ALGS},
+    error::OAuthError,
+    grants::AuthenticatedClient,
+    oauth::{AuthMethod, ASSERTION_ALGS},
     state::AppState,
 };
 
-/// An authenticated (or, for `none`, identified) client.
-#[derive(Clone, Debug)]
-pub struct Authenticated {
-    pub client: Arc<Client>,
-    pub method: AuthMethod,
-}
-
 fn invalid_client(basic: bool, description: &'static str) -> AppError {
-    AppError::OAuth {
-        code: ErrorCode::InvalidClient,
-        description: description.into(),
-        basic,
-    }
+    OAuthError::invalid_client(basic, description).into()
 }
 
 /// Decodes `Authorization: Basic` (RFC 7617) into the form-decoded client
@@ -139,11 +128,7 @@ fn check_family(client: &Client, used: AuthMethod, basic: bool) -> Result<AuthMe
 }
 
 fn invalid_client_owned(basic: bool, description: String) -> AppError {
-    AppError::OAuth {
-        code: ErrorCode::InvalidClient,
-        description: description.into(),
-        basic,
-    }
+    OAuthError::invalid_client(basic, description).into()
 }
 
 /// Authenticates the client of a request. Every failure is `invalid_client`
@@ -154,7 +139,7 @@ pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
-) -> Result<Authenticated, AppError> {
+) -> Result<AuthenticatedClient, AppError> {
     let basic = basic_credentials(headers)?;
     let used_basic = basic.is_some();
     if params.get("client_assertion").is_some() || params.get("client_assertion_type").is_some() {
@@ -217,7 +202,7 @@ pub async fn authenticate(
             return Err(invalid_client(used_basic, "the client secret is wrong"));
         }
     }
-    Ok(Authenticated { client, method })
+    Ok(AuthenticatedClient { client, method })
 }
 
 /// RFC 7523 2.2: the assertion type of a JWT client assertion.
@@ -234,7 +219,7 @@ const ASSERTION_HMAC_ALGS: [HmacAlg; 3] = HmacAlg::ALL;
 /// Then the same rules for both: `iss` = `sub` = client id, `aud` exactly
 /// the issuer identifier (see [`audience_ok`]), `exp` at most five minutes
 /// ahead, and a `jti` never seen before.
-async fn assertion(state: &AppState, params: &Params) -> Result<Authenticated, AppError> {
+async fn assertion(state: &AppState, params: &Params) -> Result<AuthenticatedClient, AppError> {
     let fail = |d: &'static str| invalid_client(false, d);
     if params.get("client_assertion_type") != Some(JWT_BEARER) {
         return Err(fail(
@@ -362,7 +347,7 @@ async fn assertion(state: &AppState, params: &Params) -> Result<Authenticated, A
             "the client assertion was already used (its jti was seen before)",
         ));
     }
-    Ok(Authenticated { client, method })
+    Ok(AuthenticatedClient { client, method })
 }
 
 /// Counts a wrong secret or an invalid assertion of a registered client.

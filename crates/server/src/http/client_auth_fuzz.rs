@@ -29,6 +29,7 @@ use super::*;
 use crate::{
     clients::{build, ClientSpec},
     config::{RawConfig, Settings},
+    error::OAuthError,
 };
 
 const ISSUER: &str = "https://gatehouse.test";
@@ -121,7 +122,7 @@ impl Fixture {
         &self,
         headers: &HeaderMap,
         params: &Params,
-    ) -> Result<Authenticated, AppError> {
+    ) -> Result<AuthenticatedClient, AppError> {
         self.rt.block_on(authenticate(&self.state, headers, params))
     }
 
@@ -278,13 +279,12 @@ fn mutate(token: &str, at: Index, with: Index) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
-fn is_refusal(r: &Result<Authenticated, AppError>) -> bool {
+fn is_refusal(r: &Result<AuthenticatedClient, AppError>) -> bool {
     matches!(
         r,
-        Err(AppError::OAuth {
-            code: ErrorCode::InvalidClient | ErrorCode::InvalidRequest,
-            ..
-        }) | Err(AppError::Throttled(_))
+        Err(AppError::OAuth(
+            OAuthError::InvalidClient { .. } | OAuthError::InvalidRequest(_)
+        )) | Err(AppError::Throttled(_))
     )
 }
 
@@ -311,7 +311,7 @@ proptest! {
         match basic_credentials(&headers) {
             Ok(c) => prop_assert_eq!(c.is_some(), headers.contains_key(header::AUTHORIZATION)),
             Err(e) => prop_assert!(
-                matches!(e, AppError::OAuth { code: ErrorCode::InvalidClient, basic: true, .. }),
+                matches!(e, AppError::OAuth(OAuthError::InvalidClient { basic: true, .. })),
                 "{e:?}"
             ),
         }

@@ -1,6 +1,8 @@
-//! The server crate's one error type and its only mapping to HTTP.
+//! The HTTP layer's error type and the only mapping of errors to HTTP.
 //!
-//! Every handler returns `Result<_, AppError>`. Internal failures are logged
+//! Every handler returns `Result<_, AppError>`: the core's [`Error`] and
+//! [`OAuthError`] convert into it, and it adds what only HTTP knows (a
+//! bearer challenge, an HTML page). Internal failures are logged
 //! here with their detail and answered with a generic body: nothing about
 //! the database, keys or code paths reaches a client.
 
@@ -15,19 +17,18 @@ use gatehouse_keys::KeyError;
 use gatehouse_storage::StoreError;
 use serde_json::json;
 
-use crate::{oauth::ErrorCode, views};
+use crate::{
+    error::{Error, OAuthError},
+    oauth::ErrorCode,
+    views,
+};
 
 /// What went wrong, in terms the HTTP layer knows how to answer.
 #[derive(Debug)]
 pub enum AppError {
-    /// An OAuth error answered as JSON (RFC 6749 5.2). `basic` is true when
-    /// the client tried HTTP Basic authentication, so a 401 carries
-    /// `WWW-Authenticate: Basic` (RFC 6749 5.2, invalid_client).
-    OAuth {
-        code: ErrorCode,
-        description: Cow<'static, str>,
-        basic: bool,
-    },
+    /// An OAuth error answered as JSON (RFC 6749 5.2); an `invalid_client`
+    /// of a client that tried HTTP Basic carries `WWW-Authenticate: Basic`.
+    OAuth(OAuthError),
     /// A bearer-token failure at a protected resource (RFC 6750 3).
     Bearer {
         code: Option<ErrorCode>,
@@ -49,11 +50,7 @@ pub enum AppError {
 impl AppError {
     /// An OAuth JSON error.
     pub fn oauth(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> AppError {
-        AppError::OAuth {
-            code,
-            description: description.into(),
-            basic: false,
-        }
+        AppError::OAuth(OAuthError::new(code, description))
     }
     /// `invalid_request` with a description.
     pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> AppError {
@@ -78,9 +75,7 @@ impl AppError {
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AppError::OAuth {
-                code, description, ..
-            } => write!(f, "{code}: {description}"),
+            AppError::OAuth(e) => write!(f, "{e}: {}", e.description()),
             AppError::Bearer { description, .. } => write!(f, "invalid token: {description}"),
             AppError::Page { message, .. } => f.write_str(message),
             AppError::Unavailable => f.write_str("the database is unavailable"),
@@ -92,29 +87,32 @@ impl std::fmt::Display for AppError {
 
 impl std::error::Error for AppError {}
 
+impl From<Error> for AppError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::OAuth(e) => e.into(),
+            Error::Unavailable => AppError::Unavailable,
+            Error::Throttled(secs) => AppError::Throttled(secs),
+            Error::Internal(detail) => AppError::Internal(detail),
+        }
+    }
+}
+
+impl From<OAuthError> for AppError {
+    fn from(e: OAuthError) -> Self {
+        AppError::OAuth(e)
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        if e.is_unavailable() {
-            // The store logs the database going down and coming back once
-            // each; one line per refused request would flood the log.
-            tracing::debug!(error = %e, "database unavailable");
-            AppError::Unavailable
-        } else {
-            AppError::Internal(format!("storage: {e}"))
-        }
+        Error::from(e).into()
     }
 }
 
 impl From<KeyError> for AppError {
     fn from(e: KeyError) -> Self {
-        match e {
-            KeyError::Store(e) if e.is_unavailable() => {
-                tracing::debug!(error = %e, "database unavailable");
-                AppError::Unavailable
-            }
-            KeyError::Store(e) => AppError::Internal(format!("storage: {e}")),
-            other => AppError::Internal(format!("keys: {other}")),
-        }
+        Error::from(e).into()
     }
 }
 
@@ -146,7 +144,7 @@ pub fn unavailable_page() -> Response {
 
 /// The mark of a response answered 503 because the database is
 /// unavailable, JSON or page alike: set only here, counted by
-/// `metrics::track` (`gatehouse_db_unavailable_responses_total`).
+/// `http::metrics::track` (`gatehouse_db_unavailable_responses_total`).
 #[derive(Clone, Copy, Debug)]
 pub struct DatabaseUnavailable;
 
@@ -173,11 +171,8 @@ fn quoted(s: &str) -> String {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
-            AppError::OAuth {
-                code,
-                description,
-                basic,
-            } => {
+            AppError::OAuth(e) => {
+                let (code, description, basic) = e.into_parts();
                 let status = match code {
                     ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
                     ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,

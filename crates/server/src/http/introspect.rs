@@ -68,7 +68,7 @@ fn answer(
                 })
             })
         });
-    let mut r = if wants_jwt {
+    Ok(if wants_jwt {
         let alg: Alg = caller
             .id_token_signed_response_alg
             .parse()
@@ -87,10 +87,7 @@ fn answer(
         r
     } else {
         Json(v).into_response()
-    };
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(r)
+    })
 }
 
 /// `POST /introspect` (RFC 7662 2.1).
@@ -103,11 +100,11 @@ pub async fn introspect(
     let p = Params::parse(&body)?;
     let caller = client_auth::authenticate(&state, &headers, &p).await?;
     if caller.method == AuthMethod::None {
-        return Err(AppError::OAuth {
-            code: crate::oauth::ErrorCode::InvalidClient,
-            description: "introspection requires client authentication".into(),
-            basic: false,
-        });
+        return Err(crate::error::OAuthError::invalid_client(
+            false,
+            "introspection requires client authentication",
+        )
+        .into());
     }
     let now = state.now();
     let caller_id = caller.client.id.as_str();
@@ -162,7 +159,7 @@ async fn access_answer(
     token: &str,
     caller: &str,
 ) -> Result<Option<Value>, AppError> {
-    let Some(at) = state.read_access_token(token).await? else {
+    let Some(at) = state.tokens.read_access_token(token).await? else {
         return Ok(None);
     };
     if !entitled(state, &at, caller).await? {

@@ -95,7 +95,7 @@ async fn finish(
 ) -> Result<Response, AppError> {
     let (ended, cookie) = session::end(state, headers).await?;
     if let Some(s) = ended {
-        crate::logout::notify_in_background(state, s);
+        crate::session_end::notify_in_background(state, s);
     }
     let mut r = match &req.redirect {
         Some(to) => see_other(to),

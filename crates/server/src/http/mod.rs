@@ -1,5 +1,6 @@
-//! The HTTP layer: one module per endpoint. Handlers parse, call the token
-//! builder / key ring / store, and map results through [`error::AppError`].
+//! The HTTP layer: one module per endpoint. Handlers parse the request into
+//! the core's types, call the core (grants, the token issuer, the key ring,
+//! the store's domain methods), and map results through [`error::AppError`].
 
 pub mod authorize;
 pub mod client_auth;
@@ -10,6 +11,7 @@ pub mod health;
 pub mod introspect;
 pub mod login;
 pub mod logout;
+pub mod metrics;
 pub mod register;
 pub mod revoke;
 pub mod status_list;

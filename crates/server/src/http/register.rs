@@ -19,7 +19,7 @@
 use axum::{
     body::Bytes,
     extract::{Path, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
@@ -213,10 +213,7 @@ fn describe(state: &AppState, c: &Client) -> serde_json::Map<String, Value> {
 }
 
 fn created(body: Value, status: StatusCode) -> Response {
-    let mut r = (status, Json(body)).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    (status, Json(body)).into_response()
 }
 
 /// `POST /register` (RFC 7591 3).
@@ -395,7 +392,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let c = authorized(&state, &headers, &id).await?;
-    state.revoke_client_tokens(&c.id).await?;
+    state.tokens.revoke_client_tokens(&c.id).await?;
     state.store.delete_client(&c.id).await?;
     audit::emit(&Event::ClientDeleted { client_id: &c.id }, state.now());
     // This instance forgets the client at once; others within their epoch

@@ -14,11 +14,15 @@
 
 use std::sync::OnceLock;
 
+use axum::http::HeaderValue;
 use gatehouse_keys::{Alg, Kek, SecretHasher, SecretSealer};
 use proptest::prelude::*;
 
 use super::*;
-use crate::oauth::{validate_redirect_uri, GrantType};
+use crate::{
+    error::OAuthError,
+    oauth::{validate_redirect_uri, GrantType},
+};
 
 fn config(cases: u32) -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
@@ -237,10 +241,7 @@ fn is_scope_token(s: &str) -> bool {
 fn refused_as_metadata(e: &AppError) -> bool {
     matches!(
         e,
-        AppError::OAuth {
-            code: ErrorCode::InvalidClientMetadata | ErrorCode::InvalidRedirectUri,
-            ..
-        }
+        AppError::OAuth(OAuthError::InvalidClientMetadata(_) | OAuthError::InvalidRedirectUri(_))
     )
 }
 
@@ -328,11 +329,9 @@ fn scopes_outside_the_rfc_grammar_are_refused() {
             "scope": scope,
         });
         match register_body(body.to_string().as_bytes()) {
-            Err(AppError::OAuth {
-                code: ErrorCode::InvalidClientMetadata,
-                description,
-                ..
-            }) => assert!(description.contains("RFC 6749 3.3"), "{description}"),
+            Err(AppError::OAuth(OAuthError::InvalidClientMetadata(description))) => {
+                assert!(description.contains("RFC 6749 3.3"), "{description}")
+            }
             other => panic!("scope {scope:?}: {other:?}"),
         }
     }

@@ -60,7 +60,7 @@ pub async fn status_list(
     if !accepts_jwt(&headers) {
         return Ok(StatusCode::NOT_ACCEPTABLE.into_response());
     }
-    let Some(jwt) = state.status_list_token(list_id).await? else {
+    let Some(jwt) = state.status_lists.list_token(list_id).await? else {
         return Ok(StatusCode::NOT_FOUND.into_response());
     };
     let cache = format!("public, max-age={}", state.settings.lifetimes.status_list);

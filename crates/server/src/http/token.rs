@@ -1,21 +1,43 @@
 //! The token endpoint (RFC 6749 3.2, 4.1.3, 4.4.2, 6; OIDC Core 3.1.3).
-//! Authenticates the client, then hands over to one file per grant type in
-//! `grants/`. Every answer carries `Cache-Control: no-store` (RFC 6749 5.1).
+//! Authenticates the client, parses the form into a [`TokenRequest`], then
+//! hands over to one file per grant type in `grants/`. Every answer carries `Cache-Control: no-store` and `Pragma: no-cache`
+//! (RFC 6749 5.1), set by the router (`app::no_store`).
 
 use axum::{
     body::Bytes,
     extract::State,
-    http::{header, HeaderMap, HeaderValue},
+    http::HeaderMap,
     response::{IntoResponse, Response},
     Json,
 };
 
 use super::{client_auth, error::AppError, form::Params};
 use crate::{
-    grants,
+    grants::{self, TokenRequest},
     oauth::{ErrorCode, GrantType},
     state::AppState,
 };
+
+/// The form of an allowed grant type as a [`TokenRequest`]: each parameter
+/// the grant reads, a missing required one `invalid_request` naming it.
+fn token_request(grant: GrantType, p: &Params) -> Result<TokenRequest, AppError> {
+    let owned = |name| p.get(name).map(str::to_owned);
+    Ok(match grant {
+        GrantType::AuthorizationCode => TokenRequest::AuthorizationCode {
+            code: p.require("code")?.to_owned(),
+            redirect_uri: p.require("redirect_uri")?.to_owned(),
+            code_verifier: owned("code_verifier"),
+        },
+        GrantType::RefreshToken => TokenRequest::RefreshToken {
+            refresh_token: p.require("refresh_token")?.to_owned(),
+            scope: owned("scope"),
+        },
+        GrantType::ClientCredentials => TokenRequest::ClientCredentials {
+            scope: owned("scope"),
+            resource: owned("resource"),
+        },
+    })
+}
 
 /// `POST /token`.
 pub async fn token(
@@ -45,17 +67,8 @@ pub async fn token(
             "this client may not use this grant type",
         ));
     }
-    let response = match grant {
-        GrantType::AuthorizationCode => {
-            grants::authorization_code::exchange(&state, &client, &params).await?
-        }
-        GrantType::RefreshToken => {
-            grants::refresh_token::exchange(&state, &client, &params).await?
-        }
-        GrantType::ClientCredentials => {
-            grants::client_credentials::exchange(&state, &client, &params).await?
-        }
-    };
+    let request = token_request(grant, &params)?;
+    let response = grants::exchange(&state, &client, &request).await?;
     let format = if response.access_token.contains('.') {
         "jwe"
     } else {
@@ -65,14 +78,78 @@ pub async fn token(
         .metrics
         .tokens_issued
         .get_or_create(&crate::metrics::TokenLabels {
-            grant: grant.as_str().to_owned(),
+            grant: request.grant_type().as_str().to_owned(),
             format: format.to_owned(),
         })
         .inc();
-    let mut r = Json(response).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r.headers_mut()
-        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    Ok(r)
+    Ok(Json(response).into_response())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn parse(grant: GrantType, form: &str) -> Result<TokenRequest, AppError> {
+        token_request(grant, &Params::parse(form.as_bytes()).unwrap())
+    }
+
+    fn missing(r: Result<TokenRequest, AppError>) -> String {
+        match r {
+            Err(AppError::OAuth(crate::error::OAuthError::InvalidRequest(d))) => d.into_owned(),
+            other => panic!("expected invalid_request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_grant_reads_its_parameters() {
+        assert_eq!(
+            parse(
+                GrantType::AuthorizationCode,
+                "code=c&redirect_uri=https%3A%2F%2Fa.example%2Fcb&code_verifier=v&scope=x"
+            )
+            .unwrap(),
+            TokenRequest::AuthorizationCode {
+                code: "c".into(),
+                redirect_uri: "https://a.example/cb".into(),
+                code_verifier: Some("v".into()),
+            }
+        );
+        assert_eq!(
+            parse(GrantType::RefreshToken, "refresh_token=r&scope=").unwrap(),
+            TokenRequest::RefreshToken {
+                refresh_token: "r".into(),
+                scope: None,
+            }
+        );
+        let cc = parse(
+            GrantType::ClientCredentials,
+            "scope=a+b&resource=https%3A%2F%2Fapi",
+        )
+        .unwrap();
+        assert_eq!(cc.grant_type(), GrantType::ClientCredentials);
+        assert_eq!(
+            cc,
+            TokenRequest::ClientCredentials {
+                scope: Some("a b".into()),
+                resource: Some("https://api".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn a_missing_parameter_is_named_first_come_first_named() {
+        assert_eq!(
+            missing(parse(GrantType::AuthorizationCode, "code_verifier=v")),
+            "missing parameter code"
+        );
+        assert_eq!(
+            missing(parse(GrantType::AuthorizationCode, "code=c")),
+            "missing parameter redirect_uri"
+        );
+        assert_eq!(
+            missing(parse(GrantType::RefreshToken, "scope=a")),
+            "missing parameter refresh_token"
+        );
+    }
 }

@@ -67,7 +67,7 @@ pub async fn userinfo(
             description: "".into(),
         });
     };
-    let Some(at) = state.read_access_token(&token).await? else {
+    let Some(at) = state.tokens.read_access_token(&token).await? else {
         return Err(AppError::invalid_token(
             "the access token is invalid, expired or revoked",
         ));
@@ -97,8 +97,5 @@ pub async fn userinfo(
     let mut claims = Map::new();
     claims.insert("sub".into(), user.id.clone().into());
     user_claims(&user, &at.scope, &mut claims);
-    let mut r = Json(Value::Object(claims)).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(r)
+    Ok(Json(Value::Object(claims)).into_response())
 }

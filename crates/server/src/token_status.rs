@@ -44,11 +44,12 @@ use std::{
 use axum::body::Bytes;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use flate2::{write::ZlibEncoder, Compression};
-use gatehouse_keys::Alg;
+use gatehouse_keys::{Alg, Clock, KeyRing};
+use gatehouse_storage::Store;
 use serde_json::{json, Map, Value};
 
 use self::reserve::Reserve;
-use crate::{http::error::AppError, state::AppState};
+use crate::{config::Settings, error::Error};
 
 /// Indices per list: 2^20 one-bit statuses, 128 KiB before compression.
 pub const LIST_BITS: i64 = 1 << 20;
@@ -65,10 +66,14 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 /// The algorithm status list tokens are signed with.
 const LIST_ALG: Alg = Alg::ES256;
 
-/// Per-instance state: the reserved indices, the high-water mark and the
-/// built lists.
+/// The status lists of one instance: the reserved indices, the
+/// high-water mark and the built lists, and what it needs to keep them.
 #[derive(Debug)]
 pub struct StatusLists {
+    settings: Arc<Settings>,
+    store: Store,
+    keys: Arc<KeyRing>,
+    clock: Arc<dyn Clock>,
     /// The indices held; locked only for bookkeeping, never across an await.
     reserve: Mutex<Reserve>,
     /// Held while a block is reserved: one reservation at a time.
@@ -114,10 +119,20 @@ impl ListSlot {
 
 impl StatusLists {
     /// The state of an instance starting when `high_water` indices have
-    /// been reserved, holding at most `reserve_max` indices.
-    pub fn new(high_water: i64, reserve_max: i64) -> StatusLists {
+    /// been reserved, holding at most `status_index_reserve_max` indices.
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Store,
+        keys: Arc<KeyRing>,
+        clock: Arc<dyn Clock>,
+        high_water: i64,
+    ) -> StatusLists {
         StatusLists {
-            reserve: Mutex::new(Reserve::new(reserve_max)),
+            reserve: Mutex::new(Reserve::new(settings.status_index_reserve_max)),
+            settings,
+            store,
+            keys,
+            clock,
             reserving: tokio::sync::Mutex::default(),
             failed_at: Mutex::default(),
             started: Instant::now(),
@@ -178,10 +193,7 @@ impl StatusIndex {
 /// The `lst` member of list `list_id` from revoked global indices (others
 /// are ignored): the list as bytes (bit `i % 8` of byte `i / 8`, least
 /// significant first; 1 = revoked), zlib-compressed (RFC 1950), base64url.
-pub fn encode_list(
-    list_id: i64,
-    revoked: impl IntoIterator<Item = i64>,
-) -> Result<String, AppError> {
+pub fn encode_list(list_id: i64, revoked: impl IntoIterator<Item = i64>) -> Result<String, Error> {
     let mut bytes = vec![0u8; (LIST_BITS / 8) as usize];
     for g in revoked {
         let s = StatusIndex(g);
@@ -195,77 +207,78 @@ pub fn encode_list(
     z.write_all(&bytes)
         .and_then(|_| z.finish())
         .map(|c| URL_SAFE_NO_PAD.encode(c))
-        .map_err(|e| AppError::Internal(format!("status list compression: {e}")))
+        .map_err(|e| Error::Internal(format!("status list compression: {e}")))
 }
 
-impl AppState {
+impl StatusLists {
+    /// Now, in Unix seconds, from the injected clock.
+    fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
     /// The next status index for a new access token: from memory while
     /// anything is held (a spare running low is refilled in the
     /// background); only when nothing is held does the request itself
     /// reserve a block (one database write).
-    pub async fn next_status_index(&self) -> Result<StatusIndex, AppError> {
-        if let Some(s) = self.take_status_index() {
+    pub async fn next_index(self: &Arc<Self>) -> Result<StatusIndex, Error> {
+        if let Some(s) = self.take_index() {
             return Ok(s);
         }
-        let lists = &self.status_lists;
-        let Ok(_one) = tokio::time::timeout(CACHE_FOR, lists.reserving.lock()).await else {
-            return Err(AppError::Unavailable);
+        let Ok(_one) = tokio::time::timeout(CACHE_FOR, self.reserving.lock()).await else {
+            return Err(Error::Unavailable);
         };
         // The reservation this request waited for may have filled it.
-        if let Some(s) = self.take_status_index() {
+        if let Some(s) = self.take_index() {
             return Ok(s);
         }
-        if lists.failed_recently() && !self.store.database_up() {
+        if self.failed_recently() && !self.store.database_up() {
             // The database is away: fail at once rather than queue. Once
             // the health state says it is back, try at once.
-            return Err(AppError::Unavailable);
+            return Err(Error::Unavailable);
         }
-        let size = lists.reserve().wanted(lists.second()).unwrap_or(BLOCK);
-        self.reserve_status_indices(size).await?;
-        self.take_status_index().ok_or(AppError::Unavailable)
+        let size = self.reserve().wanted(self.second()).unwrap_or(BLOCK);
+        self.reserve_block(size).await?;
+        self.take_index().ok_or(Error::Unavailable)
     }
 
     /// An index from memory, if any is held; starts a background refill
     /// when the spares run below what the recent rate wants.
-    fn take_status_index(&self) -> Option<StatusIndex> {
-        let lists = &self.status_lists;
-        let sec = lists.second();
-        let mut r = lists.reserve();
+    fn take_index(self: &Arc<Self>) -> Option<StatusIndex> {
+        let sec = self.second();
+        let mut r = self.reserve();
         let idx = r.take(sec)?;
-        if !r.refilling && r.wanted(sec).is_some() && !lists.failed_recently() {
+        if !r.refilling && r.wanted(sec).is_some() && !self.failed_recently() {
             r.refilling = true;
-            let state = self.clone();
-            tokio::spawn(async move { state.refill_status_indices().await });
+            let this = Arc::clone(self);
+            tokio::spawn(async move { this.refill().await });
         }
         Some(StatusIndex(idx))
     }
 
     /// The background refill: one block of the size wanted now.
-    async fn refill_status_indices(&self) {
-        let lists = &self.status_lists;
+    async fn refill(&self) {
         {
-            let _one = lists.reserving.lock().await;
-            let wanted = lists.reserve().wanted(lists.second());
+            let _one = self.reserving.lock().await;
+            let wanted = self.reserve().wanted(self.second());
             if let Some(size) = wanted {
-                if let Err(e) = self.reserve_status_indices(size).await {
+                if let Err(e) = self.reserve_block(size).await {
                     tracing::warn!(error = %e, "could not reserve spare status-list indices; will retry");
                 }
             }
         }
-        lists.reserve().refilling = false;
+        self.reserve().refilling = false;
     }
 
     /// Reserves `size` indices (one write) and adds them to the reserve.
-    async fn reserve_status_indices(&self, size: i64) -> Result<(), AppError> {
-        let lists = &self.status_lists;
+    async fn reserve_block(&self, size: i64) -> Result<(), Error> {
         match self.store.reserve_status_block(size).await {
             Ok(start) => {
-                lists.mark.fetch_max(start + size, Ordering::SeqCst);
-                lists.reserve().add(start, size);
+                self.mark.fetch_max(start + size, Ordering::SeqCst);
+                self.reserve().add(start, size);
                 Ok(())
             }
             Err(e) => {
-                *lists
+                *self
                     .failed_at
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
@@ -275,19 +288,19 @@ impl AppState {
     }
 
     /// The URL of status list `list_id`.
-    pub fn status_list_uri(&self, list_id: i64) -> String {
+    pub fn list_uri(&self, list_id: i64) -> String {
         self.settings.endpoint(&format!("/statuslists/{list_id}"))
     }
 
     /// The `status` claim of a token (draft-ietf-oauth-status-list 6.1).
     pub fn status_claim(&self, s: StatusIndex) -> Value {
-        json!({ "status_list": { "idx": s.idx(), "uri": self.status_list_uri(s.list_id()) } })
+        json!({ "status_list": { "idx": s.idx(), "uri": self.list_uri(s.list_id()) } })
     }
 
     /// Drops this instance's built copies of `lists` after a revocation
     /// here; other lists stay cached.
-    pub fn forget_status_lists(&self, lists: &[i64]) {
-        let Ok(slots) = self.status_lists.lists.lock() else {
+    pub fn forget(&self, lists: &[i64]) {
+        let Ok(slots) = self.lists.lock() else {
             return;
         };
         for slot in lists.iter().filter_map(|id| slots.get(id)) {
@@ -299,21 +312,17 @@ impl AppState {
     }
 
     /// Reads the high-water mark from the database (the background poll).
-    pub async fn refresh_status_mark(&self) -> Result<(), AppError> {
+    pub async fn refresh_mark(&self) -> Result<(), Error> {
         let high_water = self.store.status_high_water().await?;
-        self.status_lists
-            .mark
-            .fetch_max(high_water, Ordering::SeqCst);
+        self.mark.fetch_max(high_water, Ordering::SeqCst);
         Ok(())
     }
 
     /// Reads the mark again unless a read that began after `asked`
     /// succeeded already; at most one read per [`MARK_REFRESH_EVERY`].
-    async fn refresh_status_mark_after(&self, asked: Instant) -> Result<(), AppError> {
-        let Ok(mut last) =
-            tokio::time::timeout(CACHE_FOR, self.status_lists.mark_refresh.lock()).await
-        else {
-            return Err(AppError::Unavailable);
+    async fn refresh_mark_after(&self, asked: Instant) -> Result<(), Error> {
+        let Ok(mut last) = tokio::time::timeout(CACHE_FOR, self.mark_refresh.lock()).await else {
+            return Err(Error::Unavailable);
         };
         if last.succeeded && last.started.is_some_and(|t| t >= asked) {
             return Ok(());
@@ -325,29 +334,28 @@ impl AppState {
             started: Some(Instant::now()),
             succeeded: false,
         };
-        self.refresh_status_mark().await?;
+        self.refresh_mark().await?;
         last.succeeded = true;
         Ok(())
     }
 
     /// The signed status list token for `list_id`, or `None` when no index
     /// of that list has been reserved yet.
-    pub async fn status_list_token(&self, list_id: i64) -> Result<Option<Bytes>, AppError> {
+    pub async fn list_token(&self, list_id: i64) -> Result<Option<Bytes>, Error> {
         let asked = Instant::now();
-        let lists = &self.status_lists;
-        if list_id < 0 || list_id > lists.lists_known() {
+        if list_id < 0 || list_id > self.lists_known() {
             // Far beyond the mark: from memory, no lock, no database.
             return Ok(None);
         }
-        if list_id == lists.lists_known() {
+        if list_id == self.lists_known() {
             // Just above: another instance may have started this list.
-            self.refresh_status_mark_after(asked).await?;
-            if list_id >= lists.lists_known() {
+            self.refresh_mark_after(asked).await?;
+            if list_id >= self.lists_known() {
                 return Ok(None);
             }
         }
-        let Some(slot) = lists.slot(list_id) else {
-            return Err(AppError::Internal("status list slots poisoned".into()));
+        let Some(slot) = self.slot(list_id) else {
+            return Err(Error::Internal("status list slots poisoned".into()));
         };
         if let Some(hit) = slot.cached() {
             return Ok(Some(hit));
@@ -358,7 +366,7 @@ impl AppState {
         // the database is away a build hangs for the pool's timeout, so
         // waiters give up after a while rather than queue behind each other.
         let Ok(_building) = tokio::time::timeout(CACHE_FOR, slot.building.lock()).await else {
-            return Err(AppError::Unavailable);
+            return Err(Error::Unavailable);
         };
         if let Some(hit) = slot.cached() {
             return Ok(Some(hit));
@@ -368,7 +376,7 @@ impl AppState {
         let revoked = self.store.revoked_status_indices(list_id, now).await?;
         let ttl = self.settings.lifetimes.status_list;
         let mut claims = Map::new();
-        claims.insert("sub".into(), self.status_list_uri(list_id).into());
+        claims.insert("sub".into(), self.list_uri(list_id).into());
         claims.insert("iat".into(), now.into());
         claims.insert(
             "exp".into(),
@@ -381,7 +389,7 @@ impl AppState {
         );
         let jwt = Bytes::from(self.keys.sign(LIST_ALG, "statuslist+jwt", &claims)?);
         if let Ok(mut built) = slot.built.lock() {
-            // Checked under the slot's lock, which `forget_status_lists`
+            // Checked under the slot's lock, which `forget`
             // takes after bumping: a revocation that raced this build keeps
             // its (possibly stale) list out of the cache.
             if slot.generation.load(Ordering::SeqCst) == generation {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use gatehouse_storage::model::{Session, User};
 use serde::Serialize;
 
-use crate::{http::error::AppError, outbound::OutboundError, state::AppState};
+use crate::{error::Error, outbound::OutboundError, state::AppState};
 
 /// The outcome of one back-channel delivery.
 #[derive(Debug, Clone, Serialize)]
@@ -62,7 +62,7 @@ async fn deliver(state: &AppState, uri: &str, token: &str) -> (bool, u32) {
 
 /// Sends back-channel logout for session `session` to every client that
 /// received tokens through it and registered a `backchannel_logout_uri`.
-pub async fn notify(state: &AppState, session: &Session) -> Result<Vec<Delivery>, AppError> {
+pub async fn notify(state: &AppState, session: &Session) -> Result<Vec<Delivery>, Error> {
     let mut out = Vec::new();
     for client_id in state.store.session_clients(&session.sid).await? {
         let Some(client) = state.registry.client(&client_id).await? else {
@@ -71,7 +71,10 @@ pub async fn notify(state: &AppState, session: &Session) -> Result<Vec<Delivery>
         let Some(uri) = client.backchannel_logout_uri.clone() else {
             continue;
         };
-        let token = state.issue_logout_token(&client, &session.user_id, Some(&session.sid))?;
+        let token =
+            state
+                .tokens
+                .issue_logout_token(&client, &session.user_id, Some(&session.sid))?;
         let (delivered, attempts) = deliver(state, &uri, &token).await;
         out.push(Delivery {
             client_id,
@@ -100,7 +103,7 @@ pub fn notify_in_background(state: &AppState, session: Session) {
 /// read from the database, and access tokens are checked against the
 /// revocation list on every use. Sessions go first (no new code can be
 /// issued), then codes (none can be redeemed), then the tokens.
-pub async fn force_logout(state: &AppState, user: &User) -> Result<ForcedLogout, AppError> {
+pub async fn force_logout(state: &AppState, user: &User) -> Result<ForcedLogout, Error> {
     let sessions = state.store.sessions_of_user(&user.id).await?;
     state.store.delete_sessions_of_user(&user.id).await?;
     let codes_deleted = state.store.delete_pending_codes_of_user(&user.id).await?;
@@ -108,7 +111,7 @@ pub async fn force_logout(state: &AppState, user: &User) -> Result<ForcedLogout,
         .store
         .revoke_refresh_tokens_of_user(&user.id, state.now())
         .await?;
-    state.revoke_subject_tokens(&user.id).await?;
+    state.tokens.revoke_subject_tokens(&user.id).await?;
     crate::audit::emit(
         &crate::audit::Event::ForcedLogout {
             user_id: &user.id,

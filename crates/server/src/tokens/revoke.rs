@@ -1,0 +1,129 @@
+//! Revoking tokens: one access token, a grant, every token of a subject
+//! or of a client; the revocation-list check every read makes.
+
+use super::{AccessClaims, TokenIssuer};
+use crate::error::Error;
+
+/// Revocation-list key prefixes: every token of a grant, and every token of
+/// a subject or of a client issued up to the entry's time.
+const GRANT_KEY: &str = "fam:";
+const SUBJECT_KEY: &str = "sub:";
+const CLIENT_KEY: &str = "cid:";
+
+/// Seconds past a client's deletion during which tokens issued to it are
+/// still revoked: other instances' client caches (2 s poll) and clock skew.
+const CLIENT_CACHE_GRACE: i64 = 10;
+
+/// Longest access-token lifetime any client or resource server may set;
+/// revocation entries for subjects and grants live this long.
+pub const MAX_ACCESS_TOKEN_TTL: i64 = 86_400;
+
+impl TokenIssuer {
+    /// One indexed read: is the token, its grant, or (up to a cut-off
+    /// time) its subject or its client on the revocation list?
+    pub(super) async fn is_revoked(&self, at: &AccessClaims) -> Result<bool, Error> {
+        let mut keys = vec![
+            at.jti.clone(),
+            format!("{SUBJECT_KEY}{}", at.sub),
+            format!("{CLIENT_KEY}{}", at.client_id),
+        ];
+        if let Some(f) = &at.family {
+            keys.push(format!("{GRANT_KEY}{f}"));
+        }
+        // From a recent read while the database is away (`recent_reads`).
+        let hits = self
+            .recent_reads
+            .revocation_entries(
+                &self.store,
+                &keys,
+                self.now(),
+                self.settings.outage_staleness_secs,
+            )
+            .await?;
+        Ok(hits.iter().any(|(k, revoked_at)| {
+            let cut_off = k.starts_with(SUBJECT_KEY) || k.starts_with(CLIENT_KEY);
+            !cut_off || at.iat <= *revoked_at
+        }))
+    }
+
+    /// Revokes one access token until it would have expired.
+    pub async fn revoke_access_token(&self, at: &AccessClaims) -> Result<(), Error> {
+        let now = self.now();
+        self.store.revoke_jti(&at.jti, at.exp, now).await?;
+        self.store.revoke_opaque_token(&at.jti, now).await?;
+        if let Some(s) = at.status {
+            self.store
+                .revoke_status_index(s.0, s.list_id(), at.exp)
+                .await?;
+            self.status_lists.forget(&[s.list_id()]);
+        }
+        Ok(())
+    }
+
+    /// Revokes a grant: every refresh token of the family and every access
+    /// token issued from it (JWE and opaque alike).
+    pub async fn revoke_grant(&self, family_id: &str) -> Result<(), Error> {
+        let now = self.now();
+        self.store.revoke_refresh_family(family_id, now).await?;
+        self.store.revoke_opaque_family(family_id, now).await?;
+        self.store
+            .revoke_key_until(
+                &format!("{GRANT_KEY}{family_id}"),
+                now + MAX_ACCESS_TOKEN_TTL,
+                now,
+            )
+            .await?;
+        let lists = self.store.revoke_status_family(family_id, now).await?;
+        self.status_lists.forget(&lists);
+        Ok(())
+    }
+
+    /// Revokes every access token of a subject issued until now (forced logout).
+    pub async fn revoke_subject_tokens(&self, sub: &str) -> Result<(), Error> {
+        let now = self.now();
+        self.store
+            .revoke_key_until(
+                &format!("{SUBJECT_KEY}{sub}"),
+                now + MAX_ACCESS_TOKEN_TTL,
+                now,
+            )
+            .await?;
+        let lists = self.store.revoke_status_subject(sub, now).await?;
+        self.status_lists.forget(&lists);
+        Ok(())
+    }
+
+    /// Revokes everything a client holds (RFC 7592 2.3: the client is being
+    /// deleted): its refresh tokens, its opaque tokens, every access token
+    /// issued to it until a few seconds from now (`CLIENT_CACHE_GRACE`),
+    /// and the status bits of its grants' tokens.
+    pub async fn revoke_client_tokens(&self, client_id: &str) -> Result<(), Error> {
+        let now = self.now();
+        let grants = self.store.grants_of_client(client_id).await?;
+        self.store
+            .revoke_refresh_tokens_of_client(client_id, now)
+            .await?;
+        self.store
+            .revoke_opaque_tokens_of_client(client_id, now)
+            .await?;
+        // Other instances may still know the client for their cache poll
+        // (about 2 s): the cut-off reaches past it, so a token they issue
+        // in that window is revoked too.
+        let cut_off = now + CLIENT_CACHE_GRACE;
+        self.store
+            .revoke_key_until(
+                &format!("{CLIENT_KEY}{client_id}"),
+                cut_off + MAX_ACCESS_TOKEN_TTL,
+                cut_off,
+            )
+            .await?;
+        let mut lists = Vec::new();
+        for family in &grants {
+            lists.extend(self.store.revoke_status_family(family, now).await?);
+        }
+        lists.sort_unstable();
+        lists.dedup();
+        self.status_lists.forget(&lists);
+        Ok(())
+    }
+}

@@ -160,8 +160,17 @@ impl std::fmt::Debug for KeyRing {
     }
 }
 
+/// A new key id: 8 base64url characters (48 random bits). Short because
+/// every token repeats it twice (the JWE's kid and the nested JWS's), and
+/// random so ids do not reveal key order or count; a ring holds a few dozen
+/// keys in its life, so a collision (about one in 10^11 for 100 keys) is
+/// out of reach, and the database's primary key would refuse one anyway.
 fn new_kid() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 6];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn record(alg: Alg, kek: &Kek, now: i64) -> Result<KeyRecord, KeyError> {

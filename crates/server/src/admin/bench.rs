@@ -67,13 +67,19 @@ pub struct Fixture {
     rs_private: PrivateKey,
     user: User,
     scope: ScopeSet,
+    /// The grant (refresh family) user tokens descend from, as in the code flow.
+    family: String,
+    /// The scope of client_credentials tokens: one short API scope.
+    client_scope: ScopeSet,
 }
 
 impl Fixture {
     /// Creates the rows; [`Fixture::remove`] deletes them.
     pub async fn create(state: &AppState, kek: &Kek) -> anyhow::Result<Fixture> {
         let now = state.now();
-        let tag = uuid::Uuid::new_v4().simple().to_string();
+        // Short, like a real deployment's key ids and audiences, so the
+        // token sizes measured are the ones users will see.
+        let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
         let rs_kid = format!("bench-{tag}");
         let rs_key = tokio::task::spawn_blocking({
             let (kek, kid) = (kek.clone(), rs_kid.clone());
@@ -137,6 +143,8 @@ impl Fixture {
                 updated_at: now,
             },
             scope: ScopeSet::parse("openid profile email").map_err(anyhow::Error::msg)?,
+            family: uuid::Uuid::new_v4().to_string(),
+            client_scope: ScopeSet::parse("read").map_err(anyhow::Error::msg)?,
         })
     }
 
@@ -149,8 +157,9 @@ impl Fixture {
     }
 
     /// Issues an access token through the token builder: for the user (as
-    /// the code and refresh grants do, recording its status row) or for the
-    /// client alone (as client_credentials does, without any write).
+    /// the code and refresh grants do: openid profile email, a grant,
+    /// recording its status row) or for the client alone (as
+    /// client_credentials does: one short scope, no grant, no write).
     pub async fn issue(&self, to: Target, for_user: bool) -> anyhow::Result<String> {
         let audience = match to {
             Target::Own => Audience::Own,
@@ -163,12 +172,16 @@ impl Fixture {
             .issue_access_token(AccessClaimsInput {
                 client: &self.client,
                 user: for_user.then_some(&self.user),
-                scope: &self.scope,
+                scope: if for_user {
+                    &self.scope
+                } else {
+                    &self.client_scope
+                },
                 audience,
-                auth_time: Some(self.state.now()),
+                auth_time: for_user.then(|| self.state.now()),
                 acr: None,
                 jti: new_jti(),
-                family: None,
+                family: for_user.then_some(self.family.as_str()),
             })
             .await
             .map_err(e)?;
@@ -247,6 +260,7 @@ async fn measure(f: &Fixture, budget: Duration) -> anyhow::Result<serde_json::Va
     // Sizes (user tokens, as the code flow issues them).
     let own = f.issue(Target::Own, true).await?;
     let to_rs = f.issue(Target::ResourceServer, true).await?;
+    let to_rs_client = f.issue(Target::ResourceServer, false).await?;
     let opaque = f.issue(Target::Opaque, true).await?;
     let id_token = state
         .tokens
@@ -351,6 +365,7 @@ async fn measure(f: &Fixture, budget: Duration) -> anyhow::Result<serde_json::Va
             "access_token_jwe_own": own.len(),
             "access_token_jwe_resource_server": to_rs.len(),
             "of_which_protected_header_with_gh_ref": to_rs.split('.').next().map(str::len).unwrap_or(0),
+            "access_token_jwe_resource_server_client_credentials": to_rs_client.len(),
             "access_token_opaque": opaque.len(),
             "refresh_token": refresh.len(),
             "session_cookie": cookie.len(),

@@ -99,8 +99,9 @@ impl TokenIssuer {
         claims.insert("sub".into(), sub.into());
         claims.insert("aud".into(), aud.into());
         claims.insert("exp".into(), exp.into());
+        // No `nbf`: RFC 9068 2.2 does not ask for it, and it would only
+        // repeat `iat` (every byte costs about 1.8 in the sealed token).
         claims.insert("iat".into(), now.into());
-        claims.insert("nbf".into(), now.into());
         claims.insert("jti".into(), g.jti.clone().into());
         claims.insert("client_id".into(), g.client.id.clone().into());
         claims.insert("scope".into(), g.scope.to_string().into());
@@ -157,7 +158,8 @@ impl TokenIssuer {
                 reference,
                 audience,
             } => {
-                let sealed = serde_json::to_vec(&reference)
+                let sealed = reference
+                    .encode()
                     .map_err(|e| Error::Internal(format!("token reference: {e}")))?;
                 let mut header = Map::new();
                 header.insert("gh_ref".into(), self.keys.seal_reference(&sealed)?.into());

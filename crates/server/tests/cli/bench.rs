@@ -21,6 +21,18 @@ async fn bench_measures_and_cleans_up(env: &Env) {
             "{size}: {r}"
         );
     }
+    // The size targets: a user's token (openid profile email, with its
+    // grant) and a client_credentials token with one short scope, both
+    // encrypted to a resource server.
+    let sizes = &r["sizes_bytes"];
+    let user = sizes["access_token_jwe_resource_server"]
+        .as_u64()
+        .unwrap_or(0);
+    let client = sizes["access_token_jwe_resource_server_client_credentials"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!((1..=1500).contains(&user), "user token: {user} bytes");
+    assert!((1..=1300).contains(&client), "client token: {client} bytes");
     for (section, name) in [
         (
             "issuance_per_second",

@@ -198,13 +198,31 @@ impl Transaction {
             return Ok(());
         }
         // Lost: tell a finished transaction from an expired one.
-        match state
+        let found = state
             .store
             .find_authorization_tx(&id_hash, &browser_hash, now)
-            .await?
-        {
-            TxLookup::Consumed => Err(TxError::Consumed),
-            TxLookup::Live(_) | TxLookup::Unknown => Err(TxError::Unknown),
-        }
+            .await?;
+        Err(lost(found))
+    }
+}
+
+/// Why a consuming write that changed nothing lost, from what the
+/// transaction looks like right after: ended, or expired (unknown).
+fn lost(found: TxLookup) -> TxError {
+    match found {
+        TxLookup::Consumed => TxError::Consumed,
+        TxLookup::Live(_) | TxLookup::Unknown => TxError::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_consume_tells_expiry_from_completion() {
+        assert!(matches!(lost(TxLookup::Consumed), TxError::Consumed));
+        // Expired (or never this browser's): not "already completed".
+        assert!(matches!(lost(TxLookup::Unknown), TxError::Unknown));
     }
 }

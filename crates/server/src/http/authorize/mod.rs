@@ -92,7 +92,7 @@ pub async fn resume(
             Ok(x) => x,
             Err(r) => return r,
         };
-    advance(&state, &headers, &checked, Started::Continued(tx)).await
+    advance(&state, &headers, &checked, Started::Continued(Box::new(tx))).await
 }
 
 /// The `tx` parameter of a query string; empty counts as absent.
@@ -126,7 +126,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, ip: Option<IpAddr>, raw: 
 /// IP), or continuing its transaction after login or consent.
 pub enum Started {
     New(Option<IpAddr>),
-    Continued(Transaction),
+    Continued(Box<Transaction>),
 }
 
 /// Takes the next step of a checked request.
@@ -189,7 +189,7 @@ async fn step(
 ) -> Result<Response, Failed> {
     let (tx, ip) = match started {
         Started::New(ip) => (None, ip),
-        Started::Continued(t) => (Some(t), None),
+        Started::Continued(t) => (Some(*t), None),
     };
     let current = session::current(state, headers).await?;
     let next = decide(state, &checked.request, current, tx.as_ref()).await?;

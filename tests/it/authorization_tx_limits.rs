@@ -68,6 +68,42 @@ async fn oversized_parameters_are_refused_and_not_stored(app: &TestApp) {
     );
 }
 
+/// A 100 KB `state`, longer than an HTTP client library lets a URL be,
+/// sent over a bare connection: the HTTP layer refuses a request target
+/// over 64 KiB (414) before `/authorize` sees it; nothing is kept.
+async fn a_100_kb_state_is_refused_and_not_stored(app: &TestApp) {
+    use std::io::{Read, Write};
+
+    let c = app.web_client().await;
+    let target = format!(
+        "/authorize?client_id={}&redirect_uri={}&response_type=code&scope=openid&code_challenge={}&code_challenge_method=S256&state={}",
+        c.id,
+        enc(&c.redirect_uri),
+        pkce().1,
+        "s".repeat(100 * 1024),
+    );
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let head = tokio::task::spawn_blocking(move || {
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            conn,
+            "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = Vec::new();
+        conn.read_to_end(&mut answer).unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(
+        head.starts_with("HTTP/1.1 414"),
+        "{}",
+        &head[..head.len().min(300)]
+    );
+    assert_eq!(live_transactions(app).await, 0);
+}
+
 async fn a_flood_from_one_ip_stays_under_the_cap(app: &TestApp) {
     let c = app.web_client().await;
     let cap = u64::from(MAX_STARTS_PER_MINUTE);
@@ -93,5 +129,6 @@ async fn a_flood_from_one_ip_stays_under_the_cap(app: &TestApp) {
 
 crate::both_backends!(
     oversized_parameters_are_refused_and_not_stored,
+    a_100_kb_state_is_refused_and_not_stored,
     a_flood_from_one_ip_stays_under_the_cap
 );

@@ -41,7 +41,7 @@ async fn step_with(app: &TestApp, browser: &reqwest::Client, url: &str) -> Strin
     r.headers()["location"].to_str().unwrap().to_owned()
 }
 
-/// Signs `username` in with `browser` on the login page `login` leads to.
+/// Signs `username` in with `browser` on the login page at `login`.
 async fn sign_in_as(
     app: &TestApp,
     browser: &reqwest::Client,
@@ -72,7 +72,7 @@ async fn sign_in_as(
     r.headers()["location"].to_str().unwrap().to_owned()
 }
 
-/// Approves with `browser` on the consent page `consent` leads to.
+/// Approves with `browser` on the consent page at `consent`.
 async fn approve_with(app: &TestApp, browser: &reqwest::Client, consent: &str) -> String {
     let html = browser
         .get(app.url(consent))

@@ -23,6 +23,7 @@ enum AuthorizationTransactions {
     SessionIdHash,
     AuthTime,
     ConsentedAt,
+    ConsentSessionHash,
     CreatedAt,
     ExpiresAt,
     ConsumedAt,
@@ -51,6 +52,8 @@ impl MigrationTrait for Migration {
                 .col(ColumnDef::new(T::AuthTime).big_integer().null())
                 // When the user approved on the consent page during it.
                 .col(ColumnDef::new(T::ConsentedAt).big_integer().null())
+                // The session (its id hash) whose user approved.
+                .col(ColumnDef::new(T::ConsentSessionHash).string_len(255).null())
                 .col(ColumnDef::new(T::CreatedAt).big_integer().not_null())
                 .col(ColumnDef::new(T::ExpiresAt).big_integer().not_null())
                 .col(ColumnDef::new(T::ConsumedAt).big_integer().null())

@@ -6,6 +6,8 @@ mod support;
 
 mod attacks;
 mod authorization_tx;
+mod authorization_tx_changes;
+mod authorization_tx_limits;
 mod browser;
 mod client_auth;
 mod client_deletion;

@@ -237,6 +237,18 @@ async fn postgres_restart_mid_traffic() {
         .unwrap();
     let csrf = support::hidden(&login_page, "csrf");
     assert!(!csrf.is_empty());
+    // An authorization transaction of this browser, started while all is
+    // well, to continue during the outage.
+    let (_, challenge) = support::pkce();
+    let r = app
+        .browser
+        .get(app.authorize_url(&web, "openid", &challenge, "&prompt=login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let pending_tx = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(pending_tx.starts_with("/login?tx="), "{pending_tx}");
     assert_eq!(metric(&app, "gatehouse_db_up").await, 1);
     let unavailable_before = metric(&app, "gatehouse_db_unavailable_responses_total").await;
 
@@ -315,6 +327,23 @@ async fn postgres_restart_mid_traffic() {
     for leak in ["sqlx", "PostgreSQL", "Connection refused", "pool"] {
         assert!(!page.contains(leak), "the page leaks {leak:?}");
     }
+    // A signed-out browser (no cookies): the transaction cannot be
+    // stored, so the known client hears temporarily_unavailable.
+    let (_, challenge) = support::pkce();
+    let (took, r) = timed(
+        app.http
+            .get(app.authorize_url(&web, "openid", &challenge, "")),
+    )
+    .await;
+    assert!(took < FAIL_FAST, "signed-out /authorize took {took:?}");
+    assert_eq!(r.status(), 303, "signed-out /authorize for a cached client");
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(loc.starts_with(&web.redirect_uri), "{loc}");
+    assert_eq!(
+        query_param(&loc, "error").as_deref(),
+        Some("temporarily_unavailable")
+    );
+    assert_eq!(query_param(&loc, "state").as_deref(), Some("st"));
     // A person signing in meets the same page, not an API's JSON.
     let t = Instant::now();
     let r = app
@@ -365,8 +394,8 @@ async fn postgres_restart_mid_traffic() {
         let (took, r) = timed(login).await;
         assert_fast_page("POST /login", took, &r);
         // A transaction cannot even be looked up: a fast page, never a 500.
-        let consent = "/consent?tx=any-transaction";
-        let (took, r) = timed(app.browser.get(app.url(consent))).await;
+        let consent = pending_tx.replace("/login?", "/consent?");
+        let (took, r) = timed(app.browser.get(app.url(&consent))).await;
         assert_fast_page("GET /consent", took, &r);
         let (took, r) = timed(app.browser.get(app.url("/logout"))).await;
         assert_fast_page("GET /logout", took, &r);

@@ -89,6 +89,9 @@ pub async fn build_state(
         introspection_misses: Arc::new(crate::rate::RateWindow::new(
             crate::http::introspect::MAX_INACTIVE_PER_MINUTE,
         )),
+        authorization_starts: Arc::new(crate::rate::RateWindow::new(
+            http::authorize::MAX_STARTS_PER_MINUTE,
+        )),
         replay: Arc::default(),
         recent_reads,
     }))

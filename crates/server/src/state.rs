@@ -55,6 +55,8 @@ pub struct Shared {
     pub tokens: Arc<crate::tokens::TokenIssuer>,
     /// Inactive introspection answers per calling client and minute.
     pub introspection_misses: Arc<crate::rate::RateWindow>,
+    /// Authorization transactions started per client IP and minute.
+    pub authorization_starts: Arc<crate::rate::RateWindow>,
     /// One-time values recorded in memory while the database is away.
     pub replay: Arc<crate::replay::ReplayCache>,
     /// The last reads of revocation state and users (outages).

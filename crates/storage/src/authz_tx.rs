@@ -4,7 +4,7 @@
 //! them, and consumed
 //! exactly once (one conditional write: one winner across instances).
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 
 use crate::{
     codes::create_code_in,
@@ -28,6 +28,7 @@ impl From<tx::Model> for AuthorizationTx {
             request: m.request,
             sign_in,
             consented_at: m.consented_at,
+            consent_session_hash: m.consent_session_hash,
             created_at: m.created_at,
             expires_at: m.expires_at,
             consumed_at: m.consumed_at,
@@ -45,6 +46,7 @@ impl Store {
             session_id_hash: Set(t.sign_in.as_ref().map(|s| s.session_id_hash.clone())),
             auth_time: Set(t.sign_in.as_ref().map(|s| s.auth_time)),
             consented_at: Set(t.consented_at),
+            consent_session_hash: Set(t.consent_session_hash.clone()),
             created_at: Set(t.created_at),
             expires_at: Set(t.expires_at),
             consumed_at: Set(t.consumed_at),
@@ -98,16 +100,22 @@ impl Store {
         Ok(res.rows_affected == 1)
     }
 
-    /// Records that the user approved on the consent page during a live
-    /// transaction of this browser. `false` when there is none.
+    /// Records that the user of the session `session_id_hash` approved on
+    /// the consent page during a live transaction of this browser. `false`
+    /// when there is none.
     pub async fn mark_authorization_tx_consented(
         &self,
         id_hash: &str,
         browser_hash: &str,
+        session_id_hash: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
         let res = tx::Entity::update_many()
             .col_expr(tx::Column::ConsentedAt, now.into())
+            .col_expr(
+                tx::Column::ConsentSessionHash,
+                session_id_hash.to_owned().into(),
+            )
             .filter(tx::Column::IdHash.eq(id_hash))
             .filter(tx::Column::BrowserHash.eq(browser_hash))
             .filter(tx::Column::ConsumedAt.is_null())
@@ -147,6 +155,16 @@ impl Store {
         }
         txn.commit().await?;
         Ok(true)
+    }
+
+    /// How many transactions are live (neither expired nor consumed) at
+    /// `now`.
+    pub async fn count_live_authorization_txs(&self, now: i64) -> Result<u64, StoreError> {
+        Ok(tx::Entity::find()
+            .filter(tx::Column::ConsumedAt.is_null())
+            .filter(tx::Column::ExpiresAt.gt(now))
+            .count(&self.db)
+            .await?)
     }
 
     /// Deletes transactions that expired before `now` (consumed ones are

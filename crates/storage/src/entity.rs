@@ -172,6 +172,7 @@ pub mod authorization_transactions {
         pub session_id_hash: Option<String>,
         pub auth_time: Option<i64>,
         pub consented_at: Option<i64>,
+        pub consent_session_hash: Option<String>,
         pub created_at: i64,
         pub expires_at: i64,
         pub consumed_at: Option<i64>,

@@ -149,6 +149,9 @@ pub struct AuthorizationTx {
     pub sign_in: Option<TxSignIn>,
     /// When the user approved on the consent page during it.
     pub consented_at: Option<i64>,
+    /// The session (its id hash) in which that approval was given: the
+    /// approval holds for that session's user only.
+    pub consent_session_hash: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
     pub consumed_at: Option<i64>,

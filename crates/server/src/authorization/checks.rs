@@ -29,6 +29,7 @@ pub async fn validate(state: &AppState, received: &Received) -> Result<Checked, 
     let redirect_uri = check_redirect_uri(&client, received)?;
     let reply = check_response_mode(&client, &redirect_uri, received)?;
     check_parameters(&reply, received)?;
+    check_lengths(&reply, received)?;
     check_request_object(&reply, received)?;
     check_response_type(&reply, received)?;
     check_client_grant(&reply, &client)?;
@@ -57,6 +58,67 @@ pub async fn validate(state: &AppState, received: &Received) -> Result<Checked, 
         },
         client,
     })
+}
+
+/// The longest value, in bytes, of each free-form parameter a transaction
+/// keeps: without a cap, anyone knowing a client id could make every
+/// `/authorize` store hundreds of kilobytes. `state` keeps room for the
+/// 4 KB values relying parties are known to send (and get back intact).
+pub const MAX_LENGTHS: [(&str, usize); 4] = [
+    ("state", 4096),
+    ("nonce", 512),
+    ("login_hint", 512),
+    ("acr_values", 512),
+];
+
+/// Checks a stored request again against its client's registration as it
+/// is now, each time its transaction is continued: an administrator or the
+/// client (RFC 7592) may have removed the redirect URI or the grant,
+/// narrowed the scopes or turned on `require_pkce` since `/authorize`.
+/// Every failure says what no longer holds.
+pub async fn recheck(
+    state: &AppState,
+    client: &Client,
+    req: &AuthorizationRequest,
+) -> Result<(), Rejection> {
+    registered_redirect_uri(client, &req.redirect_uri)?;
+    let reply = Reply {
+        to: req.redirect_uri.clone(),
+        mode: req.response_mode,
+        state: req.state.clone(),
+        confirm: None,
+    };
+    check_client_grant(&reply, client)?;
+    let resources = state.registry.resources().await?;
+    let named = match &req.resource {
+        None => None,
+        Some(audience) => Some(resources.get(audience).cloned().ok_or_else(|| {
+            reply.reject(
+                ErrorCode::InvalidTarget,
+                "resource is not a registered resource server",
+            )
+        })?),
+    };
+    let resolved = scopes::resolve(
+        client,
+        &req.scope,
+        named.as_ref(),
+        &resources,
+        scopes::Subject::User,
+    )
+    .map_err(|d| reply.reject(ErrorCode::InvalidScope, &d))?;
+    if resolved.map(|r| r.record.audience.clone()) != req.resource {
+        return Err(reply.reject(
+            ErrorCode::InvalidTarget,
+            "the scopes no longer belong to the resource server",
+        ));
+    }
+    if req.code_challenge.is_none() {
+        if let Some(why) = pkce_required(state, client, &req.scope, req.nonce.as_deref()) {
+            return Err(reply.reject(ErrorCode::InvalidRequest, why));
+        }
+    }
+    Ok(())
 }
 
 /// Where errors go once the redirect URI is trusted.
@@ -115,12 +177,18 @@ fn check_redirect_uri(client: &Client, received: &Received) -> Result<String, Re
     let redirect_uri = received
         .get("redirect_uri")
         .ok_or(Rejection::Page("The request has no redirect_uri."))?;
+    registered_redirect_uri(client, redirect_uri)?;
+    Ok(redirect_uri.to_owned())
+}
+
+/// `redirect_uri` is one `client` registered.
+fn registered_redirect_uri(client: &Client, redirect_uri: &str) -> Result<(), Rejection> {
     if !redirect_uri_matches(&client.redirect_uris, redirect_uri) {
         return Err(Rejection::Page(
             "The redirect_uri is not registered for this application.",
         ));
     }
-    Ok(redirect_uri.to_owned())
+    Ok(())
 }
 
 /// `response_mode`: query (the default) or form_post. An unknown one is
@@ -160,6 +228,24 @@ fn check_parameters(reply: &Reply, received: &Received) -> Result<(), Rejection>
             ErrorCode::InvalidRequest,
             &format!("parameter {name} is repeated"),
         ));
+    }
+    Ok(())
+}
+
+/// Each free-form parameter within its cap ([`MAX_LENGTHS`]). An
+/// oversized `state` is not sent back.
+fn check_lengths(reply: &Reply, received: &Received) -> Result<(), Rejection> {
+    for (name, max) in MAX_LENGTHS {
+        if received.get(name).is_some_and(|v| v.len() > max) {
+            let mut r = reply.reject(
+                ErrorCode::InvalidRequest,
+                &format!("{name} is longer than {max} bytes"),
+            );
+            if let (Rejection::Redirect { state, .. }, "state") = (&mut r, name) {
+                *state = None;
+            }
+            return Err(r);
+        }
     }
     Ok(())
 }

@@ -30,7 +30,8 @@ pub enum Next {
 /// Decides the next step for `req` with the browser's current session.
 /// `tx` is the transaction being continued (a sign-in during it satisfies
 /// `prompt=login`, `select_account` and `max_age`, even 0; an approval on
-/// the consent page during it satisfies `prompt=consent`).
+/// the consent page during it, in the current session, satisfies
+/// `prompt=consent`).
 pub async fn decide(
     state: &AppState,
     req: &AuthorizationRequest,
@@ -54,7 +55,7 @@ pub async fn decide(
         .consented_scopes(&user.id, &req.client_id)
         .await?;
     let missing = req.scope.iter().any(|s| !granted.iter().any(|g| g == s));
-    let consented = tx.is_some_and(|t| t.consented);
+    let consented = tx.is_some_and(|t| t.consented_in(&session));
     if (req.prompt.consent && !consented) || missing {
         if req.prompt.none {
             return Ok(Next::Refuse(

@@ -9,7 +9,7 @@ pub mod decide;
 mod request;
 pub mod transaction;
 
-pub use checks::validate;
+pub use checks::{recheck, validate};
 pub use decide::{decide, issue_code, Next};
 pub use request::{
     redirect_host, AuthorizationRequest, Checked, Confirm, Prompt, Received, Rejection,

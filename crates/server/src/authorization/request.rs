@@ -15,15 +15,17 @@ use crate::{
 
 /// How the response parameters travel back (OAuth 2.0 Multiple Response
 /// Type Encoding Practices; OAuth 2.0 Form Post Response Mode).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResponseMode {
+    #[default]
     Query,
     FormPost,
 }
 
 /// The `prompt` values (OIDC Core 3.1.2.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Prompt {
     pub none: bool,
     pub login: bool,
@@ -34,24 +36,38 @@ pub struct Prompt {
 /// A checked authorization request: every parameter Gatehouse acts on, in
 /// its typed form. Its client is named by id; the client itself travels
 /// beside it ([`Checked`]).
+///
+/// Kept as JSON in a transaction, so one release must read what the
+/// previous one wrote (a rolling upgrade): a field added later gets
+/// `#[serde(default)]` with the value that asks nothing more of the user
+/// than before, and unknown fields are ignored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationRequest {
     pub client_id: String,
     pub redirect_uri: String,
+    #[serde(default)]
     pub response_mode: ResponseMode,
+    #[serde(default)]
     pub state: Option<String>,
     #[serde(with = "scope_string")]
     pub scope: ScopeSet,
+    #[serde(default)]
     pub nonce: Option<String>,
-    #[serde(with = "challenge_string")]
+    #[serde(default, with = "challenge_string")]
     pub code_challenge: Option<CodeChallenge>,
     /// The audience of the resource server the tokens are for, if any.
+    #[serde(default)]
     pub resource: Option<String>,
+    #[serde(default)]
     pub prompt: Prompt,
+    #[serde(default)]
     pub max_age: Option<i64>,
+    #[serde(default)]
     pub login_hint: Option<String>,
     /// The subject of a valid `id_token_hint`.
+    #[serde(default)]
     pub hint_sub: Option<String>,
+    #[serde(default)]
     pub acr_values: Option<String>,
 }
 
@@ -207,5 +223,32 @@ mod tests {
         assert!(json.contains(r#""response_mode":"form_post""#), "{json}");
         let back: AuthorizationRequest = serde_json::from_str(&json).unwrap();
         assert_eq!(back, req);
+    }
+
+    /// A request as the first release with transactions stored it reads
+    /// back: the format is a compatibility promise across a rolling upgrade.
+    #[test]
+    fn a_request_stored_by_the_first_release_reads() {
+        let v1 = r#"{"client_id":"c1","redirect_uri":"https://app.example/cb","response_mode":"query","state":"s","scope":"openid profile","nonce":"n","code_challenge":"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM","resource":null,"prompt":{"none":false,"login":true,"consent":false,"select_account":false},"max_age":300,"login_hint":"erin","hint_sub":null,"acr_values":null}"#;
+        let req: AuthorizationRequest = serde_json::from_str(v1).unwrap();
+        assert_eq!(req.client_id, "c1");
+        assert_eq!(req.scope.to_string(), "openid profile");
+        assert!(req.prompt.login && !req.prompt.consent);
+        assert_eq!(req.max_age, Some(300));
+        assert_eq!(
+            req.code_challenge.as_ref().map(|c| c.as_str()),
+            Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+        );
+    }
+
+    /// Optional fields missing from a stored request (written before they
+    /// existed) take their defaults; unknown ones are ignored.
+    #[test]
+    fn missing_optional_fields_take_safe_defaults() {
+        let minimal = r#"{"client_id":"c1","redirect_uri":"https://app.example/cb","scope":"openid","later":1}"#;
+        let req: AuthorizationRequest = serde_json::from_str(minimal).unwrap();
+        assert_eq!(req.response_mode, ResponseMode::Query);
+        assert_eq!(req.prompt, Prompt::default());
+        assert!(req.code_challenge.is_none() && req.nonce.is_none() && req.max_age.is_none());
     }
 }

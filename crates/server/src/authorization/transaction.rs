@@ -4,8 +4,9 @@
 //! once, by the code it ends with or by the user's refusal.
 //!
 //! The browser carries only the transaction's id (`tx`); its binding is a
-//! random value in an HttpOnly cookie. The store keeps keyed hashes of
-//! both, never the values.
+//! random value of its own, in an HttpOnly cookie of its own (one per
+//! transaction, so a new transaction never disturbs another one in flight).
+//! The store keeps keyed hashes of both, never the values.
 
 use gatehouse_storage::{
     model::{AuthCode, AuthorizationTx, Session, TxLookup, TxSignIn},
@@ -29,8 +30,9 @@ pub struct Transaction {
     pub request: AuthorizationRequest,
     /// The sign-in performed during this transaction, if any.
     pub sign_in: Option<TxSignIn>,
-    /// Whether the user approved on the consent page during it.
-    pub consented: bool,
+    /// The session (its id hash) in which the user approved on the consent
+    /// page during it, if any.
+    consent_session_hash: Option<String>,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -40,7 +42,7 @@ impl std::fmt::Debug for Transaction {
             .field("browser", &"<hidden>")
             .field("request", &self.request)
             .field("sign_in", &self.sign_in.is_some())
-            .field("consented", &self.consented)
+            .field("consented", &self.consent_session_hash.is_some())
             .finish()
     }
 }
@@ -59,13 +61,14 @@ pub enum TxError {
     Store(#[from] StoreError),
 }
 
-/// Starts a transaction for `request` in the browser bound by `browser`.
+/// Starts a transaction for `request`, with a new id and a new browser
+/// binding value ([`Transaction::binding`]) for the browser to keep.
 pub async fn begin(
     state: &AppState,
-    browser: &str,
     request: AuthorizationRequest,
 ) -> Result<Transaction, StoreError> {
     let id = random_token();
+    let browser = random_token();
     let now = state.now();
     let json = serde_json::to_string(&request)
         .map_err(|e| StoreError::Corrupt(format!("authorization request: {e}")))?;
@@ -73,10 +76,11 @@ pub async fn begin(
         .store
         .create_authorization_tx(&AuthorizationTx {
             id_hash: state.hasher.hash(&id),
-            browser_hash: state.hasher.hash(browser),
+            browser_hash: state.hasher.hash(&browser),
             request: json,
             sign_in: None,
             consented_at: None,
+            consent_session_hash: None,
             created_at: now,
             expires_at: now + TX_LIFETIME,
             consumed_at: None,
@@ -84,10 +88,10 @@ pub async fn begin(
         .await?;
     Ok(Transaction {
         id,
-        browser: browser.to_owned(),
+        browser,
         request,
         sign_in: None,
-        consented: false,
+        consent_session_hash: None,
     })
 }
 
@@ -113,11 +117,16 @@ pub async fn load(state: &AppState, id: &str, browser: &str) -> Result<Transacti
         browser: browser.to_owned(),
         request,
         sign_in: tx.sign_in,
-        consented: tx.consented_at.is_some(),
+        consent_session_hash: tx.consent_session_hash,
     })
 }
 
 impl Transaction {
+    /// The browser binding value, for the cookie that carries it.
+    pub fn binding(&self) -> &str {
+        &self.browser
+    }
+
     /// Records that `session` was started during this transaction.
     pub async fn record_sign_in(&self, state: &AppState, session: &Session) -> Result<(), TxError> {
         let marked = state
@@ -139,13 +148,14 @@ impl Transaction {
         }
     }
 
-    /// Records that the user approved on the consent page.
-    pub async fn record_consent(&self, state: &AppState) -> Result<(), TxError> {
+    /// Records that the user of `session` approved on the consent page.
+    pub async fn record_consent(&self, state: &AppState, session: &Session) -> Result<(), TxError> {
         let marked = state
             .store
             .mark_authorization_tx_consented(
                 &state.hasher.hash(&self.id),
                 &state.hasher.hash(&self.browser),
+                &session.id_hash,
                 state.now(),
             )
             .await?;
@@ -163,22 +173,56 @@ impl Transaction {
         })
     }
 
+    /// Whether the approval on the consent page during this transaction
+    /// was given in `session` (so by its user, not by someone who signed
+    /// in on this browser before).
+    pub fn consented_in(&self, session: &Session) -> bool {
+        self.consent_session_hash
+            .as_deref()
+            .is_some_and(|h| h == session.id_hash)
+    }
+
     /// Ends the transaction, storing `code` with it: `Consumed` when it had
     /// already ended (another tab, a replay), `Unknown` when it expired.
     pub async fn consume(&self, state: &AppState, code: Option<&AuthCode>) -> Result<(), TxError> {
-        let won = state
+        let (id_hash, browser_hash) = (
+            state.hasher.hash(&self.id),
+            state.hasher.hash(&self.browser),
+        );
+        let now = state.now();
+        if state
             .store
-            .consume_authorization_tx(
-                &state.hasher.hash(&self.id),
-                &state.hasher.hash(&self.browser),
-                state.now(),
-                code,
-            )
-            .await?;
-        if won {
-            Ok(())
-        } else {
-            Err(TxError::Consumed)
+            .consume_authorization_tx(&id_hash, &browser_hash, now, code)
+            .await?
+        {
+            return Ok(());
         }
+        // Lost: tell a finished transaction from an expired one.
+        let found = state
+            .store
+            .find_authorization_tx(&id_hash, &browser_hash, now)
+            .await?;
+        Err(lost(found))
+    }
+}
+
+/// Why a consuming write that changed nothing lost, from what the
+/// transaction looks like right after: ended, or expired (unknown).
+fn lost(found: TxLookup) -> TxError {
+    match found {
+        TxLookup::Consumed => TxError::Consumed,
+        TxLookup::Live(_) | TxLookup::Unknown => TxError::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_consume_tells_expiry_from_completion() {
+        assert!(matches!(lost(TxLookup::Consumed), TxError::Consumed));
+        // Expired (or never this browser's): not "already completed".
+        assert!(matches!(lost(TxLookup::Unknown), TxError::Unknown));
     }
 }

@@ -97,8 +97,8 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         Ok(x) => x,
         Err(r) => return r,
     };
-    let user = match session::current(&state, &headers).await {
-        Ok(Some((_, u))) => u,
+    let (session, user) = match session::current(&state, &headers).await {
+        Ok(Some(found)) => found,
         Ok(None) => return to_login(&tx.id),
         Err(e) => return e.into_page_response(),
     };
@@ -134,7 +134,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         },
         state.now(),
     );
-    match tx.record_consent(&state).await {
+    match tx.record_consent(&state, &session).await {
         Ok(()) => see_other(&format!("/authorize/continue?tx={}", urlencode(&tx.id))),
         Err(e) => transaction::page(e),
     }

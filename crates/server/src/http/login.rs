@@ -143,7 +143,7 @@ async fn login(
     let p = Params::parse(body)
         .map_err(|_| AppError::page("The sign-in form was not sent correctly."))?;
     session::check_csrf(state, headers, p.get("csrf").unwrap_or(""))?;
-    let tx = match p.get("tx") {
+    let tx = match p.get("tx").filter(|t| !t.is_empty()) {
         None => None,
         Some(id) => match transaction::load(state, headers, Some(id)).await {
             Ok(x) => Some(x),

@@ -16,6 +16,7 @@ contract! {
     authz_tx_lifecycle => sqlite_authz_tx_lifecycle, postgres_authz_tx_lifecycle;
     authz_tx_concurrent_consume => sqlite_authz_tx_concurrent_consume, postgres_authz_tx_concurrent_consume;
     authz_tx_expiry_and_purge => sqlite_authz_tx_expiry_and_purge, postgres_authz_tx_expiry_and_purge;
+    authz_tx_live_count => sqlite_authz_tx_live_count, postgres_authz_tx_live_count;
 }
 
 fn tx(id_hash: &str, browser_hash: &str) -> AuthorizationTx {
@@ -25,6 +26,7 @@ fn tx(id_hash: &str, browser_hash: &str) -> AuthorizationTx {
         request: r#"{"client_id":"client-1"}"#.to_owned(),
         sign_in: None,
         consented_at: None,
+        consent_session_hash: None,
         created_at: NOW,
         expires_at: NOW + 600,
         consumed_at: None,
@@ -83,7 +85,7 @@ async fn authz_tx_lifecycle(store: Store) {
         .await
         .unwrap());
     assert!(store
-        .mark_authorization_tx_consented("t1", "b1", NOW + 4)
+        .mark_authorization_tx_consented("t1", "b1", "s1", NOW + 4)
         .await
         .unwrap());
     let TxLookup::Live(found) = store
@@ -95,6 +97,7 @@ async fn authz_tx_lifecycle(store: Store) {
     };
     assert_eq!(found.sign_in, Some(sign_in.clone()));
     assert_eq!(found.consented_at, Some(NOW + 4));
+    assert_eq!(found.consent_session_hash.as_deref(), Some("s1"));
     // Consumed once, with its code; then it is consumed, and stays so.
     assert!(store
         .consume_authorization_tx("t1", "b1", NOW + 6, Some(&code("c1")))
@@ -204,7 +207,7 @@ async fn authz_tx_expiry_and_purge(store: Store) {
         .await
         .unwrap());
     assert!(!store
-        .mark_authorization_tx_consented("old", "b", at)
+        .mark_authorization_tx_consented("old", "b", "s", at)
         .await
         .unwrap());
     assert_eq!(store.prune_authorization_txs(at).await.unwrap(), 1);
@@ -212,4 +215,25 @@ async fn authz_tx_expiry_and_purge(store: Store) {
         store.find_authorization_tx("young", "b", at).await.unwrap(),
         TxLookup::Live(_)
     ));
+}
+
+/// Only live transactions count: not the consumed, not the expired.
+async fn authz_tx_live_count(store: Store) {
+    assert_eq!(store.count_live_authorization_txs(NOW).await.unwrap(), 0);
+    for id in ["a", "b", "c"] {
+        store.create_authorization_tx(&tx(id, "b")).await.unwrap();
+    }
+    assert_eq!(store.count_live_authorization_txs(NOW).await.unwrap(), 3);
+    assert!(store
+        .consume_authorization_tx("a", "b", NOW + 1, None)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.count_live_authorization_txs(NOW + 1).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        store.count_live_authorization_txs(NOW + 600).await.unwrap(),
+        0
+    );
 }

@@ -18,11 +18,14 @@
 mod respond;
 pub mod transaction;
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::{
     body::Bytes,
-    extract::{RawQuery, State},
+    extract::{ConnectInfo, RawQuery, State},
     http::HeaderMap,
     response::{IntoResponse, Response},
+    Extension,
 };
 
 pub use self::respond::{reject, reject_to_client, respond, see_other, user_denied};
@@ -31,26 +34,50 @@ use gatehouse_storage::StoreError;
 use super::{error::AppError, form::Params};
 use crate::{
     authorization::{self, decide, issue_code, Checked, Next, Received, Transaction, TxError},
+    client_ip,
     oauth::ErrorCode,
     session,
     state::AppState,
 };
 
+/// Authorization transactions one client IP may start per minute: each is
+/// a row written for an anonymous request. Beyond, `/authorize` answers
+/// `temporarily_unavailable` at the redirect URI until the minute ends.
+pub const MAX_STARTS_PER_MINUTE: u32 = 60;
+
+/// The client IP of a request (behind the trusted proxies).
+fn caller_ip(
+    state: &AppState,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+) -> Option<IpAddr> {
+    let peer = peer.map(|Extension(ConnectInfo(a))| a);
+    client_ip::resolve(peer, headers, &state.settings.trusted_proxies)
+}
+
 /// `GET /authorize` (OIDC Core 3.1.2.1: query parameters).
 pub async fn get(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    handle(&state, &headers, q.unwrap_or_default().as_bytes()).await
+    let ip = caller_ip(&state, peer, &headers);
+    handle(&state, &headers, ip, q.unwrap_or_default().as_bytes()).await
 }
 
 /// `POST /authorize` (OIDC Core 3.1.2.1: form-serialized parameters).
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if super::form::require_form(&headers).is_err() {
         return AppError::page("The authorization request must be form-encoded.").into_response();
     }
-    handle(&state, &headers, &body).await
+    let ip = caller_ip(&state, peer, &headers);
+    handle(&state, &headers, ip, &body).await
 }
 
 /// `GET /authorize/continue?tx=..`: goes on with a transaction of this
@@ -65,18 +92,19 @@ pub async fn resume(
             Ok(x) => x,
             Err(r) => return r,
         };
-    advance(&state, &headers, &checked, Some(tx)).await
+    advance(&state, &headers, &checked, Started::Continued(Box::new(tx))).await
 }
 
-/// The `tx` parameter of a query string.
+/// The `tx` parameter of a query string; empty counts as absent.
 pub fn tx_param(query: Option<&str>) -> Option<String> {
     let q = query?;
     form_urlencoded::parse(q.as_bytes())
         .find(|(k, _)| k == "tx")
         .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty())
 }
 
-async fn handle(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Response {
+async fn handle(state: &AppState, headers: &HeaderMap, ip: Option<IpAddr>, raw: &[u8]) -> Response {
     // Parsed at the edge, leniently: a repeated parameter is still
     // answered at the client's redirect URI when that one is trustworthy.
     let (params, duplicate, too_many) = Params::parse_lenient(raw);
@@ -89,18 +117,24 @@ async fn handle(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Response {
         too_many,
     };
     match authorization::validate(state, &received).await {
-        Ok(checked) => advance(state, headers, &checked, None).await,
+        Ok(checked) => advance(state, headers, &checked, Started::New(ip)).await,
         Err(r) => reject(state, r),
     }
 }
 
-/// Takes the next step of a checked request: at `/authorize` (no
-/// transaction yet), or continuing its transaction after login or consent.
+/// Where a checked request stands: new at `/authorize` (from this client
+/// IP), or continuing its transaction after login or consent.
+pub enum Started {
+    New(Option<IpAddr>),
+    Continued(Box<Transaction>),
+}
+
+/// Takes the next step of a checked request.
 pub async fn advance(
     state: &AppState,
     headers: &HeaderMap,
     checked: &Checked,
-    tx: Option<Transaction>,
+    tx: Started,
 ) -> Response {
     match step(state, headers, checked, tx).await {
         Ok(r) => r,
@@ -151,8 +185,12 @@ async fn step(
     state: &AppState,
     headers: &HeaderMap,
     checked: &Checked,
-    tx: Option<Transaction>,
+    started: Started,
 ) -> Result<Response, Failed> {
+    let (tx, ip) = match started {
+        Started::New(ip) => (None, ip),
+        Started::Continued(t) => (Some(*t), None),
+    };
     let current = session::current(state, headers).await?;
     let next = decide(state, &checked.request, current, tx.as_ref()).await?;
     let page = match next {
@@ -174,7 +212,21 @@ async fn step(
     };
     let (tx, cookie) = match tx {
         Some(t) => (t, None),
-        None => transaction::begin(state, headers, checked.request.clone()).await?,
+        None => {
+            let key = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+            let now = state.now();
+            if state.authorization_starts.blocked(&key, now).is_some() {
+                tracing::warn!(ip = %key, "too many authorization transactions started");
+                return Ok(reject_to_client(
+                    state,
+                    checked,
+                    ErrorCode::TemporarilyUnavailable,
+                    "too many sign-in requests from this network; try again in a minute",
+                ));
+            }
+            state.authorization_starts.record(&key, now);
+            transaction::begin(state, checked.request.clone()).await?
+        }
     };
     let to = format!("{page}?tx={}", urlencode(&tx.id));
     Ok(transaction::with_cookie(see_other(&to), cookie))

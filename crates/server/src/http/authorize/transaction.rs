@@ -1,5 +1,5 @@
 //! The browser's side of an authorization transaction: the cookie that
-//! binds transactions to this browser, the `tx` parameter the pages carry,
+//! binds each transaction to this browser, the `tx` parameter the pages carry,
 //! and the page shown when a transaction cannot be continued.
 
 use axum::{
@@ -9,43 +9,53 @@ use axum::{
 use gatehouse_storage::StoreError;
 
 use crate::{
-    authorization::{transaction, AuthorizationRequest, Checked, Transaction, TxError},
+    authorization::{
+        self, transaction, AuthorizationRequest, Checked, Rejection, Transaction, TxError,
+        TX_LIFETIME,
+    },
     http::error::AppError,
-    secrets::random_token,
     session,
     state::AppState,
 };
 
-/// The cookie (base name) holding this browser's binding value. HttpOnly,
-/// SameSite=Lax, Secure except on a development issuer, like the session
-/// cookie; set by the first `/authorize` that needs the user, then reused.
-const BROWSER_COOKIE: &str = "authz";
+/// The prefix of the cookies holding browser binding values: one cookie
+/// per transaction, `authz_` and 8 characters of the keyed hash of its id
+/// (`__Host-gatehouse_authz_..` in production). HttpOnly, SameSite=Lax,
+/// Secure except on a development issuer, like the session cookie; it
+/// lives as long as the transaction, and is kept after it ended so that a
+/// replay is told the transaction was completed.
+const COOKIE_PREFIX: &str = "authz_";
 
 /// Longest `tx` value accepted (ours are 43 characters).
 const MAX_TX_LEN: usize = 128;
 
-/// Starts a transaction for `request` in this browser; the Set-Cookie to
-/// send when the browser had no binding value yet.
+/// The cookie base name for transaction `id`.
+fn cookie_base(state: &AppState, id: &str) -> String {
+    let hash = state.hasher.hash(id);
+    format!("{COOKIE_PREFIX}{}", hash.get(..8).unwrap_or(&hash))
+}
+
+/// Starts a transaction for `request`; the Set-Cookie that binds it to
+/// this browser.
 pub async fn begin(
     state: &AppState,
-    headers: &HeaderMap,
     request: AuthorizationRequest,
 ) -> Result<(Transaction, Option<HeaderValue>), StoreError> {
-    let (browser, cookie) = match session::read_cookie(state, headers, BROWSER_COOKIE) {
-        Some(b) => (b, None),
-        None => {
-            let b = random_token();
-            let c = session::set_cookie(state, BROWSER_COOKIE, &b, None);
-            (b, c)
-        }
-    };
-    let tx = transaction::begin(state, &browser, request).await?;
+    let tx = transaction::begin(state, request).await?;
+    let cookie = session::set_cookie(
+        state,
+        &cookie_base(state, &tx.id),
+        tx.binding(),
+        Some(TX_LIFETIME),
+    );
     Ok((tx, cookie))
 }
 
 /// The live transaction `id` names, if this browser may continue it, with
-/// its client; else the page to show (never a redirect: the redirect URI
-/// of a transaction that cannot be loaded is not to be trusted).
+/// its client, checked again against the client's current registration;
+/// else the page to show (never a redirect: the redirect URI of a
+/// transaction that cannot be loaded is not to be trusted). A transaction
+/// its client's registration no longer allows is ended.
 pub async fn load(
     state: &AppState,
     headers: &HeaderMap,
@@ -54,7 +64,7 @@ pub async fn load(
     let id = id
         .filter(|i| !i.is_empty() && i.len() <= MAX_TX_LEN)
         .ok_or_else(|| page(TxError::Unknown))?;
-    let browser = session::read_cookie(state, headers, BROWSER_COOKIE)
+    let browser = session::read_cookie(state, headers, &cookie_base(state, id))
         .ok_or_else(|| page(TxError::Unknown))?;
     let tx = transaction::load(state, id, &browser).await.map_err(page)?;
     let client = match state.registry.client(&tx.request.client_id).await {
@@ -67,11 +77,33 @@ pub async fn load(
         }
         Err(e) => return Err(page(TxError::Store(e))),
     };
+    match authorization::recheck(state, &client, &tx.request).await {
+        Ok(()) => {}
+        Err(Rejection::Store(e)) => return Err(page(TxError::Store(e))),
+        Err(Rejection::Page(why)) => return Err(no_longer_allowed(state, &tx, why).await),
+        Err(Rejection::Redirect { description, .. }) => {
+            return Err(no_longer_allowed(state, &tx, &format!("{description}.")).await)
+        }
+    }
     let checked = Checked {
         request: tx.request.clone(),
         client,
     };
     Ok((tx, checked))
+}
+
+/// Ends `tx`, which its client's registration no longer allows, and says
+/// why on a page (400, no redirect).
+async fn no_longer_allowed(state: &AppState, tx: &Transaction, why: &str) -> Response {
+    tracing::info!(client_id = %tx.request.client_id, %why, "authorization transaction no longer allowed by its client's registration");
+    if let Err(e) = tx.consume(state, None).await {
+        return page(e);
+    }
+    AppError::page(format!(
+        "The application's registration changed since this sign-in request was made: {why} \
+         Go back to the application and start again."
+    ))
+    .into_response()
 }
 
 /// The page for a transaction that cannot be continued (400), or for the

@@ -79,7 +79,7 @@ pub async fn build_state(
         http,
         registry,
         hasher,
-        device_keys: crate::device::mac_key(&kek),
+        device_keys: crate::http::device::mac_key(&kek),
         sealer: SecretSealer::new(&kek),
         settings,
         store,

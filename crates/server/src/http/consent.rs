@@ -18,7 +18,7 @@ use super::{
     error::AppError,
     form::Params,
 };
-use crate::{authorization::redirect_host, session, state::AppState, views};
+use crate::{authorization::redirect_host, http::session, state::AppState, views};
 
 #[derive(Serialize)]
 struct ScopeView {

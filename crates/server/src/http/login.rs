@@ -27,7 +27,9 @@ use super::{
 use crate::{
     audit::{self, Event, SignInFailure},
     authorization::{redirect_host, Checked, Transaction},
-    client_ip, device, password, session,
+    client_ip,
+    http::{device, session},
+    password,
     state::AppState,
     views,
 };

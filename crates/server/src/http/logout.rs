@@ -19,8 +19,8 @@ use super::{authorize::see_other, error::AppError, form::Params};
 use gatehouse_storage::model::Client;
 
 use crate::{
+    http::session,
     id_token_hint::{self, HintError},
-    session,
     state::AppState,
     views,
 };

@@ -5,6 +5,7 @@
 pub mod authorize;
 pub mod client_auth;
 pub mod consent;
+pub mod device;
 pub mod error;
 pub mod form;
 pub mod health;
@@ -14,6 +15,7 @@ pub mod logout;
 pub mod metrics;
 pub mod register;
 pub mod revoke;
+pub mod session;
 pub mod status_list;
 pub mod token;
 pub mod userinfo;

@@ -13,8 +13,7 @@ use crate::{
         self, transaction, AuthorizationRequest, Checked, Rejection, Transaction, TxError,
         TX_LIFETIME,
     },
-    http::error::AppError,
-    session,
+    http::{error::AppError, session},
     state::AppState,
 };
 

@@ -10,7 +10,8 @@
 use axum::http::{HeaderMap, HeaderValue};
 use gatehouse_keys::{Kek, SecretHasher};
 
-use crate::{session, state::AppState};
+use super::session;
+use crate::state::AppState;
 
 /// How long a device cookie is honoured (and kept by the browser): a year.
 pub const DEVICE_COOKIE_TTL: i64 = 365 * 86_400;

@@ -10,7 +10,8 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use gatehouse_storage::model::{Session, User};
 use subtle::ConstantTimeEq;
 
-use crate::{http::error::AppError, secrets::random_token, state::AppState};
+use super::error::AppError;
+use crate::{secrets::random_token, state::AppState};
 
 fn cookie_name(state: &AppState, base: &str) -> String {
     if state.settings.dev_mode {

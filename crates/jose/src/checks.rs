@@ -108,7 +108,12 @@ pub(crate) struct JwsParts<'a> {
 }
 
 pub(crate) fn split_jws(token: &str) -> Result<JwsParts<'_>, JoseError> {
-    if token.len() > MAX_TOKEN_LEN {
+    split_jws_capped(token, MAX_TOKEN_LEN)
+}
+
+/// [`split_jws`] with the caller's size cap instead of [`MAX_TOKEN_LEN`].
+pub(crate) fn split_jws_capped(token: &str, max_len: usize) -> Result<JwsParts<'_>, JoseError> {
+    if token.len() > max_len {
         return Err(JoseError::InvalidToken("token too large"));
     }
     let mut parts = token.split('.');

@@ -32,7 +32,7 @@ pub use error::JoseError;
 pub use jwe::{decrypt, decrypt_dir, decrypt_with_cek, encrypt, encrypt_dir, encrypt_with_cek};
 pub use jwk::PublicKey;
 pub use jwks::render_jwks;
-pub use jws::{peek_claims, sign, verify, verify_hmac, UnverifiedJws, VerifiedJws};
+pub use jws::{peek_claims, sign, verify, verify_capped, verify_hmac, UnverifiedJws, VerifiedJws};
 pub use key::{generate_key_pair, KeyPair, PrivateKey};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -284,6 +284,18 @@ pub(crate) fn split_jwe(token: &str) -> Result<JweParts<'_>, JoseError> {
 }
 
 impl JweParts<'_> {
+    /// [`JweParts::open`] with the pure-Rust AES-256-GCM.
+    #[cfg(feature = "rustcrypto")]
+    pub(crate) fn open_pure(&self, cek: &[u8]) -> Result<Vec<u8>, JoseError> {
+        crate::rustcrypto::gcm_open(
+            cek,
+            &self.iv,
+            &self.ciphertext,
+            &self.tag,
+            self.header_b64.as_bytes(),
+        )
+    }
+
     /// AES-256-GCM decryption with `cek`; the tag authenticates the
     /// protected header (as it appears in the token) and the ciphertext.
     pub(crate) fn open(&self, cek: &[u8]) -> Result<Vec<u8>, JosekitError> {

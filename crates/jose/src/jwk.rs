@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::alg::KeyKind;
 use crate::checks::is_p256_point;
 use crate::key::{RSA_MAX_BITS, RSA_MIN_BITS};
-use crate::{b64, openssl_err, shorten, Alg, JoseError, KeyUse};
+use crate::{b64, openssl_err, shorten, Alg, Backend, JoseError, KeyUse};
 
 /// Largest JWK JSON text accepted.
 const MAX_JWK_LEN: usize = 16 * 1024;
@@ -32,6 +32,9 @@ pub(crate) const PRIVATE_JWK_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi
 pub(crate) enum PublicOp {
     Verify(Box<dyn JwsVerifier>),
     Encrypt(Box<dyn JweEncrypter>),
+    /// A pure-Rust signature verifier ([`Backend::RustCrypto`]).
+    #[cfg(feature = "rustcrypto")]
+    Pure(Box<crate::rustcrypto::PureVerifier>),
 }
 
 pub(crate) struct PublicInner {
@@ -121,7 +124,7 @@ impl PublicKey {
     /// (for example one element of a client's `jwks`).
     pub fn from_jwk_value(jwk: &Value, alg: Option<Alg>) -> Result<PublicKey, JoseError> {
         match jwk {
-            Value::Object(map) => Self::from_jwk_map(map, alg, false),
+            Value::Object(map) => Self::from_jwk_map(map, alg, false, Backend::OpenSsl),
             _ => Err(JoseError::InvalidKey(
                 "JWK must be a JSON object".to_owned(),
             )),
@@ -136,8 +139,19 @@ impl PublicKey {
         jwk: &Value,
         alg: Option<Alg>,
     ) -> Result<PublicKey, JoseError> {
+        Self::from_jwk_value_for_verification_with(jwk, alg, Backend::OpenSsl)
+    }
+
+    /// As [`PublicKey::from_jwk_value_for_verification`], verifying with
+    /// the chosen backend. On [`Backend::RustCrypto`], ES384 and ES512 keys
+    /// are refused with [`JoseError::Unsupported`].
+    pub fn from_jwk_value_for_verification_with(
+        jwk: &Value,
+        alg: Option<Alg>,
+        backend: Backend,
+    ) -> Result<PublicKey, JoseError> {
         match jwk {
-            Value::Object(map) => Self::from_jwk_map(map, alg, true),
+            Value::Object(map) => Self::from_jwk_map(map, alg, true, backend),
             _ => Err(JoseError::InvalidKey(
                 "JWK must be a JSON object".to_owned(),
             )),
@@ -148,6 +162,7 @@ impl PublicKey {
         jwk: &Map<String, Value>,
         alg: Option<Alg>,
         verification: bool,
+        backend: Backend,
     ) -> Result<PublicKey, JoseError> {
         if PRIVATE_JWK_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
             return Err(JoseError::InvalidKey(
@@ -257,8 +272,14 @@ impl PublicKey {
         // need no JSON escaping.
         let thumbprint = b64(Sha256::digest(canonical.as_bytes()));
 
-        let op = Self::josekit_op(alg, &clean)
-            .map_err(|_| JoseError::InvalidKey(format!("JWK is not a usable {alg} key")))?;
+        let op = match backend {
+            Backend::OpenSsl => Self::josekit_op(alg, &clean)
+                .map_err(|_| JoseError::InvalidKey(format!("JWK is not a usable {alg} key")))?,
+            #[cfg(feature = "rustcrypto")]
+            Backend::RustCrypto => {
+                PublicOp::Pure(Box::new(crate::rustcrypto::PureVerifier::new(alg, &clean)?))
+            }
+        };
         Ok(PublicKey(Arc::new(PublicInner {
             alg,
             kid,

@@ -120,13 +120,20 @@ fn verify_payload(
     if key.alg() != alg {
         return Err(JoseError::InvalidToken("algorithm does not match the key"));
     }
-    let PublicOp::Verify(verifier) = &key.0.op else {
-        return Err(JoseError::InvalidToken("algorithm does not match the key"));
-    };
     let signature = parts.signature()?;
-    verifier
-        .verify(parts.signing_input.as_bytes(), &signature)
-        .map_err(|_| JoseError::InvalidToken("bad signature"))?;
+    let valid = match &key.0.op {
+        PublicOp::Verify(verifier) => verifier
+            .verify(parts.signing_input.as_bytes(), &signature)
+            .is_ok(),
+        #[cfg(feature = "rustcrypto")]
+        PublicOp::Pure(verifier) => verifier.verify(parts.signing_input.as_bytes(), &signature),
+        PublicOp::Encrypt(_) => {
+            return Err(JoseError::InvalidToken("algorithm does not match the key"))
+        }
+    };
+    if !valid {
+        return Err(JoseError::InvalidToken("bad signature"));
+    }
     let payload = parts.payload()?;
     Ok((parts.header, payload))
 }

@@ -20,7 +20,7 @@ use serde_json::Map;
 use zeroize::Zeroizing;
 
 use crate::alg::KeyKind;
-use crate::{b64, openssl_err, shorten, Alg, JoseError, KeyUse, PublicKey};
+use crate::{b64, openssl_err, shorten, Alg, Backend, JoseError, KeyUse, PublicKey};
 
 /// Size of the RSA keys Gatehouse generates.
 const RSA_GENERATE_BITS: u32 = 2048;
@@ -138,7 +138,7 @@ pub(crate) fn public_key_of(
         KeyKind::P384 | KeyKind::P521 => return Err(verify_only(alg)),
     }
     jwk.insert("kid".into(), kid.into());
-    PublicKey::from_jwk_map(&jwk, Some(alg), false)
+    PublicKey::from_jwk_map(&jwk, Some(alg), false, Backend::OpenSsl)
 }
 
 /// Whether an OpenSSL private key is the right type and size for `alg`.
@@ -161,6 +161,9 @@ fn private_key_fits(pkey: &PKey<Private>, alg: Alg) -> bool {
 pub(crate) enum PrivateOp {
     Sign(Box<dyn JwsSigner>),
     Decrypt(Box<dyn JweDecrypter>),
+    /// ECDH-ES+A256KW decryption in pure Rust ([`Backend::RustCrypto`]).
+    #[cfg(feature = "rustcrypto")]
+    PureEcdh(Box<crate::rustcrypto::EcdhKey>),
 }
 
 impl PrivateOp {
@@ -231,6 +234,65 @@ impl PrivateKey {
     /// empty if it has none. Anything else (public, symmetric, Ed25519 or
     /// other-curve keys, signing algorithms) is refused with `InvalidKey`.
     pub fn from_private_jwk(json: &str) -> Result<PrivateKey, JoseError> {
+        Self::from_private_jwk_with(json, Backend::OpenSsl)
+    }
+
+    /// As [`PrivateKey::from_private_jwk`], decrypting with the chosen
+    /// backend. On [`Backend::RustCrypto`] an RSA key is refused with
+    /// [`JoseError::Unsupported`]: RSA-OAEP-256 decryption needs OpenSSL.
+    pub fn from_private_jwk_with(json: &str, backend: Backend) -> Result<PrivateKey, JoseError> {
+        match backend {
+            Backend::OpenSsl => Self::from_private_jwk_openssl(json),
+            #[cfg(feature = "rustcrypto")]
+            Backend::RustCrypto => Self::from_private_jwk_pure(json),
+        }
+    }
+
+    #[cfg(feature = "rustcrypto")]
+    fn from_private_jwk_pure(json: &str) -> Result<PrivateKey, JoseError> {
+        let not_jwk = || JoseError::InvalidKey("private JWK is not a JWK".to_owned());
+        let jwk: Map<String, serde_json::Value> =
+            serde_json::from_str(json).map_err(|_| not_jwk())?;
+        let text = |name: &str| jwk.get(name).and_then(serde_json::Value::as_str);
+        match (text("kty"), text("alg")) {
+            (Some("EC"), None | Some("ECDH-ES+A256KW")) => {}
+            (Some("RSA"), None | Some("RSA-OAEP-256")) => {
+                return Err(JoseError::Unsupported(
+                    crate::rustcrypto::RSA_OAEP_UNSUPPORTED,
+                ))
+            }
+            _ => {
+                return Err(JoseError::InvalidKey(
+                    "private JWK must be an EC P-256 key for ECDH-ES+A256KW or an RSA key \
+                     for RSA-OAEP-256"
+                        .to_owned(),
+                ))
+            }
+        }
+        if !jwk.contains_key("d") {
+            return Err(JoseError::InvalidKey(
+                "private JWK has no private part (d)".to_owned(),
+            ));
+        }
+        let ecdh = crate::rustcrypto::EcdhKey::from_jwk(&jwk)?;
+        let kid = text("kid").unwrap_or_default().to_owned();
+        let mut public = Map::new();
+        for name in ["kty", "crv", "x", "y", "kid"] {
+            if let Some(value) = jwk.get(name) {
+                public.insert(name.into(), value.clone());
+            }
+        }
+        let public =
+            PublicKey::from_jwk_map(&public, Some(Alg::EcdhEsA256kw), false, Backend::OpenSsl)?;
+        Ok(PrivateKey(Arc::new(PrivateInner {
+            kid,
+            alg: Alg::EcdhEsA256kw,
+            op: PrivateOp::PureEcdh(Box::new(ecdh)),
+            public,
+        })))
+    }
+
+    fn from_private_jwk_openssl(json: &str) -> Result<PrivateKey, JoseError> {
         let jwk = Jwk::from_bytes(json.as_bytes())
             .map_err(|_| JoseError::InvalidKey("private JWK is not a JWK".to_owned()))?;
         let alg = match (jwk.key_type(), jwk.algorithm()) {

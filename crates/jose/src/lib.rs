@@ -20,6 +20,8 @@ mod jwk;
 mod jwks;
 mod jws;
 mod key;
+#[cfg(feature = "rustcrypto")]
+mod rustcrypto;
 
 #[cfg(test)]
 mod fuzz;
@@ -34,6 +36,23 @@ pub use jwk::PublicKey;
 pub use jwks::render_jwks;
 pub use jws::{peek_claims, sign, verify, verify_capped, verify_hmac, UnverifiedJws, VerifiedJws};
 pub use key::{generate_key_pair, KeyPair, PrivateKey};
+
+/// Which cryptography a verifying key uses. Gatehouse itself (signing,
+/// encryption, key generation) always uses OpenSSL; a resource server's
+/// verifier may choose the pure-Rust backend (feature `rustcrypto`) for
+/// signature verification and ECDH-ES+A256KW decryption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Backend {
+    /// josekit on OpenSSL: every algorithm.
+    #[default]
+    OpenSsl,
+    /// Pure Rust (p256, rsa public-key operations, ed25519-dalek, aes-gcm):
+    /// ES256, RS256/384/512, PS256/384/512 and EdDSA verification and
+    /// ECDH-ES+A256KW decryption; RSA-OAEP-256 decryption and ES384/ES512
+    /// are refused with [`JoseError::Unsupported`].
+    #[cfg(feature = "rustcrypto")]
+    RustCrypto,
+}
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;

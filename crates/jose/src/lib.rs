@@ -54,6 +54,19 @@ pub enum Backend {
     RustCrypto,
 }
 
+impl Backend {
+    /// Whether this backend verifies signatures made with `alg`.
+    pub fn verifies(self, alg: Alg) -> bool {
+        match self {
+            Backend::OpenSsl => alg.key_use() == KeyUse::Sig,
+            #[cfg(feature = "rustcrypto")]
+            Backend::RustCrypto => {
+                alg.key_use() == KeyUse::Sig && !matches!(alg, Alg::ES384 | Alg::ES512)
+            }
+        }
+    }
+}
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use openssl::error::ErrorStack;

@@ -8,14 +8,19 @@ use super::*;
 pub(crate) struct JwksKey {
     jwk: Value,
     parsed: Option<Result<PublicKey, JoseError>>,
+    backend: Backend,
 }
 
 impl JwksKey {
-    fn new(jwk: Value) -> JwksKey {
+    fn new(jwk: Value, backend: Backend) -> JwksKey {
         let parsed = jwk
             .get("alg")
-            .map(|_| PublicKey::from_jwk_value_for_verification(&jwk, None));
-        JwksKey { jwk, parsed }
+            .map(|_| PublicKey::from_jwk_value_for_verification_with(&jwk, None, backend));
+        JwksKey {
+            jwk,
+            parsed,
+            backend,
+        }
     }
 
     /// The key, for a token signed with `alg`: the JWK's own `alg`, if it
@@ -26,8 +31,10 @@ impl JwksKey {
         match &self.parsed {
             Some(Ok(key)) if key.alg() == alg => Ok(key.clone()),
             Some(_) => Err(MISMATCH),
-            None => PublicKey::from_jwk_value_for_verification(&self.jwk, Some(alg))
-                .map_err(|_| MISMATCH),
+            None => {
+                PublicKey::from_jwk_value_for_verification_with(&self.jwk, Some(alg), self.backend)
+                    .map_err(|_| MISMATCH)
+            }
         }
     }
 }
@@ -232,7 +239,7 @@ impl Verifier {
             let Some(kid) = m.get("kid").and_then(Value::as_str).map(str::to_owned) else {
                 continue;
             };
-            out.insert(kid, JwksKey::new(k.clone()));
+            out.insert(kid, JwksKey::new(k.clone(), self.backend));
         }
         tracing::debug!(count = out.len(), "fetched issuer JWKS");
         Ok((out, status::max_age(&headers)))

@@ -94,6 +94,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+pub use gatehouse_jose::Backend;
 use gatehouse_jose::{checks, Alg, JoseError, PrivateKey, PublicKey};
 use serde_json::{Map, Value};
 
@@ -174,6 +175,7 @@ pub struct Verifier {
     enc_kid: Option<String>,
     decryption_key: PrivateKey,
     allowed_algs: Vec<Alg>,
+    backend: Backend,
     leeway: i64,
     jwks_uri: Option<String>,
     discovered: tokio::sync::OnceCell<String>,
@@ -258,7 +260,12 @@ impl Verifier {
                 )));
             }
         }
-        let decryption_key = PrivateKey::from_private_jwk(&cfg.decryption_jwk)
+        if let Some(alg) = allowed_algs.iter().find(|alg| !cfg.backend.verifies(**alg)) {
+            return Err(config(format!(
+                "signing algorithm {alg} needs the openssl backend"
+            )));
+        }
+        let decryption_key = PrivateKey::from_private_jwk_with(&cfg.decryption_jwk, cfg.backend)
             .map_err(|e| config(format!("decryption_jwk: {e}")))?;
         let http = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
@@ -271,6 +278,7 @@ impl Verifier {
             enc_kid: Some(decryption_key.kid().to_owned()).filter(|kid| !kid.is_empty()),
             decryption_key,
             allowed_algs,
+            backend: cfg.backend,
             leeway: cfg.leeway_secs,
             jwks_uri: cfg.jwks_uri,
             discovered: tokio::sync::OnceCell::new(),

@@ -86,6 +86,15 @@
 //!
 //! With the default `axum` feature, [`BearerClaims`] is an extractor that does
 //! all of this for a handler.
+//!
+//! Features: `openssl` (default) decrypts and verifies with josekit on
+//! OpenSSL, every algorithm; `rustcrypto` adds a pure-Rust backend, chosen
+//! with [`VerifierConfig::backend`] and [`Backend::RustCrypto`]: ES256,
+//! RS256/384/512, PS256/384/512 and EdDSA verification (RSA public-key
+//! operations only) and ECDH-ES+A256KW/A256GCM decryption. It refuses an
+//! RSA decryption key (RSA-OAEP-256 needs OpenSSL) and ES384/ES512 when the
+//! verifier is built. Both backends accept and refuse the same tokens; the
+//! crate still links OpenSSL through the JOSE crate whichever is chosen.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use gatehouse_server::clients::ClientSpec;
 use gatehouse_storage::model::ResourceServer;
-use gatehouse_verifier::{Verifier, VerifierConfig, VerifierError};
+use gatehouse_verifier::{Backend, Verifier, VerifierConfig, VerifierError};
 use serde_json::Value;
 
 use crate::support::{TestApp, TestClient};
@@ -118,6 +118,13 @@ async fn verifier_checks_real_tokens_and_follows_rotation(app: &TestApp) {
     assert_eq!(claims.exp - claims.iat, 900);
     assert_eq!(claims.auth_time, None);
     assert_eq!(claims.raw["aud"], AUDIENCE);
+    // The pure-Rust backend reads the server's token alike.
+    let pure = Verifier::new(
+        VerifierConfig::new(app.base.clone(), AUDIENCE, private.clone())
+            .backend(Backend::RustCrypto),
+    )
+    .unwrap();
+    assert_eq!(pure.verify(&token).await.unwrap(), claims);
 
     // Wrong audience / issuer configured: refused with the right variant.
     let other = Verifier::new(VerifierConfig::new(

@@ -48,6 +48,14 @@ impl FromStr for KeyUse {
 
 /// The algorithms Gatehouse supports. RSA keys are 2048-bit, ES256 and
 /// ECDH-ES+A256KW use P-256, EdDSA uses Ed25519.
+///
+/// The variants after `EcdhEsA256kw` are for VERIFICATION only (a
+/// resource server may accept tokens signed with them): they are not in
+/// [`Alg::ALL`], `FromStr` does not parse them (so no client key or
+/// configuration of Gatehouse itself can name them), no key is ever
+/// generated or opened for them, and only
+/// [`crate::PublicKey::from_jwk_value_for_verification`] and
+/// [`Alg::from_verification_name`] accept them.
 #[allow(clippy::upper_case_acronyms)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Alg {
@@ -63,6 +71,18 @@ pub enum Alg {
     RsaOaep256,
     /// ECDH-ES on P-256 with A256KW key wrapping (JWE key agreement).
     EcdhEsA256kw,
+    /// ECDSA on P-384 with SHA-384 (verification only).
+    ES384,
+    /// ECDSA on P-521 with SHA-512 (verification only).
+    ES512,
+    /// RSASSA-PKCS1-v1_5 with SHA-384 (verification only).
+    RS384,
+    /// RSASSA-PKCS1-v1_5 with SHA-512 (verification only).
+    RS512,
+    /// RSASSA-PSS with SHA-384 (verification only).
+    PS384,
+    /// RSASSA-PSS with SHA-512 (verification only).
+    PS512,
 }
 
 /// The key type behind an algorithm.
@@ -70,14 +90,27 @@ pub enum Alg {
 pub(crate) enum KeyKind {
     Rsa,
     P256,
+    P384,
+    P521,
     Ed25519,
 }
 
 impl KeyKind {
+    /// The JWK `crv` of an elliptic-curve kind ("" for the others).
+    pub(crate) const fn crv(self) -> &'static str {
+        match self {
+            KeyKind::P256 => "P-256",
+            KeyKind::P384 => "P-384",
+            KeyKind::P521 => "P-521",
+            KeyKind::Ed25519 => "Ed25519",
+            KeyKind::Rsa => "",
+        }
+    }
+
     pub(crate) const fn kty(self) -> &'static str {
         match self {
             KeyKind::Rsa => "RSA",
-            KeyKind::P256 => "EC",
+            KeyKind::P256 | KeyKind::P384 | KeyKind::P521 => "EC",
             KeyKind::Ed25519 => "OKP",
         }
     }
@@ -94,6 +127,34 @@ impl Alg {
         Alg::EcdhEsA256kw,
     ];
 
+    /// The signature algorithms accepted for verification only.
+    pub const VERIFY_ONLY: &'static [Alg] = &[
+        Alg::ES384,
+        Alg::ES512,
+        Alg::RS384,
+        Alg::RS512,
+        Alg::PS384,
+        Alg::PS512,
+    ];
+
+    /// Whether this algorithm is for verification only (see [`Alg`]).
+    pub fn is_verify_only(self) -> bool {
+        Alg::VERIFY_ONLY.contains(&self)
+    }
+
+    /// Parse an exact JOSE name, including the verification-only
+    /// signature algorithms (ES384/512, RS384/512, PS384/512).
+    pub fn from_verification_name(s: &str) -> Result<Alg, JoseError> {
+        match Alg::VERIFY_ONLY
+            .iter()
+            .copied()
+            .find(|alg| alg.as_str() == s)
+        {
+            Some(alg) => Ok(alg),
+            None => s.parse(),
+        }
+    }
+
     /// The JOSE `alg` value.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -103,21 +164,44 @@ impl Alg {
             Alg::EdDSA => "EdDSA",
             Alg::RsaOaep256 => "RSA-OAEP-256",
             Alg::EcdhEsA256kw => "ECDH-ES+A256KW",
+            Alg::ES384 => "ES384",
+            Alg::ES512 => "ES512",
+            Alg::RS384 => "RS384",
+            Alg::RS512 => "RS512",
+            Alg::PS384 => "PS384",
+            Alg::PS512 => "PS512",
         }
     }
 
     /// Whether keys of this algorithm sign or encrypt.
     pub const fn key_use(self) -> KeyUse {
         match self {
-            Alg::RS256 | Alg::PS256 | Alg::ES256 | Alg::EdDSA => KeyUse::Sig,
+            Alg::RS256
+            | Alg::PS256
+            | Alg::ES256
+            | Alg::EdDSA
+            | Alg::ES384
+            | Alg::ES512
+            | Alg::RS384
+            | Alg::RS512
+            | Alg::PS384
+            | Alg::PS512 => KeyUse::Sig,
             Alg::RsaOaep256 | Alg::EcdhEsA256kw => KeyUse::Enc,
         }
     }
 
     pub(crate) const fn kind(self) -> KeyKind {
         match self {
-            Alg::RS256 | Alg::PS256 | Alg::RsaOaep256 => KeyKind::Rsa,
+            Alg::RS256
+            | Alg::PS256
+            | Alg::RsaOaep256
+            | Alg::RS384
+            | Alg::RS512
+            | Alg::PS384
+            | Alg::PS512 => KeyKind::Rsa,
             Alg::ES256 | Alg::EcdhEsA256kw => KeyKind::P256,
+            Alg::ES384 => KeyKind::P384,
+            Alg::ES512 => KeyKind::P521,
             Alg::EdDSA => KeyKind::Ed25519,
         }
     }
@@ -230,5 +314,19 @@ mod tests {
         assert_eq!("enc".parse::<KeyUse>().unwrap(), KeyUse::Enc);
         assert_eq!(KeyUse::Enc.to_string(), "enc");
         invalid_key("SIG".parse::<KeyUse>());
+    }
+
+    #[test]
+    fn verification_only_algs_parse_only_for_verification() {
+        for &alg in Alg::VERIFY_ONLY {
+            assert!(alg.as_str().parse::<Alg>().is_err(), "{alg}");
+            assert_eq!(Alg::from_verification_name(alg.as_str()).unwrap(), alg);
+            assert_eq!(alg.key_use(), KeyUse::Sig);
+            assert!(alg.is_verify_only());
+            assert!(!Alg::ALL.contains(&alg));
+        }
+        assert_eq!(Alg::from_verification_name("ES256").unwrap(), Alg::ES256);
+        invalid_key(Alg::from_verification_name("none"));
+        invalid_key(Alg::from_verification_name("HS256"));
     }
 }

@@ -108,7 +108,12 @@ pub(crate) struct JwsParts<'a> {
 }
 
 pub(crate) fn split_jws(token: &str) -> Result<JwsParts<'_>, JoseError> {
-    if token.len() > MAX_TOKEN_LEN {
+    split_jws_capped(token, MAX_TOKEN_LEN)
+}
+
+/// [`split_jws`] with the caller's size cap instead of [`MAX_TOKEN_LEN`].
+pub(crate) fn split_jws_capped(token: &str, max_len: usize) -> Result<JwsParts<'_>, JoseError> {
+    if token.len() > max_len {
         return Err(JoseError::InvalidToken("token too large"));
     }
     let mut parts = token.split('.');
@@ -279,6 +284,18 @@ pub(crate) fn split_jwe(token: &str) -> Result<JweParts<'_>, JoseError> {
 }
 
 impl JweParts<'_> {
+    /// [`JweParts::open`] with the pure-Rust AES-256-GCM.
+    #[cfg(feature = "rustcrypto")]
+    pub(crate) fn open_pure(&self, cek: &[u8]) -> Result<Vec<u8>, JoseError> {
+        crate::rustcrypto::gcm_open(
+            cek,
+            &self.iv,
+            &self.ciphertext,
+            &self.tag,
+            self.header_b64.as_bytes(),
+        )
+    }
+
     /// AES-256-GCM decryption with `cek`; the tag authenticates the
     /// protected header (as it appears in the token) and the ciphertext.
     pub(crate) fn open(&self, cek: &[u8]) -> Result<Vec<u8>, JosekitError> {

@@ -15,6 +15,10 @@ pub enum JoseError {
     /// a PKCS#8 private key.
     #[error("the private key is not PKCS#8 DER")]
     UnreadableKey,
+    /// The operation or algorithm is not available on the chosen backend
+    /// (for example RSA-OAEP-256 decryption on the pure-Rust backend).
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
     /// An unexpected failure inside the crypto library.
     #[error("crypto failure: {0}")]
     Crypto(String),

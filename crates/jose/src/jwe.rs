@@ -207,12 +207,22 @@ where
     let mut tried = false;
     for candidate in lookup(kid) {
         let key: &PrivateKey = candidate.borrow();
-        let PrivateOp::Decrypt(decrypter) = &key.0.op else {
-            continue;
-        };
         if key.alg() != parts.alg {
             continue;
         }
+        let decrypter = match &key.0.op {
+            PrivateOp::Decrypt(decrypter) => decrypter,
+            #[cfg(feature = "rustcrypto")]
+            PrivateOp::PureEcdh(ecdh) => {
+                tried = true;
+                let cek = ecdh.unwrap_cek(&parts.header, &parts.encrypted_key);
+                if let Ok(plaintext) = parts.open_pure(cek.as_ref()) {
+                    return Ok((parts.header, plaintext));
+                }
+                continue;
+            }
+            PrivateOp::Sign(_) => continue,
+        };
         tried = true;
         // RFC 7516 §11.5: if unwrapping the CEK fails, go on with a random
         // CEK so a bad wrapped key and a bad ciphertext fail alike.

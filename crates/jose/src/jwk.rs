@@ -11,7 +11,9 @@ use josekit::jwe::{self, JweEncrypter};
 use josekit::jwk::Jwk;
 use josekit::jws::{self, JwsVerifier};
 use josekit::JoseError as JosekitError;
-use openssl::bn::BigNum;
+use openssl::bn::{BigNum, BigNumContext};
+use openssl::ec::{EcGroup, EcPoint};
+use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -19,7 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::alg::KeyKind;
 use crate::checks::is_p256_point;
 use crate::key::{RSA_MAX_BITS, RSA_MIN_BITS};
-use crate::{b64, openssl_err, shorten, Alg, JoseError, KeyUse};
+use crate::{b64, openssl_err, shorten, Alg, Backend, JoseError, KeyUse};
 
 /// Largest JWK JSON text accepted.
 const MAX_JWK_LEN: usize = 16 * 1024;
@@ -30,6 +32,9 @@ pub(crate) const PRIVATE_JWK_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi
 pub(crate) enum PublicOp {
     Verify(Box<dyn JwsVerifier>),
     Encrypt(Box<dyn JweEncrypter>),
+    /// A pure-Rust signature verifier ([`Backend::RustCrypto`]).
+    #[cfg(feature = "rustcrypto")]
+    Pure(Box<crate::rustcrypto::PureVerifier>),
 }
 
 pub(crate) struct PublicInner {
@@ -71,6 +76,31 @@ pub(crate) fn bignum(bytes: &[u8]) -> Result<BigNum, JoseError> {
     BigNum::from_slice(bytes).map_err(openssl_err("big number"))
 }
 
+/// Whether `x`, `y` are the affine coordinates of a point on the curve of
+/// `kind` (P-256 through the shared check; P-384 and P-521 through
+/// OpenSSL's point decoding, which refuses points off the curve).
+fn is_ec_point(kind: KeyKind, x: &[u8], y: &[u8]) -> bool {
+    let (nid, len) = match kind {
+        KeyKind::P256 => return is_p256_point(x, y),
+        KeyKind::P384 => (Nid::SECP384R1, 48),
+        KeyKind::P521 => (Nid::SECP521R1, 66),
+        KeyKind::Rsa | KeyKind::Ed25519 => return false,
+    };
+    if x.len() != len || y.len() != len {
+        return false;
+    }
+    let (Ok(group), Ok(mut ctx)) = (EcGroup::from_curve_name(nid), BigNumContext::new()) else {
+        return false;
+    };
+    let mut encoded = Vec::with_capacity(1 + 2 * len);
+    encoded.push(0x04);
+    encoded.extend_from_slice(x);
+    encoded.extend_from_slice(y);
+    EcPoint::from_bytes(&group, &encoded, &mut ctx)
+        .and_then(|point| point.is_on_curve(&group, &mut ctx))
+        .unwrap_or(false)
+}
+
 impl PublicKey {
     /// Parse a public JWK that carries its own `alg`.
     pub fn from_jwk_json(json: &str) -> Result<PublicKey, JoseError> {
@@ -94,7 +124,34 @@ impl PublicKey {
     /// (for example one element of a client's `jwks`).
     pub fn from_jwk_value(jwk: &Value, alg: Option<Alg>) -> Result<PublicKey, JoseError> {
         match jwk {
-            Value::Object(map) => Self::from_jwk_map(map, alg),
+            Value::Object(map) => Self::from_jwk_map(map, alg, false, Backend::OpenSsl),
+            _ => Err(JoseError::InvalidKey(
+                "JWK must be a JSON object".to_owned(),
+            )),
+        }
+    }
+
+    /// As [`PublicKey::from_jwk_value`], for a key that only verifies
+    /// signatures (an issuer's JWKS in a resource server): the
+    /// verification-only algorithms ES384/512, RS384/512 and PS384/512
+    /// are accepted too, as the JWK's `alg` or as `alg`.
+    pub fn from_jwk_value_for_verification(
+        jwk: &Value,
+        alg: Option<Alg>,
+    ) -> Result<PublicKey, JoseError> {
+        Self::from_jwk_value_for_verification_with(jwk, alg, Backend::OpenSsl)
+    }
+
+    /// As [`PublicKey::from_jwk_value_for_verification`], verifying with
+    /// the chosen backend. On [`Backend::RustCrypto`], ES384 and ES512 keys
+    /// are refused with [`JoseError::Unsupported`].
+    pub fn from_jwk_value_for_verification_with(
+        jwk: &Value,
+        alg: Option<Alg>,
+        backend: Backend,
+    ) -> Result<PublicKey, JoseError> {
+        match jwk {
+            Value::Object(map) => Self::from_jwk_map(map, alg, true, backend),
             _ => Err(JoseError::InvalidKey(
                 "JWK must be a JSON object".to_owned(),
             )),
@@ -104,6 +161,8 @@ impl PublicKey {
     pub(crate) fn from_jwk_map(
         jwk: &Map<String, Value>,
         alg: Option<Alg>,
+        verification: bool,
+        backend: Backend,
     ) -> Result<PublicKey, JoseError> {
         if PRIVATE_JWK_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
             return Err(JoseError::InvalidKey(
@@ -118,11 +177,17 @@ impl PublicKey {
             ));
         }
         let alg = match jwk_str(jwk, "alg")? {
+            Some(name) if verification => Alg::from_verification_name(name)?,
             Some(name) => name.parse::<Alg>()?,
             None => alg.ok_or_else(|| {
                 JoseError::InvalidKey("JWK has no alg and none was given".to_owned())
             })?,
         };
+        if alg.is_verify_only() && !verification {
+            return Err(JoseError::InvalidKey(format!(
+                "{alg} is accepted for verification only"
+            )));
+        }
         let kind = alg.kind();
         if kty != kind.kty() {
             return Err(JoseError::InvalidKey(format!(
@@ -164,21 +229,22 @@ impl PublicKey {
                 clean.insert("e".into(), e_text.into());
                 format!(r#"{{"e":"{e_text}","kty":"RSA","n":"{n_text}"}}"#)
             }
-            KeyKind::P256 => {
-                if jwk_str(jwk, "crv")? != Some("P-256") {
-                    return Err(JoseError::InvalidKey(format!("{alg} needs curve P-256")));
+            KeyKind::P256 | KeyKind::P384 | KeyKind::P521 => {
+                let crv = kind.crv();
+                if jwk_str(jwk, "crv")? != Some(crv) {
+                    return Err(JoseError::InvalidKey(format!("{alg} needs curve {crv}")));
                 }
                 let (x_text, x) = jwk_b64(jwk, "x")?;
                 let (y_text, y) = jwk_b64(jwk, "y")?;
-                if !is_p256_point(&x, &y) {
-                    return Err(JoseError::InvalidKey(
-                        "EC key is not a valid P-256 point".to_owned(),
-                    ));
+                if !is_ec_point(kind, &x, &y) {
+                    return Err(JoseError::InvalidKey(format!(
+                        "EC key is not a valid {crv} point"
+                    )));
                 }
-                clean.insert("crv".into(), "P-256".into());
+                clean.insert("crv".into(), crv.into());
                 clean.insert("x".into(), x_text.into());
                 clean.insert("y".into(), y_text.into());
-                format!(r#"{{"crv":"P-256","kty":"EC","x":"{x_text}","y":"{y_text}"}}"#)
+                format!(r#"{{"crv":"{crv}","kty":"EC","x":"{x_text}","y":"{y_text}"}}"#)
             }
             KeyKind::Ed25519 => {
                 if jwk_str(jwk, "crv")? != Some("Ed25519") {
@@ -206,8 +272,14 @@ impl PublicKey {
         // need no JSON escaping.
         let thumbprint = b64(Sha256::digest(canonical.as_bytes()));
 
-        let op = Self::josekit_op(alg, &clean)
-            .map_err(|_| JoseError::InvalidKey(format!("JWK is not a usable {alg} key")))?;
+        let op = match backend {
+            Backend::OpenSsl => Self::josekit_op(alg, &clean)
+                .map_err(|_| JoseError::InvalidKey(format!("JWK is not a usable {alg} key")))?,
+            #[cfg(feature = "rustcrypto")]
+            Backend::RustCrypto => {
+                PublicOp::Pure(Box::new(crate::rustcrypto::PureVerifier::new(alg, &clean)?))
+            }
+        };
         Ok(PublicKey(Arc::new(PublicInner {
             alg,
             kid,
@@ -224,6 +296,12 @@ impl PublicKey {
             Alg::PS256 => PublicOp::Verify(Box::new(jws::PS256.verifier_from_jwk(&jwk)?)),
             Alg::ES256 => PublicOp::Verify(Box::new(jws::ES256.verifier_from_jwk(&jwk)?)),
             Alg::EdDSA => PublicOp::Verify(Box::new(jws::EdDSA.verifier_from_jwk(&jwk)?)),
+            Alg::ES384 => PublicOp::Verify(Box::new(jws::ES384.verifier_from_jwk(&jwk)?)),
+            Alg::ES512 => PublicOp::Verify(Box::new(jws::ES512.verifier_from_jwk(&jwk)?)),
+            Alg::RS384 => PublicOp::Verify(Box::new(jws::RS384.verifier_from_jwk(&jwk)?)),
+            Alg::RS512 => PublicOp::Verify(Box::new(jws::RS512.verifier_from_jwk(&jwk)?)),
+            Alg::PS384 => PublicOp::Verify(Box::new(jws::PS384.verifier_from_jwk(&jwk)?)),
+            Alg::PS512 => PublicOp::Verify(Box::new(jws::PS512.verifier_from_jwk(&jwk)?)),
             Alg::RsaOaep256 => {
                 PublicOp::Encrypt(Box::new(jwe::RSA_OAEP_256.encrypter_from_jwk(&jwk)?))
             }

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use crate::checks::split_jws;
+use crate::checks::{split_jws, split_jws_capped, MAX_TOKEN_LEN};
 use crate::jwk::PublicOp;
 use crate::key::PrivateOp;
 use crate::{shorten, Alg, HmacAlg, JoseError, KeyUse, PrivateKey, PublicKey};
@@ -80,7 +80,18 @@ pub fn verify(
     allowed: &[Alg],
     lookup: impl Fn(&str) -> Option<PublicKey>,
 ) -> Result<VerifiedJws, JoseError> {
-    let (header, payload) = verify_payload(token, allowed, lookup)?;
+    verify_capped(token, MAX_TOKEN_LEN, allowed, lookup)
+}
+
+/// [`verify`] with the caller's size cap instead of [`MAX_TOKEN_LEN`]: for
+/// larger signed documents such as a token status list (up to 1 MiB).
+pub fn verify_capped(
+    token: &str,
+    max_len: usize,
+    allowed: &[Alg],
+    lookup: impl Fn(&str) -> Option<PublicKey>,
+) -> Result<VerifiedJws, JoseError> {
+    let (header, payload) = verify_payload(token, max_len, allowed, lookup)?;
     match serde_json::from_slice(&payload) {
         Ok(Value::Object(claims)) => Ok(VerifiedJws { header, claims }),
         _ => Err(JoseError::InvalidToken("payload is not a JSON object")),
@@ -91,13 +102,12 @@ pub fn verify(
 /// and the raw payload bytes.
 fn verify_payload(
     token: &str,
+    max_len: usize,
     allowed: &[Alg],
     lookup: impl Fn(&str) -> Option<PublicKey>,
 ) -> Result<(Map<String, Value>, Vec<u8>), JoseError> {
-    let parts = split_jws(token)?;
-    let alg = parts
-        .alg()?
-        .parse::<Alg>()
+    let parts = split_jws_capped(token, max_len)?;
+    let alg = Alg::from_verification_name(parts.alg()?)
         .ok()
         .filter(|alg| alg.key_use() == KeyUse::Sig && allowed.contains(alg))
         .ok_or(JoseError::InvalidToken("algorithm not allowed"))?;
@@ -110,13 +120,20 @@ fn verify_payload(
     if key.alg() != alg {
         return Err(JoseError::InvalidToken("algorithm does not match the key"));
     }
-    let PublicOp::Verify(verifier) = &key.0.op else {
-        return Err(JoseError::InvalidToken("algorithm does not match the key"));
-    };
     let signature = parts.signature()?;
-    verifier
-        .verify(parts.signing_input.as_bytes(), &signature)
-        .map_err(|_| JoseError::InvalidToken("bad signature"))?;
+    let valid = match &key.0.op {
+        PublicOp::Verify(verifier) => verifier
+            .verify(parts.signing_input.as_bytes(), &signature)
+            .is_ok(),
+        #[cfg(feature = "rustcrypto")]
+        PublicOp::Pure(verifier) => verifier.verify(parts.signing_input.as_bytes(), &signature),
+        PublicOp::Encrypt(_) => {
+            return Err(JoseError::InvalidToken("algorithm does not match the key"))
+        }
+    };
+    if !valid {
+        return Err(JoseError::InvalidToken("bad signature"));
+    }
     let payload = parts.payload()?;
     Ok((parts.header, payload))
 }

@@ -5,6 +5,9 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 
 use josekit::jwe::{self, JweDecrypter};
+use josekit::jwk::alg::ec::EcKeyPair;
+use josekit::jwk::alg::rsa::RsaKeyPair;
+use josekit::jwk::{Jwk, KeyPair as _};
 use josekit::jws::{self, JwsSigner};
 use josekit::JoseError as JosekitError;
 use openssl::bn::{BigNum, BigNumContext};
@@ -17,7 +20,7 @@ use serde_json::Map;
 use zeroize::Zeroizing;
 
 use crate::alg::KeyKind;
-use crate::{b64, openssl_err, shorten, Alg, JoseError, KeyUse, PublicKey};
+use crate::{b64, openssl_err, shorten, Alg, Backend, JoseError, KeyUse, PublicKey};
 
 /// Size of the RSA keys Gatehouse generates.
 const RSA_GENERATE_BITS: u32 = 2048;
@@ -59,6 +62,9 @@ pub fn generate_key_pair(alg: Alg, kid: &str) -> Result<KeyPair, JoseError> {
     if kid.is_empty() {
         return Err(JoseError::InvalidKey("kid must not be empty".to_owned()));
     }
+    if alg.is_verify_only() {
+        return Err(verify_only(alg));
+    }
     let pkey = match alg.kind() {
         KeyKind::Rsa => Rsa::generate(RSA_GENERATE_BITS)
             .and_then(PKey::from_rsa)
@@ -70,6 +76,7 @@ pub fn generate_key_pair(alg: Alg, kid: &str) -> Result<KeyPair, JoseError> {
         KeyKind::Ed25519 => {
             PKey::generate_ed25519().map_err(openssl_err("Ed25519 key generation"))?
         }
+        KeyKind::P384 | KeyKind::P521 => return Err(verify_only(alg)),
     };
     let public = public_key_of(&pkey, kid, alg)?;
     let private_pkcs8 = Zeroizing::new(
@@ -82,6 +89,11 @@ pub fn generate_key_pair(alg: Alg, kid: &str) -> Result<KeyPair, JoseError> {
         public_jwk: public.jwk_json().to_string(),
         private_pkcs8,
     })
+}
+
+/// The refusal of a private-key operation for a verification-only alg.
+fn verify_only(alg: Alg) -> JoseError {
+    JoseError::InvalidKey(format!("{alg} is accepted for verification only"))
 }
 
 /// The P-256 group, built once (group construction is slow in OpenSSL 3).
@@ -123,9 +135,10 @@ pub(crate) fn public_key_of(
             jwk.insert("crv".into(), "Ed25519".into());
             jwk.insert("x".into(), b64(pkey.raw_public_key().map_err(&err)?).into());
         }
+        KeyKind::P384 | KeyKind::P521 => return Err(verify_only(alg)),
     }
     jwk.insert("kid".into(), kid.into());
-    PublicKey::from_jwk_map(&jwk, Some(alg))
+    PublicKey::from_jwk_map(&jwk, Some(alg), false, Backend::OpenSsl)
 }
 
 /// Whether an OpenSSL private key is the right type and size for `alg`.
@@ -140,6 +153,7 @@ fn private_key_fits(pkey: &PKey<Private>, alg: Alg) -> bool {
                     == Some(Nid::X9_62_PRIME256V1)
         }
         KeyKind::Ed25519 => pkey.id() == Id::ED25519,
+        KeyKind::P384 | KeyKind::P521 => false,
     }
 }
 
@@ -147,11 +161,22 @@ fn private_key_fits(pkey: &PKey<Private>, alg: Alg) -> bool {
 pub(crate) enum PrivateOp {
     Sign(Box<dyn JwsSigner>),
     Decrypt(Box<dyn JweDecrypter>),
+    /// ECDH-ES+A256KW decryption in pure Rust ([`Backend::RustCrypto`]).
+    #[cfg(feature = "rustcrypto")]
+    PureEcdh(Box<crate::rustcrypto::EcdhKey>),
 }
 
 impl PrivateOp {
     fn from_pkcs8(alg: Alg, der: &[u8]) -> Result<PrivateOp, JosekitError> {
+        let unsupported = || {
+            JosekitError::UnsupportedSignatureAlgorithm(
+                std::io::Error::other("verification-only algorithm").into(),
+            )
+        };
         Ok(match alg {
+            Alg::ES384 | Alg::ES512 | Alg::RS384 | Alg::RS512 | Alg::PS384 | Alg::PS512 => {
+                return Err(unsupported())
+            }
             Alg::RS256 => PrivateOp::Sign(Box::new(jws::RS256.signer_from_der(der)?)),
             Alg::PS256 => PrivateOp::Sign(Box::new(jws::PS256.signer_from_der(der)?)),
             Alg::ES256 => PrivateOp::Sign(Box::new(jws::ES256.signer_from_der(der)?)),
@@ -202,6 +227,110 @@ impl PrivateKey {
         })))
     }
 
+    /// Parse a PRIVATE JWK (JSON) into a decryption key: an EC P-256 key
+    /// for ECDH-ES+A256KW or an RSA key (2048 to 8192 bits) for
+    /// RSA-OAEP-256; the JWK's `alg`, when present, must be that one.
+    /// For a resource server's own key. The kid is the JWK's `kid`, or
+    /// empty if it has none. Anything else (public, symmetric, Ed25519 or
+    /// other-curve keys, signing algorithms) is refused with `InvalidKey`.
+    pub fn from_private_jwk(json: &str) -> Result<PrivateKey, JoseError> {
+        Self::from_private_jwk_with(json, Backend::OpenSsl)
+    }
+
+    /// As [`PrivateKey::from_private_jwk`], decrypting with the chosen
+    /// backend. On [`Backend::RustCrypto`] an RSA key is refused with
+    /// [`JoseError::Unsupported`]: RSA-OAEP-256 decryption needs OpenSSL.
+    pub fn from_private_jwk_with(json: &str, backend: Backend) -> Result<PrivateKey, JoseError> {
+        match backend {
+            Backend::OpenSsl => Self::from_private_jwk_openssl(json),
+            #[cfg(feature = "rustcrypto")]
+            Backend::RustCrypto => Self::from_private_jwk_pure(json),
+        }
+    }
+
+    #[cfg(feature = "rustcrypto")]
+    fn from_private_jwk_pure(json: &str) -> Result<PrivateKey, JoseError> {
+        let not_jwk = || JoseError::InvalidKey("private JWK is not a JWK".to_owned());
+        let jwk: Map<String, serde_json::Value> =
+            serde_json::from_str(json).map_err(|_| not_jwk())?;
+        let text = |name: &str| jwk.get(name).and_then(serde_json::Value::as_str);
+        match (text("kty"), text("alg")) {
+            (Some("EC"), None | Some("ECDH-ES+A256KW")) => {}
+            (Some("RSA"), None | Some("RSA-OAEP-256")) => {
+                return Err(JoseError::Unsupported(
+                    crate::rustcrypto::RSA_OAEP_UNSUPPORTED,
+                ))
+            }
+            _ => {
+                return Err(JoseError::InvalidKey(
+                    "private JWK must be an EC P-256 key for ECDH-ES+A256KW or an RSA key \
+                     for RSA-OAEP-256"
+                        .to_owned(),
+                ))
+            }
+        }
+        if !jwk.contains_key("d") {
+            return Err(JoseError::InvalidKey(
+                "private JWK has no private part (d)".to_owned(),
+            ));
+        }
+        let ecdh = crate::rustcrypto::EcdhKey::from_jwk(&jwk)?;
+        let kid = text("kid").unwrap_or_default().to_owned();
+        let mut public = Map::new();
+        for name in ["kty", "crv", "x", "y", "kid"] {
+            if let Some(value) = jwk.get(name) {
+                public.insert(name.into(), value.clone());
+            }
+        }
+        let public =
+            PublicKey::from_jwk_map(&public, Some(Alg::EcdhEsA256kw), false, Backend::OpenSsl)?;
+        Ok(PrivateKey(Arc::new(PrivateInner {
+            kid,
+            alg: Alg::EcdhEsA256kw,
+            op: PrivateOp::PureEcdh(Box::new(ecdh)),
+            public,
+        })))
+    }
+
+    fn from_private_jwk_openssl(json: &str) -> Result<PrivateKey, JoseError> {
+        let jwk = Jwk::from_bytes(json.as_bytes())
+            .map_err(|_| JoseError::InvalidKey("private JWK is not a JWK".to_owned()))?;
+        let alg = match (jwk.key_type(), jwk.algorithm()) {
+            ("EC", None | Some("ECDH-ES+A256KW")) => Alg::EcdhEsA256kw,
+            ("RSA", None | Some("RSA-OAEP-256")) => Alg::RsaOaep256,
+            _ => {
+                return Err(JoseError::InvalidKey(
+                    "private JWK must be an EC P-256 key for ECDH-ES+A256KW or an RSA key \
+                     for RSA-OAEP-256"
+                        .to_owned(),
+                ))
+            }
+        };
+        if jwk.parameter("d").is_none() {
+            return Err(JoseError::InvalidKey(
+                "private JWK has no private part (d)".to_owned(),
+            ));
+        }
+        let der = Zeroizing::new(
+            match alg {
+                Alg::EcdhEsA256kw => {
+                    EcKeyPair::from_jwk(&jwk).map(|pair| pair.to_der_private_key())
+                }
+                _ => RsaKeyPair::from_jwk(&jwk).map(|pair| pair.to_der_private_key()),
+            }
+            .ok()
+            .map(Zeroizing::new)
+            .and_then(|der| PKey::private_key_from_der(&der).ok())
+            .and_then(|pkey| pkey.private_key_to_pkcs8().ok())
+            .ok_or_else(|| {
+                JoseError::InvalidKey(format!("private JWK is not a usable {alg} key"))
+            })?,
+        );
+        let kid = jwk.key_id().unwrap_or_default();
+        PrivateKey::from_pkcs8(kid, alg, &der)
+    }
+
+    /// The key id; empty for a key read from a private JWK without `kid`.
     pub fn kid(&self) -> &str {
         &self.0.kid
     }

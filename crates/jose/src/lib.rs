@@ -20,6 +20,8 @@ mod jwk;
 mod jwks;
 mod jws;
 mod key;
+#[cfg(feature = "rustcrypto")]
+mod rustcrypto;
 
 #[cfg(test)]
 mod fuzz;
@@ -32,8 +34,38 @@ pub use error::JoseError;
 pub use jwe::{decrypt, decrypt_dir, decrypt_with_cek, encrypt, encrypt_dir, encrypt_with_cek};
 pub use jwk::PublicKey;
 pub use jwks::render_jwks;
-pub use jws::{peek_claims, sign, verify, verify_hmac, UnverifiedJws, VerifiedJws};
+pub use jws::{peek_claims, sign, verify, verify_capped, verify_hmac, UnverifiedJws, VerifiedJws};
 pub use key::{generate_key_pair, KeyPair, PrivateKey};
+
+/// Which cryptography a verifying key uses. Gatehouse itself (signing,
+/// encryption, key generation) always uses OpenSSL; a resource server's
+/// verifier may choose the pure-Rust backend (feature `rustcrypto`) for
+/// signature verification and ECDH-ES+A256KW decryption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Backend {
+    /// josekit on OpenSSL: every algorithm.
+    #[default]
+    OpenSsl,
+    /// Pure Rust (p256, rsa public-key operations, ed25519-dalek, aes-gcm):
+    /// ES256, RS256/384/512, PS256/384/512 and EdDSA verification and
+    /// ECDH-ES+A256KW decryption; RSA-OAEP-256 decryption and ES384/ES512
+    /// are refused with [`JoseError::Unsupported`].
+    #[cfg(feature = "rustcrypto")]
+    RustCrypto,
+}
+
+impl Backend {
+    /// Whether this backend verifies signatures made with `alg`.
+    pub fn verifies(self, alg: Alg) -> bool {
+        match self {
+            Backend::OpenSsl => alg.key_use() == KeyUse::Sig,
+            #[cfg(feature = "rustcrypto")]
+            Backend::RustCrypto => {
+                alg.key_use() == KeyUse::Sig && !matches!(alg, Alg::ES384 | Alg::ES512)
+            }
+        }
+    }
+}
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;

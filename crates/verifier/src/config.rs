@@ -37,6 +37,10 @@ pub struct VerifierConfig {
     /// Floor and ceiling for how long a status list is cached, whatever
     /// its `ttl` and `max-age` say (default 5 s and 10 min).
     pub status_list_cache_bounds: (Duration, Duration),
+    /// The cryptography used to decrypt and verify (default OpenSSL; with
+    /// the `rustcrypto` feature, `Backend::RustCrypto` is pure Rust and
+    /// refuses RSA-OAEP-256 decryption keys and ES384/ES512).
+    pub backend: Backend,
 }
 
 impl VerifierConfig {
@@ -66,6 +70,12 @@ impl VerifierConfig {
         self
     }
 
+    /// Sets the cryptography backend.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
     /// Sets the JWKS URL instead of discovering it.
     pub fn jwks_uri(mut self, uri: impl Into<String>) -> Self {
         self.jwks_uri = Some(uri.into());
@@ -90,6 +100,7 @@ impl VerifierConfig {
             check_status_list: false,
             require_status_claim: false,
             status_list_cache_bounds: (STATUS_LIST_CACHE_MIN, STATUS_LIST_CACHE_MAX),
+            backend: Backend::default(),
         }
     }
 }
@@ -107,6 +118,7 @@ impl fmt::Debug for VerifierConfig {
             .field("check_status_list", &self.check_status_list)
             .field("require_status_claim", &self.require_status_claim)
             .field("status_list_cache_bounds", &self.status_list_cache_bounds)
+            .field("backend", &self.backend)
             .finish_non_exhaustive()
     }
 }

@@ -2,9 +2,46 @@
 
 use super::*;
 
+/// One signing key of the issuer's JWKS: its JWK and, when the JWK names
+/// its `alg`, the key parsed once (or why it could not be).
+#[derive(Clone)]
+pub(crate) struct JwksKey {
+    jwk: Value,
+    parsed: Option<Result<PublicKey, JoseError>>,
+    backend: Backend,
+}
+
+impl JwksKey {
+    fn new(jwk: Value, backend: Backend) -> JwksKey {
+        let parsed = jwk
+            .get("alg")
+            .map(|_| PublicKey::from_jwk_value_for_verification_with(&jwk, None, backend));
+        JwksKey {
+            jwk,
+            parsed,
+            backend,
+        }
+    }
+
+    /// The key, for a token signed with `alg`: the JWK's own `alg`, if it
+    /// has one, must be that one.
+    pub(crate) fn for_alg(&self, alg: Alg) -> Result<PublicKey, VerifierError> {
+        const MISMATCH: VerifierError =
+            VerifierError::Signature("algorithm does not match the key");
+        match &self.parsed {
+            Some(Ok(key)) if key.alg() == alg => Ok(key.clone()),
+            Some(_) => Err(MISMATCH),
+            None => {
+                PublicKey::from_jwk_value_for_verification_with(&self.jwk, Some(alg), self.backend)
+                    .map_err(|_| MISMATCH)
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct JwksCache {
-    keys: HashMap<String, Jwk>,
+    keys: HashMap<String, JwksKey>,
     /// Last successful fetch.
     fetched_at: Option<Instant>,
     /// How long that fetch stays fresh (its max-age, within the bounds).
@@ -30,7 +67,7 @@ impl Verifier {
     /// first load is retried after [`FAILED_LOAD_RETRY`]; a failed refresh
     /// keeps the keys already known in use and is retried after
     /// [`REFETCH_INTERVAL`].
-    pub(crate) async fn key(&self, kid: &str) -> Result<Jwk, VerifierError> {
+    pub(crate) async fn key(&self, kid: &str) -> Result<JwksKey, VerifierError> {
         {
             let cache = self.cache.read().await;
             if cache.is_fresh() {
@@ -180,7 +217,7 @@ impl Verifier {
     /// The signing keys of the issuer's JWKS, and its `max-age` if any.
     pub(crate) async fn fetch_jwks(
         &self,
-    ) -> Result<(HashMap<String, Jwk>, Option<u64>), VerifierError> {
+    ) -> Result<(HashMap<String, JwksKey>, Option<u64>), VerifierError> {
         let url = self.jwks_uri().await?;
         let (doc, headers) = self.get_document(&url).await?;
         let keys = doc
@@ -202,9 +239,7 @@ impl Verifier {
             let Some(kid) = m.get("kid").and_then(Value::as_str).map(str::to_owned) else {
                 continue;
             };
-            if let Ok(jwk) = Jwk::from_map(m.clone()) {
-                out.insert(kid, jwk);
-            }
+            out.insert(kid, JwksKey::new(k.clone(), self.backend));
         }
         tracing::debug!(count = out.len(), "fetched issuer JWKS");
         Ok((out, status::max_age(&headers)))

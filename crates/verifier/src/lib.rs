@@ -65,10 +65,11 @@
 //! and tokens issued before the status list existed have none), unless
 //! [`VerifierConfig::require_status_claim`] is set.
 //!
-//! The crate depends on `gatehouse-jose` (the structural checks every token
-//! gets, shared with the server, so a check written once protects both) and
-//! `josekit` for cryptography, and on none of Gatehouse's server crates
-//! (keys, storage, server), so a third-party API can use it alone.
+//! The crate depends on `gatehouse-jose` for all of its JOSE (the
+//! structural checks every token gets, shared with the server so a check
+//! written once protects both; key parsing, decryption and signature
+//! verification), and on none of Gatehouse's server crates (keys, storage,
+//! server), so a third-party API can use it alone.
 //!
 //! ```no_run
 //! # async fn demo(token: &str) -> Result<(), gatehouse_verifier::VerifierError> {
@@ -85,6 +86,15 @@
 //!
 //! With the default `axum` feature, [`BearerClaims`] is an extractor that does
 //! all of this for a handler.
+//!
+//! Features: `openssl` (default) decrypts and verifies with josekit on
+//! OpenSSL, every algorithm; `rustcrypto` adds a pure-Rust backend, chosen
+//! with [`VerifierConfig::backend`] and [`Backend::RustCrypto`]: ES256,
+//! RS256/384/512, PS256/384/512 and EdDSA verification (RSA public-key
+//! operations only) and ECDH-ES+A256KW/A256GCM decryption. It refuses an
+//! RSA decryption key (RSA-OAEP-256 needs OpenSSL) and ES384/ES512 when the
+//! verifier is built. Both backends accept and refuse the same tokens; the
+//! crate still links OpenSSL through the JOSE crate whichever is chosen.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -93,10 +103,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use gatehouse_jose::{checks, JoseError};
-use josekit::jwe::{self, JweDecrypter};
-use josekit::jwk::Jwk;
-use josekit::jws::{self, JwsVerifier};
+pub use gatehouse_jose::Backend;
+use gatehouse_jose::{checks, Alg, JoseError, PrivateKey, PublicKey};
 use serde_json::{Map, Value};
 
 mod config;
@@ -137,12 +145,10 @@ pub const STATUS_LIST_CACHE_DEFAULT: Duration = Duration::from_secs(60);
 /// Largest status list JWT accepted, in bytes.
 pub const MAX_STATUS_LIST_JWT_LEN: usize = 1024 * 1024;
 /// Algorithms accepted on status list tokens.
-const STATUS_LIST_ALGS: [&str; 4] = ["ES256", "RS256", "PS256", "EdDSA"];
+const STATUS_LIST_ALGS: [Alg; 4] = [Alg::ES256, Alg::RS256, Alg::PS256, Alg::EdDSA];
 /// Wait before retrying a first JWKS load that failed.
 pub const FAILED_LOAD_RETRY: Duration = Duration::from_secs(5);
 
-const ECDH_ES_A256KW: &str = "ECDH-ES+A256KW";
-const RSA_OAEP_256: &str = "RSA-OAEP-256";
 /// The claims of a verified access token.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claims {
@@ -175,10 +181,10 @@ impl Claims {
 pub struct Verifier {
     issuer: String,
     audience: String,
-    enc_alg: &'static str,
     enc_kid: Option<String>,
-    decrypter: Box<dyn JweDecrypter>,
-    allowed_algs: Vec<String>,
+    decryption_key: PrivateKey,
+    allowed_algs: Vec<Alg>,
+    backend: Backend,
     leeway: i64,
     jwks_uri: Option<String>,
     discovered: tokio::sync::OnceCell<String>,
@@ -199,7 +205,7 @@ impl fmt::Debug for Verifier {
         f.debug_struct("Verifier")
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
-            .field("enc_alg", &self.enc_alg)
+            .field("enc_alg", &self.decryption_key.alg())
             .field("allowed_algs", &self.allowed_algs)
             .finish_non_exhaustive()
     }
@@ -230,31 +236,6 @@ fn is_access_token_typ(typ: &str) -> bool {
     t == "at+jwt" || t == "application/at+jwt"
 }
 
-/// A JWS verifier for `alg` from a public JWK.
-fn jws_verifier(alg: &str, jwk: &Jwk) -> Result<Box<dyn JwsVerifier>, josekit::JoseError> {
-    Ok(match alg {
-        "ES256" => Box::new(jws::ES256.verifier_from_jwk(jwk)?),
-        "ES384" => Box::new(jws::ES384.verifier_from_jwk(jwk)?),
-        "ES512" => Box::new(jws::ES512.verifier_from_jwk(jwk)?),
-        "RS256" => Box::new(jws::RS256.verifier_from_jwk(jwk)?),
-        "RS384" => Box::new(jws::RS384.verifier_from_jwk(jwk)?),
-        "RS512" => Box::new(jws::RS512.verifier_from_jwk(jwk)?),
-        "PS256" => Box::new(jws::PS256.verifier_from_jwk(jwk)?),
-        "PS384" => Box::new(jws::PS384.verifier_from_jwk(jwk)?),
-        "PS512" => Box::new(jws::PS512.verifier_from_jwk(jwk)?),
-        "EdDSA" => Box::new(jws::EdDSA.verifier_from_jwk(jwk)?),
-        _ => {
-            return Err(josekit::JoseError::UnsupportedSignatureAlgorithm(
-                std::io::Error::other("unsupported algorithm").into(),
-            ))
-        }
-    })
-}
-
-const SUPPORTED_SIGNING_ALGS: [&str; 10] = [
-    "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA",
-];
-
 impl Verifier {
     /// Builds a verifier. Checks the configuration and the private key;
     /// does not contact the issuer (the JWKS is fetched on first use).
@@ -265,13 +246,16 @@ impl Verifier {
         if cfg.allowed_algs.is_empty() {
             return Err(config("allowed_algs is empty"));
         }
-        for alg in &cfg.allowed_algs {
-            if !SUPPORTED_SIGNING_ALGS.contains(&alg.as_str()) {
-                return Err(config(format!(
-                    "signing algorithm {alg:?} is not supported"
-                )));
-            }
-        }
+        let allowed_algs = cfg
+            .allowed_algs
+            .iter()
+            .map(|name| {
+                Alg::from_verification_name(name)
+                    .ok()
+                    .filter(|alg| alg.key_use() == gatehouse_jose::KeyUse::Sig)
+                    .ok_or_else(|| config(format!("signing algorithm {name:?} is not supported")))
+            })
+            .collect::<Result<Vec<Alg>, VerifierError>>()?;
         if cfg.leeway_secs < 0 {
             return Err(config("leeway_secs must not be negative"));
         }
@@ -285,30 +269,13 @@ impl Verifier {
                 )));
             }
         }
-        let jwk = Jwk::from_bytes(cfg.decryption_jwk.as_bytes())
-            .map_err(|_| config("decryption_jwk is not a JWK"))?;
-        let enc_alg = match (jwk.key_type(), jwk.algorithm()) {
-            ("EC", None | Some(ECDH_ES_A256KW)) => ECDH_ES_A256KW,
-            ("RSA", None | Some(RSA_OAEP_256)) => RSA_OAEP_256,
-            _ => {
-                return Err(config(
-                    "decryption_jwk must be an EC key for ECDH-ES+A256KW or an RSA key for RSA-OAEP-256",
-                ))
-            }
-        };
-        let decrypter: Box<dyn JweDecrypter> = if enc_alg == ECDH_ES_A256KW {
-            Box::new(
-                jwe::ECDH_ES_A256KW
-                    .decrypter_from_jwk(&jwk)
-                    .map_err(|_| config("decryption_jwk is not a usable private EC key"))?,
-            )
-        } else {
-            Box::new(
-                jwe::RSA_OAEP_256
-                    .decrypter_from_jwk(&jwk)
-                    .map_err(|_| config("decryption_jwk is not a usable private RSA key"))?,
-            )
-        };
+        if let Some(alg) = allowed_algs.iter().find(|alg| !cfg.backend.verifies(**alg)) {
+            return Err(config(format!(
+                "signing algorithm {alg} needs the openssl backend"
+            )));
+        }
+        let decryption_key = PrivateKey::from_private_jwk_with(&cfg.decryption_jwk, cfg.backend)
+            .map_err(|e| config(format!("decryption_jwk: {e}")))?;
         let http = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
@@ -317,10 +284,10 @@ impl Verifier {
         Ok(Verifier {
             issuer: cfg.issuer,
             audience: cfg.audience,
-            enc_alg,
-            enc_kid: jwk.key_id().map(str::to_owned),
-            decrypter,
-            allowed_algs: cfg.allowed_algs,
+            enc_kid: Some(decryption_key.kid().to_owned()).filter(|kid| !kid.is_empty()),
+            decryption_key,
+            allowed_algs,
+            backend: cfg.backend,
             leeway: cfg.leeway_secs,
             jwks_uri: cfg.jwks_uri,
             discovered: tokio::sync::OnceCell::new(),

@@ -11,7 +11,7 @@ impl Verifier {
     /// ephemeral key on P-256), before any key is touched.
     pub(crate) fn decrypt(&self, token: &str) -> Result<String, VerifierError> {
         let header = checks::check_jwe(token).map_err(jwe_refusal)?;
-        if str_member(&header, "alg") != Some(self.enc_alg) {
+        if str_member(&header, "alg") != Some(self.decryption_key.alg().as_str()) {
             return Err(VerifierError::Decrypt(
                 "key management algorithm does not match the key",
             ));
@@ -26,7 +26,7 @@ impl Verifier {
                 return Err(VerifierError::Malformed("JWE content is not a JWT"));
             }
         }
-        let (payload, _) = jwe::deserialize_compact(token, self.decrypter.as_ref())
+        let (_, payload) = gatehouse_jose::decrypt(token, |_| Some(&self.decryption_key))
             .map_err(|_| VerifierError::Decrypt("decryption failed"))?;
         String::from_utf8(payload).map_err(|_| VerifierError::Malformed("JWE payload is not text"))
     }
@@ -36,7 +36,7 @@ impl Verifier {
     pub(crate) async fn verify_signature(
         &self,
         jws: &str,
-        allowed_algs: &[impl AsRef<str>],
+        allowed_algs: &[Alg],
     ) -> Result<(Map<String, Value>, Map<String, Value>), VerifierError> {
         let mut parts = jws.split('.');
         let (Some(header_b64), Some(_), Some(_), None) =
@@ -50,22 +50,25 @@ impl Verifier {
             decode_json_part(header_b64).ok_or(VerifierError::Malformed("malformed JWS header"))?;
         checks::check_jws_header(&header).map_err(|e| VerifierError::Signature(reason(&e)))?;
         let alg = str_member(&header, "alg").ok_or(VerifierError::Signature("missing alg"))?;
-        if alg.eq_ignore_ascii_case("none") || !allowed_algs.iter().any(|a| a.as_ref() == alg) {
-            return Err(VerifierError::Signature("algorithm not allowed"));
-        }
+        let alg = Alg::from_verification_name(alg)
+            .ok()
+            .filter(|alg| allowed_algs.contains(alg))
+            .ok_or(VerifierError::Signature("algorithm not allowed"))?;
         let kid = str_member(&header, "kid").ok_or(VerifierError::UnknownKey)?;
-        let jwk = self.key(kid).await?;
-        if jwk.algorithm().is_some_and(|a| a != alg) {
-            return Err(VerifierError::Signature("algorithm does not match the key"));
-        }
-        let verifier = jws_verifier(alg, &jwk)
-            .map_err(|_| VerifierError::Signature("algorithm does not match the key"))?;
-        let (payload, _) = jws::deserialize_compact(jws, verifier.as_ref())
-            .map_err(|_| VerifierError::Signature("signature verification failed"))?;
-        match serde_json::from_slice(&payload) {
-            Ok(Value::Object(claims)) => Ok((header, claims)),
-            _ => Err(VerifierError::Malformed("payload is not a JSON object")),
-        }
+        let key = self.key(kid).await?.for_alg(alg)?;
+        let verified = gatehouse_jose::verify_capped(jws, MAX_STATUS_LIST_JWT_LEN, &[alg], |_| {
+            Some(key.clone())
+        })
+        .map_err(|e| match e {
+            JoseError::InvalidToken(r @ ("payload is not a JSON object" | "malformed payload")) => {
+                VerifierError::Malformed(r)
+            }
+            JoseError::InvalidToken("algorithm does not match the key") => {
+                VerifierError::Signature("algorithm does not match the key")
+            }
+            _ => VerifierError::Signature("signature verification failed"),
+        })?;
+        Ok((verified.header, verified.claims))
     }
 
     /// Step 4: the claims.

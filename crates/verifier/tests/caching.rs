@@ -17,7 +17,7 @@ use axum::{
     Router,
 };
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
-use gatehouse_verifier::{Verifier, VerifierConfig, VerifierError};
+use gatehouse_verifier::{Backend, Verifier, VerifierConfig, VerifierError};
 use josekit::{
     jwe::{JweHeader, ECDH_ES_A256KW},
     jwk::{alg::ec::EcCurve, Jwk},
@@ -482,4 +482,78 @@ async fn status_lists_that_fail_their_checks_are_not_used() {
     verifier.verify(&token).await.unwrap();
     assert_eq!(f.list_fetches(), before + 2, "max-age=1 won over ttl=3600");
     assert!(uri.starts_with(&f.issuer));
+}
+
+/// The same tokens (made with OpenSSL) pass and fail alike on both
+/// backends: decryption, the nested signature, the status list's signature.
+#[tokio::test]
+async fn tokens_verify_alike_on_both_backends() {
+    let f = start().await;
+    f.serve_list(&[3], |_, _| {});
+    for backend in [Backend::OpenSsl, Backend::RustCrypto] {
+        let verifier = Verifier::new(f.config().backend(backend).check_status_list(true)).unwrap();
+        let claims = verifier.verify(&f.token(&f.signing, None)).await.unwrap();
+        assert_eq!(claims.sub, "alice", "{backend:?}");
+        assert_eq!(
+            verifier
+                .verify(&f.token(&f.signing, Some(f.status(3))))
+                .await,
+            Err(VerifierError::Revoked),
+            "{backend:?}"
+        );
+        verifier
+            .verify(&f.token(&f.signing, Some(f.status(4))))
+            .await
+            .unwrap();
+        // A changed ciphertext, and a token signed by a key the JWKS does
+        // not hold under that kid, are refused.
+        let token = f.token(&f.signing, None);
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        let mut bytes = URL_SAFE_NO_PAD.decode(&parts[3]).unwrap();
+        bytes[0] ^= 1;
+        parts[3] = URL_SAFE_NO_PAD.encode(bytes);
+        assert_eq!(
+            verifier.verify(&parts.join(".")).await,
+            Err(VerifierError::Decrypt("decryption failed")),
+            "{backend:?}"
+        );
+        let (impostor, _) = signing_key("sig-1");
+        assert_eq!(
+            verifier.verify(&f.token(&impostor, None)).await,
+            Err(VerifierError::Signature("signature verification failed")),
+            "{backend:?}"
+        );
+    }
+    // RSA-OAEP decryption stays on OpenSSL.
+    let rsa = josekit::jwe::RSA_OAEP_256
+        .generate_key_pair(2048)
+        .unwrap()
+        .to_jwk_key_pair()
+        .to_string();
+    let cfg = VerifierConfig::new(f.issuer.clone(), AUDIENCE, rsa);
+    Verifier::new(cfg.clone()).unwrap();
+    let refused = Verifier::new(cfg.backend(Backend::RustCrypto)).unwrap_err();
+    assert!(
+        refused.to_string().contains("needs the openssl backend"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn es384_needs_the_openssl_backend() {
+    let api = ECDH_ES_A256KW
+        .generate_ec_key_pair(EcCurve::P256)
+        .unwrap()
+        .to_jwk_key_pair()
+        .to_string();
+    let mut cfg = VerifierConfig::new("https://i", AUDIENCE, api);
+    cfg.allowed_algs = vec!["ES256".into(), "ES384".into()];
+    Verifier::new(cfg.clone()).unwrap();
+    let refused = Verifier::new(cfg.backend(Backend::RustCrypto)).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("ES384 needs the openssl backend"),
+        "{refused}"
+    );
 }

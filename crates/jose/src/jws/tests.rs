@@ -110,7 +110,7 @@ fn rfc7520_rs256_vector() {
         b6L2aXic1U12podGU0KLUQSE_oI-ZnmKJ3F4uOZDnd6QZWJushZ41Axf_fcIe8u9ipH84ogoree7vjbU5y18\
         kDquDg";
     let lookup = |kid: &str| (kid == "bilbo.baggins@hobbiton.example").then(|| public.clone());
-    let (header, payload) = verify_payload(token, &[Alg::RS256], lookup).unwrap();
+    let (header, payload) = verify_payload(token, MAX_TOKEN_LEN, &[Alg::RS256], lookup).unwrap();
     assert_eq!(header["alg"], "RS256");
     assert!(String::from_utf8(payload)
         .unwrap()
@@ -126,7 +126,12 @@ fn rfc7520_rs256_vector() {
     tampered[i] = if tampered[i] == 'A' { 'B' } else { 'A' };
     let tampered: String = tampered.into_iter().collect();
     assert_eq!(
-        invalid_token(verify_payload(&tampered, &[Alg::RS256], lookup)),
+        invalid_token(verify_payload(
+            &tampered,
+            MAX_TOKEN_LEN,
+            &[Alg::RS256],
+            lookup
+        )),
         "bad signature"
     );
 }
@@ -545,4 +550,51 @@ fn peeking_decodes_without_trusting() {
     assert!(peek_claims("a.b").is_err());
     assert!(peek_claims(&"a".repeat(MAX_TOKEN_LEN + 1)).is_err());
     assert!(peek_header("not base64!.x").is_err());
+}
+
+#[test]
+fn verify_capped_takes_the_callers_cap() {
+    let (_, private) = key(Alg::ES256);
+    let mut big = claims();
+    big.insert("pad".into(), "x".repeat(MAX_TOKEN_LEN).into());
+    let token = sign(&private, "statuslist+jwt", &big).unwrap();
+    assert_eq!(
+        invalid_token(verify(&token, &[Alg::ES256], lookup_for(&private))),
+        "token too large"
+    );
+    let verified = verify_capped(
+        &token,
+        4 * MAX_TOKEN_LEN,
+        &[Alg::ES256],
+        lookup_for(&private),
+    )
+    .unwrap();
+    assert_eq!(verified.claims, big);
+}
+
+#[test]
+fn verification_only_algs_verify_but_never_sign() {
+    use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
+    let pair = EcKeyPair::generate(EcCurve::P384).unwrap();
+    let mut public = pair.to_jwk_public_key();
+    public.set_key_id("p384");
+    public.set_algorithm("ES384");
+    let signer = jws::ES384
+        .signer_from_jwk(&pair.to_jwk_private_key())
+        .unwrap();
+    let mut header = josekit::jws::JwsHeader::new();
+    header.set_key_id("p384");
+    let token = jws::serialize_compact(br#"{"sub":"s"}"#, &header, &signer).unwrap();
+    let value: Value = serde_json::from_str(&public.to_string()).unwrap();
+    invalid_key(PublicKey::from_jwk_value(&value, None));
+    let key = PublicKey::from_jwk_value_for_verification(&value, None).unwrap();
+    assert_eq!(key.alg(), Alg::ES384);
+    let lookup = |_: &str| Some(key.clone());
+    let verified = verify(&token, &[Alg::ES384], lookup).unwrap();
+    assert_eq!(verified.claims["sub"], "s");
+    assert_eq!(
+        invalid_token(verify(&token, &[Alg::ES256], lookup)),
+        "algorithm not allowed"
+    );
+    invalid_key(generate_key_pair(Alg::ES384, "k"));
 }

@@ -83,7 +83,9 @@ fn debug_output_never_contains_key_material() {
         // The private scalar / exponent, in the encodings a leak would use.
         let secret: Vec<u8> = match alg.kind() {
             KeyKind::Rsa => pkey.rsa().unwrap().d().to_vec(),
-            KeyKind::P256 => pkey.ec_key().unwrap().private_key().to_vec(),
+            KeyKind::P256 | KeyKind::P384 | KeyKind::P521 => {
+                pkey.ec_key().unwrap().private_key().to_vec()
+            }
             KeyKind::Ed25519 => pkey.raw_private_key().unwrap(),
         };
         let std_b64 = base64::engine::general_purpose::STANDARD.encode(der);
@@ -103,4 +105,58 @@ fn debug_output_never_contains_key_material() {
         }
         assert!(!debug.contains("private_pkcs8"));
     }
+}
+
+/// A private JWK (JSON) of an OpenSSL key, as a resource server stores it.
+fn private_jwk(pkey: &PKey<openssl::pkey::Private>, kid: Option<&str>) -> String {
+    use josekit::jwk::KeyPair as _;
+    let der = pkey.private_key_to_pkcs8().unwrap();
+    let mut jwk = if pkey.id() == openssl::pkey::Id::EC {
+        josekit::jwk::alg::ec::EcKeyPair::from_der(&der, None)
+            .unwrap()
+            .to_jwk_key_pair()
+    } else {
+        josekit::jwk::alg::rsa::RsaKeyPair::from_der(&der)
+            .unwrap()
+            .to_jwk_key_pair()
+    };
+    if let Some(kid) = kid {
+        jwk.set_key_id(kid);
+    }
+    jwk.to_string()
+}
+
+#[test]
+fn from_private_jwk_opens_ec_and_rsa_decryption_keys() {
+    for alg in [Alg::EcdhEsA256kw, Alg::RsaOaep256] {
+        let (generated, _) = key(alg);
+        let pkey = PKey::private_key_from_pkcs8(generated.private_pkcs8()).unwrap();
+        let opened = PrivateKey::from_private_jwk(&private_jwk(&pkey, Some("api-1"))).unwrap();
+        assert_eq!(opened.alg(), alg);
+        assert_eq!(opened.kid(), "api-1");
+        let token = encrypt("hello", &opened.public_key(), None, None).unwrap();
+        let (_, plaintext) = decrypt(&token, |_| Some(&opened)).unwrap();
+        assert_eq!(plaintext, b"hello");
+        let no_kid = PrivateKey::from_private_jwk(&private_jwk(&pkey, None)).unwrap();
+        assert_eq!(no_kid.kid(), "");
+    }
+}
+
+#[test]
+fn from_private_jwk_refuses_public_signing_and_other_curve_keys() {
+    let (generated, _) = key(Alg::EcdhEsA256kw);
+    invalid_key(PrivateKey::from_private_jwk(&generated.public_jwk));
+    invalid_key(PrivateKey::from_private_jwk("not json"));
+    invalid_key(PrivateKey::from_private_jwk(r#"{"kty":"oct","k":"AAAA"}"#));
+    let p384 = openssl::ec::EcKey::generate(
+        &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::SECP384R1).unwrap(),
+    )
+    .and_then(PKey::from_ec_key)
+    .unwrap();
+    assert!(PrivateKey::from_private_jwk(&private_jwk(&p384, None)).is_err());
+    let (es256, _) = key(Alg::ES256);
+    let pkey = PKey::private_key_from_pkcs8(es256.private_pkcs8()).unwrap();
+    let mut signing: serde_json::Value = serde_json::from_str(&private_jwk(&pkey, None)).unwrap();
+    signing["alg"] = "ES256".into();
+    invalid_key(PrivateKey::from_private_jwk(&signing.to_string()));
 }

@@ -1,0 +1,182 @@
+//! Tests of the pure-Rust backend: the RFC vectors of its hand-written
+//! parts, and tokens made by the OpenSSL side checked by the pure side.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use crate::testutil::*;
+use crate::*;
+
+fn b64d(text: &str) -> Vec<u8> {
+    URL_SAFE_NO_PAD.decode(text).unwrap()
+}
+
+fn hex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// RFC 7518 Appendix C: ECDH-ES between Alice's ephemeral key and Bob's
+/// key, Concat KDF for A128GCM with apu "Alice" and apv "Bob".
+#[test]
+fn concat_kdf_matches_rfc7518_appendix_c() {
+    let bob =
+        p256::SecretKey::from_slice(&b64d("VEmDZpDXXK8p8N0Cndsxs924q6nS1RXFASRl6BfUqdw")).unwrap();
+    let alice = p256::PublicKey::from_sec1_bytes(&sec1_point(
+        &b64d("gI0GAILBdu7T53akrFmMyGcsF3n5dO7MmwNBHKW5SV0"),
+        &b64d("SLW_xSffzlPWrHEVI30DHM_4egVwt3NQqeUD7nMFpps"),
+    ))
+    .unwrap();
+    let z = p256::ecdh::diffie_hellman(bob.to_nonzero_scalar(), alice.as_affine());
+    let key = concat_kdf(
+        z.raw_secret_bytes().as_slice(),
+        "A128GCM",
+        b"Alice",
+        b"Bob",
+        16,
+    );
+    assert_eq!(key.as_slice(), b64d("VqqN6vgjbSBcIijNcacQGg"));
+}
+
+/// RFC 3394 4.6: 256 bits of key data wrapped with a 256-bit KEK.
+#[test]
+fn key_unwrap_matches_rfc3394() {
+    let kek = hex("000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F");
+    let wrapped =
+        hex("28C9F404C4B810F4CBCCB35CFB87F8263F5786E2D80ED326CBC7F0E71A99F43BFB988B9B7A02DD21");
+    let key = aes256_key_unwrap(&kek, &wrapped).unwrap();
+    assert_eq!(
+        key.as_slice(),
+        hex("00112233445566778899AABBCCDDEEFF000102030405060708090A0B0C0D0E0F")
+    );
+    let mut tampered = wrapped.clone();
+    tampered[20] ^= 1;
+    assert!(aes256_key_unwrap(&kek, &tampered).is_none());
+    assert!(aes256_key_unwrap(&kek, &wrapped[..16]).is_none());
+}
+
+/// The pure verifier of an OpenSSL key's public JWK.
+fn pure_public(private: &PrivateKey) -> PublicKey {
+    PublicKey::from_jwk_value_for_verification_with(
+        &private.public_key().jwk_json(),
+        None,
+        Backend::RustCrypto,
+    )
+    .unwrap()
+}
+
+#[test]
+fn openssl_signatures_verify_on_the_pure_backend() {
+    for alg in [Alg::ES256, Alg::RS256, Alg::PS256, Alg::EdDSA] {
+        let (_, private) = key(alg);
+        let token = sign(&private, "at+jwt", &claims()).unwrap();
+        let public = pure_public(&private);
+        let verified = verify(&token, &[alg], |_| Some(public.clone())).unwrap();
+        assert_eq!(verified.claims, claims(), "{alg}");
+        // A changed payload or signature fails.
+        let (head, sig) = token.rsplit_once('.').unwrap();
+        let mut sig = b64d(sig);
+        sig[10] ^= 1;
+        let bad_sig = format!("{head}.{}", URL_SAFE_NO_PAD.encode(&sig));
+        assert_eq!(
+            invalid_token(verify(&bad_sig, &[alg], |_| Some(public.clone()))),
+            "bad signature",
+            "{alg}"
+        );
+        let mut other = claims();
+        other.insert("sub".into(), "someone-else".into());
+        let forged = sign(&other_key(alg), "at+jwt", &other).unwrap();
+        let forged = format!(
+            "{}.{}",
+            forged.rsplit_once('.').unwrap().0,
+            token.rsplit_once('.').unwrap().1
+        );
+        invalid_token(verify(&forged, &[alg], |_| Some(public.clone())));
+    }
+}
+
+/// A private JWK (JSON) of a P-256 or RSA decryption key.
+fn private_jwk(generated: &KeyPair) -> String {
+    let pkey = openssl::pkey::PKey::private_key_from_pkcs8(generated.private_pkcs8()).unwrap();
+    let mut jwk: Map<String, Value> = serde_json::from_str(&generated.public_jwk).unwrap();
+    let bytes = |n: &openssl::bn::BigNumRef| Value::from(b64(n.to_vec()));
+    if let Ok(ec) = pkey.ec_key() {
+        jwk.insert(
+            "d".into(),
+            b64(ec.private_key().to_vec_padded(32).unwrap()).into(),
+        );
+    } else {
+        let rsa = pkey.rsa().unwrap();
+        jwk.insert("d".into(), bytes(rsa.d()));
+        jwk.insert("p".into(), bytes(rsa.p().unwrap()));
+        jwk.insert("q".into(), bytes(rsa.q().unwrap()));
+        jwk.insert("dp".into(), bytes(rsa.dmp1().unwrap()));
+        jwk.insert("dq".into(), bytes(rsa.dmq1().unwrap()));
+        jwk.insert("qi".into(), bytes(rsa.iqmp().unwrap()));
+    }
+    Value::Object(jwk).to_string()
+}
+
+#[test]
+fn openssl_jwes_decrypt_on_the_pure_backend() {
+    let (generated, opened) = key(Alg::EcdhEsA256kw);
+    let pure =
+        PrivateKey::from_private_jwk_with(&private_jwk(generated), Backend::RustCrypto).unwrap();
+    assert_eq!(pure.kid(), generated.kid);
+    assert_eq!(
+        pure.public_key().thumbprint(),
+        opened.public_key().thumbprint()
+    );
+    let token = encrypt("nested.jws.here", &opened.public_key(), Some("JWT"), None).unwrap();
+    let (header, plaintext) = decrypt(&token, |_| Some(&pure)).unwrap();
+    assert_eq!(plaintext, b"nested.jws.here");
+    assert_eq!(header["cty"], "JWT");
+    // Both backends refuse every tampered part alike.
+    let openssl = PrivateKey::from_private_jwk(&private_jwk(generated)).unwrap();
+    let parts: Vec<&str> = token.split('.').collect();
+    for i in 1..5 {
+        let mut bytes = b64d(parts[i]);
+        bytes[0] ^= 1;
+        let mut tampered = parts.clone();
+        let changed = URL_SAFE_NO_PAD.encode(&bytes);
+        tampered[i] = &changed;
+        let tampered = tampered.join(".");
+        for key in [&pure, &openssl] {
+            assert_eq!(
+                invalid_token(decrypt(&tampered, |_| Some(key))),
+                "decryption failed",
+                "part {i}"
+            );
+        }
+    }
+    // A token for another key does not open.
+    let other = encrypt("x", &other_key(Alg::EcdhEsA256kw).public_key(), None, None).unwrap();
+    invalid_token(decrypt(&other, |_| Some(&pure)));
+}
+
+#[test]
+fn the_pure_backend_refuses_rsa_oaep_and_es384() {
+    let (generated, _) = key(Alg::RsaOaep256);
+    let openssl = PrivateKey::from_private_jwk(&private_jwk(generated)).unwrap();
+    assert_eq!(openssl.alg(), Alg::RsaOaep256);
+    assert_eq!(
+        PrivateKey::from_private_jwk_with(&private_jwk(generated), Backend::RustCrypto)
+            .unwrap_err(),
+        JoseError::Unsupported("RSA-OAEP-256 decryption needs the openssl backend")
+    );
+    let p384 = serde_json::json!({
+        "kty": "EC", "crv": "P-384", "alg": "ES384",
+        "x": "iA7lWQLzVrKGEFjfGMfMHfTEZ2KnLiKU7JuNT3E7ygsfE7ygXJ-2R4TpmJY5EWEH",
+        "y": "Ps7ulNlbdXzlnnfrcDj7JyuRxz-7dFYJ7lGGlZKzYmBcoEeAgXunNBeT5S1y1pj5",
+    });
+    let refused = PublicKey::from_jwk_value_for_verification_with(&p384, None, Backend::RustCrypto);
+    assert!(
+        matches!(
+            refused,
+            Err(JoseError::Unsupported(_)) | Err(JoseError::InvalidKey(_))
+        ),
+        "{refused:?}"
+    );
+}

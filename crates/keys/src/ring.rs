@@ -168,9 +168,15 @@ impl std::fmt::Debug for KeyRing {
 fn new_kid() -> String {
     use base64::Engine;
     use rand::RngCore;
-    let mut bytes = [0u8; 6];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    loop {
+        let mut bytes = [0u8; 6];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        // Not `-` first: `gatehouse keys revoke -AbC...` would read as flags.
+        if !kid.starts_with('-') {
+            return kid;
+        }
+    }
 }
 
 fn record(alg: Alg, kek: &Kek, now: i64) -> Result<KeyRecord, KeyError> {

@@ -350,7 +350,11 @@ pub enum KeysCmd {
         alg: Option<String>,
     },
     /// Withdraw a key at once (compromise).
-    Revoke { kid: String },
+    Revoke {
+        /// The key id (may begin with `-`: ids of older keys are not drawn to avoid it).
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
     /// Add a next key for an algorithm.
     Generate {
         #[arg(long)]
@@ -378,5 +382,27 @@ impl GlobalArgs {
                 .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
             ..RawConfig::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command, KeysCmd};
+
+    /// A key id beginning with `-` (possible for keys made before ids
+    /// avoided it) is a value, not flags: `keys revoke` must work in an
+    /// incident without knowing about `--`.
+    #[test]
+    fn keys_revoke_takes_a_kid_beginning_with_a_dash() {
+        let cli = Cli::try_parse_from(["gatehouse", "keys", "revoke", "-AbCdEfG"]);
+        assert!(
+            matches!(
+                cli.as_ref().map(|c| &c.command),
+                Ok(Command::Keys(KeysCmd::Revoke { kid })) if kid == "-AbCdEfG"
+            ),
+            "{cli:?}"
+        );
     }
 }

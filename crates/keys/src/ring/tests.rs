@@ -184,3 +184,18 @@ async fn store_failures_keep_their_kind() {
         other => panic!("expected a store failure, got {other:?}"),
     }
 }
+
+/// New key ids are 8 base64url characters, never beginning with `-` (an
+/// operator types them after `gatehouse keys revoke`), and do not repeat.
+#[test]
+fn new_kids_are_short_and_never_begin_with_a_dash() {
+    let kids: std::collections::HashSet<String> = (0..5_000).map(|_| new_kid()).collect();
+    assert_eq!(kids.len(), 5_000);
+    for kid in &kids {
+        assert_eq!(kid.len(), 8, "{kid}");
+        assert!(!kid.starts_with('-'), "{kid}");
+        assert!(kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    }
+}

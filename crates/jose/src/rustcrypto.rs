@@ -45,12 +45,17 @@ fn member(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, JoseError> {
         .ok_or_else(|| JoseError::InvalidKey(format!("JWK member {name} is required")))
 }
 
-fn sec1_point(x: &[u8], y: &[u8]) -> Vec<u8> {
+/// The uncompressed SEC1 form of a P-256 point; `None` unless both
+/// coordinates are 32 bytes (a 31 + 33 split would name another point).
+fn sec1_point(x: &[u8], y: &[u8]) -> Option<Vec<u8>> {
+    if x.len() != 32 || y.len() != 32 {
+        return None;
+    }
     let mut point = Vec::with_capacity(65);
     point.push(0x04);
     point.extend_from_slice(x);
     point.extend_from_slice(y);
-    point
+    Some(point)
 }
 
 impl PureVerifier {
@@ -65,7 +70,7 @@ impl PureVerifier {
         };
         Ok(match alg {
             Alg::ES256 => {
-                let point = sec1_point(&member(jwk, "x")?, &member(jwk, "y")?);
+                let point = sec1_point(&member(jwk, "x")?, &member(jwk, "y")?).ok_or_else(bad)?;
                 PureVerifier::Es256(
                     p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(|_| bad())?,
                 )
@@ -138,7 +143,7 @@ impl EcdhKey {
         }
         let d = Zeroizing::new(member(jwk, "d")?);
         let secret = p256::SecretKey::from_slice(&d).map_err(|_| bad())?;
-        let point = sec1_point(&member(jwk, "x")?, &member(jwk, "y")?);
+        let point = sec1_point(&member(jwk, "x")?, &member(jwk, "y")?).ok_or_else(bad)?;
         let public = p256::PublicKey::from_sec1_bytes(&point).map_err(|_| bad())?;
         if secret.public_key() != public {
             return Err(JoseError::InvalidKey(
@@ -175,7 +180,7 @@ impl EcdhKey {
                 .and_then(Value::as_str)
                 .and_then(|t| URL_SAFE_NO_PAD.decode(t).ok())
         };
-        let point = sec1_point(&coordinate("x")?, &coordinate("y")?);
+        let point = sec1_point(&coordinate("x")?, &coordinate("y")?)?;
         let epk = p256::PublicKey::from_sec1_bytes(&point).ok()?;
         let shared = p256::ecdh::diffie_hellman(self.0.to_nonzero_scalar(), epk.as_affine());
         let party = |name: &str| match header.get(name) {

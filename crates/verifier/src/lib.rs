@@ -340,7 +340,9 @@ impl Verifier {
             return Err(VerifierError::Malformed("token too large"));
         }
         let jws = self.decrypt(token)?;
-        let (header, claims) = self.verify_signature(&jws, &self.allowed_algs).await?;
+        let (header, claims) = self
+            .verify_signature(&jws, &self.allowed_algs, MAX_TOKEN_LEN)
+            .await?;
         let typ = str_member(&header, "typ").ok_or(VerifierError::WrongType)?;
         if !is_access_token_typ(typ) {
             return Err(VerifierError::WrongType);

@@ -138,7 +138,7 @@ impl Verifier {
             .map_err(|_| bad("not text"))?
             .trim();
         let (header, claims) = self
-            .verify_signature(jwt, &STATUS_LIST_ALGS)
+            .verify_signature(jwt, &STATUS_LIST_ALGS, MAX_STATUS_LIST_JWT_LEN)
             .await
             .map_err(|e| bad(&e.to_string()))?;
         let typ = str_member(&header, "typ").map(str::to_ascii_lowercase);

@@ -32,11 +32,12 @@ impl Verifier {
     }
 
     /// Step 3: the nested JWS (also used for status list tokens, with
-    /// their own algorithm allow-list).
+    /// their own algorithm allow-list and size cap).
     pub(crate) async fn verify_signature(
         &self,
         jws: &str,
         allowed_algs: &[Alg],
+        max_len: usize,
     ) -> Result<(Map<String, Value>, Map<String, Value>), VerifierError> {
         let mut parts = jws.split('.');
         let (Some(header_b64), Some(_), Some(_), None) =
@@ -56,10 +57,8 @@ impl Verifier {
             .ok_or(VerifierError::Signature("algorithm not allowed"))?;
         let kid = str_member(&header, "kid").ok_or(VerifierError::UnknownKey)?;
         let key = self.key(kid).await?.for_alg(alg)?;
-        let verified = gatehouse_jose::verify_capped(jws, MAX_STATUS_LIST_JWT_LEN, &[alg], |_| {
-            Some(key.clone())
-        })
-        .map_err(|e| match e {
+        let verified = gatehouse_jose::verify_capped(jws, max_len, &[alg], |_| Some(key.clone()))
+            .map_err(|e| match e {
             JoseError::InvalidToken(r @ ("payload is not a JSON object" | "malformed payload")) => {
                 VerifierError::Malformed(r)
             }

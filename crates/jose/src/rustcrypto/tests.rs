@@ -24,10 +24,13 @@ fn hex(text: &str) -> Vec<u8> {
 fn concat_kdf_matches_rfc7518_appendix_c() {
     let bob =
         p256::SecretKey::from_slice(&b64d("VEmDZpDXXK8p8N0Cndsxs924q6nS1RXFASRl6BfUqdw")).unwrap();
-    let alice = p256::PublicKey::from_sec1_bytes(&sec1_point(
-        &b64d("gI0GAILBdu7T53akrFmMyGcsF3n5dO7MmwNBHKW5SV0"),
-        &b64d("SLW_xSffzlPWrHEVI30DHM_4egVwt3NQqeUD7nMFpps"),
-    ))
+    let alice = p256::PublicKey::from_sec1_bytes(
+        &sec1_point(
+            &b64d("gI0GAILBdu7T53akrFmMyGcsF3n5dO7MmwNBHKW5SV0"),
+            &b64d("SLW_xSffzlPWrHEVI30DHM_4egVwt3NQqeUD7nMFpps"),
+        )
+        .unwrap(),
+    )
     .unwrap();
     let z = p256::ecdh::diffie_hellman(bob.to_nonzero_scalar(), alice.as_affine());
     let key = concat_kdf(
@@ -179,4 +182,14 @@ fn the_pure_backend_refuses_rsa_oaep_and_es384() {
         ),
         "{refused:?}"
     );
+}
+
+/// A point's coordinates must be 32 bytes each: a 31 + 33 split of the
+/// same 64 bytes would otherwise name another point.
+#[test]
+fn sec1_points_need_32_byte_coordinates() {
+    assert_eq!(sec1_point(&[1; 32], &[2; 32]).map(|p| p.len()), Some(65));
+    assert!(sec1_point(&[1; 31], &[2; 33]).is_none());
+    assert!(sec1_point(&[1; 33], &[2; 31]).is_none());
+    assert!(sec1_point(&[], &[]).is_none());
 }

@@ -293,7 +293,15 @@ impl FromStr for HmacAlg {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::testutil::invalid_key;
+
+    /// The reason of an `InvalidKey` error (these tests also run without
+    /// OpenSSL, so without the shared test utilities).
+    fn invalid_key(result: Result<impl fmt::Debug, JoseError>) -> String {
+        match result {
+            Err(JoseError::InvalidKey(reason)) => reason,
+            other => panic!("expected InvalidKey, got {other:?}"),
+        }
+    }
 
     #[test]
     fn alg_and_key_use_names() {

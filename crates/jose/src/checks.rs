@@ -6,13 +6,8 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use josekit::jwe::enc::A256GCM;
-use josekit::JoseError as JosekitError;
-use openssl::bn::BigNumContext;
-use openssl::ec::EcPoint;
 use serde_json::{Map, Value};
 
-use crate::key::p256_group;
 use crate::{Alg, JoseError, KeyUse, VerifiedJws};
 
 /// Largest compact JWS or JWE accepted, checked before any parsing.
@@ -31,25 +26,19 @@ const A256KW_WRAPPED_CEK_LEN: usize = 40;
 const RSA_MAX_WRAPPED_KEY_LEN: usize = 8192 / 8;
 
 /// Whether 32-byte `x`, `y` are the affine coordinates of a point on P-256.
-/// This is the guard against the invalid-curve attack on ECDH. OpenSSL's
-/// `EC_POINT_oct2point` refuses coordinates >= p and points off the curve;
-/// `is_on_curve` states the property explicitly. (P-256 has cofactor 1, so
-/// there is no small-subgroup point to refuse besides infinity, which the
-/// uncompressed encoding cannot express.)
+/// This is the guard against the invalid-curve attack on ECDH. The `p256`
+/// crate's SEC1 decoding refuses coordinates >= p and points off the curve
+/// (P-256 has cofactor 1, so there is no small-subgroup point to refuse
+/// besides infinity, which the uncompressed encoding cannot express).
 pub fn is_p256_point(x: &[u8], y: &[u8]) -> bool {
     if x.len() != 32 || y.len() != 32 {
         return false;
     }
-    let (Ok(group), Ok(mut ctx)) = (p256_group(), BigNumContext::new()) else {
-        return false;
-    };
     let mut encoded = [0u8; 65];
     encoded[0] = 0x04;
     encoded[1..33].copy_from_slice(x);
     encoded[33..].copy_from_slice(y);
-    EcPoint::from_bytes(group, &encoded, &mut ctx)
-        .and_then(|point| point.is_on_curve(group, &mut ctx))
-        .unwrap_or(false)
+    p256::PublicKey::from_sec1_bytes(&encoded).is_ok()
 }
 
 /// Decode a compact-serialization header segment into a JSON object.
@@ -298,8 +287,9 @@ impl JweParts<'_> {
 
     /// AES-256-GCM decryption with `cek`; the tag authenticates the
     /// protected header (as it appears in the token) and the ciphertext.
-    pub(crate) fn open(&self, cek: &[u8]) -> Result<Vec<u8>, JosekitError> {
-        A256GCM.decrypt(
+    #[cfg(feature = "openssl")]
+    pub(crate) fn open(&self, cek: &[u8]) -> Result<Vec<u8>, josekit::JoseError> {
+        josekit::jwe::enc::A256GCM.decrypt(
             cek,
             Some(&self.iv),
             &self.ciphertext,
@@ -309,5 +299,5 @@ impl JweParts<'_> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "openssl"))]
 mod tests;

@@ -5,21 +5,31 @@
 
 use std::borrow::Borrow;
 
+#[cfg(feature = "openssl")]
 use josekit::jwe::enc::A256GCM;
+#[cfg(feature = "openssl")]
 use josekit::jwe::{self, JweContentEncryption as _, JweEncrypter, JweHeader};
+#[cfg(feature = "openssl")]
 use josekit::JoseError as JosekitError;
+#[cfg(feature = "openssl")]
 use rand::rngs::OsRng;
+#[cfg(feature = "openssl")]
 use rand::RngCore;
 use serde_json::{Map, Value};
+#[cfg(feature = "openssl")]
 use zeroize::Zeroizing;
 
-use crate::checks::{
-    decode_header, jwe_part, split_jwe, ENC_A256GCM, GCM_IV_LEN, GCM_TAG_LEN, MAX_TOKEN_LEN,
-};
+use crate::checks::split_jwe;
+#[cfg(feature = "openssl")]
+use crate::checks::{decode_header, jwe_part, ENC_A256GCM, GCM_IV_LEN, GCM_TAG_LEN, MAX_TOKEN_LEN};
+#[cfg(feature = "openssl")]
 use crate::jwk::PublicOp;
 use crate::key::PrivateOp;
-use crate::{b64, shorten, JoseError, PrivateKey, PublicKey};
+#[cfg(feature = "openssl")]
+use crate::{b64, shorten, PublicKey};
+use crate::{JoseError, PrivateKey};
 
+#[cfg(feature = "openssl")]
 /// JWE header members that Gatehouse sets itself or that change processing,
 /// so `encrypt` does not take them from `extra_header`.
 const RESERVED_JWE_HEADER: &[&str] = &[
@@ -27,6 +37,7 @@ const RESERVED_JWE_HEADER: &[&str] = &[
     "jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256",
 ];
 
+#[cfg(feature = "openssl")]
 /// Encrypt `payload` to `recipient` as a compact JWE: the recipient's alg
 /// (RSA-OAEP-256 or ECDH-ES+A256KW), `enc` A256GCM, `kid` = the recipient's
 /// kid if it has one, `cty` if given (pass "JWT" for a nested token), and the
@@ -44,6 +55,7 @@ pub fn encrypt(
         .map_err(|err| JoseError::Crypto(format!("JWE encryption failed: {err}")))
 }
 
+#[cfg(feature = "openssl")]
 /// The recipient's encrypter and the protected header of a JWE to it:
 /// `alg`, `enc` A256GCM, `kid`, `cty` if given, and the caller's members
 /// (those Gatehouse sets or that change processing are refused).
@@ -81,6 +93,7 @@ fn jwe_header<'a>(
     Ok((encrypter.as_ref(), header))
 }
 
+#[cfg(feature = "openssl")]
 /// Encrypt `payload` for Gatehouse itself as a compact JWE with direct
 /// symmetric encryption (RFC 7518 4.5, `alg: dir`, `enc: A256GCM`): the key
 /// is the content-encryption key, so there is no key agreement or wrapping,
@@ -125,6 +138,7 @@ pub fn encrypt_dir(
     ))
 }
 
+#[cfg(feature = "openssl")]
 /// Decrypt a compact JWE made by [`encrypt_dir`]. `key_for` gets the
 /// header's `kid` and returns the key, if it is one of Gatehouse's. The
 /// same refusals as [`decrypt`], plus: `alg` must be `dir` and the
@@ -201,6 +215,7 @@ where
 {
     let parts = split_jwe(token)?;
     let kid = parts.header.get("kid").and_then(Value::as_str);
+    #[cfg(feature = "openssl")]
     let jwe_header = JweHeader::from_map(parts.header.clone())
         .map_err(|_| JoseError::InvalidToken("malformed header"))?;
 
@@ -210,8 +225,27 @@ where
         if key.alg() != parts.alg {
             continue;
         }
-        let decrypter = match &key.0.op {
-            PrivateOp::Decrypt(decrypter) => decrypter,
+        match &key.0.op {
+            #[cfg(feature = "openssl")]
+            PrivateOp::Decrypt(decrypter) => {
+                tried = true;
+                // RFC 7516 §11.5: if unwrapping the CEK fails, go on with a
+                // random CEK so a bad wrapped key and a bad ciphertext fail
+                // alike.
+                let cek = Zeroizing::new(
+                    match decrypter.decrypt(Some(&parts.encrypted_key), &A256GCM, &jwe_header) {
+                        Ok(cek) if cek.len() == A256GCM.key_len() => cek.into_owned(),
+                        _ => {
+                            let mut random = vec![0u8; A256GCM.key_len()];
+                            OsRng.fill_bytes(&mut random);
+                            random
+                        }
+                    },
+                );
+                if let Ok(plaintext) = parts.open(&cek) {
+                    return Ok((parts.header, plaintext));
+                }
+            }
             #[cfg(feature = "rustcrypto")]
             PrivateOp::PureEcdh(ecdh) => {
                 tried = true;
@@ -219,26 +253,9 @@ where
                 if let Ok(plaintext) = parts.open_pure(cek.as_ref()) {
                     return Ok((parts.header, plaintext));
                 }
-                continue;
             }
-            PrivateOp::Sign(_) => continue,
-        };
-        tried = true;
-        // RFC 7516 §11.5: if unwrapping the CEK fails, go on with a random
-        // CEK so a bad wrapped key and a bad ciphertext fail alike.
-        let cek = Zeroizing::new(
-            match decrypter.decrypt(Some(&parts.encrypted_key), &A256GCM, &jwe_header) {
-                Ok(cek) if cek.len() == A256GCM.key_len() => cek.into_owned(),
-                _ => {
-                    let mut random = vec![0u8; A256GCM.key_len()];
-                    OsRng.fill_bytes(&mut random);
-                    random
-                }
-            },
-        );
-        let plaintext = parts.open(&cek);
-        if let Ok(plaintext) = plaintext {
-            return Ok((parts.header, plaintext));
+            #[cfg(feature = "openssl")]
+            PrivateOp::Sign(_) => {}
         }
     }
     Err(JoseError::InvalidToken(if tried {
@@ -248,6 +265,7 @@ where
     }))
 }
 
+#[cfg(feature = "openssl")]
 /// Encrypt `payload` to `recipient` exactly as [`encrypt`] does (same
 /// header rules, same key wrapping), except that the content-encryption
 /// key is the caller's `cek` instead of a random one. The recipient
@@ -298,6 +316,7 @@ pub fn encrypt_with_cek(
     ))
 }
 
+#[cfg(feature = "openssl")]
 /// Decrypt a compact JWE made by [`encrypt_with_cek`] with its
 /// content-encryption key `cek`; the wrapped key is not used. The same
 /// refusals as [`decrypt`]. The AES-GCM tag authenticates the protected
@@ -315,5 +334,5 @@ pub fn decrypt_with_cek(
     Ok((parts.header, plaintext))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "openssl"))]
 mod tests;

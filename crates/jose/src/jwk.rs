@@ -7,13 +7,21 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+#[cfg(feature = "openssl")]
 use josekit::jwe::{self, JweEncrypter};
+#[cfg(feature = "openssl")]
 use josekit::jwk::Jwk;
+#[cfg(feature = "openssl")]
 use josekit::jws::{self, JwsVerifier};
+#[cfg(feature = "openssl")]
 use josekit::JoseError as JosekitError;
-use openssl::bn::{BigNum, BigNumContext};
+#[cfg(feature = "openssl")]
+use openssl::bn::BigNumContext;
+#[cfg(feature = "openssl")]
 use openssl::ec::{EcGroup, EcPoint};
+#[cfg(feature = "openssl")]
 use openssl::nid::Nid;
+#[cfg(feature = "openssl")]
 use openssl::pkey::{Id, PKey};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -21,7 +29,7 @@ use sha2::{Digest, Sha256};
 use crate::alg::KeyKind;
 use crate::checks::is_p256_point;
 use crate::key::{RSA_MAX_BITS, RSA_MIN_BITS};
-use crate::{b64, openssl_err, shorten, Alg, Backend, JoseError, KeyUse};
+use crate::{b64, shorten, Alg, Backend, JoseError, KeyUse};
 
 /// Largest JWK JSON text accepted.
 const MAX_JWK_LEN: usize = 16 * 1024;
@@ -30,8 +38,14 @@ pub(crate) const PRIVATE_JWK_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi
 
 /// The ready-made josekit object behind a public key.
 pub(crate) enum PublicOp {
+    #[cfg(feature = "openssl")]
     Verify(Box<dyn JwsVerifier>),
+    #[cfg(feature = "openssl")]
     Encrypt(Box<dyn JweEncrypter>),
+    /// An encryption key known by its public part only: built without
+    /// OpenSSL, nothing can encrypt to it (a decryption key's public half).
+    #[cfg(not(feature = "openssl"))]
+    PublicOnly,
     /// A pure-Rust signature verifier ([`Backend::RustCrypto`]).
     #[cfg(feature = "rustcrypto")]
     Pure(Box<crate::rustcrypto::PureVerifier>),
@@ -72,13 +86,19 @@ fn jwk_b64<'a>(jwk: &'a Map<String, Value>, name: &str) -> Result<(&'a str, Vec<
     Ok((text, bytes))
 }
 
-pub(crate) fn bignum(bytes: &[u8]) -> Result<BigNum, JoseError> {
-    BigNum::from_slice(bytes).map_err(openssl_err("big number"))
+/// The bit length of a big-endian unsigned integer (leading zero bytes
+/// and bits ignored; 0 for zero).
+fn bit_len(bytes: &[u8]) -> usize {
+    match bytes.iter().position(|&b| b != 0) {
+        None => 0,
+        Some(first) => (bytes.len() - first) * 8 - bytes[first].leading_zeros() as usize,
+    }
 }
 
 /// Whether `x`, `y` are the affine coordinates of a point on the curve of
 /// `kind` (P-256 through the shared check; P-384 and P-521 through
 /// OpenSSL's point decoding, which refuses points off the curve).
+#[cfg(feature = "openssl")]
 fn is_ec_point(kind: KeyKind, x: &[u8], y: &[u8]) -> bool {
     let (nid, len) = match kind {
         KeyKind::P256 => return is_p256_point(x, y),
@@ -99,6 +119,27 @@ fn is_ec_point(kind: KeyKind, x: &[u8], y: &[u8]) -> bool {
     EcPoint::from_bytes(&group, &encoded, &mut ctx)
         .and_then(|point| point.is_on_curve(&group, &mut ctx))
         .unwrap_or(false)
+}
+
+/// Without OpenSSL only P-256 points are checked: P-384 and P-521 keys
+/// (ES384, ES512) are refused before this, as unsupported.
+#[cfg(not(feature = "openssl"))]
+fn is_ec_point(kind: KeyKind, x: &[u8], y: &[u8]) -> bool {
+    kind == KeyKind::P256 && is_p256_point(x, y)
+}
+
+/// Whether `x` is an Ed25519 public key (32 bytes OpenSSL accepts).
+#[cfg(feature = "openssl")]
+fn is_ed25519_key(x: &[u8]) -> bool {
+    x.len() == 32 && PKey::public_key_from_raw_bytes(x, Id::ED25519).is_ok()
+}
+
+/// Whether `x` is an Ed25519 public key (a point ed25519-dalek decodes).
+#[cfg(not(feature = "openssl"))]
+fn is_ed25519_key(x: &[u8]) -> bool {
+    <[u8; 32]>::try_from(x)
+        .ok()
+        .is_some_and(|x| ed25519_dalek::VerifyingKey::from_bytes(&x).is_ok())
 }
 
 impl PublicKey {
@@ -124,7 +165,7 @@ impl PublicKey {
     /// (for example one element of a client's `jwks`).
     pub fn from_jwk_value(jwk: &Value, alg: Option<Alg>) -> Result<PublicKey, JoseError> {
         match jwk {
-            Value::Object(map) => Self::from_jwk_map(map, alg, false, Backend::OpenSsl),
+            Value::Object(map) => Self::from_jwk_map(map, alg, false, Backend::default()),
             _ => Err(JoseError::InvalidKey(
                 "JWK must be a JSON object".to_owned(),
             )),
@@ -139,7 +180,7 @@ impl PublicKey {
         jwk: &Value,
         alg: Option<Alg>,
     ) -> Result<PublicKey, JoseError> {
-        Self::from_jwk_value_for_verification_with(jwk, alg, Backend::OpenSsl)
+        Self::from_jwk_value_for_verification_with(jwk, alg, Backend::default())
     }
 
     /// As [`PublicKey::from_jwk_value_for_verification`], verifying with
@@ -213,14 +254,15 @@ impl PublicKey {
             KeyKind::Rsa => {
                 let (n_text, n) = jwk_b64(jwk, "n")?;
                 let (e_text, e) = jwk_b64(jwk, "e")?;
-                let n_bits = bignum(&n)?.num_bits();
-                if !(RSA_MIN_BITS as i32..=RSA_MAX_BITS as i32).contains(&n_bits) {
+                let n_bits = bit_len(&n);
+                if !(RSA_MIN_BITS as usize..=RSA_MAX_BITS as usize).contains(&n_bits) {
                     return Err(JoseError::InvalidKey(format!(
                         "RSA modulus must be {RSA_MIN_BITS} to {RSA_MAX_BITS} bits, not {n_bits}"
                     )));
                 }
-                let e_num = bignum(&e)?;
-                if e_num.num_bits() < 2 || e_num.num_bits() > 64 || !e_num.is_bit_set(0) {
+                let e_bits = bit_len(&e);
+                let e_odd = e.last().is_some_and(|b| b & 1 == 1);
+                if !(2..=64).contains(&e_bits) || !e_odd {
                     return Err(JoseError::InvalidKey(
                         "RSA exponent is not valid".to_owned(),
                     ));
@@ -230,6 +272,12 @@ impl PublicKey {
                 format!(r#"{{"e":"{e_text}","kty":"RSA","n":"{n_text}"}}"#)
             }
             KeyKind::P256 | KeyKind::P384 | KeyKind::P521 => {
+                // Without OpenSSL, ES384 and ES512 are refused before any
+                // point check (there is nothing to verify them with).
+                #[cfg(not(feature = "openssl"))]
+                if kind != KeyKind::P256 {
+                    return Err(crate::rustcrypto::unsupported(alg));
+                }
                 let crv = kind.crv();
                 if jwk_str(jwk, "crv")? != Some(crv) {
                     return Err(JoseError::InvalidKey(format!("{alg} needs curve {crv}")));
@@ -251,7 +299,7 @@ impl PublicKey {
                     return Err(JoseError::InvalidKey(format!("{alg} needs curve Ed25519")));
                 }
                 let (x_text, x) = jwk_b64(jwk, "x")?;
-                if x.len() != 32 || PKey::public_key_from_raw_bytes(&x, Id::ED25519).is_err() {
+                if !is_ed25519_key(&x) {
                     return Err(JoseError::InvalidKey(
                         "OKP key is not a valid Ed25519 public key".to_owned(),
                     ));
@@ -273,8 +321,11 @@ impl PublicKey {
         let thumbprint = b64(Sha256::digest(canonical.as_bytes()));
 
         let op = match backend {
+            #[cfg(feature = "openssl")]
             Backend::OpenSsl => Self::josekit_op(alg, &clean)
                 .map_err(|_| JoseError::InvalidKey(format!("JWK is not a usable {alg} key")))?,
+            #[cfg(not(feature = "openssl"))]
+            Backend::RustCrypto if alg.key_use() == KeyUse::Enc => PublicOp::PublicOnly,
             #[cfg(feature = "rustcrypto")]
             Backend::RustCrypto => {
                 PublicOp::Pure(Box::new(crate::rustcrypto::PureVerifier::new(alg, &clean)?))
@@ -289,6 +340,7 @@ impl PublicKey {
         })))
     }
 
+    #[cfg(feature = "openssl")]
     fn josekit_op(alg: Alg, clean: &Map<String, Value>) -> Result<PublicOp, JosekitError> {
         let jwk = Jwk::from_map(clean.clone())?;
         Ok(match alg {
@@ -344,5 +396,5 @@ impl fmt::Debug for PublicKey {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "openssl"))]
 mod tests;

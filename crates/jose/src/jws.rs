@@ -1,14 +1,19 @@
 //! Compact JWS: signing with an opened private key, verification against
 //! public keys or a shared HMAC secret, and unverified peeking for routing.
 
+#[cfg(feature = "openssl")]
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+#[cfg(feature = "openssl")]
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use crate::checks::{split_jws, split_jws_capped, MAX_TOKEN_LEN};
 use crate::jwk::PublicOp;
+#[cfg(feature = "openssl")]
 use crate::key::PrivateOp;
-use crate::{shorten, Alg, HmacAlg, JoseError, KeyUse, PrivateKey, PublicKey};
+#[cfg(feature = "openssl")]
+use crate::{shorten, PrivateKey};
+use crate::{Alg, HmacAlg, JoseError, KeyUse, PublicKey};
 
 /// A compact JWS decoded without checking its signature (see
 /// [`peek_claims`]). A distinct type from [`VerifiedJws`] so the two cannot
@@ -31,6 +36,7 @@ pub fn peek_claims(token: &str) -> Result<UnverifiedJws, JoseError> {
 }
 
 /// Sign `claims` as a compact JWS with header `{"alg", "kid", "typ"}`.
+#[cfg(feature = "openssl")]
 pub fn sign(key: &PrivateKey, typ: &str, claims: &Map<String, Value>) -> Result<String, JoseError> {
     let PrivateOp::Sign(signer) = &key.0.op else {
         return Err(JoseError::InvalidKey(format!(
@@ -122,12 +128,18 @@ fn verify_payload(
     }
     let signature = parts.signature()?;
     let valid = match &key.0.op {
+        #[cfg(feature = "openssl")]
         PublicOp::Verify(verifier) => verifier
             .verify(parts.signing_input.as_bytes(), &signature)
             .is_ok(),
         #[cfg(feature = "rustcrypto")]
         PublicOp::Pure(verifier) => verifier.verify(parts.signing_input.as_bytes(), &signature),
+        #[cfg(feature = "openssl")]
         PublicOp::Encrypt(_) => {
+            return Err(JoseError::InvalidToken("algorithm does not match the key"))
+        }
+        #[cfg(not(feature = "openssl"))]
+        PublicOp::PublicOnly => {
             return Err(JoseError::InvalidToken("algorithm does not match the key"))
         }
     };
@@ -190,5 +202,5 @@ pub fn verify_hmac(
     parts.into_verified()
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "openssl"))]
 mod tests;

@@ -2,27 +2,46 @@
 //! business) and opened private keys holding a ready signer or decrypter.
 
 use std::fmt;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
+#[cfg(feature = "openssl")]
+use std::sync::LazyLock;
 
+#[cfg(feature = "openssl")]
 use josekit::jwe::{self, JweDecrypter};
+#[cfg(feature = "openssl")]
 use josekit::jwk::alg::ec::EcKeyPair;
+#[cfg(feature = "openssl")]
 use josekit::jwk::alg::rsa::RsaKeyPair;
+#[cfg(feature = "openssl")]
 use josekit::jwk::{Jwk, KeyPair as _};
+#[cfg(feature = "openssl")]
 use josekit::jws::{self, JwsSigner};
+#[cfg(feature = "openssl")]
 use josekit::JoseError as JosekitError;
+#[cfg(feature = "openssl")]
 use openssl::bn::{BigNum, BigNumContext};
+#[cfg(feature = "openssl")]
 use openssl::ec::{EcGroup, EcKey};
+#[cfg(feature = "openssl")]
 use openssl::error::ErrorStack;
+#[cfg(feature = "openssl")]
 use openssl::nid::Nid;
+#[cfg(feature = "openssl")]
 use openssl::pkey::{Id, PKey, Private};
+#[cfg(feature = "openssl")]
 use openssl::rsa::Rsa;
 use serde_json::Map;
+#[cfg(feature = "openssl")]
 use zeroize::Zeroizing;
 
+#[cfg(feature = "openssl")]
 use crate::alg::KeyKind;
-use crate::{b64, openssl_err, shorten, Alg, Backend, JoseError, KeyUse, PublicKey};
+#[cfg(feature = "openssl")]
+use crate::{b64, openssl_err, shorten};
+use crate::{Alg, Backend, JoseError, KeyUse, PublicKey};
 
 /// Size of the RSA keys Gatehouse generates.
+#[cfg(feature = "openssl")]
 const RSA_GENERATE_BITS: u32 = 2048;
 /// Accepted RSA modulus sizes. The upper bound stops a client key from
 /// making every verification or encryption needlessly slow.
@@ -32,6 +51,7 @@ pub(crate) const RSA_MAX_BITS: u32 = 8192;
 /// A freshly generated key pair: the public JWK to publish and the private
 /// key as PKCS#8 DER, for the caller to seal before it is stored. The DER
 /// is wiped from memory when the pair is dropped and never printed.
+#[cfg(feature = "openssl")]
 pub struct KeyPair {
     pub kid: String,
     pub alg: Alg,
@@ -40,6 +60,7 @@ pub struct KeyPair {
     private_pkcs8: Zeroizing<Vec<u8>>,
 }
 
+#[cfg(feature = "openssl")]
 impl KeyPair {
     /// PKCS#8 DER of the private key, to be sealed by the caller.
     pub fn private_pkcs8(&self) -> &[u8] {
@@ -47,6 +68,7 @@ impl KeyPair {
     }
 }
 
+#[cfg(feature = "openssl")]
 impl fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyPair")
@@ -58,6 +80,7 @@ impl fmt::Debug for KeyPair {
 }
 
 /// Generate a key pair for `alg` with OpenSSL, labelled with `kid`.
+#[cfg(feature = "openssl")]
 pub fn generate_key_pair(alg: Alg, kid: &str) -> Result<KeyPair, JoseError> {
     if kid.is_empty() {
         return Err(JoseError::InvalidKey("kid must not be empty".to_owned()));
@@ -92,19 +115,23 @@ pub fn generate_key_pair(alg: Alg, kid: &str) -> Result<KeyPair, JoseError> {
 }
 
 /// The refusal of a private-key operation for a verification-only alg.
+#[cfg(feature = "openssl")]
 fn verify_only(alg: Alg) -> JoseError {
     JoseError::InvalidKey(format!("{alg} is accepted for verification only"))
 }
 
 /// The P-256 group, built once (group construction is slow in OpenSSL 3).
+#[cfg(feature = "openssl")]
 static P256_GROUP: LazyLock<Result<EcGroup, ErrorStack>> =
     LazyLock::new(|| EcGroup::from_curve_name(Nid::X9_62_PRIME256V1));
 
+#[cfg(feature = "openssl")]
 pub(crate) fn p256_group() -> Result<&'static EcGroup, ErrorStack> {
     P256_GROUP.as_ref().map_err(Clone::clone)
 }
 
 /// The public JWK (with kid/use/alg) of an OpenSSL private key.
+#[cfg(feature = "openssl")]
 pub(crate) fn public_key_of(
     pkey: &PKey<Private>,
     kid: &str,
@@ -142,6 +169,7 @@ pub(crate) fn public_key_of(
 }
 
 /// Whether an OpenSSL private key is the right type and size for `alg`.
+#[cfg(feature = "openssl")]
 fn private_key_fits(pkey: &PKey<Private>, alg: Alg) -> bool {
     match alg.kind() {
         KeyKind::Rsa => {
@@ -159,13 +187,16 @@ fn private_key_fits(pkey: &PKey<Private>, alg: Alg) -> bool {
 
 /// The ready-made josekit object behind a private key.
 pub(crate) enum PrivateOp {
+    #[cfg(feature = "openssl")]
     Sign(Box<dyn JwsSigner>),
+    #[cfg(feature = "openssl")]
     Decrypt(Box<dyn JweDecrypter>),
     /// ECDH-ES+A256KW decryption in pure Rust ([`Backend::RustCrypto`]).
     #[cfg(feature = "rustcrypto")]
     PureEcdh(Box<crate::rustcrypto::EcdhKey>),
 }
 
+#[cfg(feature = "openssl")]
 impl PrivateOp {
     fn from_pkcs8(alg: Alg, der: &[u8]) -> Result<PrivateOp, JosekitError> {
         let unsupported = || {
@@ -207,6 +238,7 @@ impl PrivateKey {
     /// Parse a PKCS#8 DER private key (from [`generate_key_pair`], after
     /// the caller unsealed it) once. Fails with `UnreadableKey` if `der` is
     /// not PKCS#8, and `InvalidKey` if the key inside is not a key for `alg`.
+    #[cfg(feature = "openssl")]
     pub fn from_pkcs8(kid: &str, alg: Alg, der: &[u8]) -> Result<PrivateKey, JoseError> {
         let pkey = PKey::private_key_from_pkcs8(der).map_err(|_| JoseError::UnreadableKey)?;
         if !private_key_fits(&pkey, alg) {
@@ -234,7 +266,7 @@ impl PrivateKey {
     /// empty if it has none. Anything else (public, symmetric, Ed25519 or
     /// other-curve keys, signing algorithms) is refused with `InvalidKey`.
     pub fn from_private_jwk(json: &str) -> Result<PrivateKey, JoseError> {
-        Self::from_private_jwk_with(json, Backend::OpenSsl)
+        Self::from_private_jwk_with(json, Backend::default())
     }
 
     /// As [`PrivateKey::from_private_jwk`], decrypting with the chosen
@@ -242,6 +274,7 @@ impl PrivateKey {
     /// [`JoseError::Unsupported`]: RSA-OAEP-256 decryption needs OpenSSL.
     pub fn from_private_jwk_with(json: &str, backend: Backend) -> Result<PrivateKey, JoseError> {
         match backend {
+            #[cfg(feature = "openssl")]
             Backend::OpenSsl => Self::from_private_jwk_openssl(json),
             #[cfg(feature = "rustcrypto")]
             Backend::RustCrypto => Self::from_private_jwk_pure(json),
@@ -283,7 +316,7 @@ impl PrivateKey {
             }
         }
         let public =
-            PublicKey::from_jwk_map(&public, Some(Alg::EcdhEsA256kw), false, Backend::OpenSsl)?;
+            PublicKey::from_jwk_map(&public, Some(Alg::EcdhEsA256kw), false, Backend::default())?;
         Ok(PrivateKey(Arc::new(PrivateInner {
             kid,
             alg: Alg::EcdhEsA256kw,
@@ -292,6 +325,7 @@ impl PrivateKey {
         })))
     }
 
+    #[cfg(feature = "openssl")]
     fn from_private_jwk_openssl(json: &str) -> Result<PrivateKey, JoseError> {
         let jwk = Jwk::from_bytes(json.as_bytes())
             .map_err(|_| JoseError::InvalidKey("private JWK is not a JWK".to_owned()))?;
@@ -358,5 +392,5 @@ impl fmt::Debug for PrivateKey {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "openssl"))]
 mod tests;

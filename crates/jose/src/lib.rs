@@ -23,27 +23,39 @@ mod key;
 #[cfg(feature = "rustcrypto")]
 mod rustcrypto;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "openssl"))]
 mod fuzz;
-#[cfg(test)]
+#[cfg(all(test, feature = "openssl"))]
 mod testutil;
+
+#[cfg(not(any(feature = "openssl", feature = "rustcrypto")))]
+compile_error!("gatehouse-jose needs feature `openssl`, `rustcrypto` or both");
 
 pub use alg::{Alg, HmacAlg, KeyUse};
 pub use checks::{peek_header, MAX_TOKEN_LEN};
 pub use error::JoseError;
-pub use jwe::{decrypt, decrypt_dir, decrypt_with_cek, encrypt, encrypt_dir, encrypt_with_cek};
+pub use jwe::decrypt;
+#[cfg(feature = "openssl")]
+pub use jwe::{decrypt_dir, decrypt_with_cek, encrypt, encrypt_dir, encrypt_with_cek};
 pub use jwk::PublicKey;
 pub use jwks::render_jwks;
-pub use jws::{peek_claims, sign, verify, verify_capped, verify_hmac, UnverifiedJws, VerifiedJws};
-pub use key::{generate_key_pair, KeyPair, PrivateKey};
+#[cfg(feature = "openssl")]
+pub use jws::sign;
+pub use jws::{peek_claims, verify, verify_capped, verify_hmac, UnverifiedJws, VerifiedJws};
+pub use key::PrivateKey;
+#[cfg(feature = "openssl")]
+pub use key::{generate_key_pair, KeyPair};
 
 /// Which cryptography a verifying key uses. Gatehouse itself (signing,
 /// encryption, key generation) always uses OpenSSL; a resource server's
 /// verifier may choose the pure-Rust backend (feature `rustcrypto`) for
-/// signature verification and ECDH-ES+A256KW decryption.
+/// signature verification and ECDH-ES+A256KW decryption. Built without
+/// feature `openssl`, the crate has only the verifying side (no signing,
+/// encryption or key generation) and the pure-Rust backend is the default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Backend {
     /// josekit on OpenSSL: every algorithm.
+    #[cfg(feature = "openssl")]
     #[default]
     OpenSsl,
     /// Pure Rust (p256, rsa public-key operations, ed25519-dalek, aes-gcm):
@@ -51,6 +63,7 @@ pub enum Backend {
     /// ECDH-ES+A256KW decryption; RSA-OAEP-256 decryption and ES384/ES512
     /// are refused with [`JoseError::Unsupported`].
     #[cfg(feature = "rustcrypto")]
+    #[cfg_attr(not(feature = "openssl"), default)]
     RustCrypto,
 }
 
@@ -58,6 +71,7 @@ impl Backend {
     /// Whether this backend verifies signatures made with `alg`.
     pub fn verifies(self, alg: Alg) -> bool {
         match self {
+            #[cfg(feature = "openssl")]
             Backend::OpenSsl => alg.key_use() == KeyUse::Sig,
             #[cfg(feature = "rustcrypto")]
             Backend::RustCrypto => {
@@ -69,7 +83,6 @@ impl Backend {
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use openssl::error::ErrorStack;
 
 /// Caller-supplied text quoted in an error message, cut to a sane length.
 fn shorten(s: &str) -> String {
@@ -82,10 +95,21 @@ fn shorten(s: &str) -> String {
     }
 }
 
-fn openssl_err(context: &'static str) -> impl Fn(ErrorStack) -> JoseError {
+#[cfg(feature = "openssl")]
+fn openssl_err(context: &'static str) -> impl Fn(openssl::error::ErrorStack) -> JoseError {
     move |err| JoseError::Crypto(format!("{context}: {err}"))
 }
 
 fn b64(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(all(test, not(feature = "openssl")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_openssl_the_default_backend_is_rustcrypto() {
+        assert_eq!(Backend::default(), Backend::RustCrypto);
+    }
 }

@@ -29,7 +29,7 @@ pub(crate) enum PureVerifier {
     Ed25519(ed25519_dalek::VerifyingKey),
 }
 
-fn unsupported(alg: Alg) -> JoseError {
+pub(crate) fn unsupported(alg: Alg) -> JoseError {
     JoseError::Unsupported(match alg {
         Alg::ES384 => "ES384 verification needs the openssl backend",
         Alg::ES512 => "ES512 verification needs the openssl backend",
@@ -282,5 +282,5 @@ pub(crate) fn gcm_open(
         .map_err(|_| FAILED)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "openssl"))]
 mod tests;

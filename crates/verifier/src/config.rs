@@ -37,7 +37,8 @@ pub struct VerifierConfig {
     /// Floor and ceiling for how long a status list is cached, whatever
     /// its `ttl` and `max-age` say (default 5 s and 10 min).
     pub status_list_cache_bounds: (Duration, Duration),
-    /// The cryptography used to decrypt and verify (default OpenSSL; with
+    /// The cryptography used to decrypt and verify (default OpenSSL, or
+    /// the pure-Rust backend when built without feature `openssl`; with
     /// the `rustcrypto` feature, `Backend::RustCrypto` is pure Rust and
     /// refuses RSA-OAEP-256 decryption keys and ES384/ES512).
     pub backend: Backend,

@@ -96,7 +96,9 @@
 //! verifier is built. Both backends accept every token an honest signer
 //! makes and refuse every forgery the tests try; the pure one is stricter on
 //! odd issuer keys (EdDSA small-order points, RSA exponents above 2^33-1).
-//! The crate still links OpenSSL through the JOSE crate whichever is chosen.
+//! Built with `default-features = false, features = ["rustcrypto"]` (plus
+//! `axum` if wanted), nothing links OpenSSL and `Backend::RustCrypto` is the
+//! default: for musl targets and cross-compilation.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -156,3 +156,13 @@ fn public_jwk_keeps_only_public_members_and_jwks_renders() {
     }
     assert_eq!(render_jwks(&[]), br#"{"keys":[]}"#);
 }
+
+#[test]
+fn bit_len_ignores_leading_zeros() {
+    assert_eq!(bit_len(&[]), 0);
+    assert_eq!(bit_len(&[0, 0]), 0);
+    assert_eq!(bit_len(&[1]), 1);
+    assert_eq!(bit_len(&[0, 0x01, 0x00, 0x01]), 17);
+    assert_eq!(bit_len(&[0x80, 0, 0]), 24);
+    assert_eq!(bit_len(&[0, 0xff]), 8);
+}

@@ -18,7 +18,7 @@ fn other_browser() -> reqwest::Client {
 }
 
 /// A 400 error page without a redirect, saying `says`.
-async fn refused(r: reqwest::Response, says: &str) {
+pub(crate) async fn refused(r: reqwest::Response, says: &str) {
     assert_eq!(r.status(), 400);
     assert!(r.headers().get("location").is_none());
     let html = r.text().await.unwrap();
@@ -27,8 +27,17 @@ async fn refused(r: reqwest::Response, says: &str) {
 
 /// Approves on the consent page `consent` leads to; the Location after it.
 async fn approve(app: &TestApp, consent: &str) -> String {
-    let html = app
-        .browser
+    approve_with(app, &app.browser, consent).await
+}
+
+/// Approves with `browser` on the consent page at `consent`; the Location
+/// after it.
+pub(crate) async fn approve_with(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    consent: &str,
+) -> String {
+    let html = browser
         .get(app.url(consent))
         .send()
         .await
@@ -36,8 +45,7 @@ async fn approve(app: &TestApp, consent: &str) -> String {
         .text()
         .await
         .unwrap();
-    let r = app
-        .browser
+    let r = browser
         .post(app.url("/consent"))
         .form(&[
             ("csrf", hidden(&html, "csrf").as_str()),

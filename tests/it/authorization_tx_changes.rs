@@ -9,6 +9,7 @@ use std::sync::Arc;
 use gatehouse_storage::model::Client;
 
 use crate::{
+    authorization_tx::{approve_with, refused},
     max_age::{sign_in, step},
     support::{hidden, pkce, query_param, TestApp},
 };
@@ -19,14 +20,6 @@ async fn change(app: &TestApp, id: &str, f: impl FnOnce(&mut Client)) {
     f(&mut client);
     app.state.store.update_client(&client).await.unwrap();
     app.state.registry.refresh().await.unwrap();
-}
-
-/// A 400 page without a redirect, saying `says`.
-async fn refused(r: reqwest::Response, says: &str) {
-    assert_eq!(r.status(), 400);
-    assert!(r.headers().get("location").is_none());
-    let html = r.text().await.unwrap();
-    assert!(html.contains(says), "{html}");
 }
 
 /// The Location of a 303 from `url`, with `browser`.
@@ -64,30 +57,6 @@ async fn sign_in_as(
             ("tx", hidden(&html, "tx").as_str()),
             ("username", username),
             ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    r.headers()["location"].to_str().unwrap().to_owned()
-}
-
-/// Approves with `browser` on the consent page at `consent`.
-async fn approve_with(app: &TestApp, browser: &reqwest::Client, consent: &str) -> String {
-    let html = browser
-        .get(app.url(consent))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = browser
-        .post(app.url("/consent"))
-        .form(&[
-            ("csrf", hidden(&html, "csrf").as_str()),
-            ("tx", hidden(&html, "tx").as_str()),
-            ("decision", "allow"),
         ])
         .send()
         .await

@@ -143,40 +143,19 @@ impl OAuthError {
 
     /// The `error_description`.
     pub fn description(&self) -> &str {
-        self.parts().1
+        self.description_ref()
     }
 
-    /// The code and the description, taken apart.
+    /// The code, the description and the Basic bit, taken apart (errors
+    /// are the cold path: the description is cloned, a static one for free).
     pub fn into_parts(self) -> (ErrorCode, Description, bool) {
         let (code, basic) = (self.code(), self.basic());
-        let d = match self {
-            OAuthError::InvalidClient { description, .. } => description,
-            OAuthError::InvalidRequest(d)
-            | OAuthError::InvalidGrant(d)
-            | OAuthError::UnauthorizedClient(d)
-            | OAuthError::UnsupportedGrantType(d)
-            | OAuthError::UnsupportedResponseType(d)
-            | OAuthError::InvalidScope(d)
-            | OAuthError::InvalidTarget(d)
-            | OAuthError::AccessDenied(d)
-            | OAuthError::ServerError(d)
-            | OAuthError::TemporarilyUnavailable(d)
-            | OAuthError::LoginRequired(d)
-            | OAuthError::ConsentRequired(d)
-            | OAuthError::InteractionRequired(d)
-            | OAuthError::InvalidToken(d)
-            | OAuthError::InvalidRedirectUri(d)
-            | OAuthError::InvalidClientMetadata(d)
-            | OAuthError::UnsupportedTokenType(d)
-            | OAuthError::RequestNotSupported(d)
-            | OAuthError::RequestUriNotSupported(d)
-            | OAuthError::InsufficientScope(d) => d,
-        };
-        (code, d, basic)
+        (code, self.description_ref().clone(), basic)
     }
 
-    fn parts(&self) -> (ErrorCode, &str) {
-        let d = match self {
+    /// The one match over every variant's description.
+    fn description_ref(&self) -> &Description {
+        match self {
             OAuthError::InvalidClient { description, .. } => description,
             OAuthError::InvalidRequest(d)
             | OAuthError::InvalidGrant(d)
@@ -198,8 +177,7 @@ impl OAuthError {
             | OAuthError::RequestNotSupported(d)
             | OAuthError::RequestUriNotSupported(d)
             | OAuthError::InsufficientScope(d) => d,
-        };
-        (self.code(), d)
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! binding cookie per transaction: nothing is overwritten), another user
 //! signs in after consent was given (the approval is that user's only).
 
+use gatehouse_server::oauth::GrantType;
 use std::sync::Arc;
 
 use gatehouse_storage::model::Client;
@@ -109,7 +110,7 @@ async fn a_removed_grant_or_new_pkce_rule_gets_no_code(app: &TestApp) {
     let login = step(app, &app.authorize_url(&c, "openid", &pkce().1, "")).await;
     sign_in(app, &login).await;
     refused_after(app, "", true, |client| {
-        client.grant_types = vec!["client_credentials".into()];
+        client.grant_types = vec![GrantType::ClientCredentials];
     })
     .await;
     // A confidential client's OpenID request with a nonce may omit PKCE,

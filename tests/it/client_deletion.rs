@@ -3,6 +3,7 @@
 //! one would check them; a forced logout deletes the user's unredeemed
 //! codes.
 
+use gatehouse_server::oauth::GrantType;
 use serde_json::{json, Value};
 
 use crate::support::{introspect, userinfo_status, TestApp, TestClient};
@@ -10,9 +11,9 @@ use crate::support::{introspect, userinfo_status, TestApp, TestClient};
 async fn initial_token(app: &TestApp) -> String {
     app.initial_access_token(Some(&gatehouse_storage::model::RegistrationPolicy {
         grant_types: vec![
-            "authorization_code".into(),
-            "refresh_token".into(),
-            "client_credentials".into(),
+            GrantType::AuthorizationCode,
+            GrantType::RefreshToken,
+            GrantType::ClientCredentials,
         ],
         scopes: vec!["read".into()],
     }))
@@ -79,7 +80,7 @@ async fn deleting_a_client_revokes_its_tokens(app: &TestApp) {
     let auditor = app.web_client().await;
     crate::support::ecdh_api(app, "https://api.example/jwe").await;
     let jwe_api = gatehouse_storage::model::ResourceServer {
-        clients: vec![auditor.id.clone()],
+        clients: vec![auditor.id.clone().into()],
         ..app.state.store.list_resources().await.unwrap().remove(0)
     };
     app.state.store.update_resource(&jwe_api).await.unwrap();
@@ -87,7 +88,7 @@ async fn deleting_a_client_revokes_its_tokens(app: &TestApp) {
         .store
         .create_resource(&gatehouse_storage::model::ResourceServer {
             audience: "https://api.example/opaque".into(),
-            token_format: "opaque".into(),
+            token_format: "opaque".parse().unwrap(),
             ..jwe_api
         })
         .await

@@ -5,6 +5,7 @@
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use gatehouse_server::clients::ClientSpec;
+use gatehouse_server::oauth::GrantType;
 use josekit::{
     jws::{JwsHeader, JwsSigner, HS256, HS384, HS512, RS256},
     jwt::JwtPayload,
@@ -386,7 +387,7 @@ async fn initial_token(app: &TestApp) -> String {
     let token = gatehouse_server::secrets::random_token();
     let now = app.state.now();
     let policy = gatehouse_storage::model::RegistrationPolicy {
-        grant_types: vec!["client_credentials".into()],
+        grant_types: vec![GrantType::ClientCredentials],
         scopes: Vec::new(),
     };
     app.state

@@ -25,8 +25,8 @@ async fn opaque_api(app: &TestApp) {
         .create_resource(&ResourceServer {
             audience: OPAQUE_API.into(),
             encryption_jwk: jwk.to_string(),
-            signing_alg: "ES256".into(),
-            token_format: "opaque".into(),
+            signing_alg: "ES256".parse().unwrap(),
+            token_format: "opaque".parse().unwrap(),
             access_token_lifetime: None,
             scopes: vec!["read".into()],
             created_at: 0,

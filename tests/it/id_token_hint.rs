@@ -31,7 +31,10 @@ async fn dave_signed_in(app: &TestApp, c: &TestClient) -> (String, String) {
         .unwrap()
         .unwrap()
         .id;
-    (t["id_token"].as_str().unwrap().to_owned(), sub)
+    (
+        t["id_token"].as_str().unwrap().to_owned(),
+        sub.into_string(),
+    )
 }
 
 /// The inner JWS of an access token or a logout token carries our `iss`

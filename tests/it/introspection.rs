@@ -38,7 +38,7 @@ async fn access_token(app: &TestApp, c: &TestClient, resource: &str, scope: &str
 
 async fn link(app: &TestApp, audience: &str, client: &TestClient) {
     let mut r = app.state.store.resource(audience).await.unwrap().unwrap();
-    r.clients.push(client.id.clone());
+    r.clients.push(client.id.clone().into());
     app.state.store.update_resource(&r).await.unwrap();
     app.state.registry.refresh().await.unwrap();
 }

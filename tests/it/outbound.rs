@@ -4,6 +4,7 @@
 //! connection after DNS resolution; loopback only for a development issuer;
 //! other internal hosts only through `outbound_allow`.
 
+use gatehouse_server::oauth::GrantType;
 use std::sync::atomic::Ordering;
 
 use gatehouse_server::{clients::ClientSpec, config::RawConfig};
@@ -21,7 +22,7 @@ use crate::{
 async fn register(app: &TestApp, meta: Value) -> reqwest::Response {
     let token = app
         .initial_access_token(Some(&gatehouse_storage::model::RegistrationPolicy {
-            grant_types: vec!["client_credentials".into()],
+            grant_types: vec![GrantType::ClientCredentials],
             scopes: Vec::new(),
         }))
         .await;

@@ -41,8 +41,8 @@ async fn register(app: &TestApp, public: &Value, signing_alg: &str, format: &str
         .create_resource(&ResourceServer {
             audience: AUDIENCE.into(),
             encryption_jwk: public.to_string(),
-            signing_alg: signing_alg.into(),
-            token_format: format.into(),
+            signing_alg: signing_alg.parse().unwrap(),
+            token_format: format.parse().unwrap(),
             access_token_lifetime: None,
             scopes: vec!["orders:read".into()],
             created_at: 0,

@@ -3,6 +3,7 @@
 //! resource server a token is for (RFC 8707 2).
 
 use gatehouse_server::clients::ClientSpec;
+use gatehouse_server::oauth::GrantType;
 use gatehouse_storage::model::{RegistrationPolicy, ResourceServer};
 use serde_json::{json, Value};
 
@@ -21,8 +22,8 @@ pub async fn api(app: &TestApp, audience: &str, scopes: &[&str]) {
         .create_resource(&ResourceServer {
             audience: audience.into(),
             encryption_jwk: jwk.to_string(),
-            signing_alg: "ES256".into(),
-            token_format: "jwe".into(),
+            signing_alg: "ES256".parse().unwrap(),
+            token_format: "jwe".parse().unwrap(),
             access_token_lifetime: None,
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             created_at: 0,
@@ -272,7 +273,7 @@ async fn registration_gets_only_what_its_token_allows(app: &TestApp) {
 
     // With a policy: what it names, and an update cannot go beyond it.
     let policy = RegistrationPolicy {
-        grant_types: vec!["client_credentials".into()],
+        grant_types: vec![GrantType::ClientCredentials],
         scopes: vec!["orders:read".into()],
     };
     let svc = initial_token(app, Some(&policy)).await;

@@ -36,8 +36,8 @@ async fn register(app: &TestApp, audience: &str, public: &str, lifetime: Option<
         .create_resource(&ResourceServer {
             audience: audience.into(),
             encryption_jwk: public.into(),
-            signing_alg: "ES256".into(),
-            token_format: "jwe".into(),
+            signing_alg: "ES256".parse().unwrap(),
+            token_format: "jwe".parse().unwrap(),
             access_token_lifetime: lifetime,
             scopes: vec!["orders:read".into(), "orders:audit".into()],
             created_at: 0,

@@ -37,7 +37,11 @@ pub fn peek_claims(token: &str) -> Result<UnverifiedJws, JoseError> {
 
 /// Sign `claims` as a compact JWS with header `{"alg", "kid", "typ"}`.
 #[cfg(feature = "openssl")]
-pub fn sign(key: &PrivateKey, typ: &str, claims: &Map<String, Value>) -> Result<String, JoseError> {
+pub fn sign<C: serde::Serialize + ?Sized>(
+    key: &PrivateKey,
+    typ: &str,
+    claims: &C,
+) -> Result<String, JoseError> {
     let PrivateOp::Sign(signer) = &key.0.op else {
         return Err(JoseError::InvalidKey(format!(
             "key {} ({}) is not a signing key",

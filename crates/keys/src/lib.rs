@@ -24,6 +24,7 @@ pub use gatehouse_jose::{
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{KeyError, StoreFailure};
+pub use gatehouse_protocol::Kid;
 pub use kek::{Kek, SecretHasher, SecretSealer};
 pub use ring::{
     KeyInfo, KeyRing, RotationPolicy, Snapshot, DEFAULT_SIGNING_ALGS, OWN_ENCRYPTION_ALG,

@@ -14,6 +14,7 @@ use std::{
     time::Duration,
 };
 
+use gatehouse_protocol::Kid;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -70,10 +71,10 @@ impl Default for RotationPolicy {
 /// Public facts about a key, for listings.
 #[derive(Clone, Debug, Serialize)]
 pub struct KeyInfo {
-    pub kid: String,
+    pub kid: Kid,
     #[serde(rename = "use")]
-    pub key_use: String,
-    pub alg: String,
+    pub key_use: KeyUse,
+    pub alg: Alg,
     pub state: KeyState,
     pub created_at: i64,
     pub activated_at: Option<i64>,
@@ -85,8 +86,8 @@ impl From<&KeyRecord> for KeyInfo {
     fn from(k: &KeyRecord) -> Self {
         KeyInfo {
             kid: k.kid.clone(),
-            key_use: k.key_use.clone(),
-            alg: k.alg.clone(),
+            key_use: k.key_use,
+            alg: k.alg,
             state: k.state,
             created_at: k.created_at,
             activated_at: k.activated_at,
@@ -183,9 +184,9 @@ fn record(alg: Alg, kek: &Kek, now: i64) -> Result<KeyRecord, KeyError> {
     let kid = new_kid();
     let g = generate(alg, &kid, kek)?;
     Ok(KeyRecord {
-        kid: g.kid,
-        key_use: alg.key_use().as_str().to_owned(),
-        alg: alg.as_str().to_owned(),
+        kid: Kid::from(g.kid),
+        key_use: alg.key_use(),
+        alg,
         state: KeyState::Next,
         sealed_private_key: g.sealed_private_key,
         public_jwk: g.public_jwk,
@@ -259,14 +260,10 @@ impl KeyRing {
         // some (use, alg) stored keys sealed under the wrong KEK before
         // failing, and from then on the right KEK could not open the ring.
         if let Some(k) = existing.iter().find(|k| k.state != KeyState::Revoked) {
-            PrivateKey::open(&k.kid, k.alg.parse()?, &k.sealed_private_key, &self.kek)?;
+            PrivateKey::open(&k.kid, k.alg, &k.sealed_private_key, &self.kek)?;
         }
         for alg in self.algs() {
-            let has = |s: KeyState| {
-                existing
-                    .iter()
-                    .any(|k| k.alg == alg.as_str() && k.state == s)
-            };
+            let has = |s: KeyState| existing.iter().any(|k| k.alg == alg && k.state == s);
             if has(KeyState::Active) && has(KeyState::Next) {
                 continue;
             }
@@ -275,7 +272,7 @@ impl KeyRing {
             let n = record_blocking(alg, &self.kek, now).await?;
             let inserted = self
                 .store
-                .ensure_keys(alg.key_use().as_str(), alg.as_str(), a, n, now)
+                .ensure_keys(alg.key_use(), alg, a, n, now)
                 .await?;
             if !inserted.is_empty() {
                 tracing::info!(alg = %alg, kids = ?inserted, "generated keys");
@@ -310,10 +307,7 @@ impl KeyRing {
         let epoch = self.store.keys_epoch().await?;
         let mut records = self.store.list_keys().await?;
         let wanted = self.algs();
-        records.retain(|k| {
-            k.key_use != KeyUse::Sig.as_str()
-                || k.alg.parse::<Alg>().is_ok_and(|a| wanted.contains(&a))
-        });
+        records.retain(|k| k.key_use != KeyUse::Sig || wanted.contains(&k.alg));
         let kek = self.kek.clone();
         let snap = tokio::task::spawn_blocking(move || build_snapshot(epoch, &records, &kek))
             .await
@@ -328,11 +322,11 @@ impl KeyRing {
 
     /// Signs `claims` with the active key for `alg`: a compact JWS whose
     /// kid is always published in this snapshot's JWKS.
-    pub fn sign(
+    pub fn sign<C: Serialize + ?Sized>(
         &self,
         alg: Alg,
         typ: &str,
-        claims: &serde_json::Map<String, serde_json::Value>,
+        claims: &C,
     ) -> Result<String, KeyError> {
         let snap = self.snapshot();
         let key = snap
@@ -396,7 +390,7 @@ impl KeyRing {
             let new_next = record_blocking(a, &self.kek, now).await?;
             if let Some(r) = self
                 .store
-                .rotate_keys(a.key_use().as_str(), a.as_str(), None, new_next, now)
+                .rotate_keys(a.key_use(), a, None, new_next, now)
                 .await?
             {
                 done.push((a, r));
@@ -415,7 +409,7 @@ impl KeyRing {
             .into_iter()
             .find(|k| k.kid == kid)
             .ok_or_else(|| KeyError::invalid_key(format!("no key with kid {kid:?}")))?;
-        let alg: Alg = rec.alg.parse()?;
+        let alg = rec.alg;
         let now = self.clock.now();
         let replacement = record_blocking(alg, &self.kek, now).await?;
         let out = self.store.revoke_key(kid, replacement, now).await?;
@@ -424,7 +418,7 @@ impl KeyRing {
     }
 
     /// Adds a next key for `alg`.
-    pub async fn generate_next(&self, alg: Alg) -> Result<String, KeyError> {
+    pub async fn generate_next(&self, alg: Alg) -> Result<Kid, KeyError> {
         let now = self.clock.now();
         let rec = record_blocking(alg, &self.kek, now).await?;
         let kid = rec.kid.clone();
@@ -444,11 +438,7 @@ impl KeyRing {
         let records = self.store.list_keys().await?;
         let mut done = Vec::new();
         for a in self.algs() {
-            let of = |s: KeyState| {
-                records
-                    .iter()
-                    .filter(move |k| k.alg == a.as_str() && k.state == s)
-            };
+            let of = |s: KeyState| records.iter().filter(move |k| k.alg == a && k.state == s);
             let Some(active) = of(KeyState::Active).next() else {
                 continue;
             };
@@ -463,13 +453,7 @@ impl KeyRing {
             let new_next = record_blocking(a, &self.kek, now).await?;
             if let Some(r) = self
                 .store
-                .rotate_keys(
-                    a.key_use().as_str(),
-                    a.as_str(),
-                    Some(&next.kid),
-                    new_next,
-                    now,
-                )
+                .rotate_keys(a.key_use(), a, Some(&next.kid), new_next, now)
                 .await?
             {
                 tracing::info!(alg = %a, activated = %r.activated, retired = ?r.retired, "scheduled key rotation");
@@ -540,7 +524,7 @@ fn build_snapshot(epoch: i64, records: &[KeyRecord], kek: &Kek) -> Result<Snapsh
         if k.state == KeyState::Revoked {
             continue;
         }
-        let alg: Alg = k.alg.parse()?;
+        let alg = k.alg;
         let public = PublicKey::from_jwk_json(&k.public_jwk)?;
         match alg.key_use() {
             KeyUse::Sig => {
@@ -548,11 +532,11 @@ fn build_snapshot(epoch: i64, records: &[KeyRecord], kek: &Kek) -> Result<Snapsh
                     let private = PrivateKey::open(&k.kid, alg, &k.sealed_private_key, kek)?;
                     signers.insert(alg, Arc::new(private));
                 }
-                verifiers.insert(k.kid.clone(), public.clone());
+                verifiers.insert(k.kid.to_string(), public.clone());
             }
             KeyUse::Enc => {
                 let private = PrivateKey::open(&k.kid, alg, &k.sealed_private_key, kek)?;
-                decrypters.insert(k.kid.clone(), Arc::new(private));
+                decrypters.insert(k.kid.to_string(), Arc::new(private));
                 if k.state == KeyState::Active && alg == OWN_ENCRYPTION_ALG {
                     own_encryption = Some(public.clone());
                 }

@@ -5,6 +5,9 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use gatehouse_jose::{Alg, KeyUse};
+use gatehouse_protocol::Kid;
+
 use crate::StoreFailure;
 
 /// Where a key stands in its lifecycle.
@@ -44,10 +47,9 @@ impl KeyState {
 /// A key as stored: the private half sealed under the key-encryption key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeyRecord {
-    pub kid: String,
-    /// `sig` or `enc`.
-    pub key_use: String,
-    pub alg: String,
+    pub kid: Kid,
+    pub key_use: KeyUse,
+    pub alg: Alg,
     pub state: KeyState,
     pub sealed_private_key: Vec<u8>,
     pub public_jwk: String,
@@ -73,23 +75,23 @@ impl std::fmt::Debug for KeyRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rotation {
     /// The key that became active.
-    pub activated: String,
+    pub activated: Kid,
     /// The key that was active and is now retired, if any.
-    pub retired: Option<String>,
+    pub retired: Option<Kid>,
     /// The freshly inserted next key.
-    pub next: String,
+    pub next: Kid,
 }
 
 /// What a revocation did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyRevocation {
-    pub kid: String,
+    pub kid: Kid,
     /// The state the key was in before.
     pub was: KeyState,
     /// When the revoked key was active: the key that took over.
-    pub activated: Option<String>,
+    pub activated: Option<Kid>,
     /// The next key inserted to keep one in reserve, if any.
-    pub next: Option<String>,
+    pub next: Option<Kid>,
 }
 
 /// The key ring's view of the database. Every change bumps the `keys`
@@ -108,12 +110,12 @@ pub trait KeyStore: Send + Sync {
     /// inserted. Concurrent callers insert once between them.
     async fn ensure_keys(
         &self,
-        key_use: &str,
-        alg: &str,
+        key_use: KeyUse,
+        alg: Alg,
         active: KeyRecord,
         next: KeyRecord,
         now: i64,
-    ) -> Result<Vec<String>, StoreFailure>;
+    ) -> Result<Vec<Kid>, StoreFailure>;
 
     /// Inserts `key` as a next key.
     async fn add_next_key(&self, key: KeyRecord, now: i64) -> Result<(), StoreFailure>;
@@ -123,8 +125,8 @@ pub trait KeyStore: Send + Sync {
     /// next key (a compare-and-swap). `None` if nothing rotated.
     async fn rotate_keys(
         &self,
-        key_use: &str,
-        alg: &str,
+        key_use: KeyUse,
+        alg: Alg,
         expected_next: Option<&str>,
         new_next: KeyRecord,
         now: i64,

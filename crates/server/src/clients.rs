@@ -8,8 +8,10 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use gatehouse_keys::{Alg, HmacAlg, KeyUse, PublicKey, SecretHasher, SecretSealer};
 use gatehouse_storage::model::{Client, RegistrationPolicy};
 
+use gatehouse_protocol::UnknownName;
+
 use crate::{
-    oauth::{validate_redirect_uri, AuthMethod, GrantType, ScopeSet, STANDARD_SCOPES},
+    oauth::{validate_redirect_uri, AuthMethod, ClientId, GrantType, ScopeSet, STANDARD_SCOPES},
     outbound::OutboundPolicy,
     secrets::{random_bytes, random_token},
 };
@@ -48,10 +50,10 @@ impl ClientSpec {
             name: c.name.clone(),
             redirect_uris: c.redirect_uris.clone(),
             post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
-            grant_types: c.grant_types.clone(),
-            auth_method: Some(c.token_endpoint_auth_method.clone()),
+            grant_types: c.grant_types.iter().map(ToString::to_string).collect(),
+            auth_method: Some(c.token_endpoint_auth_method.to_string()),
             scopes: c.scopes.clone(),
-            id_token_signing_alg: Some(c.id_token_signed_response_alg.clone()),
+            id_token_signing_alg: Some(c.id_token_signed_response_alg.to_string()),
             jwks: c.jwks.clone(),
             jwks_uri: c.jwks_uri.clone(),
             backchannel_logout_uri: c.backchannel_logout_uri.clone(),
@@ -143,12 +145,9 @@ pub fn build(
     now: i64,
     outbound: &OutboundPolicy,
 ) -> Result<(Client, Option<String>), SpecError> {
-    let id = uuid::Uuid::new_v4().simple().to_string();
+    let id = ClientId::new(uuid::Uuid::new_v4().simple().to_string());
     let mut client = validate(spec, id, now, outbound)?;
-    let method: AuthMethod = client
-        .token_endpoint_auth_method
-        .parse()
-        .map_err(SpecError::Internal)?;
+    let method = client.token_endpoint_auth_method;
     let secret = new_secret(method, &client.id, hasher, sealer)?;
     client.secret_hash = secret.as_ref().map(|s| s.hash.clone());
     client.client_secret_sealed = secret.as_ref().and_then(|s| s.sealed.clone());
@@ -210,7 +209,7 @@ pub fn check_policy(client: &Client, policy: &RegistrationPolicy) -> Result<(), 
 /// Checks a spec into a client with the given id and no secret yet.
 fn validate(
     spec: ClientSpec,
-    id: String,
+    id: ClientId,
     now: i64,
     outbound: &OutboundPolicy,
 ) -> Result<Client, SpecError> {
@@ -227,11 +226,13 @@ fn validate(
             .iter()
             .map(|g| g.parse())
             .collect::<Result<_, _>>()
-            .map_err(SpecError::Metadata)?
+            .map_err(|e: UnknownName| SpecError::Metadata(e.to_string()))?
     };
     let method: AuthMethod = match &spec.auth_method {
         None => AuthMethod::ClientSecretBasic,
-        Some(m) => m.parse().map_err(SpecError::Metadata)?,
+        Some(m) => m
+            .parse()
+            .map_err(|e: UnknownName| SpecError::Metadata(e.to_string()))?,
     };
     if method == AuthMethod::PrivateKeyJwt {
         match (&spec.jwks, &spec.jwks_uri) {
@@ -368,17 +369,17 @@ fn validate(
         name,
         redirect_uris: spec.redirect_uris,
         post_logout_redirect_uris: spec.post_logout_redirect_uris,
-        grant_types: grant_types.iter().map(|g| g.as_str().to_owned()).collect(),
+        grant_types,
         response_types: if uses_code {
             vec!["code".to_owned()]
         } else {
             Vec::new()
         },
-        token_endpoint_auth_method: method.as_str().to_owned(),
+        token_endpoint_auth_method: method,
         scopes: spec.scopes,
         jwks: spec.jwks,
         jwks_uri: spec.jwks_uri,
-        id_token_signed_response_alg: alg.as_str().to_owned(),
+        id_token_signed_response_alg: alg,
         access_token_lifetime: spec.access_token_ttl,
         refresh_token_lifetime: None,
         backchannel_logout_uri: spec.backchannel_logout_uri,

@@ -189,8 +189,8 @@ pub fn encode_all(state: &AppState) -> Result<String, std::fmt::Error> {
         let since = k.activated_at.unwrap_or(k.created_at);
         m.key_age
             .get_or_create(&KeyLabels {
-                kid: k.kid.clone(),
-                alg: k.alg.clone(),
+                kid: k.kid.to_string(),
+                alg: k.alg.to_string(),
                 state: k.state.as_str().to_owned(),
             })
             .set(now - since);

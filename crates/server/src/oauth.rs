@@ -1,9 +1,11 @@
 //! Protocol vocabulary as types: grant types, client authentication
 //! methods, scopes, redirect URIs, and the RFC 6749 error codes.
 
-use std::{collections::BTreeSet, fmt, str::FromStr};
+use std::{collections::BTreeSet, fmt};
 
 use url::Url;
+
+pub use gatehouse_protocol::{AuthMethod, ClientId, GrantType, TokenFormat, UserId};
 
 /// RFC 6749 5.2 / OIDC Core 3.1.2.6 / RFC 8707 / RFC 6750 error codes. `Display` is the wire string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,87 +64,6 @@ impl ErrorCode {
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// Grant types Gatehouse implements.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum GrantType {
-    AuthorizationCode,
-    RefreshToken,
-    ClientCredentials,
-}
-
-impl GrantType {
-    pub const ALL: [GrantType; 3] = [
-        GrantType::AuthorizationCode,
-        GrantType::RefreshToken,
-        GrantType::ClientCredentials,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GrantType::AuthorizationCode => "authorization_code",
-            GrantType::RefreshToken => "refresh_token",
-            GrantType::ClientCredentials => "client_credentials",
-        }
-    }
-}
-
-impl FromStr for GrantType {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        GrantType::ALL
-            .into_iter()
-            .find(|g| g.as_str() == s)
-            .ok_or_else(|| format!("unknown grant type {s:?}; use authorization_code, refresh_token or client_credentials"))
-    }
-}
-
-/// Client authentication methods at the token endpoint (OIDC Core 9).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AuthMethod {
-    ClientSecretBasic,
-    ClientSecretPost,
-    ClientSecretJwt,
-    PrivateKeyJwt,
-    None,
-}
-
-impl AuthMethod {
-    pub const ALL: [AuthMethod; 5] = [
-        AuthMethod::ClientSecretBasic,
-        AuthMethod::ClientSecretPost,
-        AuthMethod::ClientSecretJwt,
-        AuthMethod::PrivateKeyJwt,
-        AuthMethod::None,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::ClientSecretBasic => "client_secret_basic",
-            AuthMethod::ClientSecretPost => "client_secret_post",
-            AuthMethod::ClientSecretJwt => "client_secret_jwt",
-            AuthMethod::PrivateKeyJwt => "private_key_jwt",
-            AuthMethod::None => "none",
-        }
-    }
-    /// Whether Gatehouse generates a shared secret for this method.
-    pub fn uses_secret(self) -> bool {
-        matches!(
-            self,
-            AuthMethod::ClientSecretBasic
-                | AuthMethod::ClientSecretPost
-                | AuthMethod::ClientSecretJwt
-        )
-    }
-}
-
-impl FromStr for AuthMethod {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        AuthMethod::ALL
-            .into_iter()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("unknown auth method {s:?}; use client_secret_basic, client_secret_post, client_secret_jwt, private_key_jwt or none"))
     }
 }
 

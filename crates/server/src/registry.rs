@@ -16,7 +16,7 @@ use gatehouse_storage::{
     Store, StoreError,
 };
 
-use crate::outbound::Outbound;
+use crate::{oauth::TokenFormat, outbound::Outbound};
 
 /// A resource server with its encryption key parsed once.
 #[derive(Debug)]
@@ -111,25 +111,20 @@ impl Registry {
         let epoch = self.read(|c| c.resources_epoch);
         let mut map = HashMap::new();
         for r in self.store.list_resources().await? {
-            let alg: Result<Alg, _> = r.signing_alg.parse();
-            match (PublicKey::from_jwk_json(&r.encryption_jwk), alg) {
-                (Ok(k), Ok(alg)) => {
-                    let opaque = r.token_format == "opaque";
+            match PublicKey::from_jwk_json(&r.encryption_jwk) {
+                Ok(k) => {
                     map.insert(
                         r.audience.clone(),
                         Arc::new(Resource {
+                            signing_alg: r.signing_alg,
+                            opaque: r.token_format == TokenFormat::Opaque,
                             record: r,
                             encryption_key: k,
-                            signing_alg: alg,
-                            opaque,
                         }),
                     );
                 }
-                (Err(e), _) => {
+                Err(e) => {
                     tracing::error!(audience = %r.audience, error = %e, "resource server has an unusable key; skipped")
-                }
-                (_, Err(e)) => {
-                    tracing::error!(audience = %r.audience, error = %e, "resource server has an unusable alg; skipped")
                 }
             }
         }

@@ -10,12 +10,17 @@ use std::time::Duration;
 use gatehouse_storage::model::{Session, User};
 use serde::Serialize;
 
-use crate::{error::Error, outbound::OutboundError, state::AppState};
+use crate::{
+    error::Error,
+    oauth::{ClientId, UserId},
+    outbound::OutboundError,
+    state::AppState,
+};
 
 /// The outcome of one back-channel delivery.
 #[derive(Debug, Clone, Serialize)]
 pub struct Delivery {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub uri: String,
     pub delivered: bool,
     pub attempts: u32,
@@ -24,7 +29,7 @@ pub struct Delivery {
 /// What a forced logout did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ForcedLogout {
-    pub sub: String,
+    pub sub: UserId,
     pub sessions_ended: usize,
     pub refresh_tokens_revoked: u64,
     pub access_tokens_revoked: bool,
@@ -77,7 +82,7 @@ pub async fn notify(state: &AppState, session: &Session) -> Result<Vec<Delivery>
                 .issue_logout_token(&client, &session.user_id, Some(&session.sid))?;
         let (delivered, attempts) = deliver(state, &uri, &token).await;
         out.push(Delivery {
-            client_id,
+            client_id: client.id.clone(),
             uri,
             delivered,
             attempts,

@@ -46,7 +46,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use flate2::{write::ZlibEncoder, Compression};
 use gatehouse_keys::{Alg, Clock, KeyRing};
 use gatehouse_storage::Store;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 
 use self::reserve::Reserve;
 use crate::{config::Settings, error::Error};
@@ -181,6 +181,20 @@ impl StatusLists {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StatusIndex(pub i64);
 
+/// A token's `status` claim (draft-ietf-oauth-status-list 6.1): where its
+/// revocation bit lives.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StatusClaim {
+    pub status_list: StatusListRef,
+}
+
+/// The list and index of a [`StatusClaim`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StatusListRef {
+    pub idx: i64,
+    pub uri: String,
+}
+
 impl StatusIndex {
     pub fn list_id(self) -> i64 {
         self.0 / LIST_BITS
@@ -293,8 +307,13 @@ impl StatusLists {
     }
 
     /// The `status` claim of a token (draft-ietf-oauth-status-list 6.1).
-    pub fn status_claim(&self, s: StatusIndex) -> Value {
-        json!({ "status_list": { "idx": s.idx(), "uri": self.list_uri(s.list_id()) } })
+    pub fn status_claim(&self, s: StatusIndex) -> StatusClaim {
+        StatusClaim {
+            status_list: StatusListRef {
+                idx: s.idx(),
+                uri: self.list_uri(s.list_id()),
+            },
+        }
     }
 
     /// Drops this instance's built copies of `lists` after a revocation

@@ -2,6 +2,8 @@
 
 use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set};
 
+use gatehouse_protocol::GrantType;
+
 use crate::{
     entity::clients,
     error::corrupt,
@@ -12,8 +14,32 @@ use crate::{
 fn list(s: &str, what: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(s).map_err(|e| corrupt(what, e))
 }
-fn json(v: &[String]) -> String {
-    serde_json::Value::from(v.to_vec()).to_string()
+fn json<T: serde::Serialize>(v: &[T]) -> String {
+    serde_json::to_value(v).map_or_else(|_| "[]".to_owned(), |v| v.to_string())
+}
+
+/// The grant types this release knows, in stored order. A name it does not
+/// know was written by a newer release (a rolling upgrade, a rollback): it
+/// is left out, so the client cannot use that grant on this instance, and
+/// logged, rather than making the whole client unreadable.
+fn known(names: Vec<String>) -> Vec<GrantType> {
+    names
+        .into_iter()
+        .filter_map(|n| match n.parse() {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::warn!(error = %e, "stored grant type ignored by this release");
+                None
+            }
+        })
+        .collect()
+}
+
+/// Serde form of [`known`], for the stored registration policy.
+pub(crate) fn known_grant_types<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<GrantType>, D::Error> {
+    Ok(known(serde::Deserialize::deserialize(d)?))
 }
 
 impl TryFrom<clients::Model> for Client {
@@ -25,16 +51,22 @@ impl TryFrom<clients::Model> for Client {
                 &m.post_logout_redirect_uris,
                 "client post_logout_redirect_uris",
             )?,
-            grant_types: list(&m.grant_types, "client grant_types")?,
+            grant_types: known(list(&m.grant_types, "client grant_types")?),
             response_types: list(&m.response_types, "client response_types")?,
             scopes: list(&m.scopes, "client scopes")?,
-            id: m.id,
+            id: m.id.into(),
             secret_hash: m.secret_hash,
             name: m.name,
-            token_endpoint_auth_method: m.token_endpoint_auth_method,
+            token_endpoint_auth_method: m
+                .token_endpoint_auth_method
+                .parse()
+                .map_err(|e| corrupt("client token_endpoint_auth_method", e))?,
             jwks: m.jwks,
             jwks_uri: m.jwks_uri,
-            id_token_signed_response_alg: m.id_token_signed_response_alg,
+            id_token_signed_response_alg: m
+                .id_token_signed_response_alg
+                .parse()
+                .map_err(|e| corrupt("client id_token_signed_response_alg", e))?,
             access_token_lifetime: m.access_token_lifetime,
             refresh_token_lifetime: m.refresh_token_lifetime,
             backchannel_logout_uri: m.backchannel_logout_uri,
@@ -59,18 +91,18 @@ impl TryFrom<clients::Model> for Client {
 
 fn active(c: &Client) -> clients::ActiveModel {
     clients::ActiveModel {
-        id: Set(c.id.clone()),
+        id: Set(c.id.to_string()),
         secret_hash: Set(c.secret_hash.clone()),
         name: Set(c.name.clone()),
         redirect_uris: Set(json(&c.redirect_uris)),
         post_logout_redirect_uris: Set(json(&c.post_logout_redirect_uris)),
         grant_types: Set(json(&c.grant_types)),
         response_types: Set(json(&c.response_types)),
-        token_endpoint_auth_method: Set(c.token_endpoint_auth_method.clone()),
+        token_endpoint_auth_method: Set(c.token_endpoint_auth_method.as_str().to_owned()),
         scopes: Set(json(&c.scopes)),
         jwks: Set(c.jwks.clone()),
         jwks_uri: Set(c.jwks_uri.clone()),
-        id_token_signed_response_alg: Set(c.id_token_signed_response_alg.clone()),
+        id_token_signed_response_alg: Set(c.id_token_signed_response_alg.as_str().to_owned()),
         access_token_lifetime: Set(c.access_token_lifetime),
         refresh_token_lifetime: Set(c.refresh_token_lifetime),
         backchannel_logout_uri: Set(c.backchannel_logout_uri.clone()),

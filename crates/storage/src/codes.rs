@@ -18,8 +18,8 @@ impl TryFrom<codes::Model> for AuthCode {
         Ok(AuthCode {
             amr: serde_json::from_str(&m.amr).map_err(|e| corrupt("code amr", e))?,
             code_hash: m.code_hash,
-            client_id: m.client_id,
-            user_id: m.user_id,
+            client_id: m.client_id.into(),
+            user_id: m.user_id.into(),
             redirect_uri: m.redirect_uri,
             scope: m.scope,
             nonce: m.nonce,
@@ -42,8 +42,8 @@ pub(crate) async fn create_code_in<C: ConnectionTrait>(
 ) -> Result<(), StoreError> {
     codes::ActiveModel {
         code_hash: Set(c.code_hash.clone()),
-        client_id: Set(c.client_id.clone()),
-        user_id: Set(c.user_id.clone()),
+        client_id: Set(c.client_id.to_string()),
+        user_id: Set(c.user_id.to_string()),
         redirect_uri: Set(c.redirect_uri.clone()),
         scope: Set(c.scope.clone()),
         nonce: Set(c.nonce.clone()),

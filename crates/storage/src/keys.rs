@@ -7,7 +7,7 @@
 //! crash at any step rolls the whole change back.
 
 use async_trait::async_trait;
-use gatehouse_keys::{KeyStore, StoreFailure};
+use gatehouse_keys::{Alg, KeyStore, KeyUse, Kid, StoreFailure};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
@@ -25,9 +25,9 @@ impl TryFrom<keys::Model> for KeyRecord {
     fn try_from(m: keys::Model) -> Result<Self, StoreError> {
         Ok(KeyRecord {
             state: KeyState::parse(&m.state).ok_or_else(|| corrupt("key state", &m.state))?,
-            kid: m.kid,
-            key_use: m.r#use,
-            alg: m.alg,
+            kid: m.kid.into(),
+            key_use: m.r#use.parse().map_err(|e| corrupt("key use", e))?,
+            alg: m.alg.parse().map_err(|e| corrupt("key alg", e))?,
             sealed_private_key: m.sealed_private_key,
             public_jwk: m.public_jwk,
             created_at: m.created_at,
@@ -40,9 +40,9 @@ impl TryFrom<keys::Model> for KeyRecord {
 
 fn active_model(k: &KeyRecord, now: i64) -> keys::ActiveModel {
     keys::ActiveModel {
-        kid: Set(k.kid.clone()),
-        r#use: Set(k.key_use.clone()),
-        alg: Set(k.alg.clone()),
+        kid: Set(k.kid.to_string()),
+        r#use: Set(k.key_use.as_str().to_owned()),
+        alg: Set(k.alg.as_str().to_owned()),
         state: Set(k.state.as_str().to_owned()),
         sealed_private_key: Set(k.sealed_private_key.clone()),
         public_jwk: Set(k.public_jwk.clone()),
@@ -58,13 +58,13 @@ pub use gatehouse_keys::{KeyRevocation as Revocation, Rotation};
 
 async fn of_kind<C: ConnectionTrait>(
     c: &C,
-    key_use: &str,
-    alg: &str,
+    key_use: KeyUse,
+    alg: Alg,
     state: KeyState,
 ) -> Result<Vec<keys::Model>, StoreError> {
     Ok(keys::Entity::find()
-        .filter(keys::Column::Use.eq(key_use))
-        .filter(keys::Column::Alg.eq(alg))
+        .filter(keys::Column::Use.eq(key_use.as_str()))
+        .filter(keys::Column::Alg.eq(alg.as_str()))
         .filter(keys::Column::State.eq(state.as_str()))
         .order_by_asc(keys::Column::CreatedAt)
         .order_by_asc(keys::Column::Kid)
@@ -97,16 +97,25 @@ async fn set_state(
 }
 
 impl Store {
-    /// Every key, oldest first, in every state.
+    /// Every key, oldest first, in every state. A key whose algorithm this
+    /// release does not know (a newer release made it) is left out and
+    /// logged: this instance can neither use nor publish it, and the keys it
+    /// does know stay usable.
     pub async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        keys::Entity::find()
+        let mut out = Vec::new();
+        for m in keys::Entity::find()
             .order_by_asc(keys::Column::CreatedAt)
             .order_by_asc(keys::Column::Kid)
             .all(&self.db)
             .await?
-            .into_iter()
-            .map(KeyRecord::try_from)
-            .collect()
+        {
+            if m.alg.parse::<Alg>().is_err() {
+                tracing::warn!(kid = %m.kid, alg = %m.alg, "stored key ignored: algorithm unknown to this release");
+                continue;
+            }
+            out.push(KeyRecord::try_from(m)?);
+        }
+        Ok(out)
     }
 
     /// Makes sure `(use, alg)` has an active and a next key, inserting the
@@ -115,12 +124,12 @@ impl Store {
     /// callers insert once between them.
     pub async fn ensure_keys(
         &self,
-        key_use: &str,
-        alg: &str,
+        key_use: KeyUse,
+        alg: Alg,
         active: KeyRecord,
         next: KeyRecord,
         now: i64,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<Kid>, StoreError> {
         let txn = self.db.begin().await?;
         Store::bump_epoch(&txn, "keys").await?;
         let mut inserted = Vec::new();
@@ -168,8 +177,8 @@ impl Store {
     /// across a cluster. Returns `None` when there was nothing to do.
     pub async fn rotate_keys(
         &self,
-        key_use: &str,
-        alg: &str,
+        key_use: KeyUse,
+        alg: Alg,
         expected_next: Option<&str>,
         mut new_next: KeyRecord,
         now: i64,
@@ -196,13 +205,13 @@ impl Store {
         let mut retired = None;
         for old in old_active {
             set_state(&txn, &old.kid, KeyState::Active, KeyState::Retired, now).await?;
-            retired = Some(old.kid);
+            retired = Some(old.kid.into());
         }
         new_next.state = KeyState::Next;
         active_model(&new_next, now).insert(&txn).await?;
         txn.commit().await?;
         Ok(Some(Rotation {
-            activated: next.kid,
+            activated: next.kid.into(),
             retired,
             next: new_next.kid,
         }))
@@ -231,19 +240,19 @@ impl Store {
         }
         set_state(&txn, kid, rec.state, KeyState::Revoked, now).await?;
         let mut out = Revocation {
-            kid: kid.to_owned(),
+            kid: kid.into(),
             was: rec.state,
             activated: None,
             next: None,
         };
         if rec.state == KeyState::Active {
-            if let Some(next) = of_kind(&txn, &rec.key_use, &rec.alg, KeyState::Next)
+            if let Some(next) = of_kind(&txn, rec.key_use, rec.alg, KeyState::Next)
                 .await?
                 .into_iter()
                 .next()
             {
                 set_state(&txn, &next.kid, KeyState::Next, KeyState::Active, now).await?;
-                out.activated = Some(next.kid);
+                out.activated = Some(next.kid.into());
             } else {
                 // No reserve was published: the replacement must sign at once.
                 replacement.state = KeyState::Active;
@@ -254,7 +263,7 @@ impl Store {
                 return Ok(out);
             }
         }
-        if of_kind(&txn, &rec.key_use, &rec.alg, KeyState::Next)
+        if of_kind(&txn, rec.key_use, rec.alg, KeyState::Next)
             .await?
             .is_empty()
         {
@@ -305,12 +314,12 @@ impl KeyStore for Store {
 
     async fn ensure_keys(
         &self,
-        key_use: &str,
-        alg: &str,
+        key_use: KeyUse,
+        alg: Alg,
         active: KeyRecord,
         next: KeyRecord,
         now: i64,
-    ) -> Result<Vec<String>, StoreFailure> {
+    ) -> Result<Vec<Kid>, StoreFailure> {
         Ok(Store::ensure_keys(self, key_use, alg, active, next, now).await?)
     }
 
@@ -320,8 +329,8 @@ impl KeyStore for Store {
 
     async fn rotate_keys(
         &self,
-        key_use: &str,
-        alg: &str,
+        key_use: KeyUse,
+        alg: Alg,
         expected_next: Option<&str>,
         new_next: KeyRecord,
         now: i64,

@@ -1,12 +1,14 @@
 //! Domain types the stores take and return. Plain data: no sea-orm, no HTTP.
 
+use gatehouse_keys::Alg;
+use gatehouse_protocol::{AuthMethod, ClientId, GrantType, TokenFormat, UserId};
 use serde::{Deserialize, Serialize};
 
 /// A person who signs in at Gatehouse.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct User {
     /// The stable subject identifier (`sub`).
-    pub id: String,
+    pub id: UserId,
     /// Normalized (trimmed, lowercase) and unique.
     pub username: String,
     pub email: Option<String>,
@@ -22,23 +24,26 @@ pub struct User {
 /// A registered client application.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Client {
-    pub id: String,
+    pub id: ClientId,
     /// Keyed hash of the client secret; `None` for public and private_key_jwt clients.
     #[serde(skip_serializing)]
     pub secret_hash: Option<String>,
     pub name: String,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
-    pub grant_types: Vec<String>,
+    /// Grant types this client may use. A stored name this release does
+    /// not know is left out when the row is read (a newer release wrote
+    /// it): the client simply cannot use that grant here.
+    pub grant_types: Vec<GrantType>,
     pub response_types: Vec<String>,
-    pub token_endpoint_auth_method: String,
+    pub token_endpoint_auth_method: AuthMethod,
     /// API scopes (of resource servers) the client may request, beyond the
     /// OIDC standard ones, which every client may request. Empty: no API
     /// scope at all.
     pub scopes: Vec<String>,
     pub jwks: Option<String>,
     pub jwks_uri: Option<String>,
-    pub id_token_signed_response_alg: String,
+    pub id_token_signed_response_alg: Alg,
     pub access_token_lifetime: Option<i64>,
     pub refresh_token_lifetime: Option<i64>,
     pub backchannel_logout_uri: Option<String>,
@@ -82,8 +87,10 @@ impl Client {
 /// what the client's later RFC 7592 updates stay within.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistrationPolicy {
-    /// Grant types the client may register.
-    pub grant_types: Vec<String>,
+    /// Grant types the client may register (names this release does not
+    /// know are left out when read).
+    #[serde(deserialize_with = "crate::clients::known_grant_types")]
+    pub grant_types: Vec<GrantType>,
     /// API scopes the client may register; the OIDC ones are always allowed.
     pub scopes: Vec<String>,
 }
@@ -92,7 +99,7 @@ impl Default for RegistrationPolicy {
     /// Without a policy: the code flow with refresh tokens, OIDC scopes only.
     fn default() -> Self {
         RegistrationPolicy {
-            grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
+            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
             scopes: Vec::new(),
         }
     }
@@ -105,9 +112,8 @@ pub struct ResourceServer {
     pub audience: String,
     /// Public JWK (JSON text) its access tokens are encrypted to.
     pub encryption_jwk: String,
-    pub signing_alg: String,
-    /// `jwe` or `opaque`.
-    pub token_format: String,
+    pub signing_alg: Alg,
+    pub token_format: TokenFormat,
     pub access_token_lifetime: Option<i64>,
     /// Scopes this API defines.
     pub scopes: Vec<String>,
@@ -115,7 +121,7 @@ pub struct ResourceServer {
     /// Client ids linked to this API (the API itself calling Gatehouse):
     /// they may introspect tokens issued for this audience.
     #[serde(default)]
-    pub clients: Vec<String>,
+    pub clients: Vec<ClientId>,
 }
 
 /// Keys as stored: the key crate defines them, so its `KeyStore` trait
@@ -128,7 +134,7 @@ pub struct Session {
     pub id_hash: String,
     /// Public session id, put in ID tokens as `sid`.
     pub sid: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub auth_time: i64,
     pub amr: Vec<String>,
     pub acr: Option<String>,
@@ -180,8 +186,8 @@ pub enum TxLookup {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthCode {
     pub code_hash: String,
-    pub client_id: String,
-    pub user_id: String,
+    pub client_id: ClientId,
+    pub user_id: UserId,
     pub redirect_uri: String,
     pub scope: String,
     pub nonce: Option<String>,
@@ -203,8 +209,8 @@ pub struct AuthCode {
 pub struct RefreshToken {
     pub token_hash: String,
     pub family_id: String,
-    pub client_id: String,
-    pub user_id: String,
+    pub client_id: ClientId,
+    pub user_id: UserId,
     pub scope: String,
     pub resource: Option<String>,
     pub auth_time: i64,
@@ -261,9 +267,9 @@ pub enum CodeLookup {
 pub struct OpaqueToken {
     pub token_hash: String,
     pub jti: String,
-    pub client_id: String,
+    pub client_id: ClientId,
     /// `None` for client_credentials tokens.
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     pub scope: String,
     pub audience: String,
     pub auth_time: Option<i64>,

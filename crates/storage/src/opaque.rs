@@ -9,8 +9,8 @@ impl From<ot::Model> for OpaqueToken {
         OpaqueToken {
             token_hash: m.token_hash,
             jti: m.jti,
-            client_id: m.client_id,
-            user_id: m.user_id,
+            client_id: m.client_id.into(),
+            user_id: m.user_id.map(Into::into),
             scope: m.scope,
             audience: m.audience,
             auth_time: m.auth_time,
@@ -29,8 +29,8 @@ pub(crate) async fn create_opaque_token_in<C: ConnectionTrait>(
     ot::ActiveModel {
         token_hash: Set(t.token_hash.clone()),
         jti: Set(t.jti.clone()),
-        client_id: Set(t.client_id.clone()),
-        user_id: Set(t.user_id.clone()),
+        client_id: Set(t.client_id.to_string()),
+        user_id: Set(t.user_id.as_ref().map(ToString::to_string)),
         scope: Set(t.scope.clone()),
         audience: Set(t.audience.clone()),
         auth_time: Set(t.auth_time),

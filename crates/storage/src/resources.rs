@@ -13,8 +13,14 @@ impl TryFrom<resource_servers::Model> for ResourceServer {
                 .map_err(|e| corrupt("resource clients", e))?,
             audience: m.audience,
             encryption_jwk: m.encryption_jwk,
-            signing_alg: m.signing_alg,
-            token_format: m.token_format,
+            signing_alg: m
+                .signing_alg
+                .parse()
+                .map_err(|e| corrupt("resource signing_alg", e))?,
+            token_format: m
+                .token_format
+                .parse()
+                .map_err(|e| corrupt("resource token_format", e))?,
             access_token_lifetime: m.access_token_lifetime,
             created_at: m.created_at,
         })
@@ -25,12 +31,18 @@ fn active(r: &ResourceServer) -> resource_servers::ActiveModel {
     resource_servers::ActiveModel {
         audience: Set(r.audience.clone()),
         encryption_jwk: Set(r.encryption_jwk.clone()),
-        signing_alg: Set(r.signing_alg.clone()),
-        token_format: Set(r.token_format.clone()),
+        signing_alg: Set(r.signing_alg.as_str().to_owned()),
+        token_format: Set(r.token_format.as_str().to_owned()),
         access_token_lifetime: Set(r.access_token_lifetime),
         scopes: Set(serde_json::Value::from(r.scopes.clone()).to_string()),
         created_at: Set(r.created_at),
-        clients: Set(serde_json::Value::from(r.clients.clone()).to_string()),
+        clients: Set(serde_json::Value::from(
+            r.clients
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+        )
+        .to_string()),
     }
 }
 
@@ -75,15 +87,23 @@ impl Store {
             .transpose()
     }
 
-    /// Every resource server, by audience.
+    /// Every resource server, by audience. One whose stored settings this
+    /// release cannot read (an algorithm or token format a newer release
+    /// wrote) is left out and logged, so the others keep working.
     pub async fn list_resources(&self) -> Result<Vec<ResourceServer>, StoreError> {
-        resource_servers::Entity::find()
+        let mut out = Vec::new();
+        for m in resource_servers::Entity::find()
             .order_by_asc(resource_servers::Column::Audience)
             .all(&self.db)
             .await?
-            .into_iter()
-            .map(ResourceServer::try_from)
-            .collect()
+        {
+            let audience = m.audience.clone();
+            match ResourceServer::try_from(m) {
+                Ok(r) => out.push(r),
+                Err(e) => tracing::error!(%audience, error = %e, "resource server skipped"),
+            }
+        }
+        Ok(out)
     }
 
     /// Deletes a resource server. Returns false when there was none.

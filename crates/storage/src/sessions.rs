@@ -16,7 +16,7 @@ impl TryFrom<sessions::Model> for Session {
             amr: serde_json::from_str(&m.amr).map_err(|e| corrupt("session amr", e))?,
             id_hash: m.id_hash,
             sid: m.sid,
-            user_id: m.user_id,
+            user_id: m.user_id.into(),
             auth_time: m.auth_time,
             acr: m.acr,
             created_at: m.created_at,
@@ -32,7 +32,7 @@ impl Store {
         sessions::ActiveModel {
             id_hash: Set(s.id_hash.clone()),
             sid: Set(s.sid.clone()),
-            user_id: Set(s.user_id.clone()),
+            user_id: Set(s.user_id.to_string()),
             auth_time: Set(s.auth_time),
             amr: Set(serde_json::Value::from(s.amr.clone()).to_string()),
             acr: Set(s.acr.clone()),

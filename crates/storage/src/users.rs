@@ -7,7 +7,7 @@ use crate::{entity::users, model::User, Store, StoreError};
 impl From<users::Model> for User {
     fn from(m: users::Model) -> Self {
         User {
-            id: m.id,
+            id: m.id.into(),
             username: m.username,
             email: m.email,
             email_verified: m.email_verified,
@@ -24,7 +24,7 @@ impl Store {
     /// Inserts a user. A duplicate username is [`StoreError::Conflict`].
     pub async fn create_user(&self, u: &User) -> Result<(), StoreError> {
         users::ActiveModel {
-            id: Set(u.id.clone()),
+            id: Set(u.id.to_string()),
             username: Set(u.username.clone()),
             email: Set(u.email.clone()),
             email_verified: Set(u.email_verified),

@@ -152,7 +152,7 @@ impl TestApp {
     pub async fn create_user(&self, username: &str, password: &str) -> User {
         let now = self.clock_now();
         let user = User {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: uuid::Uuid::new_v4().to_string().into(),
             username: username.to_owned(),
             email: Some(format!("{username}@example.com")),
             email_verified: true,
@@ -184,7 +184,7 @@ impl TestApp {
         .unwrap();
         self.state.store.create_client(&client).await.unwrap();
         TestClient {
-            id: client.id,
+            id: client.id.into_string(),
             secret,
             redirect_uri,
         }
@@ -532,8 +532,8 @@ pub async fn ecdh_api(app: &TestApp, audience: &str) -> josekit::jwk::alg::ec::E
         .create_resource(&gatehouse_storage::model::ResourceServer {
             audience: audience.into(),
             encryption_jwk: jwk.to_string(),
-            signing_alg: "ES256".into(),
-            token_format: "jwe".into(),
+            signing_alg: "ES256".parse().unwrap(),
+            token_format: "jwe".parse().unwrap(),
             access_token_lifetime: None,
             scopes: vec!["read".into()],
             created_at: 0,

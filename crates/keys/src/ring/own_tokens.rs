@@ -125,9 +125,9 @@ impl KeyRing {
     }
 
     /// Opens a reference sealed by [`KeyRing::seal_reference`] (by any
-    /// instance sharing the KEK) on the day before, of or after its sealing,
-    /// or one sealed by earlier versions under the undated key. `None` for
-    /// anything forged, damaged or too old.
+    /// instance sharing the KEK) on the day before, of or after its sealing.
+    /// `None` for anything forged, damaged or too old (including references
+    /// of the releases before day keys, sealed under an undated key).
     pub fn open_reference(&self, sealed: &str) -> Option<Vec<u8>> {
         use base64::Engine;
         if sealed.len() > 2048 {
@@ -136,14 +136,6 @@ impl KeyRing {
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(sealed)
             .ok()?;
-        // References sealed before day keys start with the seal version
-        // byte (1); day-keyed ones with the day's high byte (0 until the
-        // year 45,000). Read both, so tokens issued before an upgrade (or
-        // by an older instance during a rolling one) stay introspectable
-        // and revocable.
-        if raw.first() == Some(&1) {
-            return self.reference_key.open("gh_ref", &raw).ok();
-        }
         let (day_bytes, sealed) = raw.split_first_chunk::<4>()?;
         if !self.day_in_window(i64::from(u32::from_be_bytes(*day_bytes))) {
             return None;

@@ -25,7 +25,7 @@ fn failure(what: &'static str) -> StoreFailure {
     StoreFailure::new(false, MemoryError(what))
 }
 
-fn oldest(keys: &[KeyRecord], alg: &str, state: KeyState) -> Option<usize> {
+fn oldest(keys: &[KeyRecord], alg: Alg, state: KeyState) -> Option<usize> {
     keys.iter()
         .enumerate()
         .filter(|(_, k)| k.alg == alg && k.state == state)
@@ -45,12 +45,12 @@ impl KeyStore for MemoryStore {
 
     async fn ensure_keys(
         &self,
-        _key_use: &str,
-        alg: &str,
+        _key_use: KeyUse,
+        alg: Alg,
         mut active: KeyRecord,
         mut next: KeyRecord,
         now: i64,
-    ) -> Result<Vec<String>, StoreFailure> {
+    ) -> Result<Vec<Kid>, StoreFailure> {
         let mut guard = self.inner.lock().unwrap();
         guard.0 += 1;
         let mut inserted = Vec::new();
@@ -78,8 +78,8 @@ impl KeyStore for MemoryStore {
 
     async fn rotate_keys(
         &self,
-        _key_use: &str,
-        alg: &str,
+        _key_use: KeyUse,
+        alg: Alg,
         expected_next: Option<&str>,
         mut new_next: KeyRecord,
         now: i64,

@@ -17,11 +17,11 @@ use crate::{
     app,
     clients::{build, ClientSpec},
     config::Settings,
-    oauth::ScopeSet,
+    oauth::{ScopeSet, TokenFormat},
     registry::Resource,
     secrets::random_token,
     state::AppState,
-    tokens::{new_jti, AccessClaimsInput, Audience, IdClaimsInput},
+    tokens::{claims::AccessTokenClaims, new_jti, AccessClaimsInput, Audience, IdClaimsInput},
 };
 
 /// Runs `f` repeatedly for about `budget` (at least `min` times); returns per-second rate and mean µs.
@@ -90,14 +90,17 @@ impl Fixture {
             PrivateKey::open(&rs_kid, Alg::EcdhEsA256kw, &rs_key.sealed_private_key, kek)?;
         let jwe_aud = format!("https://bench-{tag}.invalid/jwe");
         let opaque_aud = format!("https://bench-{tag}.invalid/opaque");
-        for (aud, format) in [(&jwe_aud, "jwe"), (&opaque_aud, "opaque")] {
+        for (aud, format) in [
+            (&jwe_aud, TokenFormat::Jwe),
+            (&opaque_aud, TokenFormat::Opaque),
+        ] {
             state
                 .store
                 .create_resource(&ResourceServer {
                     audience: aud.clone(),
                     encryption_jwk: rs_key.public_jwk.clone(),
-                    signing_alg: "ES256".into(),
-                    token_format: format.into(),
+                    signing_alg: Alg::ES256,
+                    token_format: format,
                     access_token_lifetime: None,
                     scopes: Vec::new(),
                     created_at: now,
@@ -132,7 +135,7 @@ impl Fixture {
             secret: secret.unwrap_or_default(),
             rs_private,
             user: User {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: uuid::Uuid::new_v4().to_string().into(),
                 username: "bench.user".into(),
                 email: Some("bench.user@example.com".into()),
                 email_verified: true,
@@ -204,10 +207,7 @@ impl Fixture {
 
     /// The raw crypto of one resource-server token and nothing else: one
     /// ES256 signature and one ECDH-ES+A256KW/A256GCM encryption.
-    pub fn raw_nested(
-        &self,
-        claims: &serde_json::Map<String, serde_json::Value>,
-    ) -> anyhow::Result<String> {
+    pub fn raw_nested(&self, claims: &AccessTokenClaims) -> anyhow::Result<String> {
         let jws = self.state.keys.sign(Alg::ES256, "at+jwt", claims)?;
         Ok(gatehouse_keys::encrypt(
             &jws,
@@ -218,19 +218,21 @@ impl Fixture {
     }
 
     /// Claims shaped like a client_credentials access token.
-    pub fn sample_claims(&self) -> serde_json::Map<String, serde_json::Value> {
+    pub fn sample_claims(&self) -> AccessTokenClaims {
         let now = self.state.now();
-        serde_json::Map::from_iter([
-            ("iss".to_owned(), json!(self.state.settings.issuer)),
-            ("sub".to_owned(), json!(self.client.id)),
-            ("aud".to_owned(), json!(self.jwe_rs.record.audience)),
-            ("exp".to_owned(), json!(now + 900)),
-            ("iat".to_owned(), json!(now)),
-            ("nbf".to_owned(), json!(now)),
-            ("jti".to_owned(), json!(new_jti())),
-            ("client_id".to_owned(), json!(self.client.id)),
-            ("scope".to_owned(), json!("")),
-        ])
+        AccessTokenClaims {
+            iss: self.state.settings.issuer.clone(),
+            sub: self.client.id.to_string(),
+            aud: self.jwe_rs.record.audience.clone(),
+            exp: now + 900,
+            iat: now,
+            jti: new_jti(),
+            client_id: self.client.id.clone(),
+            scope: String::new(),
+            auth_time: None,
+            acr: None,
+            status: None,
+        }
     }
 }
 

@@ -77,7 +77,7 @@ fn print(client: &Client, secret: Option<String>) -> anyhow::Result<()> {
         o.insert("client_secret".into(), s.into());
     }
     if let Some(o) = out.as_object_mut() {
-        o.insert("client_id".into(), client.id.clone().into());
+        o.insert("client_id".into(), client.id.as_str().into());
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
@@ -108,7 +108,7 @@ pub async fn run(
             crate::config::check_signing_alg(
                 signing_algs,
                 "--id-token-signing-alg",
-                &client.id_token_signed_response_alg,
+                client.id_token_signed_response_alg,
             )
             .map_err(|e| anyhow::anyhow!(e))?;
             store.create_client(&client).await?;
@@ -150,7 +150,7 @@ pub async fn run(
             crate::config::check_signing_alg(
                 signing_algs,
                 "--id-token-signing-alg",
-                &client.id_token_signed_response_alg,
+                client.id_token_signed_response_alg,
             )
             .map_err(|e| anyhow::anyhow!(e))?;
             store.update_client(&client).await?;

@@ -179,12 +179,12 @@ fn registration_policy(
     if !grant_types.is_empty() {
         let mut parsed = Vec::new();
         for g in &grant_types {
-            let g: GrantType = g.parse().map_err(anyhow::Error::msg)?;
+            let g: GrantType = g.parse()?;
             if !parsed.contains(&g) {
                 parsed.push(g);
             }
         }
-        policy.grant_types = parsed.iter().map(|g| g.as_str().to_owned()).collect();
+        policy.grant_types = parsed;
     }
     for sc in scopes {
         if ScopeSet::parse(&sc).map_or(true, |p| p.to_vec() != [sc.clone()]) {

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::clients::list_flag;
 use crate::{
     cli::{ResourceArgs, ResourcesCmd},
-    oauth::{ScopeSet, STANDARD_SCOPES},
+    oauth::{ClientId, ScopeSet, TokenFormat, STANDARD_SCOPES},
 };
 
 /// The public encryption key in a JWK file, as JWK JSON text.
@@ -47,13 +47,12 @@ async fn apply(r: &mut ResourceServer, a: ResourceArgs, store: &Store) -> anyhow
         if alg.key_use() != KeyUse::Sig {
             bail!("--signing-alg must be RS256, ES256, PS256 or EdDSA");
         }
-        r.signing_alg = alg.as_str().to_owned();
+        r.signing_alg = alg;
     }
     if let Some(f) = format {
-        if f != "jwe" && f != "opaque" {
-            bail!("--format must be jwe or opaque");
-        }
-        r.token_format = f;
+        r.token_format = f
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--format must be jwe or opaque"))?;
     }
     if let Some(scopes) = list_flag(scopes) {
         for s in &scopes {
@@ -78,7 +77,7 @@ async fn apply(r: &mut ResourceServer, a: ResourceArgs, store: &Store) -> anyhow
                 bail!("--client {c:?}: no client with that id");
             }
         }
-        r.clients = clients;
+        r.clients = clients.into_iter().map(ClientId::from).collect();
     }
     Ok(())
 }
@@ -103,15 +102,15 @@ pub async fn run(
             let mut r = ResourceServer {
                 audience: audience.clone(),
                 encryption_jwk: encryption_jwk(jwk_file)?,
-                signing_alg: Alg::ES256.as_str().to_owned(),
-                token_format: "jwe".to_owned(),
+                signing_alg: Alg::ES256,
+                token_format: TokenFormat::Jwe,
                 access_token_lifetime: None,
                 scopes: Vec::new(),
                 created_at: clock.now(),
                 clients: Vec::new(),
             };
             apply(&mut r, settings, &store).await?;
-            crate::config::check_signing_alg(signing_algs, "--signing-alg", &r.signing_alg)
+            crate::config::check_signing_alg(signing_algs, "--signing-alg", r.signing_alg)
                 .map_err(|e| anyhow::anyhow!(e))?;
             store.create_resource(&r).await?;
             println!("{}", serde_json::to_string_pretty(&r)?);
@@ -121,7 +120,7 @@ pub async fn run(
                 bail!("no resource server with audience {audience:?}");
             };
             apply(&mut r, settings, &store).await?;
-            crate::config::check_signing_alg(signing_algs, "--signing-alg", &r.signing_alg)
+            crate::config::check_signing_alg(signing_algs, "--signing-alg", r.signing_alg)
                 .map_err(|e| anyhow::anyhow!(e))?;
             store.update_resource(&r).await?;
             println!("{}", serde_json::to_string_pretty(&r)?);
@@ -142,7 +141,11 @@ pub async fn run(
                         r.token_format,
                         r.signing_alg,
                         r.scopes.join(" "),
-                        r.clients.join(" ")
+                        r.clients
+                            .iter()
+                            .map(ClientId::as_str)
+                            .collect::<Vec<_>>()
+                            .join(" ")
                     );
                 }
             }

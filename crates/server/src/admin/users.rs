@@ -50,7 +50,7 @@ pub async fn run(cmd: UsersCmd, settings: Settings) -> anyhow::Result<()> {
             let hash = tokio::task::spawn_blocking(move || password::hash(&pw)).await??;
             let now = clock.now();
             let user = User {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: uuid::Uuid::new_v4().to_string().into(),
                 username: normalized,
                 email,
                 email_verified,

@@ -281,11 +281,7 @@ fn check_response_type(reply: &Reply, received: &Received) -> Result<(), Rejecti
 
 /// The client must be allowed the authorization code grant.
 fn check_client_grant(reply: &Reply, client: &Client) -> Result<(), Rejection> {
-    if !client
-        .grant_types
-        .iter()
-        .any(|g| g == GrantType::AuthorizationCode.as_str())
-    {
+    if !client.grant_types.contains(&GrantType::AuthorizationCode) {
         return Err(reply.reject(
             ErrorCode::UnauthorizedClient,
             "this client may not use the authorization code flow",
@@ -338,12 +334,7 @@ fn check_scope_grant(
         scopes::Subject::User,
     )
     .map_err(|d| reply.reject(ErrorCode::InvalidScope, &d))?;
-    if scope.contains("offline_access")
-        && !client
-            .grant_types
-            .iter()
-            .any(|g| g == GrantType::RefreshToken.as_str())
-    {
+    if scope.contains("offline_access") && !client.grant_types.contains(&GrantType::RefreshToken) {
         scope = ScopeSet::of(scope.iter().filter(|s| *s != "offline_access"));
     }
     // RFC 6749 3.3 lets the server refuse a request without scope. A grant
@@ -391,7 +382,7 @@ pub fn pkce_required(
     scope: &ScopeSet,
     nonce: Option<&str>,
 ) -> Option<&'static str> {
-    if client.token_endpoint_auth_method == AuthMethod::None.as_str() {
+    if client.token_endpoint_auth_method == AuthMethod::None {
         Some("public clients must use PKCE (code_challenge with S256)")
     } else if client.require_pkce {
         Some("this client is registered with require_pkce: send code_challenge with S256")

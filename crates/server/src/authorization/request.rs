@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::{
-    oauth::{ErrorCode, ScopeSet},
+    oauth::{ClientId, ErrorCode, ScopeSet},
     pkce::CodeChallenge,
 };
 
@@ -43,7 +43,7 @@ pub struct Prompt {
 /// than before, and unknown fields are ignored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationRequest {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub redirect_uri: String,
     #[serde(default)]
     pub response_mode: ResponseMode,

@@ -241,8 +241,8 @@ fn signing_algs(raw: Option<Vec<String>>) -> anyhow::Result<Vec<Alg>> {
 
 /// Whether `alg` (as a client or resource server names it) is one the
 /// operator publishes keys for; if not, a message saying what is.
-pub fn check_signing_alg(settings_algs: &[Alg], what: &str, alg: &str) -> Result<(), String> {
-    if settings_algs.iter().any(|a| a.as_str() == alg) {
+pub fn check_signing_alg(settings_algs: &[Alg], what: &str, alg: Alg) -> Result<(), String> {
+    if settings_algs.contains(&alg) {
         return Ok(());
     }
     let published: Vec<&str> = settings_algs.iter().map(|a| a.as_str()).collect();

@@ -125,10 +125,7 @@ pub async fn exchange(
     let scope = ScopeSet::parse(&code.scope)
         .map_err(|_| invalid_grant("the code's stored scope is invalid"))?;
     let refresh = (scope.contains("offline_access")
-        && client
-            .grant_types
-            .iter()
-            .any(|g| g == GrantType::RefreshToken.as_str()))
+        && client.grant_types.contains(&GrantType::RefreshToken))
     .then(|| {
         let (token, hash) = state.tokens.new_refresh_token();
         let row = RefreshToken {

@@ -106,7 +106,11 @@ fn fixture() -> &'static Fixture {
             let (csj, secret) = make("client_secret_jwt", None);
             store.create_client(&pkj).await.unwrap();
             store.create_client(&csj).await.unwrap();
-            (state, pkj.id, (csj.id, secret.unwrap()))
+            (
+                state,
+                pkj.id.into_string(),
+                (csj.id.into_string(), secret.unwrap()),
+            )
         });
         Fixture {
             rt,

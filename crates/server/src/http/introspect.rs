@@ -20,12 +20,16 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use gatehouse_keys::Alg;
 use gatehouse_storage::model::Client;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{json, Value};
 
 use super::{client_auth, error::AppError, form::Params};
-use crate::{oauth::AuthMethod, state::AppState, tokens::AccessClaims};
+use crate::{
+    oauth::{AuthMethod, ClientId},
+    state::AppState,
+    tokens::{claims::AccessTokenClaims, AccessClaims},
+};
 
 /// Inactive answers one calling client may get per minute.
 pub const MAX_INACTIVE_PER_MINUTE: u32 = 600;
@@ -33,20 +37,32 @@ pub const MAX_INACTIVE_PER_MINUTE: u32 = 600;
 /// Whether `caller` may learn about this access token: it was issued to
 /// the caller, or its audience is an API the caller is linked to.
 async fn entitled(state: &AppState, at: &AccessClaims, caller: &str) -> Result<bool, AppError> {
-    if at.client_id == caller {
+    if at.claims.client_id == caller {
         return Ok(true);
     }
-    let audiences: Vec<&str> = match at.claims.get("aud") {
-        Some(Value::String(a)) => vec![a.as_str()],
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    };
     let resources = state.registry.resources().await?;
-    Ok(audiences.iter().any(|a| {
-        resources
-            .get(*a)
-            .is_some_and(|r| r.record.clients.iter().any(|c| c == caller))
-    }))
+    Ok(resources
+        .get(&at.claims.aud)
+        .is_some_and(|r| r.record.clients.iter().any(|c| c == caller)))
+}
+
+/// The claims of a JWT introspection answer (RFC 9701 5).
+#[derive(Serialize)]
+struct IntrospectionJwt<'a> {
+    iss: &'a str,
+    aud: &'a ClientId,
+    iat: i64,
+    token_introspection: Value,
+}
+
+/// An active access token's introspection answer (RFC 7662 2.2): the
+/// token's own claims beside `active` and `token_type`.
+#[derive(Serialize)]
+struct ActiveAccessToken {
+    active: bool,
+    token_type: &'static str,
+    #[serde(flatten)]
+    claims: AccessTokenClaims,
 }
 
 /// Answers as JSON, or as a signed JWT when the caller asked for
@@ -69,15 +85,13 @@ fn answer(
             })
         });
     Ok(if wants_jwt {
-        let alg: Alg = caller
-            .id_token_signed_response_alg
-            .parse()
-            .unwrap_or(Alg::RS256);
-        let mut c = Map::new();
-        c.insert("iss".into(), state.settings.issuer.clone().into());
-        c.insert("aud".into(), caller.id.clone().into());
-        c.insert("iat".into(), state.now().into());
-        c.insert("token_introspection".into(), v);
+        let alg = caller.id_token_signed_response_alg;
+        let c = IntrospectionJwt {
+            iss: &state.settings.issuer,
+            aud: &caller.id,
+            iat: state.now(),
+            token_introspection: v,
+        };
         let jwt = state.keys.sign(alg, "token-introspection+jwt", &c)?;
         let mut r = jwt.into_response();
         r.headers_mut().insert(
@@ -165,8 +179,12 @@ async fn access_answer(
     if !entitled(state, &at, caller).await? {
         return Ok(None);
     }
-    let mut out = at.claims;
-    out.insert("active".into(), true.into());
-    out.insert("token_type".into(), "Bearer".into());
-    Ok(Some(Value::Object(out)))
+    let out = ActiveAccessToken {
+        active: true,
+        token_type: "Bearer",
+        claims: at.claims,
+    };
+    Ok(Some(serde_json::to_value(out).map_err(|e| {
+        AppError::Internal(format!("introspection answer: {e}"))
+    })?))
 }

@@ -32,7 +32,7 @@ use super::error::AppError;
 use crate::{
     audit::{self, Event},
     clients::{build, check_policy, new_secret, revise, ClientSpec, SpecError},
-    oauth::{AuthMethod, ErrorCode, GrantType},
+    oauth::{ErrorCode, GrantType},
     secrets::random_token,
     state::AppState,
 };
@@ -86,7 +86,7 @@ fn published_alg(state: &AppState, c: &Client) -> Result<(), AppError> {
     crate::config::check_signing_alg(
         &state.settings.rotation.signing_algs,
         "id_token_signed_response_alg",
-        &c.id_token_signed_response_alg,
+        c.id_token_signed_response_alg,
     )
     .map_err(|d| AppError::oauth(ErrorCode::InvalidClientMetadata, d))
 }
@@ -125,9 +125,9 @@ fn spec(m: Metadata, policy: &RegistrationPolicy) -> Result<ClientSpec, AppError
     }
     let grant_types = if m.grant_types.is_empty() {
         [GrantType::AuthorizationCode, GrantType::RefreshToken]
-            .iter()
-            .map(|g| g.as_str().to_owned())
+            .into_iter()
             .filter(|g| policy.grant_types.contains(g))
+            .map(|g| g.as_str().to_owned())
             .collect()
     } else {
         m.grant_types
@@ -160,7 +160,7 @@ fn spec(m: Metadata, policy: &RegistrationPolicy) -> Result<ClientSpec, AppError
 
 fn describe(state: &AppState, c: &Client) -> serde_json::Map<String, Value> {
     let mut o = serde_json::Map::new();
-    o.insert("client_id".into(), c.id.clone().into());
+    o.insert("client_id".into(), c.id.as_str().into());
     o.insert("client_id_issued_at".into(), c.created_at.into());
     o.insert("client_name".into(), c.name.clone().into());
     o.insert("redirect_uris".into(), json!(c.redirect_uris));
@@ -172,11 +172,11 @@ fn describe(state: &AppState, c: &Client) -> serde_json::Map<String, Value> {
     o.insert("response_types".into(), json!(c.response_types));
     o.insert(
         "token_endpoint_auth_method".into(),
-        c.token_endpoint_auth_method.clone().into(),
+        c.token_endpoint_auth_method.as_str().into(),
     );
     o.insert(
         "id_token_signed_response_alg".into(),
-        c.id_token_signed_response_alg.clone().into(),
+        c.id_token_signed_response_alg.as_str().into(),
     );
     if !c.scopes.is_empty() {
         o.insert("scope".into(), c.scopes.join(" ").into());
@@ -341,10 +341,7 @@ pub async fn update(
     .map_err(metadata_error)?;
     check_policy(&new, &policy).map_err(metadata_error)?;
     published_alg(&state, &new)?;
-    let method: AuthMethod = old
-        .token_endpoint_auth_method
-        .parse()
-        .map_err(AppError::Internal)?;
+    let method = old.token_endpoint_auth_method;
     let fresh = if rotate {
         if !method.uses_secret() {
             return Err(AppError::oauth(

@@ -31,7 +31,7 @@ pub async fn revoke(
         }
     }
     if let Some(at) = state.tokens.read_access_token(token).await? {
-        if at.client_id == caller.client.id {
+        if at.claims.client_id == caller.client.id {
             state.tokens.revoke_access_token(&at).await?;
         }
     }

@@ -56,12 +56,7 @@ pub async fn token(
             "grant_type is not supported",
         ));
     };
-    if !client
-        .client
-        .grant_types
-        .iter()
-        .any(|g| g == grant.as_str())
-    {
+    if !client.client.grant_types.contains(&grant) {
         return Err(AppError::oauth(
             ErrorCode::UnauthorizedClient,
             "this client may not use this grant type",

@@ -8,10 +8,13 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use serde_json::{Map, Value};
 
 use super::{error::AppError, form::Params};
-use crate::{oauth::ErrorCode, state::AppState, tokens::user_claims};
+use crate::{
+    oauth::ErrorCode,
+    state::AppState,
+    tokens::claims::{UserClaims, UserinfoClaims},
+};
 
 /// The bearer token of a request: header or form body, never both (RFC 6750 2).
 pub fn bearer(
@@ -72,9 +75,7 @@ pub async fn userinfo(
             "the access token is invalid, expired or revoked",
         ));
     };
-    if at.claims.get("aud").and_then(Value::as_str)
-        != Some(state.settings.endpoint("/userinfo").as_str())
-    {
+    if at.claims.aud != state.settings.endpoint("/userinfo") {
         return Err(AppError::invalid_token(
             "the access token is not for the userinfo endpoint",
         ));
@@ -90,12 +91,13 @@ pub async fn userinfo(
         return Ok(r);
     }
     // From a recent read while the database is away (`recent_reads`).
-    let user = match state.user_recently(&at.sub).await? {
+    let user = match state.user_recently(&at.claims.sub).await? {
         Some(u) if !u.disabled => u,
         _ => return Err(AppError::invalid_token("the user is no longer active")),
     };
-    let mut claims = Map::new();
-    claims.insert("sub".into(), user.id.clone().into());
-    user_claims(&user, &at.scope, &mut claims);
-    Ok(Json(Value::Object(claims)).into_response())
+    Ok(Json(UserinfoClaims {
+        user: UserClaims::of(&user, &at.scope),
+        sub: user.id.clone(),
+    })
+    .into_response())
 }

@@ -17,6 +17,7 @@
 //! `revoke.rs` puts them on the revocation list and the status lists,
 //! `reference.rs` is the sealed `gh_ref` header member.
 
+pub mod claims;
 mod issue;
 mod read;
 mod reference;
@@ -30,9 +31,8 @@ use gatehouse_storage::{
     Store,
 };
 use serde::Serialize;
-use serde_json::{Map, Value};
 
-use self::reference::TokenRef;
+use self::{claims::AccessTokenClaims, reference::TokenRef};
 use crate::{
     config::Settings,
     oauth::ScopeSet,
@@ -154,7 +154,7 @@ enum Form {
     Opaque(String),
     /// A JWE: the claims to sign and what `gh_ref` seals.
     Jwe {
-        claims: Map<String, Value>,
+        claims: Box<AccessTokenClaims>,
         reference: TokenRef,
         audience: Audience,
     },
@@ -188,16 +188,13 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
-/// Verified claims of an access token Gatehouse issued.
+/// Verified claims of an access token Gatehouse issued, with what reading
+/// it found beside them.
 #[derive(Clone, Debug)]
 pub struct AccessClaims {
-    pub claims: Map<String, Value>,
-    pub jti: String,
-    pub sub: String,
-    pub client_id: String,
+    pub claims: AccessTokenClaims,
+    /// The claims' `scope`, parsed.
     pub scope: ScopeSet,
-    pub exp: i64,
-    pub iat: i64,
     pub family: Option<String>,
     /// The token's status-list index (JWE access tokens).
     pub status: Option<StatusIndex>,
@@ -206,21 +203,4 @@ pub struct AccessClaims {
 /// A new random access-token id.
 pub fn new_jti() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-/// Standard claims for the scopes granted (OIDC Core 5.4).
-pub fn user_claims(user: &User, scope: &ScopeSet, out: &mut Map<String, Value>) {
-    if scope.contains("profile") {
-        out.insert("preferred_username".into(), user.username.clone().into());
-        if let Some(n) = &user.name {
-            out.insert("name".into(), n.clone().into());
-        }
-        out.insert("updated_at".into(), user.updated_at.into());
-    }
-    if scope.contains("email") {
-        if let Some(e) = &user.email {
-            out.insert("email".into(), e.clone().into());
-            out.insert("email_verified".into(), user.email_verified.into());
-        }
-    }
 }

@@ -3,22 +3,12 @@
 //! checked against the revocation list.
 
 use gatehouse_keys::{KeyRing, VerifiedJws};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{
-    reference::{LegacyTokenRef, Reference},
-    AccessClaims, Audience, TokenIssuer, ACCESS_TOKEN_ALGS,
+    claims::AccessTokenClaims, reference::TokenRef, AccessClaims, TokenIssuer, ACCESS_TOKEN_ALGS,
 };
-use crate::{error::Error, oauth::ScopeSet, token_status::StatusIndex};
-
-/// How an access token addressed to Gatehouse itself was encrypted.
-#[derive(Clone, Copy, Debug)]
-enum OwnToken {
-    /// `alg: dir`, A256GCM under the day's key (what Gatehouse issues).
-    Direct,
-    /// ECDH-ES+A256KW to the own encryption key (earlier versions).
-    Ecdh,
-}
+use crate::{error::Error, oauth::ScopeSet};
 
 impl TokenIssuer {
     /// Reads back an access token Gatehouse issued: a JWE addressed to its
@@ -39,35 +29,23 @@ impl TokenIssuer {
         };
         let own_direct =
             alg.as_deref() == Some("dir") && kid.as_deref().is_some_and(KeyRing::is_own_token_kid);
-        let opened = match &reference {
-            _ if own_direct => self.open_own_access_token(token, OwnToken::Direct),
+        let opened = if own_direct {
+            // Addressed to Gatehouse: one AES-GCM decryption under the
+            // day's key (see `KeyRing::open_own_token` why the nested
+            // signature is not checked again).
+            self.keys.open_own_token(token).ok()
+        } else {
             // Encrypted to a resource server: the content-encryption key is
             // derived from the jti, the AES-GCM tag authenticates header and
             // body, and the nested JWS must verify under a trusted key.
-            Reference::Current(r) => self
-                .keys
-                .open_access_token(token, &r.jti, &ACCESS_TOKEN_ALGS)
-                .ok(),
-            // Earlier versions: encrypted to the own ECDH key, or to a
-            // resource server with a random CEK (read from the reference).
-            Reference::Legacy(_)
-                if kid
-                    .as_deref()
-                    .is_some_and(|k| self.keys.is_own_encryption_kid(k)) =>
-            {
-                self.open_own_access_token(token, OwnToken::Ecdh)
-            }
-            Reference::Legacy(r) => {
-                return match self.legacy_access_claims(r, now) {
-                    Some(at) => self.unless_revoked(at).await,
-                    None => Ok(None),
-                };
-            }
+            self.keys
+                .open_access_token(token, &reference.jti, &ACCESS_TOKEN_ALGS)
+                .ok()
         };
         let Some(at) = opened.and_then(|v| self.access_claims(v, now)) else {
             return Ok(None);
         };
-        if at.jti != reference.jti() {
+        if at.claims.jti != reference.jti {
             return Ok(None);
         }
         let (family, status) = reference.into_family_and_status();
@@ -89,31 +67,15 @@ impl TokenIssuer {
 
     /// The alg, the kid and the opened `gh_ref` of a compact JWE's
     /// protected header.
-    fn token_reference(&self, token: &str) -> Option<(Option<String>, Option<String>, Reference)> {
+    fn token_reference(&self, token: &str) -> Option<(Option<String>, Option<String>, TokenRef)> {
         if token.split('.').next()?.len() > 4096 {
             return None;
         }
         let header = gatehouse_keys::peek_header(token).ok()?;
         let sealed = header.get("gh_ref")?.as_str()?;
-        let reference = Reference::parse(&self.keys.open_reference(sealed)?)?;
+        let reference = TokenRef::parse(&self.keys.open_reference(sealed)?)?;
         let member = |name: &str| header.get(name).and_then(Value::as_str).map(str::to_owned);
         Some((member("alg"), member("kid"), reference))
-    }
-
-    /// Opens an access token addressed to Gatehouse itself: a `dir` token
-    /// through [`KeyRing::open_own_token`] (one AES-GCM decryption; see there
-    /// why the nested signature is not checked again). Tokens encrypted to
-    /// the own ECDH key (issued before Gatehouse switched, or by an older
-    /// instance during a rolling upgrade) are decrypted and verified.
-    fn open_own_access_token(&self, token: &str, own: OwnToken) -> Option<VerifiedJws> {
-        match own {
-            OwnToken::Direct => self.keys.open_own_token(token).ok(),
-            OwnToken::Ecdh => {
-                let (_, payload) = self.keys.decrypt(token).ok()?;
-                let jws = std::str::from_utf8(&payload).ok()?;
-                self.keys.verify(jws, &ACCESS_TOKEN_ALGS).ok()
-            }
-        }
     }
 
     /// The claims of an opened access token, if it is one (`typ: at+jwt`)
@@ -127,64 +89,15 @@ impl TokenIssuer {
         {
             return None;
         }
-        let c = v.claims;
-        let s = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_owned);
-        let (iss, jti, sub, client_id) = (s("iss")?, s("jti")?, s("sub")?, s("client_id")?);
-        let exp = c.get("exp").and_then(Value::as_i64)?;
-        let iat = c.get("iat").and_then(Value::as_i64).unwrap_or(0);
-        if iss != self.settings.issuer || exp <= now {
+        let claims: AccessTokenClaims = serde_json::from_value(Value::Object(v.claims)).ok()?;
+        if claims.iss != self.settings.issuer || claims.exp <= now {
             return None;
         }
-        let scope = ScopeSet::parse(&s("scope").unwrap_or_default()).unwrap_or_default();
         Some(AccessClaims {
-            claims: c,
-            jti,
-            sub,
-            client_id,
-            scope,
-            exp,
-            iat,
+            scope: ScopeSet::parse(&claims.scope).unwrap_or_default(),
+            claims,
             family: None,
             status: None,
-        })
-    }
-
-    /// A token issued by an earlier version to a resource server, described
-    /// by its legacy reference (its body cannot be decrypted: its
-    /// content-encryption key was random). Accepted until it expires, as
-    /// before the upgrade, except that a reference for Gatehouse's own
-    /// audience must come on a token encrypted to Gatehouse (which is read
-    /// by decryption), never on one that cannot be opened.
-    fn legacy_access_claims(&self, r: &LegacyTokenRef, now: i64) -> Option<AccessClaims> {
-        if r.exp <= now || r.aud == self.audience_id(&Audience::Own) {
-            return None;
-        }
-        let mut c = Map::new();
-        c.insert("iss".into(), self.settings.issuer.clone().into());
-        c.insert("sub".into(), r.sub.clone().into());
-        c.insert("aud".into(), r.aud.clone().into());
-        c.insert("exp".into(), r.exp.into());
-        c.insert("iat".into(), r.iat.into());
-        c.insert("jti".into(), r.jti.clone().into());
-        c.insert("client_id".into(), r.cid.clone().into());
-        c.insert("scope".into(), r.scp.clone().into());
-        if let Some(a) = r.at {
-            c.insert("auth_time".into(), a.into());
-        }
-        let status = r.sli.map(StatusIndex);
-        if let Some(s) = status {
-            c.insert("status".into(), self.status_lists.status_claim(s));
-        }
-        Some(AccessClaims {
-            claims: c,
-            scope: ScopeSet::parse(&r.scp).unwrap_or_default(),
-            jti: r.jti.clone(),
-            sub: r.sub.clone(),
-            client_id: r.cid.clone(),
-            exp: r.exp,
-            iat: r.iat,
-            family: r.fam.clone(),
-            status,
         })
     }
 
@@ -199,28 +112,24 @@ impl TokenIssuer {
         if t.revoked_at.is_some() || t.expires_at <= now {
             return Ok(None);
         }
-        let sub = t.user_id.clone().unwrap_or_else(|| t.client_id.clone());
-        let mut c = Map::new();
-        c.insert("iss".into(), self.settings.issuer.clone().into());
-        c.insert("sub".into(), sub.clone().into());
-        c.insert("aud".into(), t.audience.clone().into());
-        c.insert("exp".into(), t.expires_at.into());
-        c.insert("iat".into(), t.created_at.into());
-        c.insert("jti".into(), t.jti.clone().into());
-        c.insert("client_id".into(), t.client_id.clone().into());
-        c.insert("scope".into(), t.scope.clone().into());
-        if let Some(a) = t.auth_time {
-            c.insert("auth_time".into(), a.into());
-        }
-        let scope = ScopeSet::parse(&t.scope).unwrap_or_default();
-        let at = AccessClaims {
-            claims: c,
-            jti: t.jti,
-            sub,
-            client_id: t.client_id,
-            scope,
+        let claims = AccessTokenClaims {
+            iss: self.settings.issuer.clone(),
+            sub: t
+                .user_id
+                .map_or_else(|| t.client_id.to_string(), String::from),
+            aud: t.audience,
             exp: t.expires_at,
             iat: t.created_at,
+            jti: t.jti,
+            client_id: t.client_id,
+            scope: t.scope,
+            auth_time: t.auth_time,
+            acr: None,
+            status: None,
+        };
+        let at = AccessClaims {
+            scope: ScopeSet::parse(&claims.scope).unwrap_or_default(),
+            claims,
             family: t.family_id,
             status: None,
         };

@@ -1,5 +1,6 @@
 //! The `gh_ref` protected-header member of Gatehouse's JWE access tokens:
-//! what it seals, and the form earlier versions sealed.
+//! what it seals, in its compact form and the JSON form of the release
+//! before.
 
 use serde::Serialize;
 
@@ -21,34 +22,6 @@ pub(super) struct TokenRef {
     /// The global status-list index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) sli: Option<i64>,
-}
-
-/// The `gh_ref` of tokens issued by earlier versions, which carried the
-/// claims because Gatehouse could not decrypt tokens encrypted to a
-/// resource server. Still read, so those tokens stay introspectable and
-/// revocable for the rest of their lifetime (a day at most).
-#[derive(Debug, serde::Deserialize)]
-pub(super) struct LegacyTokenRef {
-    pub(super) jti: String,
-    pub(super) sub: String,
-    pub(super) cid: String,
-    pub(super) aud: String,
-    pub(super) scp: String,
-    pub(super) iat: i64,
-    pub(super) exp: i64,
-    #[serde(default)]
-    pub(super) fam: Option<String>,
-    #[serde(default)]
-    pub(super) at: Option<i64>,
-    #[serde(default)]
-    pub(super) sli: Option<i64>,
-}
-
-/// An opened `gh_ref`.
-#[derive(Debug)]
-pub(super) enum Reference {
-    Current(TokenRef),
-    Legacy(LegacyTokenRef),
 }
 
 /// First byte of the compact (binary) form of a [`TokenRef`]. JSON forms
@@ -146,34 +119,21 @@ impl TokenRef {
     }
 }
 
-impl Reference {
-    pub(super) fn parse(bytes: &[u8]) -> Option<Reference> {
+impl TokenRef {
+    /// Reads an opened `gh_ref`: the compact form, or the JSON form written
+    /// before it (still read for the release that changed it, so tokens
+    /// issued before an upgrade, or by an older instance during a rolling
+    /// one, stay readable).
+    pub(super) fn parse(bytes: &[u8]) -> Option<TokenRef> {
         if bytes.first() == Some(&COMPACT) {
-            return TokenRef::decode_compact(bytes).map(Reference::Current);
+            return TokenRef::decode_compact(bytes);
         }
-        // The JSON form, written before the compact one: still read for the
-        // release that changed it, so tokens issued before an upgrade (or by
-        // an older instance during a rolling one) stay readable.
-        if let Ok(r) = serde_json::from_slice(bytes) {
-            return Some(Reference::Current(r));
-        }
-        serde_json::from_slice(bytes).ok().map(Reference::Legacy)
-    }
-
-    pub(super) fn jti(&self) -> &str {
-        match self {
-            Reference::Current(r) => &r.jti,
-            Reference::Legacy(r) => &r.jti,
-        }
+        serde_json::from_slice(bytes).ok()
     }
 
     /// The grant and the status index the reference records.
     pub(super) fn into_family_and_status(self) -> (Option<String>, Option<StatusIndex>) {
-        let (fam, sli) = match self {
-            Reference::Current(r) => (r.fam, r.sli),
-            Reference::Legacy(r) => (r.fam, r.sli),
-        };
-        (fam, sli.map(StatusIndex))
+        (self.fam, self.sli.map(StatusIndex))
     }
 }
 
@@ -184,7 +144,7 @@ mod tests {
 
     fn round_trip(r: TokenRef) -> (usize, TokenRef) {
         let bytes = r.encode().expect("encode");
-        let Some(Reference::Current(back)) = Reference::parse(&bytes) else {
+        let Some(back) = TokenRef::parse(&bytes) else {
             panic!("does not parse back");
         };
         (bytes.len(), back)
@@ -234,16 +194,16 @@ mod tests {
         };
         let bytes = r.encode().expect("encode");
         for cut in 1..bytes.len() {
-            assert!(Reference::parse(&bytes[..cut]).is_none(), "cut at {cut}");
+            assert!(TokenRef::parse(&bytes[..cut]).is_none(), "cut at {cut}");
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(Reference::parse(&longer).is_none());
+        assert!(TokenRef::parse(&longer).is_none());
         let mut both = bytes.clone();
         both[17] |= SLI_I64;
-        assert!(Reference::parse(&both).is_none());
+        assert!(TokenRef::parse(&both).is_none());
         let mut unknown = bytes;
         unknown[17] |= 0x80;
-        assert!(Reference::parse(&unknown).is_none());
+        assert!(TokenRef::parse(&unknown).is_none());
     }
 }

@@ -23,9 +23,9 @@ impl TokenIssuer {
     /// time) its subject or its client on the revocation list?
     pub(super) async fn is_revoked(&self, at: &AccessClaims) -> Result<bool, Error> {
         let mut keys = vec![
-            at.jti.clone(),
-            format!("{SUBJECT_KEY}{}", at.sub),
-            format!("{CLIENT_KEY}{}", at.client_id),
+            at.claims.jti.clone(),
+            format!("{SUBJECT_KEY}{}", at.claims.sub),
+            format!("{CLIENT_KEY}{}", at.claims.client_id),
         ];
         if let Some(f) = &at.family {
             keys.push(format!("{GRANT_KEY}{f}"));
@@ -42,18 +42,20 @@ impl TokenIssuer {
             .await?;
         Ok(hits.iter().any(|(k, revoked_at)| {
             let cut_off = k.starts_with(SUBJECT_KEY) || k.starts_with(CLIENT_KEY);
-            !cut_off || at.iat <= *revoked_at
+            !cut_off || at.claims.iat <= *revoked_at
         }))
     }
 
     /// Revokes one access token until it would have expired.
     pub async fn revoke_access_token(&self, at: &AccessClaims) -> Result<(), Error> {
         let now = self.now();
-        self.store.revoke_jti(&at.jti, at.exp, now).await?;
-        self.store.revoke_opaque_token(&at.jti, now).await?;
+        self.store
+            .revoke_jti(&at.claims.jti, at.claims.exp, now)
+            .await?;
+        self.store.revoke_opaque_token(&at.claims.jti, now).await?;
         if let Some(s) = at.status {
             self.store
-                .revoke_status_index(s.0, s.list_id(), at.exp)
+                .revoke_status_index(s.0, s.list_id(), at.claims.exp)
                 .await?;
             self.status_lists.forget(&[s.list_id()]);
         }

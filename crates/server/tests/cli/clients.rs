@@ -272,7 +272,7 @@ async fn registration_token_policy(env: &Env) {
             .await
             .unwrap(),
         Some(RegistrationPolicy {
-            grant_types: vec!["client_credentials".into()],
+            grant_types: vec![gatehouse_server::oauth::GrantType::ClientCredentials],
             scopes: vec!["orders:read".into()],
         })
     );

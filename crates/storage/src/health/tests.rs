@@ -36,7 +36,7 @@ async fn until_up(store: &Store, within: Duration) -> Duration {
 
 fn user(n: u32) -> User {
     User {
-        id: format!("u{n}"),
+        id: format!("u{n}").into(),
         username: format!("user{n}"),
         email: None,
         email_verified: false,

@@ -36,8 +36,8 @@ fn tx(id_hash: &str, browser_hash: &str) -> AuthorizationTx {
 fn code(code_hash: &str) -> AuthCode {
     AuthCode {
         code_hash: code_hash.to_owned(),
-        client_id: "client-1".to_owned(),
-        user_id: "user-1".to_owned(),
+        client_id: "client-1".into(),
+        user_id: "user-1".into(),
         redirect_uri: "https://app.example/cb".to_owned(),
         scope: "openid".to_owned(),
         nonce: None,

@@ -47,7 +47,7 @@ async fn clients(store: Store) {
     // Listed oldest first, ties by id.
     let c2 = Client {
         secret_hash: None,
-        token_endpoint_auth_method: "none".to_owned(),
+        token_endpoint_auth_method: "none".parse().unwrap(),
         scopes: vec![],
         ..client("c2", NOW + 1)
     };
@@ -61,7 +61,7 @@ async fn clients(store: Store) {
         .await
         .unwrap()
         .into_iter()
-        .map(|c| c.id)
+        .map(|c| c.id.into_string())
         .collect();
     assert_eq!(ids, ["c1", "c0", "c2"]);
     assert_eq!(store.client("c2").await.unwrap(), Some(c2.clone()));
@@ -77,12 +77,12 @@ async fn clients(store: Store) {
         jwks_uri: None,
         refresh_token_lifetime: Some(86_400),
         backchannel_logout_uri: Some("https://new.example/bcl".to_owned()),
-        token_endpoint_auth_method: "client_secret_jwt".to_owned(),
+        token_endpoint_auth_method: "client_secret_jwt".parse().unwrap(),
         // Arbitrary bytes, including non-UTF-8 ones, round-trip exactly.
         client_secret_sealed: Some(vec![1, 0, 255, 128, 7, 0xfe]),
         token_endpoint_auth_signing_alg: Some("HS512".to_owned()),
         registration_policy: Some(RegistrationPolicy {
-            grant_types: vec!["client_credentials".to_owned()],
+            grant_types: vec!["client_credentials".parse().unwrap()],
             scopes: vec!["api:read".to_owned()],
         }),
         // The flag round-trips (stored false for every earlier client).
@@ -119,7 +119,7 @@ async fn clients(store: Store) {
         .await
         .unwrap()
         .into_iter()
-        .map(|c| c.id)
+        .map(|c| c.id.into_string())
         .collect();
     assert_eq!(ids, ["c0", "c2"]);
 }
@@ -171,7 +171,7 @@ async fn client_grants(store: Store) {
     }
     store
         .create_refresh_token(&RefreshToken {
-            client_id: "client-2".to_owned(),
+            client_id: "client-2".into(),
             ..refresh("g3", "famZ", "user-1", NOW + 1000)
         })
         .await

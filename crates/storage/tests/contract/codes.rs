@@ -234,7 +234,7 @@ async fn pending_codes_of_user(store: Store) {
         .unwrap();
     store
         .create_code(&AuthCode {
-            user_id: "user-2".to_owned(),
+            user_id: "user-2".into(),
             ..code("p3", "famP3", NOW + 60)
         })
         .await

@@ -12,7 +12,7 @@ use crate::NOW;
 
 pub fn user(id: &str, username: &str) -> User {
     User {
-        id: id.to_owned(),
+        id: id.into(),
         username: username.to_owned(),
         email: Some(format!("{username}@example.org")),
         email_verified: true,
@@ -26,7 +26,7 @@ pub fn user(id: &str, username: &str) -> User {
 
 pub fn client(id: &str, created_at: i64) -> Client {
     Client {
-        id: id.to_owned(),
+        id: id.into(),
         secret_hash: Some(format!("hash-of-{id}")),
         name: format!("Client {id}"),
         redirect_uris: vec![
@@ -35,13 +35,16 @@ pub fn client(id: &str, created_at: i64) -> Client {
             "https://例え.jp/コールバック".to_owned(),
         ],
         post_logout_redirect_uris: vec![],
-        grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
+        grant_types: vec![
+            "authorization_code".parse().unwrap(),
+            "refresh_token".parse().unwrap(),
+        ],
         response_types: vec!["code".to_owned()],
-        token_endpoint_auth_method: "client_secret_basic".to_owned(),
+        token_endpoint_auth_method: "client_secret_basic".parse().unwrap(),
         scopes: vec!["api:read".to_owned(), "api:write".to_owned()],
         jwks: None,
         jwks_uri: Some("https://app.example/jwks.json".to_owned()),
-        id_token_signed_response_alg: "RS256".to_owned(),
+        id_token_signed_response_alg: "RS256".parse().unwrap(),
         access_token_lifetime: Some(300),
         refresh_token_lifetime: None,
         backchannel_logout_uri: None,
@@ -60,12 +63,12 @@ pub fn resource(audience: &str) -> ResourceServer {
     ResourceServer {
         audience: audience.to_owned(),
         encryption_jwk: r#"{"kty":"RSA","n":"abc","e":"AQAB"}"#.to_owned(),
-        signing_alg: "RS256".to_owned(),
-        token_format: "jwe".to_owned(),
+        signing_alg: "RS256".parse().unwrap(),
+        token_format: "jwe".parse().unwrap(),
         access_token_lifetime: Some(600),
         scopes: vec!["read".to_owned(), "write".to_owned()],
         created_at: NOW,
-        clients: vec!["c1".to_owned()],
+        clients: vec!["c1".into()],
     }
 }
 
@@ -74,9 +77,9 @@ pub fn key(kid: &str, key_use: &str, alg: &str) -> KeyRecord {
     let mut sealed = vec![0u8, 1, 2, 255, 254];
     sealed.extend_from_slice(kid.as_bytes());
     KeyRecord {
-        kid: kid.to_owned(),
-        key_use: key_use.to_owned(),
-        alg: alg.to_owned(),
+        kid: kid.into(),
+        key_use: key_use.parse().unwrap(),
+        alg: alg.parse().unwrap(),
         state: KeyState::Next,
         sealed_private_key: sealed,
         public_jwk: "{}".to_owned(),
@@ -97,7 +100,7 @@ pub fn session(
     Session {
         id_hash: id_hash.to_owned(),
         sid: sid.to_owned(),
-        user_id: user_id.to_owned(),
+        user_id: user_id.into(),
         auth_time: created_at,
         amr: vec!["pwd".to_owned(), "otp".to_owned()],
         acr: Some("urn:gatehouse:acr:mfa".to_owned()),
@@ -110,8 +113,8 @@ pub fn session(
 pub fn code(code_hash: &str, family_id: &str, expires_at: i64) -> AuthCode {
     AuthCode {
         code_hash: code_hash.to_owned(),
-        client_id: "client-1".to_owned(),
-        user_id: "user-1".to_owned(),
+        client_id: "client-1".into(),
+        user_id: "user-1".into(),
         redirect_uri: "https://app.example/cb".to_owned(),
         scope: "openid profile".to_owned(),
         nonce: Some("n-0S6_WzA2Mj".to_owned()),
@@ -131,8 +134,8 @@ pub fn refresh(token_hash: &str, family_id: &str, user_id: &str, expires_at: i64
     RefreshToken {
         token_hash: token_hash.to_owned(),
         family_id: family_id.to_owned(),
-        client_id: "client-1".to_owned(),
-        user_id: user_id.to_owned(),
+        client_id: "client-1".into(),
+        user_id: user_id.into(),
         scope: "openid offline_access".to_owned(),
         resource: None,
         auth_time: NOW - 5,
@@ -178,8 +181,8 @@ pub async fn kids_in(store: &Store, key_use: &str, alg: &str, state: KeyState) -
         .await
         .unwrap()
         .into_iter()
-        .filter(|k| k.key_use == key_use && k.alg == alg && k.state == state)
-        .map(|k| k.kid)
+        .filter(|k| k.key_use.as_str() == key_use && k.alg.as_str() == alg && k.state == state)
+        .map(|k| k.kid.into_string())
         .collect()
 }
 
@@ -187,8 +190,8 @@ pub fn opaque(hash: &str, client_id: &str, family: Option<&str>) -> OpaqueToken 
     OpaqueToken {
         token_hash: hash.to_owned(),
         jti: format!("jti-{hash}"),
-        client_id: client_id.to_owned(),
-        user_id: family.map(|_| "user-1".to_owned()),
+        client_id: client_id.into(),
+        user_id: family.map(|_| "user-1".into()),
         scope: "api:read".to_owned(),
         audience: "https://api.example".to_owned(),
         auth_time: family.map(|_| NOW - 5),

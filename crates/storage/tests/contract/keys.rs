@@ -23,8 +23,8 @@ async fn keys_lifecycle(store: Store) {
     // ensure_keys fills both roles once.
     let inserted = store
         .ensure_keys(
-            "sig",
-            "RS256",
+            "sig".parse().unwrap(),
+            "RS256".parse().unwrap(),
             key("k1", "sig", "RS256"),
             key("k2", "sig", "RS256"),
             NOW,
@@ -50,8 +50,8 @@ async fn keys_lifecycle(store: Store) {
     // Second call: nothing to do, nothing inserted, nothing changed.
     let inserted = store
         .ensure_keys(
-            "sig",
-            "RS256",
+            "sig".parse().unwrap(),
+            "RS256".parse().unwrap(),
             key("k3", "sig", "RS256"),
             key("k4", "sig", "RS256"),
             NOW,
@@ -65,8 +65,8 @@ async fn keys_lifecycle(store: Store) {
     // Another (use, alg) is independent.
     let inserted = store
         .ensure_keys(
-            "enc",
-            "RSA-OAEP-256",
+            "enc".parse().unwrap(),
+            "RSA-OAEP-256".parse().unwrap(),
             key("e1", "enc", "RSA-OAEP-256"),
             key("e2", "enc", "RSA-OAEP-256"),
             NOW,
@@ -88,8 +88,8 @@ async fn keys_lifecycle(store: Store) {
     let e3 = store.epoch("keys").await.unwrap();
     let rot = store
         .rotate_keys(
-            "sig",
-            "RS256",
+            "sig".parse().unwrap(),
+            "RS256".parse().unwrap(),
             Some("k2"),
             key("k3", "sig", "RS256"),
             NOW + 100,
@@ -99,9 +99,9 @@ async fn keys_lifecycle(store: Store) {
     assert_eq!(
         rot,
         Some(Rotation {
-            activated: "k2".to_owned(),
-            retired: Some("k1".to_owned()),
-            next: "k3".to_owned()
+            activated: "k2".into(),
+            retired: Some("k1".into()),
+            next: "k3".into()
         })
     );
     let e4 = store.epoch("keys").await.unwrap();
@@ -126,8 +126,8 @@ async fn keys_lifecycle(store: Store) {
     // A stale expected_next (another instance already rotated) does nothing.
     let rot = store
         .rotate_keys(
-            "sig",
-            "RS256",
+            "sig".parse().unwrap(),
+            "RS256".parse().unwrap(),
             Some("k2"),
             key("k4", "sig", "RS256"),
             NOW + 200,
@@ -144,7 +144,13 @@ async fn keys_lifecycle(store: Store) {
 
     // Rotating a (use, alg) without keys does nothing.
     let rot = store
-        .rotate_keys("sig", "ES256", None, key("x1", "sig", "ES256"), NOW)
+        .rotate_keys(
+            "sig".parse().unwrap(),
+            "ES256".parse().unwrap(),
+            None,
+            key("x1", "sig", "ES256"),
+            NOW,
+        )
         .await
         .unwrap();
     assert_eq!(rot, None);
@@ -152,7 +158,13 @@ async fn keys_lifecycle(store: Store) {
 
     // Unconditional rotation.
     let rot = store
-        .rotate_keys("sig", "RS256", None, key("k4", "sig", "RS256"), NOW + 300)
+        .rotate_keys(
+            "sig".parse().unwrap(),
+            "RS256".parse().unwrap(),
+            None,
+            key("k4", "sig", "RS256"),
+            NOW + 300,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -191,7 +203,7 @@ async fn keys_lifecycle(store: Store) {
         .await
         .unwrap()
         .into_iter()
-        .map(|k| k.kid)
+        .map(|k| k.kid.into_string())
         .collect();
     kids.sort();
     assert_eq!(kids, ["e1", "e2", "e3", "k3", "k4"]);
@@ -200,8 +212,8 @@ async fn keys_lifecycle(store: Store) {
 async fn keys_revocation(store: Store) {
     store
         .ensure_keys(
-            "sig",
-            "ES256",
+            "sig".parse().unwrap(),
+            "ES256".parse().unwrap(),
             key("a1", "sig", "ES256"),
             key("n1", "sig", "ES256"),
             NOW,
@@ -218,10 +230,10 @@ async fn keys_revocation(store: Store) {
     assert_eq!(
         rev,
         KeyRevocation {
-            kid: "a1".to_owned(),
+            kid: "a1".into(),
             was: KeyState::Active,
-            activated: Some("n1".to_owned()),
-            next: Some("n2".to_owned()),
+            activated: Some("n1".into()),
+            next: Some("n2".into()),
         }
     );
     let e1 = store.epoch("keys").await.unwrap();
@@ -249,10 +261,10 @@ async fn keys_revocation(store: Store) {
     assert_eq!(
         rev,
         KeyRevocation {
-            kid: "n2".to_owned(),
+            kid: "n2".into(),
             was: KeyState::Next,
             activated: None,
-            next: Some("n3".to_owned())
+            next: Some("n3".into())
         }
     );
     assert_eq!(
@@ -267,8 +279,8 @@ async fn keys_revocation(store: Store) {
     // Revoking a retired key needs no replacement.
     store
         .rotate_keys(
-            "sig",
-            "ES256",
+            "sig".parse().unwrap(),
+            "ES256".parse().unwrap(),
             Some("n3"),
             key("n4", "sig", "ES256"),
             NOW + 30,
@@ -287,7 +299,7 @@ async fn keys_revocation(store: Store) {
     assert_eq!(
         rev,
         KeyRevocation {
-            kid: "n1".to_owned(),
+            kid: "n1".into(),
             was: KeyState::Retired,
             activated: None,
             next: None
@@ -330,8 +342,8 @@ async fn keys_revocation(store: Store) {
 async fn keys_concurrent_rotation(store: Store) {
     store
         .ensure_keys(
-            "sig",
-            "PS256",
+            "sig".parse().unwrap(),
+            "PS256".parse().unwrap(),
             key("act", "sig", "PS256"),
             key("nxt", "sig", "PS256"),
             NOW,
@@ -347,8 +359,8 @@ async fn keys_concurrent_rotation(store: Store) {
             barrier.wait().await;
             store
                 .rotate_keys(
-                    "sig",
-                    "PS256",
+                    "sig".parse().unwrap(),
+                    "PS256".parse().unwrap(),
                     Some("nxt"),
                     key(&format!("new-{i}"), "sig", "PS256"),
                     NOW + 1,
@@ -397,10 +409,10 @@ async fn keys_concurrent_ensure(store: Store) {
             barrier.wait().await;
             store
                 .ensure_keys(
-                    "enc",
-                    "ECDH-ES",
-                    key(&format!("a-{i}"), "enc", "ECDH-ES"),
-                    key(&format!("n-{i}"), "enc", "ECDH-ES"),
+                    "enc".parse().unwrap(),
+                    "ECDH-ES+A256KW".parse().unwrap(),
+                    key(&format!("a-{i}"), "enc", "ECDH-ES+A256KW"),
+                    key(&format!("n-{i}"), "enc", "ECDH-ES+A256KW"),
                     NOW,
                 )
                 .await
@@ -422,11 +434,11 @@ async fn keys_concurrent_ensure(store: Store) {
     let kids = &inserted[0];
     assert_eq!(kids.len(), 2);
     assert_eq!(
-        kids_in(&store, "enc", "ECDH-ES", KeyState::Active).await,
+        kids_in(&store, "enc", "ECDH-ES+A256KW", KeyState::Active).await,
         vec![kids[0].clone()]
     );
     assert_eq!(
-        kids_in(&store, "enc", "ECDH-ES", KeyState::Next).await,
+        kids_in(&store, "enc", "ECDH-ES+A256KW", KeyState::Next).await,
         vec![kids[1].clone()]
     );
     assert_eq!(store.list_keys().await.unwrap().len(), 2);

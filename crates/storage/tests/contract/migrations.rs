@@ -78,7 +78,7 @@ async fn upgrade_keeps_api_scopes(kind: DbKind) {
     assert_eq!(
         reg.registration_policy,
         Some(RegistrationPolicy {
-            grant_types: vec!["authorization_code".to_owned()],
+            grant_types: vec!["authorization_code".parse().unwrap()],
             scopes: every.clone(),
         })
     );

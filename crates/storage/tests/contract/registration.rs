@@ -106,14 +106,18 @@ async fn registration_token_policy(store: Store) {
         Some(RegistrationPolicy::default())
     );
     assert_eq!(
-        RegistrationPolicy::default().grant_types,
+        RegistrationPolicy::default()
+            .grant_types
+            .iter()
+            .map(|g| g.as_str())
+            .collect::<Vec<_>>(),
         ["authorization_code", "refresh_token"]
     );
     assert!(RegistrationPolicy::default().scopes.is_empty());
 
     // A stored policy round-trips, and stays readable once used up.
     let policy = RegistrationPolicy {
-        grant_types: vec!["client_credentials".to_owned()],
+        grant_types: vec!["client_credentials".parse().unwrap()],
         scopes: vec!["orders:read".to_owned(), "orders:write".to_owned()],
     };
     store

@@ -14,7 +14,7 @@ async fn resources(store: Store) {
     assert!(store.list_resources().await.unwrap().is_empty());
     let b = resource("https://b.api.example");
     let a = ResourceServer {
-        token_format: "opaque".to_owned(),
+        token_format: "opaque".parse().unwrap(),
         access_token_lifetime: None,
         scopes: vec![],
         clients: vec![],
@@ -69,8 +69,8 @@ async fn resources_update(store: Store) {
     let e1 = store.epoch("resources").await.unwrap();
     let a2 = ResourceServer {
         scopes: vec!["read".to_owned()],
-        clients: vec!["c1".to_owned(), "c2".to_owned()],
-        token_format: "opaque".to_owned(),
+        clients: vec!["c1".into(), "c2".into()],
+        token_format: "opaque".parse().unwrap(),
         access_token_lifetime: None,
         ..a.clone()
     };

@@ -24,7 +24,7 @@ async fn crash_mid_rotation_rolls_back(env: Env) {
         rec.activated_at = None;
         let res = env
             .store
-            .rotate_keys("sig", "ES256", expected, rec, T0 + 10)
+            .rotate_keys(KeyUse::Sig, Alg::ES256, expected, rec, T0 + 10)
             .await;
         assert!(res.is_err(), "duplicate kid must fail: {res:?}");
 

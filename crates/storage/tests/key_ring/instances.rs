@@ -115,7 +115,7 @@ async fn rotation_while_signing(env: Env) {
     let first_next = one(&gen0, Alg::ES256, KeyState::Next).kid;
 
     // Every kid any observer has seen in a published JWKS, so far.
-    let seen: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(jwks_kids(&ring.snapshot())));
+    let seen: Arc<Mutex<HashSet<Kid>>> = Arc::new(Mutex::new(jwks_kids(&ring.snapshot())));
     let started = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicBool::new(false));
 
@@ -130,7 +130,7 @@ async fn rotation_while_signing(env: Env) {
                 let rotations_over = done.load(Ordering::SeqCst);
                 // What had been published before this sign.
                 let current = jwks_kids(&ring.snapshot());
-                let before: HashSet<String> = {
+                let before: HashSet<Kid> = {
                     let mut s = seen.lock().unwrap();
                     s.extend(current.iter().cloned());
                     s.clone()
@@ -187,10 +187,10 @@ async fn rotation_while_signing(env: Env) {
         assert_eq!(w[1].retired.as_deref(), Some(w[0].activated.as_str()));
     }
     let final_active = rotations[ROTATIONS - 1].activated.clone();
-    let mut ever_active: HashSet<String> = rotations.iter().map(|r| r.activated.clone()).collect();
+    let mut ever_active: HashSet<Kid> = rotations.iter().map(|r| r.activated.clone()).collect();
     ever_active.insert(first_active.clone());
 
-    let mut all_tokens = Vec::new();
+    let mut all_tokens: Vec<String> = Vec::new();
     for s in signers {
         let (tokens, unpublished) = s.await.unwrap();
         assert!(

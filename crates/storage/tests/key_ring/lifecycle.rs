@@ -19,7 +19,9 @@ async fn default_signing_algs_only(env: Env) {
     let _ring = env.ring(RotationPolicy::default()).await;
     let keys = env.keys().await;
     assert_eq!(keys.len(), 6, "3 algs x (active + next)");
-    assert!(keys.iter().all(|k| k.alg != "EdDSA" && k.alg != "PS256"));
+    assert!(keys
+        .iter()
+        .all(|k| k.alg != Alg::EdDSA && k.alg != Alg::PS256));
     // Another instance (or an earlier configuration) made EdDSA keys.
     let _wide = env.ring(every_alg()).await;
     let eddsa = one(&env.keys().await, Alg::EdDSA, KeyState::Active).kid;
@@ -49,14 +51,14 @@ async fn open_empty_database(env: Env) {
         let active = one(&keys, alg, KeyState::Active);
         let next = one(&keys, alg, KeyState::Next);
         assert_ne!(active.kid, next.kid);
-        assert_eq!(active.key_use, alg.key_use().as_str());
+        assert_eq!(active.key_use, alg.key_use());
         assert_eq!(active.activated_at, Some(T0));
         assert_eq!(next.activated_at, None);
         assert_eq!((active.created_at, next.created_at), (T0, T0));
     }
     assert!(keys
         .iter()
-        .all(|k| k.alg != Alg::RsaOaep256.as_str() && k.sealed_private_key.len() > 28));
+        .all(|k| k.alg != Alg::RsaOaep256 && k.sealed_private_key.len() > 28));
 
     // The snapshot knows the same keys; the JWKS publishes all 10, public only.
     let snap = ring.snapshot();
@@ -142,11 +144,11 @@ async fn scheduled_lifecycle(env: Env) {
     let ring = env.ring(small_policy()).await;
     assert_eq!(ring.policy().rotate_after, 100);
     let gen0 = env.keys().await;
-    let gen0_active: HashMap<Alg, String> = all_algs()
+    let gen0_active: HashMap<Alg, Kid> = all_algs()
         .into_iter()
         .map(|a| (a, one(&gen0, a, KeyState::Active).kid))
         .collect();
-    let gen0_next: HashMap<Alg, String> = all_algs()
+    let gen0_next: HashMap<Alg, Kid> = all_algs()
         .into_iter()
         .map(|a| (a, one(&gen0, a, KeyState::Next).kid))
         .collect();

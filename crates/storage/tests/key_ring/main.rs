@@ -22,8 +22,8 @@ use std::{
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use gatehouse_keys::{
-    generate, sign, Alg, JoseError, Kek, KeyError, KeyRing, ManualClock, OpenSealed, PrivateKey,
-    RotationPolicy, Snapshot, OWN_ENCRYPTION_ALG, SIGNING_ALGS,
+    generate, sign, Alg, JoseError, Kek, KeyError, KeyRing, KeyUse, Kid, ManualClock, OpenSealed,
+    PrivateKey, RotationPolicy, Snapshot, OWN_ENCRYPTION_ALG, SIGNING_ALGS,
 };
 use gatehouse_storage::{
     model::{KeyRecord, KeyState},
@@ -154,7 +154,7 @@ macro_rules! on_both {
 
 fn of(keys: &[KeyRecord], alg: Alg, state: KeyState) -> Vec<&KeyRecord> {
     keys.iter()
-        .filter(|k| k.alg == alg.as_str() && k.state == state)
+        .filter(|k| k.alg == alg && k.state == state)
         .collect()
 }
 
@@ -184,14 +184,14 @@ fn jwks_entries(snap: &Snapshot) -> Vec<Map<String, Value>> {
         .collect()
 }
 
-fn jwks_kids(snap: &Snapshot) -> HashSet<String> {
+fn jwks_kids(snap: &Snapshot) -> HashSet<Kid> {
     jwks_entries(snap)
         .iter()
-        .map(|k| k["kid"].as_str().expect("JWK has a kid").to_owned())
+        .map(|k| k["kid"].as_str().expect("JWK has a kid").into())
         .collect()
 }
 
-fn kids(keys: &[KeyRecord], states: &[KeyState]) -> HashSet<String> {
+fn kids(keys: &[KeyRecord], states: &[KeyState]) -> HashSet<Kid> {
     keys.iter()
         .filter(|k| states.contains(&k.state))
         .map(|k| k.kid.clone())
@@ -204,11 +204,11 @@ fn header_of(token: &str) -> Map<String, Value> {
         .expect("JSON header")
 }
 
-fn kid_of(token: &str) -> String {
+fn kid_of(token: &str) -> Kid {
     header_of(token)["kid"]
         .as_str()
         .expect("kid in header")
-        .to_owned()
+        .into()
 }
 
 fn claims(n: u64) -> Map<String, Value> {

@@ -379,11 +379,30 @@ async fn malformed_and_oversized_requests(app: &TestApp) {
             .send()
             .await;
         match r {
-            Ok(r) => assert_eq!(r.status(), 413, "{path}"),
+            Ok(r) => {
+                assert_eq!(r.status(), 413, "{path}");
+                // The credential endpoints' answers are never stored, this one included.
+                if ["/token", "/introspect", "/revoke", "/userinfo"].contains(&path) {
+                    assert_eq!(r.headers()["cache-control"], "no-store", "{path}");
+                }
+            }
             // The server may close the connection before reading everything.
             Err(e) => assert!(e.is_request() || e.is_body(), "{path}: {e}"),
         }
     }
+    // Just over the limit, with Content-Length: the body-limit layer answers
+    // before the route runs, with the token endpoint's cache headers.
+    let r = app
+        .http
+        .post(app.url("/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![b'a'; 64 * 1024 + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["pragma"], "no-cache");
     // A form with far too many parameters.
     let many: String = (0..500).map(|i| format!("p{i}=v&")).collect();
     let r = app

@@ -17,7 +17,13 @@ enum Present<'a> {
     Nothing,
 }
 
-async fn post(app: &TestApp, path: &str, how: Present<'_>, form: &[(&str, &str)]) -> (u16, Value) {
+/// Sends `form` to `path`, presenting the client `how`.
+async fn send(
+    app: &TestApp,
+    path: &str,
+    how: Present<'_>,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
     let mut form: Vec<(&str, &str)> = form.to_vec();
     let mut req = app.http.post(app.url(path));
     match how {
@@ -29,7 +35,11 @@ async fn post(app: &TestApp, path: &str, how: Present<'_>, form: &[(&str, &str)]
         Present::IdOnly(id) => form.push(("client_id", id)),
         Present::Nothing => {}
     }
-    let r = req.form(&form).send().await.unwrap();
+    req.form(&form).send().await.unwrap()
+}
+
+async fn post(app: &TestApp, path: &str, how: Present<'_>, form: &[(&str, &str)]) -> (u16, Value) {
+    let r = send(app, path, how, form).await;
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
@@ -82,7 +92,7 @@ async fn shared_secret_travels_in_basic_or_body(app: &TestApp) {
             let (status, body) = post(app, "/token", how, &CC).await;
             assert_eq!(status, 401, "{what}");
             assert_eq!(body["error"], "invalid_client");
-            assert_eq!(body["error_description"], "the client secret is wrong");
+            assert_eq!(body["error_description"], "client authentication failed");
         }
         // The id alone is not enough for a confidential client.
         let (status, body) = post(app, "/token", Present::IdOnly(&c.id), &CC).await;
@@ -158,10 +168,54 @@ async fn other_families_are_refused_with_a_reason(app: &TestApp) {
     );
     let (status, body) = post(app, "/token", Present::Basic("nobody", "s"), &CC).await;
     assert_eq!(status, 401);
-    assert_eq!(body["error_description"], "unknown client_id");
+    assert_eq!(body["error_description"], "client authentication failed");
+}
+
+/// Status, `WWW-Authenticate` and body of a request at `path`.
+async fn answer(app: &TestApp, how: Present<'_>, path: &str) -> (u16, Option<String>, Value) {
+    let r = send(app, path, how, &[CC[0], ("token", "x")]).await;
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let status = r.status().as_u16();
+    (status, challenge, r.json().await.unwrap())
+}
+
+/// An unknown client id and a known one with a wrong secret get the same
+/// answer (status, challenge, body), in Basic and in the form, at every
+/// endpoint that authenticates clients.
+async fn unknown_id_and_wrong_secret_answer_alike(app: &TestApp) {
+    for path in ["/token", "/introspect", "/revoke"] {
+        // A client each: its two failures stay below the throttle.
+        let (c, _) = secret_client(app, None).await;
+        let id = c.id.as_str();
+        let unknown = answer(app, Present::Basic("nobody-here", "wrong"), path).await;
+        let wrong = answer(app, Present::Basic(id, "wrong"), path).await;
+        assert_eq!(unknown, wrong, "{path}, Basic");
+        assert_eq!(unknown.0, 401);
+        assert_eq!(
+            unknown.1.as_deref(),
+            Some("Basic realm=\"gatehouse\", charset=\"UTF-8\"")
+        );
+        assert_eq!(unknown.2["error"], "invalid_client");
+        assert_eq!(
+            unknown.2["error_description"],
+            "client authentication failed"
+        );
+        let unknown = answer(app, Present::Post("nobody-here", "wrong"), path).await;
+        let wrong = answer(app, Present::Post(id, "wrong"), path).await;
+        assert_eq!(unknown, wrong, "{path}, form");
+        assert_eq!((unknown.0, unknown.1.as_deref()), (401, None));
+        assert_eq!(
+            unknown.2["error_description"],
+            "client authentication failed"
+        );
+    }
 }
 
 crate::both_backends!(
     shared_secret_travels_in_basic_or_body,
     other_families_are_refused_with_a_reason,
+    unknown_id_and_wrong_secret_answer_alike,
 );

@@ -24,6 +24,7 @@ mod id_token_hint;
 mod introspection;
 mod max_age;
 mod metrics;
+mod no_store;
 mod outage;
 mod outage_chains;
 mod outage_stateless;

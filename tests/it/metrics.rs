@@ -180,6 +180,51 @@ async fn a_scrape_reads_memory_only(kind: DbKind) {
     app.stop().await;
 }
 
+/// Extension methods (any token, RFC 9110 9.1) all count under one
+/// `other` label: a stranger cannot add a series per made-up method.
+async fn unknown_methods_share_one_label(kind: DbKind) {
+    let Some(app) = spawn_app_with(kind, with_token_and_listener()).await else {
+        return;
+    };
+    for i in 0..50 {
+        let method = reqwest::Method::from_bytes(format!("FOO{i}").as_bytes()).unwrap();
+        let r = app
+            .http
+            .request(method, app.url("/token"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405);
+    }
+    let body = scrape(&app).await;
+    let closed = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "other",
+    ];
+    let token_series: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("gatehouse_http_requests_total{"))
+        .filter(|l| l.contains("route=\"/token\""))
+        .collect();
+    for line in &token_series {
+        let method = line
+            .split("method=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no method label in {line}"));
+        assert!(
+            closed.contains(&method),
+            "method label {method:?} in {line}"
+        );
+    }
+    assert!(
+        token_series.contains(
+            &"gatehouse_http_requests_total{route=\"/token\",method=\"other\",status=\"405\"} 50"
+        ),
+        "{body}"
+    );
+    app.stop().await;
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -206,4 +251,5 @@ on_both!(
     the_main_listener_needs_the_token,
     the_metrics_listener_needs_no_token,
     a_scrape_reads_memory_only,
+    unknown_methods_share_one_label,
 );

@@ -151,6 +151,97 @@ async fn userinfo_rejects_bad_tokens(app: &TestApp) {
     assert_eq!(userinfo_status(app, at).await, 401);
 }
 
+/// RFC 6750 3.1: `invalid_request` is 400 with a Bearer challenge naming
+/// it; another scheme than Bearer is answered like no credentials (401, a
+/// challenge without error code); a valid Bearer header with a body that
+/// is not a form is enough (OIDC Core 5.3.1).
+async fn userinfo_invalid_request_is_400_with_bearer_challenge(app: &TestApp) {
+    let c = app.web_client().await;
+    let (code, verifier) = app.code(&c, "openid", "").await;
+    let t = app.redeem(&c, &code, &verifier).await;
+    let at = t["access_token"].as_str().unwrap();
+    let post = || app.http.post(app.url("/userinfo"));
+    let form = "application/x-www-form-urlencoded";
+    let invalid_request = |r: &reqwest::Response, what: &str| {
+        assert_eq!(r.status(), 400, "{what}");
+        let challenge = r.headers()["www-authenticate"].to_str().unwrap();
+        assert!(
+            challenge.starts_with(
+                "Bearer realm=\"gatehouse\", error=\"invalid_request\", error_description=\""
+            ),
+            "{what}: {challenge}"
+        );
+        assert_eq!(r.headers()["cache-control"], "no-store", "{what}");
+    };
+    // The token in the header and in the body.
+    let r = post()
+        .bearer_auth(at)
+        .header("content-type", form)
+        .body(format!("access_token={at}"))
+        .send()
+        .await
+        .unwrap();
+    invalid_request(&r, "header and body");
+    // access_token repeated in the body.
+    let r = post()
+        .header("content-type", form)
+        .body(format!("access_token={at}&access_token={at}"))
+        .send()
+        .await
+        .unwrap();
+    invalid_request(&r, "repeated access_token");
+    // A body token that is not a form.
+    let r = post()
+        .header("content-type", "application/json")
+        .body(format!("{{\"access_token\":\"{at}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    invalid_request(&r, "JSON body without header");
+    // "Bearer" without a token.
+    let r = app
+        .http
+        .get(app.url("/userinfo"))
+        .header("authorization", "Bearer ")
+        .send()
+        .await
+        .unwrap();
+    invalid_request(&r, "empty Bearer");
+    // The Basic scheme: an unsupported method, answered with no error code.
+    let r = app
+        .http
+        .get(app.url("/userinfo"))
+        .basic_auth("someone", Some("secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer realm=\"gatehouse\""
+    );
+    // A valid Bearer header with a body that is not a form, or a form
+    // without a token: accepted.
+    for (content_type, body) in [("application/json", "{}"), (form, "x=1")] {
+        let r = post()
+            .bearer_auth(at)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{content_type}");
+    }
+    // The token in the body alone: accepted (RFC 6750 2.2).
+    let r = post()
+        .header("content-type", form)
+        .body(format!("access_token={at}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 async fn code_replay_revokes_issued_tokens(app: &TestApp) {
     let c = app.web_client().await;
     let (code, verifier) = app.code(&c, "openid offline_access", "").await;
@@ -389,6 +480,7 @@ crate::both_backends!(
     refresh_scope_narrowing_and_widening,
     userinfo_introspection_and_revocation,
     userinfo_rejects_bad_tokens,
+    userinfo_invalid_request_is_400_with_bearer_challenge,
     code_replay_revokes_issued_tokens,
     concurrent_code_redemptions,
     client_credentials_needs_a_confidential_client

@@ -4,19 +4,16 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
-    extract::{DefaultBodyLimit, State},
-    http::{header, HeaderValue, Request, StatusCode},
+    extract::State,
+    http::{header, Request, StatusCode},
     response::IntoResponse,
-    routing::{get, post, MethodRouter},
+    routing::{get, post},
     Router,
 };
 use gatehouse_keys::{Clock, Kek, KeyRing, SecretHasher, SecretSealer, SystemClock};
 use gatehouse_storage::{Store, StoreError, StoreOptions};
 use tower_http::{
-    limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    set_header::SetResponseHeaderLayer,
-    timeout::TimeoutLayer,
     trace::{DefaultOnFailure, TraceLayer},
 };
 
@@ -25,8 +22,7 @@ use crate::{
     state::AppState, token_status::StatusLists, tokens::TokenIssuer, views,
 };
 
-/// Largest request body accepted anywhere (forms and JSON are small).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub use crate::http::layers::MAX_BODY_BYTES;
 
 /// Builds the state: opens the key ring (generating keys on first start)
 /// and the caches. The store must be migrated already.
@@ -97,60 +93,58 @@ pub async fn build_state(
     }))
 }
 
-/// Answers of `route` carry `Cache-Control: no-store`: the API endpoints
-/// that hand out or describe tokens and credentials (RFC 6749 5.1, RFC 7662
-/// 2.2, RFC 7591 3.2.1, OIDC Core 5.3.2). Their error answers get it from
-/// `http::error` as well, as does every error answer.
-fn no_store(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
-    route.layer(SetResponseHeaderLayer::if_not_present(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    ))
-}
-
-/// `Pragma: no-cache` for HTTP/1.0 caches, on the token endpoint (RFC 6749 5.1).
-fn pragma_no_cache() -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::if_not_present(header::PRAGMA, HeaderValue::from_static("no-cache"))
-}
-
 /// The router with every endpoint and the middleware stack.
 pub fn router(state: AppState) -> Router {
     let x_request_id = header::HeaderName::from_static("x-request-id");
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(http::health::healthz))
         .route("/readyz", get(http::health::readyz))
-        .route("/.well-known/openid-configuration", get(http::well_known::discovery))
-        .route("/.well-known/oauth-authorization-server", get(http::well_known::discovery))
+        .route(
+            "/.well-known/openid-configuration",
+            get(http::well_known::discovery),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(http::well_known::discovery),
+        )
         .route("/jwks", get(http::well_known::jwks))
         .route("/statuslists/{id}", get(http::status_list::status_list))
         .route("/assets/gatehouse.css", get(http::well_known::stylesheet))
-        .route("/authorize", get(http::authorize::get).post(http::authorize::post))
+        .route(
+            "/authorize",
+            get(http::authorize::get).post(http::authorize::post),
+        )
         .route("/authorize/continue", get(http::authorize::resume))
         .route("/login", get(http::login::get).post(http::login::post))
-        .route("/consent", get(http::consent::get).post(http::consent::post))
+        .route(
+            "/consent",
+            get(http::consent::get).post(http::consent::post),
+        )
         .route("/logout", get(http::logout::get).post(http::logout::post))
         .route("/", get(http::login::home))
-        .route("/token", no_store(post(http::token::token)).layer(pragma_no_cache()))
-        .route("/userinfo", no_store(get(http::userinfo::userinfo).post(http::userinfo::userinfo)))
-        .route("/introspect", no_store(post(http::introspect::introspect)))
-        .route("/revoke", no_store(post(http::revoke::revoke)))
-        .route("/metrics", get(http::metrics::metrics))
-        .route("/register", no_store(post(http::register::register)))
+        // The credential endpoints: every answer on their paths is
+        // `no-store` (`http::layers::cache_rule` lists them).
+        .route("/token", post(http::token::token))
+        .route(
+            "/userinfo",
+            get(http::userinfo::userinfo).post(http::userinfo::userinfo),
+        )
+        .route("/introspect", post(http::introspect::introspect))
+        .route("/revoke", post(http::revoke::revoke))
+        .route("/register", post(http::register::register))
         .route(
             "/register/{client_id}",
-            no_store(
-                get(http::register::read).put(http::register::update).delete(http::register::delete),
-            ),
+            get(http::register::read)
+                .put(http::register::update)
+                .delete(http::register::delete),
         )
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), http::metrics::track))
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
+        .route("/metrics", get(http::metrics::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::metrics::track,
         ))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .fallback(not_found);
+    http::layers::around(routes, http::layers::REQUEST_TIMEOUT)
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 let id = req

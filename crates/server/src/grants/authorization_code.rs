@@ -67,6 +67,13 @@ fn check_bindings(
     }
 }
 
+/// The scope a code was stored with. One that does not parse is a fault of
+/// the data (corruption, a bad migration), not of the client: logged and
+/// answered 500, as in the refresh grant.
+fn stored_scope(scope: &str) -> Result<ScopeSet, Error> {
+    ScopeSet::parse(scope).map_err(|_| Error::Internal("a stored code scope is invalid".into()))
+}
+
 /// Exchanges a code for tokens.
 pub async fn exchange(
     state: &AppState,
@@ -122,8 +129,7 @@ pub async fn exchange(
             ))
         }
     };
-    let scope = ScopeSet::parse(&code.scope)
-        .map_err(|_| invalid_grant("the code's stored scope is invalid"))?;
+    let scope = stored_scope(&code.scope)?;
     let refresh = (scope.contains("offline_access")
         && client.grant_types.contains(&GrantType::RefreshToken))
     .then(|| {
@@ -237,5 +243,16 @@ async fn redeem(
         }
         // It expired between the look-up and the redemption.
         CodeRedemption::Invalid => Err(expired(state)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_scope_that_does_not_parse_is_internal() {
+        assert!(matches!(stored_scope("\u{7f}"), Err(Error::Internal(_))));
+        assert!(matches!(stored_scope("openid"), Ok(s) if s.contains("openid")));
     }
 }

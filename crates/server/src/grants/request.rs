@@ -9,8 +9,8 @@ use crate::oauth::{AuthMethod, GrantType};
 
 /// An authenticated (or, for `none`, identified) client: what client
 /// authentication at the token, introspection and revocation endpoints
-/// produces.
-#[derive(Clone, Debug)]
+/// produces. `Debug` prints the client id and the method only.
+#[derive(Clone)]
 pub struct AuthenticatedClient {
     pub client: Arc<Client>,
     /// How it authenticated.
@@ -21,8 +21,9 @@ pub struct AuthenticatedClient {
 ///
 /// `scope` and `code_verifier` stay as sent: the grants check them in the
 /// order their rules give (a refresh token is looked up before its scope
-/// is judged), which decides the error a faulty request gets.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// is judged), which decides the error a faulty request gets. `Debug`
+/// hides the code, the verifier and the refresh token.
+#[derive(Clone, PartialEq, Eq)]
 pub enum TokenRequest {
     /// RFC 6749 4.1.3; RFC 7636 4.5.
     AuthorizationCode {
@@ -40,6 +41,48 @@ pub enum TokenRequest {
         scope: Option<String>,
         resource: Option<String>,
     },
+}
+
+impl std::fmt::Debug for AuthenticatedClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthenticatedClient")
+            .field("client_id", &self.client.id)
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `Debug` prints in place of a secret.
+const HIDDEN: &str = "<hidden>";
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenRequest::AuthorizationCode {
+                code: _,
+                redirect_uri,
+                code_verifier,
+            } => f
+                .debug_struct("AuthorizationCode")
+                .field("code", &HIDDEN)
+                .field("redirect_uri", redirect_uri)
+                .field("code_verifier", &code_verifier.as_ref().map(|_| HIDDEN))
+                .finish(),
+            TokenRequest::RefreshToken {
+                refresh_token: _,
+                scope,
+            } => f
+                .debug_struct("RefreshToken")
+                .field("refresh_token", &HIDDEN)
+                .field("scope", scope)
+                .finish(),
+            TokenRequest::ClientCredentials { scope, resource } => f
+                .debug_struct("ClientCredentials")
+                .field("scope", scope)
+                .field("resource", resource)
+                .finish(),
+        }
+    }
 }
 
 impl TokenRequest {

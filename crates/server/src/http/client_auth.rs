@@ -27,6 +27,10 @@ use crate::{
     state::AppState,
 };
 
+/// The description of a refused client id or secret: the same whether the
+/// id is unknown or the secret wrong.
+const AUTHENTICATION_FAILED: &str = "client authentication failed";
+
 fn invalid_client(basic: bool, description: &'static str) -> AppError {
     OAuthError::invalid_client(basic, description).into()
 }
@@ -127,9 +131,11 @@ fn invalid_client_owned(basic: bool, description: String) -> AppError {
 }
 
 /// Authenticates the client of a request. Every failure is `invalid_client`
-/// (401) saying what was wrong, with `WWW-Authenticate: Basic` when Basic
-/// was tried; using two methods at once is `invalid_request` (RFC 6749
-/// 2.3). A secret is never echoed, nor how close a wrong one came.
+/// (401), with `WWW-Authenticate: Basic` when Basic was tried; using two
+/// methods at once is `invalid_request` (RFC 6749 2.3). An unknown id and a
+/// wrong secret are both "client authentication failed"; a malformed
+/// request or a method of the wrong family says what was wrong. A secret is
+/// never echoed, nor how close a wrong one came.
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
@@ -180,11 +186,15 @@ pub async fn authenticate(
         ));
     }
     let client = state.registry.client(&client_id).await?;
-    // Hash even when the client is unknown, so timing does not reveal which ids exist.
     let presented = secret.as_deref().map(|s| state.hasher.hash(s));
     drop(secret);
+    // An unknown id and a wrong secret get the same answer; the detail goes
+    // to the debug log only. (The family check below names the registered
+    // method, so whether an id exists is no secret: client ids are public,
+    // RFC 6749 2.2.)
     let Some(client) = client else {
-        return Err(invalid_client(used_basic, "unknown client_id"));
+        tracing::debug!(client_id = ?client_id, "client authentication failed: unknown client_id");
+        return Err(invalid_client(used_basic, AUTHENTICATION_FAILED));
     };
     check_family(&client, method, used_basic)?;
     if method.uses_secret() {
@@ -193,8 +203,9 @@ pub async fn authenticate(
             _ => false,
         };
         if !ok {
+            tracing::debug!(client_id = %client.id, "client authentication failed: wrong secret");
             throttle_failure(state, &client.id)?;
-            return Err(invalid_client(used_basic, "the client secret is wrong"));
+            return Err(invalid_client(used_basic, AUTHENTICATION_FAILED));
         }
     }
     Ok(AuthenticatedClient { client, method })

@@ -29,7 +29,9 @@ pub enum AppError {
     /// An OAuth error answered as JSON (RFC 6749 5.2); an `invalid_client`
     /// of a client that tried HTTP Basic carries `WWW-Authenticate: Basic`.
     OAuth(OAuthError),
-    /// A bearer-token failure at a protected resource (RFC 6750 3).
+    /// A bearer-token failure at a protected resource (RFC 6750 3): 400
+    /// for `invalid_request`, 403 for `insufficient_scope`, else 401, each
+    /// with a `WWW-Authenticate: Bearer` challenge.
     Bearer {
         code: Option<ErrorCode>,
         description: Cow<'static, str>,
@@ -198,7 +200,13 @@ impl IntoResponse for AppError {
                     ),
                     None => "Bearer realm=\"gatehouse\"".to_owned(),
                 };
-                let mut r = no_store(StatusCode::UNAUTHORIZED.into_response());
+                // RFC 6750 3.1: the status follows the error code.
+                let status = match code {
+                    Some(ErrorCode::InvalidRequest) => StatusCode::BAD_REQUEST,
+                    Some(ErrorCode::InsufficientScope) => StatusCode::FORBIDDEN,
+                    _ => StatusCode::UNAUTHORIZED,
+                };
+                let mut r = no_store(status.into_response());
                 if let Ok(v) = HeaderValue::from_str(&challenge) {
                     r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
                 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod form;
 pub mod health;
 pub mod introspect;
+pub mod layers;
 pub mod login;
 pub mod logout;
 pub mod metrics;

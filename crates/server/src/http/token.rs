@@ -1,7 +1,7 @@
 //! The token endpoint (RFC 6749 3.2, 4.1.3, 4.4.2, 6; OIDC Core 3.1.3).
 //! Authenticates the client, parses the form into a [`TokenRequest`], then
 //! hands over to one file per grant type in `grants/`. Every answer carries `Cache-Control: no-store` and `Pragma: no-cache`
-//! (RFC 6749 5.1), set by the router (`app::no_store`).
+//! (RFC 6749 5.1), set by path around the router (`http::layers`).
 
 use axum::{
     body::Bytes,
@@ -146,5 +146,58 @@ mod tests {
             missing(parse(GrantType::RefreshToken, "scope=a")),
             "missing parameter refresh_token"
         );
+    }
+
+    #[test]
+    fn token_request_debug_hides_secrets() {
+        for (grant, form) in [
+            (GrantType::RefreshToken, "refresh_token=SECRETVALUE&scope=openid"),
+            (
+                GrantType::AuthorizationCode,
+                "code=SECRETVALUE&redirect_uri=https%3A%2F%2Fa.example%2Fcb&code_verifier=SECRETVALUE2",
+            ),
+        ] {
+            let debug = format!("{:?}", parse(grant, form).unwrap());
+            assert!(!debug.contains("SECRETVALUE"), "{debug}");
+            assert!(debug.contains("<hidden>"), "{debug}");
+        }
+        let debug = format!(
+            "{:?}",
+            parse(
+                GrantType::AuthorizationCode,
+                "code=c&redirect_uri=https%3A%2F%2Fa.example%2Fcb"
+            )
+            .unwrap()
+        );
+        assert!(debug.contains("code_verifier: None"), "{debug}");
+
+        let kek = gatehouse_keys::Kek::generate();
+        let (client, secret) = crate::clients::build(
+            crate::clients::ClientSpec {
+                name: "debug".into(),
+                grant_types: vec!["client_credentials".into()],
+                ..crate::clients::ClientSpec::default()
+            },
+            &gatehouse_keys::SecretHasher::new(&kek),
+            &gatehouse_keys::SecretSealer::new(&kek),
+            0,
+            &crate::outbound::OutboundPolicy::default(),
+        )
+        .unwrap();
+        let hash = client.secret_hash.clone().unwrap();
+        let id = client.id.clone();
+        let debug = format!(
+            "{:?}",
+            grants::AuthenticatedClient {
+                client: std::sync::Arc::new(client),
+                method: crate::oauth::AuthMethod::ClientSecretBasic,
+            }
+        );
+        assert!(
+            debug.contains(id.as_str()) && debug.contains("ClientSecretBasic"),
+            "{debug}"
+        );
+        assert!(!debug.contains(&hash), "{debug}");
+        assert!(!debug.contains(&secret.unwrap()), "{debug}");
     }
 }

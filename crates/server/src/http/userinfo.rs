@@ -16,7 +16,22 @@ use crate::{
     tokens::claims::{UserClaims, UserinfoClaims},
 };
 
-/// The bearer token of a request: header or form body, never both (RFC 6750 2).
+/// A malformed request (RFC 6750 3.1 `invalid_request`: 400 with a Bearer
+/// challenge).
+fn malformed(description: impl Into<std::borrow::Cow<'static, str>>) -> AppError {
+    AppError::Bearer {
+        code: Some(ErrorCode::InvalidRequest),
+        description: description.into(),
+    }
+}
+
+/// The bearer token of a request: header or form body, never both (RFC 6750
+/// 2); `None` without either. Another scheme than Bearer is answered like
+/// no credentials, with a challenge and no error code (RFC 6750 3.1: "an
+/// unsupported authentication method"); a malformed request is
+/// `invalid_request`. With a Bearer
+/// header a POST body that is not a form is ignored (OIDC Core 5.3.1 needs
+/// only the header; a token in the body must be a form, RFC 6750 2.2).
 pub fn bearer(
     headers: &HeaderMap,
     method: &Method,
@@ -27,32 +42,42 @@ pub fn bearer(
         Some(v) => {
             let v = v
                 .to_str()
-                .map_err(|_| AppError::invalid_token("malformed Authorization header"))?;
-            match v.split_once(' ') {
-                Some((scheme, t))
-                    if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() =>
-                {
-                    Some(t.trim().to_owned())
-                }
-                _ => {
-                    return Err(AppError::Bearer {
-                        code: Some(ErrorCode::InvalidRequest),
-                        description: "use the Bearer scheme".into(),
-                    })
-                }
+                .map_err(|_| malformed("malformed Authorization header"))?;
+            let (scheme, token) = v.split_once(' ').unwrap_or((v, ""));
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(AppError::Bearer {
+                    code: None,
+                    description: "use the Bearer scheme".into(),
+                });
             }
+            let token = token.trim();
+            if token.is_empty() {
+                return Err(malformed("the Bearer token is empty"));
+            }
+            Some(token.to_owned())
         }
     };
     let from_body = if method == Method::POST && !body.is_empty() {
-        super::form::require_form(headers)?;
-        Params::parse(body)?.get("access_token").map(str::to_owned)
+        match super::form::require_form(headers) {
+            Ok(()) => Params::parse(body)
+                .map_err(|e| match e {
+                    AppError::OAuth(e) => malformed(e.into_parts().1),
+                    other => other,
+                })?
+                .get("access_token")
+                .map(str::to_owned),
+            Err(_) if from_header.is_some() => None,
+            Err(_) => {
+                return Err(malformed(
+                    "an access token in the body must be application/x-www-form-urlencoded",
+                ))
+            }
+        }
     } else {
         None
     };
     match (from_header, from_body) {
-        (Some(_), Some(_)) => Err(AppError::invalid_request(
-            "send the access token in one place only",
-        )),
+        (Some(_), Some(_)) => Err(malformed("send the access token in one place only")),
         (a, b) => Ok(a.or(b)),
     }
 }

@@ -119,13 +119,24 @@ pub struct AccessClaimsInput<'a> {
     pub family: Option<&'a str>,
 }
 
-/// An issued access token.
-#[derive(Clone, Debug)]
+/// An issued access token. `Debug` hides the token.
+#[derive(Clone)]
 pub struct IssuedAccess {
     pub token: String,
     pub expires_in: i64,
     pub expires_at: i64,
     pub jti: String,
+}
+
+impl std::fmt::Debug for IssuedAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedAccess")
+            .field("token", &"<hidden>")
+            .field("expires_in", &self.expires_in)
+            .field("expires_at", &self.expires_at)
+            .field("jti", &self.jti)
+            .finish()
+    }
 }
 
 /// An access token between [`TokenIssuer::prepare_access_token`] and
@@ -175,8 +186,9 @@ pub struct IdClaimsInput<'a> {
     pub access_token: Option<&'a str>,
 }
 
-/// The token endpoint's success body (RFC 6749 5.1).
-#[derive(Debug, Serialize)]
+/// The token endpoint's success body (RFC 6749 5.1). `Debug` hides the
+/// tokens.
+#[derive(Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
@@ -186,6 +198,20 @@ pub struct TokenResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
     pub scope: String,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |t: &Option<String>| t.as_ref().map(|_| "<hidden>");
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"<hidden>")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("refresh_token", &hidden(&self.refresh_token))
+            .field("id_token", &hidden(&self.id_token))
+            .field("scope", &self.scope)
+            .finish()
+    }
 }
 
 /// Verified claims of an access token Gatehouse issued, with what reading

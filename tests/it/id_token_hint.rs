@@ -153,7 +153,56 @@ async fn logout_hint_must_be_an_id_token_for_the_client(app: &TestApp) {
     assert!(!still_signed_in().await);
 }
 
+/// A client whose stored settings this release cannot read (an ID-token
+/// algorithm a newer release wrote) still lets its user sign out: the
+/// session ends and the signed-out page is shown, without a redirect.
+async fn logout_through_an_unreadable_client_still_signs_out(app: &TestApp) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let c = app.web_client().await;
+    let (id_token, sub) = dave_signed_in(app, &c).await;
+    assert_eq!(
+        app.state.store.sessions_of_user(&sub).await.unwrap().len(),
+        1
+    );
+    let conn = sea_orm::Database::connect(app.db_url()).await.unwrap();
+    let backend = conn.get_database_backend();
+    for sql in [
+        format!(
+            "UPDATE clients SET id_token_signed_response_alg = 'ES384' WHERE id = '{}'",
+            c.id
+        ),
+        "UPDATE epochs SET value = value + 1 WHERE name = 'clients'".to_owned(),
+    ] {
+        conn.execute(Statement::from_string(backend, sql))
+            .await
+            .unwrap();
+    }
+    conn.close().await.unwrap();
+    // What the housekeeping task does every second on every instance.
+    app.state.registry.refresh().await.unwrap();
+    let r = app
+        .browser
+        .get(app.url(&format!(
+            "/logout?id_token_hint={id_token}&client_id={}&post_logout_redirect_uri={}",
+            c.id,
+            enc("http://127.0.0.1:9999/signed-out")
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the signed-out page, no redirect");
+    assert!(r.headers().get("location").is_none());
+    assert!(app
+        .state
+        .store
+        .sessions_of_user(&sub)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 crate::both_backends!(
     authorize_refuses_other_gatehouse_tokens,
-    logout_hint_must_be_an_id_token_for_the_client
+    logout_hint_must_be_an_id_token_for_the_client,
+    logout_through_an_unreadable_client_still_signs_out
 );

@@ -164,6 +164,13 @@ pub fn revise(
     now: i64,
     outbound: &OutboundPolicy,
 ) -> Result<Client, SpecError> {
+    if spec.grant_types.is_empty() {
+        // Its stored grant types are all unknown to this release: the
+        // default (the code flow) would widen it, so it must be said.
+        return Err(SpecError::Metadata(
+            "this client has no grant type this release knows; give the grant types, or update it with the release that registered them".into(),
+        ));
+    }
     let new = validate(spec, old.id.clone(), now, outbound)?;
     if new.token_endpoint_auth_method != old.token_endpoint_auth_method {
         return Err(SpecError::Metadata(

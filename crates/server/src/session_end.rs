@@ -70,16 +70,31 @@ async fn deliver(state: &AppState, uri: &str, token: &str) -> (bool, u32) {
 pub async fn notify(state: &AppState, session: &Session) -> Result<Vec<Delivery>, Error> {
     let mut out = Vec::new();
     for client_id in state.store.session_clients(&session.sid).await? {
-        let Some(client) = state.registry.client(&client_id).await? else {
-            continue;
+        // One client that cannot be read or signed for must not keep the
+        // others from hearing of the logout.
+        let client = match state.registry.client(&client_id).await {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
+            Err(e) if e.is_unavailable() => return Err(e.into()),
+            Err(e) => {
+                tracing::error!(%client_id, error = %e, "back-channel logout skipped: client unreadable");
+                continue;
+            }
         };
         let Some(uri) = client.backchannel_logout_uri.clone() else {
             continue;
         };
-        let token =
-            state
-                .tokens
-                .issue_logout_token(&client, &session.user_id, Some(&session.sid))?;
+        let token = match state.tokens.issue_logout_token(
+            &client,
+            &session.user_id,
+            Some(&session.sid),
+        ) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(%client_id, error = %e, "back-channel logout skipped: no logout token");
+                continue;
+            }
+        };
         let (delivered, attempts) = deliver(state, &uri, &token).await;
         out.push(Delivery {
             client_id: client.id.clone(),

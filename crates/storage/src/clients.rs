@@ -130,11 +130,26 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces a client's registration (RFC 7592 update).
+    /// Replaces a client's registration (RFC 7592 update). Grant types
+    /// the stored row holds that this release does not know (a newer
+    /// release wrote them) are kept: a write-back never erases them.
     pub async fn update_client(&self, c: &Client) -> Result<(), StoreError> {
         let txn = self.db.begin().await?;
         Store::bump_epoch(&txn, "clients").await?;
-        active(c).update(&txn).await.map_err(|e| match e {
+        let mut row = active(c);
+        if let Some(old) = clients::Entity::find_by_id(c.id.to_string())
+            .one(&txn)
+            .await?
+        {
+            let mut names: Vec<String> = c.grant_types.iter().map(|g| g.to_string()).collect();
+            names.extend(
+                list(&old.grant_types, "client grant_types")?
+                    .into_iter()
+                    .filter(|n| n.parse::<GrantType>().is_err()),
+            );
+            row.grant_types = Set(json(&names));
+        }
+        row.update(&txn).await.map_err(|e| match e {
             sea_orm::DbErr::RecordNotUpdated => {
                 StoreError::NotFound(format!("no client {:?}", c.id))
             }
@@ -153,16 +168,24 @@ impl Store {
             .transpose()
     }
 
-    /// Every client, oldest first.
+    /// Every client, oldest first. One whose stored settings this release
+    /// cannot read (an auth method or algorithm a newer release wrote) is
+    /// left out and logged, so the others stay listed.
     pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        clients::Entity::find()
+        let mut out = Vec::new();
+        for m in clients::Entity::find()
             .order_by_asc(clients::Column::CreatedAt)
             .order_by_asc(clients::Column::Id)
             .all(&self.db)
             .await?
-            .into_iter()
-            .map(Client::try_from)
-            .collect()
+        {
+            let id = m.id.clone();
+            match Client::try_from(m) {
+                Ok(c) => out.push(c),
+                Err(e) => tracing::error!(client_id = %id, error = %e, "client skipped"),
+            }
+        }
+        Ok(out)
     }
 
     /// Deletes a client. Returns false when there was none.

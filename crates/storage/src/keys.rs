@@ -109,8 +109,8 @@ impl Store {
             .all(&self.db)
             .await?
         {
-            if m.alg.parse::<Alg>().is_err() {
-                tracing::warn!(kid = %m.kid, alg = %m.alg, "stored key ignored: algorithm unknown to this release");
+            if m.alg.parse::<Alg>().is_err() || m.r#use.parse::<KeyUse>().is_err() {
+                tracing::warn!(kid = %m.kid, alg = %m.alg, key_use = %m.r#use, "stored key ignored: algorithm or use unknown to this release");
                 continue;
             }
             out.push(KeyRecord::try_from(m)?);

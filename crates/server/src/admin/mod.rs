@@ -121,8 +121,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             // As RFC 7592 2.3 asks of a deletion: its tokens are revoked
             // first (refresh, opaque, the `cid:` list entry, status bits).
             let state = app::build_from_settings(s).await?;
-            if state.store.client(&id).await?.is_none() {
-                bail!("no client with id {id:?}");
+            // A row this release cannot read (settings a newer release
+            // wrote) can still be deleted: that is the way out of it.
+            match state.store.client(&id).await {
+                Ok(Some(_)) => {}
+                Ok(None) => bail!("no client with id {id:?}"),
+                Err(gatehouse_storage::StoreError::Corrupt(e)) => {
+                    tracing::warn!(client_id = %id, error = %e, "deleting a client this release cannot read");
+                }
+                Err(e) => return Err(e.into()),
             }
             state
                 .tokens

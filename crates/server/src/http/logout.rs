@@ -60,8 +60,17 @@ async fn validate(state: &AppState, p: &Params) -> Result<LogoutRequest, AppErro
         (None, _) => None,
     };
     let hint_sub = hint.map(|h| h.sub);
+    // A client this release cannot read (settings a newer release wrote)
+    // still lets the user sign out: no redirect, the signed-out page.
     let client = match &client_id {
-        Some(id) => state.registry.client(id).await?,
+        Some(id) => match state.registry.client(id).await {
+            Ok(c) => c,
+            Err(e) if e.is_unavailable() => return Err(e.into()),
+            Err(e) => {
+                tracing::error!(client_id = %id, error = %e, "logout without redirect: client unreadable");
+                None
+            }
+        },
         None => None,
     };
     // RP-Initiated Logout 1.0 section 2: without an ID token confirming

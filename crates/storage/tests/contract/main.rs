@@ -88,4 +88,5 @@ mod registration;
 mod resources;
 mod revocation;
 mod sessions;
+mod unknown_names;
 mod users;

@@ -42,6 +42,9 @@ pub(crate) enum PublicOp {
     Verify(Box<dyn JwsVerifier>),
     #[cfg(feature = "openssl")]
     Encrypt(Box<dyn JweEncrypter>),
+    /// ECDH-ES+A256KW to a P-256 key held as an OpenSSL key ([`crate::ec`]).
+    #[cfg(feature = "openssl")]
+    EcdhEs(Box<crate::ec::EcdhEsEncrypter>),
     /// An encryption key known by its public part only: built without
     /// OpenSSL, nothing can encrypt to it (a decryption key's public half).
     #[cfg(not(feature = "openssl"))]
@@ -322,7 +325,7 @@ impl PublicKey {
 
         let op = match backend {
             #[cfg(feature = "openssl")]
-            Backend::OpenSsl => Self::josekit_op(alg, &clean)
+            Backend::OpenSsl => Self::openssl_op(alg, &clean)
                 .map_err(|_| JoseError::InvalidKey(format!("JWK is not a usable {alg} key")))?,
             #[cfg(not(feature = "openssl"))]
             Backend::RustCrypto if alg.key_use() == KeyUse::Enc => PublicOp::PublicOnly,
@@ -358,9 +361,24 @@ impl PublicKey {
                 PublicOp::Encrypt(Box::new(jwe::RSA_OAEP_256.encrypter_from_jwk(&jwk)?))
             }
             Alg::EcdhEsA256kw => {
-                PublicOp::Encrypt(Box::new(jwe::ECDH_ES_A256KW.encrypter_from_jwk(&jwk)?))
+                return Err(JosekitError::InvalidKeyFormat(
+                    std::io::Error::other("ECDH-ES keys are not josekit's").into(),
+                ))
             }
         })
+    }
+
+    /// The OpenSSL-backed operation of a validated public JWK: ECDH-ES
+    /// keys as OpenSSL keys for [`crate::ec`], the others through josekit.
+    #[cfg(feature = "openssl")]
+    fn openssl_op(alg: Alg, clean: &Map<String, Value>) -> Result<PublicOp, JoseError> {
+        if alg == Alg::EcdhEsA256kw {
+            let (_, x) = jwk_b64(clean, "x")?;
+            let (_, y) = jwk_b64(clean, "y")?;
+            let encrypter = crate::ec::EcdhEsEncrypter::new(&x, &y)?;
+            return Ok(PublicOp::EcdhEs(Box::new(encrypter)));
+        }
+        Self::josekit_op(alg, clean).map_err(|_| JoseError::InvalidKey(String::new()))
     }
 
     pub fn kid(&self) -> Option<&str> {

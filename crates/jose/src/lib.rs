@@ -14,11 +14,14 @@
 
 mod alg;
 pub mod checks;
+#[cfg(feature = "openssl")]
+mod ec;
 mod error;
 mod jwe;
 mod jwk;
 mod jwks;
 mod jws;
+mod kdf;
 mod key;
 #[cfg(feature = "rustcrypto")]
 mod rustcrypto;

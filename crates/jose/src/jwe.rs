@@ -284,9 +284,10 @@ where
 {
     let parts = split_jwe(token)?;
     let kid = parts.header.get("kid").and_then(Value::as_str);
+    // josekit's form of the header, built only when a josekit decrypter
+    // is tried (the pure backend reads the header as parsed by serde_json).
     #[cfg(feature = "openssl")]
-    let jwe_header = JweHeader::from_map(parts.header.clone())
-        .map_err(|_| JoseError::InvalidToken("malformed header"))?;
+    let mut josekit_header: Option<JweHeader> = None;
 
     let mut tried = false;
     for candidate in lookup(kid) {
@@ -298,11 +299,16 @@ where
             #[cfg(feature = "openssl")]
             PrivateOp::Decrypt(decrypter) => {
                 tried = true;
+                let header = match josekit_header.take() {
+                    Some(header) => header,
+                    None => JweHeader::from_map(parts.header.clone())
+                        .map_err(|_| JoseError::InvalidToken("malformed header"))?,
+                };
                 // RFC 7516 §11.5: if unwrapping the CEK fails, go on with a
                 // random CEK so a bad wrapped key and a bad ciphertext fail
                 // alike.
                 let cek = Zeroizing::new(
-                    match decrypter.decrypt(Some(&parts.encrypted_key), &A256GCM, &jwe_header) {
+                    match decrypter.decrypt(Some(&parts.encrypted_key), &A256GCM, &header) {
                         Ok(cek) if cek.len() == A256GCM.key_len() => cek.into_owned(),
                         _ => {
                             let mut random = vec![0u8; A256GCM.key_len()];
@@ -314,6 +320,7 @@ where
                 if let Ok(plaintext) = parts.open(&cek) {
                     return Ok((parts.header, plaintext));
                 }
+                josekit_header = Some(header);
             }
             #[cfg(feature = "rustcrypto")]
             PrivateOp::PureEcdh(ecdh) => {

@@ -36,6 +36,30 @@ const MAX_JWK_LEN: usize = 16 * 1024;
 /// JWK members that only a private or symmetric key has.
 pub(crate) const PRIVATE_JWK_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
+/// A parsed private JWK whose private members (`d`, `p`, `q`, ...) are
+/// wiped from memory when it is dropped.
+#[cfg(feature = "rustcrypto")]
+pub(crate) struct PrivateJwkMap(pub(crate) Map<String, Value>);
+
+#[cfg(feature = "rustcrypto")]
+impl Drop for PrivateJwkMap {
+    fn drop(&mut self) {
+        fn wipe(value: &mut Value) {
+            match value {
+                Value::String(text) => zeroize::Zeroize::zeroize(text),
+                Value::Array(items) => items.iter_mut().for_each(wipe),
+                Value::Object(members) => members.values_mut().for_each(wipe),
+                _ => {}
+            }
+        }
+        for name in PRIVATE_JWK_MEMBERS {
+            if let Some(value) = self.0.get_mut(*name) {
+                wipe(value);
+            }
+        }
+    }
+}
+
 /// The ready-made josekit object behind a public key.
 pub(crate) enum PublicOp {
     #[cfg(feature = "openssl")]
@@ -131,18 +155,20 @@ fn is_ec_point(kind: KeyKind, x: &[u8], y: &[u8]) -> bool {
     kind == KeyKind::P256 && is_p256_point(x, y)
 }
 
-/// Whether `x` is an Ed25519 public key (32 bytes OpenSSL accepts).
-#[cfg(feature = "openssl")]
+/// Whether `x` is an Ed25519 public key: a point ed25519-dalek decodes
+/// that is not of small order (a small-order key would accept forged
+/// signatures under lax verification rules), and, built with OpenSSL,
+/// 32 bytes OpenSSL accepts. One rule for both backends.
 fn is_ed25519_key(x: &[u8]) -> bool {
-    x.len() == 32 && PKey::public_key_from_raw_bytes(x, Id::ED25519).is_ok()
-}
-
-/// Whether `x` is an Ed25519 public key (a point ed25519-dalek decodes).
-#[cfg(not(feature = "openssl"))]
-fn is_ed25519_key(x: &[u8]) -> bool {
-    <[u8; 32]>::try_from(x)
-        .ok()
-        .is_some_and(|x| ed25519_dalek::VerifyingKey::from_bytes(&x).is_ok())
+    let Ok(bytes) = <[u8; 32]>::try_from(x) else {
+        return false;
+    };
+    let decoded = ed25519_dalek::VerifyingKey::from_bytes(&bytes);
+    #[cfg(feature = "openssl")]
+    if PKey::public_key_from_raw_bytes(x, Id::ED25519).is_err() {
+        return false;
+    }
+    decoded.is_ok_and(|key| !key.is_weak())
 }
 
 impl PublicKey {
@@ -263,9 +289,11 @@ impl PublicKey {
                         "RSA modulus must be {RSA_MIN_BITS} to {RSA_MAX_BITS} bits, not {n_bits}"
                     )));
                 }
+                // Odd, at least 3 and at most 2^33 - 1 (what the pure
+                // backend's rsa crate accepts), on both backends alike.
                 let e_bits = bit_len(&e);
                 let e_odd = e.last().is_some_and(|b| b & 1 == 1);
-                if !(2..=64).contains(&e_bits) || !e_odd {
+                if !(2..=33).contains(&e_bits) || !e_odd {
                     return Err(JoseError::InvalidKey(
                         "RSA exponent is not valid".to_owned(),
                     ));

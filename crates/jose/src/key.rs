@@ -314,8 +314,8 @@ impl PrivateKey {
     #[cfg(feature = "rustcrypto")]
     fn from_private_jwk_pure(json: &str) -> Result<PrivateKey, JoseError> {
         let not_jwk = || JoseError::InvalidKey("private JWK is not a JWK".to_owned());
-        let jwk: Map<String, serde_json::Value> =
-            serde_json::from_str(json).map_err(|_| not_jwk())?;
+        let jwk = crate::jwk::PrivateJwkMap(serde_json::from_str(json).map_err(|_| not_jwk())?);
+        let jwk = &jwk.0;
         let text = |name: &str| jwk.get(name).and_then(serde_json::Value::as_str);
         match (text("kty"), text("alg")) {
             (Some("EC"), None | Some("ECDH-ES+A256KW")) => {}
@@ -337,7 +337,7 @@ impl PrivateKey {
                 "private JWK has no private part (d)".to_owned(),
             ));
         }
-        let ecdh = crate::rustcrypto::EcdhKey::from_jwk(&jwk)?;
+        let ecdh = crate::rustcrypto::EcdhKey::from_jwk(jwk)?;
         let kid = text("kid").unwrap_or_default().to_owned();
         let mut public = Map::new();
         for name in ["kty", "crv", "x", "y", "kid"] {

@@ -13,6 +13,7 @@ use base64::Engine as _;
 use rand::rngs::OsRng;
 use rand::RngCore;
 use serde_json::{Map, Value};
+use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
 use crate::kdf::concat_kdf;
@@ -224,9 +225,8 @@ pub(crate) fn aes256_key_unwrap(kek: &[u8], wrapped: &[u8]) -> Option<Zeroizing<
             r[(i - 1) * 8..i * 8].copy_from_slice(&block[8..]);
         }
     }
-    // The integrity check value, compared without an early exit.
-    let diff = a.iter().zip(IV).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    (diff == 0).then_some(r)
+    // The integrity check value, compared in constant time.
+    bool::from(a.ct_eq(&IV)).then_some(r)
 }
 
 /// A256GCM decryption: `ciphertext` and `tag` under `cek` and `iv`, with

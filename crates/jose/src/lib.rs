@@ -26,6 +26,8 @@ mod key;
 #[cfg(feature = "rustcrypto")]
 mod rustcrypto;
 
+#[cfg(all(test, feature = "rustcrypto"))]
+mod fixture_tests;
 #[cfg(all(test, feature = "openssl"))]
 mod fuzz;
 #[cfg(all(test, feature = "openssl"))]

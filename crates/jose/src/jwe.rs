@@ -6,6 +6,10 @@
 use std::borrow::Borrow;
 
 #[cfg(feature = "openssl")]
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+#[cfg(feature = "openssl")]
+use base64::Engine as _;
+#[cfg(feature = "openssl")]
 use josekit::jwe::enc::A256GCM;
 #[cfg(feature = "openssl")]
 use josekit::jwe::{self, JweContentEncryption as _, JweEncrypter, JweHeader};
@@ -26,7 +30,7 @@ use crate::checks::{decode_header, jwe_part, ENC_A256GCM, GCM_IV_LEN, GCM_TAG_LE
 use crate::jwk::PublicOp;
 use crate::key::PrivateOp;
 #[cfg(feature = "openssl")]
-use crate::{b64, shorten, PublicKey};
+use crate::{b64, ec, shorten, PublicKey};
 use crate::{JoseError, PrivateKey};
 
 #[cfg(feature = "openssl")]
@@ -50,9 +54,95 @@ pub fn encrypt(
     cty: Option<&str>,
     extra_header: Option<&Map<String, Value>>,
 ) -> Result<String, JoseError> {
+    if let PublicOp::EcdhEs(encrypter) = &recipient.0.op {
+        let cek = ec::random_cek()?;
+        return encrypt_ecdh_es(payload, recipient, encrypter, &cek, cty, extra_header);
+    }
     let (encrypter, header) = jwe_header(recipient, cty, extra_header)?;
     jwe::serialize_compact(payload.as_bytes(), &header, encrypter)
         .map_err(|err| JoseError::Crypto(format!("JWE encryption failed: {err}")))
+}
+
+#[cfg(feature = "openssl")]
+/// Refuse the caller's header members that Gatehouse sets itself or that
+/// change processing.
+fn check_extra_header(extra_header: Option<&Map<String, Value>>) -> Result<(), JoseError> {
+    match extra_header
+        .into_iter()
+        .flatten()
+        .find(|(name, _)| RESERVED_JWE_HEADER.contains(&name.as_str()))
+    {
+        Some((name, _)) => Err(JoseError::InvalidKey(format!(
+            "JWE header member {} cannot be set by the caller",
+            shorten(name)
+        ))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(feature = "openssl")]
+/// A compact ECDH-ES+A256KW / A256GCM JWE of `payload` under `cek`
+/// ([`crate::ec`]): the protected header (`alg`, `enc`, `kid`, `cty`, the
+/// caller's members, `epk`) written directly as JSON, then AES-GCM with it
+/// as additional data.
+fn encrypt_ecdh_es(
+    payload: &str,
+    recipient: &PublicKey,
+    encrypter: &ec::EcdhEsEncrypter,
+    cek: &[u8; ec::CEK_LEN],
+    cty: Option<&str>,
+    extra_header: Option<&Map<String, Value>>,
+) -> Result<String, JoseError> {
+    check_extra_header(extra_header)?;
+    let unencodable = |_| JoseError::InvalidKey("unencodable JWE header".to_owned());
+    let wrapped = encrypter.wrap(cek)?;
+    let mut header = Vec::with_capacity(256);
+    header.extend_from_slice(br#"{"alg":"ECDH-ES+A256KW","enc":"A256GCM""#);
+    if let Some(kid) = recipient.kid() {
+        header.extend_from_slice(br#","kid":"#);
+        serde_json::to_writer(&mut header, kid).map_err(unencodable)?;
+    }
+    if let Some(cty) = cty {
+        header.extend_from_slice(br#","cty":"#);
+        serde_json::to_writer(&mut header, cty).map_err(unencodable)?;
+    }
+    for (name, value) in extra_header.into_iter().flatten() {
+        header.push(b',');
+        serde_json::to_writer(&mut header, name).map_err(unencodable)?;
+        header.push(b':');
+        serde_json::to_writer(&mut header, value).map_err(unencodable)?;
+    }
+    header.extend_from_slice(br#","epk":{"kty":"EC","crv":"P-256","x":""#);
+    header.extend_from_slice(b64(wrapped.epk_x).as_bytes());
+    header.extend_from_slice(br#"","y":""#);
+    header.extend_from_slice(b64(wrapped.epk_y).as_bytes());
+    header.extend_from_slice(br#""}}"#);
+    compact_jwe(&header, &wrapped.encrypted_key, cek, payload)
+}
+
+#[cfg(feature = "openssl")]
+/// The compact serialization (RFC 7516 7.1) of a JWE with protected header
+/// `header` (JSON text), wrapped key `encrypted_key` (empty for `dir`), and
+/// `payload` sealed with A256GCM under `cek` and a fresh IV.
+fn compact_jwe(
+    header: &[u8],
+    encrypted_key: &[u8],
+    cek: &[u8],
+    payload: &str,
+) -> Result<String, JoseError> {
+    let iv = ec::random_iv()?;
+    let mut token = String::with_capacity((header.len() + payload.len()) * 4 / 3 + 160);
+    URL_SAFE_NO_PAD.encode_string(header, &mut token);
+    let (ciphertext, tag) = ec::gcm_seal(cek, &iv, payload.as_bytes(), token.as_bytes())?;
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(encrypted_key, &mut token);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(iv, &mut token);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(ciphertext, &mut token);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(tag, &mut token);
+    Ok(token)
 }
 
 #[cfg(feature = "openssl")]
@@ -79,13 +169,8 @@ fn jwe_header<'a>(
     if let Some(cty) = cty {
         header.insert("cty".into(), cty.into());
     }
+    check_extra_header(extra_header)?;
     for (name, value) in extra_header.into_iter().flatten() {
-        if RESERVED_JWE_HEADER.contains(&name.as_str()) {
-            return Err(JoseError::InvalidKey(format!(
-                "JWE header member {} cannot be set by the caller",
-                shorten(name)
-            )));
-        }
         header.insert(name.clone(), value.clone());
     }
     let header = JweHeader::from_map(header)
@@ -106,6 +191,7 @@ pub fn encrypt_dir(
     cty: Option<&str>,
     extra_header: Option<&Map<String, Value>>,
 ) -> Result<String, JoseError> {
+    check_extra_header(extra_header)?;
     let mut header = Map::new();
     header.insert("alg".into(), "dir".into());
     header.insert("enc".into(), ENC_A256GCM.into());
@@ -114,28 +200,11 @@ pub fn encrypt_dir(
         header.insert("cty".into(), cty.into());
     }
     for (name, value) in extra_header.into_iter().flatten() {
-        if RESERVED_JWE_HEADER.contains(&name.as_str()) {
-            return Err(JoseError::InvalidKey(format!(
-                "JWE header member {} cannot be set by the caller",
-                shorten(name)
-            )));
-        }
         header.insert(name.clone(), value.clone());
     }
-    let header_b64 = b64(serde_json::to_vec(&header)
-        .map_err(|_| JoseError::InvalidKey("unencodable JWE header".to_owned()))?);
-    let mut iv = [0u8; GCM_IV_LEN];
-    OsRng.fill_bytes(&mut iv);
-    let (ciphertext, tag) = A256GCM
-        .encrypt(key, Some(&iv), payload.as_bytes(), header_b64.as_bytes())
-        .map_err(|err| JoseError::Crypto(format!("JWE encryption failed: {err}")))?;
-    let tag = tag.ok_or_else(|| JoseError::Crypto("JWE encryption gave no tag".to_owned()))?;
-    Ok(format!(
-        "{header_b64}..{}.{}.{}",
-        b64(iv),
-        b64(ciphertext),
-        b64(tag)
-    ))
+    let header = serde_json::to_vec(&header)
+        .map_err(|_| JoseError::InvalidKey("unencodable JWE header".to_owned()))?;
+    compact_jwe(&header, &[], key, payload)
 }
 
 #[cfg(feature = "openssl")]
@@ -215,9 +284,10 @@ where
 {
     let parts = split_jwe(token)?;
     let kid = parts.header.get("kid").and_then(Value::as_str);
+    // josekit's form of the header, built only when a josekit decrypter
+    // is tried (the pure backend reads the header as parsed by serde_json).
     #[cfg(feature = "openssl")]
-    let jwe_header = JweHeader::from_map(parts.header.clone())
-        .map_err(|_| JoseError::InvalidToken("malformed header"))?;
+    let mut josekit_header: Option<JweHeader> = None;
 
     let mut tried = false;
     for candidate in lookup(kid) {
@@ -229,11 +299,16 @@ where
             #[cfg(feature = "openssl")]
             PrivateOp::Decrypt(decrypter) => {
                 tried = true;
+                let header = match josekit_header.take() {
+                    Some(header) => header,
+                    None => JweHeader::from_map(parts.header.clone())
+                        .map_err(|_| JoseError::InvalidToken("malformed header"))?,
+                };
                 // RFC 7516 §11.5: if unwrapping the CEK fails, go on with a
                 // random CEK so a bad wrapped key and a bad ciphertext fail
                 // alike.
                 let cek = Zeroizing::new(
-                    match decrypter.decrypt(Some(&parts.encrypted_key), &A256GCM, &jwe_header) {
+                    match decrypter.decrypt(Some(&parts.encrypted_key), &A256GCM, &header) {
                         Ok(cek) if cek.len() == A256GCM.key_len() => cek.into_owned(),
                         _ => {
                             let mut random = vec![0u8; A256GCM.key_len()];
@@ -245,6 +320,7 @@ where
                 if let Ok(plaintext) = parts.open(&cek) {
                     return Ok((parts.header, plaintext));
                 }
+                josekit_header = Some(header);
             }
             #[cfg(feature = "rustcrypto")]
             PrivateOp::PureEcdh(ecdh) => {
@@ -279,6 +355,12 @@ pub fn encrypt_with_cek(
     cty: Option<&str>,
     extra_header: Option<&Map<String, Value>>,
 ) -> Result<String, JoseError> {
+    if let PublicOp::EcdhEs(encrypter) = &recipient.0.op {
+        let cek: &[u8; ec::CEK_LEN] = cek.try_into().map_err(|_| {
+            JoseError::InvalidKey("content-encryption key must be 256 bits".to_owned())
+        })?;
+        return encrypt_ecdh_es(payload, recipient, encrypter, cek, cty, extra_header);
+    }
     let crypto = |err: JosekitError| JoseError::Crypto(format!("JWE encryption failed: {err}"));
     let (encrypter, in_header) = jwe_header(recipient, cty, extra_header)?;
     // The same steps as josekit's compact serialization: ask the algorithm
@@ -299,21 +381,9 @@ pub fn encrypt_with_cek(
         .encrypt(cek, &in_header, &mut out_header)
         .map_err(crypto)?
         .ok_or_else(|| JoseError::Crypto("JWE encryption gave no wrapped key".to_owned()))?;
-    let header_b64 = b64(serde_json::to_vec(out_header.claims_set())
-        .map_err(|_| JoseError::InvalidKey("unencodable JWE header".to_owned()))?);
-    let mut iv = [0u8; GCM_IV_LEN];
-    OsRng.fill_bytes(&mut iv);
-    let (ciphertext, tag) = A256GCM
-        .encrypt(cek, Some(&iv), payload.as_bytes(), header_b64.as_bytes())
-        .map_err(crypto)?;
-    let tag = tag.ok_or_else(|| JoseError::Crypto("JWE encryption gave no tag".to_owned()))?;
-    Ok(format!(
-        "{header_b64}.{}.{}.{}.{}",
-        b64(encrypted_key),
-        b64(iv),
-        b64(ciphertext),
-        b64(tag)
-    ))
+    let header = serde_json::to_vec(out_header.claims_set())
+        .map_err(|_| JoseError::InvalidKey("unencodable JWE header".to_owned()))?;
+    compact_jwe(&header, &encrypted_key, cek, payload)
 }
 
 #[cfg(feature = "openssl")]

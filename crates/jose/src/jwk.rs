@@ -36,12 +36,39 @@ const MAX_JWK_LEN: usize = 16 * 1024;
 /// JWK members that only a private or symmetric key has.
 pub(crate) const PRIVATE_JWK_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
+/// A parsed private JWK whose private members (`d`, `p`, `q`, ...) are
+/// wiped from memory when it is dropped.
+#[cfg(feature = "rustcrypto")]
+pub(crate) struct PrivateJwkMap(pub(crate) Map<String, Value>);
+
+#[cfg(feature = "rustcrypto")]
+impl Drop for PrivateJwkMap {
+    fn drop(&mut self) {
+        fn wipe(value: &mut Value) {
+            match value {
+                Value::String(text) => zeroize::Zeroize::zeroize(text),
+                Value::Array(items) => items.iter_mut().for_each(wipe),
+                Value::Object(members) => members.values_mut().for_each(wipe),
+                _ => {}
+            }
+        }
+        for name in PRIVATE_JWK_MEMBERS {
+            if let Some(value) = self.0.get_mut(*name) {
+                wipe(value);
+            }
+        }
+    }
+}
+
 /// The ready-made josekit object behind a public key.
 pub(crate) enum PublicOp {
     #[cfg(feature = "openssl")]
     Verify(Box<dyn JwsVerifier>),
     #[cfg(feature = "openssl")]
     Encrypt(Box<dyn JweEncrypter>),
+    /// ECDH-ES+A256KW to a P-256 key held as an OpenSSL key ([`crate::ec`]).
+    #[cfg(feature = "openssl")]
+    EcdhEs(Box<crate::ec::EcdhEsEncrypter>),
     /// An encryption key known by its public part only: built without
     /// OpenSSL, nothing can encrypt to it (a decryption key's public half).
     #[cfg(not(feature = "openssl"))]
@@ -128,18 +155,20 @@ fn is_ec_point(kind: KeyKind, x: &[u8], y: &[u8]) -> bool {
     kind == KeyKind::P256 && is_p256_point(x, y)
 }
 
-/// Whether `x` is an Ed25519 public key (32 bytes OpenSSL accepts).
-#[cfg(feature = "openssl")]
+/// Whether `x` is an Ed25519 public key: a point ed25519-dalek decodes
+/// that is not of small order (a small-order key would accept forged
+/// signatures under lax verification rules), and, built with OpenSSL,
+/// 32 bytes OpenSSL accepts. One rule for both backends.
 fn is_ed25519_key(x: &[u8]) -> bool {
-    x.len() == 32 && PKey::public_key_from_raw_bytes(x, Id::ED25519).is_ok()
-}
-
-/// Whether `x` is an Ed25519 public key (a point ed25519-dalek decodes).
-#[cfg(not(feature = "openssl"))]
-fn is_ed25519_key(x: &[u8]) -> bool {
-    <[u8; 32]>::try_from(x)
-        .ok()
-        .is_some_and(|x| ed25519_dalek::VerifyingKey::from_bytes(&x).is_ok())
+    let Ok(bytes) = <[u8; 32]>::try_from(x) else {
+        return false;
+    };
+    let decoded = ed25519_dalek::VerifyingKey::from_bytes(&bytes);
+    #[cfg(feature = "openssl")]
+    if PKey::public_key_from_raw_bytes(x, Id::ED25519).is_err() {
+        return false;
+    }
+    decoded.is_ok_and(|key| !key.is_weak())
 }
 
 impl PublicKey {
@@ -260,9 +289,11 @@ impl PublicKey {
                         "RSA modulus must be {RSA_MIN_BITS} to {RSA_MAX_BITS} bits, not {n_bits}"
                     )));
                 }
+                // Odd, at least 3 and at most 2^33 - 1 (what the pure
+                // backend's rsa crate accepts), on both backends alike.
                 let e_bits = bit_len(&e);
                 let e_odd = e.last().is_some_and(|b| b & 1 == 1);
-                if !(2..=64).contains(&e_bits) || !e_odd {
+                if !(2..=33).contains(&e_bits) || !e_odd {
                     return Err(JoseError::InvalidKey(
                         "RSA exponent is not valid".to_owned(),
                     ));
@@ -322,7 +353,7 @@ impl PublicKey {
 
         let op = match backend {
             #[cfg(feature = "openssl")]
-            Backend::OpenSsl => Self::josekit_op(alg, &clean)
+            Backend::OpenSsl => Self::openssl_op(alg, &clean)
                 .map_err(|_| JoseError::InvalidKey(format!("JWK is not a usable {alg} key")))?,
             #[cfg(not(feature = "openssl"))]
             Backend::RustCrypto if alg.key_use() == KeyUse::Enc => PublicOp::PublicOnly,
@@ -358,9 +389,24 @@ impl PublicKey {
                 PublicOp::Encrypt(Box::new(jwe::RSA_OAEP_256.encrypter_from_jwk(&jwk)?))
             }
             Alg::EcdhEsA256kw => {
-                PublicOp::Encrypt(Box::new(jwe::ECDH_ES_A256KW.encrypter_from_jwk(&jwk)?))
+                return Err(JosekitError::InvalidKeyFormat(
+                    std::io::Error::other("ECDH-ES keys are not josekit's").into(),
+                ))
             }
         })
+    }
+
+    /// The OpenSSL-backed operation of a validated public JWK: ECDH-ES
+    /// keys as OpenSSL keys for [`crate::ec`], the others through josekit.
+    #[cfg(feature = "openssl")]
+    fn openssl_op(alg: Alg, clean: &Map<String, Value>) -> Result<PublicOp, JoseError> {
+        if alg == Alg::EcdhEsA256kw {
+            let (_, x) = jwk_b64(clean, "x")?;
+            let (_, y) = jwk_b64(clean, "y")?;
+            let encrypter = crate::ec::EcdhEsEncrypter::new(&x, &y)?;
+            return Ok(PublicOp::EcdhEs(Box::new(encrypter)));
+        }
+        Self::josekit_op(alg, clean).map_err(|_| JoseError::InvalidKey(String::new()))
     }
 
     pub fn kid(&self) -> Option<&str> {

@@ -139,7 +139,7 @@ fn verify_payload(
         #[cfg(feature = "rustcrypto")]
         PublicOp::Pure(verifier) => verifier.verify(parts.signing_input.as_bytes(), &signature),
         #[cfg(feature = "openssl")]
-        PublicOp::Encrypt(_) => {
+        PublicOp::Encrypt(_) | PublicOp::EcdhEs(_) => {
             return Err(JoseError::InvalidToken("algorithm does not match the key"))
         }
         #[cfg(not(feature = "openssl"))]

@@ -185,10 +185,10 @@ fn private_key_fits(pkey: &PKey<Private>, alg: Alg) -> bool {
     }
 }
 
-/// The ready-made josekit object behind a private key.
+/// The ready-made object behind a private key.
 pub(crate) enum PrivateOp {
     #[cfg(feature = "openssl")]
-    Sign(Box<dyn JwsSigner>),
+    Sign(Signer),
     #[cfg(feature = "openssl")]
     Decrypt(Box<dyn JweDecrypter>),
     /// ECDH-ES+A256KW decryption in pure Rust ([`Backend::RustCrypto`]).
@@ -196,9 +196,31 @@ pub(crate) enum PrivateOp {
     PureEcdh(Box<crate::rustcrypto::EcdhKey>),
 }
 
+/// A signing key: ES256 on OpenSSL directly ([`crate::ec`]), the other
+/// algorithms through josekit.
+#[cfg(feature = "openssl")]
+pub(crate) enum Signer {
+    Es256(crate::ec::Es256Signer),
+    Josekit(Box<dyn JwsSigner>),
+}
+
+#[cfg(feature = "openssl")]
+impl Signer {
+    /// The JWS signature of `input`, in its JWS form (raw R || S for ES256).
+    pub(crate) fn sign(
+        &self,
+        input: &[u8],
+    ) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(match self {
+            Signer::Es256(signer) => signer.sign(input)?,
+            Signer::Josekit(signer) => signer.sign(input)?,
+        })
+    }
+}
+
 #[cfg(feature = "openssl")]
 impl PrivateOp {
-    fn from_pkcs8(alg: Alg, der: &[u8]) -> Result<PrivateOp, JosekitError> {
+    fn from_pkcs8(alg: Alg, der: &[u8], pkey: &PKey<Private>) -> Result<PrivateOp, JosekitError> {
         let unsupported = || {
             JosekitError::UnsupportedSignatureAlgorithm(
                 std::io::Error::other("verification-only algorithm").into(),
@@ -208,10 +230,13 @@ impl PrivateOp {
             Alg::ES384 | Alg::ES512 | Alg::RS384 | Alg::RS512 | Alg::PS384 | Alg::PS512 => {
                 return Err(unsupported())
             }
-            Alg::RS256 => PrivateOp::Sign(Box::new(jws::RS256.signer_from_der(der)?)),
-            Alg::PS256 => PrivateOp::Sign(Box::new(jws::PS256.signer_from_der(der)?)),
-            Alg::ES256 => PrivateOp::Sign(Box::new(jws::ES256.signer_from_der(der)?)),
-            Alg::EdDSA => PrivateOp::Sign(Box::new(jws::EdDSA.signer_from_der(der)?)),
+            Alg::RS256 => josekit_signer(jws::RS256.signer_from_der(der)?),
+            Alg::PS256 => josekit_signer(jws::PS256.signer_from_der(der)?),
+            Alg::ES256 => PrivateOp::Sign(Signer::Es256(
+                crate::ec::Es256Signer::new(pkey)
+                    .map_err(|err| JosekitError::InvalidKeyFormat(err.into()))?,
+            )),
+            Alg::EdDSA => josekit_signer(jws::EdDSA.signer_from_der(der)?),
             Alg::RsaOaep256 => {
                 PrivateOp::Decrypt(Box::new(jwe::RSA_OAEP_256.decrypter_from_der(der)?))
             }
@@ -220,6 +245,11 @@ impl PrivateOp {
             }
         })
     }
+}
+
+#[cfg(feature = "openssl")]
+fn josekit_signer(signer: impl JwsSigner + 'static) -> PrivateOp {
+    PrivateOp::Sign(Signer::Josekit(Box::new(signer)))
 }
 
 pub(crate) struct PrivateInner {
@@ -248,7 +278,7 @@ impl PrivateKey {
             )));
         }
         let public = public_key_of(&pkey, kid, alg)?;
-        let op = PrivateOp::from_pkcs8(alg, der).map_err(|_| {
+        let op = PrivateOp::from_pkcs8(alg, der, &pkey).map_err(|_| {
             JoseError::InvalidKey(format!("key {} is not usable for {alg}", shorten(kid)))
         })?;
         Ok(PrivateKey(Arc::new(PrivateInner {
@@ -284,8 +314,8 @@ impl PrivateKey {
     #[cfg(feature = "rustcrypto")]
     fn from_private_jwk_pure(json: &str) -> Result<PrivateKey, JoseError> {
         let not_jwk = || JoseError::InvalidKey("private JWK is not a JWK".to_owned());
-        let jwk: Map<String, serde_json::Value> =
-            serde_json::from_str(json).map_err(|_| not_jwk())?;
+        let jwk = crate::jwk::PrivateJwkMap(serde_json::from_str(json).map_err(|_| not_jwk())?);
+        let jwk = &jwk.0;
         let text = |name: &str| jwk.get(name).and_then(serde_json::Value::as_str);
         match (text("kty"), text("alg")) {
             (Some("EC"), None | Some("ECDH-ES+A256KW")) => {}
@@ -307,7 +337,7 @@ impl PrivateKey {
                 "private JWK has no private part (d)".to_owned(),
             ));
         }
-        let ecdh = crate::rustcrypto::EcdhKey::from_jwk(&jwk)?;
+        let ecdh = crate::rustcrypto::EcdhKey::from_jwk(jwk)?;
         let kid = text("kid").unwrap_or_default().to_owned();
         let mut public = Map::new();
         for name in ["kty", "crv", "x", "y", "kid"] {

@@ -14,15 +14,20 @@
 
 mod alg;
 pub mod checks;
+#[cfg(feature = "openssl")]
+mod ec;
 mod error;
 mod jwe;
 mod jwk;
 mod jwks;
 mod jws;
+mod kdf;
 mod key;
 #[cfg(feature = "rustcrypto")]
 mod rustcrypto;
 
+#[cfg(all(test, feature = "rustcrypto"))]
+mod fixture_tests;
 #[cfg(all(test, feature = "openssl"))]
 mod fuzz;
 #[cfg(all(test, feature = "openssl"))]

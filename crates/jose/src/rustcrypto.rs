@@ -13,9 +13,10 @@ use base64::Engine as _;
 use rand::rngs::OsRng;
 use rand::RngCore;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
+use crate::kdf::concat_kdf;
 use crate::{Alg, JoseError};
 
 /// The refusal of RSA-OAEP-256 decryption on this backend.
@@ -199,37 +200,6 @@ impl EcdhKey {
     }
 }
 
-/// The Concat KDF of RFC 7518 4.6.2 (NIST SP 800-56A, single-step, with
-/// SHA-256): `len` bytes derived from the shared secret `z`, the
-/// algorithm id and the party infos, each length-prefixed.
-pub(crate) fn concat_kdf(
-    z: &[u8],
-    alg_id: &str,
-    apu: &[u8],
-    apv: &[u8],
-    len: usize,
-) -> Zeroizing<Vec<u8>> {
-    let prefixed = |hasher: &mut Sha256, data: &[u8]| {
-        hasher.update((data.len() as u32).to_be_bytes());
-        hasher.update(data);
-    };
-    let mut out = Zeroizing::new(Vec::with_capacity(len + 32));
-    let mut counter: u32 = 1;
-    while out.len() < len {
-        let mut hasher = Sha256::new();
-        hasher.update(counter.to_be_bytes());
-        hasher.update(z);
-        prefixed(&mut hasher, alg_id.as_bytes());
-        prefixed(&mut hasher, apu);
-        prefixed(&mut hasher, apv);
-        hasher.update(((len * 8) as u32).to_be_bytes());
-        out.extend_from_slice(&hasher.finalize());
-        counter += 1;
-    }
-    out.truncate(len);
-    out
-}
-
 /// AES-256 key unwrap (RFC 3394 2.2.2, the A256KW of RFC 7518 4.4);
 /// `None` if the integrity check fails.
 pub(crate) fn aes256_key_unwrap(kek: &[u8], wrapped: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
@@ -255,9 +225,8 @@ pub(crate) fn aes256_key_unwrap(kek: &[u8], wrapped: &[u8]) -> Option<Zeroizing<
             r[(i - 1) * 8..i * 8].copy_from_slice(&block[8..]);
         }
     }
-    // The integrity check value, compared without an early exit.
-    let diff = a.iter().zip(IV).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    (diff == 0).then_some(r)
+    // The integrity check value, compared in constant time.
+    bool::from(a.ct_eq(&IV)).then_some(r)
 }
 
 /// A256GCM decryption: `ciphertext` and `tag` under `cek` and `iv`, with

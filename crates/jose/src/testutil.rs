@@ -90,3 +90,25 @@ pub(crate) fn random_cek() -> [u8; 32] {
     rand::rngs::OsRng.fill_bytes(&mut cek);
     cek
 }
+
+/// A private JWK (JSON) of a P-256 or RSA decryption key.
+pub(crate) fn private_jwk(generated: &KeyPair) -> String {
+    let pkey = openssl::pkey::PKey::private_key_from_pkcs8(generated.private_pkcs8()).unwrap();
+    let mut jwk: Map<String, Value> = serde_json::from_str(&generated.public_jwk).unwrap();
+    let bytes = |n: &openssl::bn::BigNumRef| Value::from(b64(n.to_vec()));
+    if let Ok(ec) = pkey.ec_key() {
+        jwk.insert(
+            "d".into(),
+            b64(ec.private_key().to_vec_padded(32).unwrap()).into(),
+        );
+    } else {
+        let rsa = pkey.rsa().unwrap();
+        jwk.insert("d".into(), bytes(rsa.d()));
+        jwk.insert("p".into(), bytes(rsa.p().unwrap()));
+        jwk.insert("q".into(), bytes(rsa.q().unwrap()));
+        jwk.insert("dp".into(), bytes(rsa.dmp1().unwrap()));
+        jwk.insert("dq".into(), bytes(rsa.dmq1().unwrap()));
+        jwk.insert("qi".into(), bytes(rsa.iqmp().unwrap()));
+    }
+    Value::Object(jwk).to_string()
+}

@@ -3,11 +3,16 @@
 use super::*;
 
 /// One signing key of the issuer's JWKS: its JWK and, when the JWK names
-/// its `alg`, the key parsed once (or why it could not be).
+/// its `alg`, the key parsed once (or why it could not be). A JWK without
+/// `alg` is parsed once per algorithm a token names (at most one entry per
+/// [`Alg`]), and the result kept with the entry, shared by its clones.
 #[derive(Clone)]
 pub(crate) struct JwksKey {
     jwk: Value,
     parsed: Option<Result<PublicKey, JoseError>>,
+    /// For a JWK without `alg`: the key parsed for each algorithm asked
+    /// for so far (`None`: not usable for it).
+    by_alg: Arc<std::sync::Mutex<HashMap<Alg, Option<PublicKey>>>>,
     backend: Backend,
 }
 
@@ -19,6 +24,7 @@ impl JwksKey {
         JwksKey {
             jwk,
             parsed,
+            by_alg: Arc::default(),
             backend,
         }
     }
@@ -32,8 +38,24 @@ impl JwksKey {
             Some(Ok(key)) if key.alg() == alg => Ok(key.clone()),
             Some(_) => Err(MISMATCH),
             None => {
-                PublicKey::from_jwk_value_for_verification_with(&self.jwk, Some(alg), self.backend)
-                    .map_err(|_| MISMATCH)
+                // A poisoned lock only means another thread panicked while
+                // parsing; the map itself is still whole.
+                let mut by_alg = self
+                    .by_alg
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                by_alg
+                    .entry(alg)
+                    .or_insert_with(|| {
+                        PublicKey::from_jwk_value_for_verification_with(
+                            &self.jwk,
+                            Some(alg),
+                            self.backend,
+                        )
+                        .ok()
+                    })
+                    .clone()
+                    .ok_or(MISMATCH)
             }
         }
     }
@@ -243,5 +265,34 @@ impl Verifier {
         }
         tracing::debug!(count = out.len(), "fetched issuer JWKS");
         Ok((out, status::max_age(&headers)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A JWK without `alg` is parsed once per algorithm asked for, usable
+    /// or not, and the clones of the entry share what was parsed.
+    #[test]
+    fn a_jwk_without_alg_is_parsed_once_per_algorithm() {
+        // P-256's base point as a public key, without alg.
+        let jwk = serde_json::json!({
+            "kty": "EC", "crv": "P-256",
+            "x": "axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY",
+            "y": "T-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU",
+        });
+        let entry = JwksKey::new(jwk, Backend::default());
+        let clone = entry.clone();
+        let first = entry.for_alg(Alg::ES256).unwrap();
+        let again = clone.for_alg(Alg::ES256).unwrap();
+        assert_eq!(first.thumbprint(), again.thumbprint());
+        assert_eq!(entry.by_alg.lock().unwrap().len(), 1);
+        assert!(entry.for_alg(Alg::RS256).is_err());
+        assert!(clone.for_alg(Alg::RS256).is_err());
+        let by_alg = entry.by_alg.lock().unwrap();
+        assert_eq!(by_alg.len(), 2);
+        assert!(by_alg[&Alg::RS256].is_none());
     }
 }

@@ -100,28 +100,6 @@ fn openssl_signatures_verify_on_the_pure_backend() {
     }
 }
 
-/// A private JWK (JSON) of a P-256 or RSA decryption key.
-fn private_jwk(generated: &KeyPair) -> String {
-    let pkey = openssl::pkey::PKey::private_key_from_pkcs8(generated.private_pkcs8()).unwrap();
-    let mut jwk: Map<String, Value> = serde_json::from_str(&generated.public_jwk).unwrap();
-    let bytes = |n: &openssl::bn::BigNumRef| Value::from(b64(n.to_vec()));
-    if let Ok(ec) = pkey.ec_key() {
-        jwk.insert(
-            "d".into(),
-            b64(ec.private_key().to_vec_padded(32).unwrap()).into(),
-        );
-    } else {
-        let rsa = pkey.rsa().unwrap();
-        jwk.insert("d".into(), bytes(rsa.d()));
-        jwk.insert("p".into(), bytes(rsa.p().unwrap()));
-        jwk.insert("q".into(), bytes(rsa.q().unwrap()));
-        jwk.insert("dp".into(), bytes(rsa.dmp1().unwrap()));
-        jwk.insert("dq".into(), bytes(rsa.dmq1().unwrap()));
-        jwk.insert("qi".into(), bytes(rsa.iqmp().unwrap()));
-    }
-    Value::Object(jwk).to_string()
-}
-
 #[test]
 fn openssl_jwes_decrypt_on_the_pure_backend() {
     let (generated, opened) = key(Alg::EcdhEsA256kw);
@@ -192,4 +170,126 @@ fn sec1_points_need_32_byte_coordinates() {
     assert!(sec1_point(&[1; 31], &[2; 33]).is_none());
     assert!(sec1_point(&[1; 33], &[2; 31]).is_none());
     assert!(sec1_point(&[], &[]).is_none());
+}
+
+/// Odd public keys get the same answer from both backends: RSA exponents
+/// that are even, below 3 or above 2^33 - 1 are refused, the largest
+/// allowed one is accepted; small-order Ed25519 points are refused.
+#[test]
+fn both_backends_agree_on_odd_keys() {
+    let (generated, _) = key(Alg::RS256);
+    let rsa: Value = serde_json::from_str(&generated.public_jwk).unwrap();
+    let with_e = |e: u64| {
+        let mut jwk = rsa.clone();
+        let bytes = e.to_be_bytes();
+        let start = bytes.iter().position(|&b| b != 0).unwrap_or(7);
+        jwk["e"] = b64(&bytes[start..]).into();
+        jwk
+    };
+    let mut cases = vec![
+        (with_e(3), true),
+        (with_e(65_537), true),
+        ((with_e((1 << 33) - 1)), true),
+        (with_e((1 << 33) + 1), false),
+        (with_e(u64::MAX), false),
+        (with_e(1), false),
+        (with_e(2), false),
+        (with_e(65_536), false),
+    ];
+    let (ed, _) = key(Alg::EdDSA);
+    let ed: Value = serde_json::from_str(&ed.public_jwk).unwrap();
+    cases.push((ed.clone(), true));
+    for small_order in [
+        // The identity, the point of order 2, a point of order 4, and one
+        // of order 8 (libsodium's list of small-order encodings).
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    ] {
+        let bytes = hex(small_order);
+        let point: [u8; 32] = bytes.clone().try_into().unwrap();
+        assert!(
+            ed25519_dalek::VerifyingKey::from_bytes(&point).is_ok_and(|k| k.is_weak()),
+            "{small_order} is a small-order point"
+        );
+        let mut jwk = ed.clone();
+        jwk["x"] = b64(&bytes).into();
+        cases.push((jwk, false));
+    }
+    for (jwk, accepted) in cases {
+        for backend in [Backend::OpenSsl, Backend::RustCrypto] {
+            let result = PublicKey::from_jwk_value_for_verification_with(&jwk, None, backend);
+            assert_eq!(result.is_ok(), accepted, "{backend:?} {jwk}: {result:?}");
+        }
+    }
+}
+
+/// The pure backend verifies RS384/RS512/PS384/PS512 signatures made by
+/// OpenSSL directly, and refuses them once altered.
+#[test]
+fn pure_backend_verifies_openssl_rsa_sha384_and_sha512_signatures() {
+    use openssl::hash::MessageDigest;
+    use openssl::rsa::Padding;
+    use openssl::sign::{RsaPssSaltlen, Signer};
+    let (generated, _) = key(Alg::RS256);
+    let pkey = openssl::pkey::PKey::private_key_from_pkcs8(generated.private_pkcs8()).unwrap();
+    let mut jwk: Value = serde_json::from_str(&generated.public_jwk).unwrap();
+    for (alg, digest, pss) in [
+        (Alg::RS384, MessageDigest::sha384(), false),
+        (Alg::RS512, MessageDigest::sha512(), false),
+        (Alg::PS384, MessageDigest::sha384(), true),
+        (Alg::PS512, MessageDigest::sha512(), true),
+    ] {
+        jwk["alg"] = alg.as_str().into();
+        jwk["kid"] = "rsa".into();
+        let public =
+            PublicKey::from_jwk_value_for_verification_with(&jwk, None, Backend::RustCrypto)
+                .unwrap();
+        let header = serde_json::json!({"alg": alg.as_str(), "kid": "rsa", "typ": "JWT"});
+        let input = format!(
+            "{}.{}",
+            b64_json(&header),
+            b64_json(&Value::Object(claims()))
+        );
+        let mut signer = Signer::new(digest, &pkey).unwrap();
+        if pss {
+            signer.set_rsa_padding(Padding::PKCS1_PSS).unwrap();
+            signer
+                .set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)
+                .unwrap();
+        }
+        let signature = signer.sign_oneshot_to_vec(input.as_bytes()).unwrap();
+        let token = format!("{input}.{}", b64(&signature));
+        let verified = verify(&token, &[alg], |_| Some(public.clone())).unwrap();
+        assert_eq!(verified.claims, claims(), "{alg}");
+        let mut bad = signature.clone();
+        bad[0] ^= 1;
+        let forged = format!("{input}.{}", b64(&bad));
+        assert_eq!(
+            invalid_token(verify(&forged, &[alg], |_| Some(public.clone()))),
+            "bad signature",
+            "{alg}"
+        );
+    }
+}
+
+/// The pure backend refuses an ECDH-ES token whose ephemeral key is off
+/// P-256, before any key agreement.
+#[test]
+fn pure_backend_refuses_an_off_curve_ephemeral_key() {
+    let (generated, opened) = key(Alg::EcdhEsA256kw);
+    let pure =
+        PrivateKey::from_private_jwk_with(&private_jwk(generated), Backend::RustCrypto).unwrap();
+    let token = encrypt("payload", &opened.public_key(), None, None).unwrap();
+    let (header, rest) = token.split_once('.').unwrap();
+    let mut header = decode_b64_json(header);
+    let mut y = b64d(header["epk"]["y"].as_str().unwrap());
+    y[31] ^= 1;
+    header["epk"]["y"] = b64(&y).into();
+    let off_curve = format!("{}.{rest}", b64_json(&header));
+    assert_eq!(
+        invalid_token(decrypt(&off_curve, |_| Some(&pure))),
+        "ephemeral key is not a valid P-256 point"
+    );
 }

@@ -392,8 +392,9 @@ async fn malformed_and_oversized_requests(app: &TestApp) {
     }
     // Just over the limit, with Content-Length: the body-limit layer answers
     // before the route runs, with the token endpoint's cache headers.
-    let r = app
-        .http
+    // On a connection of its own: the server closes it after a 413 with
+    // the body unread, and a pooled connection would fail the next request.
+    let r = reqwest::Client::new()
         .post(app.url("/token"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(vec![b'a'; 64 * 1024 + 1])
@@ -405,8 +406,7 @@ async fn malformed_and_oversized_requests(app: &TestApp) {
     assert_eq!(r.headers()["pragma"], "no-cache");
     // A form with far too many parameters.
     let many: String = (0..500).map(|i| format!("p{i}=v&")).collect();
-    let r = app
-        .http
+    let r = reqwest::Client::new()
         .post(app.url("/token"))
         .basic_auth(&c.id, Some(&secret))
         .header("content-type", "application/x-www-form-urlencoded")

@@ -3,8 +3,9 @@
 //!
 //! Conventions: timestamps are `BIGINT` Unix seconds (no time-zone drift
 //! between backends); lists are JSON text; every secret column holds a
-//! hash, except the client secrets of client_secret_jwt clients, which must
-//! be recoverable and are sealed with the key-encryption key (AES-256-GCM).
+//! hash, except the client secrets of client_secret_jwt clients and TOTP
+//! secrets, which must be recoverable and are sealed with subkeys of the
+//! key-encryption key (AES-256-GCM).
 
 pub use sea_orm_migration::prelude::*;
 
@@ -16,6 +17,7 @@ mod m20261130_000002_client_require_pkce;
 mod m20261130_000003_client_scopes;
 mod m20261130_000004_revocation_lookups;
 mod m20261130_000005_authorization_transactions;
+mod m20261201_000001_second_factors;
 
 pub struct Migrator;
 
@@ -31,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000003_client_scopes::Migration),
             Box::new(m20261130_000004_revocation_lookups::Migration),
             Box::new(m20261130_000005_authorization_transactions::Migration),
+            Box::new(m20261201_000001_second_factors::Migration),
         ]
     }
 }

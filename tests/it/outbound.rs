@@ -200,6 +200,8 @@ async fn a_name_resolving_to_an_internal_address_is_never_contacted() {
         created_at: now,
         last_seen_at: now,
         expires_at: now + 600,
+        ip: None,
+        user_agent: None,
     };
     app.state.store.create_session(&session).await.unwrap();
     app.state

@@ -15,6 +15,7 @@ mod kek;
 mod ring;
 mod sealed;
 mod store;
+mod totp;
 
 pub use gatehouse_jose as jose;
 pub use gatehouse_jose::{
@@ -32,3 +33,4 @@ pub use ring::{
 };
 pub use sealed::{generate, GeneratedKey, OpenSealed};
 pub use store::{KeyRecord, KeyRevocation, KeyState, KeyStore, Rotation};
+pub use totp::{NewTotp, TotpSealer, TOTP_STEP};

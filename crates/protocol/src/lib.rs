@@ -1,6 +1,7 @@
 //! Gatehouse's protocol vocabulary as types, parsed once where a value
 //! enters (a request, a command line, a database row) and never compared as
-//! strings afterwards: [`GrantType`], [`AuthMethod`], [`TokenFormat`] and
+//! strings afterwards: [`GrantType`], [`AuthMethod`], [`TokenFormat`],
+//! the authentication levels [`Acr`] and methods [`Amr`], and
 //! the identifiers [`ClientId`], [`UserId`] and [`Kid`]. Each name's `Display` and
 //! serde form is its exact wire (and stored) string.
 //!
@@ -11,4 +12,4 @@ mod ids;
 mod names;
 
 pub use ids::{ClientId, Kid, UserId};
-pub use names::{AuthMethod, GrantType, TokenFormat, UnknownName};
+pub use names::{Acr, Amr, AuthMethod, GrantType, TokenFormat, UnknownName};

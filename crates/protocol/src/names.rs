@@ -106,10 +106,46 @@ names! {
     }
 }
 
+names! {
+    /// Authentication levels (the `acr` claim, OIDC Core 2), in order: each
+    /// satisfies the ones below it (`Ord` follows the declaration order).
+    /// `Pwd`: one factor; `Mfa`: two factors; `Phr`: phishing-resistant (a
+    /// passkey with user verification).
+    Acr, "authentication level", "urn:gatehouse:acr:pwd, urn:gatehouse:acr:mfa or urn:gatehouse:acr:phr" {
+        Pwd => "urn:gatehouse:acr:pwd",
+        Mfa => "urn:gatehouse:acr:mfa",
+        Phr => "urn:gatehouse:acr:phr",
+    }
+}
+
+names! {
+    /// Authentication method references (RFC 8176), the `amr` claim's values
+    /// Gatehouse records.
+    Amr, "authentication method", "pwd, otp, hwk, swk, user or mfa" {
+        Pwd => "pwd",
+        Otp => "otp",
+        Hwk => "hwk",
+        Swk => "swk",
+        User => "user",
+        Mfa => "mfa",
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn levels_are_ordered_lowest_first() {
+        assert!(Acr::Pwd < Acr::Mfa && Acr::Mfa < Acr::Phr);
+        assert_eq!(Acr::ALL.iter().max(), Some(&Acr::Phr));
+        for a in Acr::ALL {
+            assert_eq!(a.as_str().parse::<Acr>(), Ok(*a));
+        }
+        assert!("urn:gatehouse:acr:other".parse::<Acr>().is_err());
+        assert_eq!("otp".parse::<Amr>(), Ok(Amr::Otp));
+    }
 
     #[test]
     fn names_round_trip_exactly() {

@@ -77,6 +77,7 @@ pub async fn build_state(
         hasher,
         device_keys: crate::http::device::mac_key(&kek),
         sealer: SecretSealer::new(&kek),
+        totp: gatehouse_keys::TotpSealer::new(&kek),
         settings,
         store,
         keys,
@@ -116,6 +117,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/authorize/continue", get(http::authorize::resume))
         .route("/login", get(http::login::get).post(http::login::post))
+        .route(
+            "/login/second-factor",
+            get(http::second_factor::get).post(http::second_factor::post),
+        )
         .route(
             "/consent",
             get(http::consent::get).post(http::consent::post),

@@ -71,6 +71,43 @@ pub enum Event<'a> {
         client_id: &'a str,
         user_id: Option<&'a str>,
     },
+    /// A second factor was confirmed (`otp` or `recovery_code`).
+    SecondFactorSucceeded {
+        user_id: &'a str,
+        method: &'static str,
+        ip: Option<IpAddr>,
+    },
+    SecondFactorFailed {
+        user_id: &'a str,
+        ip: Option<IpAddr>,
+    },
+    TotpEnrolled {
+        user_id: &'a str,
+    },
+    /// By the user (`user`) or an operator's `users mfa reset` (`operator`).
+    SecondFactorsRemoved {
+        user_id: &'a str,
+        by: &'static str,
+    },
+    RecoveryCodesGenerated {
+        user_id: &'a str,
+    },
+    MfaRequirementSet {
+        user_id: &'a str,
+        required: bool,
+    },
+    PasswordChanged {
+        user_id: &'a str,
+        by: &'static str,
+    },
+    SessionEnded {
+        user_id: &'a str,
+        sid: &'a str,
+    },
+    ConsentRevoked {
+        user_id: &'a str,
+        client_id: &'a str,
+    },
     ThrottleEngaged {
         /// `account_ip`, `account`, `device` or `client`.
         scope: &'static str,

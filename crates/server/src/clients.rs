@@ -398,5 +398,6 @@ fn validate(
         require_pkce: spec.require_pkce,
         registration_policy: None,
         legacy_assertion_audience: spec.legacy_assertion_audience,
+        require_acr: None,
     })
 }

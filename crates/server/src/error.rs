@@ -66,6 +66,8 @@ pub enum OAuthError {
     RequestUriNotSupported(Description),
     #[error("insufficient_scope")]
     InsufficientScope(Description),
+    #[error("unmet_authentication_requirements")]
+    UnmetAuthenticationRequirements(Description),
 }
 
 impl OAuthError {
@@ -98,6 +100,9 @@ impl OAuthError {
             ErrorCode::RequestNotSupported => OAuthError::RequestNotSupported(d),
             ErrorCode::RequestUriNotSupported => OAuthError::RequestUriNotSupported(d),
             ErrorCode::InsufficientScope => OAuthError::InsufficientScope(d),
+            ErrorCode::UnmetAuthenticationRequirements => {
+                OAuthError::UnmetAuthenticationRequirements(d)
+            }
         }
     }
 
@@ -133,6 +138,9 @@ impl OAuthError {
             OAuthError::RequestNotSupported(_) => ErrorCode::RequestNotSupported,
             OAuthError::RequestUriNotSupported(_) => ErrorCode::RequestUriNotSupported,
             OAuthError::InsufficientScope(_) => ErrorCode::InsufficientScope,
+            OAuthError::UnmetAuthenticationRequirements(_) => {
+                ErrorCode::UnmetAuthenticationRequirements
+            }
         }
     }
 
@@ -176,7 +184,8 @@ impl OAuthError {
             | OAuthError::UnsupportedTokenType(d)
             | OAuthError::RequestNotSupported(d)
             | OAuthError::RequestUriNotSupported(d)
-            | OAuthError::InsufficientScope(d) => d,
+            | OAuthError::InsufficientScope(d)
+            | OAuthError::UnmetAuthenticationRequirements(d) => d,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod clients;
 pub mod config;
 mod discovery;
 pub mod error;
+mod factors;
 mod grants;
 pub mod http;
 mod id_token_hint;

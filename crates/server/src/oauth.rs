@@ -31,6 +31,8 @@ pub enum ErrorCode {
     RequestNotSupported,
     RequestUriNotSupported,
     InsufficientScope,
+    /// OpenID Connect Unmet Authentication Requirements 1.0.
+    UnmetAuthenticationRequirements,
 }
 
 impl ErrorCode {
@@ -57,6 +59,7 @@ impl ErrorCode {
             ErrorCode::RequestNotSupported => "request_not_supported",
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
             ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use gatehouse_keys::{Clock, KeyRing, SecretHasher, SecretSealer};
+use gatehouse_keys::{Clock, KeyRing, SecretHasher, SecretSealer, TotpSealer};
 use gatehouse_storage::Store;
 
 use crate::{config::Settings, discovery::Discovery, registry::Registry};
@@ -35,6 +35,8 @@ pub struct Shared {
     pub hasher: SecretHasher,
     /// Seals and checks the secrets of client_secret_jwt clients.
     pub sealer: SecretSealer,
+    /// Generates, seals and checks users' TOTP secrets.
+    pub totp: TotpSealer,
     pub clock: Arc<dyn Clock>,
     pub discovery: Arc<Discovery>,
     /// Outbound HTTP to client-supplied URLs (jwks_uri, back-channel

@@ -63,6 +63,9 @@ pub enum Scope {
     Device,
     /// Failed authentication of one client.
     Client,
+    /// Wrong second-factor codes of one account (only someone who knows
+    /// the password gets that far, so no stranger can hold it off).
+    SecondFactor,
 }
 
 impl Scope {
@@ -73,6 +76,7 @@ impl Scope {
             Scope::Account => "account",
             Scope::Device => "device",
             Scope::Client => "client",
+            Scope::SecondFactor => "second_factor",
         }
     }
 
@@ -177,6 +181,11 @@ impl Throttle {
     /// The sign-in key of a browser holding a valid device cookie (its nonce).
     pub fn device_login(&self, nonce: &str) -> Vec<Key> {
         vec![self.key(Scope::Device, &[nonce.as_bytes()])]
+    }
+
+    /// The key of an account's wrong second-factor codes.
+    pub fn second_factor(&self, user_id: &str) -> Vec<Key> {
+        vec![self.key(Scope::SecondFactor, &[user_id.as_bytes()])]
     }
 
     /// The key of a client's failed authentications.

@@ -14,7 +14,7 @@ use tera::{Context, Tera};
 
 static TERA: OnceLock<Tera> = OnceLock::new();
 
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 11] = [
     ("base.html", include_str!("../../../templates/base.html")),
     ("login.html", include_str!("../../../templates/login.html")),
     (
@@ -37,6 +37,18 @@ const TEMPLATES: [(&str, &str); 8] = [
     (
         "authorize_error.html",
         include_str!("../../../templates/authorize_error.html"),
+    ),
+    (
+        "second_factor.html",
+        include_str!("../../../templates/second_factor.html"),
+    ),
+    (
+        "totp_enrol.html",
+        include_str!("../../../templates/totp_enrol.html"),
+    ),
+    (
+        "recovery_codes.html",
+        include_str!("../../../templates/recovery_codes.html"),
     ),
 ];
 

@@ -85,6 +85,11 @@ impl TryFrom<clients::Model> for Client {
                 })
                 .transpose()?,
             legacy_assertion_audience: m.legacy_assertion_audience,
+            require_acr: m
+                .require_acr
+                .as_deref()
+                .map(|a| a.parse().map_err(|e| corrupt("client require_acr", e)))
+                .transpose()?,
         })
     }
 }
@@ -117,6 +122,7 @@ fn active(c: &Client) -> clients::ActiveModel {
             .as_ref()
             .map(|p| serde_json::json!(p).to_string())),
         legacy_assertion_audience: Set(c.legacy_assertion_audience),
+        require_acr: Set(c.require_acr.map(|a| a.as_str().to_owned())),
     }
 }
 

@@ -25,6 +25,7 @@ pub mod users {
         pub disabled: bool,
         pub created_at: i64,
         pub updated_at: i64,
+        pub mfa_required: bool,
     }
     no_relations!();
 }
@@ -58,6 +59,7 @@ pub mod clients {
         pub require_pkce: bool,
         pub registration_policy: Option<String>,
         pub legacy_assertion_audience: bool,
+        pub require_acr: Option<String>,
     }
     no_relations!();
 }
@@ -128,6 +130,8 @@ pub mod sessions {
         pub created_at: i64,
         pub last_seen_at: i64,
         pub expires_at: i64,
+        pub ip: Option<String>,
+        pub user_agent: Option<String>,
     }
     no_relations!();
 }
@@ -296,6 +300,35 @@ pub mod session_clients {
         #[sea_orm(primary_key, auto_increment = false)]
         pub client_id: String,
         pub created_at: i64,
+    }
+    no_relations!();
+}
+
+pub mod totp_factors {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "totp_factors")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub secret_sealed: Vec<u8>,
+        pub created_at: i64,
+        pub confirmed_at: Option<i64>,
+        pub last_step: Option<i64>,
+    }
+    no_relations!();
+}
+
+pub mod recovery_codes {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "recovery_codes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub code_hash: String,
+        pub user_id: String,
+        pub created_at: i64,
+        pub used_at: Option<i64>,
     }
     no_relations!();
 }

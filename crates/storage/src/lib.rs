@@ -17,6 +17,7 @@ mod connect;
 mod consents;
 mod entity;
 mod error;
+mod factors;
 #[cfg(any(test, feature = "fault-injection"))]
 mod faults;
 mod guarded;

@@ -1,7 +1,7 @@
 //! Domain types the stores take and return. Plain data: no sea-orm, no HTTP.
 
 use gatehouse_keys::Alg;
-use gatehouse_protocol::{AuthMethod, ClientId, GrantType, TokenFormat, UserId};
+use gatehouse_protocol::{Acr, AuthMethod, ClientId, GrantType, TokenFormat, UserId};
 use serde::{Deserialize, Serialize};
 
 /// A person who signs in at Gatehouse.
@@ -19,6 +19,8 @@ pub struct User {
     pub disabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The operator requires a second factor (`users mfa require`).
+    pub mfa_required: bool,
 }
 
 /// A registered client application.
@@ -72,6 +74,10 @@ pub struct Client {
     /// (weaker than the issuer alone; for libraries that send it).
     #[serde(default)]
     pub legacy_assertion_audience: bool,
+    /// The operator requires this authentication level for every sign-in
+    /// to this client (`--require-acr`; no registration counterpart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_acr: Option<Acr>,
 }
 
 impl Client {
@@ -141,6 +147,29 @@ pub struct Session {
     pub created_at: i64,
     pub last_seen_at: i64,
     pub expires_at: i64,
+    /// Where the session was started from, for the account page.
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A user's TOTP factor (RFC 6238). The secret is sealed by the caller;
+/// the store never sees it in the clear.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TotpFactor {
+    pub user_id: UserId,
+    pub secret_sealed: Vec<u8>,
+    pub created_at: i64,
+    /// `None` while the enrolment waits for its first code.
+    pub confirmed_at: Option<i64>,
+    /// The last time step accepted (never accepted again).
+    pub last_step: Option<i64>,
+}
+
+/// One recovery code of a user (its keyed hash is not returned).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryCode {
+    pub created_at: i64,
+    pub used_at: Option<i64>,
 }
 
 /// An authorization transaction: a checked authorization request kept

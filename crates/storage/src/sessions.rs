@@ -22,6 +22,8 @@ impl TryFrom<sessions::Model> for Session {
             created_at: m.created_at,
             last_seen_at: m.last_seen_at,
             expires_at: m.expires_at,
+            ip: m.ip,
+            user_agent: m.user_agent,
         })
     }
 }
@@ -39,6 +41,8 @@ impl Store {
             created_at: Set(s.created_at),
             last_seen_at: Set(s.last_seen_at),
             expires_at: Set(s.expires_at),
+            ip: Set(s.ip.clone()),
+            user_agent: Set(s.user_agent.clone()),
         }
         .insert(&self.db)
         .await?;
@@ -82,6 +86,59 @@ impl Store {
         sessions::Entity::delete_by_id(id_hash.to_owned())
             .exec(&self.db)
             .await?;
+        Session::try_from(m).map(Some)
+    }
+
+    /// Records a second factor on a live session (step-up): its level and
+    /// methods change, its `auth_time` does not (that is the time of the
+    /// primary authentication). Returns the updated session, or `None`
+    /// when it ended meanwhile.
+    pub async fn raise_session(
+        &self,
+        id_hash: &str,
+        acr: &str,
+        amr: &[String],
+    ) -> Result<Option<Session>, StoreError> {
+        let res = sessions::Entity::update_many()
+            .col_expr(sessions::Column::Acr, Some(acr.to_owned()).into())
+            .col_expr(
+                sessions::Column::Amr,
+                serde_json::Value::from(amr.to_vec()).to_string().into(),
+            )
+            .filter(sessions::Column::IdHash.eq(id_hash))
+            .exec(&self.db)
+            .await?;
+        if res.rows_affected == 0 {
+            return Ok(None);
+        }
+        sessions::Entity::find_by_id(id_hash.to_owned())
+            .one(&self.db)
+            .await?
+            .map(Session::try_from)
+            .transpose()
+    }
+
+    /// Ends the session `sid` of `user_id` (the account page: a user ends
+    /// one of her own sessions, named by its public id). Returns it.
+    pub async fn delete_user_session(
+        &self,
+        user_id: &str,
+        sid: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let Some(m) = sessions::Entity::find()
+            .filter(sessions::Column::UserId.eq(user_id))
+            .filter(sessions::Column::Sid.eq(sid))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let gone = sessions::Entity::delete_by_id(m.id_hash.clone())
+            .exec(&self.db)
+            .await?;
+        if gone.rows_affected == 0 {
+            return Ok(None);
+        }
         Session::try_from(m).map(Some)
     }
 

@@ -16,6 +16,7 @@ impl From<users::Model> for User {
             disabled: m.disabled,
             created_at: m.created_at,
             updated_at: m.updated_at,
+            mfa_required: m.mfa_required,
         }
     }
 }
@@ -33,6 +34,7 @@ impl Store {
             disabled: Set(u.disabled),
             created_at: Set(u.created_at),
             updated_at: Set(u.updated_at),
+            mfa_required: Set(u.mfa_required),
         }
         .insert(&self.db)
         .await

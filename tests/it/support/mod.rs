@@ -161,6 +161,7 @@ impl TestApp {
             disabled: false,
             created_at: now,
             updated_at: now,
+            mfa_required: false,
         };
         self.state.store.create_user(&user).await.unwrap();
         user

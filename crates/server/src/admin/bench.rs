@@ -144,6 +144,7 @@ impl Fixture {
                 disabled: false,
                 created_at: now,
                 updated_at: now,
+                mfa_required: false,
             },
             scope: ScopeSet::parse("openid profile email").map_err(anyhow::Error::msg)?,
             family: uuid::Uuid::new_v4().to_string(),
@@ -348,6 +349,8 @@ async fn measure(f: &Fixture, budget: Duration) -> anyhow::Result<serde_json::Va
         created_at: state.now(),
         last_seen_at: state.now(),
         expires_at: state.now() + 600,
+        ip: None,
+        user_agent: None,
     };
     state.store.create_session(&session).await?;
     let lookup = rate(budget, 50, || async {

@@ -59,6 +59,7 @@ pub async fn run(cmd: UsersCmd, settings: Settings) -> anyhow::Result<()> {
                 disabled: false,
                 created_at: now,
                 updated_at: now,
+                mfa_required: false,
             };
             store.create_user(&user).await?;
             println!("{}", json!({ "sub": user.id, "username": user.username }));

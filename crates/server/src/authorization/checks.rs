@@ -40,6 +40,7 @@ pub async fn validate(state: &AppState, received: &Received) -> Result<Checked, 
     let prompt = check_prompt(&reply, received)?;
     let max_age = check_max_age(&reply, received)?;
     let hint_sub = check_id_token_hint(state, &reply, received)?;
+    let acr = check_acr(&reply, received)?;
     Ok(Checked {
         request: AuthorizationRequest {
             client_id: client.id.clone(),
@@ -55,6 +56,7 @@ pub async fn validate(state: &AppState, received: &Received) -> Result<Checked, 
             login_hint: received.get("login_hint").map(str::to_owned),
             hint_sub,
             acr_values: received.get("acr_values").map(str::to_owned),
+            acr,
         },
         client,
     })
@@ -434,6 +436,13 @@ fn check_max_age(reply: &Reply, received: &Received) -> Result<Option<i64>, Reje
                 "max_age must be a non-negative integer",
             )
         })
+}
+
+/// `acr_values` and the `claims` parameter's `id_token.acr` (OIDC Core
+/// 3.1.2.1, 5.5.1.1): the levels asked for.
+fn check_acr(reply: &Reply, received: &Received) -> Result<super::AcrRequest, Rejection> {
+    super::levels::requested(received.get("acr_values"), received.get("claims"))
+        .map_err(|d| reply.reject(ErrorCode::InvalidRequest, d))
 }
 
 /// `id_token_hint` (OIDC Core 3.1.2.1): one of our ID tokens, possibly

@@ -1,16 +1,19 @@
 //! What a checked authorization request needs next, decided at
-//! `/authorize` and again at each step of its transaction: a sign-in,
-//! consent, an error for `prompt=none`, or the code, which this module
-//! issues.
+//! `/authorize` and again at each step of its transaction: a sign-in, a
+//! second factor (step-up), consent, an error for `prompt=none` or an
+//! unmet level, or the code, which this module issues.
 
 use gatehouse_storage::{
     model::{AuthCode, Session, User},
     StoreError,
 };
 
+use gatehouse_protocol::Acr;
+
 use super::{
+    levels::{self, Needed},
     transaction::{Transaction, TxError},
-    AuthorizationRequest,
+    AuthorizationRequest, Checked,
 };
 use crate::{oauth::ErrorCode, secrets::random_token, state::AppState};
 
@@ -19,6 +22,9 @@ use crate::{oauth::ErrorCode, secrets::random_token, state::AppState};
 pub enum Next {
     /// The user must sign in (again).
     Login,
+    /// The signed-in user must reach this level with a second factor
+    /// (enrolling one first if she has none).
+    StepUp(Acr),
     /// The user must approve the scopes.
     Consent,
     /// Nothing more to ask: issue the code for this session.
@@ -34,10 +40,11 @@ pub enum Next {
 /// `prompt=consent`).
 pub async fn decide(
     state: &AppState,
-    req: &AuthorizationRequest,
+    checked: &Checked,
     current: Option<(Session, User)>,
     tx: Option<&Transaction>,
 ) -> Result<Next, StoreError> {
+    let req = &checked.request;
     let now = state.now();
     let Some((session, user)) = current else {
         return Ok(login(req));
@@ -49,6 +56,22 @@ pub async fn decide(
     let other_user = req.hint_sub.as_deref().is_some_and(|h| h != user.id);
     if (stale && !signed_in_here) || other_user {
         return Ok(login(req));
+    }
+    match needed(state, checked, &session, &user).await? {
+        Needed::Enough => {}
+        Needed::Unmet => {
+            return Ok(Next::Refuse(
+                ErrorCode::UnmetAuthenticationRequirements,
+                "the user cannot meet the authentication level required",
+            ))
+        }
+        Needed::StepUp(_) if req.prompt.none => {
+            return Ok(Next::Refuse(
+                ErrorCode::InteractionRequired,
+                "the user must confirm a second factor",
+            ))
+        }
+        Needed::StepUp(level) => return Ok(Next::StepUp(level)),
     }
     let granted = state
         .store
@@ -66,6 +89,44 @@ pub async fn decide(
         return Ok(Next::Consent);
     }
     Ok(Next::Issue(Box::new((session, user))))
+}
+
+/// What the request, the client's and the user's policies and the user's
+/// factors ask of this session. A user with a second factor always uses
+/// it. The factors are read only when the session is below two factors.
+pub async fn needed(
+    state: &AppState,
+    checked: &Checked,
+    session: &Session,
+    user: &User,
+) -> Result<Needed, StoreError> {
+    let level = levels::session_level(session);
+    let mut floor = levels::policy_floor(&checked.client, user);
+    let mut capable = level;
+    if level < Acr::Mfa {
+        if second_factor_of(state, user).await? {
+            capable = Acr::Mfa;
+            floor = floor.max(Acr::Mfa);
+        }
+    }
+    // TOTP can be enrolled during a sign-in; passkeys cannot (yet).
+    let enrollable = Acr::Mfa;
+    Ok(levels::needed(
+        &checked.request.acr,
+        level,
+        floor,
+        capable,
+        enrollable,
+    ))
+}
+
+/// Whether the user has a confirmed second factor.
+pub async fn second_factor_of(state: &AppState, user: &User) -> Result<bool, StoreError> {
+    Ok(state
+        .store
+        .totp_factor(&user.id)
+        .await?
+        .is_some_and(|f| f.confirmed_at.is_some()))
 }
 
 fn login(req: &AuthorizationRequest) -> Next {
@@ -99,7 +160,11 @@ pub async fn issue_code(
         resource: req.resource.clone(),
         auth_time: session.auth_time,
         sid: Some(session.sid.clone()),
-        acr: session.acr.clone(),
+        acr: Some(
+            levels::acr_claim(&req.acr, levels::session_level(session))
+                .as_str()
+                .to_owned(),
+        ),
         amr: session.amr.clone(),
         family_id: uuid::Uuid::new_v4().to_string(),
         created_at: now,

@@ -6,11 +6,13 @@
 
 pub mod checks;
 pub mod decide;
+pub mod levels;
 mod request;
 pub mod transaction;
 
 pub use checks::{recheck, validate};
 pub use decide::{decide, issue_code, Next};
+pub use levels::AcrRequest;
 pub use request::{
     redirect_host, AuthorizationRequest, Checked, Confirm, Prompt, Received, Rejection,
     ResponseMode,

@@ -69,6 +69,9 @@ pub struct AuthorizationRequest {
     pub hint_sub: Option<String>,
     #[serde(default)]
     pub acr_values: Option<String>,
+    /// The levels asked for, parsed from `acr_values` and `claims`.
+    #[serde(default)]
+    pub acr: super::levels::AcrRequest,
 }
 
 /// A checked request and the client that sent it.
@@ -217,6 +220,7 @@ mod tests {
             login_hint: None,
             hint_sub: Some("u1".into()),
             acr_values: None,
+            acr: Default::default(),
         };
         let json = serde_json::to_string(&req).unwrap();
         assert!(json.contains(r#""scope":"openid profile""#), "{json}");

@@ -16,6 +16,7 @@ use gatehouse_storage::{
 
 use crate::{
     audit::{self, Event},
+    authorization::levels,
     error::{Error, OAuthError},
     grants::AuthenticatedClient,
     oauth::{AuthMethod, ScopeSet},
@@ -112,6 +113,13 @@ pub async fn exchange(
         Some(u) if !u.disabled => u,
         _ => return Err(invalid_grant("the user is no longer active")),
     };
+    // A level the client or the user requires now, above the one this
+    // grant was made at, ends it: the client signs the user in again.
+    if levels::level_of_amr(&old.amr) < levels::policy_floor(client, &user) {
+        return Err(invalid_grant(
+            "the refresh token was granted at a lower authentication level than is now required; sign the user in again",
+        ));
+    }
 
     // The whole answer is made before the rotation, and the access token's
     // row is written in the rotation's transaction: if anything fails, the

@@ -249,7 +249,8 @@ async fn login(
             outcome: "success".into(),
         })
         .inc();
-    let (session, cookie) = session::start(state, headers, &user, vec!["pwd".to_owned()]).await?;
+    let amr = vec![gatehouse_protocol::Amr::Pwd.as_str().to_owned()];
+    let (session, cookie) = session::start(state, headers, &user, amr, ip).await?;
     tracing::info!(sub = %user.id, "login succeeded");
     audit::emit(
         &Event::SignInSucceeded {
@@ -260,6 +261,7 @@ async fn login(
         now,
     );
     let mut r = match &tx {
+        // The home page asks for the second factor if the account has one.
         None => see_other("/"),
         Some((t, _)) => match t.record_sign_in(state, &session).await {
             Ok(()) => see_other(&format!("/authorize/continue?tx={}", urlencode(&t.id))),
@@ -278,7 +280,12 @@ async fn login(
 /// `GET /`: who is signed in on this browser.
 pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match session::current(&state, &headers).await {
-        Ok(Some((_, user))) => {
+        Ok(Some((session, user))) => {
+            match super::second_factor::account_needs_step_up(&state, &session, &user).await {
+                Ok(false) => {}
+                Ok(true) => return see_other("/login/second-factor"),
+                Err(e) => return AppError::from(e).into_page_response(),
+            }
             let mut ctx = Context::new();
             ctx.insert("username", &user.username);
             views::page(StatusCode::OK, "signed_in.html", &ctx)

@@ -16,6 +16,7 @@ pub mod logout;
 pub mod metrics;
 pub mod register;
 pub mod revoke;
+pub mod second_factor;
 pub mod session;
 pub mod status_list;
 pub mod token;

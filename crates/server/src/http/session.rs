@@ -85,13 +85,15 @@ pub async fn current(
     Ok(Some((session, user)))
 }
 
-/// Starts a session for `user`, ending the browser's previous one. Returns
-/// the session and its Set-Cookie header.
+/// Starts a session for `user` at one factor (`amr`), ending the
+/// browser's previous one; records where it started (IP, browser) for the
+/// account page. Returns the session and its Set-Cookie header.
 pub async fn start(
     state: &AppState,
     headers: &HeaderMap,
     user: &User,
     amr: Vec<String>,
+    ip: Option<std::net::IpAddr>,
 ) -> Result<(Session, Option<HeaderValue>), AppError> {
     if let Some(old) = read_cookie(state, headers, "session") {
         state.store.delete_session(&state.hasher.hash(&old)).await?;
@@ -104,10 +106,15 @@ pub async fn start(
         user_id: user.id.clone(),
         auth_time: now,
         amr,
-        acr: None,
+        acr: Some(gatehouse_protocol::Acr::Pwd.as_str().to_owned()),
         created_at: now,
         last_seen_at: now,
         expires_at: now + state.settings.lifetimes.session_max_age,
+        ip: ip.map(|i| i.to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().filter(|c| !c.is_control()).take(255).collect()),
     };
     state.store.create_session(&session).await?;
     Ok((session, set_cookie(state, "session", &id, None)))

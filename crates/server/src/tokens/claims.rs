@@ -156,6 +156,7 @@ mod tests {
             disabled: false,
             created_at: 1,
             updated_at: 2,
+            mfa_required: false,
         }
     }
 

@@ -45,6 +45,7 @@ fn user(n: u32) -> User {
         disabled: false,
         created_at: 0,
         updated_at: 0,
+        mfa_required: false,
     }
 }
 

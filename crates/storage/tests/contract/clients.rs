@@ -87,6 +87,7 @@ async fn clients(store: Store) {
         }),
         // The flag round-trips (stored false for every earlier client).
         legacy_assertion_audience: true,
+        require_acr: Some(gatehouse_protocol::Acr::Mfa),
         updated_at: NOW + 100,
         ..c1.clone()
     };

@@ -21,6 +21,7 @@ pub fn user(id: &str, username: &str) -> User {
         disabled: false,
         created_at: NOW,
         updated_at: NOW,
+        mfa_required: false,
     }
 }
 
@@ -56,6 +57,7 @@ pub fn client(id: &str, created_at: i64) -> Client {
         require_pkce: false,
         registration_policy: None,
         legacy_assertion_audience: false,
+        require_acr: None,
     }
 }
 
@@ -107,6 +109,8 @@ pub fn session(
         created_at,
         last_seen_at: created_at,
         expires_at,
+        ip: None,
+        user_agent: None,
     }
 }
 

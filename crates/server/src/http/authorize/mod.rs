@@ -195,7 +195,7 @@ async fn step(
         Started::Continued(t) => (Some(*t), None),
     };
     let current = session::current(state, headers).await?;
-    let next = decide(state, &checked.request, current, tx.as_ref()).await?;
+    let next = decide(state, checked, current, tx.as_ref()).await?;
     let page = match next {
         Next::Refuse(code, description) => {
             return Ok(reject_to_client(state, checked, code, description))
@@ -211,6 +211,7 @@ async fn step(
             return Ok(respond(state, &req.redirect_uri, req.response_mode, pairs));
         }
         Next::Login => "/login",
+        Next::StepUp(_) => "/login/second-factor",
         Next::Consent => "/consent",
     };
     let (tx, cookie) = match tx {

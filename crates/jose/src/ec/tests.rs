@@ -133,7 +133,10 @@ fn key_wrapping_wipes_the_shared_point() {
 fn fast_path_tokens_open_with_josekit_and_the_pure_backend() {
     let mut extra = Map::new();
     extra.insert("gh_ref".into(), json!("quote \" backslash \\ é \u{1}"));
-    extra.insert("n".into(), json!({"a": [1, 2.5, null, true]}));
+    extra.insert(
+        "n".into(),
+        json!("line\nbreak, tab\t, </script> and \u{7f}"),
+    );
     for round in 0..4 {
         let kid = format!("api-{round}");
         let generated = generate_key_pair(Alg::EcdhEsA256kw, &kid).unwrap();

@@ -180,7 +180,9 @@ impl PublicKey {
     /// Parse a public JWK; its `alg` member wins, else `alg` is used, else
     /// it is refused. Private or symmetric keys, a `use` that contradicts the
     /// algorithm, the wrong key type or curve, RSA moduli outside 2048..=8192
-    /// bits and EC points off P-256 are all refused with `InvalidKey`.
+    /// bits or even, RSA exponents that are even, below 3 or above
+    /// 2^33 - 1, EC points off their curve and small-order Ed25519 points
+    /// are all refused with `InvalidKey`, on both backends.
     pub fn from_jwk_json_with_alg(json: &str, alg: Option<Alg>) -> Result<PublicKey, JoseError> {
         if json.len() > MAX_JWK_LEN {
             return Err(JoseError::InvalidKey("JWK is too large".to_owned()));
@@ -289,8 +291,14 @@ impl PublicKey {
                         "RSA modulus must be {RSA_MIN_BITS} to {RSA_MAX_BITS} bits, not {n_bits}"
                     )));
                 }
-                // Odd, at least 3 and at most 2^33 - 1 (what the pure
-                // backend's rsa crate accepts), on both backends alike.
+                // An odd modulus (a product of odd primes), and an odd
+                // exponent of at least 3 and at most 2^33 - 1 (so below
+                // the modulus): what the pure backend's rsa crate accepts,
+                // checked here for both backends alike (OpenSSL takes an
+                // even modulus).
+                if n.last().is_none_or(|b| b & 1 == 0) {
+                    return Err(JoseError::InvalidKey("RSA modulus is not valid".to_owned()));
+                }
                 let e_bits = bit_len(&e);
                 let e_odd = e.last().is_some_and(|b| b & 1 == 1);
                 if !(2..=33).contains(&e_bits) || !e_odd {

@@ -94,8 +94,12 @@
 //! operations only) and ECDH-ES+A256KW/A256GCM decryption. It refuses an
 //! RSA decryption key (RSA-OAEP-256 needs OpenSSL) and ES384/ES512 when the
 //! verifier is built. Both backends accept every token an honest signer
-//! makes and refuse every forgery the tests try; the pure one is stricter on
-//! odd issuer keys (EdDSA small-order points, RSA exponents above 2^33-1).
+//! makes, refuse every forgery the tests try, and refuse the same odd
+//! issuer keys (even RSA moduli; RSA exponents that are even, below 3 or
+//! above 2^33-1; EdDSA small-order points). One difference remains: an
+//! EdDSA signature whose R is a small-order point, which only the issuer's
+//! key can make, is refused by the pure backend (`verify_strict`) and
+//! accepted by OpenSSL.
 //! Built with `default-features = false, features = ["rustcrypto"]` (plus
 //! `axum` if wanted), nothing links OpenSSL and `Backend::RustCrypto` is the
 //! default: for musl targets and cross-compilation.

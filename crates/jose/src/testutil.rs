@@ -92,7 +92,6 @@ pub(crate) fn random_cek() -> [u8; 32] {
 }
 
 /// A private JWK (JSON) of a P-256 or RSA decryption key.
-#[cfg(feature = "rustcrypto")]
 pub(crate) fn private_jwk(generated: &KeyPair) -> String {
     let pkey = openssl::pkey::PKey::private_key_from_pkcs8(generated.private_pkcs8()).unwrap();
     let mut jwk: Map<String, Value> = serde_json::from_str(&generated.public_jwk).unwrap();

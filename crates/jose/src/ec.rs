@@ -35,6 +35,9 @@ use crate::kdf::a256kw_kek;
 use crate::key::p256_group;
 use crate::JoseError;
 
+mod secret_point;
+use secret_point::SecretPoint;
+
 /// Length of a P-256 coordinate, scalar and shared secret.
 const P256_LEN: usize = 32;
 /// Length of the content-encryption key of A256GCM.
@@ -140,7 +143,11 @@ impl EcdhEsEncrypter {
         // provider and check the recipient's key again on every token.
         // The recipient's point was checked on the curve when parsed; the
         // multiplication is OpenSSL's constant-time one for a secret scalar.
-        let mut shared = EcPoint::new(group).map_err(&err)?;
+        // The shared point is the secret: it is wiped when freed
+        // ([`SecretPoint`]), on every path out of here; its coordinates go
+        // to secure-heap numbers (wiped when freed) and Z to a buffer wiped
+        // on drop.
+        let mut shared = SecretPoint::new(group).map_err(&err)?;
         shared
             .mul2(
                 group,
@@ -154,7 +161,13 @@ impl EcdhEsEncrypter {
         shared
             .affine_coordinates(group, &mut shared_x, &mut shared_y, &mut ctx)
             .map_err(&err)?;
-        let z = Zeroizing::new(shared_x.to_vec_padded(P256_LEN as i32).map_err(&err)?);
+        let x = Zeroizing::new(shared_x.to_vec_padded(P256_LEN as i32).map_err(&err)?);
+        if x.len() != P256_LEN {
+            return Err(JoseError::Crypto("ECDH shared secret length".to_owned()));
+        }
+        // Copied in place: no unwiped temporary of the secret.
+        let mut z = Zeroizing::new([0u8; P256_LEN]);
+        z.copy_from_slice(&x);
         let kek = a256kw_kek(&z);
         aes256_key_wrap(&kek, cek, &mut wrapped.encrypted_key)?;
         Ok(wrapped)

@@ -45,9 +45,9 @@ const RESERVED_JWE_HEADER: &[&str] = &[
 /// Encrypt `payload` to `recipient` as a compact JWE: the recipient's alg
 /// (RSA-OAEP-256 or ECDH-ES+A256KW), `enc` A256GCM, `kid` = the recipient's
 /// kid if it has one, `cty` if given (pass "JWT" for a nested token), and the
-/// `extra_header` members (not marked critical; members Gatehouse sets or
-/// that change processing, such as `zip` or `crit`, are refused). No
-/// compression.
+/// `extra_header` members (not marked critical; string values only, and
+/// members Gatehouse sets or that change processing, such as `zip` or
+/// `crit`, are refused). No compression.
 pub fn encrypt(
     payload: &str,
     recipient: &PublicKey,
@@ -65,19 +65,33 @@ pub fn encrypt(
 
 #[cfg(feature = "openssl")]
 /// Refuse the caller's header members that Gatehouse sets itself or that
-/// change processing.
+/// change processing, and any that is not a string. Every encrypting path
+/// calls this first, so all of them write the same headers and refuse the
+/// same input: the fast ECDH-ES path writes the members as they are, while
+/// josekit's header type-checks some names itself (`typ`, `iss`, `sub`,
+/// `url`: strings; `nonce`: base64url), so the rule is the stricter of the
+/// two for every name.
 fn check_extra_header(extra_header: Option<&Map<String, Value>>) -> Result<(), JoseError> {
-    match extra_header
-        .into_iter()
-        .flatten()
-        .find(|(name, _)| RESERVED_JWE_HEADER.contains(&name.as_str()))
-    {
-        Some((name, _)) => Err(JoseError::InvalidKey(format!(
-            "JWE header member {} cannot be set by the caller",
-            shorten(name)
-        ))),
-        None => Ok(()),
+    for (name, value) in extra_header.into_iter().flatten() {
+        if RESERVED_JWE_HEADER.contains(&name.as_str()) {
+            return Err(JoseError::InvalidKey(format!(
+                "JWE header member {} cannot be set by the caller",
+                shorten(name)
+            )));
+        }
+        let Value::String(text) = value else {
+            return Err(JoseError::InvalidKey(format!(
+                "JWE header member {} must be a string",
+                shorten(name)
+            )));
+        };
+        if name == "nonce" && URL_SAFE_NO_PAD.decode(text).is_err() {
+            return Err(JoseError::InvalidKey(
+                "JWE header member \"nonce\" must be base64url".to_owned(),
+            ));
+        }
     }
+    Ok(())
 }
 
 #[cfg(feature = "openssl")]

@@ -36,27 +36,76 @@ const MAX_JWK_LEN: usize = 16 * 1024;
 /// JWK members that only a private or symmetric key has.
 pub(crate) const PRIVATE_JWK_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
-/// A parsed private JWK whose private members (`d`, `p`, `q`, ...) are
-/// wiped from memory when it is dropped.
+/// Wipe the private members (`d`, `p`, `q`, `dp`, `dq`, `qi`, `oth`, `k`)
+/// of a parsed JWK in place: every string in them is overwritten with
+/// zeros and left empty.
+pub(crate) fn wipe_private_members(jwk: &mut Map<String, Value>) {
+    fn wipe(value: &mut Value) {
+        match value {
+            Value::String(text) => zeroize::Zeroize::zeroize(text),
+            Value::Array(items) => items.iter_mut().for_each(wipe),
+            Value::Object(members) => members.values_mut().for_each(wipe),
+            _ => {}
+        }
+    }
+    for name in PRIVATE_JWK_MEMBERS {
+        if let Some(value) = jwk.get_mut(*name) {
+            wipe(value);
+        }
+    }
+}
+
+/// A parsed private JWK whose private members are wiped from memory when
+/// it is dropped, on every path.
+///
+/// What this cannot reach: the caller's JSON text (borrowed), and the
+/// copies serde_json makes while parsing (a string with escapes goes
+/// through its scratch buffer, and the members parsed before a syntax
+/// error are dropped unwiped inside serde_json).
 #[cfg(feature = "rustcrypto")]
 pub(crate) struct PrivateJwkMap(pub(crate) Map<String, Value>);
 
 #[cfg(feature = "rustcrypto")]
 impl Drop for PrivateJwkMap {
     fn drop(&mut self) {
-        fn wipe(value: &mut Value) {
-            match value {
-                Value::String(text) => zeroize::Zeroize::zeroize(text),
-                Value::Array(items) => items.iter_mut().for_each(wipe),
-                Value::Object(members) => members.values_mut().for_each(wipe),
-                _ => {}
-            }
-        }
-        for name in PRIVATE_JWK_MEMBERS {
-            if let Some(value) = self.0.get_mut(*name) {
-                wipe(value);
-            }
-        }
+        wipe_private_members(&mut self.0);
+    }
+}
+
+/// A josekit private JWK whose private members are wiped from memory when
+/// it is dropped, on every path (josekit's `Jwk` does not wipe itself).
+///
+/// What this cannot reach: besides what [`PrivateJwkMap`] cannot, the
+/// copies josekit makes inside `Jwk::from_bytes` (a JWK it refuses is
+/// dropped there) and the bytes it decodes while building an OpenSSL key
+/// from the JWK. The DER it returns is the caller's to wipe, and OpenSSL
+/// wipes its own keys when freed.
+#[cfg(feature = "openssl")]
+pub(crate) struct PrivateJwk(Jwk);
+
+#[cfg(feature = "openssl")]
+impl PrivateJwk {
+    /// Parse a JWK with josekit.
+    pub(crate) fn from_json(json: &str) -> Result<PrivateJwk, JosekitError> {
+        Jwk::from_bytes(json.as_bytes()).map(PrivateJwk)
+    }
+}
+
+#[cfg(feature = "openssl")]
+impl std::ops::Deref for PrivateJwk {
+    type Target = Jwk;
+
+    fn deref(&self) -> &Jwk {
+        &self.0
+    }
+}
+
+#[cfg(feature = "openssl")]
+impl Drop for PrivateJwk {
+    fn drop(&mut self) {
+        let jwk = std::mem::replace(&mut self.0, Jwk::new(""));
+        let mut members: Map<String, Value> = jwk.into();
+        wipe_private_members(&mut members);
     }
 }
 
@@ -180,7 +229,9 @@ impl PublicKey {
     /// Parse a public JWK; its `alg` member wins, else `alg` is used, else
     /// it is refused. Private or symmetric keys, a `use` that contradicts the
     /// algorithm, the wrong key type or curve, RSA moduli outside 2048..=8192
-    /// bits and EC points off P-256 are all refused with `InvalidKey`.
+    /// bits or even, RSA exponents that are even, below 3 or above
+    /// 2^33 - 1, EC points off their curve and small-order Ed25519 points
+    /// are all refused with `InvalidKey`, on both backends.
     pub fn from_jwk_json_with_alg(json: &str, alg: Option<Alg>) -> Result<PublicKey, JoseError> {
         if json.len() > MAX_JWK_LEN {
             return Err(JoseError::InvalidKey("JWK is too large".to_owned()));
@@ -289,8 +340,14 @@ impl PublicKey {
                         "RSA modulus must be {RSA_MIN_BITS} to {RSA_MAX_BITS} bits, not {n_bits}"
                     )));
                 }
-                // Odd, at least 3 and at most 2^33 - 1 (what the pure
-                // backend's rsa crate accepts), on both backends alike.
+                // An odd modulus (a product of odd primes), and an odd
+                // exponent of at least 3 and at most 2^33 - 1 (so below
+                // the modulus): what the pure backend's rsa crate accepts,
+                // checked here for both backends alike (OpenSSL takes an
+                // even modulus).
+                if n.last().is_none_or(|b| b & 1 == 0) {
+                    return Err(JoseError::InvalidKey("RSA modulus is not valid".to_owned()));
+                }
                 let e_bits = bit_len(&e);
                 let e_odd = e.last().is_some_and(|b| b & 1 == 1);
                 if !(2..=33).contains(&e_bits) || !e_odd {

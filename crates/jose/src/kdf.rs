@@ -38,18 +38,36 @@ pub(crate) fn concat_kdf(
 
 /// The 256-bit key-wrapping key of ECDH-ES+A256KW with empty `apu` and
 /// `apv` (what Gatehouse sends): [`concat_kdf`] in one SHA-256 call.
+///
+/// The KDF input is assembled in one buffer that is wiped on drop and
+/// hashed in a single call: its first 64-byte block, the one holding `z`,
+/// is then compressed straight from that buffer, and only the last two
+/// bytes (the key length) are copied into the hasher's own buffer, which
+/// is not wiped. (Feeding `z` on its own would leave it there.)
 #[cfg(feature = "openssl")]
-pub(crate) fn a256kw_kek(z: &[u8]) -> Zeroizing<[u8; 32]> {
+pub(crate) fn a256kw_kek(z: &[u8; 32]) -> Zeroizing<[u8; 32]> {
     const ALG_ID: &[u8] = b"ECDH-ES+A256KW";
-    let mut hasher = Sha256::new();
-    hasher.update(1u32.to_be_bytes());
-    hasher.update(z);
-    hasher.update((ALG_ID.len() as u32).to_be_bytes());
-    hasher.update(ALG_ID);
-    hasher.update(0u32.to_be_bytes());
-    hasher.update(0u32.to_be_bytes());
-    hasher.update(256u32.to_be_bytes());
-    Zeroizing::new(hasher.finalize().into())
+    // counter || Z || len(alg) || alg || len(apu) || len(apv) || key bits
+    const LEN: usize = 4 + 32 + 4 + ALG_ID.len() + 4 + 4 + 4;
+    let mut input = Zeroizing::new([0u8; LEN]);
+    let mut at = 0;
+    for part in [
+        &1u32.to_be_bytes()[..],
+        z,
+        &(ALG_ID.len() as u32).to_be_bytes(),
+        ALG_ID,
+        &0u32.to_be_bytes(),
+        &0u32.to_be_bytes(),
+        &256u32.to_be_bytes(),
+    ] {
+        input[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    let mut kek = Zeroizing::new([0u8; 32]);
+    Sha256::new_with_prefix(input.as_slice()).finalize_into(
+        sha2::digest::generic_array::GenericArray::from_mut_slice(kek.as_mut_slice()),
+    );
+    kek
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use josekit::jwk::alg::ec::EcKeyPair;
 #[cfg(feature = "openssl")]
 use josekit::jwk::alg::rsa::RsaKeyPair;
 #[cfg(feature = "openssl")]
-use josekit::jwk::{Jwk, KeyPair as _};
+use josekit::jwk::KeyPair as _;
 #[cfg(feature = "openssl")]
 use josekit::jws::{self, JwsSigner};
 #[cfg(feature = "openssl")]
@@ -357,7 +357,7 @@ impl PrivateKey {
 
     #[cfg(feature = "openssl")]
     fn from_private_jwk_openssl(json: &str) -> Result<PrivateKey, JoseError> {
-        let jwk = Jwk::from_bytes(json.as_bytes())
+        let jwk = crate::jwk::PrivateJwk::from_json(json)
             .map_err(|_| JoseError::InvalidKey("private JWK is not a JWK".to_owned()))?;
         let alg = match (jwk.key_type(), jwk.algorithm()) {
             ("EC", None | Some("ECDH-ES+A256KW")) => Alg::EcdhEsA256kw,

@@ -1,18 +1,23 @@
 //! The issuer's signing keys: discovery, the JWKS fetch and its cache.
 
+use std::sync::OnceLock;
+
+use gatehouse_jose::KeyUse;
+
 use super::*;
 
 /// One signing key of the issuer's JWKS: its JWK and, when the JWK names
 /// its `alg`, the key parsed once (or why it could not be). A JWK without
-/// `alg` is parsed once per algorithm a token names (at most one entry per
-/// [`Alg`]), and the result kept with the entry, shared by its clones.
+/// `alg` is parsed for an algorithm the first time a token names it, and
+/// the key kept in that algorithm's slot, shared by the entry's clones.
 #[derive(Clone)]
 pub(crate) struct JwksKey {
     jwk: Value,
     parsed: Option<Result<PublicKey, JoseError>>,
-    /// For a JWK without `alg`: the key parsed for each algorithm asked
-    /// for so far (`None`: not usable for it).
-    by_alg: Arc<std::sync::Mutex<HashMap<Alg, Option<PublicKey>>>>,
+    /// For a JWK without `alg`: one slot per signature algorithm, holding
+    /// the key parsed for it once one parse succeeded (empty otherwise,
+    /// and for a JWK with `alg`).
+    by_alg: Arc<[(Alg, OnceLock<PublicKey>)]>,
     backend: Backend,
 }
 
@@ -21,10 +26,19 @@ impl JwksKey {
         let parsed = jwk
             .get("alg")
             .map(|_| PublicKey::from_jwk_value_for_verification_with(&jwk, None, backend));
+        let by_alg = match parsed {
+            Some(_) => Arc::default(),
+            None => Alg::ALL
+                .iter()
+                .chain(Alg::VERIFY_ONLY)
+                .filter(|alg| alg.key_use() == KeyUse::Sig)
+                .map(|&alg| (alg, OnceLock::new()))
+                .collect(),
+        };
         JwksKey {
             jwk,
             parsed,
-            by_alg: Arc::default(),
+            by_alg,
             backend,
         }
     }
@@ -38,26 +52,37 @@ impl JwksKey {
             Some(Ok(key)) if key.alg() == alg => Ok(key.clone()),
             Some(_) => Err(MISMATCH),
             None => {
-                // A poisoned lock only means another thread panicked while
-                // parsing; the map itself is still whole.
-                let mut by_alg = self
-                    .by_alg
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                by_alg
-                    .entry(alg)
-                    .or_insert_with(|| {
-                        PublicKey::from_jwk_value_for_verification_with(
-                            &self.jwk,
-                            Some(alg),
-                            self.backend,
-                        )
-                        .ok()
-                    })
-                    .clone()
-                    .ok_or(MISMATCH)
+                let slot = self.slot(alg).ok_or(MISMATCH)?;
+                if let Some(key) = slot.get() {
+                    return Ok(key.clone());
+                }
+                // Parsed outside any lock: tokens with other keys or
+                // algorithms never wait for it. Several first users may
+                // parse at once; the first to finish fills the slot and
+                // all of them return the key it holds. A failure is not
+                // kept: it is cheap (the structural refusals come before
+                // any crypto) and costs no more than the signature check
+                // a usable key would have led to, and a key that failed
+                // once for a passing reason is not refused until the next
+                // JWKS refresh.
+                let key = PublicKey::from_jwk_value_for_verification_with(
+                    &self.jwk,
+                    Some(alg),
+                    self.backend,
+                )
+                .map_err(|_| MISMATCH)?;
+                Ok(slot.get_or_init(|| key).clone())
             }
         }
+    }
+
+    /// The slot of `alg` (`None` for a JWK with `alg`, or an algorithm
+    /// that does not sign).
+    fn slot(&self, alg: Alg) -> Option<&OnceLock<PublicKey>> {
+        self.by_alg
+            .iter()
+            .find(|(slot_alg, _)| *slot_alg == alg)
+            .map(|(_, slot)| slot)
     }
 }
 
@@ -273,26 +298,81 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    /// A JWK without `alg` is parsed once per algorithm asked for, usable
-    /// or not, and the clones of the entry share what was parsed.
-    #[test]
-    fn a_jwk_without_alg_is_parsed_once_per_algorithm() {
-        // P-256's base point as a public key, without alg.
-        let jwk = serde_json::json!({
+    /// P-256's base point as a public key, without alg.
+    fn ec_jwk_without_alg() -> Value {
+        serde_json::json!({
             "kty": "EC", "crv": "P-256",
             "x": "axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY",
             "y": "T-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU",
-        });
-        let entry = JwksKey::new(jwk, Backend::default());
+        })
+    }
+
+    /// A JWK without `alg` is parsed once for an algorithm it fits, and
+    /// the clones of the entry share what was parsed. An algorithm it does
+    /// not fit is refused every time without spoiling the others, and the
+    /// failure is not kept.
+    #[test]
+    fn a_jwk_without_alg_is_parsed_once_per_algorithm_and_failures_are_not_kept() {
+        let entry = JwksKey::new(ec_jwk_without_alg(), Backend::default());
         let clone = entry.clone();
+        assert!(Arc::ptr_eq(&entry.by_alg, &clone.by_alg));
+        assert!(entry.for_alg(Alg::RS256).is_err());
+        assert!(entry.slot(Alg::RS256).unwrap().get().is_none());
         let first = entry.for_alg(Alg::ES256).unwrap();
         let again = clone.for_alg(Alg::ES256).unwrap();
         assert_eq!(first.thumbprint(), again.thumbprint());
-        assert_eq!(entry.by_alg.lock().unwrap().len(), 1);
-        assert!(entry.for_alg(Alg::RS256).is_err());
+        assert_eq!(first.alg(), Alg::ES256);
+        let stored = clone.slot(Alg::ES256).unwrap().get().unwrap();
+        assert_eq!(stored.thumbprint(), first.thumbprint());
         assert!(clone.for_alg(Alg::RS256).is_err());
-        let by_alg = entry.by_alg.lock().unwrap();
-        assert_eq!(by_alg.len(), 2);
-        assert!(by_alg[&Alg::RS256].is_none());
+        assert!(clone.for_alg(Alg::ES384).is_err());
+        assert!(entry.slot(Alg::RS256).unwrap().get().is_none());
+        assert!(entry.slot(Alg::EcdhEsA256kw).is_none());
+        assert_eq!(entry.for_alg(Alg::ES256).unwrap().alg(), Alg::ES256);
+    }
+
+    /// A JWK with `alg` has no slots and answers for its own algorithm only.
+    #[test]
+    fn a_jwk_with_alg_is_parsed_once_when_read() {
+        let mut jwk = ec_jwk_without_alg();
+        jwk["alg"] = "ES256".into();
+        let entry = JwksKey::new(jwk, Backend::default());
+        assert!(entry.by_alg.is_empty());
+        assert_eq!(entry.for_alg(Alg::ES256).unwrap().alg(), Alg::ES256);
+        assert!(entry.for_alg(Alg::RS256).is_err());
+    }
+
+    /// Concurrent first use, from many threads at once on clones of one
+    /// entry, half of them with an algorithm the key does not fit: every
+    /// ES256 caller gets the key (the one the slot keeps), every RS256
+    /// caller a refusal, and nothing is kept for RS256.
+    #[test]
+    fn concurrent_first_use_answers_every_caller_and_keeps_one_key() {
+        for _ in 0..20 {
+            let entry = JwksKey::new(ec_jwk_without_alg(), Backend::default());
+            let threads = 8;
+            let barrier = Arc::new(std::sync::Barrier::new(threads));
+            let handles: Vec<_> = (0..threads)
+                .map(|i| {
+                    let entry = entry.clone();
+                    let barrier = Arc::clone(&barrier);
+                    std::thread::spawn(move || {
+                        let alg = if i % 2 == 0 { Alg::ES256 } else { Alg::RS256 };
+                        barrier.wait();
+                        (alg, entry.for_alg(alg).map(|key| key.thumbprint()))
+                    })
+                })
+                .collect();
+            let stored = |entry: &JwksKey| entry.slot(Alg::ES256).and_then(OnceLock::get).cloned();
+            for handle in handles {
+                match handle.join().unwrap() {
+                    (Alg::ES256, result) => {
+                        assert_eq!(result.unwrap(), stored(&entry).unwrap().thumbprint());
+                    }
+                    (_, result) => assert!(result.is_err()),
+                }
+            }
+            assert!(entry.slot(Alg::RS256).unwrap().get().is_none());
+        }
     }
 }

@@ -94,8 +94,12 @@
 //! operations only) and ECDH-ES+A256KW/A256GCM decryption. It refuses an
 //! RSA decryption key (RSA-OAEP-256 needs OpenSSL) and ES384/ES512 when the
 //! verifier is built. Both backends accept every token an honest signer
-//! makes and refuse every forgery the tests try; the pure one is stricter on
-//! odd issuer keys (EdDSA small-order points, RSA exponents above 2^33-1).
+//! makes, refuse every forgery the tests try, and refuse the same odd
+//! issuer keys (even RSA moduli; RSA exponents that are even, below 3 or
+//! above 2^33-1; EdDSA small-order points). One difference remains: an
+//! EdDSA signature whose R is a small-order point, which only the issuer's
+//! key can make, is refused by the pure backend (`verify_strict`) and
+//! accepted by OpenSSL.
 //! Built with `default-features = false, features = ["rustcrypto"]` (plus
 //! `axum` if wanted), nothing links OpenSSL and `Backend::RustCrypto` is the
 //! default: for musl targets and cross-compilation.
@@ -110,6 +114,7 @@ use base64::Engine as _;
 pub use gatehouse_jose::Backend;
 use gatehouse_jose::{checks, Alg, JoseError, PrivateKey, PublicKey};
 use serde_json::{Map, Value};
+use zeroize::Zeroizing;
 
 mod config;
 mod error;
@@ -243,7 +248,11 @@ fn is_access_token_typ(typ: &str) -> bool {
 impl Verifier {
     /// Builds a verifier. Checks the configuration and the private key;
     /// does not contact the issuer (the JWKS is fetched on first use).
-    pub fn new(cfg: VerifierConfig) -> Result<Verifier, VerifierError> {
+    pub fn new(mut cfg: VerifierConfig) -> Result<Verifier, VerifierError> {
+        // The private JWK text is wiped on every way out of here: only the
+        // opened key is kept. (Clones of the configuration are the
+        // caller's.)
+        let decryption_jwk = Zeroizing::new(std::mem::take(&mut cfg.decryption_jwk));
         if cfg.issuer.is_empty() || cfg.audience.is_empty() {
             return Err(config("issuer and audience are required"));
         }
@@ -278,7 +287,7 @@ impl Verifier {
                 "signing algorithm {alg} needs the openssl backend"
             )));
         }
-        let decryption_key = PrivateKey::from_private_jwk_with(&cfg.decryption_jwk, cfg.backend)
+        let decryption_key = PrivateKey::from_private_jwk_with(&decryption_jwk, cfg.backend)
             .map_err(|e| config(format!("decryption_jwk: {e}")))?;
         let http = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)

@@ -104,6 +104,27 @@ fn encrypter_refuses_points_off_the_curve() {
     assert!(EcdhEsEncrypter::new(&x, &y).is_err());
 }
 
+/// Every key wrapping wipes its ECDH shared point (the shared secret)
+/// when it frees it: one clearing free per wrapping, through `wrap` and
+/// through `encrypt`, and the wrapped key still opens with josekit.
+#[test]
+fn key_wrapping_wipes_the_shared_point() {
+    let (generated, private) = key(Alg::EcdhEsA256kw);
+    let recipient = PublicKey::from_jwk_json(&generated.public_jwk).unwrap();
+    let crate::jwk::PublicOp::EcdhEs(encrypter) = &recipient.0.op else {
+        panic!("an ECDH-ES key is on the fast path")
+    };
+    let before = secret_point::tests::cleared();
+    for _ in 0..3 {
+        encrypter.wrap(&[7u8; CEK_LEN]).unwrap();
+    }
+    assert_eq!(secret_point::tests::cleared(), before + 3);
+    let token = encrypt("payload", &recipient, None, None).unwrap();
+    assert_eq!(secret_point::tests::cleared(), before + 4);
+    let (_, plaintext) = decrypt(&token, |_| Some(&private)).unwrap();
+    assert_eq!(plaintext, b"payload");
+}
+
 /// Tokens of the fast path, for several recipient keys, with and without
 /// kid, with a chosen or a random CEK, and header members that need JSON
 /// escaping: josekit alone (its own ECDH, KDF, unwrap and AES-GCM), this
@@ -112,7 +133,10 @@ fn encrypter_refuses_points_off_the_curve() {
 fn fast_path_tokens_open_with_josekit_and_the_pure_backend() {
     let mut extra = Map::new();
     extra.insert("gh_ref".into(), json!("quote \" backslash \\ é \u{1}"));
-    extra.insert("n".into(), json!({"a": [1, 2.5, null, true]}));
+    extra.insert(
+        "n".into(),
+        json!("line\nbreak, tab\t, </script> and \u{7f}"),
+    );
     for round in 0..4 {
         let kid = format!("api-{round}");
         let generated = generate_key_pair(Alg::EcdhEsA256kw, &kid).unwrap();

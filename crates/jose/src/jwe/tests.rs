@@ -87,6 +87,78 @@ fn encrypt_refuses_signature_keys_and_reserved_headers() {
     }
 }
 
+/// Every encrypting path (ECDH-ES fast path with a random or chosen CEK,
+/// RSA-OAEP through josekit with a random or chosen CEK, `dir`) with the
+/// caller's header members `extra`.
+fn every_encrypting_path(
+    extra: &Map<String, Value>,
+) -> Vec<(&'static str, Result<String, JoseError>)> {
+    let (_, ecdh) = key(Alg::EcdhEsA256kw);
+    let (_, rsa) = key(Alg::RsaOaep256);
+    let cek = random_cek();
+    let extra = Some(extra);
+    let cty = Some("JWT");
+    vec![
+        ("ECDH-ES", encrypt("a.b.c", &ecdh.public_key(), cty, extra)),
+        (
+            "ECDH-ES, chosen CEK",
+            encrypt_with_cek("a.b.c", &ecdh.public_key(), &cek, cty, extra),
+        ),
+        ("RSA-OAEP", encrypt("a.b.c", &rsa.public_key(), cty, extra)),
+        (
+            "RSA-OAEP, chosen CEK",
+            encrypt_with_cek("a.b.c", &rsa.public_key(), &cek, cty, extra),
+        ),
+        ("dir", encrypt_dir("a.b.c", &cek, "gh-dir-1", cty, extra)),
+    ]
+}
+
+/// The caller's header members are strings, never a member Gatehouse sets
+/// or one that changes processing, and `nonce` is base64url (as josekit
+/// requires): every path refuses the same input, including the ECDH-ES
+/// fast path that writes the header itself, and writes the same members.
+#[test]
+fn caller_header_members_must_be_strings_and_not_reserved() {
+    let mut refused: Vec<(String, Value)> = [
+        json!(1),
+        json!(2.5),
+        json!(null),
+        json!(true),
+        json!(["a"]),
+        json!({"a": "b"}),
+    ]
+    .into_iter()
+    .flat_map(|value| [("n".to_owned(), value.clone()), ("typ".to_owned(), value)])
+    .collect();
+    refused.push(("nonce".to_owned(), json!("not base64url!")));
+    for name in RESERVED_JWE_HEADER {
+        refused.push(((*name).to_owned(), json!("DEF")));
+    }
+    for (name, value) in refused {
+        let mut extra = Map::new();
+        extra.insert("gh_ref".into(), "ref".into());
+        extra.insert(name.clone(), value.clone());
+        for (path, result) in every_encrypting_path(&extra) {
+            assert!(
+                matches!(result, Err(JoseError::InvalidKey(_))),
+                "{path}: {name} = {value}: {result:?}"
+            );
+        }
+    }
+
+    let mut accepted = Map::new();
+    accepted.insert("gh_ref".into(), "quote \" backslash \\ é \u{1}".into());
+    accepted.insert("typ".into(), "at+jwt".into());
+    accepted.insert("nonce".into(), "AAAA".into());
+    for (path, result) in every_encrypting_path(&accepted) {
+        let token = result.unwrap_or_else(|err| panic!("{path}: {err}"));
+        let header = decode_b64_json(token.split('.').next().unwrap());
+        for (name, value) in &accepted {
+            assert_eq!(&header[name], value, "{path}: {name}");
+        }
+    }
+}
+
 fn enc_lookup(key: &PrivateKey) -> impl Fn(Option<&str>) -> Vec<PrivateKey> {
     let key = key.clone();
     move |_| vec![key.clone()]

@@ -4,7 +4,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::*;
 use crate::testutil::*;
@@ -165,4 +165,49 @@ fn bit_len_ignores_leading_zeros() {
     assert_eq!(bit_len(&[0, 0x01, 0x00, 0x01]), 17);
     assert_eq!(bit_len(&[0x80, 0, 0]), 24);
     assert_eq!(bit_len(&[0, 0xff]), 8);
+}
+
+/// Wiping a parsed private JWK overwrites and empties every string of its
+/// private members, nested ones (`oth`) included, and leaves the public
+/// members and the member names alone.
+#[test]
+fn wiping_a_private_jwk_empties_every_private_string() {
+    let (generated, _) = key(Alg::RsaOaep256);
+    let mut jwk: Map<String, Value> = serde_json::from_str(&generated.public_jwk).unwrap();
+    let public = jwk.clone();
+    for name in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+        jwk.insert(name.into(), json!(format!("secret-{name}")));
+    }
+    jwk.insert(
+        "oth".into(),
+        json!([{"r": "secret-r", "d": "secret-d", "t": "secret-t"}]),
+    );
+    wipe_private_members(&mut jwk);
+    for name in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+        assert_eq!(jwk[name], json!(""), "{name}");
+    }
+    assert_eq!(jwk["oth"], json!([{"r": "", "d": "", "t": ""}]));
+    for (name, value) in &public {
+        assert_eq!(&jwk[name], value, "{name}");
+    }
+    assert!(!serde_json::to_string(&jwk).unwrap().contains("secret"));
+}
+
+/// A private JWK opened through josekit (the OpenSSL path) is held in the
+/// wiping guard: it reads as the JWK, and the key it opens is the right one.
+#[test]
+fn the_josekit_private_jwk_guard_reads_as_the_jwk() {
+    for alg in [Alg::EcdhEsA256kw, Alg::RsaOaep256] {
+        let (generated, private) = key(alg);
+        let json = private_jwk(generated);
+        let guarded = PrivateJwk::from_json(&json).unwrap();
+        assert_eq!(guarded.key_type(), alg.kind().kty());
+        assert!(guarded.parameter("d").is_some());
+        drop(guarded);
+        let opened = PrivateKey::from_private_jwk_with(&json, Backend::OpenSsl).unwrap();
+        assert_eq!(
+            opened.public_key().thumbprint(),
+            private.public_key().thumbprint()
+        );
+    }
 }

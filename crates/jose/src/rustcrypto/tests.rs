@@ -174,7 +174,8 @@ fn sec1_points_need_32_byte_coordinates() {
 
 /// Odd public keys get the same answer from both backends: RSA exponents
 /// that are even, below 3 or above 2^33 - 1 are refused, the largest
-/// allowed one is accepted; small-order Ed25519 points are refused.
+/// allowed one is accepted; an even RSA modulus is refused (OpenSSL alone
+/// took it); small-order Ed25519 points are refused.
 #[test]
 fn both_backends_agree_on_odd_keys() {
     let (generated, _) = key(Alg::RS256);
@@ -186,6 +187,13 @@ fn both_backends_agree_on_odd_keys() {
         jwk["e"] = b64(&bytes[start..]).into();
         jwk
     };
+    let with_n = |edit: fn(&mut Vec<u8>)| {
+        let mut jwk = rsa.clone();
+        let mut n = b64d(jwk["n"].as_str().unwrap());
+        edit(&mut n);
+        jwk["n"] = b64(&n).into();
+        jwk
+    };
     let mut cases = vec![
         (with_e(3), true),
         (with_e(65_537), true),
@@ -195,6 +203,23 @@ fn both_backends_agree_on_odd_keys() {
         (with_e(1), false),
         (with_e(2), false),
         (with_e(65_536), false),
+        // The same modulus, one less: even, same size.
+        (with_n(|n| *n.last_mut().unwrap() ^= 1), false),
+        // Twice a 2048-bit odd number: 2049 bits, even.
+        (
+            with_n(|n| {
+                let mut carry = 0;
+                for byte in n.iter_mut().rev() {
+                    let doubled = (u16::from(*byte) << 1) | carry;
+                    *byte = doubled as u8;
+                    carry = doubled >> 8;
+                }
+                n.insert(0, carry as u8);
+            }),
+            false,
+        ),
+        // A leading zero byte changes nothing.
+        (with_n(|n| n.insert(0, 0)), true),
     ];
     let (ed, _) = key(Alg::EdDSA);
     let ed: Value = serde_json::from_str(&ed.public_jwk).unwrap();
@@ -223,6 +248,63 @@ fn both_backends_agree_on_odd_keys() {
             assert_eq!(result.is_ok(), accepted, "{backend:?} {jwk}: {result:?}");
         }
     }
+}
+
+/// The one difference left between the backends, on signatures and not on
+/// keys: an EdDSA signature whose R is a small-order point (here the
+/// identity) is refused by the pure backend (ed25519-dalek's
+/// `verify_strict`) and accepted by OpenSSL, whose check is the plain
+/// equation. Only the key's holder can make one (s = k * a needs the
+/// secret scalar a); an honest signer's R = r * B never is one. The
+/// signature is built by hand from a fixed seed: R = identity, k =
+/// SHA-512(R || A || M) mod L, s = k * a mod L, so s * B - k * A = R.
+#[test]
+fn an_ed25519_signature_with_a_small_order_r_is_refused_on_the_pure_backend_only() {
+    use openssl::pkey::{Id, PKey};
+    use rsa::BigUint;
+    use sha2::{Digest as _, Sha512};
+    let seed = [42u8; 32];
+    let pkey = PKey::private_key_from_raw_bytes(&seed, Id::ED25519).unwrap();
+    let a_point = pkey.raw_public_key().unwrap();
+    let jwk = serde_json::json!({
+        "kty": "OKP", "crv": "Ed25519", "x": b64(&a_point), "kid": "ed", "alg": "EdDSA",
+    });
+    // RFC 8032 5.1.5: the secret scalar is the clamped first half of
+    // SHA-512(seed), little-endian.
+    let mut a = Sha512::digest(seed)[..32].to_vec();
+    a[0] &= 248;
+    a[31] &= 127;
+    a[31] |= 64;
+    let order = BigUint::from_bytes_be(&hex(
+        "1000000000000000000000000000000014def9dea2f79cd65812631a5cf5d3ed",
+    ));
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let input = format!(
+        "{}.{}",
+        b64_json(&serde_json::json!({"alg": "EdDSA", "kid": "ed", "typ": "JWT"})),
+        b64_json(&Value::Object(claims()))
+    );
+    let mut hasher = Sha512::new();
+    hasher.update(identity);
+    hasher.update(&a_point);
+    hasher.update(input.as_bytes());
+    let k = BigUint::from_bytes_le(&hasher.finalize()) % &order;
+    let s = (k * BigUint::from_bytes_le(&a)) % &order;
+    let mut s = s.to_bytes_le();
+    s.resize(32, 0);
+    let token = format!("{input}.{}", b64([identity.as_slice(), &s].concat()));
+
+    let openssl_key =
+        PublicKey::from_jwk_value_for_verification_with(&jwk, None, Backend::OpenSsl).unwrap();
+    let pure_key =
+        PublicKey::from_jwk_value_for_verification_with(&jwk, None, Backend::RustCrypto).unwrap();
+    let verified = verify(&token, &[Alg::EdDSA], |_| Some(openssl_key.clone())).unwrap();
+    assert_eq!(verified.claims, claims());
+    assert_eq!(
+        invalid_token(verify(&token, &[Alg::EdDSA], |_| Some(pure_key.clone()))),
+        "bad signature"
+    );
 }
 
 /// The pure backend verifies RS384/RS512/PS384/PS512 signatures made by

@@ -18,6 +18,7 @@ mod m20261130_000003_client_scopes;
 mod m20261130_000004_revocation_lookups;
 mod m20261130_000005_authorization_transactions;
 mod m20261201_000001_second_factors;
+mod m20261201_000002_passkeys;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000004_revocation_lookups::Migration),
             Box::new(m20261130_000005_authorization_transactions::Migration),
             Box::new(m20261201_000001_second_factors::Migration),
+            Box::new(m20261201_000002_passkeys::Migration),
         ]
     }
 }

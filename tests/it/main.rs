@@ -38,6 +38,7 @@ mod scopes;
 mod signing_algs;
 mod sqlite_faults;
 mod status_list;
+mod step_up;
 mod throttle;
 mod tokens;
 mod verifier;

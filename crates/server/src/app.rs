@@ -42,6 +42,10 @@ pub async fn build_state(
     .await
     .map_err(|e| anyhow::anyhow!("cannot open the key ring: {e}"))?;
     let discovery = Arc::new(Discovery::new(&settings));
+    let passkeys = Arc::new(
+        crate::passkeys::Passkeys::new(&settings.issuer, "Gatehouse")
+            .map_err(|e| anyhow::anyhow!("passkeys: {e}"))?,
+    );
     let http = Arc::new(crate::outbound::Outbound::new(settings.outbound.clone())?);
     // Knowing the epochs from the start, the first poll does not empty
     // the caches filled since (which serve while the database is away).
@@ -78,6 +82,7 @@ pub async fn build_state(
         device_keys: crate::http::device::mac_key(&kek),
         sealer: SecretSealer::new(&kek),
         totp: gatehouse_keys::TotpSealer::new(&kek),
+        passkeys,
         settings,
         store,
         keys,
@@ -117,6 +122,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/authorize/continue", get(http::authorize::resume))
         .route("/login", get(http::login::get).post(http::login::post))
+        .route("/login/passkey/begin", post(http::passkey::begin))
+        .route("/login/passkey", post(http::passkey::finish))
+        .route(
+            "/account/passkeys/begin",
+            post(http::passkey::register_begin),
+        )
+        .route("/account/passkeys", post(http::passkey::register_finish))
+        .route("/account/passkeys/remove", post(http::passkey::remove))
         .route(
             "/login/second-factor",
             get(http::second_factor::get).post(http::second_factor::post),
@@ -438,6 +451,7 @@ pub async fn housekeep(state: &AppState) -> anyhow::Result<()> {
     let l = &state.settings.lifetimes;
     let codes = s.prune_codes(now - 3600).await?;
     let transactions = s.prune_authorization_txs(now).await?;
+    let ceremonies = s.prune_ceremonies(now).await?;
     let sessions = s.prune_sessions(now, l.session_idle).await?;
     let links = s.prune_session_clients(now - l.session_max_age).await?;
     let refresh = s.prune_refresh_tokens(now).await?;
@@ -451,6 +465,7 @@ pub async fn housekeep(state: &AppState) -> anyhow::Result<()> {
     tracing::debug!(
         codes,
         transactions,
+        ceremonies,
         sessions,
         links,
         refresh,

@@ -108,6 +108,28 @@ pub enum Event<'a> {
         user_id: &'a str,
         client_id: &'a str,
     },
+    PasskeyRegistered {
+        user_id: &'a str,
+        credential_id: &'a str,
+    },
+    PasskeyRemoved {
+        user_id: &'a str,
+        credential_id: &'a str,
+    },
+    PasskeyUsed {
+        user_id: &'a str,
+        credential_id: &'a str,
+        user_verified: bool,
+        ip: Option<IpAddr>,
+    },
+    /// A passkey ceremony failed: `expired`, `malformed`,
+    /// `unknown_credential`, `counter_went_back`, `refused` (wrong origin,
+    /// RP id, challenge or signature), `duplicate`, `too_many`, `disabled`.
+    PasskeyRefused {
+        user_id: Option<&'a str>,
+        reason: &'static str,
+        ip: Option<IpAddr>,
+    },
     ThrottleEngaged {
         /// `account_ip`, `account`, `device` or `client`.
         scope: &'static str,

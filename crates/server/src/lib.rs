@@ -25,6 +25,7 @@ mod id_token_hint;
 mod metrics;
 pub mod oauth;
 pub mod outbound;
+pub mod passkeys;
 pub mod password;
 mod pkce;
 mod rate;

@@ -37,6 +37,8 @@ pub struct Shared {
     pub sealer: SecretSealer,
     /// Generates, seals and checks users' TOTP secrets.
     pub totp: TotpSealer,
+    /// The WebAuthn relying party (none for an IP-literal issuer).
+    pub passkeys: Arc<crate::passkeys::Passkeys>,
     pub clock: Arc<dyn Clock>,
     pub discovery: Arc<Discovery>,
     /// Outbound HTTP to client-supplied URLs (jwks_uri, back-channel

@@ -14,7 +14,7 @@ use tera::{Context, Tera};
 
 static TERA: OnceLock<Tera> = OnceLock::new();
 
-const TEMPLATES: [(&str, &str); 11] = [
+const TEMPLATES: [(&str, &str); 12] = [
     ("base.html", include_str!("../../../templates/base.html")),
     ("login.html", include_str!("../../../templates/login.html")),
     (
@@ -50,13 +50,22 @@ const TEMPLATES: [(&str, &str); 11] = [
         "recovery_codes.html",
         include_str!("../../../templates/recovery_codes.html"),
     ),
+    (
+        "passkey.html",
+        include_str!("../../../templates/passkey.html"),
+    ),
 ];
 
 /// The stylesheet, served at `/assets/gatehouse.css`.
 pub const CSS: &str = include_str!("../../../templates/gatehouse.css");
 
-/// The one inline script (form_post auto-submit), allowed by its hash.
+/// The inline scripts, each allowed by its hash on its own page only:
+/// form_post's auto-submit, and the passkey page's WebAuthn call (every
+/// other page runs no script at all).
 const FORM_POST_SCRIPT: &str = "document.forms[0].submit();";
+/// The passkey page's script (`templates/passkey.js`): the page inserts it
+/// as `{{ script }}`, so its hash is of exactly this text.
+pub const PASSKEY_SCRIPT: &str = include_str!("../../../templates/passkey.js");
 
 fn tera() -> &'static Tera {
     TERA.get_or_init(|| {
@@ -105,15 +114,17 @@ fn headers(h: &mut HeaderMap, script_hash: Option<&str>) {
     );
 }
 
-/// The CSP source of the form_post script, computed once.
-fn form_post_script_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        format!(
-            "sha256-{}",
-            STANDARD.encode(Sha256::digest(FORM_POST_SCRIPT))
-        )
-    })
+/// The CSP source (`'sha256-...'`) of the script page `name` runs, if any,
+/// computed once.
+fn script_hash(name: &str) -> Option<&'static str> {
+    static FORM_POST: OnceLock<String> = OnceLock::new();
+    static PASSKEY: OnceLock<String> = OnceLock::new();
+    let hash = |script: &str| format!("sha256-{}", STANDARD.encode(Sha256::digest(script)));
+    match name {
+        "form_post.html" => Some(FORM_POST.get_or_init(|| hash(FORM_POST_SCRIPT))),
+        "passkey.html" => Some(PASSKEY.get_or_init(|| hash(PASSKEY_SCRIPT))),
+        _ => None,
+    }
 }
 
 /// Renders a template into an HTML response with the security headers.
@@ -121,7 +132,7 @@ pub fn page(status: StatusCode, name: &str, ctx: &Context) -> Response {
     match tera().render(name, ctx) {
         Ok(body) => {
             let mut r = (status, body).into_response();
-            let hash = (name == "form_post.html").then(form_post_script_hash);
+            let hash = script_hash(name);
             headers(r.headers_mut(), hash);
             r
         }

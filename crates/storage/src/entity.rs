@@ -332,3 +332,38 @@ pub mod recovery_codes {
     }
     no_relations!();
 }
+
+pub mod passkeys {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "passkeys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub credential_id: String,
+        pub user_id: String,
+        pub name: String,
+        pub credential: String,
+        pub created_at: i64,
+        pub last_used_at: Option<i64>,
+        pub counter: i64,
+        pub backup_eligible: bool,
+        pub backup_state: bool,
+    }
+    no_relations!();
+}
+
+pub mod webauthn_ceremonies {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "webauthn_ceremonies")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id_hash: String,
+        pub kind: String,
+        pub user_id: Option<String>,
+        pub state: String,
+        pub created_at: i64,
+        pub expires_at: i64,
+    }
+    no_relations!();
+}

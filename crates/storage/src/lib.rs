@@ -26,6 +26,7 @@ mod keys;
 pub use keys::{Revocation as KeyRevocation, Rotation};
 pub mod model;
 mod opaque;
+mod passkeys;
 mod refresh;
 pub use refresh::{RefreshRefusal, RefreshUse, RetryWindow};
 mod registration;

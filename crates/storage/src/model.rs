@@ -165,6 +165,32 @@ pub struct TotpFactor {
     pub last_step: Option<i64>,
 }
 
+/// A passkey of a user. `credential` is webauthn-rs's serialised form
+/// (public material only); the other fields are what the account page and
+/// the audit need without parsing it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasskeyRecord {
+    /// base64url of the credential id.
+    pub credential_id: String,
+    pub user_id: UserId,
+    pub name: String,
+    pub credential: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub counter: i64,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+}
+
+/// A WebAuthn ceremony in progress: its kind, user (none while
+/// discovering who signs in) and webauthn-rs's serialised state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ceremony {
+    pub kind: String,
+    pub user_id: Option<UserId>,
+    pub state: String,
+}
+
 /// One recovery code of a user (its keyed hash is not returned).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecoveryCode {

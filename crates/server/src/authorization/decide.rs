@@ -103,9 +103,10 @@ pub async fn needed(
     let level = levels::session_level(session);
     let mut floor = levels::policy_floor(&checked.client, user);
     let mut capable = level;
-    if level < Acr::Mfa {
-        if second_factor_of(state, user).await? {
-            capable = Acr::Mfa;
+    if level < Acr::Phr {
+        let f = factors_of(state, user).await?;
+        capable = capable.max(f.capable());
+        if f.any() {
             floor = floor.max(Acr::Mfa);
         }
     }
@@ -120,13 +121,43 @@ pub async fn needed(
     ))
 }
 
-/// Whether the user has a confirmed second factor.
-pub async fn second_factor_of(state: &AppState, user: &User) -> Result<bool, StoreError> {
-    Ok(state
+/// The second factors a user has.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Factors {
+    /// A confirmed TOTP factor.
+    pub totp: bool,
+    /// At least one passkey.
+    pub passkey: bool,
+}
+
+impl Factors {
+    pub fn any(self) -> bool {
+        self.totp || self.passkey
+    }
+
+    /// The highest level they reach after a password (a passkey always
+    /// verifies the user: registration requires it).
+    pub fn capable(self) -> Acr {
+        if self.passkey {
+            Acr::Phr
+        } else if self.totp {
+            Acr::Mfa
+        } else {
+            Acr::Pwd
+        }
+    }
+}
+
+/// The user's second factors.
+pub async fn factors_of(state: &AppState, user: &User) -> Result<Factors, StoreError> {
+    let totp = state
         .store
         .totp_factor(&user.id)
         .await?
-        .is_some_and(|f| f.confirmed_at.is_some()))
+        .is_some_and(|f| f.confirmed_at.is_some());
+    let passkey =
+        state.passkeys.enabled() && !state.store.passkeys_of_user(&user.id).await?.is_empty();
+    Ok(Factors { totp, passkey })
 }
 
 fn login(req: &AuthorizationRequest) -> Next {

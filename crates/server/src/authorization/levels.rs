@@ -117,7 +117,10 @@ pub fn session_level(session: &Session) -> Acr {
 /// factors). Unlike its `acr`, which states what the client asked for,
 /// this is what the user did.
 pub fn level_of_amr(amr: &[String]) -> Acr {
-    if amr.iter().any(|a| a == Amr::Mfa.as_str()) {
+    let has = |m: Amr| amr.iter().any(|a| a == m.as_str());
+    if (has(Amr::Swk) || has(Amr::Hwk)) && has(Amr::User) {
+        Acr::Phr
+    } else if has(Amr::Mfa) {
         Acr::Mfa
     } else {
         Acr::Pwd
@@ -288,6 +291,9 @@ mod tests {
         let two = ["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()];
         assert_eq!(level_of_amr(&two), Acr::Mfa);
         assert_eq!(level_of_amr(&[]), Acr::Pwd);
+        let passkey = ["swk".to_owned(), "user".to_owned(), "mfa".to_owned()];
+        assert_eq!(level_of_amr(&passkey), Acr::Phr);
+        assert_eq!(level_of_amr(&["swk".to_owned()]), Acr::Pwd);
     }
 
     #[test]

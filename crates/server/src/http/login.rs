@@ -68,6 +68,7 @@ async fn render(
         &tx.as_ref()
             .map(|(_, c)| redirect_host(&c.request.redirect_uri)),
     );
+    ctx.insert("passkeys", &state.passkeys.enabled());
     // No password check could start: the page says so itself.
     ctx.insert("busy", &(status == StatusCode::SERVICE_UNAVAILABLE));
     let mut r = views::page(status, "login.html", &ctx);
@@ -250,7 +251,8 @@ async fn login(
         })
         .inc();
     let amr = vec![gatehouse_protocol::Amr::Pwd.as_str().to_owned()];
-    let (session, cookie) = session::start(state, headers, &user, amr, ip).await?;
+    let acr = gatehouse_protocol::Acr::Pwd;
+    let (session, cookie) = session::start(state, headers, &user, amr, acr, ip).await?;
     tracing::info!(sub = %user.id, "login succeeded");
     audit::emit(
         &Event::SignInSucceeded {

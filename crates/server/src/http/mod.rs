@@ -14,6 +14,7 @@ pub mod layers;
 pub mod login;
 pub mod logout;
 pub mod metrics;
+pub mod passkey;
 pub mod register;
 pub mod revoke;
 pub mod second_factor;

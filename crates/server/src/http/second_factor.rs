@@ -32,7 +32,12 @@ use super::{
 };
 use crate::{
     audit::{self, Event},
-    authorization::{decide::needed, levels, levels::Needed, Checked, Transaction},
+    authorization::{
+        decide::{factors_of, needed},
+        levels,
+        levels::Needed,
+        Checked, Transaction,
+    },
     client_ip, factors,
     state::AppState,
     views,
@@ -74,7 +79,7 @@ pub async fn account_needs_step_up(
     if levels::session_level(session) >= Acr::Mfa {
         return Ok(false);
     }
-    Ok(user.mfa_required || crate::authorization::decide::second_factor_of(state, user).await?)
+    Ok(user.mfa_required || factors_of(state, user).await?.any())
 }
 
 struct Page<'a> {
@@ -96,11 +101,13 @@ async fn render(state: &AppState, headers: &HeaderMap, user: &User, p: Page<'_>)
         "client_name",
         &p.tx.as_ref().map(|(_, c)| c.client.name.as_str()),
     );
-    let has_factor = match crate::authorization::decide::second_factor_of(state, user).await {
-        Ok(b) => b,
+    let f = match factors_of(state, user).await {
+        Ok(f) => f,
         Err(e) => return AppError::from(e).into_page_response(),
     };
-    let template = if has_factor {
+    ctx.insert("has_totp", &f.totp);
+    ctx.insert("has_passkey", &f.passkey);
+    let template = if f.any() {
         "second_factor.html"
     } else {
         match factors::begin_enrolment(state, user).await {

@@ -85,7 +85,7 @@ pub async fn current(
     Ok(Some((session, user)))
 }
 
-/// Starts a session for `user` at one factor (`amr`), ending the
+/// Starts a session for `user` at level `acr` (`amr`), ending the
 /// browser's previous one; records where it started (IP, browser) for the
 /// account page. Returns the session and its Set-Cookie header.
 pub async fn start(
@@ -93,6 +93,7 @@ pub async fn start(
     headers: &HeaderMap,
     user: &User,
     amr: Vec<String>,
+    acr: gatehouse_protocol::Acr,
     ip: Option<std::net::IpAddr>,
 ) -> Result<(Session, Option<HeaderValue>), AppError> {
     if let Some(old) = read_cookie(state, headers, "session") {
@@ -106,7 +107,7 @@ pub async fn start(
         user_id: user.id.clone(),
         auth_time: now,
         amr,
-        acr: Some(gatehouse_protocol::Acr::Pwd.as_str().to_owned()),
+        acr: Some(acr.as_str().to_owned()),
         created_at: now,
         last_seen_at: now,
         expires_at: now + state.settings.lifetimes.session_max_age,

@@ -84,6 +84,7 @@ mod factors;
 mod grant_writes;
 mod keys;
 mod migrations;
+mod passkeys;
 mod refresh;
 mod registration;
 mod resources;

@@ -1,0 +1,475 @@
+//! The passkey pages: signing in with a passkey and no username
+//! (`purpose=signin`), a passkey as the second factor of a signed-in user
+//! (`purpose=second`), and registering one from the account (`/account/passkeys`).
+//!
+//! Each ceremony is two form posts: `.../begin` starts it and renders the
+//! page whose one script (allowed by its hash) calls WebAuthn and posts
+//! the browser's answer to the finishing route. Every failure (an expired
+//! or replayed ceremony, a credential for another RP or origin, a cloned
+//! authenticator) is a page with what went wrong and an audit event, never
+//! a 500 and never a session.
+
+use axum::{
+    body::Bytes,
+    extract::{ConnectInfo, State},
+    http::{header, HeaderMap, StatusCode},
+    response::Response,
+    Extension,
+};
+use gatehouse_protocol::{Acr, Amr};
+use std::net::{IpAddr, SocketAddr};
+use tera::Context;
+
+use super::{
+    authorize::{see_other, transaction, urlencode},
+    error::AppError,
+    form::Params,
+    session,
+};
+use crate::{
+    audit::{self, Event},
+    authorization::{Checked, Transaction},
+    client_ip,
+    passkeys::{Begun, PasskeyError, Used},
+    state::AppState,
+    views,
+};
+
+/// Seconds within which a sensitive account change needs a sign-in.
+pub const RECENT_SIGN_IN: i64 = 600;
+
+/// The fields of one passkey page.
+struct PageText {
+    title: &'static str,
+    lead: &'static str,
+    button: &'static str,
+    action: &'static str,
+    mode: &'static str,
+    purpose: &'static str,
+}
+
+/// JSON inside `<script type="application/json">`: nothing in it may close
+/// the element (a username could hold `</script>`).
+fn script_safe(json: &str) -> String {
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+fn render(
+    state: &AppState,
+    headers: &HeaderMap,
+    begun: &Begun,
+    tx: Option<&str>,
+    text: &PageText,
+) -> Response {
+    let (csrf, cookie) = session::csrf_token(state, headers);
+    let mut ctx = Context::new();
+    ctx.insert("csrf", &csrf);
+    ctx.insert("tx", &tx);
+    ctx.insert("ceremony", &begun.ceremony);
+    ctx.insert("options", &script_safe(&begun.options));
+    ctx.insert("script", views::PASSKEY_SCRIPT);
+    ctx.insert("title", text.title);
+    ctx.insert("lead", text.lead);
+    ctx.insert("button", text.button);
+    ctx.insert("action", text.action);
+    ctx.insert("mode", text.mode);
+    ctx.insert("purpose", text.purpose);
+    let mut r = views::page(StatusCode::OK, "passkey.html", &ctx);
+    if let Some(c) = cookie {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    r
+}
+
+fn ip_of(
+    state: &AppState,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+) -> Option<IpAddr> {
+    let peer = peer.map(|Extension(ConnectInfo(a))| a);
+    client_ip::resolve(peer, headers, &state.settings.trusted_proxies)
+}
+
+/// A form post's fields, after the form and CSRF checks.
+fn form(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Params, AppError> {
+    let bad = || AppError::page("The form was not sent correctly.");
+    super::form::require_form(headers).map_err(|_| bad())?;
+    let p = Params::parse(body).map_err(|_| bad())?;
+    session::check_csrf(state, headers, p.get("csrf").unwrap_or(""))?;
+    Ok(p)
+}
+
+async fn load_tx(
+    state: &AppState,
+    headers: &HeaderMap,
+    p: &Params,
+) -> Result<Option<(Transaction, Checked)>, Response> {
+    match p.get("tx").filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(id) => transaction::load(state, headers, Some(id)).await.map(Some),
+    }
+}
+
+/// The page for a failed ceremony, and its audit event.
+fn failed(e: PasskeyError, user_id: Option<&str>, ip: Option<IpAddr>, now: i64) -> Response {
+    let e = match e {
+        PasskeyError::Store(se) => return AppError::from(se).into_page_response(),
+        PasskeyError::Internal(detail) => {
+            tracing::error!(%detail, "passkey ceremony failed");
+            return AppError::Internal(detail).into_page_response();
+        }
+        other => other,
+    };
+    let (status, reason) = match &e {
+        PasskeyError::Disabled => (StatusCode::NOT_FOUND, "disabled"),
+        PasskeyError::Expired => (StatusCode::BAD_REQUEST, "expired"),
+        PasskeyError::Malformed => (StatusCode::BAD_REQUEST, "malformed"),
+        PasskeyError::UnknownCredential => (StatusCode::UNAUTHORIZED, "unknown_credential"),
+        PasskeyError::CounterWentBack => (StatusCode::UNAUTHORIZED, "counter_went_back"),
+        PasskeyError::Refused(_) => (StatusCode::UNAUTHORIZED, "refused"),
+        PasskeyError::Duplicate => (StatusCode::CONFLICT, "duplicate"),
+        PasskeyError::TooMany => (StatusCode::CONFLICT, "too_many"),
+        PasskeyError::Store(_) | PasskeyError::Internal(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        }
+    };
+    if matches!(e, PasskeyError::CounterWentBack) {
+        tracing::warn!(
+            user_id,
+            "a passkey's counter went backwards: possibly a cloned authenticator"
+        );
+    }
+    audit::emit(
+        &Event::PasskeyRefused {
+            user_id,
+            reason,
+            ip,
+        },
+        now,
+    );
+    AppError::Page {
+        status,
+        message: format!("{}. Go back and try again.", capitalised(&e.to_string())).into(),
+    }
+    .into_page_response()
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// `POST /login/passkey/begin`: starts a sign-in with a passkey
+/// (`purpose=signin`, no username) or a passkey second factor
+/// (`purpose=second`, for the signed-in user).
+pub async fn begin(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ip = ip_of(&state, peer, &headers);
+    let p = match form(&state, &headers, &body) {
+        Ok(p) => p,
+        Err(e) => return e.into_page_response(),
+    };
+    let tx = match load_tx(&state, &headers, &p).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let tx_id = tx.as_ref().map(|(t, _)| t.id.clone());
+    let now = state.now();
+    if p.get("purpose") == Some("second") {
+        let user = match session::current(&state, &headers).await {
+            Ok(Some((_, u))) => u,
+            Ok(None) => return see_other("/login"),
+            Err(e) => return e.into_page_response(),
+        };
+        return match state.passkeys.begin_authentication(&state, &user).await {
+            Ok(Some(b)) => render(
+                &state,
+                &headers,
+                &b,
+                tx_id.as_deref(),
+                &PageText {
+                    title: "Use your passkey",
+                    lead: "Confirm it's you with the passkey on this device or your security key.",
+                    button: "Use passkey",
+                    action: "/login/passkey",
+                    mode: "get",
+                    purpose: "second",
+                },
+            ),
+            Ok(None) => AppError::page("This account has no passkey.").into_page_response(),
+            Err(e) => failed(e, Some(&user.id), ip, now),
+        };
+    }
+    // Anyone may start one: bounded per client IP like transactions.
+    let key = format!(
+        "passkey:{}",
+        ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string())
+    );
+    if state.authorization_starts.blocked(&key, now).is_some() {
+        return AppError::Page {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: "Too many sign-in attempts from this network. Try again in a minute.".into(),
+        }
+        .into_page_response();
+    }
+    state.authorization_starts.record(&key, now);
+    match state.passkeys.begin_discovery(&state).await {
+        Ok(b) => render(
+            &state,
+            &headers,
+            &b,
+            tx_id.as_deref(),
+            &PageText {
+                title: "Sign in with a passkey",
+                lead: "Choose your passkey when your browser asks. No username needed.",
+                button: "Use passkey",
+                action: "/login/passkey",
+                mode: "get",
+                purpose: "signin",
+            },
+        ),
+        Err(e) => failed(e, None, ip, now),
+    }
+}
+
+/// `POST /login/passkey`: finishes a passkey sign-in or second factor.
+pub async fn finish(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ip = ip_of(&state, peer, &headers);
+    let p = match form(&state, &headers, &body) {
+        Ok(p) => p,
+        Err(e) => return e.into_page_response(),
+    };
+    let tx = match load_tx(&state, &headers, &p).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let ceremony = p.get("ceremony").unwrap_or("");
+    let credential = p.get("credential").unwrap_or("");
+    let now = state.now();
+    let onward = match &tx {
+        Some((t, _)) => format!("/authorize/continue?tx={}", urlencode(&t.id)),
+        None => "/".to_owned(),
+    };
+    if p.get("purpose") == Some("second") {
+        let (s, user) = match session::current(&state, &headers).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return see_other("/login"),
+            Err(e) => return e.into_page_response(),
+        };
+        let used = match state
+            .passkeys
+            .finish_authentication(&state, &user, ceremony, credential)
+            .await
+        {
+            Ok(u) => u,
+            Err(e) => return failed(e, Some(&user.id), ip, now),
+        };
+        let mut amr = s.amr.clone();
+        for m in used.amr().into_iter().chain([Amr::Mfa]) {
+            if !amr.iter().any(|a| a == m.as_str()) {
+                amr.push(m.as_str().to_owned());
+            }
+        }
+        let level = crate::authorization::levels::session_level(&s).max(used.level());
+        emit_used(&user.id, &used, ip, now);
+        return match state
+            .store
+            .raise_session(&s.id_hash, level.as_str(), &amr)
+            .await
+        {
+            Ok(Some(_)) => see_other(&onward),
+            Ok(None) => see_other("/login"),
+            Err(e) => AppError::from(e).into_page_response(),
+        };
+    }
+    let (user, used) = match state
+        .passkeys
+        .finish_discovery(&state, ceremony, credential)
+        .await
+    {
+        Ok(x) => x,
+        Err(e) => return failed(e, None, ip, now),
+    };
+    // A passkey with user verification is two factors in one.
+    let mut amr: Vec<String> = used.amr().iter().map(|a| a.as_str().to_owned()).collect();
+    if used.user_verified {
+        amr.push(Amr::Mfa.as_str().to_owned());
+    }
+    let level: Acr = used.level();
+    let (session, cookie) = match session::start(&state, &headers, &user, amr, level, ip).await {
+        Ok(x) => x,
+        Err(e) => return e.into_page_response(),
+    };
+    emit_used(&user.id, &used, ip, now);
+    audit::emit(
+        &Event::SignInSucceeded {
+            user_id: &user.id,
+            ip,
+            known_device: false,
+        },
+        now,
+    );
+    let r = match &tx {
+        None => see_other("/"),
+        Some((t, _)) => match t.record_sign_in(&state, &session).await {
+            Ok(()) => see_other(&onward),
+            Err(e) => transaction::page(e),
+        },
+    };
+    transaction::with_cookie(r, cookie)
+}
+
+fn emit_used(user_id: &str, used: &Used, ip: Option<IpAddr>, now: i64) {
+    audit::emit(
+        &Event::PasskeyUsed {
+            user_id,
+            credential_id: &used.credential_id,
+            user_verified: used.user_verified,
+            ip,
+        },
+        now,
+    );
+}
+
+/// The signed-in user of an account change, if her sign-in is recent
+/// enough; else the page to show.
+async fn recent_user(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<gatehouse_storage::model::User, Response> {
+    let (s, user) = match session::current(state, headers).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(see_other("/login")),
+        Err(e) => return Err(e.into_page_response()),
+    };
+    match super::second_factor::account_needs_step_up(state, &s, &user).await {
+        Ok(false) => {}
+        Ok(true) => return Err(see_other("/login/second-factor")),
+        Err(e) => return Err(AppError::from(e).into_page_response()),
+    }
+    if state.now() - s.auth_time > RECENT_SIGN_IN {
+        return Err(AppError::Page {
+            status: StatusCode::FORBIDDEN,
+            message: "For this change, sign in again first (your last sign-in was more than 10 minutes ago).".into(),
+        }
+        .into_page_response());
+    }
+    Ok(user)
+}
+
+/// `POST /account/passkeys/begin`: starts registering a passkey.
+pub async fn register_begin(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ip = ip_of(&state, peer, &headers);
+    if let Err(e) = form(&state, &headers, &body) {
+        return e.into_page_response();
+    }
+    let user = match recent_user(&state, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    match state.passkeys.begin_registration(&state, &user).await {
+        Ok(b) => render(
+            &state,
+            &headers,
+            &b,
+            None,
+            &PageText {
+                title: "Add a passkey",
+                lead: "Your device or security key will ask you to confirm with your fingerprint, face, PIN or screen lock.",
+                button: "Create passkey",
+                action: "/account/passkeys",
+                mode: "create",
+                purpose: "register",
+            },
+        ),
+        Err(e) => failed(e, Some(&user.id), ip, state.now()),
+    }
+}
+
+/// `POST /account/passkeys`: finishes registering a passkey.
+pub async fn register_finish(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ip = ip_of(&state, peer, &headers);
+    let p = match form(&state, &headers, &body) {
+        Ok(p) => p,
+        Err(e) => return e.into_page_response(),
+    };
+    let user = match recent_user(&state, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let now = state.now();
+    match state
+        .passkeys
+        .finish_registration(
+            &state,
+            &user,
+            p.get("ceremony").unwrap_or(""),
+            p.get("credential").unwrap_or(""),
+            p.get("name").unwrap_or(""),
+        )
+        .await
+    {
+        Ok(record) => {
+            audit::emit(
+                &Event::PasskeyRegistered {
+                    user_id: &user.id,
+                    credential_id: &record.credential_id,
+                },
+                now,
+            );
+            see_other("/")
+        }
+        Err(e) => failed(e, Some(&user.id), ip, now),
+    }
+}
+
+/// `POST /account/passkeys/remove`: removes one of the user's passkeys.
+pub async fn remove(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let p = match form(&state, &headers, &body) {
+        Ok(p) => p,
+        Err(e) => return e.into_page_response(),
+    };
+    let user = match recent_user(&state, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let id = p.get("credential_id").unwrap_or("");
+    match state.store.delete_passkey(&user.id, id).await {
+        Ok(true) => {
+            audit::emit(
+                &Event::PasskeyRemoved {
+                    user_id: &user.id,
+                    credential_id: id,
+                },
+                state.now(),
+            );
+            see_other("/")
+        }
+        Ok(false) => AppError::page("No such passkey on your account.").into_page_response(),
+        Err(e) => AppError::from(e).into_page_response(),
+    }
+}

@@ -27,7 +27,7 @@ const POLL: Duration = Duration::from_millis(100);
 /// The W3C WebDriver key of an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-fn artifacts() -> PathBuf {
+pub(crate) fn artifacts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts")
 }
 
@@ -39,7 +39,7 @@ fn on_path(name: &str) -> Option<PathBuf> {
 
 /// chromedriver's path, or `None` (after saying SKIPPED) when Chromium or
 /// chromedriver is missing. Under `CI=true` a missing browser fails.
-fn prerequisites() -> Option<PathBuf> {
+pub(crate) fn prerequisites() -> Option<PathBuf> {
     let driver = on_path("chromedriver");
     if Path::new(CHROMIUM).is_file() {
         if let Some(d) = driver {
@@ -57,14 +57,14 @@ fn prerequisites() -> Option<PathBuf> {
 
 /// chromedriver as a child process in its own process group, so that
 /// dropping it ends chromedriver and any browser it left behind.
-struct ChromeDriver {
+pub(crate) struct ChromeDriver {
     child: Child,
     url: String,
     profile: PathBuf,
 }
 
 impl ChromeDriver {
-    async fn start(path: &Path) -> ChromeDriver {
+    pub(crate) async fn start(path: &Path) -> ChromeDriver {
         use std::os::unix::process::CommandExt;
         std::fs::create_dir_all(artifacts()).unwrap();
         let http = reqwest::Client::builder()
@@ -114,7 +114,7 @@ impl ChromeDriver {
     }
 
     /// Opens a browser window: a fresh headless Chromium profile.
-    async fn session(&self) -> Browser {
+    pub(crate) async fn session(&self) -> Browser {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
@@ -171,14 +171,14 @@ impl Drop for ChromeDriver {
 
 /// One WebDriver session: a small client for the commands the test needs.
 #[derive(Clone)]
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     session: String,
 }
 
 impl Browser {
     /// Sends a command; the `value` of the answer, or the WebDriver error.
-    async fn cmd(
+    pub(crate) async fn cmd(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -201,19 +201,19 @@ impl Browser {
         }
     }
 
-    async fn get(&self, path: &str) -> Result<Value, String> {
+    pub(crate) async fn get(&self, path: &str) -> Result<Value, String> {
         self.cmd(reqwest::Method::GET, path, None).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
         self.cmd(reqwest::Method::POST, path, Some(body)).await
     }
 
-    async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.post("/url", json!({ "url": url })).await.unwrap();
     }
 
-    async fn current_url(&self) -> String {
+    pub(crate) async fn current_url(&self) -> String {
         self.get("/url")
             .await
             .unwrap()
@@ -222,7 +222,7 @@ impl Browser {
             .to_owned()
     }
 
-    async fn find(&self, css: &str) -> Result<String, String> {
+    pub(crate) async fn find(&self, css: &str) -> Result<String, String> {
         let v = self
             .post("/element", json!({"using": "css selector", "value": css}))
             .await?;
@@ -233,7 +233,7 @@ impl Browser {
     }
 
     /// Saves a PNG screenshot of the viewport as `tests/artifacts/<name>.png`.
-    async fn screenshot(&self, name: &str) -> PathBuf {
+    pub(crate) async fn screenshot(&self, name: &str) -> PathBuf {
         let b64 = self.get("/screenshot").await.unwrap();
         let png = base64::engine::general_purpose::STANDARD
             .decode(b64.as_str().unwrap_or_default())
@@ -244,7 +244,7 @@ impl Browser {
     }
 
     /// Fails the test with where the browser is and what it shows.
-    async fn fail(&self, what: &str) -> ! {
+    pub(crate) async fn fail(&self, what: &str) -> ! {
         let url = self.current_url().await;
         let shot = self.screenshot("failure").await;
         let text = self.body_text().await;
@@ -255,7 +255,7 @@ impl Browser {
     }
 
     /// Waits (up to 10 s) for an element matching `css` and returns it.
-    async fn wait_for(&self, css: &str) -> String {
+    pub(crate) async fn wait_for(&self, css: &str) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Ok(e) = self.find(css).await {
@@ -271,7 +271,7 @@ impl Browser {
 
     /// Waits (up to 10 s) until the browser shows `path` on `origin`
     /// (any query); returns the full URL.
-    async fn wait_for_page(&self, origin: &str, path: &str) -> String {
+    pub(crate) async fn wait_for_page(&self, origin: &str, path: &str) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             let url = self.current_url().await;
@@ -289,14 +289,14 @@ impl Browser {
         }
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let e = self.wait_for(css).await;
         self.post(&format!("/element/{e}/click"), json!({}))
             .await
             .unwrap();
     }
 
-    async fn type_into(&self, css: &str, text: &str) {
+    pub(crate) async fn type_into(&self, css: &str, text: &str) {
         let e = self.wait_for(css).await;
         self.post(&format!("/element/{e}/clear"), json!({}))
             .await
@@ -306,7 +306,7 @@ impl Browser {
             .unwrap();
     }
 
-    async fn text_of(&self, css: &str) -> String {
+    pub(crate) async fn text_of(&self, css: &str) -> String {
         let e = self.wait_for(css).await;
         self.get(&format!("/element/{e}/text"))
             .await
@@ -316,7 +316,7 @@ impl Browser {
             .to_owned()
     }
 
-    async fn body_text(&self) -> String {
+    pub(crate) async fn body_text(&self) -> String {
         match self.find("body").await {
             Ok(e) => self
                 .get(&format!("/element/{e}/text"))
@@ -329,11 +329,11 @@ impl Browser {
     }
 
     /// A cookie visible to the current page, if any.
-    async fn cookie(&self, name: &str) -> Option<Value> {
+    pub(crate) async fn cookie(&self, name: &str) -> Option<Value> {
         self.get(&format!("/cookie/{name}")).await.ok()
     }
 
-    async fn close(&self) {
+    pub(crate) async fn close(&self) {
         let _ = self.cmd(reqwest::Method::DELETE, "", None).await;
     }
 }

@@ -29,6 +29,7 @@ mod outage;
 mod outage_chains;
 mod outage_stateless;
 mod outbound;
+mod passkeys_browser;
 mod pkce_policy;
 mod private_key_jwt;
 mod registration;

@@ -141,7 +141,7 @@ async fn a_required_level_makes_the_user_enrol(app: &TestApp) {
     let page = r.text().await.unwrap();
     let codes: Vec<&str> = page.split("<li><code>").skip(1).map(|s| &s[..11]).collect();
     assert_eq!(codes.len(), 10, "{page}");
-    let next = page.split("href=\"").nth(1).unwrap();
+    let next = page.split("id=\"continue\" href=\"").nth(1).unwrap();
     let next = &next[..next.find('"').unwrap()];
     let next = next.replace("&#x2F;", "/").replace("&amp;", "&");
     let done = finish(app, next).await;

@@ -56,6 +56,27 @@ pub async fn spawn_app(kind: DbKind) -> Option<TestApp> {
     )
 }
 
+/// Asks [`start`] for the issuer `http://localhost:<its port>`.
+pub const LOCALHOST: &str = "http://localhost";
+
+/// Like [`spawn_app`], with the issuer `http://localhost:<port>`: the
+/// WebAuthn relying party id must be a host name.
+pub async fn spawn_localhost(kind: DbKind) -> Option<TestApp> {
+    let db = db::fresh(kind).await?;
+    let url = db.url.clone();
+    Some(
+        start(
+            url,
+            Kek::generate(),
+            Some(db),
+            ManualClock::default(),
+            Some(LOCALHOST.to_owned()),
+            RawConfig::default(),
+        )
+        .await,
+    )
+}
+
 /// Like [`spawn_app`], with configuration options set in `extra` (for
 /// example `require_pkce`).
 pub async fn spawn_app_with(kind: DbKind, extra: RawConfig) -> Option<TestApp> {
@@ -84,7 +105,14 @@ pub(crate) async fn start(
 ) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let base = format!("http://{addr}");
+    // A named issuer on this port (passkeys need a host name, not an IP).
+    let (base, issuer) = match issuer.as_deref() {
+        Some(LOCALHOST) => {
+            let named = format!("http://localhost:{}", addr.port());
+            (named.clone(), Some(named))
+        }
+        _ => (format!("http://{addr}"), issuer),
+    };
     // `extra` wins over the usual test configuration.
     let raw = extra.over(RawConfig {
         issuer: Some(issuer.unwrap_or_else(|| base.clone())),

@@ -288,9 +288,16 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
                 Ok(true) => return see_other("/login/second-factor"),
                 Err(e) => return AppError::from(e).into_page_response(),
             }
+            let (csrf, cookie) = session::csrf_token(&state, &headers);
             let mut ctx = Context::new();
             ctx.insert("username", &user.username);
-            views::page(StatusCode::OK, "signed_in.html", &ctx)
+            ctx.insert("csrf", &csrf);
+            ctx.insert("passkeys", &state.passkeys.enabled());
+            let mut r = views::page(StatusCode::OK, "signed_in.html", &ctx);
+            if let Some(c) = cookie {
+                r.headers_mut().append(header::SET_COOKIE, c);
+            }
+            r
         }
         Ok(None) => see_other("/login"),
         Err(e) => e.into_page_response(),

@@ -278,19 +278,8 @@ pub async fn finish(
             Ok(u) => u,
             Err(e) => return failed(e, Some(&user.id), ip, now),
         };
-        let mut amr = s.amr.clone();
-        for m in used.amr().into_iter().chain([Amr::Mfa]) {
-            if !amr.iter().any(|a| a == m.as_str()) {
-                amr.push(m.as_str().to_owned());
-            }
-        }
-        let level = crate::authorization::levels::session_level(&s).max(used.level());
         emit_used(&user.id, &used, ip, now);
-        return match state
-            .store
-            .raise_session(&s.id_hash, level.as_str(), &amr)
-            .await
-        {
+        return match raise_with_passkey(&state, &s, used.user_verified).await {
             Ok(Some(_)) => see_other(&onward),
             Ok(None) => see_other("/login"),
             Err(e) => AppError::from(e).into_page_response(),
@@ -333,6 +322,31 @@ pub async fn finish(
     transaction::with_cookie(r, cookie)
 }
 
+/// Raises `s` after a passkey used (or just registered) with or without
+/// user verification: its methods and `mfa` join the session's, and its
+/// level rises to the passkey's. `None` when the session ended meanwhile.
+async fn raise_with_passkey(
+    state: &AppState,
+    s: &gatehouse_storage::model::Session,
+    user_verified: bool,
+) -> Result<Option<gatehouse_storage::model::Session>, gatehouse_storage::StoreError> {
+    let used = Used {
+        credential_id: String::new(),
+        user_verified,
+    };
+    let mut amr = s.amr.clone();
+    for m in used.amr().into_iter().chain([Amr::Mfa]) {
+        if !amr.iter().any(|a| a == m.as_str()) {
+            amr.push(m.as_str().to_owned());
+        }
+    }
+    let level = crate::authorization::levels::session_level(s).max(used.level());
+    state
+        .store
+        .raise_session(&s.id_hash, level.as_str(), &amr)
+        .await
+}
+
 fn emit_used(user_id: &str, used: &Used, ip: Option<IpAddr>, now: i64) {
     audit::emit(
         &Event::PasskeyUsed {
@@ -350,7 +364,13 @@ fn emit_used(user_id: &str, used: &Used, ip: Option<IpAddr>, now: i64) {
 async fn recent_user(
     state: &AppState,
     headers: &HeaderMap,
-) -> Result<gatehouse_storage::model::User, Response> {
+) -> Result<
+    (
+        gatehouse_storage::model::Session,
+        gatehouse_storage::model::User,
+    ),
+    Response,
+> {
     let (s, user) = match session::current(state, headers).await {
         Ok(Some(c)) => c,
         Ok(None) => return Err(see_other("/login")),
@@ -368,7 +388,7 @@ async fn recent_user(
         }
         .into_page_response());
     }
-    Ok(user)
+    Ok((s, user))
 }
 
 /// `POST /account/passkeys/begin`: starts registering a passkey.
@@ -382,7 +402,7 @@ pub async fn register_begin(
     if let Err(e) = form(&state, &headers, &body) {
         return e.into_page_response();
     }
-    let user = match recent_user(&state, &headers).await {
+    let (_, user) = match recent_user(&state, &headers).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -417,7 +437,7 @@ pub async fn register_finish(
         Ok(p) => p,
         Err(e) => return e.into_page_response(),
     };
-    let user = match recent_user(&state, &headers).await {
+    let (session, user) = match recent_user(&state, &headers).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -441,6 +461,12 @@ pub async fn register_finish(
                 },
                 now,
             );
+            // The user just verified herself with the new passkey in this
+            // session: it reaches the passkey's level, as if she had used it
+            // (otherwise her next page would ask her to use it at once).
+            if let Err(e) = raise_with_passkey(&state, &session, true).await {
+                return AppError::from(e).into_page_response();
+            }
             see_other("/")
         }
         Err(e) => failed(e, Some(&user.id), ip, now),
@@ -453,7 +479,7 @@ pub async fn remove(State(state): State<AppState>, headers: HeaderMap, body: Byt
         Ok(p) => p,
         Err(e) => return e.into_page_response(),
     };
-    let user = match recent_user(&state, &headers).await {
+    let (_, user) = match recent_user(&state, &headers).await {
         Ok(u) => u,
         Err(r) => return r,
     };

@@ -340,7 +340,98 @@ async fn refresh_below_a_new_requirement_fails(app: &TestApp) {
     assert_eq!(body["error"], "invalid_grant");
 }
 
+/// The `openidconnect` crate asks for mfa with `acr_values`, and its ID
+/// token verifier checks the `acr` it gets.
+async fn openidconnect_checks_the_acr_it_asked_for(app: &TestApp) {
+    use openidconnect::{
+        core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata},
+        AuthenticationContextClass, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+        IssuerUrl, Nonce, PkceCodeChallenge, RedirectUrl, TokenResponse,
+    };
+    let u = app.create_user("erin", "pw-erin-123456").await;
+    let new = app.state.totp.generate(&u.id, "localhost", "erin").unwrap();
+    let now = app.state.now();
+    app.state
+        .store
+        .begin_totp(&u.id, new.sealed, now)
+        .await
+        .unwrap();
+    app.state
+        .store
+        .confirm_totp(&u.id, now - 600, 1, now)
+        .await
+        .unwrap();
+    let t = TOTP::from_url_unchecked(new.uri.as_str()).unwrap();
+    let c = mfa_client(app).await;
+    let http = openidconnect::reqwest::ClientBuilder::new()
+        .redirect(openidconnect::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let meta =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(app.base.clone()).unwrap(), &http)
+            .await
+            .unwrap();
+    let supported: Vec<String> = meta
+        .acr_values_supported()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().to_owned())
+        .collect();
+    assert!(supported.contains(&MFA.to_owned()), "{supported:?}");
+    let rp = CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(c.id.clone()),
+        c.secret.clone().map(ClientSecret::new),
+    )
+    .set_redirect_uri(RedirectUrl::new(c.redirect_uri.clone()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, _, nonce) = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_auth_context_value(AuthenticationContextClass::new(MFA.to_owned()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let login = step(app, url.as_str()).await;
+    let back = sign_in(app, &login, "erin", "pw-erin-123456").await;
+    let second = step(app, &back).await;
+    assert!(second.starts_with("/login/second-factor?tx="), "{second}");
+    let (_, html) = get_html(app, &second).await;
+    let r = post_code(app, &html, &code_at(&t, app.state.now()), "").await;
+    assert_eq!(r.status(), 303);
+    let done = finish(app, r.headers()["location"].to_str().unwrap().to_owned()).await;
+    let code = query_param(&done, "code").unwrap_or_else(|| panic!("{done}"));
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let verifier =
+        rp.id_token_verifier()
+            .set_auth_context_verifier_fn(|acr| match acr.map(|a| a.as_str()) {
+                Some(MFA) => Ok(()),
+                other => Err(format!("asked for {MFA}, got {other:?}")),
+            });
+    let claims = tokens
+        .id_token()
+        .unwrap()
+        .claims(&verifier, &nonce)
+        .unwrap();
+    let amr: Vec<&str> = claims
+        .auth_method_refs()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
+    assert_eq!(amr, ["pwd", "otp", "mfa"]);
+}
+
 crate::both_backends!(
+    openidconnect_checks_the_acr_it_asked_for,
     a_required_level_makes_the_user_enrol,
     step_up_asks_for_the_missing_factor_only,
     wrong_codes_are_throttled,

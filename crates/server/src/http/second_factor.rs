@@ -66,7 +66,7 @@ async fn must_step_up(
             Needed::StepUp(_)
         ));
     }
-    Ok(account_needs_step_up(state, session, user).await?)
+    account_needs_step_up(state, session, user).await
 }
 
 /// The account page's rule: a session below two factors of a user who has

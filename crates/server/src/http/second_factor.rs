@@ -47,7 +47,7 @@ use crate::{
 fn onward(tx: &Option<(Transaction, Checked)>) -> String {
     match tx {
         Some((t, _)) => format!("/authorize/continue?tx={}", urlencode(&t.id)),
-        None => "/".to_owned(),
+        None => "/account".to_owned(),
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod account;
 mod attacks;
 mod authorization_tx;
 mod authorization_tx_changes;

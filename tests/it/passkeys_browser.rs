@@ -52,14 +52,14 @@ async fn scenario(b: &Browser, gh: &TestApp) {
 
     // Password sign-in, then add a passkey.
     password_sign_in(b, gh).await;
-    b.wait_for_page(&gh.base, "/").await;
+    b.wait_for_page(&gh.base, "/account").await;
     b.click("#add-passkey").await;
     b.wait_for_page(&gh.base, "/account/passkeys/begin").await;
     b.wait_for("#passkey-start").await;
     b.screenshot("passkey-register").await;
     b.type_into("#name", "Laptop").await;
     b.click("#passkey-start").await;
-    b.wait_for_page(&gh.base, "/").await;
+    b.wait_for_page(&gh.base, "/account").await;
     b.wait_for("#signed-in-user").await;
     let keys = gh.state.store.passkeys_of_user(&user.id).await.unwrap();
     assert_eq!(keys.len(), 1, "one passkey registered");
@@ -83,7 +83,7 @@ async fn scenario(b: &Browser, gh: &TestApp) {
     b.wait_for("#passkey-start").await;
     b.screenshot("passkey-sign-in").await;
     b.click("#passkey-start").await;
-    b.wait_for_page(&gh.base, "/").await;
+    b.wait_for_page(&gh.base, "/account").await;
     let who = b.text_of("#signed-in-user").await;
     assert_eq!(who, "alice");
     let sessions = gh.state.store.sessions_of_user(&user.id).await.unwrap();
@@ -100,7 +100,7 @@ async fn scenario(b: &Browser, gh: &TestApp) {
     b.click("#passkey-second").await;
     b.wait_for("#passkey-start").await;
     b.click("#passkey-start").await;
-    b.wait_for_page(&gh.base, "/").await;
+    b.wait_for_page(&gh.base, "/account").await;
     b.wait_for("#signed-in-user").await;
     let sessions = gh.state.store.sessions_of_user(&user.id).await.unwrap();
     assert_eq!(sessions[0].amr, vec!["pwd", "swk", "user", "mfa"]);

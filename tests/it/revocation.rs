@@ -79,9 +79,9 @@ async fn resource_server_tokens_are_introspectable_and_revocable(app: &TestApp) 
 }
 
 #[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<String>>>);
+pub(crate) struct Received(pub(crate) Arc<Mutex<Vec<String>>>);
 
-async fn receiver() -> (String, Received) {
+pub(crate) async fn receiver() -> (String, Received) {
     let got = Received::default();
     let g = got.clone();
     let app = Router::new().route(
@@ -107,7 +107,7 @@ async fn receiver() -> (String, Received) {
 }
 
 /// Verifies a logout token against the published JWKS with josekit.
-async fn check_logout_token(app: &TestApp, token: &str, client_id: &str, sub: &str) {
+pub(crate) async fn check_logout_token(app: &TestApp, token: &str, client_id: &str, sub: &str) {
     let header = josekit::jwt::decode_header(token).unwrap();
     let kid = header.claim("kid").unwrap().as_str().unwrap().to_owned();
     assert_eq!(header.claim("typ").unwrap(), "logout+jwt");

@@ -140,6 +140,20 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/logout", get(http::logout::get).post(http::logout::post))
         .route("/", get(http::login::home))
+        .route("/account", get(http::account::get))
+        .route("/account/sessions/end", post(http::account::end_session))
+        .route("/account/totp/begin", post(http::account::begin_totp))
+        .route("/account/totp/confirm", post(http::account::confirm_totp))
+        .route("/account/totp/remove", post(http::account::remove_totp))
+        .route(
+            "/account/recovery-codes/new",
+            post(http::account::new_recovery_codes),
+        )
+        .route("/account/password", post(http::account::change_password))
+        .route(
+            "/account/consents/revoke",
+            post(http::account::revoke_consent),
+        )
         // The credential endpoints: every answer on their paths is
         // `no-store` (`http::layers::cache_rule` lists them).
         .route("/token", post(http::token::token))

@@ -117,6 +117,32 @@ impl Permit {
         .await
         .unwrap_or(false)
     }
+
+    /// A password change: verifies `current` against `phc` and, only if
+    /// it matches, hashes `new`, one after the other under this one
+    /// permit on a blocking thread (at most one evaluation of this core's
+    /// memory at a time). `Ok(None)`: `current` is wrong.
+    pub async fn verify_then_hash(
+        self,
+        current: String,
+        phc: String,
+        new: String,
+    ) -> anyhow::Result<Option<String>> {
+        let permit = self.0;
+        tokio::task::spawn_blocking(move || {
+            let current = zeroize::Zeroizing::new(current);
+            let new = zeroize::Zeroizing::new(new);
+            let out = if verify_now(&current, Some(&phc)) {
+                hash(&new).map(Some)
+            } else {
+                Ok(None)
+            };
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("password check failed: {e}"))?
+    }
 }
 
 fn verify_now(password: &str, phc: Option<&str>) -> bool {

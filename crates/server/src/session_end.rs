@@ -1,9 +1,10 @@
-//! Ending sessions and telling clients: RP-initiated logout ends one
-//! session; a forced logout (`gatehouse sessions revoke`) ends every session
-//! of a user, deletes her codes not yet redeemed, revokes her refresh
-//! tokens, puts her live access tokens on the revocation list, and sends
-//! back-channel logout tokens (OpenID Connect Back-Channel Logout 1.0) to
-//! each client she used.
+//! Ending sessions and telling clients: RP-initiated logout and the
+//! account page end one session (the account page also tells one client
+//! that she withdrew her consent); a forced logout (`gatehouse sessions
+//! revoke`) ends every session of a user, deletes her codes not yet
+//! redeemed, revokes her refresh tokens, puts her live access tokens on
+//! the revocation list, and sends back-channel logout tokens (OpenID
+//! Connect Back-Channel Logout 1.0) to each client she used.
 
 use std::time::Duration;
 
@@ -70,40 +71,74 @@ async fn deliver(state: &AppState, uri: &str, token: &str) -> (bool, u32) {
 pub async fn notify(state: &AppState, session: &Session) -> Result<Vec<Delivery>, Error> {
     let mut out = Vec::new();
     for client_id in state.store.session_clients(&session.sid).await? {
-        // One client that cannot be read or signed for must not keep the
-        // others from hearing of the logout.
-        let client = match state.registry.client(&client_id).await {
-            Ok(Some(c)) => c,
-            Ok(None) => continue,
-            Err(e) if e.is_unavailable() => return Err(e.into()),
-            Err(e) => {
-                tracing::error!(%client_id, error = %e, "back-channel logout skipped: client unreadable");
-                continue;
-            }
-        };
-        let Some(uri) = client.backchannel_logout_uri.clone() else {
-            continue;
-        };
-        let token = match state.tokens.issue_logout_token(
-            &client,
-            &session.user_id,
-            Some(&session.sid),
-        ) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(%client_id, error = %e, "back-channel logout skipped: no logout token");
-                continue;
-            }
-        };
-        let (delivered, attempts) = deliver(state, &uri, &token).await;
-        out.push(Delivery {
-            client_id: client.id.clone(),
-            uri,
-            delivered,
-            attempts,
-        });
+        out.extend(notify_client(state, &client_id, session).await?);
     }
     Ok(out)
+}
+
+/// Sends back-channel logout for `session` to `client_id`, if it
+/// registered a `backchannel_logout_uri`.
+async fn notify_client(
+    state: &AppState,
+    client_id: &str,
+    session: &Session,
+) -> Result<Option<Delivery>, Error> {
+    // One client that cannot be read or signed for must not keep the
+    // others from hearing of the logout.
+    let client = match state.registry.client(client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Ok(None),
+        Err(e) if e.is_unavailable() => return Err(e.into()),
+        Err(e) => {
+            tracing::error!(%client_id, error = %e, "back-channel logout skipped: client unreadable");
+            return Ok(None);
+        }
+    };
+    let Some(uri) = client.backchannel_logout_uri.clone() else {
+        return Ok(None);
+    };
+    let token = match state
+        .tokens
+        .issue_logout_token(&client, &session.user_id, Some(&session.sid))
+    {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(%client_id, error = %e, "back-channel logout skipped: no logout token");
+            return Ok(None);
+        }
+    };
+    let (delivered, attempts) = deliver(state, &uri, &token).await;
+    Ok(Some(Delivery {
+        client_id: client.id.clone(),
+        uri,
+        delivered,
+        attempts,
+    }))
+}
+
+/// Tells `client_id`, in the background, that each of `sessions` through
+/// which it received tokens has ended for it (the user withdrew her
+/// consent): a back-channel logout per such session.
+pub fn notify_client_in_background(state: &AppState, client_id: String, sessions: Vec<Session>) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        for s in &sessions {
+            let used = match state.store.session_clients(&s.sid).await {
+                Ok(clients) => clients.contains(&client_id),
+                Err(e) => {
+                    tracing::warn!(error = ?e, "back-channel logout failed");
+                    return;
+                }
+            };
+            if !used {
+                continue;
+            }
+            if let Err(e) = notify_client(&state, &client_id, s).await {
+                tracing::warn!(error = ?e, "back-channel logout failed");
+                return;
+            }
+        }
+    });
 }
 
 /// Sends back-channel logout in the background: the user's logout never

@@ -14,7 +14,7 @@ use tera::{Context, Tera};
 
 static TERA: OnceLock<Tera> = OnceLock::new();
 
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 13] = [
     ("base.html", include_str!("../../../templates/base.html")),
     ("login.html", include_str!("../../../templates/login.html")),
     (
@@ -22,10 +22,6 @@ const TEMPLATES: [(&str, &str); 12] = [
         include_str!("../../../templates/consent.html"),
     ),
     ("error.html", include_str!("../../../templates/error.html")),
-    (
-        "signed_in.html",
-        include_str!("../../../templates/signed_in.html"),
-    ),
     (
         "logout.html",
         include_str!("../../../templates/logout.html"),
@@ -53,6 +49,14 @@ const TEMPLATES: [(&str, &str); 12] = [
     (
         "passkey.html",
         include_str!("../../../templates/passkey.html"),
+    ),
+    (
+        "account.html",
+        include_str!("../../../templates/account.html"),
+    ),
+    (
+        "sign_in_again.html",
+        include_str!("../../../templates/sign_in_again.html"),
     ),
 ];
 

@@ -1,8 +1,8 @@
 //! Consents: which scopes a user has granted to which client.
 
-use sea_orm::{sea_query::OnConflict, EntityTrait, Set};
+use sea_orm::{sea_query::OnConflict, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
-use crate::{entity::consents, error::corrupt, Store, StoreError};
+use crate::{entity::consents, error::corrupt, model::Consent, Store, StoreError};
 
 impl Store {
     /// The scopes `user_id` has granted `client_id` (empty when none).
@@ -43,5 +43,36 @@ impl Store {
         .exec(&self.db)
         .await?;
         Ok(())
+    }
+
+    /// Every consent `user_id` has given, the most recently granted first
+    /// (the account page).
+    pub async fn consents_of_user(&self, user_id: &str) -> Result<Vec<Consent>, StoreError> {
+        consents::Entity::find()
+            .filter(consents::Column::UserId.eq(user_id))
+            .order_by_desc(consents::Column::UpdatedAt)
+            .order_by_asc(consents::Column::ClientId)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| {
+                Ok(Consent {
+                    scopes: serde_json::from_str(&m.scopes)
+                        .map_err(|e| corrupt("consent scopes", e))?,
+                    client_id: m.client_id.into(),
+                    created_at: m.created_at,
+                    updated_at: m.updated_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets the consent `user_id` gave `client_id`: the client must ask
+    /// again. Returns whether there was one.
+    pub async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
+        let res = consents::Entity::delete_by_id((user_id.to_owned(), client_id.to_owned()))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected > 0)
     }
 }

@@ -198,6 +198,16 @@ pub struct RecoveryCode {
     pub used_at: Option<i64>,
 }
 
+/// The scopes a user granted a client, as the account page lists them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Consent {
+    pub client_id: ClientId,
+    pub scopes: Vec<String>,
+    pub created_at: i64,
+    /// When the scopes were last granted (a later consent replaces them).
+    pub updated_at: i64,
+}
+
 /// An authorization transaction: a checked authorization request kept
 /// while the browser signs in and consents. Its id and browser binding are
 /// keyed hashes; the request is JSON the server reads back.

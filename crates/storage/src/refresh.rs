@@ -2,7 +2,8 @@
 //! in families (one family per grant) for reuse detection.
 
 use sea_orm::{
-    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
+    sea_query::Expr, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
+    QueryFilter, Set,
 };
 
 use crate::{
@@ -117,19 +118,20 @@ async fn revoke_family_in<C: ConnectionTrait>(
     family_id: &str,
     now: i64,
 ) -> Result<u64, StoreError> {
-    revoke_until_settled(c, rt::Column::FamilyId, family_id, now).await
+    revoke_until_settled(c, with(rt::Column::FamilyId, family_id), family_id, now).await
 }
 
-/// Revokes every live refresh token whose `column` is `value`, repeating
-/// the `UPDATE` until it finds nothing more. On PostgreSQL an `UPDATE`
-/// that waited for a rotation's row lock does not see the successor that
-/// rotation inserted (READ COMMITTED rechecks only rows it saw at its
-/// start); the next pass does, and a rotation of a revoked token fails,
-/// so the loop ends. On SQLite the second pass finds nothing.
+/// Revokes every live refresh token matching `which` (`what` names it in
+/// the log), repeating the `UPDATE` until it finds nothing more. On
+/// PostgreSQL an `UPDATE` that waited for a rotation's row lock does not
+/// see the successor that rotation inserted (READ COMMITTED rechecks only
+/// rows it saw at its start); the next pass does, and a rotation of a
+/// revoked token fails, so the loop ends. On SQLite the second pass finds
+/// nothing.
 async fn revoke_until_settled<C: ConnectionTrait>(
     c: &C,
-    column: rt::Column,
-    value: &str,
+    which: Condition,
+    what: &str,
     now: i64,
 ) -> Result<u64, StoreError> {
     let mut total = 0;
@@ -138,7 +140,7 @@ async fn revoke_until_settled<C: ConnectionTrait>(
     for _ in 0..16 {
         let n = rt::Entity::update_many()
             .col_expr(rt::Column::RevokedAt, now.into())
-            .filter(column.eq(value))
+            .filter(which.clone())
             .filter(rt::Column::RevokedAt.is_null())
             .exec(c)
             .await?
@@ -148,8 +150,13 @@ async fn revoke_until_settled<C: ConnectionTrait>(
         }
         total += n;
     }
-    tracing::warn!(%value, "refresh-token revocation still finding live tokens after 16 passes");
+    tracing::warn!(%what, "refresh-token revocation still finding live tokens after 16 passes");
     Ok(total)
+}
+
+/// The refresh tokens whose `column` is `value`.
+fn with(column: rt::Column, value: &str) -> Condition {
+    Condition::all().add(column.eq(value))
 }
 
 impl Store {
@@ -284,19 +291,44 @@ impl Store {
         client_id: &str,
         now: i64,
     ) -> Result<u64, StoreError> {
-        revoke_until_settled(&self.db, rt::Column::ClientId, client_id, now).await
+        revoke_until_settled(
+            &self.db,
+            with(rt::Column::ClientId, client_id),
+            client_id,
+            now,
+        )
+        .await
     }
 
     /// The grants (families) a client holds: those of its refresh tokens and
     /// of its authorization codes still stored, each once.
     pub async fn grants_of_client(&self, client_id: &str) -> Result<Vec<String>, StoreError> {
+        self.grants_where(client_id, None).await
+    }
+
+    /// The grants (families) `client_id` holds for `user_id`: those of its
+    /// refresh tokens and authorization codes still stored, each once.
+    pub async fn grants_of_user_at_client(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        self.grants_where(client_id, Some(user_id)).await
+    }
+
+    async fn grants_where(
+        &self,
+        client_id: &str,
+        user_id: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
         use crate::entity::authorization_codes as codes;
-        use sea_orm::QuerySelect;
+        use sea_orm::{QuerySelect, QueryTrait};
         let mut out: Vec<String> = rt::Entity::find()
             .select_only()
             .column(rt::Column::FamilyId)
             .distinct()
             .filter(rt::Column::ClientId.eq(client_id))
+            .apply_if(user_id, |q, u| q.filter(rt::Column::UserId.eq(u)))
             .into_tuple()
             .all(&self.db)
             .await?;
@@ -305,6 +337,7 @@ impl Store {
             .column(codes::Column::FamilyId)
             .distinct()
             .filter(codes::Column::ClientId.eq(client_id))
+            .apply_if(user_id, |q, u| q.filter(codes::Column::UserId.eq(u)))
             .into_tuple()
             .all(&self.db)
             .await?;
@@ -320,7 +353,20 @@ impl Store {
         user_id: &str,
         now: i64,
     ) -> Result<u64, StoreError> {
-        revoke_until_settled(&self.db, rt::Column::UserId, user_id, now).await
+        revoke_until_settled(&self.db, with(rt::Column::UserId, user_id), user_id, now).await
+    }
+
+    /// Revokes every refresh token `client_id` holds for `user_id` (she
+    /// withdrew her consent on the account page). Returns how many.
+    pub async fn revoke_refresh_tokens_of_user_at_client(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let which = with(rt::Column::UserId, user_id).add(rt::Column::ClientId.eq(client_id));
+        let what = format!("{user_id} at {client_id}");
+        revoke_until_settled(&self.db, which, &what, now).await
     }
 
     /// Deletes the refresh tokens of families in which no token lives

@@ -26,7 +26,8 @@ struct ScopeView {
     description: String,
 }
 
-fn describe(scope: &str) -> String {
+/// What a scope lets a client do, in words (the consent and account pages).
+pub(crate) fn describe(scope: &str) -> String {
     match scope {
         "openid" => "Sign you in with your Gatehouse account".into(),
         "profile" => "Your name and username".into(),

@@ -263,8 +263,8 @@ async fn login(
         now,
     );
     let mut r = match &tx {
-        // The home page asks for the second factor if the account has one.
-        None => see_other("/"),
+        // The account page asks for the second factor if the account has one.
+        None => see_other("/account"),
         Some((t, _)) => match t.record_sign_in(state, &session).await {
             Ok(()) => see_other(&format!("/authorize/continue?tx={}", urlencode(&t.id))),
             Err(e) => transaction::page(e),
@@ -279,27 +279,8 @@ async fn login(
     Ok(r)
 }
 
-/// `GET /`: who is signed in on this browser.
-pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match session::current(&state, &headers).await {
-        Ok(Some((session, user))) => {
-            match super::second_factor::account_needs_step_up(&state, &session, &user).await {
-                Ok(false) => {}
-                Ok(true) => return see_other("/login/second-factor"),
-                Err(e) => return AppError::from(e).into_page_response(),
-            }
-            let (csrf, cookie) = session::csrf_token(&state, &headers);
-            let mut ctx = Context::new();
-            ctx.insert("username", &user.username);
-            ctx.insert("csrf", &csrf);
-            ctx.insert("passkeys", &state.passkeys.enabled());
-            let mut r = views::page(StatusCode::OK, "signed_in.html", &ctx);
-            if let Some(c) = cookie {
-                r.headers_mut().append(header::SET_COOKIE, c);
-            }
-            r
-        }
-        Ok(None) => see_other("/login"),
-        Err(e) => e.into_page_response(),
-    }
+/// `GET /`: the account page (which sends a browser not signed in to
+/// the sign-in page).
+pub async fn home() -> Response {
+    see_other("/account")
 }

@@ -2,6 +2,7 @@
 //! the core's types, call the core (grants, the token issuer, the key ring,
 //! the store's domain methods), and map results through [`error::AppError`].
 
+pub mod account;
 pub mod authorize;
 pub mod client_auth;
 pub mod consent;

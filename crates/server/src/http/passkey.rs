@@ -21,6 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 use tera::Context;
 
 use super::{
+    account::Done,
     authorize::{see_other, transaction, urlencode},
     error::AppError,
     form::Params,
@@ -34,9 +35,6 @@ use crate::{
     state::AppState,
     views,
 };
-
-/// Seconds within which a sensitive account change needs a sign-in.
-pub const RECENT_SIGN_IN: i64 = 600;
 
 /// The fields of one passkey page.
 struct PageText {
@@ -262,7 +260,7 @@ pub async fn finish(
     let now = state.now();
     let onward = match &tx {
         Some((t, _)) => format!("/authorize/continue?tx={}", urlencode(&t.id)),
-        None => "/".to_owned(),
+        None => "/account".to_owned(),
     };
     if p.get("purpose") == Some("second") {
         let (s, user) = match session::current(&state, &headers).await {
@@ -313,7 +311,7 @@ pub async fn finish(
         now,
     );
     let r = match &tx {
-        None => see_other("/"),
+        None => see_other("/account"),
         Some((t, _)) => match t.record_sign_in(&state, &session).await {
             Ok(()) => see_other(&onward),
             Err(e) => transaction::page(e),
@@ -381,12 +379,8 @@ async fn recent_user(
         Ok(true) => return Err(see_other("/login/second-factor")),
         Err(e) => return Err(AppError::from(e).into_page_response()),
     }
-    if state.now() - s.auth_time > RECENT_SIGN_IN {
-        return Err(AppError::Page {
-            status: StatusCode::FORBIDDEN,
-            message: "For this change, sign in again first (your last sign-in was more than 10 minutes ago).".into(),
-        }
-        .into_page_response());
+    if state.now() - s.auth_time > super::account::RECENT_SIGN_IN {
+        return Err(super::account::sign_in_again_page(&user.username));
     }
     Ok((s, user))
 }
@@ -467,7 +461,7 @@ pub async fn register_finish(
             if let Err(e) = raise_with_passkey(&state, &session, true).await {
                 return AppError::from(e).into_page_response();
             }
-            see_other("/")
+            Done::PasskeyAdded.back()
         }
         Err(e) => failed(e, Some(&user.id), ip, now),
     }
@@ -493,7 +487,7 @@ pub async fn remove(State(state): State<AppState>, headers: HeaderMap, body: Byt
                 },
                 state.now(),
             );
-            see_other("/")
+            Done::PasskeyRemoved.back()
         }
         Ok(false) => AppError::page("No such passkey on your account.").into_page_response(),
         Err(e) => AppError::from(e).into_page_response(),

@@ -47,7 +47,7 @@ use crate::{
 fn onward(tx: &Option<(Transaction, Checked)>) -> String {
     match tx {
         Some((t, _)) => format!("/authorize/continue?tx={}", urlencode(&t.id)),
-        None => "/".to_owned(),
+        None => "/account".to_owned(),
     }
 }
 
@@ -66,7 +66,7 @@ async fn must_step_up(
             Needed::StepUp(_)
         ));
     }
-    Ok(account_needs_step_up(state, session, user).await?)
+    account_needs_step_up(state, session, user).await
 }
 
 /// The account page's rule: a session below two factors of a user who has

@@ -1,5 +1,6 @@
-//! Revoking tokens: one access token, a grant, every token of a subject
-//! or of a client; the revocation-list check every read makes.
+//! Revoking tokens: one access token, a grant, every token of a subject,
+//! of a client, or of a subject at one client; the revocation-list check
+//! every read makes.
 
 use super::{AccessClaims, TokenIssuer};
 use crate::error::Error;
@@ -93,6 +94,30 @@ impl TokenIssuer {
         let lists = self.store.revoke_status_subject(sub, now).await?;
         self.status_lists.forget(&lists);
         Ok(())
+    }
+
+    /// Revokes everything `client_id` holds for `user_id` (she withdrew
+    /// her consent): her refresh tokens there, then each of her grants
+    /// there (its access tokens, JWE and opaque alike). Refresh tokens go
+    /// first by (user, client), so one issued while the grants are listed
+    /// is revoked too.
+    pub async fn revoke_user_client_tokens(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<u64, Error> {
+        let refresh = self
+            .store
+            .revoke_refresh_tokens_of_user_at_client(user_id, client_id, self.now())
+            .await?;
+        for family in self
+            .store
+            .grants_of_user_at_client(user_id, client_id)
+            .await?
+        {
+            self.revoke_grant(&family).await?;
+        }
+        Ok(refresh)
     }
 
     /// Revokes everything a client holds (RFC 7592 2.3: the client is being

@@ -1,7 +1,8 @@
-//! Clients: create, update, list, delete, PKCE requirement, and the grants a client holds.
+//! Clients: create, update, list, delete, PKCE requirement, and the grants a client holds
+//! (for everyone, or for one user).
 
 use gatehouse_storage::{
-    model::{Client, RefreshToken, RegistrationPolicy},
+    model::{AuthCode, Client, RefreshToken, RegistrationPolicy},
     Store, StoreError,
 };
 
@@ -14,6 +15,7 @@ contract! {
     clients => sqlite_clients, postgres_clients;
     clients_require_pkce => sqlite_clients_require_pkce, postgres_clients_require_pkce;
     client_grants => sqlite_client_grants, postgres_client_grants;
+    user_grants_at_client => sqlite_user_grants_at_client, postgres_user_grants_at_client;
 }
 
 async fn clients(store: Store) {
@@ -208,4 +210,77 @@ async fn client_grants(store: Store) {
         None,
         "another client's tokens stay"
     );
+}
+
+/// One user's grants at one client, and revoking her refresh tokens there
+/// (a consent withdrawn): other users and other clients keep theirs.
+async fn user_grants_at_client(store: Store) {
+    assert!(store
+        .grants_of_user_at_client("user-1", "client-1")
+        .await
+        .unwrap()
+        .is_empty());
+    for (h, fam, user, client) in [
+        ("u0", "famA", "user-1", "client-1"),
+        ("u1", "famA", "user-1", "client-1"),
+        ("u2", "famB", "user-1", "client-1"),
+        ("o0", "famO", "user-2", "client-1"),
+        ("c0", "famC", "user-1", "client-2"),
+    ] {
+        store
+            .create_refresh_token(&RefreshToken {
+                client_id: client.into(),
+                ..refresh(h, fam, user, NOW + 1000)
+            })
+            .await
+            .unwrap();
+    }
+    // A code not yet redeemed is a grant too; another user's is not hers.
+    store
+        .create_code(&code("uc1", "famD", NOW + 60))
+        .await
+        .unwrap();
+    store
+        .create_code(&AuthCode {
+            user_id: "user-2".into(),
+            ..code("uc2", "famP", NOW + 60)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .grants_of_user_at_client("user-1", "client-1")
+            .await
+            .unwrap(),
+        vec!["famA".to_owned(), "famB".to_owned(), "famD".to_owned()]
+    );
+    assert_eq!(
+        store
+            .revoke_refresh_tokens_of_user_at_client("user-1", "client-1", NOW + 1)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .revoke_refresh_tokens_of_user_at_client("user-1", "client-1", NOW + 2)
+            .await
+            .unwrap(),
+        0,
+        "already revoked"
+    );
+    for h in ["u0", "u1", "u2"] {
+        assert_eq!(
+            store.refresh_token(h).await.unwrap().unwrap().revoked_at,
+            Some(NOW + 1),
+            "{h}"
+        );
+    }
+    for h in ["o0", "c0"] {
+        assert_eq!(
+            store.refresh_token(h).await.unwrap().unwrap().revoked_at,
+            None,
+            "{h}: another user's or another client's token stays"
+        );
+    }
 }

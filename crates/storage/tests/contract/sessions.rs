@@ -1,6 +1,9 @@
 //! Browser sessions and their pruning; remembered consents.
 
-use gatehouse_storage::{model::Session, Store, StoreError};
+use gatehouse_storage::{
+    model::{Consent, Session},
+    Store, StoreError,
+};
 
 use crate::{fixtures::session, NOW};
 
@@ -165,4 +168,38 @@ async fn consents(store: Store) {
     store.save_consent("u2", "c1", &[], NOW).await.unwrap();
     assert!(store.consented_scopes("u2", "c1").await.unwrap().is_empty());
     assert_eq!(store.consented_scopes("u1", "c1").await.unwrap(), second);
+
+    // A user's consents, the most recently granted first.
+    store
+        .save_consent("u1", "c2", &first, NOW + 5)
+        .await
+        .unwrap();
+    let of_u1 = store.consents_of_user("u1").await.unwrap();
+    assert_eq!(
+        of_u1,
+        vec![
+            Consent {
+                client_id: "c1".into(),
+                scopes: second.clone(),
+                created_at: NOW,
+                updated_at: NOW + 10,
+            },
+            Consent {
+                client_id: "c2".into(),
+                scopes: first.clone(),
+                created_at: NOW + 5,
+                updated_at: NOW + 5,
+            },
+        ]
+    );
+    assert!(store.consents_of_user("nobody").await.unwrap().is_empty());
+
+    // Deleting one consent leaves the user's others and other users' alone.
+    assert!(store.delete_consent("u1", "c1").await.unwrap());
+    assert!(!store.delete_consent("u1", "c1").await.unwrap(), "once");
+    assert!(store.consented_scopes("u1", "c1").await.unwrap().is_empty());
+    assert_eq!(store.consented_scopes("u1", "c2").await.unwrap(), first);
+    let of_u2 = store.consents_of_user("u2").await.unwrap();
+    assert_eq!(of_u2.len(), 1);
+    assert_eq!(of_u2[0].client_id.as_str(), "c1");
 }

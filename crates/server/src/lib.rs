@@ -26,6 +26,7 @@ mod metrics;
 pub mod oauth;
 pub mod outbound;
 pub mod password;
+pub mod password_policy;
 mod pkce;
 mod rate;
 mod recent_reads;

@@ -100,10 +100,14 @@ pub enum Event<'a> {
         user_id: &'a str,
         by: &'static str,
     },
+    /// The user ended one of her sessions (the account page, not yet built).
+    #[allow(dead_code)]
     SessionEnded {
         user_id: &'a str,
         sid: &'a str,
     },
+    /// The user withdrew a client's consent (the account page, not yet built).
+    #[allow(dead_code)]
     ConsentRevoked {
         user_id: &'a str,
         client_id: &'a str,

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use gatehouse_protocol::Acr;
 
 use crate::config::RawConfig;
 
@@ -171,7 +172,8 @@ pub enum SessionsCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCmd {
-    /// Create a user; reads the password from standard input.
+    /// Create a user; reads the password from standard input (it must meet
+    /// the password policy: docs/configuration.md, password_min_length).
     Create {
         #[arg(long)]
         username: String,
@@ -193,6 +195,56 @@ pub enum UsersCmd {
     },
     /// Disable a user: no new logins, refresh tokens stop working.
     Disable { username: String },
+    /// Set a user's password, read from standard input (one line; it must
+    /// meet the password policy). Ends every session of the user, as
+    /// `sessions revoke` does.
+    SetPassword {
+        /// The username.
+        #[arg(long)]
+        user: String,
+        /// Read the password from standard input (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Second factors: require one, list them, reset them.
+    #[command(subcommand)]
+    Mfa(MfaCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MfaCmd {
+    /// Require a second factor at every sign-in of the user; one who has
+    /// none enrols at her next sign-in.
+    Require {
+        /// The username.
+        #[arg(long)]
+        user: String,
+    },
+    /// Lift `mfa require`. A user who has a second factor still uses it at
+    /// every sign-in; one who has none signs in with her password, unless
+    /// a client or an authorization request requires more.
+    Optional {
+        /// The username.
+        #[arg(long)]
+        user: String,
+    },
+    /// Show whether the user must use a second factor, her TOTP factor
+    /// (enrolled, pending or none) and her recovery codes.
+    List {
+        /// The username.
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lost authenticator: remove the user's TOTP factor and recovery
+    /// codes, end every session of the user, revoke her tokens and send
+    /// back-channel logout (as `sessions revoke`).
+    Reset {
+        /// The username.
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -282,6 +334,39 @@ pub struct ClientArgs {
         default_missing_value = "true"
     )]
     pub legacy_assertion_audience: Option<bool>,
+    /// The authentication level every sign-in to this client must reach:
+    /// urn:gatehouse:acr:pwd, urn:gatehouse:acr:mfa or urn:gatehouse:acr:phr;
+    /// `none` removes the requirement [default: none].
+    #[arg(long, value_name = "LEVEL", value_parser = parse_require_acr)]
+    pub require_acr: Option<RequireAcr>,
+}
+
+/// The value of `--require-acr`: a level, or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequireAcr {
+    Level(Acr),
+    None,
+}
+
+impl RequireAcr {
+    /// The level required, if any.
+    pub fn level(self) -> Option<Acr> {
+        match self {
+            RequireAcr::Level(a) => Some(a),
+            RequireAcr::None => None,
+        }
+    }
+}
+
+fn parse_require_acr(s: &str) -> Result<RequireAcr, String> {
+    if s == "none" {
+        return Ok(RequireAcr::None);
+    }
+    s.parse()
+        .map(RequireAcr::Level)
+        .map_err(|e: gatehouse_protocol::UnknownName| {
+            format!("{e} (or none, to remove the requirement)")
+        })
 }
 
 #[derive(Debug, Subcommand)]
@@ -386,10 +471,11 @@ impl GlobalArgs {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use clap::Parser;
 
-    use super::{Cli, Command, KeysCmd};
+    use super::{Cli, ClientsCmd, Command, KeysCmd, MfaCmd, RequireAcr, UsersCmd};
 
     /// A key id beginning with `-` (possible for keys made before ids
     /// avoided it) is a value, not flags: `keys revoke` must work in an
@@ -404,5 +490,78 @@ mod tests {
             ),
             "{cli:?}"
         );
+    }
+
+    fn require_acr(args: &[&str]) -> Result<Option<RequireAcr>, String> {
+        let mut argv = vec!["gatehouse", "clients", "update", "c1"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv) {
+            Ok(Cli {
+                command: Command::Clients(ClientsCmd::Update { settings, .. }),
+                ..
+            }) => Ok(settings.require_acr),
+            Ok(other) => Err(format!("parsed as {other:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// `--require-acr` takes the three levels by their URNs, or `none`;
+    /// anything else is refused with the three listed.
+    #[test]
+    fn require_acr_takes_the_three_levels_or_none() {
+        use gatehouse_protocol::Acr;
+        assert_eq!(require_acr(&[]), Ok(None));
+        for a in Acr::ALL {
+            assert_eq!(
+                require_acr(&["--require-acr", a.as_str()]),
+                Ok(Some(RequireAcr::Level(*a)))
+            );
+        }
+        assert_eq!(
+            require_acr(&["--require-acr", "none"]),
+            Ok(Some(RequireAcr::None))
+        );
+        for bad in ["mfa", "urn:gatehouse:acr:MFA", "", "urn:gatehouse:acr:otp"] {
+            let e = require_acr(&["--require-acr", bad]).unwrap_err();
+            for level in Acr::ALL {
+                assert!(e.contains(level.as_str()), "{bad:?}: {e}");
+            }
+            assert!(e.contains("--require-acr"), "{e}");
+        }
+    }
+
+    /// The users commands' names and flags, as docs/cli.md gives them.
+    #[test]
+    fn users_mfa_and_set_password_parse() {
+        let parse = |argv: &[&str]| {
+            let mut all = vec!["gatehouse", "users"];
+            all.extend_from_slice(argv);
+            Cli::try_parse_from(all).map(|c| c.command)
+        };
+        assert!(matches!(
+            parse(&["mfa", "require", "--user", "alice"]),
+            Ok(Command::Users(UsersCmd::Mfa(MfaCmd::Require { user }))) if user == "alice"
+        ));
+        assert!(matches!(
+            parse(&["mfa", "optional", "--user", "alice"]),
+            Ok(Command::Users(UsersCmd::Mfa(MfaCmd::Optional { .. })))
+        ));
+        assert!(matches!(
+            parse(&["mfa", "list", "--user", "alice", "--json"]),
+            Ok(Command::Users(UsersCmd::Mfa(MfaCmd::List {
+                json: true,
+                ..
+            })))
+        ));
+        assert!(matches!(
+            parse(&["mfa", "reset", "--user", "alice"]),
+            Ok(Command::Users(UsersCmd::Mfa(MfaCmd::Reset { .. })))
+        ));
+        assert!(matches!(
+            parse(&["set-password", "--user", "alice", "--password-stdin"]),
+            Ok(Command::Users(UsersCmd::SetPassword { user, password_stdin: true })) if user == "alice"
+        ));
+        assert!(parse(&["set-password", "--user", "alice"]).is_err());
+        assert!(parse(&["mfa", "reset"]).is_err(), "--user is required");
     }
 }

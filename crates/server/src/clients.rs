@@ -156,8 +156,13 @@ pub fn build(
 
 /// Validates a changed spec for an existing client: everything is checked
 /// as for a new one; the id, secret, registration access token and policy,
-/// refresh-token lifetime and creation time stay. The auth method cannot
-/// change (the secret, or its absence, belongs to it).
+/// refresh-token lifetime, creation time and required authentication level
+/// stay. The auth method cannot change (the secret, or its absence,
+/// belongs to it).
+///
+/// The required level (`require_acr`) is the operator's alone: a spec has
+/// no field for it, so neither registration nor an RFC 7592 update can set
+/// or clear it; `clients update --require-acr` sets it on the result.
 pub fn revise(
     old: &Client,
     spec: ClientSpec,
@@ -184,6 +189,7 @@ pub fn revise(
         registration_policy: old.registration_policy.clone(),
         refresh_token_lifetime: old.refresh_token_lifetime,
         created_at: old.created_at,
+        require_acr: old.require_acr,
         ..new
     })
 }
@@ -400,4 +406,50 @@ fn validate(
         legacy_assertion_audience: spec.legacy_assertion_audience,
         require_acr: None,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use gatehouse_protocol::Acr;
+
+    use super::*;
+
+    fn spec() -> ClientSpec {
+        ClientSpec {
+            name: "App".into(),
+            redirect_uris: vec!["https://app.example/cb".into()],
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            ..ClientSpec::default()
+        }
+    }
+
+    /// An operator's required level survives every revision of the
+    /// client's metadata, an RFC 7592 update (a whole new spec) included:
+    /// the registrant has no way to lower it.
+    #[test]
+    fn revise_keeps_the_operators_required_level() {
+        let kek = gatehouse_keys::Kek::generate();
+        let policy = OutboundPolicy::default();
+        let (mut old, _) = build(
+            spec(),
+            &SecretHasher::new(&kek),
+            &SecretSealer::new(&kek),
+            1_000,
+            &policy,
+        )
+        .unwrap();
+        assert_eq!(old.require_acr, None, "a new client requires no level");
+        old.require_acr = Some(Acr::Mfa);
+        // As the registration endpoint builds it: from the metadata alone.
+        let fresh = ClientSpec {
+            name: "Renamed".into(),
+            ..spec()
+        };
+        let new = revise(&old, fresh, 2_000, &policy).unwrap();
+        assert_eq!(new.name, "Renamed");
+        assert_eq!(new.require_acr, Some(Acr::Mfa));
+        let again = revise(&new, ClientSpec::of(&new), 3_000, &policy).unwrap();
+        assert_eq!(again.require_acr, Some(Acr::Mfa));
+    }
 }

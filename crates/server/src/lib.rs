@@ -27,6 +27,7 @@ pub mod oauth;
 pub mod outbound;
 pub mod passkeys;
 pub mod password;
+pub mod password_policy;
 mod pkce;
 mod rate;
 mod recent_reads;

@@ -8,7 +8,7 @@ use gatehouse_storage::{model::Client, Store};
 
 use crate::{
     audit::{self, Event},
-    cli::{ClientArgs, ClientsCmd},
+    cli::{ClientArgs, ClientsCmd, RequireAcr},
     clients::{build, revise, ClientSpec},
 };
 
@@ -19,6 +19,8 @@ pub(super) fn list_flag(v: Option<Vec<String>>) -> Option<Vec<String>> {
 }
 
 /// Lays the flags given over `spec`: each given flag replaces its field.
+/// `--require-acr` is not part of a spec (registration has no such
+/// setting): the caller sets it on the validated client.
 fn apply(spec: &mut ClientSpec, a: ClientArgs) {
     let ClientArgs {
         redirect_uris,
@@ -34,6 +36,7 @@ fn apply(spec: &mut ClientSpec, a: ClientArgs) {
         auth_signing_alg,
         require_pkce,
         legacy_assertion_audience,
+        require_acr: _,
     } = a;
     let set_list = |field: &mut Vec<String>, v: Option<Vec<String>>| {
         if let Some(v) = list_flag(v) {
@@ -97,14 +100,16 @@ pub async fn run(
                 name,
                 ..ClientSpec::default()
             };
+            let require_acr = settings.require_acr;
             apply(&mut spec, settings);
-            let (client, secret) = build(
+            let (mut client, secret) = build(
                 spec,
                 &SecretHasher::new(&kek),
                 &SecretSealer::new(&kek),
                 clock.now(),
                 outbound,
             )?;
+            client.require_acr = require_acr.and_then(RequireAcr::level);
             crate::config::check_signing_alg(
                 signing_algs,
                 "--id-token-signing-alg",
@@ -130,8 +135,12 @@ pub async fn run(
             }
             let scopes_given = settings.scopes.is_some();
             let grants_given = settings.grant_types.is_some();
+            let require_acr = settings.require_acr;
             apply(&mut spec, settings);
             let mut client = revise(&old, spec, clock.now(), outbound)?;
+            if let Some(r) = require_acr {
+                client.require_acr = r.level();
+            }
             // Where the operator set them, a registered client's grant
             // types and scopes become its ceiling: its later RFC 7592
             // updates can neither widen past them nor win back what the

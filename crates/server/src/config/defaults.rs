@@ -10,3 +10,5 @@ pub const DEFAULT_STATUS_INDEX_RESERVE_MAX: i64 = 65_536;
 pub const DEFAULT_OUTAGE_STALENESS_SECS: i64 = 10;
 /// Largest `outage_staleness_secs`.
 pub(super) const MAX_OUTAGE_STALENESS_SECS: i64 = 300;
+/// Default of `password_min_length` (characters).
+pub const DEFAULT_PASSWORD_MIN_LENGTH: usize = 12;

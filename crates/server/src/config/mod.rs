@@ -15,7 +15,7 @@ mod tests;
 
 pub use defaults::{
     DEFAULT_DATABASE_URL, DEFAULT_ISSUER, DEFAULT_LISTEN, DEFAULT_OUTAGE_STALENESS_SECS,
-    DEFAULT_STATUS_INDEX_RESERVE_MAX,
+    DEFAULT_PASSWORD_MIN_LENGTH, DEFAULT_STATUS_INDEX_RESERVE_MAX,
 };
 pub use raw::{env_i64, RawConfig};
 pub use resolve::check_signing_alg;

@@ -59,6 +59,8 @@ pub struct RawConfig {
     /// Seconds a cached revocation check or user may answer while the
     /// database is away (default 10; 0: never).
     pub outage_staleness_secs: Option<i64>,
+    /// Fewest characters a new password may have (default 12; 8 to 64).
+    pub password_min_length: Option<i64>,
 }
 
 impl RawConfig {
@@ -130,7 +132,8 @@ impl RawConfig {
             signing_algs,
             db_probe_interval_ms,
             status_index_reserve_max,
-            outage_staleness_secs
+            outage_staleness_secs,
+            password_min_length
         )
     }
 }

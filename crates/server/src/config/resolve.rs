@@ -10,7 +10,7 @@ use url::Url;
 use super::{
     defaults::{
         DEFAULT_DATABASE_URL, DEFAULT_ISSUER, DEFAULT_LISTEN, DEFAULT_OUTAGE_STALENESS_SECS,
-        DEFAULT_STATUS_INDEX_RESERVE_MAX, MAX_OUTAGE_STALENESS_SECS,
+        DEFAULT_PASSWORD_MIN_LENGTH, DEFAULT_STATUS_INDEX_RESERVE_MAX, MAX_OUTAGE_STALENESS_SECS,
     },
     settings::dev_kek_path,
     DatabaseUrl, KekSource, Lifetimes, MetricsToken, RawConfig, Settings,
@@ -177,10 +177,12 @@ impl Settings {
                  {MAX_OUTAGE_STALENESS_SECS} seconds, got {x}"
             ),
         };
+        let password_min_length = password_min_length(raw.password_min_length)?;
         Ok(Settings {
             db_probe_interval,
             status_index_reserve_max,
             outage_staleness_secs,
+            password_min_length,
             outbound,
             metrics_token,
             metrics_listen,
@@ -214,6 +216,22 @@ fn status_index_reserve_max(raw: Option<i64>) -> anyhow::Result<i64> {
         );
     }
     Ok(x)
+}
+
+/// Validates `password_min_length`: at least 8 (NIST SP 800-63B-4 allows
+/// nothing shorter) and at most 64 (passwords of 64 characters must be
+/// allowed).
+fn password_min_length(raw: Option<i64>) -> anyhow::Result<usize> {
+    use crate::password_policy::{MAX_MIN_LENGTH, MIN_MIN_LENGTH};
+    let Some(x) = raw else {
+        return Ok(DEFAULT_PASSWORD_MIN_LENGTH);
+    };
+    match usize::try_from(x) {
+        Ok(n) if (MIN_MIN_LENGTH..=MAX_MIN_LENGTH).contains(&n) => Ok(n),
+        _ => bail!(
+            "password_min_length must be between {MIN_MIN_LENGTH} and {MAX_MIN_LENGTH} characters, got {x}"
+        ),
+    }
 }
 
 /// Validates `signing_algs`: known signing algorithms, without repeats,

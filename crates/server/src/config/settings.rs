@@ -68,6 +68,9 @@ pub struct Settings {
     /// How old (seconds) a revocation check or user read may be when
     /// introspection and userinfo answer from memory during an outage.
     pub outage_staleness_secs: i64,
+    /// Fewest characters (Unicode scalar values) a new password may have;
+    /// see [`crate::password_policy`].
+    pub password_min_length: usize,
 }
 
 /// The bearer token of `/metrics`; never printed.

@@ -125,3 +125,33 @@ mod outage_tests {
         }
     }
 }
+
+#[allow(clippy::unwrap_used)]
+mod password_tests {
+    use super::*;
+
+    fn resolve(min: Option<i64>) -> Result<usize, String> {
+        let raw = RawConfig {
+            password_min_length: min,
+            ..RawConfig::default()
+        };
+        Settings::resolve(raw, Some(Kek::generate().to_base64url()))
+            .map(|s| s.password_min_length)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn password_min_length_has_a_default_and_nist_bounds() {
+        assert_eq!(resolve(None).unwrap(), 12);
+        assert_eq!(resolve(Some(8)).unwrap(), 8);
+        assert_eq!(resolve(Some(15)).unwrap(), 15);
+        assert_eq!(resolve(Some(64)).unwrap(), 64);
+        for bad in [-1, 0, 7, 65, i64::MAX] {
+            let e = resolve(Some(bad)).unwrap_err();
+            assert!(
+                e.contains("password_min_length must be between 8 and 64 characters"),
+                "{bad}: {e}"
+            );
+        }
+    }
+}

@@ -431,3 +431,118 @@ pub fn resource_jwk() -> Value {
 pub async fn sqlite_env() -> Env {
     Env::new(DbKind::Sqlite).await.unwrap()
 }
+
+/// A client's `backchannel_logout_uri` on this machine: a plain HTTP/1.1
+/// listener on its own thread (the CLI under test blocks the test's
+/// runtime) that answers 200 to every POST and keeps each body. Stopped on
+/// drop.
+pub struct BackchannelReceiver {
+    pub uri: String,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl BackchannelReceiver {
+    pub fn start() -> BackchannelReceiver {
+        use std::sync::{atomic::AtomicBool, Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let uri = format!("http://{}/backchannel", listener.local_addr().unwrap());
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (b, s) = (bodies.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        if let Some(body) = answer_ok(stream) {
+                            b.lock().unwrap().push(body);
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        BackchannelReceiver {
+            uri,
+            bodies,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The bodies received so far.
+    pub fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().unwrap().clone()
+    }
+}
+
+/// Reads one request (headers, then `Content-Length` bytes), answers 200.
+fn answer_ok(mut stream: std::net::TcpStream) -> Option<String> {
+    stream.set_nonblocking(false).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    Some(String::from_utf8_lossy(&buf[head_end..]).into_owned())
+}
+
+impl Drop for BackchannelReceiver {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `users create USERNAME` with a password the policy accepts; the `sub`.
+pub fn create_user(env: &Env, username: &str, password: &str) -> String {
+    let created = env
+        .cmd(&[
+            "users",
+            "create",
+            "--username",
+            username,
+            "--password-stdin",
+        ])
+        .stdin(&format!("{password}\n"))
+        .json();
+    created["sub"].as_str().expect("sub").to_owned()
+}
+
+/// The audit lines (`gatehouse::audit`) a run printed on stderr, parsed.
+pub fn audit_lines(stderr: &str) -> Vec<Value> {
+    stderr
+        .lines()
+        .filter_map(|l| l.find("{\"audit\"").map(|i| &l[i..]))
+        .filter_map(|j| serde_json::from_str(j).ok())
+        .collect()
+}
+
+/// `GATEHOUSE_LOG` that lets audit lines through and little else.
+pub const AUDIT_LOG: &str = "warn,gatehouse::audit=info";

@@ -154,7 +154,8 @@ async fn mfa(cmd: MfaCmd, settings: Settings) -> anyhow::Result<()> {
             let u = find(&state.store, &user).await?;
             let codes = state.store.recovery_codes(&u.id).await?.len();
             let had_totp = state.store.delete_totp(&u.id).await?;
-            if had_totp || codes > 0 {
+            let passkeys = state.store.delete_passkeys_of_user(&u.id).await?;
+            if had_totp || codes > 0 || passkeys > 0 {
                 audit::emit(
                     &Event::SecondFactorsRemoved {
                         user_id: &u.id,
@@ -171,6 +172,7 @@ async fn mfa(cmd: MfaCmd, settings: Settings) -> anyhow::Result<()> {
                 &[
                     ("totp_removed", had_totp.into()),
                     ("recovery_codes_removed", codes.into()),
+                    ("passkeys_removed", passkeys.into()),
                     ("mfa_required", u.mfa_required.into()),
                 ],
             )?;

@@ -22,27 +22,16 @@ use crate::{
     audit::{self, Event},
     client_ip,
     http::{device, error::AppError, form::Params},
-    password::{self, MAX_PASSWORD_BYTES},
-    session_end,
+    password, session_end,
     state::AppState,
 };
 
-/// Fewest characters a new password may have.
-const MIN_PASSWORD_CHARS: usize = 12;
-
-/// Whether `new` may become a password; else why not.
-fn policy(new: &str) -> Result<(), String> {
-    // password policy: the shared check replaces these two rules once
-    // there is one.
-    if new.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(format!(
-            "The new password must have at least {MIN_PASSWORD_CHARS} characters."
-        ));
-    }
-    if new.len() > MAX_PASSWORD_BYTES {
-        return Err("The new password is too long.".to_owned());
-    }
-    Ok(())
+/// Whether `new` may become a password under the operator's policy
+/// (`password_policy`: length, at most 1 KiB, not a common password); else
+/// why not.
+fn policy(state: &AppState, new: &str) -> Result<(), String> {
+    crate::password_policy::check(new, state.settings.password_min_length)
+        .map_err(|e| format!("The new {e}."))
 }
 
 /// `POST /account/password`.
@@ -103,7 +92,7 @@ async fn change(
         let msg = "Enter your current password.".to_owned();
         return Ok(refused(state, headers, signed, bad, PasswordField::Current, msg).await);
     }
-    if let Err(msg) = policy(new) {
+    if let Err(msg) = policy(state, new) {
         return Ok(refused(state, headers, signed, bad, PasswordField::New, msg).await);
     }
     if p.get("new_password_again") != Some(new) {

@@ -19,6 +19,7 @@ mod m20261130_000004_revocation_lookups;
 mod m20261130_000005_authorization_transactions;
 mod m20261201_000001_second_factors;
 mod m20261201_000002_passkeys;
+mod m20261202_000001_factor_hardening;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000005_authorization_transactions::Migration),
             Box::new(m20261201_000001_second_factors::Migration),
             Box::new(m20261201_000002_passkeys::Migration),
+            Box::new(m20261202_000001_factor_hardening::Migration),
         ]
     }
 }

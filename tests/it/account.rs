@@ -169,8 +169,36 @@ fn wrong(code: &str) -> String {
 }
 
 /// Sets up an authenticator app from the account page of a signed-in
-/// browser; the app's generator and the recovery codes shown.
+/// browser, then confirms the next code where the account page asks for
+/// it (setting a factor up does not raise the session); the app's
+/// generator and the recovery codes shown.
 async fn set_up_totp(app: &TestApp, b: &reqwest::Client) -> (TOTP, Vec<String>) {
+    let (t, codes) = enrol_totp(app, b).await;
+    step_up_with(app, b, &t).await;
+    (t, codes)
+}
+
+/// The account page sends this session to the second-factor page, where
+/// the app's next code (30 s on) raises it.
+async fn step_up_with(app: &TestApp, b: &reqwest::Client, t: &TOTP) {
+    let (status, to, _) = get(app, b, "/account").await;
+    assert_eq!((status, to.as_str()), (303, "/login/second-factor"));
+    app.clock.advance(30);
+    let code = code_now(app, t);
+    let r = post(
+        app,
+        b,
+        "/login/second-factor",
+        &[("tx", ""), ("code", &code)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/account");
+}
+
+/// Enrols an authenticator app from the account page; the app's
+/// generator and the recovery codes shown.
+async fn enrol_totp(app: &TestApp, b: &reqwest::Client) -> (TOTP, Vec<String>) {
     let r = post(app, b, "/account/totp/begin", &[]).await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
@@ -329,7 +357,9 @@ async fn an_authenticator_app_is_set_up(app: &TestApp) {
     let codes = shown_codes(&r.text().await.unwrap());
     assert_eq!(codes.len(), 10);
 
-    // This session proved the app: the page opens without a step-up.
+    // Setting it up did not raise this session (whoever stole the
+    // password could have set it up): the page asks for a code first.
+    step_up_with(app, &a, &t).await;
     let html = account(app, &a).await;
     assert!(html.contains("An authenticator app is set up"));
     assert!(html.contains("10 of 10 recovery codes are unused"));
@@ -744,7 +774,7 @@ async fn passkeys_are_listed_and_removed(app: &TestApp) {
     let amr = ["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()];
     app.state
         .store
-        .raise_session(&s.id_hash, "urn:gatehouse:acr:mfa", &amr)
+        .raise_session(&s.id_hash, gatehouse_protocol::Acr::Mfa, &amr)
         .await
         .unwrap();
     let html = account(app, &a).await;

@@ -17,6 +17,7 @@ mod code_binding;
 mod code_flow;
 mod discovery;
 mod dynamic_clients;
+mod factor_attacks;
 mod forged_tokens;
 mod fuzz;
 mod grant_revocation;

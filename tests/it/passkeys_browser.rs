@@ -2,7 +2,8 @@
 //! authenticator (the W3C WebAuthn WebDriver extension: CTAP2, internal
 //! transport, resident keys, user verification), Gatehouse on
 //! `http://localhost:<port>` (the RP id must be a host name). Register a
-//! passkey after a password sign-in, sign out, sign in with the passkey and
+//! passkey after a password sign-in (which does not raise the session: she
+//! uses the new passkey next), sign out, sign in with the passkey and
 //! no username, then use it as the second factor after the password.
 //! Screenshots land in `tests/artifacts/`.
 
@@ -59,8 +60,12 @@ async fn scenario(b: &Browser, gh: &TestApp) {
     b.screenshot("passkey-register").await;
     b.type_into("#name", "Laptop").await;
     b.click("#passkey-start").await;
-    b.wait_for_page(&gh.base, "/account").await;
-    b.wait_for("#signed-in-user").await;
+    // Registering it did not raise this session (whoever stole a password
+    // could register one): the account page asks her to use it first.
+    b.wait_for_page(&gh.base, "/login/second-factor").await;
+    let s = &gh.state.store.sessions_of_user(&user.id).await.unwrap()[0];
+    assert_eq!(s.amr, vec!["pwd"]);
+    assert_eq!(s.acr.as_deref(), Some("urn:gatehouse:acr:pwd"));
     let keys = gh.state.store.passkeys_of_user(&user.id).await.unwrap();
     assert_eq!(keys.len(), 1, "one passkey registered");
     assert_eq!(keys[0].name, "Laptop");
@@ -69,7 +74,11 @@ async fn scenario(b: &Browser, gh: &TestApp) {
         .await
         .unwrap();
     assert_eq!(creds[0]["isResidentCredential"], true, "{creds}");
-    // Registering it verified her with it: this session reached its level.
+    b.click("#passkey-second").await;
+    b.wait_for("#passkey-start").await;
+    b.click("#passkey-start").await;
+    b.wait_for_page(&gh.base, "/account").await;
+    b.wait_for("#signed-in-user").await;
     let s = &gh.state.store.sessions_of_user(&user.id).await.unwrap()[0];
     assert_eq!(s.amr, vec!["pwd", "swk", "user", "mfa"]);
 

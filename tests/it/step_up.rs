@@ -14,7 +14,7 @@ use crate::{
 
 const MFA: &str = "urn:gatehouse:acr:mfa";
 
-fn totp(secret_b32: &str) -> TOTP {
+pub(crate) fn totp(secret_b32: &str) -> TOTP {
     TOTP::new_unchecked(
         Algorithm::SHA1,
         6,
@@ -26,11 +26,34 @@ fn totp(secret_b32: &str) -> TOTP {
     )
 }
 
-fn code_at(t: &TOTP, at: i64) -> String {
+/// Gives `u` a confirmed authenticator app behind the pages' back (as if
+/// set up on the account page); its generator.
+pub(crate) async fn enrol_totp(app: &TestApp, u: &gatehouse_storage::model::User) -> TOTP {
+    let new = app
+        .state
+        .totp
+        .generate(&u.id, "localhost", &u.username)
+        .unwrap();
+    let now = app.state.now();
+    app.state
+        .store
+        .begin_totp(&u.id, new.sealed, "test", now)
+        .await
+        .unwrap();
+    assert!(app
+        .state
+        .store
+        .confirm_totp(&u.id, "test", now - 600, 1, now)
+        .await
+        .unwrap());
+    TOTP::from_url_unchecked(new.uri.as_str()).unwrap()
+}
+
+pub(crate) fn code_at(t: &TOTP, at: i64) -> String {
     t.generate(u64::try_from(at).unwrap())
 }
 
-fn claims(jwt: &str) -> serde_json::Value {
+pub(crate) fn claims(jwt: &str) -> serde_json::Value {
     use base64::Engine;
     let payload = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(
@@ -42,18 +65,23 @@ fn claims(jwt: &str) -> serde_json::Value {
 }
 
 /// The secret shown on an enrolment page.
-fn shown_secret(html: &str) -> String {
+pub(crate) fn shown_secret(html: &str) -> String {
     let marker = "id=\"totp-secret\" class=\"secret\">";
     let start = html.find(marker).unwrap() + marker.len();
     html[start..][..html[start..].find('<').unwrap()].to_owned()
 }
 
-async fn get_html(app: &TestApp, path: &str) -> (u16, String) {
+pub(crate) async fn get_html(app: &TestApp, path: &str) -> (u16, String) {
     let r = app.browser.get(app.url(path)).send().await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-async fn post_code(app: &TestApp, html: &str, code: &str, mode: &str) -> reqwest::Response {
+pub(crate) async fn post_code(
+    app: &TestApp,
+    html: &str,
+    code: &str,
+    mode: &str,
+) -> reqwest::Response {
     app.browser
         .post(app.url("/login/second-factor"))
         .form(&[
@@ -68,7 +96,7 @@ async fn post_code(app: &TestApp, html: &str, code: &str, mode: &str) -> reqwest
 }
 
 /// Signs `user` in on the login page `login` leads to; the Location after.
-async fn sign_in(app: &TestApp, login: &str, user: &str, password: &str) -> String {
+pub(crate) async fn sign_in(app: &TestApp, login: &str, user: &str, password: &str) -> String {
     let (_, html) = get_html(app, login).await;
     let r = app
         .browser
@@ -88,7 +116,7 @@ async fn sign_in(app: &TestApp, login: &str, user: &str, password: &str) -> Stri
 
 /// Follows redirects and approves consent until the browser leaves for
 /// the client; the final Location.
-async fn finish(app: &TestApp, mut next: String) -> String {
+pub(crate) async fn finish(app: &TestApp, mut next: String) -> String {
     for _ in 0..6 {
         if !next.starts_with('/') {
             return next;
@@ -171,20 +199,7 @@ async fn step_up_asks_for_the_missing_factor_only(app: &TestApp) {
     assert!(query_param(&done, "code").is_some(), "{done}");
 
     // She enrols TOTP (as on the account page).
-    let new = app.state.totp.generate(&u.id, "localhost", "erin").unwrap();
-    let now = app.state.now();
-    app.state
-        .store
-        .begin_totp(&u.id, new.sealed, now)
-        .await
-        .unwrap();
-    assert!(app
-        .state
-        .store
-        .confirm_totp(&u.id, now - 600, 1, now)
-        .await
-        .unwrap());
-    let t = TOTP::from_url_unchecked(new.uri.as_str()).unwrap();
+    let t = enrol_totp(app, &u).await;
 
     app.clock.advance(120);
     let bank = mfa_client(app).await;
@@ -231,19 +246,7 @@ async fn wrong_codes_are_throttled(app: &TestApp) {
         .set_mfa_required(&u.id, true, app.state.now())
         .await
         .unwrap();
-    let new = app.state.totp.generate(&u.id, "localhost", "erin").unwrap();
-    let now = app.state.now();
-    app.state
-        .store
-        .begin_totp(&u.id, new.sealed, now)
-        .await
-        .unwrap();
-    app.state
-        .store
-        .confirm_totp(&u.id, now - 600, 1, now)
-        .await
-        .unwrap();
-    let t = TOTP::from_url_unchecked(new.uri.as_str()).unwrap();
+    let t = enrol_totp(app, &u).await;
     let c = app.web_client().await;
     let url = app.authorize_url(&c, "openid", &pkce().1, "");
     let login = step(app, &url).await;
@@ -270,10 +273,12 @@ async fn wrong_codes_are_throttled(app: &TestApp) {
     }
 }
 
-/// An essential level nobody can reach: unmet_authentication_requirements;
-/// a step-up with prompt=none: interaction_required.
+/// An essential level nobody can reach (a passkey's, for a user with an
+/// authenticator app): unmet_authentication_requirements; a step-up with
+/// prompt=none: interaction_required.
 async fn unmet_and_prompt_none(app: &TestApp) {
-    app.create_user("erin", "pw-erin-123456").await;
+    let u = app.create_user("erin", "pw-erin-123456").await;
+    enrol_totp(app, &u).await;
     let c = app.web_client().await;
     let claims_param =
         r#"{"id_token":{"acr":{"essential":true,"values":["urn:gatehouse:acr:phr"]}}}"#;
@@ -349,19 +354,7 @@ async fn openidconnect_checks_the_acr_it_asked_for(app: &TestApp) {
         IssuerUrl, Nonce, PkceCodeChallenge, RedirectUrl, TokenResponse,
     };
     let u = app.create_user("erin", "pw-erin-123456").await;
-    let new = app.state.totp.generate(&u.id, "localhost", "erin").unwrap();
-    let now = app.state.now();
-    app.state
-        .store
-        .begin_totp(&u.id, new.sealed, now)
-        .await
-        .unwrap();
-    app.state
-        .store
-        .confirm_totp(&u.id, now - 600, 1, now)
-        .await
-        .unwrap();
-    let t = TOTP::from_url_unchecked(new.uri.as_str()).unwrap();
+    let t = enrol_totp(app, &u).await;
     let c = mfa_client(app).await;
     let http = openidconnect::reqwest::ClientBuilder::new()
         .redirect(openidconnect::reqwest::redirect::Policy::none())

@@ -1,16 +1,36 @@
 //! Second factors, apart from HTTP: TOTP enrolment and checks (the secret
 //! sealed and checked in the keys crate), recovery codes (ten, single use,
-//! stored as keyed hashes), and stepping a session up once one is
-//! confirmed. Used by the sign-in's second-factor page and the account
-//! page.
+//! stored as keyed hashes), the limits on wrong codes ([`guarded`]), and
+//! stepping a session up once one is confirmed. Used by the sign-in's
+//! second-factor page and the account page.
+//!
+//! Wrong codes are held off twice: by the instance's growing delays
+//! (`throttle::Scope::SecondFactor`) and by a hard limit counted in the
+//! database, so that neither more instances nor a restart buy an attacker
+//! who knows the password more guesses: after [`FAILURE_LIMIT`] wrong
+//! codes in a row, none is checked until [`FAILURE_WINDOW`] seconds after
+//! the last (NIST SP 800-63B 5.2.2), or an operator's `users mfa reset`.
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use gatehouse_protocol::Amr;
 use gatehouse_storage::model::{Session, User};
 use qrcode::{render::svg, QrCode};
+use std::{future::Future, net::IpAddr};
 use zeroize::Zeroizing;
 
-use crate::{authorization::levels, error::Error, secrets::typable_code, state::AppState};
+use crate::{
+    audit::{self, Event},
+    authorization::levels,
+    error::Error,
+    secrets::typable_code,
+    state::AppState,
+};
+
+/// Wrong second-factor codes in a row after which an account's codes are
+/// not checked for [`FAILURE_WINDOW`] seconds.
+pub const FAILURE_LIMIT: u32 = 100;
+/// Seconds after the last wrong code when the count starts over.
+pub const FAILURE_WINDOW: i64 = 86_400;
 
 /// How long an enrolment may wait for its first code, in seconds.
 pub const ENROLMENT_LIFETIME: i64 = 600;
@@ -50,16 +70,20 @@ fn issuer_label(state: &AppState) -> String {
         .unwrap_or_else(|| "Gatehouse".to_owned())
 }
 
-/// Begins (or begins again) a TOTP enrolment for `user`: a new secret,
-/// sealed and stored unconfirmed. A confirmed factor must be removed first
-/// (`Conflict`).
-pub async fn begin_enrolment(state: &AppState, user: &User) -> Result<Enrolment, Error> {
+/// Begins (or begins again) a TOTP enrolment for `user` in `session`: a
+/// new secret, sealed and stored unconfirmed, which only this session can
+/// confirm. A confirmed factor must be removed first (`Conflict`).
+pub async fn begin_enrolment(
+    state: &AppState,
+    session: &Session,
+    user: &User,
+) -> Result<Enrolment, Error> {
     let new = state
         .totp
         .generate(&user.id, &issuer_label(state), &user.username)?;
     state
         .store
-        .begin_totp(&user.id, new.sealed.clone(), state.now())
+        .begin_totp(&user.id, new.sealed.clone(), &session.id_hash, state.now())
         .await?;
     let qr =
         QrCode::new(new.uri.as_bytes()).map_err(|e| Error::Internal(format!("QR code: {e}")))?;
@@ -74,11 +98,12 @@ pub async fn begin_enrolment(state: &AppState, user: &User) -> Result<Enrolment,
     })
 }
 
-/// Confirms the user's pending enrolment with its first code. Returns the
+/// Confirms the enrolment `session` began with its first code. Returns the
 /// new recovery codes (to show once), or `None` for a wrong code or no
-/// pending enrolment.
+/// pending enrolment of this session.
 pub async fn confirm_enrolment(
     state: &AppState,
+    session: &Session,
     user: &User,
     code: &str,
 ) -> Result<Option<Vec<String>>, Error> {
@@ -98,15 +123,12 @@ pub async fn confirm_enrolment(
     let cutoff = now - ENROLMENT_LIFETIME;
     if !state
         .store
-        .confirm_totp(&user.id, cutoff, step, now)
+        .confirm_totp(&user.id, &session.id_hash, cutoff, step, now)
         .await?
     {
         return Ok(None);
     }
-    crate::audit::emit(
-        &crate::audit::Event::TotpEnrolled { user_id: &user.id },
-        now,
-    );
+    audit::emit(&Event::TotpEnrolled { user_id: &user.id }, now);
     new_recovery_codes(state, user).await.map(Some)
 }
 
@@ -165,10 +187,7 @@ pub async fn new_recovery_codes(state: &AppState, user: &User) -> Result<Vec<Str
         .store
         .replace_recovery_codes(&user.id, &hashes, now)
         .await?;
-    crate::audit::emit(
-        &crate::audit::Event::RecoveryCodesGenerated { user_id: &user.id },
-        now,
-    );
+    audit::emit(&Event::RecoveryCodesGenerated { user_id: &user.id }, now);
     Ok(codes
         .into_iter()
         .map(|c| format!("{}-{}", &c[..5], &c[5..]))
@@ -189,8 +208,89 @@ pub async fn step_up(
     let (acr, amr) = levels::with_second_factor(&session.amr, amr_value);
     Ok(state
         .store
-        .raise_session(&session.id_hash, acr.as_str(), &amr)
+        .raise_session(&session.id_hash, acr, &amr)
         .await?)
+}
+
+/// A user who had no second factor now has one: her refresh tokens, all
+/// granted with the password alone, stop working (`invalid_grant`), so
+/// her apps sign her in again with both factors.
+pub async fn first_factor_added(state: &AppState, user: &User) -> Result<(), Error> {
+    let revoked = state
+        .store
+        .revoke_refresh_tokens_of_user(&user.id, state.now())
+        .await?;
+    tracing::info!(user_id = %user.id, revoked, "first second factor: one-factor refresh tokens revoked");
+    Ok(())
+}
+
+/// The outcome of a code checked under the limits.
+#[derive(Debug)]
+pub enum Guarded<T> {
+    /// The code was right.
+    Passed(T),
+    /// The code was wrong (counted, and audited).
+    Wrong,
+    /// Too many wrong codes: nothing was checked; try again in this many
+    /// seconds.
+    Held(i64),
+}
+
+/// Runs `check` (a code of `user`'s: `Some` when right) under both limits
+/// on wrong codes, counting it as wrong until it is known to be right, and
+/// audits failures and the moments a limit engages.
+pub async fn guarded<T>(
+    state: &AppState,
+    user: &User,
+    ip: Option<IpAddr>,
+    check: impl Future<Output = Result<Option<T>, Error>>,
+) -> Result<Guarded<T>, Error> {
+    let now = state.now();
+    let keys = state.throttle.second_factor(&user.id);
+    let attempt = match state.throttle.attempt(&keys, now) {
+        Ok(a) => a,
+        Err(secs) => return Ok(Guarded::Held(secs)),
+    };
+    let held = state
+        .store
+        .count_factor_attempt(&user.id, FAILURE_LIMIT, FAILURE_WINDOW, now)
+        .await
+        .inspect_err(|_| state.throttle.refund(&keys))?;
+    if let Some(secs) = held {
+        state.throttle.refund(&keys);
+        engaged(user, ip, secs, now);
+        return Ok(Guarded::Held(secs));
+    }
+    // A failing database leaves the attempt counted: fail closed.
+    let Some(passed) = check.await.inspect_err(|_| state.throttle.refund(&keys))? else {
+        audit::emit(
+            &Event::SecondFactorFailed {
+                user_id: &user.id,
+                ip,
+            },
+            now,
+        );
+        if let Some((_, secs)) = attempt.engages {
+            engaged(user, ip, secs, now);
+        }
+        return Ok(Guarded::Wrong);
+    };
+    state.throttle.succeed(&keys);
+    state.store.clear_factor_failures(&user.id).await?;
+    Ok(Guarded::Passed(passed))
+}
+
+fn engaged(user: &User, ip: Option<IpAddr>, retry_after: i64, now: i64) {
+    audit::emit(
+        &Event::ThrottleEngaged {
+            scope: crate::throttle::Scope::SecondFactor.as_str(),
+            retry_after,
+            user_id: Some(&user.id),
+            client_id: None,
+            ip,
+        },
+        now,
+    );
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ pub mod clients;
 pub mod config;
 mod discovery;
 pub mod error;
-mod factors;
+pub mod factors;
 mod grants;
 pub mod http;
 mod id_token_hint;

@@ -12,7 +12,7 @@
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use gatehouse_protocol::{Acr, Amr};
 use gatehouse_storage::{
-    model::{Ceremony, PasskeyRecord, User},
+    model::{Ceremony, PasskeyRecord, Session, User},
     StoreError,
 };
 use sha2::{Digest, Sha256};
@@ -42,7 +42,8 @@ pub enum PasskeyError {
     UnknownCredential,
     #[error("the passkey's signature counter went backwards (a cloned authenticator?)")]
     CounterWentBack,
-    #[error("the passkey was refused: {0}")]
+    /// The detail (webauthn-rs's words) goes to the log, not the page.
+    #[error("the passkey was not accepted")]
     Refused(String),
     #[error("this passkey is already registered")]
     Duplicate,
@@ -188,7 +189,7 @@ impl Passkeys {
     async fn store_ceremony(
         state: &AppState,
         kind: Kind,
-        user: Option<&User>,
+        signed_in: Option<(&Session, &User)>,
         ceremony_state: String,
         options: String,
     ) -> Result<Begun, PasskeyError> {
@@ -196,8 +197,9 @@ impl Passkeys {
         let now = state.now();
         let c = Ceremony {
             kind: kind.as_str().to_owned(),
-            user_id: user.map(|u| u.id.clone()),
+            user_id: signed_in.map(|(_, u)| u.id.clone()),
             state: ceremony_state,
+            session_hash: signed_in.map(|(s, _)| s.id_hash.clone()),
         };
         state
             .store
@@ -220,12 +222,31 @@ impl Passkeys {
             .ok_or(PasskeyError::Expired)
     }
 
+    /// Takes a ceremony of a signed-in user: only the session that began
+    /// it may finish it.
+    async fn take_own(
+        state: &AppState,
+        id: &str,
+        kind: Kind,
+        session: &Session,
+        user: &User,
+    ) -> Result<Ceremony, PasskeyError> {
+        let c = Self::take(state, id, kind).await?;
+        if c.user_id.as_ref() != Some(&user.id)
+            || c.session_hash.as_deref() != Some(session.id_hash.as_str())
+        {
+            return Err(PasskeyError::Expired);
+        }
+        Ok(c)
+    }
+
     /// Begins registering a passkey for `user`: a discoverable credential
     /// (`residentKey: required`) with user verification, excluding the
     /// ones she has.
     pub async fn begin_registration(
         &self,
         state: &AppState,
+        session: &Session,
         user: &User,
     ) -> Result<Begun, PasskeyError> {
         let rp = self.rp()?;
@@ -252,22 +273,25 @@ impl Passkeys {
         options["authenticatorSelection"]["residentKey"] = "required".into();
         options["authenticatorSelection"]["requireResidentKey"] = true.into();
         let options = options.to_string();
-        Self::store_ceremony(state, Kind::Register, Some(user), to_json(&reg)?, options).await
+        let signed_in = Some((session, user));
+        Self::store_ceremony(state, Kind::Register, signed_in, to_json(&reg)?, options).await
     }
 
     /// Finishes a registration `user` began, naming the passkey `name`.
     pub async fn finish_registration(
         &self,
         state: &AppState,
+        session: &Session,
         user: &User,
         ceremony: &str,
         credential: &str,
         name: &str,
     ) -> Result<PasskeyRecord, PasskeyError> {
         let rp = self.rp()?;
-        let c = Self::take(state, ceremony, Kind::Register).await?;
-        if c.user_id.as_ref() != Some(&user.id) {
-            return Err(PasskeyError::Expired);
+        let c = Self::take_own(state, ceremony, Kind::Register, session, user).await?;
+        // Checked again: ceremonies begun in several tabs could pass the cap.
+        if state.store.passkeys_of_user(&user.id).await?.len() >= MAX_PASSKEYS {
+            return Err(PasskeyError::TooMany);
         }
         let reg: PasskeyRegistration = serde_json::from_str(&c.state)
             .map_err(|e| PasskeyError::Internal(format!("ceremony state: {e}")))?;
@@ -314,6 +338,7 @@ impl Passkeys {
     pub async fn begin_authentication(
         &self,
         state: &AppState,
+        session: &Session,
         user: &User,
     ) -> Result<Option<Begun>, PasskeyError> {
         let rp = self.rp()?;
@@ -330,7 +355,7 @@ impl Passkeys {
         Self::store_ceremony(
             state,
             Kind::Authenticate,
-            Some(user),
+            Some((session, user)),
             to_json(&auth)?,
             options,
         )
@@ -342,15 +367,13 @@ impl Passkeys {
     pub async fn finish_authentication(
         &self,
         state: &AppState,
+        session: &Session,
         user: &User,
         ceremony: &str,
         credential: &str,
     ) -> Result<Used, PasskeyError> {
         let rp = self.rp()?;
-        let c = Self::take(state, ceremony, Kind::Authenticate).await?;
-        if c.user_id.as_ref() != Some(&user.id) {
-            return Err(PasskeyError::Expired);
-        }
+        let c = Self::take_own(state, ceremony, Kind::Authenticate, session, user).await?;
         let auth: PasskeyAuthentication = serde_json::from_str(&c.state)
             .map_err(|e| PasskeyError::Internal(format!("ceremony state: {e}")))?;
         let answer: PublicKeyCredential =
@@ -457,6 +480,21 @@ mod tests {
         assert!(Passkeys::new("https://id.example.com", "x")
             .unwrap()
             .enabled());
+    }
+
+    #[test]
+    fn a_refusal_does_not_show_its_detail() {
+        let e = PasskeyError::Refused("origin https://evil.example mismatch".into());
+        assert_eq!(e.to_string(), "the passkey was not accepted");
+    }
+
+    #[test]
+    fn flags_are_read_from_a_serialised_passkey() {
+        let json = r#"{"cred":{"counter":7,"backup_eligible":true,"backup_state":false}}"#;
+        assert_eq!(flags(json), (7, true, false));
+        // Anything unreadable is a fresh, non-backed-up key, never a panic.
+        assert_eq!(flags("not json"), (0, false, false));
+        assert_eq!(flags(r#"{"cred":{}}"#), (0, false, false));
     }
 
     #[test]

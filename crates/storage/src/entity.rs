@@ -315,6 +315,20 @@ pub mod totp_factors {
         pub created_at: i64,
         pub confirmed_at: Option<i64>,
         pub last_step: Option<i64>,
+        pub session_hash: Option<String>,
+    }
+    no_relations!();
+}
+
+pub mod factor_failures {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "factor_failures")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub failures: i32,
+        pub last_failed_at: i64,
     }
     no_relations!();
 }
@@ -364,6 +378,7 @@ pub mod webauthn_ceremonies {
         pub state: String,
         pub created_at: i64,
         pub expires_at: i64,
+        pub session_hash: Option<String>,
     }
     no_relations!();
 }

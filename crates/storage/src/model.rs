@@ -189,6 +189,36 @@ pub struct Ceremony {
     pub kind: String,
     pub user_id: Option<UserId>,
     pub state: String,
+    /// The keyed hash of the session that began it (none for a sign-in,
+    /// which has no session yet).
+    pub session_hash: Option<String>,
+}
+
+/// The second factors a user has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Factors {
+    /// A confirmed TOTP factor.
+    pub totp: bool,
+    /// At least one passkey.
+    pub passkey: bool,
+}
+
+impl Factors {
+    pub fn any(self) -> bool {
+        self.totp || self.passkey
+    }
+
+    /// The highest level they reach after a password (a passkey always
+    /// verifies the user: registration requires it).
+    pub fn capable(self) -> Acr {
+        if self.passkey {
+            Acr::Phr
+        } else if self.totp {
+            Acr::Mfa
+        } else {
+            Acr::Pwd
+        }
+    }
 }
 
 /// One recovery code of a user (its keyed hash is not returned).

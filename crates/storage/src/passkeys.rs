@@ -136,6 +136,7 @@ impl Store {
             kind: Set(c.kind.clone()),
             user_id: Set(c.user_id.as_ref().map(|u| u.to_string())),
             state: Set(c.state.clone()),
+            session_hash: Set(c.session_hash.clone()),
             created_at: Set(now),
             expires_at: Set(expires_at),
         }
@@ -171,6 +172,7 @@ impl Store {
             kind: m.kind,
             user_id: m.user_id.map(Into::into),
             state: m.state,
+            session_hash: m.session_hash,
         }))
     }
 

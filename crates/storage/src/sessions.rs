@@ -2,6 +2,8 @@
 
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
+use gatehouse_protocol::Acr;
+
 use crate::{
     entity::{session_clients, sessions},
     error::corrupt,
@@ -91,26 +93,34 @@ impl Store {
 
     /// Records a second factor on a live session (step-up): its level and
     /// methods change, its `auth_time` does not (that is the time of the
-    /// primary authentication). Returns the updated session, or `None`
-    /// when it ended meanwhile.
+    /// primary authentication). The level never goes down: a session
+    /// already above `acr` (a concurrent, stronger step-up) is left as it
+    /// is. Returns the session as it is now, or `None` when it ended.
     pub async fn raise_session(
         &self,
         id_hash: &str,
-        acr: &str,
+        acr: Acr,
         amr: &[String],
     ) -> Result<Option<Session>, StoreError> {
-        let res = sessions::Entity::update_many()
-            .col_expr(sessions::Column::Acr, Some(acr.to_owned()).into())
+        let not_above = Acr::ALL
+            .iter()
+            .copied()
+            .filter(|l| *l <= acr)
+            .map(|l| l.as_str().to_owned());
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::Acr, Some(acr.as_str().to_owned()).into())
             .col_expr(
                 sessions::Column::Amr,
                 serde_json::Value::from(amr.to_vec()).to_string().into(),
             )
             .filter(sessions::Column::IdHash.eq(id_hash))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(sessions::Column::Acr.is_null())
+                    .add(sessions::Column::Acr.is_in(not_above)),
+            )
             .exec(&self.db)
             .await?;
-        if res.rows_affected == 0 {
-            return Ok(None);
-        }
         sessions::Entity::find_by_id(id_hash.to_owned())
             .one(&self.db)
             .await?

@@ -155,6 +155,9 @@ async fn mfa(cmd: MfaCmd, settings: Settings) -> anyhow::Result<()> {
             let codes = state.store.recovery_codes(&u.id).await?.len();
             let had_totp = state.store.delete_totp(&u.id).await?;
             let passkeys = state.store.delete_passkeys_of_user(&u.id).await?;
+            // A fresh start: the wrong codes counted against the old
+            // factors no longer hold the account off.
+            state.store.clear_factor_failures(&u.id).await?;
             if had_totp || codes > 0 || passkeys > 0 {
                 audit::emit(
                     &Event::SecondFactorsRemoved {

@@ -93,7 +93,10 @@ pub async fn decide(
 
 /// What the request, the client's and the user's policies and the user's
 /// factors ask of this session. A user with a second factor always uses
-/// it. The factors are read only when the session is below two factors.
+/// it. Only the operator's policy makes a user without one enrol (TOTP,
+/// during the sign-in): a client's request never does, or anyone who
+/// knew the password could pick the account's first factor. The factors
+/// are read only when the session is below a passkey's level.
 pub async fn needed(
     state: &AppState,
     checked: &Checked,
@@ -101,17 +104,21 @@ pub async fn needed(
     user: &User,
 ) -> Result<Needed, StoreError> {
     let level = levels::session_level(session);
-    let mut floor = levels::policy_floor(&checked.client, user);
+    let policy = levels::policy_floor(&checked.client, user);
+    let mut floor = policy;
     let mut capable = level;
     if level < Acr::Phr {
         let f = factors_of(state, user).await?;
-        capable = capable.max(f.capable());
+        capable = capable.max(usable(state, f).capable());
         if f.any() {
             floor = floor.max(Acr::Mfa);
         }
     }
-    // TOTP can be enrolled during a sign-in; passkeys cannot (yet).
-    let enrollable = Acr::Mfa;
+    let enrollable = if policy >= Acr::Mfa {
+        Acr::Mfa
+    } else {
+        Acr::Pwd
+    };
     Ok(levels::needed(
         &checked.request.acr,
         level,
@@ -121,43 +128,21 @@ pub async fn needed(
     ))
 }
 
-/// The second factors a user has.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Factors {
-    /// A confirmed TOTP factor.
-    pub totp: bool,
-    /// At least one passkey.
-    pub passkey: bool,
-}
+pub use gatehouse_storage::model::Factors;
 
-impl Factors {
-    pub fn any(self) -> bool {
-        self.totp || self.passkey
-    }
-
-    /// The highest level they reach after a password (a passkey always
-    /// verifies the user: registration requires it).
-    pub fn capable(self) -> Acr {
-        if self.passkey {
-            Acr::Phr
-        } else if self.totp {
-            Acr::Mfa
-        } else {
-            Acr::Pwd
-        }
-    }
-}
-
-/// The user's second factors.
+/// The user's second factors, in one query. A passkey counts even while
+/// this server cannot use passkeys: she still has a factor, and signing in
+/// must not fall back to the password alone.
 pub async fn factors_of(state: &AppState, user: &User) -> Result<Factors, StoreError> {
-    let totp = state
-        .store
-        .totp_factor(&user.id)
-        .await?
-        .is_some_and(|f| f.confirmed_at.is_some());
-    let passkey =
-        state.passkeys.enabled() && !state.store.passkeys_of_user(&user.id).await?.is_empty();
-    Ok(Factors { totp, passkey })
+    state.store.factors_of_user(&user.id).await
+}
+
+/// The factors this server can check now: no passkeys while they are off.
+pub fn usable(state: &AppState, f: Factors) -> Factors {
+    Factors {
+        totp: f.totp,
+        passkey: f.passkey && state.passkeys.enabled(),
+    }
 }
 
 fn login(req: &AuthorizationRequest) -> Next {

@@ -154,8 +154,9 @@ pub enum Needed {
 /// `Mfa` for a user with a second factor: she always uses it), `capable`
 /// the highest level the user can reach with the factors she has,
 /// `enrollable` the highest she can reach by enrolling a factor during the
-/// sign-in (TOTP: `Mfa`). A voluntary request never makes her enrol; an
-/// essential one or the operator's policy does.
+/// sign-in (TOTP: `Mfa`, only where the operator's policy makes her enrol;
+/// else `Pwd`). A voluntary request the user cannot reach gives less; an
+/// essential one is unmet.
 pub fn needed(req: &AcrRequest, level: Acr, floor: Acr, capable: Acr, enrollable: Acr) -> Needed {
     let have = capable.max(level);
     let reachable = have.max(enrollable);

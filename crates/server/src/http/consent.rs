@@ -18,7 +18,14 @@ use super::{
     error::AppError,
     form::Params,
 };
-use crate::{authorization::redirect_host, http::session, state::AppState, views};
+use gatehouse_storage::model::{Session, User};
+
+use crate::{
+    authorization::{decide::needed, levels::Needed, redirect_host, Checked},
+    http::session,
+    state::AppState,
+    views,
+};
 
 #[derive(Serialize)]
 struct ScopeView {
@@ -41,6 +48,27 @@ fn to_login(tx_id: &str) -> Response {
     see_other(&format!("/login?tx={}", urlencode(tx_id)))
 }
 
+/// `None` when the session is at the level the request needs; else back
+/// to the transaction, which asks for the step-up (or ends unmet). A
+/// consent given below the level would let a later `prompt=none` issue a
+/// code without the user's second factor ever approving it.
+async fn below_level(
+    state: &AppState,
+    checked: &Checked,
+    tx_id: &str,
+    session: &Session,
+    user: &User,
+) -> Option<Response> {
+    match needed(state, checked, session, user).await {
+        Ok(Needed::Enough) => None,
+        Ok(Needed::StepUp(_) | Needed::Unmet) => Some(see_other(&format!(
+            "/authorize/continue?tx={}",
+            urlencode(tx_id)
+        ))),
+        Err(e) => Some(AppError::from(e).into_page_response()),
+    }
+}
+
 /// `GET /consent?tx=..`: asks the signed-in user to approve the client's scopes.
 pub async fn get(
     State(state): State<AppState>,
@@ -52,11 +80,14 @@ pub async fn get(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let user = match session::current(&state, &headers).await {
-        Ok(Some((_, u))) => u,
+    let (session, user) = match session::current(&state, &headers).await {
+        Ok(Some(found)) => found,
         Ok(None) => return to_login(&tx.id),
         Err(e) => return e.into_page_response(),
     };
+    if let Some(r) = below_level(&state, &checked, &tx.id, &session, &user).await {
+        return r;
+    }
     let (csrf, cookie) = session::csrf_token(&state, &headers);
     let req = &checked.request;
     let scopes: Vec<ScopeView> = req
@@ -109,6 +140,9 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
             Ok(()) => authorize::user_denied(&state, &checked),
             Err(e) => transaction::page(e),
         };
+    }
+    if let Some(r) = below_level(&state, &checked, &tx.id, &session, &user).await {
+        return r;
     }
     let mut granted = match state.store.consented_scopes(&user.id, &req.client_id).await {
         Ok(g) => g,

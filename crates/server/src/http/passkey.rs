@@ -29,7 +29,7 @@ use super::{
 };
 use crate::{
     audit::{self, Event},
-    authorization::{Checked, Transaction},
+    authorization::{decide::factors_of, Checked, Transaction},
     client_ip,
     passkeys::{Begun, PasskeyError, Used},
     state::AppState,
@@ -133,6 +133,9 @@ fn failed(e: PasskeyError, user_id: Option<&str>, ip: Option<IpAddr>, now: i64) 
             (StatusCode::INTERNAL_SERVER_ERROR, "internal")
         }
     };
+    if let PasskeyError::Refused(detail) = &e {
+        tracing::info!(user_id, %detail, "a passkey was not accepted");
+    }
     if matches!(e, PasskeyError::CounterWentBack) {
         tracing::warn!(
             user_id,
@@ -183,12 +186,12 @@ pub async fn begin(
     let tx_id = tx.as_ref().map(|(t, _)| t.id.clone());
     let now = state.now();
     if p.get("purpose") == Some("second") {
-        let user = match session::current(&state, &headers).await {
-            Ok(Some((_, u))) => u,
+        let (s, user) = match session::current(&state, &headers).await {
+            Ok(Some(c)) => c,
             Ok(None) => return see_other("/login"),
             Err(e) => return e.into_page_response(),
         };
-        return match state.passkeys.begin_authentication(&state, &user).await {
+        return match state.passkeys.begin_authentication(&state, &s, &user).await {
             Ok(Some(b)) => render(
                 &state,
                 &headers,
@@ -270,7 +273,7 @@ pub async fn finish(
         };
         let used = match state
             .passkeys
-            .finish_authentication(&state, &user, ceremony, credential)
+            .finish_authentication(&state, &s, &user, ceremony, credential)
             .await
         {
             Ok(u) => u,
@@ -320,8 +323,7 @@ pub async fn finish(
     transaction::with_cookie(r, cookie)
 }
 
-/// Raises `s` after a passkey used (or just registered) with or without
-/// user verification: its methods and `mfa` join the session's, and its
+/// Raises `s` after a passkey used with or without user verification: its methods and `mfa` join the session's, and its
 /// level rises to the passkey's. `None` when the session ended meanwhile.
 async fn raise_with_passkey(
     state: &AppState,
@@ -339,10 +341,7 @@ async fn raise_with_passkey(
         }
     }
     let level = crate::authorization::levels::session_level(s).max(used.level());
-    state
-        .store
-        .raise_session(&s.id_hash, level.as_str(), &amr)
-        .await
+    state.store.raise_session(&s.id_hash, level, &amr).await
 }
 
 fn emit_used(user_id: &str, used: &Used, ip: Option<IpAddr>, now: i64) {
@@ -396,11 +395,15 @@ pub async fn register_begin(
     if let Err(e) = form(&state, &headers, &body) {
         return e.into_page_response();
     }
-    let (_, user) = match recent_user(&state, &headers).await {
+    let (session, user) = match recent_user(&state, &headers).await {
         Ok(u) => u,
         Err(r) => return r,
     };
-    match state.passkeys.begin_registration(&state, &user).await {
+    match state
+        .passkeys
+        .begin_registration(&state, &session, &user)
+        .await
+    {
         Ok(b) => render(
             &state,
             &headers,
@@ -436,10 +439,15 @@ pub async fn register_finish(
         Err(r) => return r,
     };
     let now = state.now();
+    let before = match factors_of(&state, &user).await {
+        Ok(f) => f,
+        Err(e) => return AppError::from(e).into_page_response(),
+    };
     match state
         .passkeys
         .finish_registration(
             &state,
+            &session,
             &user,
             p.get("ceremony").unwrap_or(""),
             p.get("credential").unwrap_or(""),
@@ -455,12 +463,15 @@ pub async fn register_finish(
                 },
                 now,
             );
-            // The user just verified herself with the new passkey in this
-            // session: it reaches the passkey's level, as if she had used it
-            // (otherwise her next page would ask her to use it at once).
-            if let Err(e) = raise_with_passkey(&state, &session, true).await {
-                return AppError::from(e).into_page_response();
+            if !before.any() {
+                if let Err(e) = crate::factors::first_factor_added(&state, &user).await {
+                    return AppError::from(e).into_page_response();
+                }
             }
+            // The session stays at its level: a credential made in a
+            // session proves nothing about who signed it in (whoever stole
+            // the password could add one). The account page asks for the
+            // new passkey before anything else.
             Done::PasskeyAdded.back()
         }
         Err(e) => failed(e, Some(&user.id), ip, now),

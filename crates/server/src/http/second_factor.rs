@@ -33,12 +33,13 @@ use super::{
 use crate::{
     audit::{self, Event},
     authorization::{
-        decide::{factors_of, needed},
+        decide::{factors_of, needed, usable},
         levels,
         levels::Needed,
         Checked, Transaction,
     },
-    client_ip, factors,
+    client_ip,
+    factors::{self, Guarded},
     state::AppState,
     views,
 };
@@ -51,22 +52,24 @@ fn onward(tx: &Option<(Transaction, Checked)>) -> String {
     }
 }
 
-/// Whether this session must step up: for a transaction, what it needs;
-/// otherwise (the account page) two factors for a user who has a second
-/// factor or must have one.
+/// The level this session must step up to, if any: for a transaction,
+/// what it needs; otherwise (the account page) two factors for a user who
+/// has a second factor or must have one.
 async fn must_step_up(
     state: &AppState,
     tx: &Option<(Transaction, Checked)>,
     session: &Session,
     user: &User,
-) -> Result<bool, StoreError> {
+) -> Result<Option<Acr>, StoreError> {
     if let Some((_, checked)) = tx {
-        return Ok(matches!(
-            needed(state, checked, session, user).await?,
-            Needed::StepUp(_)
-        ));
+        return Ok(match needed(state, checked, session, user).await? {
+            Needed::StepUp(level) => Some(level),
+            Needed::Enough | Needed::Unmet => None,
+        });
     }
-    account_needs_step_up(state, session, user).await
+    Ok(account_needs_step_up(state, session, user)
+        .await?
+        .then_some(Acr::Mfa))
 }
 
 /// The account page's rule: a session below two factors of a user who has
@@ -84,14 +87,23 @@ pub async fn account_needs_step_up(
 
 struct Page<'a> {
     tx: &'a Option<(Transaction, Checked)>,
+    /// The level to reach.
+    target: Acr,
     status: StatusCode,
     error: Option<&'a str>,
     retry_after: Option<i64>,
 }
 
-/// The code form, or for a user without a confirmed factor a new
-/// enrolment.
-async fn render(state: &AppState, headers: &HeaderMap, user: &User, p: Page<'_>) -> Response {
+/// The code form (only the passkey when a phishing-resistant level is
+/// needed: a code would not reach it), or for a user without a second
+/// factor a new enrolment.
+async fn render(
+    state: &AppState,
+    headers: &HeaderMap,
+    session: &Session,
+    user: &User,
+    p: Page<'_>,
+) -> Response {
     let (csrf, cookie) = session::csrf_token(state, headers);
     let mut ctx = Context::new();
     ctx.insert("csrf", &csrf);
@@ -105,12 +117,23 @@ async fn render(state: &AppState, headers: &HeaderMap, user: &User, p: Page<'_>)
         Ok(f) => f,
         Err(e) => return AppError::from(e).into_page_response(),
     };
-    ctx.insert("has_totp", &f.totp);
-    ctx.insert("has_passkey", &f.passkey);
-    let template = if f.any() {
+    let usable = usable(state, f);
+    ctx.insert("has_totp", &(usable.totp && p.target < Acr::Phr));
+    ctx.insert("has_passkey", &usable.passkey);
+    let template = if usable.any() {
         "second_factor.html"
+    } else if f.any() {
+        // Her only factor is a passkey this server cannot use now (its
+        // issuer became an IP address): no way in, rather than less.
+        return AppError::Page {
+            status: StatusCode::CONFLICT,
+            message: "Your account signs in with a passkey, which this server cannot \
+                      use at the moment. Ask your administrator for help."
+                .into(),
+        }
+        .into_page_response();
     } else {
-        match factors::begin_enrolment(state, user).await {
+        match factors::begin_enrolment(state, session, user).await {
             Ok(e) => {
                 ctx.insert("secret", e.secret_base32.as_str());
                 ctx.insert("qr", &e.qr_data_uri);
@@ -164,18 +187,19 @@ pub async fn get(
         Ok(c) => c,
         Err(r) => return r,
     };
-    match must_step_up(&state, &tx, &session, &user).await {
-        Ok(true) => {}
-        Ok(false) => return see_other(&onward(&tx)),
+    let target = match must_step_up(&state, &tx, &session, &user).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return see_other(&onward(&tx)),
         Err(e) => return AppError::from(e).into_page_response(),
-    }
+    };
     let page = Page {
         tx: &tx,
+        target,
         status: StatusCode::OK,
         error: None,
         retry_after: None,
     };
-    render(&state, &headers, &user, page).await
+    render(&state, &headers, &session, &user, page).await
 }
 
 /// `POST /login/second-factor`: checks the code (or confirms the
@@ -209,78 +233,63 @@ async fn confirm(
         Ok(c) => c,
         Err(r) => return Ok(r),
     };
-    if !must_step_up(state, &tx, &session, &user).await? {
+    let Some(target) = must_step_up(state, &tx, &session, &user).await? else {
         return Ok(see_other(&onward(&tx)));
-    }
+    };
     let code = p.get("code").unwrap_or("");
-    let now = state.now();
-    let keys = state.throttle.second_factor(&user.id);
-    let attempt = match state.throttle.attempt(&keys, now) {
-        Ok(a) => a,
-        Err(secs) => {
+    let enrolling = p.get("mode") == Some("enrol");
+    let check = async {
+        if enrolling {
+            factors::confirm_enrolment(state, &session, &user, code)
+                .await
+                .map(|c| c.map(|codes| (factors::Method::Totp, Some(codes))))
+        } else {
+            factors::check(state, &user, code)
+                .await
+                .map(|m| m.map(|m| (m, None)))
+        }
+    };
+    let (method, recovery_codes) = match factors::guarded(state, &user, ip, check).await? {
+        Guarded::Passed(x) => x,
+        Guarded::Held(secs) => {
             let msg = format!("Too many wrong codes. Try again in {secs} seconds.");
             let page = Page {
                 tx: &tx,
+                target,
                 status: StatusCode::TOO_MANY_REQUESTS,
                 error: Some(&msg),
                 retry_after: Some(secs),
             };
-            return Ok(render(state, headers, &user, page).await);
+            return Ok(render(state, headers, &session, &user, page).await);
+        }
+        Guarded::Wrong => {
+            let msg = if enrolling {
+                "That code is not right. Scan the new code below and try again."
+            } else {
+                "That code is not right, or it was already used."
+            };
+            let page = Page {
+                tx: &tx,
+                target,
+                status: StatusCode::UNAUTHORIZED,
+                error: Some(msg),
+                retry_after: None,
+            };
+            return Ok(render(state, headers, &session, &user, page).await);
         }
     };
-    let enrolling = p.get("mode") == Some("enrol");
-    let outcome = if enrolling {
-        factors::confirm_enrolment(state, &user, code)
-            .await
-            .map(|c| c.map(|codes| (factors::Method::Totp, Some(codes))))
-    } else {
-        factors::check(state, &user, code)
-            .await
-            .map(|m| m.map(|m| (m, None)))
-    };
-    let outcome = outcome.inspect_err(|_| state.throttle.refund(&keys))?;
-    let Some((method, recovery_codes)) = outcome else {
-        audit::emit(
-            &Event::SecondFactorFailed {
-                user_id: &user.id,
-                ip,
-            },
-            now,
-        );
-        if let Some((scope, retry_after)) = attempt.engages {
-            audit::emit(
-                &Event::ThrottleEngaged {
-                    scope: scope.as_str(),
-                    retry_after,
-                    user_id: Some(&user.id),
-                    client_id: None,
-                    ip,
-                },
-                now,
-            );
-        }
-        let msg = if enrolling {
-            "That code is not right. Scan the new code below and try again."
-        } else {
-            "That code is not right, or it was already used."
-        };
-        let page = Page {
-            tx: &tx,
-            status: StatusCode::UNAUTHORIZED,
-            error: Some(msg),
-            retry_after: None,
-        };
-        return Ok(render(state, headers, &user, page).await);
-    };
-    state.throttle.succeed(&keys);
     audit::emit(
         &Event::SecondFactorSucceeded {
             user_id: &user.id,
             method: method.as_str(),
             ip,
         },
-        now,
+        state.now(),
     );
+    if recovery_codes.is_some() {
+        // Enrolled here: her first factor (the page enrols only then).
+        factors::first_factor_added(state, &user).await?;
+    }
     if factors::step_up(state, &session, method).await?.is_none() {
         return Ok(see_other("/login"));
     }

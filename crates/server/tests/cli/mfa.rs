@@ -71,13 +71,16 @@ async fn mfa_require_list_reset(env: &Env) {
     // A pending enrolment, then a confirmed one with recovery codes, two
     // of them used (written as the sign-in pages write them).
     let store = Store::connect(&env.url).await.unwrap();
-    store.begin_totp(&sub, vec![7; 40], 1_000).await.unwrap();
+    store
+        .begin_totp(&sub, vec![7; 40], "s", 1_000)
+        .await
+        .unwrap();
     let pending = env.json(&["users", "mfa", "list", "--user", "alice", "--json"]);
     assert_eq!(
         pending["totp"],
         json!({ "state": "pending", "created_at": 1000, "confirmed_at": null })
     );
-    assert!(store.confirm_totp(&sub, 999, 40, 1_100).await.unwrap());
+    assert!(store.confirm_totp(&sub, "s", 999, 40, 1_100).await.unwrap());
     let hashes: Vec<String> = (0..4).map(|i| format!("code-hash-{i}")).collect();
     store
         .replace_recovery_codes(&sub, &hashes, 1_200)

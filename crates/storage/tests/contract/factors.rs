@@ -1,7 +1,8 @@
 //! Second factors: TOTP enrolment, confirmation and single-use steps;
 //! recovery codes spent once; step-up of a session; policies.
 
-use gatehouse_storage::{Store, StoreError};
+use gatehouse_protocol::Acr;
+use gatehouse_storage::{model::Factors, Store, StoreError};
 
 use crate::{
     fixtures::{session, user},
@@ -12,15 +13,131 @@ contract! {
     totp => sqlite_totp, postgres_totp;
     recovery => sqlite_recovery, postgres_recovery;
     step_up_and_policies => sqlite_step_up_and_policies, postgres_step_up_and_policies;
+    failure_limit => sqlite_failure_limit, postgres_failure_limit;
+    factor_summary => sqlite_factor_summary, postgres_factor_summary;
+}
+
+async fn failure_limit(store: Store) {
+    const DAY: i64 = 86_400;
+    // Three in a row are allowed; the fourth is held off until a day
+    // after the last counted one.
+    for i in 0..3 {
+        assert_eq!(
+            store
+                .count_factor_attempt("u1", 3, DAY, NOW + i)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    assert_eq!(
+        store
+            .count_factor_attempt("u1", 3, DAY, NOW + 10)
+            .await
+            .unwrap(),
+        Some(DAY - 8)
+    );
+    // Another account is not held off.
+    assert_eq!(
+        store.count_factor_attempt("u2", 3, DAY, NOW).await.unwrap(),
+        None
+    );
+    // Concurrent attempts at the limit: at most the limit is counted.
+    store.clear_factor_failures("u3").await.unwrap();
+    let t = || store.count_factor_attempt("u3", 3, DAY, NOW);
+    let (a, b, c, d, e, f) = tokio::join!(t(), t(), t(), t(), t(), t());
+    let allowed = [a, b, c, d, e, f]
+        .into_iter()
+        .filter(|r| r.as_ref().unwrap().is_none())
+        .count();
+    assert_eq!(allowed, 3);
+    // A day after the last failure the count starts over.
+    assert_eq!(
+        store
+            .count_factor_attempt("u1", 3, DAY, NOW + 2 + DAY)
+            .await
+            .unwrap(),
+        None
+    );
+    // A success (or a reset) clears it.
+    store.clear_factor_failures("u1").await.unwrap();
+    for i in 0..3 {
+        assert_eq!(
+            store
+                .count_factor_attempt("u1", 3, DAY, NOW + DAY + 10 + i)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+}
+
+async fn factor_summary(store: Store) {
+    use gatehouse_storage::model::PasskeyRecord;
+    store.create_user(&user("u1", "alice")).await.unwrap();
+    store.create_user(&user("u2", "bob")).await.unwrap();
+    assert_eq!(
+        store.factors_of_user("u1").await.unwrap(),
+        Factors::default()
+    );
+    assert_eq!(
+        store.factors_of_user("nobody").await.unwrap(),
+        Factors::default()
+    );
+    store.begin_totp("u1", vec![1], "s1", NOW).await.unwrap();
+    // A pending enrolment is not a factor.
+    assert!(!store.factors_of_user("u1").await.unwrap().totp);
+    assert!(store
+        .confirm_totp("u1", "s1", NOW - 1, 5, NOW)
+        .await
+        .unwrap());
+    store
+        .create_passkey(&PasskeyRecord {
+            credential_id: "k2".into(),
+            user_id: "u2".into(),
+            name: "Key".into(),
+            credential: "{}".into(),
+            created_at: NOW,
+            last_used_at: None,
+            counter: 0,
+            backup_eligible: false,
+            backup_state: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.factors_of_user("u1").await.unwrap(),
+        Factors {
+            totp: true,
+            passkey: false
+        }
+    );
+    assert_eq!(
+        store.factors_of_user("u2").await.unwrap(),
+        Factors {
+            totp: false,
+            passkey: true
+        }
+    );
 }
 
 async fn totp(store: Store) {
     store.create_user(&user("u1", "alice")).await.unwrap();
     assert_eq!(store.totp_factor("u1").await.unwrap(), None);
-    store.begin_totp("u1", vec![1, 2, 3], NOW).await.unwrap();
-    // A second enrolment before confirming replaces the first.
     store
-        .begin_totp("u1", vec![4, 5, 6], NOW + 10)
+        .begin_totp("u1", vec![1, 2, 3], "s1", NOW)
+        .await
+        .unwrap();
+    // A second enrolment before confirming replaces the first, and two at
+    // once both succeed (one statement, no unique-key race).
+    let (a, b) = tokio::join!(
+        store.begin_totp("u1", vec![9], "s1", NOW + 5),
+        store.begin_totp("u1", vec![8], "s1", NOW + 5)
+    );
+    a.unwrap();
+    b.unwrap();
+    store
+        .begin_totp("u1", vec![4, 5, 6], "s2", NOW + 10)
         .await
         .unwrap();
     let pending = store.totp_factor("u1").await.unwrap().unwrap();
@@ -30,16 +147,32 @@ async fn totp(store: Store) {
     assert!(!store.use_totp_step("u1", 100).await.unwrap());
     // Too old an enrolment cannot be confirmed.
     assert!(!store
-        .confirm_totp("u1", NOW + 10, 100, NOW + 20)
+        .confirm_totp("u1", "s2", NOW + 10, 100, NOW + 20)
         .await
         .unwrap());
-    assert!(store.confirm_totp("u1", NOW, 100, NOW + 20).await.unwrap());
-    assert!(!store.confirm_totp("u1", NOW, 101, NOW + 21).await.unwrap());
+    // Only the session that began it confirms it.
+    assert!(!store
+        .confirm_totp("u1", "s1", NOW, 100, NOW + 20)
+        .await
+        .unwrap());
+    assert!(store
+        .confirm_totp("u1", "s2", NOW, 100, NOW + 20)
+        .await
+        .unwrap());
+    assert!(!store
+        .confirm_totp("u1", "s2", NOW, 101, NOW + 21)
+        .await
+        .unwrap());
     let f = store.totp_factor("u1").await.unwrap().unwrap();
     assert_eq!((f.confirmed_at, f.last_step), (Some(NOW + 20), Some(100)));
     // Enrolling again over a confirmed factor is a conflict.
-    let e = store.begin_totp("u1", vec![7], NOW).await.unwrap_err();
+    let e = store
+        .begin_totp("u1", vec![7], "s3", NOW)
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    let f = store.totp_factor("u1").await.unwrap().unwrap();
+    assert_eq!(f.secret_sealed, vec![4, 5, 6], "a confirmed secret is kept");
     // Each step once, and never one at or before the last.
     assert!(!store.use_totp_step("u1", 100).await.unwrap());
     assert!(!store.use_totp_step("u1", 99).await.unwrap());
@@ -82,6 +215,10 @@ async fn recovery(store: Store) {
     assert!(a.unwrap() ^ b.unwrap());
     let codes = store.recovery_codes("u1").await.unwrap();
     assert_eq!(codes.iter().filter(|c| c.used_at.is_some()).count(), 2);
+    // Unused first, then used ones by when, on both backends.
+    let used: Vec<Option<i64>> = codes.iter().map(|c| c.used_at).collect();
+    assert_eq!(used[..8], [None; 8]);
+    assert_eq!(used[8..], [Some(NOW), Some(NOW + 5)]);
     // New codes void the old ones.
     store
         .replace_recovery_codes("u1", &["n1".into()], NOW + 9)
@@ -99,7 +236,7 @@ async fn step_up_and_policies(store: Store) {
     store.create_session(&s).await.unwrap();
     let amr = vec!["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()];
     let raised = store
-        .raise_session("h1", "urn:gatehouse:acr:mfa", &amr)
+        .raise_session("h1", Acr::Mfa, &amr)
         .await
         .unwrap()
         .unwrap();
@@ -108,7 +245,21 @@ async fn step_up_and_policies(store: Store) {
     assert_eq!(raised.auth_time, s.auth_time);
     assert_eq!(raised.ip.as_deref(), Some("192.0.2.7"));
     assert_eq!(raised.user_agent.as_deref(), Some("Firefox"));
-    assert_eq!(store.raise_session("nope", "x", &amr).await.unwrap(), None);
+    assert_eq!(
+        store.raise_session("nope", Acr::Mfa, &amr).await.unwrap(),
+        None
+    );
+    // A level never goes down: a slower, weaker step-up leaves a session
+    // a passkey raised as it is.
+    let phr = vec!["swk".to_owned(), "user".to_owned(), "mfa".to_owned()];
+    store.raise_session("h1", Acr::Phr, &phr).await.unwrap();
+    let after = store
+        .raise_session("h1", Acr::Mfa, &amr)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.acr.as_deref(), Some("urn:gatehouse:acr:phr"));
+    assert_eq!(after.amr, phr);
 
     // A user ends one of her own sessions by sid; not someone else's.
     assert_eq!(store.delete_user_session("u2", "sid1").await.unwrap(), None);

@@ -73,6 +73,7 @@ async fn ceremonies(store: Store) {
         kind: "register".into(),
         user_id: Some("u1".into()),
         state: "{\"s\":1}".into(),
+        session_hash: Some("sess".into()),
     };
     store.put_ceremony("h1", &c, NOW, NOW + 300).await.unwrap();
     // Another kind does not take it.

@@ -17,7 +17,8 @@ use super::{posted, see_other, sign_in_again, with_cookie, Done, Signed};
 use crate::{
     audit::{self, Event},
     authorization::decide::factors_of,
-    client_ip, factors,
+    client_ip,
+    factors::{self, Guarded},
     http::{error::AppError, session},
     state::AppState,
     views,
@@ -36,7 +37,7 @@ async fn enrolment_page(
     error: Option<&str>,
     retry_after: Option<i64>,
 ) -> Response {
-    let enrolment = match factors::begin_enrolment(state, &signed.user).await {
+    let enrolment = match factors::begin_enrolment(state, &signed.session, &signed.user).await {
         Ok(e) => e,
         Err(e) => return AppError::from(e).into_page_response(),
     };
@@ -115,67 +116,42 @@ async fn confirm(
     code: &str,
     ip: Option<IpAddr>,
 ) -> Result<Response, AppError> {
-    let user = &signed.user;
+    let (session, user) = (&signed.session, &signed.user);
     // A second tab confirmed already: nothing pending to confirm.
-    if factors_of(state, user).await?.totp {
+    let before = factors_of(state, user).await?;
+    if before.totp {
         return Ok(Done::TotpAlreadySetUp.back());
     }
-    let now = state.now();
-    let keys = state.throttle.second_factor(&user.id);
-    let attempt = match state.throttle.attempt(&keys, now) {
-        Ok(a) => a,
-        Err(secs) => {
+    let check = factors::confirm_enrolment(state, session, user, code);
+    let codes = match factors::guarded(state, user, ip, check).await? {
+        Guarded::Passed(codes) => codes,
+        Guarded::Held(secs) => {
             let msg = format!("Too many wrong codes. Try again in {secs} seconds.");
             let status = StatusCode::TOO_MANY_REQUESTS;
             return Ok(
                 enrolment_page(state, headers, signed, status, Some(&msg), Some(secs)).await,
             );
         }
-    };
-    let confirmed = factors::confirm_enrolment(state, user, code)
-        .await
-        .inspect_err(|_| state.throttle.refund(&keys))?;
-    let Some(codes) = confirmed else {
-        audit::emit(
-            &Event::SecondFactorFailed {
-                user_id: &user.id,
-                ip,
-            },
-            now,
-        );
-        if let Some((scope, retry_after)) = attempt.engages {
-            audit::emit(
-                &Event::ThrottleEngaged {
-                    scope: scope.as_str(),
-                    retry_after,
-                    user_id: Some(&user.id),
-                    client_id: None,
-                    ip,
-                },
-                now,
-            );
+        Guarded::Wrong => {
+            let msg = "That code is not right. Scan the new code below and try again.";
+            let status = StatusCode::UNAUTHORIZED;
+            return Ok(enrolment_page(state, headers, signed, status, Some(msg), None).await);
         }
-        let msg = "That code is not right. Scan the new code below and try again.";
-        let status = StatusCode::UNAUTHORIZED;
-        return Ok(enrolment_page(state, headers, signed, status, Some(msg), None).await);
     };
-    state.throttle.succeed(&keys);
     audit::emit(
         &Event::SecondFactorSucceeded {
             user_id: &user.id,
             method: factors::Method::Totp.as_str(),
             ip,
         },
-        now,
+        state.now(),
     );
-    // She just proved the new factor: this session is at two factors, so
-    // the account page does not ask for it again at once.
-    if factors::step_up(state, &signed.session, factors::Method::Totp)
-        .await?
-        .is_none()
-    {
-        return Ok(see_other("/login"));
+    if !before.any() {
+        factors::first_factor_added(state, user).await?;
     }
+    // The session stays at its level: a factor set up in a session proves
+    // nothing about who signed it in (whoever stole the password could set
+    // one up). The account page asks for a code before anything else.
     Ok(codes_page(&codes))
 }
 

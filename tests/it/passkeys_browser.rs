@@ -5,30 +5,56 @@
 //! passkey after a password sign-in (which does not raise the session: she
 //! uses the new passkey next), sign out, sign in with the passkey and
 //! no username, then use it as the second factor after the password.
-//! Screenshots land in `tests/artifacts/`.
+//! The same through one origin in front of two instances, each ceremony
+//! finished by the instance that did not begin it. Screenshots land in
+//! `tests/artifacts/`.
 
 use serde_json::json;
 
 use crate::{
     browser::{prerequisites, Browser, ChromeDriver},
-    support::{spawn_localhost, DbKind, TestApp},
+    support::{
+        proxy::{SplitProxy, Upstream},
+        spawn_localhost, spawn_with_issuer, DbKind, TestApp,
+    },
 };
 
+/// A virtual authenticator through the DevTools protocol
+/// (`WebAuthn.addVirtualAuthenticator`): CTAP2, internal transport,
+/// resident keys, user verification. Its id.
 async fn add_virtual_authenticator(b: &Browser) -> String {
-    let v = b
-        .post(
-            "/webauthn/authenticator",
-            json!({
-                "protocol": "ctap2",
-                "transport": "internal",
-                "hasResidentKey": true,
-                "hasUserVerification": true,
-                "isUserVerified": true
-            }),
-        )
+    cdp(b, "WebAuthn.enable", json!({})).await;
+    let v = cdp(
+        b,
+        "WebAuthn.addVirtualAuthenticator",
+        json!({ "options": {
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserVerified": true
+        }}),
+    )
+    .await;
+    v["authenticatorId"].as_str().unwrap().to_owned()
+}
+
+/// The credentials the virtual authenticator holds.
+async fn credentials(b: &Browser, authenticator: &str) -> serde_json::Value {
+    let v = cdp(
+        b,
+        "WebAuthn.getCredentials",
+        json!({ "authenticatorId": authenticator }),
+    )
+    .await;
+    v["credentials"].clone()
+}
+
+/// A DevTools protocol command, through ChromeDriver.
+async fn cdp(b: &Browser, cmd: &str, params: serde_json::Value) -> serde_json::Value {
+    b.post("/goog/cdp/execute", json!({ "cmd": cmd, "params": params }))
         .await
-        .unwrap();
-    v.as_str().unwrap().to_owned()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
 }
 
 async fn sign_out(b: &Browser) {
@@ -37,47 +63,46 @@ async fn sign_out(b: &Browser) {
         .unwrap();
 }
 
-async fn password_sign_in(b: &Browser, gh: &TestApp) {
-    b.goto(&gh.url("/login")).await;
+async fn password_sign_in(b: &Browser, origin: &str) {
+    b.goto(&format!("{origin}/login")).await;
     b.type_into("#username", "alice").await;
     b.type_into("#password", "correct horse battery staple")
         .await;
     b.click("form[action='/login'] button[type='submit']").await;
 }
 
-async fn scenario(b: &Browser, gh: &TestApp) {
+/// The scenario in the browser at `origin` (the instance itself, or a
+/// proxy in front of two); `gh` is an instance, for the database.
+async fn scenario(b: &Browser, origin: &str, gh: &TestApp) {
     let user = gh
         .create_user("alice", "correct horse battery staple")
         .await;
     let auth = add_virtual_authenticator(b).await;
 
     // Password sign-in, then add a passkey.
-    password_sign_in(b, gh).await;
-    b.wait_for_page(&gh.base, "/account").await;
+    password_sign_in(b, origin).await;
+    b.wait_for_page(origin, "/account").await;
     b.click("#add-passkey").await;
-    b.wait_for_page(&gh.base, "/account/passkeys/begin").await;
+    b.wait_for_page(origin, "/account/passkeys/begin").await;
     b.wait_for("#passkey-start").await;
     b.screenshot("passkey-register").await;
     b.type_into("#name", "Laptop").await;
     b.click("#passkey-start").await;
     // Registering it did not raise this session (whoever stole a password
     // could register one): the account page asks her to use it first.
-    b.wait_for_page(&gh.base, "/login/second-factor").await;
+    b.wait_for_page(origin, "/login/second-factor").await;
     let s = &gh.state.store.sessions_of_user(&user.id).await.unwrap()[0];
     assert_eq!(s.amr, vec!["pwd"]);
     assert_eq!(s.acr.as_deref(), Some("urn:gatehouse:acr:pwd"));
     let keys = gh.state.store.passkeys_of_user(&user.id).await.unwrap();
     assert_eq!(keys.len(), 1, "one passkey registered");
     assert_eq!(keys[0].name, "Laptop");
-    let creds = b
-        .get(&format!("/webauthn/authenticator/{auth}/credentials"))
-        .await
-        .unwrap();
+    let creds = credentials(b, &auth).await;
     assert_eq!(creds[0]["isResidentCredential"], true, "{creds}");
     b.click("#passkey-second").await;
     b.wait_for("#passkey-start").await;
     b.click("#passkey-start").await;
-    b.wait_for_page(&gh.base, "/account").await;
+    b.wait_for_page(origin, "/account").await;
     b.wait_for("#signed-in-user").await;
     let s = &gh.state.store.sessions_of_user(&user.id).await.unwrap()[0];
     assert_eq!(s.amr, vec!["pwd", "swk", "user", "mfa"]);
@@ -86,13 +111,13 @@ async fn scenario(b: &Browser, gh: &TestApp) {
     // (The clock moves so the newest session is listed first.)
     sign_out(b).await;
     gh.clock.advance(1);
-    b.goto(&gh.url("/login")).await;
+    b.goto(&format!("{origin}/login")).await;
     b.screenshot("login-with-passkey").await;
     b.click("#passkey-signin").await;
     b.wait_for("#passkey-start").await;
     b.screenshot("passkey-sign-in").await;
     b.click("#passkey-start").await;
-    b.wait_for_page(&gh.base, "/account").await;
+    b.wait_for_page(origin, "/account").await;
     let who = b.text_of("#signed-in-user").await;
     assert_eq!(who, "alice");
     let sessions = gh.state.store.sessions_of_user(&user.id).await.unwrap();
@@ -103,13 +128,13 @@ async fn scenario(b: &Browser, gh: &TestApp) {
     // Password first, then the passkey as the second factor.
     sign_out(b).await;
     gh.clock.advance(1);
-    password_sign_in(b, gh).await;
-    b.wait_for_page(&gh.base, "/login/second-factor").await;
+    password_sign_in(b, origin).await;
+    b.wait_for_page(origin, "/login/second-factor").await;
     b.screenshot("second-factor-passkey").await;
     b.click("#passkey-second").await;
     b.wait_for("#passkey-start").await;
     b.click("#passkey-start").await;
-    b.wait_for_page(&gh.base, "/account").await;
+    b.wait_for_page(origin, "/account").await;
     b.wait_for("#signed-in-user").await;
     let sessions = gh.state.store.sessions_of_user(&user.id).await.unwrap();
     assert_eq!(sessions[0].amr, vec!["pwd", "swk", "user", "mfa"]);
@@ -127,7 +152,42 @@ async fn passkeys_in_chromium() {
     assert!(gh.state.passkeys.enabled());
     let driver = ChromeDriver::start(&driver_path).await;
     let b = driver.session().await;
-    scenario(&b, &gh).await;
+    let origin = gh.base.clone();
+    scenario(&b, &origin, &gh).await;
     b.close().await;
     gh.stop().await;
+}
+
+/// Two instances behind one origin (`http://localhost:<proxy>`, their
+/// issuer): every ceremony begun at one is finished at the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_ceremonies_across_two_instances() {
+    let Some(driver_path) = prerequisites() else {
+        return;
+    };
+    let (listener, port) = SplitProxy::bind().await;
+    let origin = format!("http://localhost:{port}");
+    let a = spawn_with_issuer(DbKind::Sqlite, &origin).await.unwrap();
+    let b = a.second_instance().await;
+    assert!(a.state.passkeys.enabled() && b.state.passkeys.enabled());
+    let proxy = SplitProxy::start(listener, &a.base, &b.base);
+    let driver = ChromeDriver::start(&driver_path).await;
+    let br = driver.session().await;
+    scenario(&br, &origin, &a).await;
+    br.close().await;
+    let seen = proxy.seen();
+    for (path, at) in [
+        ("/account/passkeys/begin", Upstream::Begins),
+        ("/account/passkeys", Upstream::Rest),
+        ("/login/passkey/begin", Upstream::Begins),
+        ("/login/passkey", Upstream::Rest),
+    ] {
+        assert!(
+            seen.iter().any(|(u, p)| p == path && *u == at),
+            "{path} at {at:?}: {seen:?}"
+        );
+    }
+    proxy.stop();
+    b.stop().await;
+    a.stop().await;
 }

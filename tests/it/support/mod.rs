@@ -1,6 +1,7 @@
 //! `spawn_app()` and request helpers.
 
 pub mod configured;
+pub mod proxy;
 pub use gatehouse_testkit::{db, pg_server, sqlite_sound};
 
 use std::sync::Arc;
@@ -71,6 +72,24 @@ pub async fn spawn_localhost(kind: DbKind) -> Option<TestApp> {
             Some(db),
             ManualClock::default(),
             Some(LOCALHOST.to_owned()),
+            RawConfig::default(),
+        )
+        .await,
+    )
+}
+
+/// Like [`spawn_app`], with the issuer `issuer` (for example a proxy's
+/// origin in front of several instances).
+pub async fn spawn_with_issuer(kind: DbKind, issuer: &str) -> Option<TestApp> {
+    let db = db::fresh(kind).await?;
+    let url = db.url.clone();
+    Some(
+        start(
+            url,
+            Kek::generate(),
+            Some(db),
+            ManualClock::default(),
+            Some(issuer.to_owned()),
             RawConfig::default(),
         )
         .await,

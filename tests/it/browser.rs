@@ -55,6 +55,24 @@ pub(crate) fn prerequisites() -> Option<PathBuf> {
     None
 }
 
+/// axe-core's script (`npm ci` in tests/a11y), or `None` (after saying
+/// SKIPPED) when it is not installed. Under `CI=true` missing fails.
+pub(crate) fn axe_source() -> Option<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("a11y/node_modules/axe-core/axe.min.js");
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Some(s),
+        Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("accessibility checks need axe-core: cd tests/a11y && npm ci")
+        }
+        Err(_) => {
+            eprintln!(
+                "\n======== SKIPPED accessibility checks: cd tests/a11y && npm ci ========\n"
+            );
+            None
+        }
+    }
+}
+
 /// chromedriver as a child process in its own process group, so that
 /// dropping it ends chromedriver and any browser it left behind.
 pub(crate) struct ChromeDriver {
@@ -326,6 +344,49 @@ impl Browser {
                 .unwrap_or_default(),
             Err(e) => e,
         }
+    }
+
+    /// Runs axe-core (`source`, from [`axe_source`]) on the current page
+    /// against WCAG 2.1 A and AA, and fails the test on any serious or
+    /// critical violation, listing them. Injected through WebDriver, so the
+    /// page's Content-Security-Policy is untouched.
+    pub(crate) async fn check_accessibility(&self, source: &str, page: &str) {
+        self.post(
+            "/execute/sync",
+            json!({ "script": format!("{source}\nreturn typeof axe;"), "args": [] }),
+        )
+        .await
+        .unwrap();
+        let run = r#"
+            const done = arguments[arguments.length - 1];
+            axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] })
+              .then(r => done(r.violations
+                .filter(v => v.impact === "serious" || v.impact === "critical")
+                .map(v => ({ id: v.id, impact: v.impact, help: v.help,
+                             nodes: v.nodes.map(n => n.target.join(" ")) }))))
+              .catch(e => done([{ id: "axe-error", help: String(e) }]));
+        "#;
+        let found = self
+            .post("/execute/async", json!({ "script": run, "args": [] }))
+            .await
+            .unwrap();
+        let found = found.as_array().cloned().unwrap_or_default();
+        if !found.is_empty() {
+            self.fail(&format!(
+                "accessibility of {page}: {}",
+                serde_json::to_string_pretty(&found).unwrap()
+            ))
+            .await;
+        }
+    }
+
+    /// Checks the page with axe-core (when `axe` is given) and saves its
+    /// screenshot as `name`.
+    pub(crate) async fn look(&self, axe: Option<&str>, name: &str) {
+        if let Some(source) = axe {
+            self.check_accessibility(source, name).await;
+        }
+        self.screenshot(name).await;
     }
 
     /// A cookie visible to the current page, if any.

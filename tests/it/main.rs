@@ -5,6 +5,7 @@
 mod support;
 
 mod account;
+mod account_browser;
 mod attacks;
 mod authorization_tx;
 mod authorization_tx_changes;

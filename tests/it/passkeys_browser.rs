@@ -12,7 +12,7 @@
 use serde_json::json;
 
 use crate::{
-    browser::{prerequisites, Browser, ChromeDriver},
+    browser::{axe_source, prerequisites, Browser, ChromeDriver},
     support::{
         proxy::{SplitProxy, Upstream},
         spawn_localhost, spawn_with_issuer, DbKind, TestApp,
@@ -74,6 +74,8 @@ async fn password_sign_in(b: &Browser, origin: &str) {
 /// The scenario in the browser at `origin` (the instance itself, or a
 /// proxy in front of two); `gh` is an instance, for the database.
 async fn scenario(b: &Browser, origin: &str, gh: &TestApp) {
+    let axe = axe_source();
+    let axe = axe.as_deref();
     let user = gh
         .create_user("alice", "correct horse battery staple")
         .await;
@@ -85,7 +87,7 @@ async fn scenario(b: &Browser, origin: &str, gh: &TestApp) {
     b.click("#add-passkey").await;
     b.wait_for_page(origin, "/account/passkeys/begin").await;
     b.wait_for("#passkey-start").await;
-    b.screenshot("passkey-register").await;
+    b.look(axe, "passkey-register").await;
     b.type_into("#name", "Laptop").await;
     b.click("#passkey-start").await;
     // Registering it did not raise this session (whoever stole a password
@@ -112,10 +114,10 @@ async fn scenario(b: &Browser, origin: &str, gh: &TestApp) {
     sign_out(b).await;
     gh.clock.advance(1);
     b.goto(&format!("{origin}/login")).await;
-    b.screenshot("login-with-passkey").await;
+    b.look(axe, "login-with-passkey").await;
     b.click("#passkey-signin").await;
     b.wait_for("#passkey-start").await;
-    b.screenshot("passkey-sign-in").await;
+    b.look(axe, "passkey-sign-in").await;
     b.click("#passkey-start").await;
     b.wait_for_page(origin, "/account").await;
     let who = b.text_of("#signed-in-user").await;
@@ -130,7 +132,7 @@ async fn scenario(b: &Browser, origin: &str, gh: &TestApp) {
     gh.clock.advance(1);
     password_sign_in(b, origin).await;
     b.wait_for_page(origin, "/login/second-factor").await;
-    b.screenshot("second-factor-passkey").await;
+    b.look(axe, "second-factor-passkey").await;
     b.click("#passkey-second").await;
     b.wait_for("#passkey-start").await;
     b.click("#passkey-start").await;

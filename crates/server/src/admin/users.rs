@@ -45,7 +45,8 @@ pub async fn run(cmd: UsersCmd, settings: Settings) -> anyhow::Result<()> {
                     bail!("email {e:?} is not an email address");
                 }
             }
-            let pw = read_new_password(settings.password_min_length)?;
+            let personal = [username.as_str(), email.as_deref().unwrap_or_default()];
+            let pw = read_new_password(settings.password_min_length, &personal)?;
             let hash = tokio::task::spawn_blocking(move || password::hash(&pw)).await??;
             let now = clock.now();
             let user = User {
@@ -104,9 +105,14 @@ pub async fn run(cmd: UsersCmd, settings: Settings) -> anyhow::Result<()> {
         } => {
             // The password first: a refused one changes nothing and needs
             // no database.
-            let pw = read_new_password(settings.password_min_length)?;
+            let pw = read_new_password(settings.password_min_length, &[&user])?;
             let state = app::build_from_settings(settings).await?;
             let u = find(&state.store, &user).await?;
+            password_policy::check(
+                &pw,
+                0,
+                &[&u.username, u.email.as_deref().unwrap_or_default()],
+            )?;
             let hash = tokio::task::spawn_blocking(move || password::hash(&pw)).await??;
             state
                 .store
@@ -303,7 +309,7 @@ fn print_factors(r: &Value) {
 /// Reads a new password from standard input: one line, its line ending
 /// (`\n` or `\r\n`) removed, then held to the password policy. Every copy
 /// is wiped when dropped.
-fn read_new_password(min_len: usize) -> anyhow::Result<Zeroizing<String>> {
+fn read_new_password(min_len: usize, personal: &[&str]) -> anyhow::Result<Zeroizing<String>> {
     let mut raw = Zeroizing::new(Vec::new());
     // A little more than the limit allows, so a longer one is seen as such.
     std::io::stdin()
@@ -323,6 +329,6 @@ fn read_new_password(min_len: usize) -> anyhow::Result<Zeroizing<String>> {
     }
     let pw = std::str::from_utf8(line)
         .map_err(|_| anyhow::anyhow!("the password on standard input is not UTF-8 text"))?;
-    password_policy::check(pw, min_len)?;
+    password_policy::check(pw, min_len, personal)?;
     Ok(Zeroizing::new(pw.to_owned()))
 }

@@ -1,6 +1,7 @@
 //! The password policy at `users create`: a minimum length
 //! (`password_min_length`, file or `GATEHOUSE_PASSWORD_MIN_LENGTH`), at most
-//! 1 KiB, not a common password, no composition rules.
+//! 1 KiB, not a common password, not the username or the service's name,
+//! no composition rules.
 
 use std::fs;
 
@@ -44,14 +45,33 @@ async fn users_create_holds_passwords_to_the_policy(env: &Env) {
     assert_mentions(&line, &["too long", "1024 bytes"]);
     let line = create(env, "bob", &"é".repeat(513)).fails();
     assert_mentions(&line, &["too long"]);
+    // Context-specific words: the username, the service's name.
+    let line = create(env, "walker", "my name is WALKER ok").fails();
+    assert_mentions(&line, &["contains the username"]);
+    let line = create(env, "bob", "gatehouse password").fails();
+    assert_mentions(&line, &["service's name"]);
     assert!(usernames(env).is_empty(), "nobody was created");
+
+    // set-password holds the user's own name against her too.
+    create(env, "walker", "a fine long phrase").ok();
+    let line = env
+        .cmd(&[
+            "users",
+            "set-password",
+            "--user",
+            "walker",
+            "--password-stdin",
+        ])
+        .stdin("walker walker walker\n")
+        .fails();
+    assert_mentions(&line, &["contains the username"]);
 
     // Accepted: no composition rules, up to 1024 bytes, any script.
     create(env, "carol", &"é".repeat(12)).ok();
     create(env, "dave", "lowercase only words").ok();
     create(env, "erin", &"a".repeat(1024)).ok();
     create(env, "frank", "日本語のパスフレーズです").ok();
-    assert_eq!(usernames(env).len(), 4);
+    assert_eq!(usernames(env).len(), 5, "walker and these four");
 }
 
 /// `password_min_length` from the environment and the file; a value

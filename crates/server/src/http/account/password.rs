@@ -27,10 +27,18 @@ use crate::{
 };
 
 /// Whether `new` may become a password under the operator's policy
-/// (`password_policy`: length, at most 1 KiB, not a common password); else
-/// why not.
-fn policy(state: &AppState, new: &str) -> Result<(), String> {
-    crate::password_policy::check(new, state.settings.password_min_length)
+/// (`password_policy`: length, at most 1 KiB, not a common password, not
+/// her username or email name); else why not.
+fn policy(
+    state: &AppState,
+    user: &gatehouse_storage::model::User,
+    new: &str,
+) -> Result<(), String> {
+    let personal = [
+        user.username.as_str(),
+        user.email.as_deref().unwrap_or_default(),
+    ];
+    crate::password_policy::check(new, state.settings.password_min_length, &personal)
         .map_err(|e| format!("The new {e}."))
 }
 
@@ -92,7 +100,7 @@ async fn change(
         let msg = "Enter your current password.".to_owned();
         return Ok(refused(state, headers, signed, bad, PasswordField::Current, msg).await);
     }
-    if let Err(msg) = policy(state, new) {
+    if let Err(msg) = policy(state, user, new) {
         return Ok(refused(state, headers, signed, bad, PasswordField::New, msg).await);
     }
     if p.get("new_password_again") != Some(new) {

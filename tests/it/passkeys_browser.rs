@@ -3,7 +3,8 @@
 //! transport, resident keys, user verification), Gatehouse on
 //! `http://localhost:<port>` (the RP id must be a host name). Register a
 //! passkey after a password sign-in (which does not raise the session: she
-//! uses the new passkey next), sign out, sign in with the passkey and
+//! uses the new passkey next), sign out, sign in by the sign-in page's
+//! autofill (conditional mediation), sign out, sign in with the passkey and
 //! no username, then use it as the second factor after the password.
 //! The same through one origin in front of two instances, each ceremony
 //! finished by the instance that did not begin it. Screenshots land in
@@ -48,6 +49,17 @@ async fn credentials(b: &Browser, authenticator: &str) -> serde_json::Value {
     )
     .await;
     v["credentials"].clone()
+}
+
+/// Whether the virtual authenticator answers at once, as if the user
+/// touched it (`WebAuthn.setAutomaticPresenceSimulation`).
+async fn presence(b: &Browser, authenticator: &str, on: bool) {
+    cdp(
+        b,
+        "WebAuthn.setAutomaticPresenceSimulation",
+        json!({ "authenticatorId": authenticator, "enabled": on }),
+    )
+    .await;
 }
 
 /// A DevTools protocol command, through ChromeDriver.
@@ -109,15 +121,30 @@ async fn scenario(b: &Browser, origin: &str, gh: &TestApp) {
     let s = &gh.state.store.sessions_of_user(&user.id).await.unwrap()[0];
     assert_eq!(s.amr, vec!["pwd", "swk", "user", "mfa"]);
 
-    // Signed out, then in with the passkey alone: no username typed.
-    // (The clock moves so the newest session is listed first.)
+    // Signed out, then in by the sign-in page's autofill: the virtual
+    // authenticator (present, verifying) answers the conditional request
+    // as soon as the page makes it. (The clock moves so the newest session
+    // is listed first.)
     sign_out(b).await;
     gh.clock.advance(1);
+    b.goto(&format!("{origin}/login")).await;
+    b.wait_for_page(origin, "/account").await;
+    assert_eq!(b.text_of("#signed-in-user").await, "alice");
+    let s = &gh.state.store.sessions_of_user(&user.id).await.unwrap()[0];
+    assert_eq!(s.acr.as_deref(), Some("urn:gatehouse:acr:phr"));
+    assert_eq!(s.amr, vec!["swk", "user", "mfa"]);
+
+    // Again with the button, no username typed; the authenticator waits
+    // (no user present) while the page's autofill request is pending.
+    sign_out(b).await;
+    gh.clock.advance(1);
+    presence(b, &auth, false).await;
     b.goto(&format!("{origin}/login")).await;
     b.look(axe, "login-with-passkey").await;
     b.click("#passkey-signin").await;
     b.wait_for("#passkey-start").await;
     b.look(axe, "passkey-sign-in").await;
+    presence(b, &auth, true).await;
     b.click("#passkey-start").await;
     b.wait_for_page(origin, "/account").await;
     let who = b.text_of("#signed-in-user").await;
@@ -130,8 +157,10 @@ async fn scenario(b: &Browser, origin: &str, gh: &TestApp) {
     // Password first, then the passkey as the second factor.
     sign_out(b).await;
     gh.clock.advance(1);
+    presence(b, &auth, false).await;
     password_sign_in(b, origin).await;
     b.wait_for_page(origin, "/login/second-factor").await;
+    presence(b, &auth, true).await;
     b.look(axe, "second-factor-passkey").await;
     b.click("#passkey-second").await;
     b.wait_for("#passkey-start").await;
@@ -192,4 +221,60 @@ async fn passkey_ceremonies_across_two_instances() {
     proxy.stop();
     b.stop().await;
     a.stop().await;
+}
+
+/// The sign-in page offers passkeys in the username field's autofill
+/// (conditional mediation): its script, allowed by the page's policy, asks
+/// for a ceremony as soon as the page loads in a browser that supports it,
+/// even with no passkey to offer (the scenario above signs in by it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sign_in_page_offers_passkeys_in_autofill() {
+    let Some(driver_path) = prerequisites() else {
+        return;
+    };
+    let gh = spawn_localhost(DbKind::Sqlite).await.unwrap();
+    // Over HTTP: the JSON the script gets.
+    let page = gh.browser.get(gh.url("/login")).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("autocomplete=\"username webauthn\""),
+        "{html}"
+    );
+    let r = gh
+        .browser
+        .post(gh.url("/login/passkey/begin"))
+        .form(&[
+            ("csrf", crate::support::hidden(&html, "csrf").as_str()),
+            ("tx", ""),
+            ("purpose", "autofill"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let begun: serde_json::Value = r.json().await.unwrap();
+    assert!(begun["ceremony"].as_str().unwrap().len() > 20, "{begun}");
+    assert!(begun["options"]["challenge"].is_string(), "{begun}");
+    assert_eq!(gh.state.store.prune_ceremonies(i64::MAX).await.unwrap(), 1);
+
+    // In Chromium: loading the page starts one.
+    let driver = ChromeDriver::start(&driver_path).await;
+    let b = driver.session().await;
+    add_virtual_authenticator(&b).await;
+    b.goto(&gh.url("/login")).await;
+    b.wait_for("#passkey-autofill").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if gh.state.store.prune_ceremonies(i64::MAX).await.unwrap() == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the page's script asked for no ceremony"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    b.close().await;
+    gh.stop().await;
 }

@@ -64,12 +64,18 @@ const TEMPLATES: [(&str, &str); 13] = [
 pub const CSS: &str = include_str!("../../../templates/gatehouse.css");
 
 /// The inline scripts, each allowed by its hash on its own page only:
-/// form_post's auto-submit, and the passkey page's WebAuthn call (every
-/// other page runs no script at all).
+/// form_post's auto-submit, the passkey page's WebAuthn call, and the
+/// sign-in page's passkey autofill (every other page runs no script at
+/// all, and only the sign-in page may `fetch`, from its own origin).
 const FORM_POST_SCRIPT: &str = "document.forms[0].submit();";
 /// The passkey page's script (`templates/passkey.js`): the page inserts it
 /// as `{{ script }}`, so its hash is of exactly this text.
 pub const PASSKEY_SCRIPT: &str = include_str!("../../../templates/passkey.js");
+/// The sign-in page's script (`templates/passkey_autofill.js`): where the
+/// browser offers passkeys in the username field's autofill (WebAuthn
+/// conditional mediation), it asks for a ceremony (`fetch`, the page's one
+/// `connect-src 'self'`) and waits for the user to pick one.
+pub const AUTOFILL_SCRIPT: &str = include_str!("../../../templates/passkey_autofill.js");
 
 fn tera() -> &'static Tera {
     TERA.get_or_init(|| {
@@ -91,11 +97,14 @@ pub fn init() -> Result<(), tera::Error> {
     Ok(())
 }
 
-fn headers(h: &mut HeaderMap, script_hash: Option<&str>) {
-    let script = match script_hash {
+fn headers(h: &mut HeaderMap, script_hash: Option<&str>, connect: bool) {
+    let mut script = match script_hash {
         Some(hash) => format!("script-src '{hash}'"),
         None => "script-src 'none'".to_owned(),
     };
+    if connect {
+        script.push_str("; connect-src 'self'");
+    }
     let csp = format!(
         "default-src 'none'; style-src 'self'; img-src 'self' data:; {script}; frame-ancestors 'none'; base-uri 'none'"
     );
@@ -123,10 +132,12 @@ fn headers(h: &mut HeaderMap, script_hash: Option<&str>) {
 fn script_hash(name: &str) -> Option<&'static str> {
     static FORM_POST: OnceLock<String> = OnceLock::new();
     static PASSKEY: OnceLock<String> = OnceLock::new();
+    static AUTOFILL: OnceLock<String> = OnceLock::new();
     let hash = |script: &str| format!("sha256-{}", STANDARD.encode(Sha256::digest(script)));
     match name {
         "form_post.html" => Some(FORM_POST.get_or_init(|| hash(FORM_POST_SCRIPT))),
         "passkey.html" => Some(PASSKEY.get_or_init(|| hash(PASSKEY_SCRIPT))),
+        "login.html" => Some(AUTOFILL.get_or_init(|| hash(AUTOFILL_SCRIPT))),
         _ => None,
     }
 }
@@ -137,13 +148,13 @@ pub fn page(status: StatusCode, name: &str, ctx: &Context) -> Response {
         Ok(body) => {
             let mut r = (status, body).into_response();
             let hash = script_hash(name);
-            headers(r.headers_mut(), hash);
+            headers(r.headers_mut(), hash, name == "login.html");
             r
         }
         Err(e) => {
             tracing::error!(error = %e, template = name, "template render failed");
             let mut r = (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
-            headers(r.headers_mut(), None);
+            headers(r.headers_mut(), None, false);
             r
         }
     }

@@ -69,6 +69,7 @@ async fn render(
             .map(|(_, c)| redirect_host(&c.request.redirect_uri)),
     );
     ctx.insert("passkeys", &state.passkeys.enabled());
+    ctx.insert("autofill_script", crate::views::AUTOFILL_SCRIPT);
     // No password check could start: the page says so itself.
     ctx.insert("busy", &(status == StatusCode::SERVICE_UNAVAILABLE));
     let mut r = views::page(status, "login.html", &ctx);

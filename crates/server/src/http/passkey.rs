@@ -13,7 +13,7 @@ use axum::{
     body::Bytes,
     extract::{ConnectInfo, State},
     http::{header, HeaderMap, StatusCode},
-    response::Response,
+    response::{IntoResponse, Response},
     Extension,
 };
 use gatehouse_protocol::{Acr, Amr};
@@ -223,6 +223,9 @@ pub async fn begin(
         .into_page_response();
     }
     state.authorization_starts.record(&key, now);
+    if p.get("purpose") == Some("autofill") {
+        return autofill(&state, ip, now).await;
+    }
     match state.passkeys.begin_discovery(&state).await {
         Ok(b) => render(
             &state,
@@ -238,6 +241,25 @@ pub async fn begin(
                 purpose: "signin",
             },
         ),
+        Err(e) => failed(e, None, ip, now),
+    }
+}
+
+/// The sign-in page's autofill (WebAuthn conditional mediation): the
+/// ceremony and its options as JSON, for the page's script, which posts
+/// the answer to `/login/passkey` like the passkey page does.
+async fn autofill(state: &AppState, ip: Option<IpAddr>, now: i64) -> Response {
+    match state.passkeys.begin_discovery(state).await {
+        Ok(b) => {
+            let options: serde_json::Value = serde_json::from_str(&b.options).unwrap_or_default();
+            let body = serde_json::json!({ "ceremony": b.ceremony, "options": options });
+            let mut r = (StatusCode::OK, axum::Json(body)).into_response();
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+            r
+        }
         Err(e) => failed(e, None, ip, now),
     }
 }

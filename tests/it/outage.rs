@@ -249,6 +249,27 @@ async fn postgres_restart_mid_traffic() {
     assert_eq!(r.status(), 303);
     let pending_tx = r.headers()["location"].to_str().unwrap().to_owned();
     assert!(pending_tx.starts_with("/login?tx="), "{pending_tx}");
+    // A browser signed in to the account page, for its pages and forms.
+    app.create_user("erin", "pw-erin-123456").await;
+    let signed = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = signed.get(app.url("/login")).send().await.unwrap();
+    let signed_csrf = support::hidden(&page.text().await.unwrap(), "csrf");
+    let r = signed
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf", signed_csrf.as_str()),
+            ("tx", ""),
+            ("username", "erin"),
+            ("password", "pw-erin-123456"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/account");
     assert_eq!(metric(&app, "gatehouse_db_up").await, 1);
     let unavailable_before = metric(&app, "gatehouse_db_unavailable_responses_total").await;
 
@@ -397,6 +418,18 @@ async fn postgres_restart_mid_traffic() {
         let consent = pending_tx.replace("/login?", "/consent?");
         let (took, r) = timed(app.browser.get(app.url(&consent))).await;
         assert_fast_page("GET /consent", took, &r);
+        // The account and second-factor pages and their forms: a page.
+        for path in ["/account", "/login/second-factor"] {
+            let (took, r) = timed(signed.get(app.url(path))).await;
+            assert_fast_page(path, took, &r);
+        }
+        for path in ["/account/totp/begin", "/login/second-factor"] {
+            let form = signed
+                .post(app.url(path))
+                .form(&[("csrf", signed_csrf.as_str()), ("code", "123456")]);
+            let (took, r) = timed(form).await;
+            assert_fast_page(path, took, &r);
+        }
         let (took, r) = timed(app.browser.get(app.url("/logout"))).await;
         assert_fast_page("GET /logout", took, &r);
         let page = r.text().await.unwrap();
@@ -420,9 +453,9 @@ async fn postgres_restart_mid_traffic() {
         "during the outage"
     );
     let unavailable_during = metric(&app, "gatehouse_db_unavailable_responses_total").await;
-    // At least the 25 pages and JSON answers of the rounds above.
+    // At least the 45 pages and JSON answers of the rounds above.
     assert!(
-        unavailable_during >= unavailable_before + 25,
+        unavailable_during >= unavailable_before + 45,
         "503s counted: {unavailable_before} before, {unavailable_during} during"
     );
 

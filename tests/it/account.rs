@@ -774,7 +774,7 @@ async fn passkeys_are_listed_and_removed(app: &TestApp) {
     let amr = ["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()];
     app.state
         .store
-        .raise_session(&s.id_hash, gatehouse_protocol::Acr::Mfa, &amr)
+        .raise_session(&s.id_hash, &s.id_hash, gatehouse_protocol::Acr::Mfa, &amr)
         .await
         .unwrap();
     let html = account(app, &a).await;

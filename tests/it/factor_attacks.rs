@@ -4,7 +4,8 @@
 //! level the request needs; the hard limit on wrong codes holds on every
 //! instance; a first factor ends one-factor refresh tokens; a passkey
 //! level is never offered a code; a passkey-only user is never let in on
-//! the password alone; WebAuthn ceremonies belong to their session.
+//! the password alone; WebAuthn ceremonies belong to their session; a
+//! step-up renews the session's id.
 
 use gatehouse_storage::model::{PasskeyRecord, User};
 
@@ -280,6 +281,60 @@ async fn a_passkey_only_user_needs_her_passkey(app: &TestApp) {
     assert!(html.contains("signs in with a passkey"), "{html}");
 }
 
+/// A step-up gives the session a new id: a copy of the cookie taken
+/// before it (at one factor) is worth nothing after.
+async fn a_step_up_renews_the_session_id(app: &TestApp) {
+    let u = app.create_user("erin", PW).await;
+    let t = enrol_totp(app, &u).await;
+    let (_, page) = get_html(app, "/login").await;
+    let r = app
+        .browser
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf", hidden(&page, "csrf").as_str()),
+            ("tx", ""),
+            ("username", "erin"),
+            ("password", PW),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let copied = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with("gatehouse_session="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (status, html) = get_html(app, "/login/second-factor").await;
+    assert_eq!(status, 200);
+    let r = post_code(app, &html, &code_at(&t, app.state.now()), "").await;
+    assert_eq!(r.status(), 303);
+    let renewed = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|v| v.to_str().unwrap().starts_with("gatehouse_session="));
+    assert!(renewed, "a new session cookie at the step-up");
+    // The browser goes on at two factors.
+    let (status, _) = get_html(app, "/account").await;
+    assert_eq!(status, 200);
+    // The copy taken before does not.
+    let r = app
+        .http
+        .get(app.url("/account"))
+        .header("cookie", copied)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/login");
+}
+
 crate::both_backends!(
     an_essential_request_never_makes_a_user_enrol,
     an_enrolment_belongs_to_its_session,
@@ -287,6 +342,7 @@ crate::both_backends!(
     the_hard_limit_holds_on_every_instance,
     a_first_factor_ends_one_factor_refresh_tokens,
     a_passkey_only_user_needs_her_passkey,
+    a_step_up_renews_the_session_id,
 );
 
 /// Signs `user` in without a transaction on a browser of its own.
@@ -347,7 +403,7 @@ async fn passkey_levels_and_ceremonies() {
         let amr = vec!["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()];
         app.state
             .store
-            .raise_session(&s.id_hash, gatehouse_protocol::Acr::Mfa, &amr)
+            .raise_session(&s.id_hash, &s.id_hash, gatehouse_protocol::Acr::Mfa, &amr)
             .await
             .unwrap();
     }

@@ -1,7 +1,7 @@
 //! Second factors, apart from HTTP: TOTP enrolment and checks (the secret
 //! sealed and checked in the keys crate), recovery codes (ten, single use,
 //! stored as keyed hashes), the limits on wrong codes ([`guarded`]), and
-//! stepping a session up once one is confirmed. Used by the sign-in's
+//! the level a session steps up to once one is confirmed. Used by the sign-in's
 //! second-factor page and the account page.
 //!
 //! Wrong codes are held off twice: by the instance's growing delays
@@ -12,7 +12,7 @@
 //! the last (NIST SP 800-63B 5.2.2), or an operator's `users mfa reset`.
 
 use base64::{engine::general_purpose::STANDARD, Engine};
-use gatehouse_protocol::Amr;
+use gatehouse_protocol::{Acr, Amr};
 use gatehouse_storage::model::{Session, User};
 use qrcode::{render::svg, QrCode};
 use std::{future::Future, net::IpAddr};
@@ -194,22 +194,14 @@ pub async fn new_recovery_codes(state: &AppState, user: &User) -> Result<Vec<Str
         .collect())
 }
 
-/// Raises `session` to two factors after `method`. `None` when the session
-/// ended meanwhile.
-pub async fn step_up(
-    state: &AppState,
-    session: &Session,
-    method: Method,
-) -> Result<Option<Session>, Error> {
+/// The level and methods of `session` once `method` confirmed a second
+/// factor (for `http::session::raise`).
+pub fn stepped_up(session: &Session, method: Method) -> (Acr, Vec<String>) {
     // RFC 8176 has no value for a recovery code; it is a one-time password.
     let amr_value = match method {
         Method::Totp | Method::RecoveryCode => Amr::Otp,
     };
-    let (acr, amr) = levels::with_second_factor(&session.amr, amr_value);
-    Ok(state
-        .store
-        .raise_session(&session.id_hash, acr, &amr)
-        .await?)
+    levels::with_second_factor(&session.amr, amr_value)
 }
 
 /// A user who had no second factor now has one: her refresh tokens, all

@@ -259,7 +259,7 @@ pub struct AuthorizationTx {
 }
 
 /// A sign-in performed during an authorization transaction: the session it
-/// started (its id hash) and when.
+/// started (a keyed hash the server derives from it) and when.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxSignIn {
     pub session_id_hash: String,

@@ -93,12 +93,15 @@ impl Store {
 
     /// Records a second factor on a live session (step-up): its level and
     /// methods change, its `auth_time` does not (that is the time of the
-    /// primary authentication). The level never goes down: a session
-    /// already above `acr` (a concurrent, stronger step-up) is left as it
-    /// is. Returns the session as it is now, or `None` when it ended.
+    /// primary authentication), and its id becomes `new_id_hash` (a new
+    /// cookie at a privilege change: a copy of the old one is worth
+    /// nothing). The level never goes down: a session already above `acr`
+    /// (a concurrent, stronger step-up) is left as it is, under its old
+    /// id. Returns the session as it is now, or `None` when it ended.
     pub async fn raise_session(
         &self,
         id_hash: &str,
+        new_id_hash: &str,
         acr: Acr,
         amr: &[String],
     ) -> Result<Option<Session>, StoreError> {
@@ -107,7 +110,8 @@ impl Store {
             .copied()
             .filter(|l| *l <= acr)
             .map(|l| l.as_str().to_owned());
-        sessions::Entity::update_many()
+        let res = sessions::Entity::update_many()
+            .col_expr(sessions::Column::IdHash, new_id_hash.into())
             .col_expr(sessions::Column::Acr, Some(acr.as_str().to_owned()).into())
             .col_expr(
                 sessions::Column::Amr,
@@ -121,7 +125,12 @@ impl Store {
             )
             .exec(&self.db)
             .await?;
-        sessions::Entity::find_by_id(id_hash.to_owned())
+        let now_at = if res.rows_affected == 1 {
+            new_id_hash
+        } else {
+            id_hash
+        };
+        sessions::Entity::find_by_id(now_at.to_owned())
             .one(&self.db)
             .await?
             .map(Session::try_from)

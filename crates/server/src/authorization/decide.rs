@@ -49,7 +49,7 @@ pub async fn decide(
     let Some((session, user)) = current else {
         return Ok(login(req));
     };
-    let signed_in_here = tx.is_some_and(|t| t.signed_in_with(&session));
+    let signed_in_here = tx.is_some_and(|t| t.signed_in_with(state, &session));
     let stale = req.prompt.login
         || req.prompt.select_account
         || req.max_age.is_some_and(|m| now - session.auth_time > m);
@@ -78,7 +78,7 @@ pub async fn decide(
         .consented_scopes(&user.id, &req.client_id)
         .await?;
     let missing = req.scope.iter().any(|s| !granted.iter().any(|g| g == s));
-    let consented = tx.is_some_and(|t| t.consented_in(&session));
+    let consented = tx.is_some_and(|t| t.consented_in(state, &session));
     if (req.prompt.consent && !consented) || missing {
         if req.prompt.none {
             return Ok(Next::Refuse(

@@ -30,8 +30,8 @@ pub struct Transaction {
     pub request: AuthorizationRequest,
     /// The sign-in performed during this transaction, if any.
     pub sign_in: Option<TxSignIn>,
-    /// The session (its id hash) in which the user approved on the consent
-    /// page during it, if any.
+    /// The session (its [`session_key`]) in which the user approved on
+    /// the consent page during it, if any.
     consent_session_hash: Option<String>,
 }
 
@@ -135,7 +135,7 @@ impl Transaction {
                 &state.hasher.hash(&self.id),
                 &state.hasher.hash(&self.browser),
                 &TxSignIn {
-                    session_id_hash: session.id_hash.clone(),
+                    session_id_hash: session_key(state, session),
                     auth_time: session.auth_time,
                 },
                 state.now(),
@@ -155,7 +155,7 @@ impl Transaction {
             .mark_authorization_tx_consented(
                 &state.hasher.hash(&self.id),
                 &state.hasher.hash(&self.browser),
-                &session.id_hash,
+                &session_key(state, session),
                 state.now(),
             )
             .await?;
@@ -167,19 +167,19 @@ impl Transaction {
     }
 
     /// Whether `session` is the one started during this transaction.
-    pub fn signed_in_with(&self, session: &Session) -> bool {
+    pub fn signed_in_with(&self, state: &AppState, session: &Session) -> bool {
         self.sign_in.as_ref().is_some_and(|s| {
-            s.session_id_hash == session.id_hash && s.auth_time == session.auth_time
+            s.session_id_hash == session_key(state, session) && s.auth_time == session.auth_time
         })
     }
 
     /// Whether the approval on the consent page during this transaction
     /// was given in `session` (so by its user, not by someone who signed
     /// in on this browser before).
-    pub fn consented_in(&self, session: &Session) -> bool {
+    pub fn consented_in(&self, state: &AppState, session: &Session) -> bool {
         self.consent_session_hash
             .as_deref()
-            .is_some_and(|h| h == session.id_hash)
+            .is_some_and(|h| h == session_key(state, session))
     }
 
     /// Ends the transaction, storing `code` with it: `Consumed` when it had
@@ -204,6 +204,13 @@ impl Transaction {
             .await?;
         Err(lost(found))
     }
+}
+
+/// What a transaction records of a session: the keyed hash of its public
+/// id (`sid`), which, unlike its cookie's id, stays the same when a
+/// step-up renews the cookie.
+fn session_key(state: &AppState, session: &Session) -> String {
+    state.hasher.hash(&format!("session:{}", session.sid))
 }
 
 /// Why a consuming write that changed nothing lost, from what the

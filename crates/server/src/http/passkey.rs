@@ -12,7 +12,7 @@
 use axum::{
     body::Bytes,
     extract::{ConnectInfo, State},
-    http::{header, HeaderMap, StatusCode},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Extension,
 };
@@ -303,9 +303,9 @@ pub async fn finish(
         };
         emit_used(&user.id, &used, ip, now);
         return match raise_with_passkey(&state, &s, used.user_verified).await {
-            Ok(Some(_)) => see_other(&onward),
+            Ok(Some((_, cookie))) => transaction::with_cookie(see_other(&onward), cookie),
             Ok(None) => see_other("/login"),
-            Err(e) => AppError::from(e).into_page_response(),
+            Err(e) => e.into_page_response(),
         };
     }
     let (user, used) = match state
@@ -345,13 +345,15 @@ pub async fn finish(
     transaction::with_cookie(r, cookie)
 }
 
-/// Raises `s` after a passkey used with or without user verification: its methods and `mfa` join the session's, and its
-/// level rises to the passkey's. `None` when the session ended meanwhile.
+/// Raises `s` after a passkey used with or without user verification:
+/// its methods and `mfa` join the session's, and its level rises to the
+/// passkey's, under a new id (`session::raise`). `None` when the session
+/// ended meanwhile.
 async fn raise_with_passkey(
     state: &AppState,
     s: &gatehouse_storage::model::Session,
     user_verified: bool,
-) -> Result<Option<gatehouse_storage::model::Session>, gatehouse_storage::StoreError> {
+) -> Result<Option<(gatehouse_storage::model::Session, Option<HeaderValue>)>, AppError> {
     let used = Used {
         credential_id: String::new(),
         user_verified,
@@ -363,7 +365,7 @@ async fn raise_with_passkey(
         }
     }
     let level = crate::authorization::levels::session_level(s).max(used.level());
-    state.store.raise_session(&s.id_hash, level, &amr).await
+    session::raise(state, s, level, &amr).await
 }
 
 fn emit_used(user_id: &str, used: &Used, ip: Option<IpAddr>, now: i64) {

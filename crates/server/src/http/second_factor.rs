@@ -290,17 +290,19 @@ async fn confirm(
         // Enrolled here: her first factor (the page enrols only then).
         factors::first_factor_added(state, &user).await?;
     }
-    if factors::step_up(state, &session, method).await?.is_none() {
+    let (acr, amr) = factors::stepped_up(&session, method);
+    let Some((_, cookie)) = session::raise(state, &session, acr, &amr).await? else {
         return Ok(see_other("/login"));
-    }
+    };
     let next = onward(&tx);
-    match recovery_codes {
-        None => Ok(see_other(&next)),
+    let r = match recovery_codes {
+        None => see_other(&next),
         Some(codes) => {
             let mut ctx = Context::new();
             ctx.insert("codes", &codes);
             ctx.insert("next", &next);
-            Ok(views::page(StatusCode::OK, "recovery_codes.html", &ctx))
+            views::page(StatusCode::OK, "recovery_codes.html", &ctx)
         }
-    }
+    };
+    Ok(transaction::with_cookie(r, cookie))
 }

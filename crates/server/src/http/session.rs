@@ -1,7 +1,8 @@
 //! Login sessions and their cookies, and the CSRF token of every form.
 //!
 //! The session cookie holds an opaque 256-bit id; the store keeps only its
-//! keyed hash. A new id is issued at every login (no fixation). In
+//! keyed hash. A new id is issued at every login (no fixation) and at
+//! every step-up (a privilege change). In
 //! production the cookie is `__Host-` prefixed, Secure, HttpOnly and
 //! SameSite=Lax; an http loopback issuer (development) drops `Secure` and
 //! with it the prefix, which browsers only accept on Secure cookies.
@@ -119,6 +120,34 @@ pub async fn start(
     };
     state.store.create_session(&session).await?;
     Ok((session, set_cookie(state, "session", &id, None)))
+}
+
+/// Raises `session` to `acr` (`amr`) after a second factor, under a new
+/// id: a privilege change gets a new cookie, so a copy of the old one
+/// taken before is worth nothing (OWASP Session Management). Returns the
+/// session as it is now and, when its id was renewed, the Set-Cookie to
+/// send; `None` when the session ended meanwhile.
+pub async fn raise(
+    state: &AppState,
+    session: &Session,
+    acr: gatehouse_protocol::Acr,
+    amr: &[String],
+) -> Result<Option<(Session, Option<HeaderValue>)>, AppError> {
+    let id = random_token();
+    let new_hash = state.hasher.hash(&id);
+    let Some(now) = state
+        .store
+        .raise_session(&session.id_hash, &new_hash, acr, amr)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let cookie = if now.id_hash == new_hash {
+        set_cookie(state, "session", &id, None)
+    } else {
+        None
+    };
+    Ok(Some((now, cookie)))
 }
 
 /// Ends the browser's session. Returns the ended session and a cookie that clears it.

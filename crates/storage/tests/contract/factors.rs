@@ -236,7 +236,7 @@ async fn step_up_and_policies(store: Store) {
     store.create_session(&s).await.unwrap();
     let amr = vec!["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()];
     let raised = store
-        .raise_session("h1", Acr::Mfa, &amr)
+        .raise_session("h1", "h2", Acr::Mfa, &amr)
         .await
         .unwrap()
         .unwrap();
@@ -245,21 +245,32 @@ async fn step_up_and_policies(store: Store) {
     assert_eq!(raised.auth_time, s.auth_time);
     assert_eq!(raised.ip.as_deref(), Some("192.0.2.7"));
     assert_eq!(raised.user_agent.as_deref(), Some("Firefox"));
+    // Under its new id only: the old one is worth nothing.
+    assert_eq!(raised.id_hash, "h2");
+    assert_eq!(raised.sid, "sid1");
+    assert_eq!(store.live_session("h1", NOW, 3600).await.unwrap(), None);
     assert_eq!(
-        store.raise_session("nope", Acr::Mfa, &amr).await.unwrap(),
+        store
+            .raise_session("nope", "h9", Acr::Mfa, &amr)
+            .await
+            .unwrap(),
         None
     );
     // A level never goes down: a slower, weaker step-up leaves a session
-    // a passkey raised as it is.
+    // a passkey raised as it is, under the id it has.
     let phr = vec!["swk".to_owned(), "user".to_owned(), "mfa".to_owned()];
-    store.raise_session("h1", Acr::Phr, &phr).await.unwrap();
+    store
+        .raise_session("h2", "h3", Acr::Phr, &phr)
+        .await
+        .unwrap();
     let after = store
-        .raise_session("h1", Acr::Mfa, &amr)
+        .raise_session("h3", "h4", Acr::Mfa, &amr)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(after.acr.as_deref(), Some("urn:gatehouse:acr:phr"));
     assert_eq!(after.amr, phr);
+    assert_eq!(after.id_hash, "h3");
 
     // A user ends one of her own sessions by sid; not someone else's.
     assert_eq!(store.delete_user_session("u2", "sid1").await.unwrap(), None);

@@ -1,5 +1,6 @@
 //! Second factors against someone who knows the password (the review of
-//! the strong sign-in work): a client's request never makes a user enrol;
+//! the strong sign-in work): a client's request never makes a user enrol
+//! during a sign-in;
 //! an enrolment belongs to the session that began it; consent needs the
 //! level the request needs; the hard limit on wrong codes holds on every
 //! instance; a first factor ends one-factor refresh tokens; a passkey
@@ -44,8 +45,8 @@ async fn add_passkey(app: &TestApp, u: &User, id: &str) {
 }
 
 /// An essential mfa request for a user with no second factor is unmet:
-/// it never leads to an enrolment the password holder would own.
-async fn an_essential_request_never_makes_a_user_enrol(app: &TestApp) {
+/// a client's request never leads to an enrolment during the sign-in.
+async fn an_essential_request_is_unmet_without_a_factor(app: &TestApp) {
     let u = app.create_user("erin", PW).await;
     let c = app.web_client().await;
     let extra = format!("&claims={}", essential(MFA));
@@ -227,6 +228,10 @@ async fn a_first_factor_ends_one_factor_refresh_tokens(app: &TestApp) {
         "urn:gatehouse:acr:pwd"
     );
     let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+    // Another code, issued at one factor, held back for later.
+    let (pending_verifier, challenge) = pkce();
+    let url = app.authorize_url(&c, "openid", &challenge, "");
+    let pending = query_param(&step(app, &url).await, "code").unwrap();
 
     // She sets up an authenticator app on the account page.
     let (_, page) = get_html(app, "/login").await;
@@ -252,6 +257,32 @@ async fn a_first_factor_ends_one_factor_refresh_tokens(app: &TestApp) {
         .unwrap();
     assert_eq!(r.status(), 200, "recovery codes shown");
 
+    let r = app.refresh(&c, &rt).await;
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    // A code issued at one factor and not redeemed yet is gone too.
+    let r = app.redeem_response(&c, &pending, &pending_verifier).await;
+    assert_eq!(r.status(), 400);
+}
+
+/// Even when the revocation at the first factor did not happen (the
+/// factor arrived another way, or the database failed in between), a
+/// one-factor refresh token of a user who has a factor is refused.
+async fn one_factor_refresh_tokens_of_a_user_with_a_factor_fail(app: &TestApp) {
+    let u = app.create_user("erin", PW).await;
+    let c = app.web_client().await;
+    let (verifier, challenge) = pkce();
+    let url = app.authorize_url(&c, "openid offline_access", &challenge, "&prompt=consent");
+    let login = step(app, &url).await;
+    let back = sign_in(app, &login, "erin", PW).await;
+    let done = finish(app, back).await;
+    let code = query_param(&done, "code").unwrap();
+    let rt = app.redeem(&c, &code, &verifier).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    enrol_totp(app, &u).await;
     let r = app.refresh(&c, &rt).await;
     assert_eq!(r.status(), 400);
     let body: serde_json::Value = r.json().await.unwrap();
@@ -336,13 +367,14 @@ async fn a_step_up_renews_the_session_id(app: &TestApp) {
 }
 
 crate::both_backends!(
-    an_essential_request_never_makes_a_user_enrol,
+    an_essential_request_is_unmet_without_a_factor,
     an_enrolment_belongs_to_its_session,
     consent_needs_the_level,
     the_hard_limit_holds_on_every_instance,
     a_first_factor_ends_one_factor_refresh_tokens,
     a_passkey_only_user_needs_her_passkey,
     a_step_up_renews_the_session_id,
+    one_factor_refresh_tokens_of_a_user_with_a_factor_fail,
 );
 
 /// Signs `user` in without a transaction on a browser of its own.
@@ -377,7 +409,7 @@ async fn browser_signed_in(app: &TestApp, user: &str) -> (reqwest::Client, Strin
 async fn passkey_levels_and_ceremonies() {
     let app = spawn_localhost(DbKind::Sqlite).await.unwrap();
     let u = app.create_user("erin", PW).await;
-    enrol_totp(&app, &u).await;
+    let t = enrol_totp(&app, &u).await;
     add_passkey(&app, &u, "cred-1").await;
 
     let c = app.web_client().await;
@@ -391,6 +423,11 @@ async fn passkey_levels_and_ceremonies() {
     assert_eq!(status, 200);
     assert!(html.contains("id=\"passkey-second\""), "{html}");
     assert!(!html.contains("one-time-code"), "no code form: {html}");
+    // A code posted anyway is refused before it is checked (and spent).
+    let r = post_code(&app, &html, &code_at(&t, app.state.now()), "").await;
+    assert_eq!(r.status(), 400);
+    let f = app.state.store.totp_factor(&u.id).await.unwrap().unwrap();
+    assert_eq!(f.last_step, Some(1), "the code was not spent");
 
     // Registration begun in one browser, finished from another.
     let finn = app.create_user("finn", PW).await;

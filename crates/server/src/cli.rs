@@ -229,7 +229,8 @@ pub enum MfaCmd {
         user: String,
     },
     /// Show whether the user must use a second factor, her TOTP factor
-    /// (enrolled, pending or none) and her recovery codes.
+    /// (enrolled, pending or none), her recovery codes and passkeys, and
+    /// her wrong codes in a row (and until when they hold her off).
     List {
         /// The username.
         #[arg(long)]
@@ -237,10 +238,19 @@ pub enum MfaCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Lost authenticator: remove the user's TOTP factor and recovery
-    /// codes, end every session of the user, revoke her tokens and send
-    /// back-channel logout (as `sessions revoke`).
+    /// Lost authenticator: remove the user's TOTP factor, recovery codes
+    /// and passkeys, forget her wrong codes, end every session of the user,
+    /// revoke her tokens and send back-channel logout (as `sessions
+    /// revoke`). She is left with her password alone: when someone else
+    /// may know it, set a new one too (`users set-password`).
     Reset {
+        /// The username.
+        #[arg(long)]
+        user: String,
+    },
+    /// Forget the user's wrong second-factor codes, which past 100 in a
+    /// row hold her codes off for a day; her factors stay.
+    Unlock {
         /// The username.
         #[arg(long)]
         user: String,

@@ -204,15 +204,18 @@ pub fn stepped_up(session: &Session, method: Method) -> (Acr, Vec<String>) {
     levels::with_second_factor(&session.amr, amr_value)
 }
 
-/// A user who had no second factor now has one: her refresh tokens, all
-/// granted with the password alone, stop working (`invalid_grant`), so
-/// her apps sign her in again with both factors.
+/// A user who had no second factor now has one: her refresh tokens and
+/// unredeemed codes, all granted with the password alone, are revoked, so
+/// her apps sign her in again with both factors. (The refresh grant also
+/// refuses one-factor grants of a user with a factor: this is the prompt
+/// cleanup, not the only guard.)
 pub async fn first_factor_added(state: &AppState, user: &User) -> Result<(), Error> {
+    let codes = state.store.delete_pending_codes_of_user(&user.id).await?;
     let revoked = state
         .store
         .revoke_refresh_tokens_of_user(&user.id, state.now())
         .await?;
-    tracing::info!(user_id = %user.id, revoked, "first second factor: one-factor refresh tokens revoked");
+    tracing::info!(user_id = %user.id, revoked, codes, "first second factor: one-factor grants revoked");
     Ok(())
 }
 

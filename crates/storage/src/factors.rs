@@ -239,6 +239,15 @@ impl Store {
         Ok(Some((last + window - now).max(1)))
     }
 
+    /// The user's wrong second-factor codes in a row and when the last
+    /// was, if any are counted.
+    pub async fn factor_failures(&self, user_id: &str) -> Result<Option<(u32, i64)>, StoreError> {
+        Ok(factor_failures::Entity::find_by_id(user_id.to_owned())
+            .one(&self.db)
+            .await?
+            .map(|m| (u32::try_from(m.failures).unwrap_or(0), m.last_failed_at)))
+    }
+
     /// Forgets the user's failed second-factor attempts (after a success,
     /// or an operator's reset).
     pub async fn clear_factor_failures(&self, user_id: &str) -> Result<(), StoreError> {

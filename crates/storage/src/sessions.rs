@@ -91,13 +91,15 @@ impl Store {
         Session::try_from(m).map(Some)
     }
 
-    /// Records a second factor on a live session (step-up): its level and
-    /// methods change, its `auth_time` does not (that is the time of the
-    /// primary authentication), and its id becomes `new_id_hash` (a new
-    /// cookie at a privilege change: a copy of the old one is worth
-    /// nothing). The level never goes down: a session already above `acr`
-    /// (a concurrent, stronger step-up) is left as it is, under its old
-    /// id. Returns the session as it is now, or `None` when it ended.
+    /// Records a second factor on a live session (step-up): its level
+    /// rises to `acr` (never down: a level it already has above stays),
+    /// `amr` joins its methods, its `auth_time` does not change (that is
+    /// the time of the primary authentication), and its id becomes
+    /// `new_id_hash` (a new cookie at a privilege change: a copy of the old
+    /// one is worth nothing). Concurrent step-ups of one session merge:
+    /// the write holds only if the row is as it was read, else it is read
+    /// again. Nothing to change leaves the session and its id as they are.
+    /// Returns the session as it is now, or `None` when it ended.
     pub async fn raise_session(
         &self,
         id_hash: &str,
@@ -105,36 +107,60 @@ impl Store {
         acr: Acr,
         amr: &[String],
     ) -> Result<Option<Session>, StoreError> {
-        let not_above = Acr::ALL
-            .iter()
-            .copied()
-            .filter(|l| *l <= acr)
-            .map(|l| l.as_str().to_owned());
-        let res = sessions::Entity::update_many()
-            .col_expr(sessions::Column::IdHash, new_id_hash.into())
-            .col_expr(sessions::Column::Acr, Some(acr.as_str().to_owned()).into())
-            .col_expr(
-                sessions::Column::Amr,
-                serde_json::Value::from(amr.to_vec()).to_string().into(),
-            )
-            .filter(sessions::Column::IdHash.eq(id_hash))
-            .filter(
-                sea_orm::Condition::any()
-                    .add(sessions::Column::Acr.is_null())
-                    .add(sessions::Column::Acr.is_in(not_above)),
-            )
-            .exec(&self.db)
-            .await?;
-        let now_at = if res.rows_affected == 1 {
-            new_id_hash
-        } else {
-            id_hash
-        };
-        sessions::Entity::find_by_id(now_at.to_owned())
-            .one(&self.db)
-            .await?
-            .map(Session::try_from)
-            .transpose()
+        for _ in 0..4 {
+            let Some(m) = sessions::Entity::find_by_id(id_hash.to_owned())
+                .one(&self.db)
+                .await?
+            else {
+                return Ok(None);
+            };
+            // A level this release does not know counts as one factor.
+            let level = m
+                .acr
+                .as_deref()
+                .and_then(|a| a.parse::<Acr>().ok())
+                .unwrap_or(Acr::Pwd);
+            let target = level.max(acr);
+            let current = Session::try_from(m.clone())?;
+            let mut merged = current.amr.clone();
+            for a in amr {
+                if !merged.contains(a) {
+                    merged.push(a.clone());
+                }
+            }
+            if m.acr.as_deref() == Some(target.as_str()) && merged == current.amr {
+                return Ok(Some(current));
+            }
+            let as_read = match &m.acr {
+                Some(a) => sessions::Column::Acr.eq(a.clone()),
+                None => sessions::Column::Acr.is_null(),
+            };
+            let res = sessions::Entity::update_many()
+                .col_expr(sessions::Column::IdHash, new_id_hash.into())
+                .col_expr(
+                    sessions::Column::Acr,
+                    Some(target.as_str().to_owned()).into(),
+                )
+                .col_expr(
+                    sessions::Column::Amr,
+                    serde_json::Value::from(merged).to_string().into(),
+                )
+                .filter(sessions::Column::IdHash.eq(id_hash))
+                .filter(sessions::Column::Amr.eq(m.amr.clone()))
+                .filter(as_read)
+                .exec(&self.db)
+                .await?;
+            if res.rows_affected == 1 {
+                return sessions::Entity::find_by_id(new_id_hash.to_owned())
+                    .one(&self.db)
+                    .await?
+                    .map(Session::try_from)
+                    .transpose();
+            }
+        }
+        Err(StoreError::Conflict(
+            "the session kept changing while it was raised".into(),
+        ))
     }
 
     /// Ends the session `sid` of `user_id` (the account page: a user ends

@@ -17,7 +17,7 @@ use crate::{
     audit::{self, Event},
     cli::{MfaCmd, UsersCmd},
     config::Settings,
-    password, password_policy,
+    factors, password, password_policy,
     session_end::ForcedLogout,
     username,
 };
@@ -146,12 +146,27 @@ async fn mfa(cmd: MfaCmd, settings: Settings) -> anyhow::Result<()> {
             let u = find(&store, &user).await?;
             let totp = store.totp_factor(&u.id).await?;
             let codes = store.recovery_codes(&u.id).await?;
-            let report = factors_report(&u, totp.as_ref(), &codes);
+            let passkeys = store.passkeys_of_user(&u.id).await?.len();
+            let failures = store.factor_failures(&u.id).await?;
+            let now = SystemClock.now();
+            let mut report = factors_report(&u, totp.as_ref(), &codes);
+            report["passkeys"] = passkeys.into();
+            report["wrong_codes"] = wrong_codes_report(failures, now);
             if as_json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print_factors(&report);
             }
+        }
+        MfaCmd::Unlock { user } => {
+            let store = super::open_store(&settings).await?;
+            let u = find(&store, &user).await?;
+            let had = store.factor_failures(&u.id).await?.is_some();
+            store.clear_factor_failures(&u.id).await?;
+            println!(
+                "{}",
+                json!({ "sub": u.id, "username": u.username, "unlocked": had })
+            );
         }
         MfaCmd::Reset { user } => {
             // Open the keys first, as `users disable` does: a wrong
@@ -268,6 +283,19 @@ fn factors_report(u: &User, totp: Option<&TotpFactor>, codes: &[RecoveryCode]) -
     })
 }
 
+/// Wrong second-factor codes in a row, when the last was, and until when
+/// they hold the user's codes off (past the hard limit).
+fn wrong_codes_report(failures: Option<(u32, i64)>, now: i64) -> Value {
+    let (in_a_row, last) = match failures {
+        Some((n, last)) if now - last < factors::FAILURE_WINDOW => (n, Some(last)),
+        _ => (0, None),
+    };
+    let held_until = last
+        .filter(|_| in_a_row >= factors::FAILURE_LIMIT)
+        .map(|l| l + factors::FAILURE_WINDOW);
+    json!({ "in_a_row": in_a_row, "last_at": last, "held_until": held_until })
+}
+
 /// The same report as a few lines for a person (times in Unix seconds).
 fn print_factors(r: &Value) {
     let when = |v: &Value| v.as_i64().map_or_else(|| "-".to_owned(), |t| t.to_string());
@@ -284,6 +312,13 @@ fn print_factors(r: &Value) {
         r["sub"].as_str().unwrap_or_default()
     );
     println!("MFA REQUIRED    {}", yes(&r["mfa_required"]));
+    println!("PASSKEYS        {}", r["passkeys"]);
+    println!(
+        "WRONG CODES     {} in a row  last {}  held until {}",
+        r["wrong_codes"]["in_a_row"],
+        when(&r["wrong_codes"]["last_at"]),
+        when(&r["wrong_codes"]["held_until"])
+    );
     println!(
         "TOTP            {}  created {}  confirmed {}",
         r["totp"]["state"].as_str().unwrap_or_default(),

@@ -94,9 +94,11 @@ pub async fn decide(
 /// What the request, the client's and the user's policies and the user's
 /// factors ask of this session. A user with a second factor always uses
 /// it. Only the operator's policy makes a user without one enrol (TOTP,
-/// during the sign-in): a client's request never does, or anyone who
-/// knew the password could pick the account's first factor. The factors
-/// are read only when the session is below a passkey's level.
+/// during the sign-in): a client's request never does. (Whoever knows the
+/// password of an account without a factor can still add one on the
+/// account page, as its owner can: a first factor is only as strong as
+/// the password it was added with; docs/security.md.) The factors are
+/// read only when the session is below a passkey's level.
 pub async fn needed(
     state: &AppState,
     checked: &Checked,

@@ -9,6 +9,7 @@
 //! `refresh_grace` seconds, since a thief could use a longer window. Any
 //! other reuse revokes the whole family. Scope may narrow, never widen.
 
+use gatehouse_protocol::Acr;
 use gatehouse_storage::{
     model::{Client, RefreshToken, User},
     RefreshRefusal, RefreshUse, RetryWindow,
@@ -115,9 +116,18 @@ pub async fn exchange(
     };
     // A level the client or the user requires now, above the one this
     // grant was made at, ends it: the client signs the user in again.
-    if levels::level_of_amr(&old.amr) < levels::policy_floor(client, &user) {
+    let granted_at = levels::level_of_amr(&old.amr);
+    if granted_at < levels::policy_floor(client, &user) {
         return Err(invalid_grant(
             "the refresh token was granted at a lower authentication level than is now required; sign the user in again",
+        ));
+    }
+    // A user who has a second factor always uses it: a grant made with
+    // the password alone (before she added one) ends. One query, only for
+    // one-factor grants.
+    if granted_at < Acr::Mfa && state.store.factors_of_user(&user.id).await?.any() {
+        return Err(invalid_grant(
+            "the refresh token was granted with one factor before the user added a second; sign the user in again",
         ));
     }
 

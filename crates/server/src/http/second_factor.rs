@@ -236,6 +236,13 @@ async fn confirm(
     let Some(target) = must_step_up(state, &tx, &session, &user).await? else {
         return Ok(see_other(&onward(&tx)));
     };
+    if target >= Acr::Phr {
+        // Only a passkey reaches it: a code would be spent for nothing.
+        return Err(AppError::page(
+            "This step needs your passkey: use the passkey button.",
+        ));
+    }
+    let before = factors_of(state, &user).await?;
     let code = p.get("code").unwrap_or("");
     let enrolling = p.get("mode") == Some("enrol");
     let check = async {
@@ -286,8 +293,7 @@ async fn confirm(
         },
         state.now(),
     );
-    if recovery_codes.is_some() {
-        // Enrolled here: her first factor (the page enrols only then).
+    if recovery_codes.is_some() && !before.any() {
         factors::first_factor_added(state, &user).await?;
     }
     let (acr, amr) = factors::stepped_up(&session, method);

@@ -48,6 +48,8 @@ async fn mfa_require_list_reset(env: &Env) {
             "sub": sub, "username": "alice", "mfa_required": false,
             "totp": { "state": "none", "created_at": null, "confirmed_at": null },
             "recovery_codes": { "unused": 0, "used_at": [], "created_at": null },
+            "passkeys": 0,
+            "wrong_codes": { "in_a_row": 0, "last_at": null, "held_until": null },
         })
     );
 
@@ -94,6 +96,17 @@ async fn mfa_require_list_reset(env: &Env) {
         .use_recovery_code(&sub, &hashes[0], 1_300)
         .await
         .unwrap());
+    // 100 wrong codes in a row, the last just now: her codes are held off.
+    let now = unix_now();
+    for _ in 0..100 {
+        assert_eq!(
+            store
+                .count_factor_attempt(&sub, 100, 86_400, now)
+                .await
+                .unwrap(),
+            None
+        );
+    }
     let report = env.json(&["users", "mfa", "list", "--user", "alice", "--json"]);
     assert_eq!(
         report,
@@ -101,7 +114,22 @@ async fn mfa_require_list_reset(env: &Env) {
             "sub": sub, "username": "alice", "mfa_required": true,
             "totp": { "state": "enrolled", "created_at": 1000, "confirmed_at": 1100 },
             "recovery_codes": { "unused": 2, "used_at": [1300, 1400], "created_at": 1200 },
+            "passkeys": 0,
+            "wrong_codes": { "in_a_row": 100, "last_at": now, "held_until": now + 86_400 },
         })
+    );
+    // unlock forgets the wrong codes and keeps the factors.
+    let unlocked = env.json(&["users", "mfa", "unlock", "--user", "alice"]);
+    assert_eq!(
+        unlocked,
+        json!({ "sub": sub, "username": "alice", "unlocked": true })
+    );
+    assert_eq!(store.factor_failures(&sub).await.unwrap(), None);
+    assert!(store.totp_factor(&sub).await.unwrap().is_some());
+    let report = env.json(&["users", "mfa", "list", "--user", "alice", "--json"]);
+    assert_eq!(
+        report["wrong_codes"],
+        json!({ "in_a_row": 0, "last_at": null, "held_until": null })
     );
     let text = env
         .cmd(&["users", "mfa", "list", "--user", "alice"])
@@ -111,6 +139,8 @@ async fn mfa_require_list_reset(env: &Env) {
         "alice",
         sub.as_str(),
         "MFA REQUIRED    yes",
+        "PASSKEYS        0",
+        "WRONG CODES     0 in a row",
         "enrolled",
         "confirmed 1100",
         "2 unused",
@@ -133,10 +163,7 @@ async fn mfa_require_list_reset(env: &Env) {
         &receiver.uri,
     ]);
     let client_id = client["client_id"].as_str().unwrap().to_owned();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = unix_now();
     for n in 1..=2 {
         store.create_session(&session(&sub, n, now)).await.unwrap();
     }
@@ -213,7 +240,7 @@ async fn mfa_require_list_reset(env: &Env) {
 
 async fn mfa_commands_refuse_unknown_users(env: &Env) {
     create_user(env, "alice", PASSWORD);
-    for verb in ["require", "optional", "list", "reset"] {
+    for verb in ["require", "optional", "list", "reset", "unlock"] {
         let line = env.fails(&["users", "mfa", verb, "--user", "nobody"]);
         assert_mentions(&line, &["no user", "nobody"]);
     }
@@ -226,4 +253,12 @@ async fn mfa_commands_refuse_unknown_users(env: &Env) {
         false,
         "nothing changed"
     );
+}
+
+fn unix_now() -> i64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    i64::try_from(secs).unwrap()
 }

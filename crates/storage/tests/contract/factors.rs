@@ -256,8 +256,9 @@ async fn step_up_and_policies(store: Store) {
             .unwrap(),
         None
     );
-    // A level never goes down: a slower, weaker step-up leaves a session
-    // a passkey raised as it is, under the id it has.
+    // A level never goes down: a slower, weaker step-up after a passkey
+    // leaves the level; its methods are there already, so nothing changes
+    // (not even the id).
     let phr = vec!["swk".to_owned(), "user".to_owned(), "mfa".to_owned()];
     store
         .raise_session("h2", "h3", Acr::Phr, &phr)
@@ -269,8 +270,43 @@ async fn step_up_and_policies(store: Store) {
         .unwrap()
         .unwrap();
     assert_eq!(after.acr.as_deref(), Some("urn:gatehouse:acr:phr"));
-    assert_eq!(after.amr, phr);
+    assert_eq!(after.amr, ["pwd", "otp", "mfa", "swk", "user"]);
     assert_eq!(after.id_hash, "h3");
+    // Two at once on one session: both methods are kept.
+    let mut t = session("t1", "sidt", "u1", NOW, NOW + 3600);
+    t.amr = vec!["pwd".into()];
+    store.create_session(&t).await.unwrap();
+    let otp = vec!["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()];
+    let key = vec!["pwd".to_owned(), "swk".to_owned(), "user".to_owned()];
+    let (a, b) = tokio::join!(
+        store.raise_session("t1", "t2", Acr::Mfa, &otp),
+        store.raise_session("t1", "t3", Acr::Phr, &key)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let last = store
+        .raise_session(
+            &a.or(b).unwrap().id_hash,
+            "t4",
+            Acr::Pwd,
+            &["pwd".to_owned()],
+        )
+        .await
+        .unwrap();
+    // One of them may have found the session gone (renamed by the other):
+    // then its own write did not happen, and its caller starts over.
+    if let Some(last) = last {
+        assert!(last.amr.iter().any(|m| m == "otp" || m == "swk"));
+    }
+    // A level this release does not know is raised like one factor.
+    let mut legacy = session("l1", "sidl", "u1", NOW, NOW + 3600);
+    legacy.acr = Some("urn:gatehouse:acr:legacy".into());
+    store.create_session(&legacy).await.unwrap();
+    let raised = store
+        .raise_session("l1", "l2", Acr::Mfa, &amr)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(raised.acr.as_deref(), Some("urn:gatehouse:acr:mfa"));
 
     // A user ends one of her own sessions by sid; not someone else's.
     assert_eq!(store.delete_user_session("u2", "sid1").await.unwrap(), None);

@@ -44,6 +44,30 @@ async fn add_passkey(app: &TestApp, u: &User, id: &str) {
         .unwrap();
 }
 
+/// Signs `user` in on browser `b` of `app` without a transaction: the
+/// answer, and the browser's CSRF token.
+async fn password_sign_in(
+    app: &TestApp,
+    b: &reqwest::Client,
+    user: &str,
+) -> (reqwest::Response, String) {
+    let page = b.get(app.url("/login")).send().await.unwrap();
+    let csrf = hidden(&page.text().await.unwrap(), "csrf");
+    let r = b
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("tx", ""),
+            ("username", user),
+            ("password", PW),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    (r, csrf)
+}
+
 /// An essential mfa request for a user with no second factor is unmet:
 /// a client's request never leads to an enrolment during the sign-in.
 async fn an_essential_request_is_unmet_without_a_factor(app: &TestApp) {
@@ -83,25 +107,12 @@ async fn an_enrolment_belongs_to_its_session(app: &TestApp) {
     // Another browser signs in with the password and sends a right code of
     // the secret the first one was shown.
     let other = app.second_instance().await;
-    let (_, login_page) = get_html(&other, "/login").await;
-    let r = other
-        .browser
-        .post(other.url("/login"))
-        .form(&[
-            ("csrf", hidden(&login_page, "csrf").as_str()),
-            ("tx", ""),
-            ("username", "erin"),
-            ("password", PW),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
+    let (_, csrf) = password_sign_in(&other, &other.browser, "erin").await;
     let r = other
         .browser
         .post(other.url("/login/second-factor"))
         .form(&[
-            ("csrf", hidden(&login_page, "csrf").as_str()),
+            ("csrf", csrf.as_str()),
             ("tx", ""),
             ("mode", "enrol"),
             ("code", &code_at(&secret, now)),
@@ -317,19 +328,7 @@ async fn a_passkey_only_user_needs_her_passkey(app: &TestApp) {
 async fn a_step_up_renews_the_session_id(app: &TestApp) {
     let u = app.create_user("erin", PW).await;
     let t = enrol_totp(app, &u).await;
-    let (_, page) = get_html(app, "/login").await;
-    let r = app
-        .browser
-        .post(app.url("/login"))
-        .form(&[
-            ("csrf", hidden(&page, "csrf").as_str()),
-            ("tx", ""),
-            ("username", "erin"),
-            ("password", PW),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let (r, _) = password_sign_in(app, &app.browser, "erin").await;
     let copied = r
         .headers()
         .get_all("set-cookie")
@@ -384,20 +383,7 @@ async fn browser_signed_in(app: &TestApp, user: &str) -> (reqwest::Client, Strin
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let page = b.get(app.url("/login")).send().await.unwrap();
-    let csrf = hidden(&page.text().await.unwrap(), "csrf");
-    let r = b
-        .post(app.url("/login"))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("tx", ""),
-            ("username", user),
-            ("password", PW),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
+    let (_, csrf) = password_sign_in(app, &b, user).await;
     (b, csrf)
 }
 

@@ -5,7 +5,7 @@
   var options = JSON.parse(document.getElementById("passkey-options").textContent);
   var creating = form.getAttribute("data-mode") === "create";
   if (!window.PublicKeyCredential || !PublicKeyCredential.parseRequestOptionsFromJSON) {
-    status.textContent = "This browser cannot use passkeys here.";
+    status.textContent = form.getAttribute("data-unsupported");
     button.disabled = true;
     return;
   }
@@ -19,7 +19,7 @@
       form.elements.credential.value = JSON.stringify(credential.toJSON());
       form.submit();
     }).catch(function (e) {
-      status.textContent = "The passkey was not used (" + e.name + "). You can try again.";
+      status.textContent = form.getAttribute("data-not-used").replace("{error}", e.name);
       button.disabled = false;
     });
   });

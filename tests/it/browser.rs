@@ -133,6 +133,13 @@ impl ChromeDriver {
 
     /// Opens a browser window: a fresh headless Chromium profile.
     pub(crate) async fn session(&self) -> Browser {
+        self.session_in(None).await
+    }
+
+    /// Opens a browser window whose user reads `languages` (Chromium's
+    /// `intl.accept_languages`, e.g. `de-DE,de,en`: its Accept-Language),
+    /// or the browser's own default.
+    pub(crate) async fn session_in(&self, languages: Option<&str>) -> Browser {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
@@ -150,10 +157,14 @@ impl ChromeDriver {
             "--window-size=1280,900".to_owned(),
             format!("--user-data-dir={}", self.profile.display()),
         ];
+        let mut options = json!({"binary": CHROMIUM, "args": args});
+        if let Some(l) = languages {
+            options["prefs"] = json!({ "intl.accept_languages": l });
+        }
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "pageLoadStrategy": "normal",
-            "goog:chromeOptions": {"binary": CHROMIUM, "args": args}
+            "goog:chromeOptions": options
         }}});
         let r = http
             .post(format!("{}/session", self.url))

@@ -25,6 +25,7 @@ mod grant_revocation;
 mod health;
 mod id_token_hint;
 mod introspection;
+mod languages;
 mod max_age;
 mod metrics;
 mod no_store;

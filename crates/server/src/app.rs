@@ -32,6 +32,7 @@ pub async fn build_state(
     kek: Kek,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<AppState> {
+    crate::i18n::init()?;
     views::init()?;
     let keys = KeyRing::open(
         store.clone(),
@@ -175,6 +176,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             http::metrics::track,
         ))
+        // Each request's language, for the pages it may show.
+        .route_layer(axum::middleware::from_fn(crate::i18n::scope))
         .fallback(not_found);
     http::layers::around(routes, http::layers::REQUEST_TIMEOUT)
         .layer(

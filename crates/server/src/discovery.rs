@@ -61,7 +61,7 @@ impl Discovery {
             "backchannel_logout_supported": true,
             "backchannel_logout_session_supported": true,
             "prompt_values_supported": ["none", "login", "consent", "select_account"],
-            "ui_locales_supported": ["en"],
+            "ui_locales_supported": crate::i18n::Lang::ALL.iter().map(|l| l.tag()).collect::<Vec<_>>(),
             "claim_types_supported": ["normal"],
             "access_token_signing_alg_values_supported": [Alg::ES256.as_str(), Alg::RS256.as_str(), Alg::PS256.as_str(), Alg::EdDSA.as_str()],
         });

@@ -21,6 +21,7 @@ pub mod error;
 pub mod factors;
 mod grants;
 pub mod http;
+pub mod i18n;
 mod id_token_hint;
 mod metrics;
 pub mod oauth;

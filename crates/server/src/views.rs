@@ -12,6 +12,8 @@ use base64::{engine::general_purpose::STANDARD, Engine};
 use sha2::{Digest, Sha256};
 use tera::{Context, Tera};
 
+use crate::i18n::Msg;
+
 static TERA: OnceLock<Tera> = OnceLock::new();
 
 const TEMPLATES: [(&str, &str); 13] = [
@@ -80,6 +82,7 @@ pub const AUTOFILL_SCRIPT: &str = include_str!("../../../templates/passkey_autof
 fn tera() -> &'static Tera {
     TERA.get_or_init(|| {
         let mut t = Tera::default();
+        crate::i18n::register(&mut t);
         // The templates are compiled into the binary and checked by the tests;
         // a failure here is a build defect, reported on every page render.
         if let Err(e) = t.add_raw_templates(TEMPLATES) {
@@ -92,6 +95,7 @@ fn tera() -> &'static Tera {
 /// Compiles the templates now (at start-up) so a defect shows at once.
 pub fn init() -> Result<(), tera::Error> {
     let mut t = Tera::default();
+    crate::i18n::register(&mut t);
     t.add_raw_templates(TEMPLATES)?;
     let _ = TERA.set(t);
     Ok(())
@@ -125,6 +129,8 @@ fn headers(h: &mut HeaderMap, script_hash: Option<&str>, connect: bool) {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
+    // The page's language follows the browser's (crate::i18n).
+    h.append(header::VARY, HeaderValue::from_static("accept-language"));
 }
 
 /// The CSP source (`'sha256-...'`) of the script page `name` runs, if any,
@@ -161,14 +167,14 @@ pub fn page(status: StatusCode, name: &str, ctx: &Context) -> Response {
 }
 
 /// The error page: a person-readable message, never internals.
-pub fn error_page(status: StatusCode, message: &str) -> Response {
+pub fn error_page(status: StatusCode, message: &Msg) -> Response {
     let mut ctx = Context::new();
     let title = if status.is_server_error() {
-        "Something went wrong"
+        Msg::ServerTitle
     } else {
-        "This request cannot be completed"
+        Msg::RequestTitle
     };
-    ctx.insert("title", title);
-    ctx.insert("message", message);
+    ctx.insert("title", &title.text());
+    ctx.insert("message", &message.text());
     page(status, "error.html", &ctx)
 }

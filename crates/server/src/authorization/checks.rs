@@ -15,6 +15,7 @@ use super::request::{
     AuthorizationRequest, Checked, Confirm, Prompt, Received, Rejection, ResponseMode,
 };
 use crate::{
+    i18n::{Msg, UiLocales},
     oauth::{redirect_uri_matches, AuthMethod, ErrorCode, GrantType, ScopeSet},
     pkce::CodeChallenge,
     registry::Resource,
@@ -57,6 +58,7 @@ pub async fn validate(state: &AppState, received: &Received) -> Result<Checked, 
             hint_sub,
             acr_values: received.get("acr_values").map(str::to_owned),
             acr,
+            ui_locales: check_ui_locales(received),
         },
         client,
     })
@@ -153,32 +155,28 @@ fn check_trusted_parameters_once(received: &Received) -> Result<(), Rejection> {
         .as_deref()
         .is_some_and(|d| d == "client_id" || d == "redirect_uri")
     {
-        return Err(Rejection::Page(
-            "The request repeats client_id or redirect_uri.",
-        ));
+        return Err(Rejection::Page(Msg::RepeatedClientOrRedirect));
     }
     Ok(())
 }
 
 /// The client must be registered.
 async fn check_client(state: &AppState, received: &Received) -> Result<Arc<Client>, Rejection> {
-    let client_id = received.get("client_id").ok_or(Rejection::Page(
-        "The request names no client (client_id is missing).",
-    ))?;
+    let client_id = received
+        .get("client_id")
+        .ok_or(Rejection::Page(Msg::NoClient))?;
     state
         .registry
         .client(client_id)
         .await?
-        .ok_or(Rejection::Page(
-            "The application that sent you here is not registered.",
-        ))
+        .ok_or(Rejection::Page(Msg::UnknownClient))
 }
 
 /// The redirect URI must be one the client registered (RFC 6749 3.1.2.3).
 fn check_redirect_uri(client: &Client, received: &Received) -> Result<String, Rejection> {
     let redirect_uri = received
         .get("redirect_uri")
-        .ok_or(Rejection::Page("The request has no redirect_uri."))?;
+        .ok_or(Rejection::Page(Msg::NoRedirectUri))?;
     registered_redirect_uri(client, redirect_uri)?;
     Ok(redirect_uri.to_owned())
 }
@@ -186,9 +184,7 @@ fn check_redirect_uri(client: &Client, received: &Received) -> Result<String, Re
 /// `redirect_uri` is one `client` registered.
 fn registered_redirect_uri(client: &Client, redirect_uri: &str) -> Result<(), Rejection> {
     if !redirect_uri_matches(&client.redirect_uris, redirect_uri) {
-        return Err(Rejection::Page(
-            "The redirect_uri is not registered for this application.",
-        ));
+        return Err(Rejection::Page(Msg::UnregisteredRedirectUri));
     }
     Ok(())
 }
@@ -250,6 +246,16 @@ fn check_lengths(reply: &Reply, received: &Received) -> Result<(), Rejection> {
         }
     }
     Ok(())
+}
+
+/// `ui_locales` (OIDC Core 3.1.2.1): its well-formed tags, at most a
+/// few. Never an error: a language the pages are not written in, or a
+/// malformed tag, is passed over.
+fn check_ui_locales(received: &Received) -> UiLocales {
+    received
+        .get("ui_locales")
+        .map(UiLocales::parse)
+        .unwrap_or_default()
 }
 
 /// Request objects are not supported (OIDC Core 6).

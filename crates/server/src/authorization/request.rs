@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::{
+    i18n::{Msg, UiLocales},
     oauth::{ClientId, ErrorCode, ScopeSet},
     pkce::CodeChallenge,
 };
@@ -72,6 +73,10 @@ pub struct AuthorizationRequest {
     /// The levels asked for, parsed from `acr_values` and `claims`.
     #[serde(default)]
     pub acr: super::levels::AcrRequest,
+    /// The languages the client asked the pages in (OIDC Core 3.1.2.1),
+    /// honoured by every page of the sign-in (`crate::i18n`).
+    #[serde(default, skip_serializing_if = "UiLocales::is_empty")]
+    pub ui_locales: UiLocales,
 }
 
 /// A checked request and the client that sent it.
@@ -102,7 +107,7 @@ impl Received {
 #[derive(Debug)]
 pub enum Rejection {
     /// No trustworthy redirect URI: show a page with this message.
-    Page(&'static str),
+    Page(Msg),
     /// The store failed before a redirect URI could be trusted.
     Store(StoreError),
     /// Back to the client: at once, or, for a client that registered
@@ -221,9 +226,11 @@ mod tests {
             hint_sub: Some("u1".into()),
             acr_values: None,
             acr: Default::default(),
+            ui_locales: UiLocales::parse("fr-CA en"),
         };
         let json = serde_json::to_string(&req).unwrap();
         assert!(json.contains(r#""scope":"openid profile""#), "{json}");
+        assert!(json.contains(r#""ui_locales":"fr-CA en""#), "{json}");
         assert!(json.contains(r#""response_mode":"form_post""#), "{json}");
         let back: AuthorizationRequest = serde_json::from_str(&json).unwrap();
         assert_eq!(back, req);
@@ -239,6 +246,7 @@ mod tests {
         assert_eq!(req.scope.to_string(), "openid profile");
         assert!(req.prompt.login && !req.prompt.consent);
         assert_eq!(req.max_age, Some(300));
+        assert!(req.ui_locales.is_empty());
         assert_eq!(
             req.code_challenge.as_ref().map(|c| c.as_str()),
             Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")

@@ -23,6 +23,7 @@ use gatehouse_storage::model::{Session, User};
 use crate::{
     authorization::{decide::needed, levels::Needed, redirect_host, Checked},
     http::session,
+    i18n::Msg,
     state::AppState,
     views,
 };
@@ -36,12 +37,15 @@ struct ScopeView {
 /// What a scope lets a client do, in words (the consent and account pages).
 pub(crate) fn describe(scope: &str) -> String {
     match scope {
-        "openid" => "Sign you in with your Gatehouse account".into(),
-        "profile" => "Your name and username".into(),
-        "email" => "Your email address".into(),
-        "offline_access" => "Stay signed in when you are not using it".into(),
-        other => format!("Access the API permission \u{201c}{other}\u{201d}"),
+        "openid" => Msg::ScopeOpenid,
+        "profile" => Msg::ScopeProfile,
+        "email" => Msg::ScopeEmail,
+        "offline_access" => Msg::ScopeOfflineAccess,
+        other => Msg::ScopeApi {
+            scope: other.to_owned(),
+        },
     }
+    .text()
 }
 
 fn to_login(tx_id: &str) -> Response {
@@ -117,10 +121,10 @@ pub async fn get(
 /// `access_denied` to the client.
 pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     if super::form::require_form(&headers).is_err() {
-        return AppError::page("The consent form was not sent correctly.").into_response();
+        return AppError::page(Msg::ConsentFormNotSent).into_response();
     }
     let Ok(p) = Params::parse(&body) else {
-        return AppError::page("The consent form was not sent correctly.").into_response();
+        return AppError::page(Msg::ConsentFormNotSent).into_response();
     };
     if let Err(e) = session::check_csrf(&state, &headers, p.get("csrf").unwrap_or("")) {
         return e.into_page_response();

@@ -19,6 +19,7 @@ use serde_json::json;
 
 use crate::{
     error::{Error, OAuthError},
+    i18n::Msg,
     oauth::ErrorCode,
     views,
 };
@@ -36,11 +37,9 @@ pub enum AppError {
         code: Option<ErrorCode>,
         description: Cow<'static, str>,
     },
-    /// A failure shown to a person as an HTML page (no redirect is safe).
-    Page {
-        status: StatusCode,
-        message: Cow<'static, str>,
-    },
+    /// A failure shown to a person as an HTML page (no redirect is safe),
+    /// in the request's language.
+    Page { status: StatusCode, message: Msg },
     /// The database is away: answer 503 and let the client retry.
     Unavailable,
     /// Too many failures for this client or account: 429 with Retry-After.
@@ -59,10 +58,10 @@ impl AppError {
         AppError::oauth(ErrorCode::InvalidRequest, description)
     }
     /// An HTML error page with status 400.
-    pub fn page(message: impl Into<Cow<'static, str>>) -> AppError {
+    pub fn page(message: Msg) -> AppError {
         AppError::Page {
             status: StatusCode::BAD_REQUEST,
-            message: message.into(),
+            message,
         }
     }
     /// An invalid or missing bearer token.
@@ -79,7 +78,7 @@ impl std::fmt::Display for AppError {
         match self {
             AppError::OAuth(e) => write!(f, "{e}: {}", e.description()),
             AppError::Bearer { description, .. } => write!(f, "invalid token: {description}"),
-            AppError::Page { message, .. } => f.write_str(message),
+            AppError::Page { message, .. } => write!(f, "{message}"),
             AppError::Unavailable => f.write_str("the database is unavailable"),
             AppError::Throttled(secs) => write!(f, "too many failed attempts; retry in {secs} s"),
             AppError::Internal(detail) => f.write_str(detail),
@@ -135,10 +134,7 @@ impl AppError {
 /// consent and logout pages; the authorization endpoint when no redirect to
 /// the client is safe): an HTML error page with 503 and `Retry-After`.
 pub fn unavailable_page() -> Response {
-    let mut r = views::error_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "The service is temporarily unavailable. Please try again in a moment.",
-    );
+    let mut r = views::error_page(StatusCode::SERVICE_UNAVAILABLE, &Msg::Unavailable);
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     database_unavailable(r)

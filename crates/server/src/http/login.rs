@@ -29,6 +29,7 @@ use crate::{
     authorization::{redirect_host, Checked, Transaction},
     client_ip,
     http::{device, session},
+    i18n::Msg,
     password,
     state::AppState,
     views,
@@ -50,14 +51,14 @@ async fn render(
     status: StatusCode,
     tx: &ForTx,
     username: &str,
-    error: Option<&str>,
+    error: Option<&Msg>,
 ) -> Response {
     let (csrf, cookie) = session::csrf_token(state, headers);
     let mut ctx = Context::new();
     ctx.insert("csrf", &csrf);
     ctx.insert("tx", &tx.as_ref().map(|(t, _)| t.id.as_str()));
     ctx.insert("username", username);
-    ctx.insert("error", &error);
+    ctx.insert("error", &error.map(Msg::text));
     // The client's name, and where the user will go (RFC 7591 5).
     ctx.insert(
         "client_name",
@@ -122,7 +123,7 @@ async fn again(
     (status, retry_after): (StatusCode, Option<i64>),
     tx: &ForTx,
     typed: &str,
-    message: &str,
+    message: &Msg,
 ) -> Response {
     let shown: String = typed.chars().take(256).collect();
     let mut r = render(state, headers, status, tx, &shown, Some(message)).await;
@@ -132,8 +133,8 @@ async fn again(
     r
 }
 
-fn too_many(secs: i64) -> String {
-    format!("Too many failed attempts. Try again in {secs} seconds.")
+fn too_many(secs: i64) -> Msg {
+    Msg::TooManyAttempts { count: secs }
 }
 
 async fn login(
@@ -142,10 +143,8 @@ async fn login(
     body: &[u8],
     ip: Option<IpAddr>,
 ) -> Result<Response, AppError> {
-    super::form::require_form(headers)
-        .map_err(|_| AppError::page("The sign-in form was not sent correctly."))?;
-    let p = Params::parse(body)
-        .map_err(|_| AppError::page("The sign-in form was not sent correctly."))?;
+    super::form::require_form(headers).map_err(|_| AppError::page(Msg::SignInFormNotSent))?;
+    let p = Params::parse(body).map_err(|_| AppError::page(Msg::SignInFormNotSent))?;
     session::check_csrf(state, headers, p.get("csrf").unwrap_or(""))?;
     let tx = match p.get("tx").filter(|t| !t.is_empty()) {
         None => None,
@@ -173,8 +172,7 @@ async fn login(
     let Ok(permit) = password::Gate::global().acquire().await else {
         tracing::warn!("password checks are saturated; sign-in turned away");
         let r = (StatusCode::SERVICE_UNAVAILABLE, Some(1));
-        let msg = "Gatehouse is busy right now.";
-        return Ok(again(state, headers, r, &tx, typed, msg).await);
+        return Ok(again(state, headers, r, &tx, typed, &Msg::Busy).await);
     };
     // Check and count in one step: concurrent guesses cannot all pass.
     let now = state.now();
@@ -239,8 +237,8 @@ async fn login(
                 })
                 .inc();
             let r = (StatusCode::UNAUTHORIZED, None);
-            let msg = "Incorrect username or password.";
-            return Ok(again(state, headers, r, &tx, typed, msg).await);
+            let msg = Msg::IncorrectCredentials;
+            return Ok(again(state, headers, r, &tx, typed, &msg).await);
         }
     };
     state.throttle.succeed(&keys);

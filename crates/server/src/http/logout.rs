@@ -20,6 +20,7 @@ use gatehouse_storage::model::Client;
 
 use crate::{
     http::session,
+    i18n::{self, Msg, UiLocales},
     id_token_hint::{self, HintError},
     state::AppState,
     views,
@@ -32,18 +33,18 @@ struct LogoutRequest {
 }
 
 async fn validate(state: &AppState, p: &Params) -> Result<LogoutRequest, AppError> {
+    // The pages of this logout speak the RP's `ui_locales` (section 2).
+    if let Some(ui) = p.get("ui_locales") {
+        i18n::prefer(&UiLocales::parse(ui));
+    }
     let hint = match p.get("id_token_hint") {
         None => None,
         Some(t) => Some(id_token_hint::read(state, t).map_err(|e| {
             AppError::page(match e {
-                HintError::Signature => "The logout request carries an invalid ID token.",
-                HintError::NotAnIdToken => {
-                    "The logout request carries a token that is not an ID token."
-                }
-                HintError::OtherIssuer => {
-                    "The logout request carries an ID token from another issuer."
-                }
-                HintError::Incomplete => "The logout request carries an incomplete ID token.",
+                HintError::Signature => Msg::LogoutHintSignature,
+                HintError::NotAnIdToken => Msg::LogoutHintNotIdToken,
+                HintError::OtherIssuer => Msg::LogoutHintOtherIssuer,
+                HintError::Incomplete => Msg::LogoutHintIncomplete,
             })
         })?),
     };
@@ -51,9 +52,7 @@ async fn validate(state: &AppState, p: &Params) -> Result<LogoutRequest, AppErro
     // without client_id, the hint's only audience.
     let client_id = match (p.get("client_id"), &hint) {
         (Some(c), Some(h)) if !h.aud.iter().any(|a| a == c) => {
-            return Err(AppError::page(
-                "client_id is not an audience of the ID token in id_token_hint.",
-            ))
+            return Err(AppError::page(Msg::LogoutClientNotAudience))
         }
         (Some(c), _) => Some(c.to_owned()),
         (None, Some(h)) if h.aud.len() == 1 => h.aud.first().cloned(),
@@ -81,8 +80,7 @@ async fn validate(state: &AppState, p: &Params) -> Result<LogoutRequest, AppErro
         (Some(uri), Some(c))
             if confirmed(c) && c.post_logout_redirect_uris.iter().any(|r| r == uri) =>
         {
-            let mut u = Url::parse(uri)
-                .map_err(|_| AppError::page("The post-logout redirect URI is invalid."))?;
+            let mut u = Url::parse(uri).map_err(|_| AppError::page(Msg::LogoutRedirectInvalid))?;
             if let Some(s) = p.get("state") {
                 u.query_pairs_mut().append_pair("state", s);
             }
@@ -133,8 +131,7 @@ pub async fn get(
 /// is signed in); otherwise asks for confirmation.
 async fn initiate(state: &AppState, headers: &HeaderMap, raw: String) -> Response {
     let run = async {
-        let p = Params::parse(raw.as_bytes())
-            .map_err(|_| AppError::page("The logout request is malformed."))?;
+        let p = Params::parse(raw.as_bytes()).map_err(|_| AppError::page(Msg::LogoutMalformed))?;
         let req = validate(state, &p).await?;
         let current = session::current(state, headers).await?;
         let hint_matches = match (&req.hint_sub, &current) {
@@ -164,10 +161,8 @@ async fn initiate(state: &AppState, headers: &HeaderMap, raw: String) -> Respons
 /// `return`), or an RP posting the logout parameters directly.
 pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let run = async {
-        super::form::require_form(&headers)
-            .map_err(|_| AppError::page("The logout form was not sent correctly."))?;
-        let form = Params::parse(&body)
-            .map_err(|_| AppError::page("The logout form was not sent correctly."))?;
+        super::form::require_form(&headers).map_err(|_| AppError::page(Msg::LogoutFormNotSent))?;
+        let form = Params::parse(&body).map_err(|_| AppError::page(Msg::LogoutFormNotSent))?;
         if form.get("csrf").is_none() {
             // An RP posting the parameters (RP-Initiated Logout 1.0 section 2): same as GET.
             return Ok(initiate(
@@ -179,7 +174,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         }
         session::check_csrf(&state, &headers, form.get("csrf").unwrap_or(""))?;
         let original = Params::parse(form.get("return").unwrap_or("").as_bytes())
-            .map_err(|_| AppError::page("The logout request is malformed."))?;
+            .map_err(|_| AppError::page(Msg::LogoutMalformed))?;
         let req = validate(&state, &original).await?;
         if form.get("decision") == Some("logout") {
             finish(&state, &headers, &req).await

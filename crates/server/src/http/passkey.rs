@@ -31,6 +31,7 @@ use crate::{
     audit::{self, Event},
     authorization::{decide::factors_of, Checked, Transaction},
     client_ip,
+    i18n::Msg,
     passkeys::{Begun, PasskeyError, Used},
     state::AppState,
     views,
@@ -38,9 +39,9 @@ use crate::{
 
 /// The fields of one passkey page.
 struct PageText {
-    title: &'static str,
-    lead: &'static str,
-    button: &'static str,
+    title: Msg,
+    lead: Msg,
+    button: Msg,
     action: &'static str,
     mode: &'static str,
     purpose: &'static str,
@@ -68,9 +69,9 @@ fn render(
     ctx.insert("ceremony", &begun.ceremony);
     ctx.insert("options", &script_safe(&begun.options));
     ctx.insert("script", views::PASSKEY_SCRIPT);
-    ctx.insert("title", text.title);
-    ctx.insert("lead", text.lead);
-    ctx.insert("button", text.button);
+    ctx.insert("title", &text.title.text());
+    ctx.insert("lead", &text.lead.text());
+    ctx.insert("button", &text.button.text());
     ctx.insert("action", text.action);
     ctx.insert("mode", text.mode);
     ctx.insert("purpose", text.purpose);
@@ -92,7 +93,7 @@ fn ip_of(
 
 /// A form post's fields, after the form and CSRF checks.
 fn form(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Params, AppError> {
-    let bad = || AppError::page("The form was not sent correctly.");
+    let bad = || AppError::page(Msg::FormNotSent);
     super::form::require_form(headers).map_err(|_| bad())?;
     let p = Params::parse(body).map_err(|_| bad())?;
     session::check_csrf(state, headers, p.get("csrf").unwrap_or(""))?;
@@ -150,19 +151,20 @@ fn failed(e: PasskeyError, user_id: Option<&str>, ip: Option<IpAddr>, now: i64) 
         },
         now,
     );
-    AppError::Page {
-        status,
-        message: format!("{}. Go back and try again.", capitalised(&e.to_string())).into(),
-    }
-    .into_page_response()
-}
-
-fn capitalised(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
+    let message = match e {
+        PasskeyError::Disabled => Msg::PasskeyDisabled,
+        PasskeyError::Expired => Msg::PasskeyExpired,
+        PasskeyError::Malformed => Msg::PasskeyMalformed,
+        PasskeyError::UnknownCredential => Msg::PasskeyUnknown,
+        PasskeyError::CounterWentBack => Msg::PasskeyCounter,
+        PasskeyError::Refused(_) => Msg::PasskeyRefused,
+        PasskeyError::Duplicate => Msg::PasskeyDuplicate,
+        PasskeyError::TooMany => Msg::PasskeyTooMany {
+            count: i64::try_from(crate::passkeys::MAX_PASSKEYS).unwrap_or(i64::MAX),
+        },
+        PasskeyError::Store(_) | PasskeyError::Internal(_) => Msg::ServerTitle,
+    };
+    AppError::Page { status, message }.into_page_response()
 }
 
 /// `POST /login/passkey/begin`: starts a sign-in with a passkey
@@ -198,15 +200,15 @@ pub async fn begin(
                 &b,
                 tx_id.as_deref(),
                 &PageText {
-                    title: "Use your passkey",
-                    lead: "Confirm it's you with the passkey on this device or your security key.",
-                    button: "Use passkey",
+                    title: Msg::PasskeySecondTitle,
+                    lead: Msg::PasskeySecondLead,
+                    button: Msg::PasskeyUse,
                     action: "/login/passkey",
                     mode: "get",
                     purpose: "second",
                 },
             ),
-            Ok(None) => AppError::page("This account has no passkey.").into_page_response(),
+            Ok(None) => AppError::page(Msg::NoPasskey).into_page_response(),
             Err(e) => failed(e, Some(&user.id), ip, now),
         };
     }
@@ -218,7 +220,7 @@ pub async fn begin(
     if state.authorization_starts.blocked(&key, now).is_some() {
         return AppError::Page {
             status: StatusCode::TOO_MANY_REQUESTS,
-            message: "Too many sign-in attempts from this network. Try again in a minute.".into(),
+            message: Msg::TooManyPasskeyStarts,
         }
         .into_page_response();
     }
@@ -233,9 +235,9 @@ pub async fn begin(
             &b,
             tx_id.as_deref(),
             &PageText {
-                title: "Sign in with a passkey",
-                lead: "Choose your passkey when your browser asks. No username needed.",
-                button: "Use passkey",
+                title: Msg::PasskeySignInTitle,
+                lead: Msg::PasskeySignInLead,
+                button: Msg::PasskeyUse,
                 action: "/login/passkey",
                 mode: "get",
                 purpose: "signin",
@@ -434,9 +436,9 @@ pub async fn register_begin(
             &b,
             None,
             &PageText {
-                title: "Add a passkey",
-                lead: "Your device or security key will ask you to confirm with your fingerprint, face, PIN or screen lock.",
-                button: "Create passkey",
+                title: Msg::PasskeyRegisterTitle,
+                lead: Msg::PasskeyRegisterLead,
+                button: Msg::PasskeyCreate,
                 action: "/account/passkeys",
                 mode: "create",
                 purpose: "register",
@@ -524,7 +526,7 @@ pub async fn remove(State(state): State<AppState>, headers: HeaderMap, body: Byt
             );
             Done::PasskeyRemoved.back()
         }
-        Ok(false) => AppError::page("No such passkey on your account.").into_page_response(),
+        Ok(false) => AppError::page(Msg::NoSuchPasskey).into_page_response(),
         Err(e) => AppError::from(e).into_page_response(),
     }
 }

@@ -40,6 +40,7 @@ use crate::{
     },
     client_ip,
     factors::{self, Guarded},
+    i18n::Msg,
     state::AppState,
     views,
 };
@@ -90,7 +91,7 @@ struct Page<'a> {
     /// The level to reach.
     target: Acr,
     status: StatusCode,
-    error: Option<&'a str>,
+    error: Option<&'a Msg>,
     retry_after: Option<i64>,
 }
 
@@ -108,7 +109,7 @@ async fn render(
     let mut ctx = Context::new();
     ctx.insert("csrf", &csrf);
     ctx.insert("tx", &p.tx.as_ref().map(|(t, _)| t.id.as_str()));
-    ctx.insert("error", &p.error);
+    ctx.insert("error", &p.error.map(Msg::text));
     ctx.insert(
         "client_name",
         &p.tx.as_ref().map(|(_, c)| c.client.name.as_str()),
@@ -127,9 +128,7 @@ async fn render(
         // issuer became an IP address): no way in, rather than less.
         return AppError::Page {
             status: StatusCode::CONFLICT,
-            message: "Your account signs in with a passkey, which this server cannot \
-                      use at the moment. Ask your administrator for help."
-                .into(),
+            message: Msg::PasskeyUnusable,
         }
         .into_page_response();
     } else {
@@ -224,7 +223,7 @@ async fn confirm(
     body: &[u8],
     ip: Option<IpAddr>,
 ) -> Result<Response, AppError> {
-    let bad_form = || AppError::page("The form was not sent correctly.");
+    let bad_form = || AppError::page(Msg::FormNotSent);
     super::form::require_form(headers).map_err(|_| bad_form())?;
     let p = Params::parse(body).map_err(|_| bad_form())?;
     session::check_csrf(state, headers, p.get("csrf").unwrap_or(""))?;
@@ -238,9 +237,7 @@ async fn confirm(
     };
     if target >= Acr::Phr {
         // Only a passkey reaches it: a code would be spent for nothing.
-        return Err(AppError::page(
-            "This step needs your passkey: use the passkey button.",
-        ));
+        return Err(AppError::page(Msg::PasskeyNeeded));
     }
     let before = factors_of(state, &user).await?;
     let code = p.get("code").unwrap_or("");
@@ -259,7 +256,7 @@ async fn confirm(
     let (method, recovery_codes) = match factors::guarded(state, &user, ip, check).await? {
         Guarded::Passed(x) => x,
         Guarded::Held(secs) => {
-            let msg = format!("Too many wrong codes. Try again in {secs} seconds.");
+            let msg = Msg::TooManyCodes { count: secs };
             let page = Page {
                 tx: &tx,
                 target,
@@ -271,15 +268,15 @@ async fn confirm(
         }
         Guarded::Wrong => {
             let msg = if enrolling {
-                "That code is not right. Scan the new code below and try again."
+                Msg::WrongEnrolmentCode
             } else {
-                "That code is not right, or it was already used."
+                Msg::WrongCode
             };
             let page = Page {
                 tx: &tx,
                 target,
                 status: StatusCode::UNAUTHORIZED,
-                error: Some(msg),
+                error: Some(&msg),
                 retry_after: None,
             };
             return Ok(render(state, headers, &session, &user, page).await);

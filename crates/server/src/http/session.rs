@@ -185,8 +185,7 @@ pub fn check_csrf(state: &AppState, headers: &HeaderMap, submitted: &str) -> Res
     } else {
         Err(AppError::Page {
             status: axum::http::StatusCode::FORBIDDEN,
-            message: "This form has expired or was not sent from Gatehouse. Go back and try again."
-                .into(),
+            message: crate::i18n::Msg::FormExpired,
         })
     }
 }

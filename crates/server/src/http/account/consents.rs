@@ -10,6 +10,7 @@ use super::{posted, see_other, sign_in_again, Done};
 use crate::{
     audit::{self, Event},
     http::error::AppError,
+    i18n::Msg,
     session_end,
     state::AppState,
 };
@@ -28,7 +29,7 @@ pub async fn revoke_consent(
         return r;
     }
     let Some(client_id) = p.get("client_id") else {
-        return AppError::page("No app was named.").into_page_response();
+        return AppError::page(Msg::NoAppNamed).into_page_response();
     };
     match revoke(&state, &signed.user.id, client_id).await {
         Ok(true) => Done::ConsentRevoked.back(),

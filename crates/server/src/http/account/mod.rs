@@ -40,7 +40,7 @@ use super::{
     second_factor::account_needs_step_up,
     session,
 };
-use crate::{state::AppState, views};
+use crate::{i18n::Msg, state::AppState, views};
 
 /// How recent a sign-in must be, in seconds, for a sensitive change.
 pub const RECENT_SIGN_IN: i64 = 600;
@@ -73,7 +73,7 @@ async fn posted(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(Signed, Params), Response> {
-    let bad_form = || AppError::page("The form was not sent correctly.").into_page_response();
+    let bad_form = || AppError::page(Msg::FormNotSent).into_page_response();
     super::form::require_form(headers).map_err(|_| bad_form())?;
     let p = Params::parse(body).map_err(|_| bad_form())?;
     session::check_csrf(state, headers, p.get("csrf").unwrap_or(""))
@@ -139,19 +139,15 @@ impl Done {
         }
     }
 
-    fn message(self) -> &'static str {
+    fn message(self) -> Msg {
         match self {
-            Done::SessionEnded => "The session was ended.",
-            Done::TotpRemoved => "The authenticator app and your recovery codes were removed.",
-            Done::TotpAlreadySetUp => {
-                "An authenticator app is already set up. Remove it first to set up another."
-            }
-            Done::PasswordChanged => {
-                "Your password was changed, and you were signed out everywhere else."
-            }
-            Done::ConsentRevoked => "The app can no longer use your account.",
-            Done::PasskeyAdded => "The passkey was added.",
-            Done::PasskeyRemoved => "The passkey was removed.",
+            Done::SessionEnded => Msg::SessionEnded,
+            Done::TotpRemoved => Msg::TotpRemoved,
+            Done::TotpAlreadySetUp => Msg::TotpAlreadySetUp,
+            Done::PasswordChanged => Msg::PasswordChanged,
+            Done::ConsentRevoked => Msg::ConsentRevoked,
+            Done::PasskeyAdded => Msg::PasskeyAdded,
+            Done::PasskeyRemoved => Msg::PasskeyRemoved,
         }
     }
 

@@ -22,24 +22,32 @@ use crate::{
     audit::{self, Event},
     client_ip,
     http::{device, error::AppError, form::Params},
-    password, session_end,
+    i18n::Msg,
+    password,
+    password_policy::PolicyError,
+    session_end,
     state::AppState,
 };
 
 /// Whether `new` may become a password under the operator's policy
 /// (`password_policy`: length, at most 1 KiB, not a common password, not
 /// her username or email name); else why not.
-fn policy(
-    state: &AppState,
-    user: &gatehouse_storage::model::User,
-    new: &str,
-) -> Result<(), String> {
+fn policy(state: &AppState, user: &gatehouse_storage::model::User, new: &str) -> Result<(), Msg> {
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
     let personal = [
         user.username.as_str(),
         user.email.as_deref().unwrap_or_default(),
     ];
-    crate::password_policy::check(new, state.settings.password_min_length, &personal)
-        .map_err(|e| format!("The new {e}."))
+    crate::password_policy::check(new, state.settings.password_min_length, &personal).map_err(|e| {
+        match e {
+            PolicyError::TooShort { min } => Msg::PasswordTooShort { count: count(min) },
+            PolicyError::TooLong => Msg::PasswordTooLong {
+                count: count(crate::password_policy::MAX_BYTES),
+            },
+            PolicyError::Common => Msg::PasswordCommon,
+            PolicyError::Personal => Msg::PasswordPersonal,
+        }
+    })
 }
 
 /// `POST /account/password`.
@@ -71,7 +79,7 @@ async fn refused(
     signed: &Signed,
     (status, retry_after): (StatusCode, Option<i64>),
     field: PasswordField,
-    message: String,
+    message: Msg,
 ) -> Response {
     let page = Page {
         status,
@@ -97,14 +105,14 @@ async fn change(
     let new = p.get("new_password").unwrap_or("");
     let bad = (StatusCode::BAD_REQUEST, None);
     if current.is_empty() {
-        let msg = "Enter your current password.".to_owned();
+        let msg = Msg::EnterCurrentPassword;
         return Ok(refused(state, headers, signed, bad, PasswordField::Current, msg).await);
     }
     if let Err(msg) = policy(state, user, new) {
         return Ok(refused(state, headers, signed, bad, PasswordField::New, msg).await);
     }
     if p.get("new_password_again") != Some(new) {
-        let msg = "The two new passwords are not the same.".to_owned();
+        let msg = Msg::PasswordsDiffer;
         return Ok(refused(state, headers, signed, bad, PasswordField::Again, msg).await);
     }
 
@@ -114,7 +122,7 @@ async fn change(
         Some(nonce) => state.throttle.device_login(&nonce),
         None => state.throttle.untrusted_login(&user.username, ip),
     };
-    let too_many = |secs: i64| format!("Too many failed attempts. Try again in {secs} seconds.");
+    let too_many = |secs: i64| Msg::TooManyAttempts { count: secs };
     if let Some(secs) = state.throttle.wait(&keys, now) {
         let r = (StatusCode::TOO_MANY_REQUESTS, Some(secs));
         let msg = too_many(secs);
@@ -123,7 +131,7 @@ async fn change(
     let Ok(permit) = password::Gate::global().acquire().await else {
         tracing::warn!("password checks are saturated; password change turned away");
         let r = (StatusCode::SERVICE_UNAVAILABLE, Some(1));
-        let msg = "Gatehouse is busy right now and could not check your password. Please try again in a moment.".to_owned();
+        let msg = Msg::PasswordBusy;
         return Ok(refused(state, headers, signed, r, PasswordField::Current, msg).await);
     };
     let now = state.now();
@@ -159,7 +167,7 @@ async fn change(
             );
         }
         let r = (StatusCode::UNAUTHORIZED, None);
-        let msg = "Your current password is not right.".to_owned();
+        let msg = Msg::WrongCurrentPassword;
         return Ok(refused(state, headers, signed, r, PasswordField::Current, msg).await);
     };
     state.throttle.succeed(&keys);

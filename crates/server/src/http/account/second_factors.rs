@@ -20,6 +20,7 @@ use crate::{
     client_ip,
     factors::{self, Guarded},
     http::{error::AppError, session},
+    i18n::Msg,
     state::AppState,
     views,
 };
@@ -34,7 +35,7 @@ async fn enrolment_page(
     headers: &HeaderMap,
     signed: &Signed,
     status: StatusCode,
-    error: Option<&str>,
+    error: Option<&Msg>,
     retry_after: Option<i64>,
 ) -> Response {
     let enrolment = match factors::begin_enrolment(state, &signed.session, &signed.user).await {
@@ -46,7 +47,7 @@ async fn enrolment_page(
     ctx.insert("csrf", &csrf);
     ctx.insert("tx", &None::<&str>);
     ctx.insert("client_name", &None::<&str>);
-    ctx.insert("error", &error);
+    ctx.insert("error", &error.map(Msg::text));
     ctx.insert("secret", enrolment.secret_base32.as_str());
     ctx.insert("qr", &enrolment.qr_data_uri);
     ctx.insert("action", CONFIRM);
@@ -126,16 +127,16 @@ async fn confirm(
     let codes = match factors::guarded(state, user, ip, check).await? {
         Guarded::Passed(codes) => codes,
         Guarded::Held(secs) => {
-            let msg = format!("Too many wrong codes. Try again in {secs} seconds.");
+            let msg = Msg::TooManyCodes { count: secs };
             let status = StatusCode::TOO_MANY_REQUESTS;
             return Ok(
                 enrolment_page(state, headers, signed, status, Some(&msg), Some(secs)).await,
             );
         }
         Guarded::Wrong => {
-            let msg = "That code is not right. Scan the new code below and try again.";
+            let msg = Msg::WrongEnrolmentCode;
             let status = StatusCode::UNAUTHORIZED;
-            return Ok(enrolment_page(state, headers, signed, status, Some(msg), None).await);
+            return Ok(enrolment_page(state, headers, signed, status, Some(&msg), None).await);
         }
     };
     audit::emit(

@@ -9,6 +9,7 @@ use super::{posted, see_other, with_cookie, Done};
 use crate::{
     audit::{self, Event},
     http::{error::AppError, session},
+    i18n::Msg,
     session_end,
     state::AppState,
 };
@@ -24,7 +25,7 @@ pub async fn end_session(
         Err(r) => return r,
     };
     let Some(sid) = p.get("sid") else {
-        return AppError::page("No session was named.").into_page_response();
+        return AppError::page(Msg::NoSessionNamed).into_page_response();
     };
     let ended = match state.store.delete_user_session(&signed.user.id, sid).await {
         Ok(e) => e,

@@ -13,6 +13,7 @@ use super::{with_cookie, Signed};
 use crate::{
     authorization::decide::factors_of,
     http::{consent::describe, error::AppError, session},
+    i18n::Msg,
     state::AppState,
     views,
 };
@@ -29,13 +30,13 @@ pub(super) enum PasswordField {
 /// An error of the password form, tied to its field.
 pub(super) struct PasswordError {
     pub field: PasswordField,
-    pub message: String,
+    pub message: Msg,
 }
 
 /// How the page is answered this time.
-pub(super) struct Page<'a> {
+pub(super) struct Page {
     pub status: StatusCode,
-    pub notice: Option<&'a str>,
+    pub notice: Option<Msg>,
     pub password_error: Option<PasswordError>,
 }
 
@@ -109,7 +110,7 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 /// Linux" from its User-Agent, else the string's beginning.
 fn device(user_agent: Option<&str>) -> String {
     let Some(ua) = user_agent.map(str::trim).filter(|u| !u.is_empty()) else {
-        return "Unknown device".to_owned();
+        return Msg::UnknownDevice.text();
     };
     let has = |s: &str| ua.contains(s);
     let browser = if has("Edg/") || has("EdgA/") || has("EdgiOS/") {
@@ -143,7 +144,11 @@ fn device(user_agent: Option<&str>) -> String {
         None
     };
     match (browser, os) {
-        (Some(b), Some(o)) => format!("{b} on {o}"),
+        (Some(b), Some(o)) => Msg::Device {
+            browser: b.to_owned(),
+            os: o.to_owned(),
+        }
+        .text(),
         (Some(one), None) | (None, Some(one)) => one.to_owned(),
         (None, None) => {
             const SHOWN: usize = 40;
@@ -161,16 +166,16 @@ pub(super) async fn render(
     state: &AppState,
     headers: &HeaderMap,
     signed: &Signed,
-    page: Page<'_>,
+    page: Page,
 ) -> Response {
     match context(state, signed).await {
         Ok(mut ctx) => {
             let (csrf, cookie) = session::csrf_token(state, headers);
             ctx.insert("csrf", &csrf);
-            ctx.insert("notice", &page.notice);
+            ctx.insert("notice", &page.notice.as_ref().map(Msg::text));
             ctx.insert(
                 "password_error",
-                &page.password_error.as_ref().map(|e| e.message.as_str()),
+                &page.password_error.as_ref().map(|e| e.message.text()),
             );
             ctx.insert(
                 "password_error_field",
@@ -214,7 +219,7 @@ async fn context(state: &AppState, signed: &Signed) -> Result<Context, AppError>
             .into_iter()
             .map(|p| PasskeyView {
                 name: if p.name.trim().is_empty() {
-                    "Passkey".to_owned()
+                    Msg::DefaultPasskeyName.text()
                 } else {
                     p.name
                 },
@@ -232,7 +237,10 @@ async fn context(state: &AppState, signed: &Signed) -> Result<Context, AppError>
         // still listed (by its id) so its consent can be revoked.
         let name = match state.registry.client(c.client_id.as_str()).await {
             Ok(Some(client)) => client.name.clone(),
-            Ok(None) => format!("A removed app ({})", c.client_id.as_str()),
+            Ok(None) => Msg::RemovedApp {
+                client: c.client_id.as_str().to_owned(),
+            }
+            .text(),
             Err(e) if e.is_unavailable() => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(client_id = %c.client_id.as_str(), error = %e, "account page: client unreadable");
@@ -265,6 +273,7 @@ async fn context(state: &AppState, signed: &Signed) -> Result<Context, AppError>
     ctx.insert("passkeys", &passkeys);
     ctx.insert("consents", &consents);
     ctx.insert("recent_minutes", &(super::RECENT_SIGN_IN / 60));
+    ctx.insert("password_min_length", &state.settings.password_min_length);
     Ok(ctx)
 }
 

@@ -36,6 +36,7 @@ use crate::{
     authorization::{self, decide, issue_code, Checked, Next, Received, Transaction, TxError},
     client_ip,
     http::session,
+    i18n::{self, Msg, UiLocales},
     oauth::ErrorCode,
     state::AppState,
 };
@@ -77,7 +78,7 @@ pub async fn post(
     body: Bytes,
 ) -> Response {
     if super::form::require_form(&headers).is_err() {
-        return AppError::page("The authorization request must be form-encoded.").into_response();
+        return AppError::page(Msg::NotFormEncoded).into_response();
     }
     let ip = caller_ip(&state, peer, &headers);
     handle(&state, &headers, ip, &body).await
@@ -111,6 +112,11 @@ async fn handle(state: &AppState, headers: &HeaderMap, ip: Option<IpAddr>, raw: 
     // Parsed at the edge, leniently: a repeated parameter is still
     // answered at the client's redirect URI when that one is trustworthy.
     let (params, duplicate, too_many) = Params::parse_lenient(raw);
+    // The client's languages for every page of this sign-in, from the
+    // first (an unknown client's error page included).
+    if let Some(ui) = params.get("ui_locales") {
+        i18n::prefer(&UiLocales::parse(ui));
+    }
     let received = Received {
         params: params
             .iter()

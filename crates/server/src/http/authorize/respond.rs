@@ -12,6 +12,7 @@ use url::Url;
 use crate::{
     authorization::{redirect_host, Checked, Confirm, Rejection, ResponseMode},
     http::error::{self, AppError},
+    i18n::Msg,
     oauth::ErrorCode,
     state::AppState,
     views,
@@ -28,7 +29,7 @@ pub fn respond(
     match mode {
         ResponseMode::Query => {
             let Ok(mut url) = Url::parse(to) else {
-                return AppError::page("The redirect_uri is not a valid URL.").into_response();
+                return AppError::page(Msg::RedirectUriInvalid).into_response();
             };
             {
                 let mut q = url.query_pairs_mut();
@@ -57,7 +58,7 @@ pub fn see_other(location: &str) -> Response {
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
-        Err(_) => AppError::page("The redirect target is not a valid URL.").into_response(),
+        Err(_) => AppError::page(Msg::RedirectTargetInvalid).into_response(),
     }
 }
 
@@ -111,7 +112,7 @@ fn confirm_page(
     match mode {
         ResponseMode::Query => {
             let Ok(mut url) = Url::parse(to) else {
-                return AppError::page("The redirect_uri is not a valid URL.").into_response();
+                return AppError::page(Msg::RedirectUriInvalid).into_response();
             };
             url.query_pairs_mut().extend_pairs(pairs.iter());
             ctx.insert("link", url.as_str());

@@ -14,6 +14,7 @@ use crate::{
         TX_LIFETIME,
     },
     http::{error::AppError, session},
+    i18n::{self, Msg},
     state::AppState,
 };
 
@@ -66,22 +67,19 @@ pub async fn load(
     let browser = session::read_cookie(state, headers, &cookie_base(state, id))
         .ok_or_else(|| page(TxError::Unknown))?;
     let tx = transaction::load(state, id, &browser).await.map_err(page)?;
+    // Every page of this sign-in speaks the language its client asked for.
+    i18n::prefer(&tx.request.ui_locales);
     let client = match state.registry.client(&tx.request.client_id).await {
         Ok(Some(c)) => c,
-        Ok(None) => {
-            return Err(AppError::page(
-                "The application that sent you here is no longer registered.",
-            )
-            .into_response())
-        }
+        Ok(None) => return Err(AppError::page(Msg::ClientGone).into_response()),
         Err(e) => return Err(page(TxError::Store(e))),
     };
     match authorization::recheck(state, &client, &tx.request).await {
         Ok(()) => {}
         Err(Rejection::Store(e)) => return Err(page(TxError::Store(e))),
-        Err(Rejection::Page(why)) => return Err(no_longer_allowed(state, &tx, why).await),
+        Err(Rejection::Page(why)) => return Err(no_longer_allowed(state, &tx, why.text()).await),
         Err(Rejection::Redirect { description, .. }) => {
-            return Err(no_longer_allowed(state, &tx, &format!("{description}.")).await)
+            return Err(no_longer_allowed(state, &tx, format!("{description}.")).await)
         }
     }
     let checked = Checked {
@@ -92,33 +90,22 @@ pub async fn load(
 }
 
 /// Ends `tx`, which its client's registration no longer allows, and says
-/// why on a page (400, no redirect).
-async fn no_longer_allowed(state: &AppState, tx: &Transaction, why: &str) -> Response {
+/// why on a page (400, no redirect). `why` is the check's own words (an
+/// OAuth error description is English, as the client receives it).
+async fn no_longer_allowed(state: &AppState, tx: &Transaction, why: String) -> Response {
     tracing::info!(client_id = %tx.request.client_id, %why, "authorization transaction no longer allowed by its client's registration");
     if let Err(e) = tx.consume(state, None).await {
         return page(e);
     }
-    AppError::page(format!(
-        "The application's registration changed since this sign-in request was made: {why} \
-         Go back to the application and start again."
-    ))
-    .into_response()
+    AppError::page(Msg::RegistrationChanged { reason: why }).into_response()
 }
 
 /// The page for a transaction that cannot be continued (400), or for the
 /// store being away (503).
 pub fn page(e: TxError) -> Response {
     match e {
-        TxError::Unknown => AppError::page(
-            "This sign-in request has expired or was started in another browser. \
-             Go back to the application and start again.",
-        )
-        .into_response(),
-        TxError::Consumed => AppError::page(
-            "This sign-in request was already completed. \
-             Go back to the application and start again.",
-        )
-        .into_response(),
+        TxError::Unknown => AppError::page(Msg::TxUnknown).into_response(),
+        TxError::Consumed => AppError::page(Msg::TxConsumed).into_response(),
         TxError::Store(e) => AppError::from(e).into_page_response(),
     }
 }

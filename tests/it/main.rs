@@ -10,6 +10,7 @@ mod attacks;
 mod authorization_tx;
 mod authorization_tx_changes;
 mod authorization_tx_limits;
+mod branding;
 mod browser;
 mod client_auth;
 mod client_deletion;

@@ -19,13 +19,14 @@ use tower_http::{
 
 use crate::{
     config::Settings, discovery::Discovery, http, recent_reads::RecentReads, registry::Registry,
-    state::AppState, token_status::StatusLists, tokens::TokenIssuer, views,
+    state::AppState, token_status::StatusLists, tokens::TokenIssuer, views::Views,
 };
 
 pub use crate::http::layers::MAX_BODY_BYTES;
 
-/// Builds the state: opens the key ring (generating keys on first start)
-/// and the caches. The store must be migrated already.
+/// Builds the state: reads and checks the pages (the operator's
+/// templates and assets directory), opens the key ring (generating keys
+/// on first start) and the caches. The store must be migrated already.
 pub async fn build_state(
     settings: Settings,
     store: Store,
@@ -33,7 +34,27 @@ pub async fn build_state(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<AppState> {
     crate::i18n::init()?;
-    views::init()?;
+    let views = pages(&settings)?;
+    build_state_with(settings, store, kek, clock, views).await
+}
+
+/// The templates, loaded and test-rendered, after checking the assets
+/// directory: a broken template or directory stops the start.
+fn pages(settings: &Settings) -> anyhow::Result<Arc<Views>> {
+    let views = Views::load(settings.templates_dir.as_deref())?;
+    if let Some(dir) = &settings.assets_dir {
+        http::assets::check_dir(dir)?;
+    }
+    Ok(Arc::new(views))
+}
+
+async fn build_state_with(
+    settings: Settings,
+    store: Store,
+    kek: Kek,
+    clock: Arc<dyn Clock>,
+    views: Arc<Views>,
+) -> anyhow::Result<AppState> {
     let keys = KeyRing::open(
         store.clone(),
         kek.clone(),
@@ -97,6 +118,7 @@ pub async fn build_state(
         )),
         replay: Arc::default(),
         recent_reads,
+        views,
     }))
 }
 
@@ -116,7 +138,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/jwks", get(http::well_known::jwks))
         .route("/statuslists/{id}", get(http::status_list::status_list))
-        .route("/assets/gatehouse.css", get(http::well_known::stylesheet))
+        .route("/assets/gatehouse.css", get(http::assets::stylesheet))
         .route(
             "/authorize",
             get(http::authorize::get).post(http::authorize::post),
@@ -171,7 +193,17 @@ pub fn router(state: AppState) -> Router {
                 .put(http::register::update)
                 .delete(http::register::delete),
         )
-        .route("/metrics", get(http::metrics::metrics))
+        .route("/metrics", get(http::metrics::metrics));
+    // The operator's files beside the stylesheet, which keeps its route.
+    let routes = match &state.settings.assets_dir {
+        Some(dir) => routes.nest_service("/assets", http::assets::service(dir)),
+        None => routes,
+    };
+    let routes = routes
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.views.clone(),
+            crate::views::render_pages,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             http::metrics::track,
@@ -496,6 +528,9 @@ pub async fn housekeep(state: &AppState) -> anyhow::Result<()> {
 
 /// Opens everything for `serve` with the wall clock.
 pub async fn build_from_settings(settings: Settings) -> anyhow::Result<AppState> {
+    // The pages first: a broken template fails the start at once, not
+    // after waiting for the database.
+    let views = pages(&settings)?;
     let store = open_store(
         &settings.database_url,
         settings.wait_for_database,
@@ -503,7 +538,7 @@ pub async fn build_from_settings(settings: Settings) -> anyhow::Result<AppState>
     )
     .await?;
     let kek = settings.load_kek()?;
-    build_state(settings, store, kek, Arc::new(SystemClock)).await
+    build_state_with(settings, store, kek, Arc::new(SystemClock), views).await
 }
 
 /// Connects and migrates. While the database cannot be reached, tries

@@ -100,6 +100,8 @@ pub enum Command {
         /// example 127.0.0.1:9090) [default: off].
         #[arg(long, env = "GATEHOUSE_METRICS_LISTEN", value_name = "ADDR")]
         metrics_listen: Option<String>,
+        #[command(flatten)]
+        branding: BrandingArgs,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -130,6 +132,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The operator's look of the pages (`serve` only: no other command
+/// renders a page); docs/branding.md.
+#[derive(Debug, Default, Clone, Args)]
+pub struct BrandingArgs {
+    /// Directory of templates and a stylesheet replacing the built-in ones
+    /// of the same file name, checked at start-up [default: none].
+    #[arg(long, env = "GATEHOUSE_TEMPLATES_DIR", value_name = "DIR")]
+    pub templates_dir: Option<PathBuf>,
+    /// Directory served at /assets/ (a logo, fonts) [default: none].
+    #[arg(long, env = "GATEHOUSE_ASSETS_DIR", value_name = "DIR")]
+    pub assets_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -158,8 +158,8 @@ pub async fn scope(req: Request, next: Next) -> Response {
     CURRENT.scope(Cell::new(lang), next.run(req)).await
 }
 
-/// Runs `f` as if answering a request in `lang` (tests).
-#[cfg(test)]
+/// Runs `f` as if answering a request in `lang` (the start-up check of
+/// the templates renders every page in every language; tests).
 pub fn with_lang<T>(lang: Lang, f: impl FnOnce() -> T) -> T {
     CURRENT.sync_scope(Cell::new(lang), f)
 }

@@ -42,6 +42,6 @@ mod throttle;
 mod token_status;
 mod tokens;
 mod username;
-mod views;
+pub mod views;
 
 pub use app::{build_state, router, Listening, Server};

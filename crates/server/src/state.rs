@@ -65,6 +65,8 @@ pub struct Shared {
     pub replay: Arc<crate::replay::ReplayCache>,
     /// The last reads of revocation state and users (outages).
     pub recent_reads: Arc<crate::recent_reads::RecentReads>,
+    /// The page templates and stylesheet, built in or the operator's.
+    pub views: Arc<crate::views::Views>,
 }
 
 impl Shared {

@@ -186,6 +186,20 @@ impl TestApp {
         .await
     }
 
+    /// Another Gatehouse on the same database and key-encryption key but
+    /// with its own issuer (another origin, another WebAuthn RP id).
+    pub async fn instance_with_issuer(&self, issuer: &str) -> TestApp {
+        start(
+            self.db_url.clone(),
+            self.kek.clone(),
+            None,
+            self.clock.clone(),
+            Some(issuer.to_owned()),
+            RawConfig::default(),
+        )
+        .await
+    }
+
     /// The database this instance uses (to reach it behind the app's back).
     pub fn db_url(&self) -> &str {
         &self.db_url

@@ -25,16 +25,26 @@ use crate::{
 
 /// Resolves the settings from flags, environment and the config file.
 pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
-    let (listen, wait, metrics_listen) = match &cli.command {
+    let (listen, wait, metrics_listen, branding) = match &cli.command {
         Command::Serve {
             listen,
             wait_for_database,
             metrics_listen,
-        } => (listen.clone(), *wait_for_database, metrics_listen.clone()),
-        _ => (None, None, None),
+            branding,
+        } => (
+            listen.clone(),
+            *wait_for_database,
+            metrics_listen.clone(),
+            Some(branding.clone()),
+        ),
+        _ => (None, None, None, None),
     };
     let mut flags = cli.global.raw(listen, wait);
     flags.metrics_listen = metrics_listen;
+    if let Some(b) = &branding {
+        flags.templates_dir = b.templates_dir.clone();
+        flags.assets_dir = b.assets_dir.clone();
+    }
     // A secret: from the environment or the file, never a flag (visible in `ps`).
     flags.metrics_token = std::env::var("GATEHOUSE_METRICS_TOKEN")
         .ok()
@@ -47,7 +57,15 @@ pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
         None => RawConfig::default(),
     };
     let kek_env = std::env::var("GATEHOUSE_KEY_ENCRYPTION_KEY").ok();
-    Settings::resolve(flags.over(file), kek_env)
+    let mut settings = Settings::resolve(flags.over(file), kek_env)?;
+    if branding.is_none() {
+        // Only `serve` renders pages: an admin command never reads the
+        // templates, so a broken one in the shared config file cannot
+        // stand in the way of, say, `clients delete` during an incident.
+        settings.templates_dir = None;
+        settings.assets_dir = None;
+    }
+    Ok(settings)
 }
 
 async fn open_store(s: &Settings) -> anyhow::Result<Store> {

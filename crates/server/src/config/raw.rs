@@ -61,6 +61,11 @@ pub struct RawConfig {
     pub outage_staleness_secs: Option<i64>,
     /// Fewest characters a new password may have (default 12; 8 to 64).
     pub password_min_length: Option<i64>,
+    /// A directory whose files replace built-in templates and the
+    /// stylesheet by name (default none: the built-in ones).
+    pub templates_dir: Option<PathBuf>,
+    /// A directory served at `/assets/` (a logo, fonts; default none).
+    pub assets_dir: Option<PathBuf>,
 }
 
 impl RawConfig {
@@ -133,7 +138,9 @@ impl RawConfig {
             db_probe_interval_ms,
             status_index_reserve_max,
             outage_staleness_secs,
-            password_min_length
+            password_min_length,
+            templates_dir,
+            assets_dir
         )
     }
 }

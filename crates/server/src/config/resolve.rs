@@ -197,6 +197,9 @@ impl Settings {
             dev_mode,
             require_pkce: raw.require_pkce.unwrap_or(false),
             trusted_proxies,
+            // Read at start-up, where a problem is reported with the file.
+            templates_dir: raw.templates_dir,
+            assets_dir: raw.assets_dir,
         })
     }
 }

@@ -71,6 +71,12 @@ pub struct Settings {
     /// Fewest characters (Unicode scalar values) a new password may have;
     /// see [`crate::password_policy`].
     pub password_min_length: usize,
+    /// Where the operator's templates and stylesheet are, if anywhere
+    /// (read and checked at start-up by [`crate::views::Views::load`]).
+    pub templates_dir: Option<PathBuf>,
+    /// Where the files served at `/assets/` are, if anywhere
+    /// ([`crate::http::assets`]).
+    pub assets_dir: Option<PathBuf>,
 }
 
 /// The bearer token of `/metrics`; never printed.

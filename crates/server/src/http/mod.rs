@@ -3,6 +3,7 @@
 //! the store's domain methods), and map results through [`error::AppError`].
 
 pub mod account;
+pub mod assets;
 pub mod authorize;
 pub mod client_auth;
 pub mod consent;

@@ -9,7 +9,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{state::AppState, views};
+use crate::state::AppState;
 
 fn cached(headers: &HeaderMap, body: Arc<[u8]>, etag: &str, max_age: i64) -> Response {
     let cache = format!("public, max-age={max_age}");
@@ -66,22 +66,4 @@ pub async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response
         snap.jwks_etag(),
         state.keys.policy().jwks_max_age,
     )
-}
-
-/// `GET /assets/gatehouse.css`: the pages' stylesheet.
-pub async fn stylesheet() -> Response {
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/css; charset=utf-8"),
-            ),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=86400"),
-            ),
-        ],
-        views::CSS,
-    )
-        .into_response()
 }

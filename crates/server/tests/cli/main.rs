@@ -50,6 +50,7 @@ macro_rules! both_backends {
 mod support;
 
 mod bench;
+mod branding;
 mod clients;
 mod config;
 mod keys;

@@ -35,6 +35,7 @@ mod outage_chains;
 mod outage_stateless;
 mod outbound;
 mod passkeys_browser;
+mod passkeys_refused;
 mod pkce_policy;
 mod private_key_jwt;
 mod registration;

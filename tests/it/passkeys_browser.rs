@@ -23,7 +23,7 @@ use crate::{
 /// A virtual authenticator through the DevTools protocol
 /// (`WebAuthn.addVirtualAuthenticator`): CTAP2, internal transport,
 /// resident keys, user verification. Its id.
-async fn add_virtual_authenticator(b: &Browser) -> String {
+pub(crate) async fn add_virtual_authenticator(b: &Browser) -> String {
     cdp(b, "WebAuthn.enable", json!({})).await;
     let v = cdp(
         b,
@@ -53,7 +53,7 @@ async fn credentials(b: &Browser, authenticator: &str) -> serde_json::Value {
 
 /// Whether the virtual authenticator answers at once, as if the user
 /// touched it (`WebAuthn.setAutomaticPresenceSimulation`).
-async fn presence(b: &Browser, authenticator: &str, on: bool) {
+pub(crate) async fn presence(b: &Browser, authenticator: &str, on: bool) {
     cdp(
         b,
         "WebAuthn.setAutomaticPresenceSimulation",
@@ -63,7 +63,7 @@ async fn presence(b: &Browser, authenticator: &str, on: bool) {
 }
 
 /// A DevTools protocol command, through ChromeDriver.
-async fn cdp(b: &Browser, cmd: &str, params: serde_json::Value) -> serde_json::Value {
+pub(crate) async fn cdp(b: &Browser, cmd: &str, params: serde_json::Value) -> serde_json::Value {
     b.post("/goog/cdp/execute", json!({ "cmd": cmd, "params": params }))
         .await
         .unwrap_or_else(|e| panic!("{cmd}: {e}"))

@@ -96,6 +96,43 @@ pub(crate) struct JwsParts<'a> {
     signature_b64: &'a str,
 }
 
+/// As [`split_jws_capped`], for a JWS that carries its own key in a `jwk`
+/// header (a DPoP proof, RFC 9449 4.2): `jwk` is allowed, the other
+/// key-carrying members (`jku`, `x5u`, `x5c`) and `crit` are not. The
+/// caller must check that key against what it expects (a thumbprint).
+pub(crate) fn split_jws_with_own_key(
+    token: &str,
+    max_len: usize,
+) -> Result<JwsParts<'_>, JoseError> {
+    if token.len() > max_len {
+        return Err(JoseError::InvalidToken("token too large"));
+    }
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JoseError::InvalidToken("not a compact JWS"));
+    };
+    let header = decode_header(header_b64)?;
+    if header.contains_key("crit") {
+        return Err(JoseError::InvalidToken(
+            "critical header parameters are not supported",
+        ));
+    }
+    if ["jku", "x5u", "x5c"]
+        .iter()
+        .any(|n| header.contains_key(*n))
+    {
+        return Err(JoseError::InvalidToken("header must not point to a key"));
+    }
+    Ok(JwsParts {
+        header,
+        signing_input: &token[..header_b64.len() + 1 + payload_b64.len()],
+        payload_b64,
+        signature_b64,
+    })
+}
+
 pub(crate) fn split_jws(token: &str) -> Result<JwsParts<'_>, JoseError> {
     split_jws_capped(token, MAX_TOKEN_LEN)
 }

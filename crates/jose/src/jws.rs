@@ -130,6 +130,17 @@ fn verify_payload(
     if key.alg() != alg {
         return Err(JoseError::InvalidToken("algorithm does not match the key"));
     }
+    check_signature(&parts, &key)?;
+    let payload = parts.payload()?;
+    Ok((parts.header, payload))
+}
+
+/// Checks the signature of `parts` with `key` (whose algorithm the caller
+/// has matched to the header's).
+pub(crate) fn check_signature(
+    parts: &crate::checks::JwsParts<'_>,
+    key: &PublicKey,
+) -> Result<(), JoseError> {
     let signature = parts.signature()?;
     let valid = match &key.0.op {
         #[cfg(feature = "openssl")]
@@ -150,8 +161,7 @@ fn verify_payload(
     if !valid {
         return Err(JoseError::InvalidToken("bad signature"));
     }
-    let payload = parts.payload()?;
-    Ok((parts.header, payload))
+    Ok(())
 }
 
 /// Whether `mac` is the HMAC of `input` under `key`, compared in constant

@@ -14,6 +14,7 @@
 
 mod alg;
 pub mod checks;
+pub mod dpop;
 #[cfg(feature = "openssl")]
 mod ec;
 mod error;

@@ -125,7 +125,9 @@ async fn build_state_with(
 /// The router with every endpoint and the middleware stack.
 pub fn router(state: AppState) -> Router {
     let x_request_id = header::HeaderName::from_static("x-request-id");
-    let routes = Router::new()
+    // JSON, JWTs and the stylesheet: no page, no language, no middleware
+    // for them (discovery and JWKS are the hottest paths).
+    let api = Router::new()
         .route("/healthz", get(http::health::healthz))
         .route("/readyz", get(http::health::readyz))
         .route(
@@ -139,6 +141,27 @@ pub fn router(state: AppState) -> Router {
         .route("/jwks", get(http::well_known::jwks))
         .route("/statuslists/{id}", get(http::status_list::status_list))
         .route("/assets/gatehouse.css", get(http::assets::stylesheet))
+        // The credential endpoints: every answer on their paths is
+        // `no-store` (`http::layers::cache_rule` lists them).
+        .route("/token", post(http::token::token))
+        .route(
+            "/userinfo",
+            get(http::userinfo::userinfo).post(http::userinfo::userinfo),
+        )
+        .route("/introspect", post(http::introspect::introspect))
+        .route("/revoke", post(http::revoke::revoke))
+        .route("/register", post(http::register::register))
+        .route(
+            "/register/{client_id}",
+            get(http::register::read)
+                .put(http::register::update)
+                .delete(http::register::delete),
+        )
+        .route("/metrics", get(http::metrics::metrics));
+    // The pages: rendered by the server's templates (`views::render_pages`)
+    // in the request's language (`i18n::scope`, outermost, so rendering
+    // sees it).
+    let pages = Router::new()
         .route(
             "/authorize",
             get(http::authorize::get).post(http::authorize::post),
@@ -177,23 +200,12 @@ pub fn router(state: AppState) -> Router {
             "/account/consents/revoke",
             post(http::account::revoke_consent),
         )
-        // The credential endpoints: every answer on their paths is
-        // `no-store` (`http::layers::cache_rule` lists them).
-        .route("/token", post(http::token::token))
-        .route(
-            "/userinfo",
-            get(http::userinfo::userinfo).post(http::userinfo::userinfo),
-        )
-        .route("/introspect", post(http::introspect::introspect))
-        .route("/revoke", post(http::revoke::revoke))
-        .route("/register", post(http::register::register))
-        .route(
-            "/register/{client_id}",
-            get(http::register::read)
-                .put(http::register::update)
-                .delete(http::register::delete),
-        )
-        .route("/metrics", get(http::metrics::metrics));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.views.clone(),
+            crate::views::render_pages,
+        ))
+        .route_layer(axum::middleware::from_fn(crate::i18n::scope));
+    let routes = api.merge(pages);
     // The operator's files beside the stylesheet, which keeps its route.
     let routes = match &state.settings.assets_dir {
         Some(dir) => routes.nest_service("/assets", http::assets::service(dir)),
@@ -201,15 +213,9 @@ pub fn router(state: AppState) -> Router {
     };
     let routes = routes
         .route_layer(axum::middleware::from_fn_with_state(
-            state.views.clone(),
-            crate::views::render_pages,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             http::metrics::track,
         ))
-        // Each request's language, for the pages it may show.
-        .route_layer(axum::middleware::from_fn(crate::i18n::scope))
         .fallback(not_found);
     http::layers::around(routes, http::layers::REQUEST_TIMEOUT)
         .layer(

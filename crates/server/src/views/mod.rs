@@ -5,7 +5,7 @@
 //!
 //! A handler answers [`page`]: the status, the headers, and the template's
 //! name and context, not yet rendered. [`render_pages`], a middleware
-//! around every route, renders it with the server's [`Views`]. So the
+//! around every page route (`app::router`), renders it with the server's [`Views`]. So the
 //! error pages that `AppError` makes without any state are the operator's
 //! too, and no handler needs to carry the templates.
 
@@ -144,7 +144,7 @@ struct Unrendered {
 }
 
 /// Renders the page a handler answered with [`page`], with the server's
-/// templates. Every route is behind it (`app::router`).
+/// templates. Every page route is behind it (`app::router`: the JSON and JWT routes are not, and never answer a page).
 pub async fn render_pages(State(views): State<Arc<Views>>, req: Request, next: Next) -> Response {
     let mut r = next.run(req).await;
     let Some(page) = r.extensions_mut().remove::<Unrendered>() else {

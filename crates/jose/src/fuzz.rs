@@ -1,6 +1,6 @@
 //! Property-based fuzz targets for every JOSE parser of attacker input:
-//! header peeking, JWS verification (asymmetric and HMAC), JWE decryption
-//! (to an own key and `alg: dir`) and public JWK parsing.
+//! header peeking, JWS verification (asymmetric and HMAC), DPoP proofs,
+//! JWE decryption (to an own key and `alg: dir`) and public JWK parsing.
 //!
 //! Properties: garbage, JOSE-shaped garbage (real algorithm names and kids,
 //! parts of the exact lengths the parsers check) and arbitrary JSON are
@@ -277,6 +277,21 @@ proptest! {
     fn verify_refuses_garbage(t in token()) {
         let r = verify(&t, Alg::ALL, public_by_kid);
         prop_assert!(is_invalid_token(&r), "{r:?}");
+    }
+
+    /// DPoP proof checking refuses every forged proof, whatever its
+    /// header claims, with an error, never a panic.
+    #[test]
+    fn dpop_refuses_garbage(t in token()) {
+        let req = dpop::DpopRequest {
+            method: "POST",
+            url: "https://id.example/token",
+            now: 0,
+            max_skew: 60,
+            algs: Alg::ALL,
+            access_token: Some("at"),
+        };
+        prop_assert!(dpop::verify_proof(&t, &req).is_err());
     }
 
     /// HMAC verification refuses every forged token.

@@ -42,19 +42,7 @@ pub struct TestClient {
 /// Starts Gatehouse against a fresh database. `None` when the backend is
 /// not available (PostgreSQL without its URL, outside CI).
 pub async fn spawn_app(kind: DbKind) -> Option<TestApp> {
-    let db = db::fresh(kind).await?;
-    let url = db.url.clone();
-    Some(
-        start(
-            url,
-            Kek::generate(),
-            Some(db),
-            ManualClock::default(),
-            None,
-            RawConfig::default(),
-        )
-        .await,
-    )
+    spawn_issued(kind, None).await
 }
 
 /// Asks [`start`] for the issuer `http://localhost:<its port>`.
@@ -63,24 +51,16 @@ pub const LOCALHOST: &str = "http://localhost";
 /// Like [`spawn_app`], with the issuer `http://localhost:<port>`: the
 /// WebAuthn relying party id must be a host name.
 pub async fn spawn_localhost(kind: DbKind) -> Option<TestApp> {
-    let db = db::fresh(kind).await?;
-    let url = db.url.clone();
-    Some(
-        start(
-            url,
-            Kek::generate(),
-            Some(db),
-            ManualClock::default(),
-            Some(LOCALHOST.to_owned()),
-            RawConfig::default(),
-        )
-        .await,
-    )
+    spawn_issued(kind, Some(LOCALHOST)).await
 }
 
 /// Like [`spawn_app`], with the issuer `issuer` (for example a proxy's
 /// origin in front of several instances).
 pub async fn spawn_with_issuer(kind: DbKind, issuer: &str) -> Option<TestApp> {
+    spawn_issued(kind, Some(issuer)).await
+}
+
+async fn spawn_issued(kind: DbKind, issuer: Option<&str>) -> Option<TestApp> {
     let db = db::fresh(kind).await?;
     let url = db.url.clone();
     Some(
@@ -89,7 +69,7 @@ pub async fn spawn_with_issuer(kind: DbKind, issuer: &str) -> Option<TestApp> {
             Kek::generate(),
             Some(db),
             ManualClock::default(),
-            Some(issuer.to_owned()),
+            issuer.map(str::to_owned),
             RawConfig::default(),
         )
         .await,

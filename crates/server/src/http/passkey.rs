@@ -21,7 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 use tera::Context;
 
 use super::{
-    account::Done,
+    account::{posted_recently, Done},
     authorize::{see_other, transaction, urlencode},
     error::AppError,
     form::Params,
@@ -382,34 +382,6 @@ fn emit_used(user_id: &str, used: &Used, ip: Option<IpAddr>, now: i64) {
     );
 }
 
-/// The signed-in user of an account change, if her sign-in is recent
-/// enough; else the page to show.
-async fn recent_user(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<
-    (
-        gatehouse_storage::model::Session,
-        gatehouse_storage::model::User,
-    ),
-    Response,
-> {
-    let (s, user) = match session::current(state, headers).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return Err(see_other("/login")),
-        Err(e) => return Err(e.into_page_response()),
-    };
-    match super::second_factor::account_needs_step_up(state, &s, &user).await {
-        Ok(false) => {}
-        Ok(true) => return Err(see_other("/login/second-factor")),
-        Err(e) => return Err(AppError::from(e).into_page_response()),
-    }
-    if state.now() - s.auth_time > super::account::RECENT_SIGN_IN {
-        return Err(super::account::sign_in_again_page(&user.username));
-    }
-    Ok((s, user))
-}
-
 /// `POST /account/passkeys/begin`: starts registering a passkey.
 pub async fn register_begin(
     State(state): State<AppState>,
@@ -418,11 +390,8 @@ pub async fn register_begin(
     body: Bytes,
 ) -> Response {
     let ip = ip_of(&state, peer, &headers);
-    if let Err(e) = form(&state, &headers, &body) {
-        return e.into_page_response();
-    }
-    let (session, user) = match recent_user(&state, &headers).await {
-        Ok(u) => u,
+    let (session, user) = match posted_recently(&state, &headers, &body).await {
+        Ok((s, _)) => (s.session, s.user),
         Err(r) => return r,
     };
     match state
@@ -456,12 +425,8 @@ pub async fn register_finish(
     body: Bytes,
 ) -> Response {
     let ip = ip_of(&state, peer, &headers);
-    let p = match form(&state, &headers, &body) {
-        Ok(p) => p,
-        Err(e) => return e.into_page_response(),
-    };
-    let (session, user) = match recent_user(&state, &headers).await {
-        Ok(u) => u,
+    let (session, user, p) = match posted_recently(&state, &headers, &body).await {
+        Ok((s, p)) => (s.session, s.user, p),
         Err(r) => return r,
     };
     let now = state.now();
@@ -506,12 +471,8 @@ pub async fn register_finish(
 
 /// `POST /account/passkeys/remove`: removes one of the user's passkeys.
 pub async fn remove(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let p = match form(&state, &headers, &body) {
-        Ok(p) => p,
-        Err(e) => return e.into_page_response(),
-    };
-    let (_, user) = match recent_user(&state, &headers).await {
-        Ok(u) => u,
+    let (user, p) = match posted_recently(&state, &headers, &body).await {
+        Ok((s, p)) => (s.user, p),
         Err(r) => return r,
     };
     let id = p.get("credential_id").unwrap_or("");

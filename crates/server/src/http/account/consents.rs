@@ -6,7 +6,7 @@
 
 use axum::{body::Bytes, extract::State, http::HeaderMap, response::Response};
 
-use super::{posted, see_other, sign_in_again, Done};
+use super::{posted_recently, see_other, Done};
 use crate::{
     audit::{self, Event},
     http::error::AppError,
@@ -21,13 +21,10 @@ pub async fn revoke_consent(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (signed, p) = match posted(&state, &headers, &body).await {
+    let (signed, p) = match posted_recently(&state, &headers, &body).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if let Some(r) = sign_in_again(&state, &signed) {
-        return r;
-    }
     let Some(client_id) = p.get("client_id") else {
         return AppError::page(Msg::NoAppNamed).into_page_response();
     };

@@ -46,9 +46,9 @@ use crate::{i18n::Msg, state::AppState, views};
 pub const RECENT_SIGN_IN: i64 = 600;
 
 /// The signed-in user, her session at the level her account needs.
-struct Signed {
-    session: Session,
-    user: User,
+pub(crate) struct Signed {
+    pub(crate) session: Session,
+    pub(crate) user: User,
 }
 
 /// The signed-in user of this browser, or where she must go first: the
@@ -79,6 +79,22 @@ async fn posted(
     session::check_csrf(state, headers, p.get("csrf").unwrap_or(""))
         .map_err(AppError::into_page_response)?;
     Ok((signed_in(state, headers).await?, p))
+}
+
+/// A form of a sensitive change, posted: as [`posted`], and the session's
+/// primary authentication at most [`RECENT_SIGN_IN`] seconds old (else the
+/// sign-in-again page). The one place this rule lives: the account page's
+/// forms and the passkey registration use it.
+pub(crate) async fn posted_recently(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Signed, Params), Response> {
+    let (signed, p) = posted(state, headers, body).await?;
+    match sign_in_again(state, &signed) {
+        Some(r) => Err(r),
+        None => Ok((signed, p)),
+    }
 }
 
 /// For a sensitive change: the sign-in-again page, unless the session's

@@ -14,7 +14,7 @@ use axum::{
 use std::net::{IpAddr, SocketAddr};
 
 use super::{
-    posted, sign_in_again,
+    posted_recently,
     view::{self, Page, PasswordError, PasswordField},
     Done, Signed,
 };
@@ -59,13 +59,10 @@ pub async fn change_password(
 ) -> Response {
     let peer = peer.map(|Extension(ConnectInfo(a))| a);
     let ip = client_ip::resolve(peer, &headers, &state.settings.trusted_proxies);
-    let (signed, p) = match posted(&state, &headers, &body).await {
+    let (signed, p) = match posted_recently(&state, &headers, &body).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if let Some(r) = sign_in_again(&state, &signed) {
-        return r;
-    }
     match change(&state, &headers, &signed, &p, ip).await {
         Ok(r) => r,
         Err(e) => e.into_page_response(),

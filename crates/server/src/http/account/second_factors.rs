@@ -13,7 +13,7 @@ use axum::{
 use std::net::{IpAddr, SocketAddr};
 use tera::Context;
 
-use super::{posted, see_other, sign_in_again, with_cookie, Done, Signed};
+use super::{posted_recently, see_other, with_cookie, Done, Signed};
 use crate::{
     audit::{self, Event},
     authorization::decide::factors_of,
@@ -72,13 +72,10 @@ pub async fn begin_totp(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let signed = match posted(&state, &headers, &body).await {
+    let signed = match posted_recently(&state, &headers, &body).await {
         Ok((s, _)) => s,
         Err(r) => return r,
     };
-    if let Some(r) = sign_in_again(&state, &signed) {
-        return r;
-    }
     match factors_of(&state, &signed.user).await.map(|f| f.totp) {
         Ok(false) => {}
         Ok(true) => return Done::TotpAlreadySetUp.back(),
@@ -97,13 +94,10 @@ pub async fn confirm_totp(
 ) -> Response {
     let peer = peer.map(|Extension(ConnectInfo(a))| a);
     let ip = client_ip::resolve(peer, &headers, &state.settings.trusted_proxies);
-    let (signed, p) = match posted(&state, &headers, &body).await {
+    let (signed, p) = match posted_recently(&state, &headers, &body).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if let Some(r) = sign_in_again(&state, &signed) {
-        return r;
-    }
     match confirm(&state, &headers, &signed, p.get("code").unwrap_or(""), ip).await {
         Ok(r) => r,
         Err(e) => e.into_page_response(),
@@ -162,13 +156,10 @@ pub async fn remove_totp(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let signed = match posted(&state, &headers, &body).await {
+    let signed = match posted_recently(&state, &headers, &body).await {
         Ok((s, _)) => s,
         Err(r) => return r,
     };
-    if let Some(r) = sign_in_again(&state, &signed) {
-        return r;
-    }
     match state.store.delete_totp(&signed.user.id).await {
         Ok(true) => {
             audit::emit(
@@ -192,13 +183,10 @@ pub async fn new_recovery_codes(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let signed = match posted(&state, &headers, &body).await {
+    let signed = match posted_recently(&state, &headers, &body).await {
         Ok((s, _)) => s,
         Err(r) => return r,
     };
-    if let Some(r) = sign_in_again(&state, &signed) {
-        return r;
-    }
     match factors_of(&state, &signed.user).await.map(|f| f.totp) {
         Ok(true) => {}
         Ok(false) => return see_other("/account"),

@@ -18,6 +18,7 @@ mod client_secret_jwt;
 mod code_binding;
 mod code_flow;
 mod discovery;
+mod dpop;
 mod dynamic_clients;
 mod factor_attacks;
 mod forged_tokens;

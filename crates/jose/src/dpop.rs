@@ -158,6 +158,24 @@ pub fn verify_proof(proof: &str, req: &DpopRequest<'_>) -> Result<DpopProof, Dpo
     })
 }
 
+/// A proof of `key` (the client's side, RFC 9449 4.2): header `typ`
+/// `dpop+jwt`, the key's `alg` and its public `jwk`; `claims` as given
+/// (`jti`, `htm`, `htu`, `iat`, and `ath` or `nonce` when needed). For
+/// clients and benchmarks written in Rust.
+#[cfg(feature = "openssl")]
+pub fn sign_proof(key: &crate::PrivateKey, claims: &Value) -> Result<String, crate::JoseError> {
+    let crate::key::PrivateOp::Sign(signer) = &key.0.op else {
+        return Err(crate::JoseError::InvalidKey(
+            "a DPoP proof needs a signing key".into(),
+        ));
+    };
+    let mut header = Map::new();
+    header.insert("typ".into(), PROOF_TYP.into());
+    header.insert("alg".into(), key.alg().as_str().into());
+    header.insert("jwk".into(), key.public_key().jwk_json());
+    crate::jws::sign_with_header(signer, header, claims)
+}
+
 /// A URL for comparing `htu` (RFC 9449 4.3: without query and fragment,
 /// RFC 3986 6.2.2 and 6.2.3 normalization): scheme and host in lower case,
 /// the scheme's default port dropped, an empty path as `/`.

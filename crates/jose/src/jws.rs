@@ -53,6 +53,16 @@ pub fn sign<C: serde::Serialize + ?Sized>(
     header.insert("alg".into(), key.0.alg.as_str().into());
     header.insert("kid".into(), key.0.kid.as_str().into());
     header.insert("typ".into(), typ.into());
+    sign_with_header(signer, header, claims)
+}
+
+/// Signs `claims` under `header` (which names the algorithm of `signer`).
+#[cfg(feature = "openssl")]
+pub(crate) fn sign_with_header<C: serde::Serialize + ?Sized>(
+    signer: &crate::key::Signer,
+    header: Map<String, Value>,
+    claims: &C,
+) -> Result<String, JoseError> {
     let header = Value::Object(header).to_string();
     let payload = serde_json::to_vec(claims)
         .map_err(|err| JoseError::Crypto(format!("claims serialization: {err}")))?;

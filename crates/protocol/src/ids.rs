@@ -122,6 +122,23 @@ id! {
     Kid
 }
 
+id! {
+    /// The RFC 7638 SHA-256 thumbprint, base64url, of a client's DPoP key
+    /// (RFC 9449): `cnf.jkt` in a bound token, `dpop_jkt` at /authorize.
+    Jkt
+}
+
+impl Jkt {
+    /// A thumbprint as sent by a client (`dpop_jkt`): exactly the 43
+    /// base64url characters of a SHA-256 digest, else `None`.
+    pub fn parse(s: &str) -> Option<Jkt> {
+        let ok = s.len() == 43
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| Jkt(s.to_owned()))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -136,5 +153,20 @@ mod tests {
         assert_eq!("app-1", c);
         assert_eq!(c.len(), 5);
         assert_eq!(format!("{c} {c:?} {c:<7}|"), "app-1 \"app-1\" app-1  |");
+    }
+
+    #[test]
+    fn a_thumbprint_is_43_base64url_characters() {
+        let t = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+        assert_eq!(Jkt::parse(t).unwrap(), t);
+        for bad in [
+            "",
+            &t[1..],
+            &format!("{t}A"),
+            &t.replace('-', "+"),
+            &t.replace('Z', "="),
+        ] {
+            assert!(Jkt::parse(bad).is_none(), "{bad}");
+        }
     }
 }

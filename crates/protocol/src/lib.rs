@@ -11,5 +11,5 @@
 mod ids;
 mod names;
 
-pub use ids::{ClientId, Kid, UserId};
+pub use ids::{ClientId, Jkt, Kid, UserId};
 pub use names::{Acr, Amr, AuthMethod, GrantType, TokenFormat, UnknownName};

@@ -102,6 +102,7 @@ async fn build_state_with(
         registry,
         hasher,
         device_keys: crate::http::device::mac_key(&kek),
+        dpop_nonces: crate::dpop::Nonces::new(&kek),
         sealer: SecretSealer::new(&kek),
         totp: gatehouse_keys::TotpSealer::new(&kek),
         passkeys,

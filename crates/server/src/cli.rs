@@ -364,6 +364,16 @@ pub struct ClientArgs {
     /// `none` removes the requirement [default: none].
     #[arg(long, value_name = "LEVEL", value_parser = parse_require_acr)]
     pub require_acr: Option<RequireAcr>,
+    /// Every access token of this client must be DPoP-bound (RFC 9449):
+    /// a token request without a DPoP proof is refused. The flag alone
+    /// means true [default: false].
+    #[arg(
+        long,
+        value_name = "true|false",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub dpop_bound: Option<bool>,
 }
 
 /// The value of `--require-acr`: a level, or `none`.

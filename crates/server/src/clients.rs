@@ -40,6 +40,8 @@ pub struct ClientSpec {
     /// Also accept the token endpoint URL as an assertion's `aud`
     /// (client_secret_jwt and private_key_jwt only).
     pub legacy_assertion_audience: bool,
+    /// Every access token must be DPoP-bound (RFC 9449 5.2).
+    pub dpop_bound_access_tokens: bool,
 }
 
 impl ClientSpec {
@@ -61,6 +63,7 @@ impl ClientSpec {
             token_endpoint_auth_signing_alg: c.token_endpoint_auth_signing_alg.clone(),
             require_pkce: c.require_pkce,
             legacy_assertion_audience: c.legacy_assertion_audience,
+            dpop_bound_access_tokens: c.dpop_bound_access_tokens,
         }
     }
 }
@@ -405,6 +408,7 @@ fn validate(
         registration_policy: None,
         legacy_assertion_audience: spec.legacy_assertion_audience,
         require_acr: None,
+        dpop_bound_access_tokens: spec.dpop_bound_access_tokens,
     })
 }
 

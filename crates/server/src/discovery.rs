@@ -64,6 +64,8 @@ impl Discovery {
             "ui_locales_supported": crate::i18n::Lang::ALL.iter().map(|l| l.tag()).collect::<Vec<_>>(),
             "claim_types_supported": ["normal"],
             "access_token_signing_alg_values_supported": [Alg::ES256.as_str(), Alg::RS256.as_str(), Alg::PS256.as_str(), Alg::EdDSA.as_str()],
+            // RFC 9449 5.1: proofs are checked at /token and /userinfo.
+            "dpop_signing_alg_values_supported": crate::dpop::PROOF_ALGS.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
         });
         let body: std::sync::Arc<[u8]> = std::sync::Arc::from(doc.to_string().into_bytes());
         let etag = format!("\"{}\"", hex16(&Sha256::digest(&body)));

@@ -68,6 +68,13 @@ pub enum OAuthError {
     InsufficientScope(Description),
     #[error("unmet_authentication_requirements")]
     UnmetAuthenticationRequirements(Description),
+    /// RFC 9449 5 and 7.1.
+    #[error("invalid_dpop_proof")]
+    InvalidDpopProof(Description),
+    /// RFC 9449 8 and 9: the proof must carry the nonce the answer's
+    /// `DPoP-Nonce` header gives.
+    #[error("use_dpop_nonce")]
+    UseDpopNonce(Description),
 }
 
 impl OAuthError {
@@ -103,6 +110,8 @@ impl OAuthError {
             ErrorCode::UnmetAuthenticationRequirements => {
                 OAuthError::UnmetAuthenticationRequirements(d)
             }
+            ErrorCode::InvalidDpopProof => OAuthError::InvalidDpopProof(d),
+            ErrorCode::UseDpopNonce => OAuthError::UseDpopNonce(d),
         }
     }
 
@@ -141,6 +150,8 @@ impl OAuthError {
             OAuthError::UnmetAuthenticationRequirements(_) => {
                 ErrorCode::UnmetAuthenticationRequirements
             }
+            OAuthError::InvalidDpopProof(_) => ErrorCode::InvalidDpopProof,
+            OAuthError::UseDpopNonce(_) => ErrorCode::UseDpopNonce,
         }
     }
 
@@ -172,6 +183,8 @@ impl OAuthError {
             | OAuthError::UnsupportedResponseType(d)
             | OAuthError::InvalidScope(d)
             | OAuthError::InvalidTarget(d)
+            | OAuthError::InvalidDpopProof(d)
+            | OAuthError::UseDpopNonce(d)
             | OAuthError::AccessDenied(d)
             | OAuthError::ServerError(d)
             | OAuthError::TemporarilyUnavailable(d)

@@ -17,6 +17,7 @@ pub mod client_ip;
 pub mod clients;
 pub mod config;
 mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod factors;
 mod grants;

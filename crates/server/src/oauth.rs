@@ -5,7 +5,7 @@ use std::{collections::BTreeSet, fmt};
 
 use url::Url;
 
-pub use gatehouse_protocol::{AuthMethod, ClientId, GrantType, TokenFormat, UserId};
+pub use gatehouse_protocol::{AuthMethod, ClientId, GrantType, Jkt, TokenFormat, UserId};
 
 /// RFC 6749 5.2 / OIDC Core 3.1.2.6 / RFC 8707 / RFC 6750 error codes. `Display` is the wire string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +33,10 @@ pub enum ErrorCode {
     InsufficientScope,
     /// OpenID Connect Unmet Authentication Requirements 1.0.
     UnmetAuthenticationRequirements,
+    /// RFC 9449 12.2.
+    InvalidDpopProof,
+    /// RFC 9449 12.2.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -60,6 +64,8 @@ impl ErrorCode {
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }

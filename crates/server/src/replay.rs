@@ -61,6 +61,19 @@ enum Recorded {
     Full,
 }
 
+/// The longest key stored as it is; the store's column holds 255 bytes.
+const MAX_PLAIN_KEY: usize = 128;
+
+/// `key` as stored: as it is when short, else its SHA-256 digest (a
+/// client's 256-byte `jti` behind a prefix would not fit the column).
+fn stored_key(key: &str) -> std::borrow::Cow<'_, str> {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+    if key.len() <= MAX_PLAIN_KEY {
+        return key.into();
+    }
+    format!("sha256:{}", URL_SAFE_NO_PAD.encode(digest(key))).into()
+}
+
 fn digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
@@ -143,6 +156,7 @@ impl AppState {
     /// answers; in memory when it is away (see the module documentation).
     pub async fn record_once(&self, key: &str, expires_at: i64) -> Result<bool, Error> {
         let now = self.now();
+        let key = &stored_key(key);
         if self.replay.seen(key, now) {
             return Ok(false);
         }
@@ -191,6 +205,19 @@ impl AppState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_keys_are_stored_as_digests_that_fit_the_column() {
+        let short = "assertion:c:j";
+        assert_eq!(stored_key(short), short);
+        let long = format!("dpop:{}:{}", "k".repeat(43), "j".repeat(256));
+        let stored = stored_key(&long);
+        assert!(
+            stored.starts_with("sha256:") && stored.len() <= 64,
+            "{stored}"
+        );
+        assert_ne!(stored, stored_key(&format!("{long}x")));
+    }
 
     #[test]
     fn a_value_is_new_once_until_it_expires() {

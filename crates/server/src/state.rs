@@ -46,6 +46,8 @@ pub struct Shared {
     pub http: Arc<crate::outbound::Outbound>,
     /// Signs and checks device cookies (a subkey of the key-encryption key).
     pub device_keys: SecretHasher,
+    /// The DPoP server nonces (a subkey of the key-encryption key).
+    pub dpop_nonces: crate::dpop::Nonces,
     /// Failure counters for logins and client authentication.
     pub throttle: Arc<crate::throttle::Throttle>,
     /// Set when shutdown begins: `/readyz` fails first, so load balancers

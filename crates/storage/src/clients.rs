@@ -76,6 +76,7 @@ impl TryFrom<clients::Model> for Client {
             client_secret_sealed: m.client_secret_sealed,
             token_endpoint_auth_signing_alg: m.token_endpoint_auth_signing_alg,
             require_pkce: m.require_pkce,
+            dpop_bound_access_tokens: m.dpop_bound_access_tokens,
             registration_policy: m
                 .registration_policy
                 .as_deref()
@@ -117,6 +118,7 @@ fn active(c: &Client) -> clients::ActiveModel {
         client_secret_sealed: Set(c.client_secret_sealed.clone()),
         token_endpoint_auth_signing_alg: Set(c.token_endpoint_auth_signing_alg.clone()),
         require_pkce: Set(c.require_pkce),
+        dpop_bound_access_tokens: Set(c.dpop_bound_access_tokens),
         registration_policy: Set(c
             .registration_policy
             .as_ref()

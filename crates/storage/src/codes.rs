@@ -31,6 +31,7 @@ impl TryFrom<codes::Model> for AuthCode {
             family_id: m.family_id,
             created_at: m.created_at,
             expires_at: m.expires_at,
+            dpop_jkt: m.dpop_jkt.map(Into::into),
         })
     }
 }
@@ -58,6 +59,7 @@ pub(crate) async fn create_code_in<C: ConnectionTrait>(
         access_token_expires_at: Set(None),
         created_at: Set(c.created_at),
         expires_at: Set(c.expires_at),
+        dpop_jkt: Set(c.dpop_jkt.as_ref().map(ToString::to_string)),
         consumed_at: Set(None),
     }
     .insert(conn)

@@ -57,6 +57,7 @@ pub mod clients {
         pub client_secret_sealed: Option<Vec<u8>>,
         pub token_endpoint_auth_signing_alg: Option<String>,
         pub require_pkce: bool,
+        pub dpop_bound_access_tokens: bool,
         pub registration_policy: Option<String>,
         pub legacy_assertion_audience: bool,
         pub require_acr: Option<String>,
@@ -160,6 +161,7 @@ pub mod authorization_codes {
         pub created_at: i64,
         pub expires_at: i64,
         pub consumed_at: Option<i64>,
+        pub dpop_jkt: Option<String>,
     }
     no_relations!();
 }
@@ -221,6 +223,7 @@ pub mod refresh_tokens {
         pub expires_at: i64,
         pub used_at: Option<i64>,
         pub revoked_at: Option<i64>,
+        pub dpop_jkt: Option<String>,
     }
     no_relations!();
 }
@@ -286,6 +289,7 @@ pub mod opaque_tokens {
         pub expires_at: i64,
         pub revoked_at: Option<i64>,
         pub family_id: Option<String>,
+        pub dpop_jkt: Option<String>,
     }
     no_relations!();
 }

@@ -1,7 +1,7 @@
 //! Domain types the stores take and return. Plain data: no sea-orm, no HTTP.
 
 use gatehouse_keys::Alg;
-use gatehouse_protocol::{Acr, AuthMethod, ClientId, GrantType, TokenFormat, UserId};
+use gatehouse_protocol::{Acr, AuthMethod, ClientId, GrantType, Jkt, TokenFormat, UserId};
 use serde::{Deserialize, Serialize};
 
 /// A person who signs in at Gatehouse.
@@ -78,6 +78,10 @@ pub struct Client {
     /// to this client (`--require-acr`; no registration counterpart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_acr: Option<Acr>,
+    /// Every access token of this client must be DPoP-bound: a token
+    /// request without a proof is refused (RFC 9449 5.2).
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
 }
 
 impl Client {
@@ -297,6 +301,9 @@ pub struct AuthCode {
     pub family_id: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The DPoP key the code is bound to (`dpop_jkt`, RFC 9449 10): the
+    /// token request must carry a proof of that key.
+    pub dpop_jkt: Option<Jkt>,
 }
 
 /// An opaque refresh token as stored.
@@ -317,6 +324,9 @@ pub struct RefreshToken {
     pub expires_at: i64,
     pub used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// A public client's DPoP key: the token is refused without a proof of
+    /// that key (RFC 9449 5); successors inherit it.
+    pub dpop_jkt: Option<Jkt>,
 }
 
 /// The outcome of redeeming an authorization code.
@@ -374,6 +384,8 @@ pub struct OpaqueToken {
     /// The grant (refresh family) the token descends from; `None` for
     /// client_credentials tokens. Revoking the grant revokes the token.
     pub family_id: Option<String>,
+    /// The DPoP key the token is bound to (`cnf.jkt` at introspection).
+    pub dpop_jkt: Option<Jkt>,
 }
 
 /// What issuing one access token leaves in the database. A grant that

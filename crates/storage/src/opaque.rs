@@ -18,6 +18,7 @@ impl From<ot::Model> for OpaqueToken {
             expires_at: m.expires_at,
             revoked_at: m.revoked_at,
             family_id: m.family_id,
+            dpop_jkt: m.dpop_jkt.map(Into::into),
         }
     }
 }
@@ -38,6 +39,7 @@ pub(crate) async fn create_opaque_token_in<C: ConnectionTrait>(
         expires_at: Set(t.expires_at),
         revoked_at: Set(t.revoked_at),
         family_id: Set(t.family_id.clone()),
+        dpop_jkt: Set(t.dpop_jkt.as_ref().map(ToString::to_string)),
     }
     .insert(c)
     .await?;

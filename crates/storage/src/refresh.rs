@@ -33,6 +33,7 @@ impl TryFrom<rt::Model> for RefreshToken {
             expires_at: m.expires_at,
             used_at: m.used_at,
             revoked_at: m.revoked_at,
+            dpop_jkt: m.dpop_jkt.map(Into::into),
         })
     }
 }
@@ -54,6 +55,7 @@ fn active(t: &RefreshToken) -> rt::ActiveModel {
         expires_at: Set(t.expires_at),
         used_at: Set(t.used_at),
         revoked_at: Set(t.revoked_at),
+        dpop_jkt: Set(t.dpop_jkt.as_ref().map(ToString::to_string)),
     }
 }
 

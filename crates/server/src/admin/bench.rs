@@ -40,6 +40,32 @@ where
     Ok((f64::from(n) / secs, secs * 1e6 / f64::from(n)))
 }
 
+/// Like [`rate`], timing only `run`: each round's input is made by
+/// `prepare` first, off the clock (a client's DPoP proof).
+async fn rate_of<T, P, F, Fut>(
+    budget: Duration,
+    min: u32,
+    mut prepare: P,
+    mut run: F,
+) -> anyhow::Result<(f64, f64)>
+where
+    P: FnMut() -> anyhow::Result<T>,
+    F: FnMut(T) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut timed = Duration::ZERO;
+    let mut n = 0u32;
+    while n < min || timed < budget {
+        let input = prepare()?;
+        let start = Instant::now();
+        run(input).await?;
+        timed += start.elapsed();
+        n += 1;
+    }
+    let secs = timed.as_secs_f64();
+    Ok((f64::from(n) / secs, secs * 1e6 / f64::from(n)))
+}
+
 fn e(err: crate::error::Error) -> anyhow::Error {
     anyhow::anyhow!("{err}")
 }
@@ -71,6 +97,8 @@ pub struct Fixture {
     family: String,
     /// The scope of client_credentials tokens: one short API scope.
     client_scope: ScopeSet,
+    /// A client's DPoP key (ES256), to make proofs as a client would.
+    dpop_key: PrivateKey,
 }
 
 impl Fixture {
@@ -149,6 +177,10 @@ impl Fixture {
             scope: ScopeSet::parse("openid profile email").map_err(anyhow::Error::msg)?,
             family: uuid::Uuid::new_v4().to_string(),
             client_scope: ScopeSet::parse("read").map_err(anyhow::Error::msg)?,
+            dpop_key: {
+                let pair = gatehouse_keys::jose::generate_key_pair(Alg::ES256, "dpop")?;
+                PrivateKey::from_pkcs8("dpop", Alg::ES256, pair.private_pkcs8())?
+            },
         })
     }
 
@@ -165,6 +197,81 @@ impl Fixture {
     /// recording its status row) or for the client alone (as
     /// client_credentials does: one short scope, no grant, no write).
     pub async fn issue(&self, to: Target, for_user: bool) -> anyhow::Result<String> {
+        self.issue_bound(to, for_user, None).await
+    }
+
+    /// A fresh DPoP proof of the fixture's client key for `method` at
+    /// `path`, with `ath` when a token is given (what a client makes).
+    pub fn proof(&self, method: &str, path: &str, token: Option<&str>) -> anyhow::Result<String> {
+        use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+        use sha2::{Digest, Sha256};
+        let mut claims = json!({
+            "jti": new_jti(),
+            "htm": method,
+            "htu": self.state.settings.endpoint(path),
+            "iat": self.state.now(),
+        });
+        if let Some(t) = token {
+            claims["ath"] = URL_SAFE_NO_PAD.encode(Sha256::digest(t.as_bytes())).into();
+        }
+        Ok(gatehouse_keys::jose::dpop::sign_proof(
+            &self.dpop_key,
+            &claims,
+        )?)
+    }
+
+    /// As a token request with a DPoP proof: the proof checked (signature,
+    /// claims, its jti recorded in the database), then a token bound to
+    /// its key issued.
+    pub async fn issue_with_proof(&self, to: Target, proof: &str) -> anyhow::Result<String> {
+        let jkt = crate::dpop::check(
+            &self.state,
+            proof,
+            crate::dpop::ProofRequest {
+                method: "POST",
+                path: "/token",
+                access_token: None,
+            },
+        )
+        .await
+        .map_err(e)?;
+        self.issue_bound(to, false, Some(&jkt)).await
+    }
+
+    /// As userinfo reads a bound token: the proof checked (with `ath`,
+    /// its jti recorded), the token read back, the binding compared.
+    pub async fn read_with_proof(&self, token: &str, proof: &str) -> anyhow::Result<()> {
+        let jkt = crate::dpop::check(
+            &self.state,
+            proof,
+            crate::dpop::ProofRequest {
+                method: "GET",
+                path: "/userinfo",
+                access_token: Some(token),
+            },
+        )
+        .await
+        .map_err(e)?;
+        let at = self
+            .state
+            .tokens
+            .read_access_token(token)
+            .await
+            .map_err(e)?
+            .ok_or_else(|| anyhow::anyhow!("the token did not read back"))?;
+        anyhow::ensure!(
+            at.claims.cnf.map(|c| c.jkt) == Some(jkt),
+            "the token is not bound to the proof's key"
+        );
+        Ok(())
+    }
+
+    async fn issue_bound(
+        &self,
+        to: Target,
+        for_user: bool,
+        jkt: Option<&crate::oauth::Jkt>,
+    ) -> anyhow::Result<String> {
         let audience = match to {
             Target::Own => Audience::Own,
             Target::ResourceServer => Audience::Resource(self.jwe_rs.clone()),
@@ -174,6 +281,7 @@ impl Fixture {
             .state
             .tokens
             .issue_access_token(AccessClaimsInput {
+                jkt,
                 client: &self.client,
                 user: for_user.then_some(&self.user),
                 scope: if for_user {
@@ -233,6 +341,7 @@ impl Fixture {
             auth_time: None,
             acr: None,
             status: None,
+            cnf: None,
         }
     }
 }
@@ -240,8 +349,8 @@ impl Fixture {
 pub async fn run(settings: Settings, seconds: u64, as_json: bool) -> anyhow::Result<()> {
     let kek = settings.load_kek()?;
     let state = app::build_from_settings(settings).await?;
-    // Eight measurements share the time.
-    let budget = Duration::from_millis(seconds.max(1) * 1000 / 8);
+    // Ten measurements share the time.
+    let budget = Duration::from_millis(seconds.max(1) * 1000 / 10);
     let fixture = Fixture::create(&state, &kek).await?;
     let outcome = measure(&fixture, budget).await;
     // Clean up whatever happened.
@@ -301,9 +410,39 @@ async fn measure(f: &Fixture, budget: Duration) -> anyhow::Result<serde_json::Va
     })
     .await?;
 
+    // A DPoP-bound token for a proof (the proof made off the clock, as the
+    // client makes it): the proof's signature and claims checked, its jti
+    // recorded in the database, the token issued with `cnf.jkt`.
+    let (dpop_rate, dpop_us) = rate_of(
+        budget,
+        50,
+        || f.proof("POST", "/token", None),
+        |proof| async move {
+            f.issue_with_proof(Target::ResourceServer, &proof)
+                .await
+                .map(|_| ())
+        },
+    )
+    .await?;
+
     // Gatehouse reading its own access token back (userinfo, introspection):
     // decrypt, claims, one revocation read.
     let (own_read_rate, own_read_us) = rate(budget, 50, || f.read(&own)).await?;
+    // The same for a bound token with its proof, as userinfo does.
+    let own_bound = {
+        let proof = f.proof("POST", "/token", None)?;
+        f.issue_with_proof(Target::Own, &proof).await?
+    };
+    let (bound_read_rate, bound_read_us) = rate_of(
+        budget,
+        50,
+        || f.proof("GET", "/userinfo", Some(&own_bound)),
+        |proof| {
+            let own_bound = own_bound.clone();
+            async move { f.read_with_proof(&own_bound, &proof).await }
+        },
+    )
+    .await?;
 
     // Checking a JWE access token locally, as a resource server does.
     let (local_rate, local_us) = rate(budget, 50, || async {
@@ -380,10 +519,12 @@ async fn measure(f: &Fixture, budget: Duration) -> anyhow::Result<serde_json::Va
             "jwe_resource_server_es256_ecdh_es": { "rate": jwe_rate, "mean_us": jwe_us },
             "jwe_own_key": { "rate": own_rate, "mean_us": own_us },
             "opaque_with_database_write": { "rate": opaque_rate, "mean_us": opaque_us },
+            "jwe_resource_server_dpop_bound_with_proof_check": { "rate": dpop_rate, "mean_us": dpop_us },
         },
         "check_per_second": {
             "jwe_local_decrypt_and_verify": { "rate": local_rate, "mean_us": local_us },
             "own_token_read_with_revocation_check": { "rate": own_read_rate, "mean_us": own_read_us },
+            "own_dpop_bound_token_read_with_proof_check": { "rate": bound_read_rate, "mean_us": bound_read_us },
             "introspection_round_trip": { "rate": introspect_rate, "mean_us": introspect_us },
             "session_lookup": { "rate": session_rate, "mean_us": session_us },
         }
@@ -396,19 +537,19 @@ fn print_table(r: &serde_json::Value) {
         r["database"].as_str().unwrap_or("?")
     );
     println!();
-    println!("{:<40} {:>10}", "size", "bytes");
+    println!("{:<52} {:>10}", "size", "bytes");
     if let Some(m) = r["sizes_bytes"].as_object() {
         for (k, v) in m {
-            println!("{:<40} {:>10}", k, v);
+            println!("{:<52} {:>10}", k, v);
         }
     }
     for section in ["issuance_per_second", "check_per_second"] {
         println!();
-        println!("{:<40} {:>10} {:>12}", section, "per second", "mean µs");
+        println!("{:<52} {:>10} {:>12}", section, "per second", "mean µs");
         if let Some(m) = r[section].as_object() {
             for (k, v) in m {
                 println!(
-                    "{:<40} {:>10.0} {:>12.1}",
+                    "{:<52} {:>10.0} {:>12.1}",
                     k,
                     v["rate"].as_f64().unwrap_or(0.0),
                     v["mean_us"].as_f64().unwrap_or(0.0)

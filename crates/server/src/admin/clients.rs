@@ -37,6 +37,7 @@ fn apply(spec: &mut ClientSpec, a: ClientArgs) {
         require_pkce,
         legacy_assertion_audience,
         require_acr: _,
+        dpop_bound,
     } = a;
     let set_list = |field: &mut Vec<String>, v: Option<Vec<String>>| {
         if let Some(v) = list_flag(v) {
@@ -70,6 +71,9 @@ fn apply(spec: &mut ClientSpec, a: ClientArgs) {
     }
     if let Some(l) = legacy_assertion_audience {
         spec.legacy_assertion_audience = l;
+    }
+    if let Some(d) = dpop_bound {
+        spec.dpop_bound_access_tokens = d;
     }
 }
 

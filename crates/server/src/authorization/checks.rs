@@ -16,7 +16,7 @@ use super::request::{
 };
 use crate::{
     i18n::{Msg, UiLocales},
-    oauth::{redirect_uri_matches, AuthMethod, ErrorCode, GrantType, ScopeSet},
+    oauth::{redirect_uri_matches, AuthMethod, ErrorCode, GrantType, Jkt, ScopeSet},
     pkce::CodeChallenge,
     registry::Resource,
     scopes,
@@ -42,6 +42,7 @@ pub async fn validate(state: &AppState, received: &Received) -> Result<Checked, 
     let max_age = check_max_age(&reply, received)?;
     let hint_sub = check_id_token_hint(state, &reply, received)?;
     let acr = check_acr(&reply, received)?;
+    let dpop_jkt = check_dpop_jkt(&reply, received)?;
     Ok(Checked {
         request: AuthorizationRequest {
             client_id: client.id.clone(),
@@ -59,6 +60,7 @@ pub async fn validate(state: &AppState, received: &Received) -> Result<Checked, 
             acr_values: received.get("acr_values").map(str::to_owned),
             acr,
             ui_locales: check_ui_locales(received),
+            dpop_jkt,
         },
         client,
     })
@@ -256,6 +258,20 @@ fn check_ui_locales(received: &Received) -> UiLocales {
         .get("ui_locales")
         .map(UiLocales::parse)
         .unwrap_or_default()
+}
+
+/// `dpop_jkt` (RFC 9449 10): the thumbprint of the DPoP key the code
+/// will be bound to.
+fn check_dpop_jkt(reply: &Reply, received: &Received) -> Result<Option<Jkt>, Rejection> {
+    match received.get("dpop_jkt") {
+        None => Ok(None),
+        Some(v) => Jkt::parse(v).map(Some).ok_or_else(|| {
+            reply.reject(
+                ErrorCode::InvalidRequest,
+                "dpop_jkt must be a JWK SHA-256 thumbprint (RFC 7638): 43 base64url characters",
+            )
+        }),
+    }
 }
 
 /// Request objects are not supported (OIDC Core 6).

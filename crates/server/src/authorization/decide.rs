@@ -187,6 +187,7 @@ pub async fn issue_code(
         family_id: uuid::Uuid::new_v4().to_string(),
         created_at: now,
         expires_at: now + state.settings.lifetimes.code,
+        dpop_jkt: req.dpop_jkt.clone(),
     };
     match tx {
         Some(t) => t.consume(state, Some(&record)).await?,

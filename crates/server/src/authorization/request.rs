@@ -10,7 +10,7 @@ use url::Url;
 
 use crate::{
     i18n::{Msg, UiLocales},
-    oauth::{ClientId, ErrorCode, ScopeSet},
+    oauth::{ClientId, ErrorCode, Jkt, ScopeSet},
     pkce::CodeChallenge,
 };
 
@@ -77,6 +77,9 @@ pub struct AuthorizationRequest {
     /// honoured by every page of the sign-in (`crate::i18n`).
     #[serde(default, skip_serializing_if = "UiLocales::is_empty")]
     pub ui_locales: UiLocales,
+    /// The DPoP key the code is bound to (RFC 9449 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<Jkt>,
 }
 
 /// A checked request and the client that sent it.
@@ -227,6 +230,7 @@ mod tests {
             acr_values: None,
             acr: Default::default(),
             ui_locales: UiLocales::parse("fr-CA en"),
+            dpop_jkt: Jkt::parse("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"),
         };
         let json = serde_json::to_string(&req).unwrap();
         assert!(json.contains(r#""scope":"openid profile""#), "{json}");

@@ -66,6 +66,10 @@ pub struct RawConfig {
     pub templates_dir: Option<PathBuf>,
     /// A directory served at `/assets/` (a logo, fonts; default none).
     pub assets_dir: Option<PathBuf>,
+    /// DPoP proofs must carry a server nonce (default false).
+    pub dpop_nonce: Option<bool>,
+    /// How far a DPoP proof's `iat` may be from now, seconds (default 60).
+    pub dpop_proof_max_age: Option<i64>,
 }
 
 impl RawConfig {
@@ -140,13 +144,28 @@ impl RawConfig {
             outage_staleness_secs,
             password_min_length,
             templates_dir,
-            assets_dir
+            assets_dir,
+            dpop_nonce,
+            dpop_proof_max_age
         )
     }
 }
 
 /// A whole number from the environment variable `name`, if set and not
 /// empty; an error naming the variable when it is not a number.
+/// `true` or `false` from the environment variable `name`, if set and not
+/// empty; an error naming the variable otherwise.
+pub fn env_bool(name: &str) -> anyhow::Result<Option<bool>> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map(Some)
+            .with_context(|| format!("{name} must be true or false, got {v:?}")),
+        _ => Ok(None),
+    }
+}
+
 pub fn env_i64(name: &str) -> anyhow::Result<Option<i64>> {
     match std::env::var(name) {
         Ok(v) if !v.trim().is_empty() => v

@@ -9,11 +9,12 @@ use url::Url;
 
 use super::{
     defaults::{
-        DEFAULT_DATABASE_URL, DEFAULT_ISSUER, DEFAULT_LISTEN, DEFAULT_OUTAGE_STALENESS_SECS,
-        DEFAULT_PASSWORD_MIN_LENGTH, DEFAULT_STATUS_INDEX_RESERVE_MAX, MAX_OUTAGE_STALENESS_SECS,
+        DEFAULT_DATABASE_URL, DEFAULT_DPOP_PROOF_MAX_AGE, DEFAULT_ISSUER, DEFAULT_LISTEN,
+        DEFAULT_OUTAGE_STALENESS_SECS, DEFAULT_PASSWORD_MIN_LENGTH,
+        DEFAULT_STATUS_INDEX_RESERVE_MAX, MAX_OUTAGE_STALENESS_SECS,
     },
     settings::dev_kek_path,
-    DatabaseUrl, KekSource, Lifetimes, MetricsToken, RawConfig, Settings,
+    DatabaseUrl, DpopSettings, KekSource, Lifetimes, MetricsToken, RawConfig, Settings,
 };
 
 fn positive(name: &str, v: Option<i64>, default: i64) -> anyhow::Result<i64> {
@@ -178,7 +179,16 @@ impl Settings {
             ),
         };
         let password_min_length = password_min_length(raw.password_min_length)?;
+        let dpop = DpopSettings {
+            nonce: raw.dpop_nonce.unwrap_or(false),
+            max_age: match raw.dpop_proof_max_age {
+                None => DEFAULT_DPOP_PROOF_MAX_AGE,
+                Some(x @ 5..=300) => x,
+                Some(x) => bail!("dpop_proof_max_age must be between 5 and 300 seconds, got {x}"),
+            },
+        };
         Ok(Settings {
+            dpop,
             db_probe_interval,
             status_index_reserve_max,
             outage_staleness_secs,

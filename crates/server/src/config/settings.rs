@@ -7,6 +7,16 @@ use anyhow::Context;
 use gatehouse_keys::{Kek, RotationPolicy};
 use url::Url;
 
+/// How DPoP proofs (RFC 9449) are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DpopSettings {
+    /// Proofs must carry a server nonce (`DPoP-Nonce`, RFC 9449 8 and 9).
+    pub nonce: bool,
+    /// How far a proof's `iat` may be from now, either way, in seconds;
+    /// its `jti` is remembered this long after `iat`.
+    pub max_age: i64,
+}
+
 /// Token and session lifetimes, in seconds.
 #[derive(Debug, Clone)]
 pub struct Lifetimes {
@@ -68,6 +78,8 @@ pub struct Settings {
     /// How old (seconds) a revocation check or user read may be when
     /// introspection and userinfo answer from memory during an outage.
     pub outage_staleness_secs: i64,
+    /// How DPoP proofs are checked (RFC 9449).
+    pub dpop: DpopSettings,
     /// Fewest characters (Unicode scalar values) a new password may have;
     /// see [`crate::password_policy`].
     pub password_min_length: usize,

@@ -15,7 +15,7 @@ use gatehouse_storage::model::{
 use crate::{
     error::{Error, OAuthError},
     grants::AuthenticatedClient,
-    oauth::{GrantType, ScopeSet},
+    oauth::{AuthMethod, GrantType, Jkt, ScopeSet},
     pkce::{CodeChallenge, CodeVerifier},
     state::AppState,
     tokens::{new_jti, TokenResponse},
@@ -32,14 +32,17 @@ fn expired(state: &AppState) -> Error {
     ))
 }
 
-/// The code was issued to this client, for this redirect URI, and (if it
+/// The code was issued to this client, for this redirect URI, (if it
 /// carries a challenge) this verifier matches it (RFC 6749 4.1.3; RFC 7636
-/// 4.6). The descriptions name what differs, never the stored values.
+/// 4.6), and (if it is bound to a DPoP key) the request's proof is of that
+/// key (RFC 9449 10). The descriptions name what differs, never the stored
+/// values.
 fn check_bindings(
     code: &AuthCode,
     client_id: &str,
     redirect_uri: &str,
     verifier: Option<&str>,
+    jkt: Option<&Jkt>,
 ) -> Result<(), Error> {
     if code.client_id != client_id {
         return Err(invalid_grant("the code was issued to another client"));
@@ -48,6 +51,20 @@ fn check_bindings(
         return Err(invalid_grant(
             "the code was issued for another redirect_uri",
         ));
+    }
+    match (&code.dpop_jkt, jkt) {
+        (Some(bound), Some(j)) if bound != j => {
+            return Err(invalid_grant(
+                "the DPoP proof's key is not the one the authorization request named (dpop_jkt)",
+            ))
+        }
+        (Some(_), None) => {
+            return Err(OAuthError::InvalidDpopProof(
+                "the code is bound to a DPoP key (dpop_jkt): send a DPoP proof of that key".into(),
+            )
+            .into())
+        }
+        _ => {}
     }
     match (&code.code_challenge, verifier) {
         (Some(challenge), Some(v)) => {
@@ -81,6 +98,7 @@ pub async fn exchange(
     code: &str,
     redirect_uri: &str,
     verifier: Option<&str>,
+    jkt: Option<&Jkt>,
 ) -> Result<TokenResponse, Error> {
     let now = state.now();
     let client = &auth.client;
@@ -92,11 +110,11 @@ pub async fn exchange(
     let code_hash = state.hasher.hash(code);
     let live = match state.store.find_code(&code_hash, now).await? {
         CodeLookup::Live(c) => {
-            check_bindings(&c, &client.id, redirect_uri, verifier)?;
+            check_bindings(&c, &client.id, redirect_uri, verifier, jkt)?;
             Some(c)
         }
         CodeLookup::Used(c) => {
-            check_bindings(&c, &client.id, redirect_uri, verifier)?;
+            check_bindings(&c, &client.id, redirect_uri, verifier, jkt)?;
             None
         }
         CodeLookup::Expired => return Err(expired(state)),
@@ -153,6 +171,10 @@ pub async fn exchange(
                     .unwrap_or(state.settings.lifetimes.refresh_token),
             used_at: None,
             revoked_at: None,
+            // A public client's refresh token is bound to its DPoP key
+            // (RFC 9449 5); a confidential client's proves its holder by
+            // the client's authentication.
+            dpop_jkt: jkt.filter(|_| auth.method == AuthMethod::None).cloned(),
         };
         (token, row)
     });
@@ -168,6 +190,7 @@ pub async fn exchange(
         nonce: code.nonce.as_deref(),
         family: &code.family_id,
         jti: new_jti(),
+        jkt,
     };
     // The whole answer is made before the code is spent, and written with
     // the redemption in one transaction: a fault leaves the code redeemable.

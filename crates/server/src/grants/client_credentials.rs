@@ -5,10 +5,10 @@
 use crate::{
     error::{Error, OAuthError},
     grants::AuthenticatedClient,
-    oauth::{AuthMethod, ScopeSet},
+    oauth::{AuthMethod, Jkt, ScopeSet},
     scopes::{self, Subject},
     state::AppState,
-    tokens::{new_jti, AccessClaimsInput, Audience, TokenResponse},
+    tokens::{new_jti, token_type, AccessClaimsInput, Audience, TokenResponse},
 };
 
 /// Issues an access token to the client itself.
@@ -17,6 +17,7 @@ pub async fn exchange(
     auth: &AuthenticatedClient,
     scope: Option<&str>,
     resource: Option<&str>,
+    jkt: Option<&Jkt>,
 ) -> Result<TokenResponse, Error> {
     if auth.method == AuthMethod::None {
         return Err(OAuthError::UnauthorizedClient(
@@ -50,11 +51,12 @@ pub async fn exchange(
             acr: None,
             jti: new_jti(),
             family: None,
+            jkt,
         })
         .await?;
     Ok(TokenResponse {
         access_token: access.token,
-        token_type: "Bearer",
+        token_type: token_type(jkt),
         expires_in: access.expires_in,
         refresh_token: None,
         id_token: None,

@@ -20,19 +20,32 @@ use gatehouse_storage::model::{Client, TokenRecord, User};
 
 use crate::{
     error::{Error, OAuthError},
-    oauth::ScopeSet,
+    oauth::{Jkt, ScopeSet},
     registry::Resource,
     state::AppState,
-    tokens::{AccessClaimsInput, Audience, IdClaimsInput, PreparedAccess, TokenResponse},
+    tokens::{
+        token_type, AccessClaimsInput, Audience, IdClaimsInput, PreparedAccess, TokenResponse,
+    },
 };
 
 /// Answers a token request of `client` (already allowed to use its grant
 /// type) with the grant the request is for.
+///
+/// `jkt` is the key of the request's DPoP proof (RFC 9449 5), already
+/// checked: the access token is bound to it, and so is a public client's
+/// refresh token.
 pub async fn exchange(
     state: &AppState,
     client: &AuthenticatedClient,
     request: &TokenRequest,
+    jkt: Option<&Jkt>,
 ) -> Result<TokenResponse, Error> {
+    if jkt.is_none() && client.client.dpop_bound_access_tokens {
+        return Err(OAuthError::InvalidDpopProof(
+            "this client is registered with dpop_bound_access_tokens: send a DPoP proof".into(),
+        )
+        .into());
+    }
     match request {
         TokenRequest::AuthorizationCode {
             code,
@@ -45,15 +58,17 @@ pub async fn exchange(
                 code,
                 redirect_uri,
                 code_verifier.as_deref(),
+                jkt,
             )
             .await
         }
         TokenRequest::RefreshToken {
             refresh_token,
             scope,
-        } => refresh_token::exchange(state, client, refresh_token, scope.as_deref()).await,
+        } => refresh_token::exchange(state, client, refresh_token, scope.as_deref(), jkt).await,
         TokenRequest::ClientCredentials { scope, resource } => {
-            client_credentials::exchange(state, client, scope.as_deref(), resource.as_deref()).await
+            client_credentials::exchange(state, client, scope.as_deref(), resource.as_deref(), jkt)
+                .await
         }
     }
 }
@@ -72,6 +87,8 @@ pub struct UserTokenInput<'a> {
     pub nonce: Option<&'a str>,
     pub family: &'a str,
     pub jti: String,
+    /// The DPoP key the access token is bound to, if any.
+    pub jkt: Option<&'a Jkt>,
 }
 
 /// Fixes the access token of a user grant (see [`PreparedAccess`]).
@@ -88,6 +105,7 @@ async fn prepare_access(state: &AppState, g: &UserTokenInput<'_>) -> Result<Prep
             acr: g.acr,
             jti: g.jti.clone(),
             family: Some(g.family),
+            jkt: g.jkt,
         })
         .await
 }
@@ -129,7 +147,7 @@ pub async fn user_tokens(
     Ok(Sealed {
         response: TokenResponse {
             access_token: access.token,
-            token_type: "Bearer",
+            token_type: token_type(g.jkt),
             expires_in: access.expires_in,
             refresh_token,
             id_token,

@@ -20,7 +20,7 @@ use crate::{
     authorization::levels,
     error::{Error, OAuthError},
     grants::AuthenticatedClient,
-    oauth::{AuthMethod, ScopeSet},
+    oauth::{AuthMethod, Jkt, ScopeSet},
     state::AppState,
     tokens::{new_jti, TokenResponse},
 };
@@ -41,9 +41,11 @@ pub enum Possession {
 }
 
 impl Possession {
-    /// What the presenter of a refresh token proved.
-    pub fn of(auth: &AuthenticatedClient) -> Possession {
+    /// What the presenter of a refresh token proved: a DPoP-bound token
+    /// (whose proof was checked) or a confidential client's.
+    pub fn of(auth: &AuthenticatedClient, bound: bool) -> Possession {
         match auth.method {
+            AuthMethod::None if bound => Possession::Proven,
             AuthMethod::None => Possession::Bearer,
             AuthMethod::ClientSecretBasic
             | AuthMethod::ClientSecretPost
@@ -75,6 +77,7 @@ pub async fn exchange(
     auth: &AuthenticatedClient,
     presented: &str,
     scope: Option<&str>,
+    jkt: Option<&Jkt>,
 ) -> Result<TokenResponse, Error> {
     let client = &auth.client;
     let now = state.now();
@@ -94,6 +97,24 @@ pub async fn exchange(
     }
     if old.expires_at <= now {
         return Err(refused(RefreshRefusal::Expired));
+    }
+    // A bound token needs a proof of its key (RFC 9449 5): refused before
+    // anything is written, so a thief without the key neither spends it
+    // nor sets off reuse detection.
+    if let Some(bound) = &old.dpop_jkt {
+        match jkt {
+            Some(j) if j == bound => {}
+            Some(_) => {
+                return Err(invalid_grant(
+                    "the refresh token is bound to another DPoP key",
+                ))
+            }
+            None => {
+                return Err(invalid_grant(
+                    "the refresh token is bound to a DPoP key: send a DPoP proof of that key",
+                ))
+            }
+        }
     }
     let granted = ScopeSet::parse(&old.scope)
         .map_err(|_| Error::Internal("a stored refresh scope is invalid".into()))?;
@@ -147,9 +168,17 @@ pub async fn exchange(
         nonce: None,
         family: &old.family_id,
         jti: new_jti(),
+        jkt,
     };
+    // A public client's grant, once refreshed with a proof, stays bound
+    // to that key (RFC 9449 5).
+    let binding = old
+        .dpop_jkt
+        .clone()
+        .or_else(|| jkt.filter(|_| auth.method == AuthMethod::None).cloned());
     let (successor, successor_hash) = state.tokens.successor_refresh_token(presented);
-    let retry = Possession::of(auth).retry_window(state.settings.lifetimes.refresh_grace);
+    let retry = Possession::of(auth, old.dpop_jkt.is_some())
+        .retry_window(state.settings.lifetimes.refresh_grace);
     let sealed = match super::user_tokens(state, &grant, Some(successor)).await {
         Ok(s) => s,
         // A rotated token still meets reuse detection, even when no answer
@@ -181,6 +210,7 @@ pub async fn exchange(
                 expires_at: now + lifetime,
                 used_at: None,
                 revoked_at: None,
+                dpop_jkt: binding.clone(),
                 ..old.clone()
             },
             sealed.record.as_ref(),

@@ -37,6 +37,13 @@ pub enum AppError {
         code: Option<ErrorCode>,
         description: Cow<'static, str>,
     },
+    /// A DPoP-bound token or its proof refused at a protected resource
+    /// (RFC 9449 7.1): 401 with a `WWW-Authenticate: DPoP` challenge
+    /// naming the error and the proof algorithms accepted.
+    Dpop {
+        code: ErrorCode,
+        description: Cow<'static, str>,
+    },
     /// A failure shown to a person as an HTML page (no redirect is safe),
     /// in the request's language.
     Page { status: StatusCode, message: Msg },
@@ -77,7 +84,9 @@ impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AppError::OAuth(e) => write!(f, "{e}: {}", e.description()),
-            AppError::Bearer { description, .. } => write!(f, "invalid token: {description}"),
+            AppError::Bearer { description, .. } | AppError::Dpop { description, .. } => {
+                write!(f, "invalid token: {description}")
+            }
             AppError::Page { message, .. } => write!(f, "{message}"),
             AppError::Unavailable => f.write_str("the database is unavailable"),
             AppError::Throttled(secs) => write!(f, "too many failed attempts; retry in {secs} s"),
@@ -158,6 +167,12 @@ fn no_store(mut r: Response) -> Response {
     r
 }
 
+/// The `algs` auth-param of a DPoP challenge (RFC 9449 7.1).
+pub fn dpop_algs() -> String {
+    let algs: Vec<&str> = crate::dpop::PROOF_ALGS.iter().map(|a| a.as_str()).collect();
+    format!("algs=\"{}\"", algs.join(" "))
+}
+
 /// Quotes a value for an auth-param (RFC 9110 11.2): drops characters that
 /// cannot appear in a quoted-string.
 fn quoted(s: &str) -> String {
@@ -203,6 +218,19 @@ impl IntoResponse for AppError {
                     _ => StatusCode::UNAUTHORIZED,
                 };
                 let mut r = no_store(status.into_response());
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+                r
+            }
+            AppError::Dpop { code, description } => {
+                let challenge = format!(
+                    "DPoP error=\"{}\", error_description=\"{}\", {}",
+                    code.as_str(),
+                    quoted(&description),
+                    dpop_algs()
+                );
+                let mut r = no_store(StatusCode::UNAUTHORIZED.into_response());
                 if let Ok(v) = HeaderValue::from_str(&challenge) {
                     r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
                 }

@@ -179,9 +179,10 @@ async fn access_answer(
     if !entitled(state, &at, caller).await? {
         return Ok(None);
     }
+    // A bound token: `token_type` DPoP and its `cnf` (RFC 9449 6.2).
     let out = ActiveAccessToken {
         active: true,
-        token_type: "Bearer",
+        token_type: crate::tokens::token_type(at.claims.cnf.as_ref().map(|c| &c.jkt)),
         claims: at.claims,
     };
     Ok(Some(serde_json::to_value(out).map_err(|e| {

@@ -8,6 +8,7 @@ pub mod authorize;
 pub mod client_auth;
 pub mod consent;
 pub mod device;
+pub mod dpop;
 pub mod error;
 pub mod form;
 pub mod health;

@@ -2,6 +2,8 @@
 //! Authenticates the client, parses the form into a [`TokenRequest`], then
 //! hands over to one file per grant type in `grants/`. Every answer carries `Cache-Control: no-store` and `Pragma: no-cache`
 //! (RFC 6749 5.1), set by path around the router (`http::layers`).
+//! A DPoP proof (RFC 9449 5) binds the access token, and a public
+//! client's refresh token, to the proof's key.
 
 use axum::{
     body::Bytes,
@@ -13,6 +15,7 @@ use axum::{
 
 use super::{client_auth, error::AppError, form::Params};
 use crate::{
+    dpop::ProofRequest,
     grants::{self, TokenRequest},
     oauth::{ErrorCode, GrantType},
     state::AppState,
@@ -39,17 +42,20 @@ fn token_request(grant: GrantType, p: &Params) -> Result<TokenRequest, AppError>
     })
 }
 
-/// `POST /token`.
-pub async fn token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AppError> {
-    super::form::require_form(&headers)?;
-    let params = Params::parse(&body)?;
+/// `POST /token` (RFC 6749 3.2; RFC 9449 5).
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let r = answer(&state, &headers, &body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    super::dpop::with_nonce(&state, r)
+}
+
+async fn answer(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<Response, AppError> {
+    super::form::require_form(headers)?;
+    let params = Params::parse(body)?;
     let grant = params.require("grant_type")?;
     let grant: Option<GrantType> = grant.parse().ok();
-    let client = client_auth::authenticate(&state, &headers, &params).await?;
+    let client = client_auth::authenticate(state, headers, &params).await?;
     let Some(grant) = grant else {
         return Err(AppError::oauth(
             ErrorCode::UnsupportedGrantType,
@@ -63,7 +69,17 @@ pub async fn token(
         ));
     }
     let request = token_request(grant, &params)?;
-    let response = grants::exchange(&state, &client, &request).await?;
+    let jkt = super::dpop::key(
+        state,
+        headers,
+        ProofRequest {
+            method: "POST",
+            path: "/token",
+            access_token: None,
+        },
+    )
+    .await?;
+    let response = grants::exchange(state, &client, &request, jkt.as_ref()).await?;
     let format = if response.access_token.contains('.') {
         "jwe"
     } else {

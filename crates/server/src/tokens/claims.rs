@@ -9,7 +9,7 @@ use gatehouse_storage::model::User;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    oauth::{ClientId, ScopeSet, UserId},
+    oauth::{ClientId, Jkt, ScopeSet, UserId},
     token_status::StatusClaim,
 };
 
@@ -36,6 +36,16 @@ pub struct AccessTokenClaims {
     /// Where the token's revocation bit lives (Token Status List).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<StatusClaim>,
+    /// The DPoP key the token is bound to (RFC 9449 6.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// A token's confirmation claim (RFC 7800 3.1): for a DPoP-bound token the
+/// thumbprint of the client's key (RFC 9449 6.1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: Jkt,
 }
 
 /// An ID token's claims (OIDC Core 2), with the user claims its scopes
@@ -174,6 +184,7 @@ mod tests {
             auth_time: None,
             acr: None,
             status: None,
+            cnf: None,
         };
         assert_eq!(
             serde_json::to_value(&c).unwrap(),
@@ -183,6 +194,16 @@ mod tests {
         let back: AccessTokenClaims =
             serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
         assert_eq!(back, c);
+        let bound = AccessTokenClaims {
+            cnf: Some(Confirmation {
+                jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into(),
+            }),
+            ..c
+        };
+        assert_eq!(
+            serde_json::to_value(&bound).unwrap()["cnf"],
+            json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ use serde_json::Map;
 use sha2::{Digest, Sha256, Sha512};
 
 use super::{
-    claims::{AccessTokenClaims, IdTokenClaims, LogoutEvents, LogoutTokenClaims, UserClaims},
+    claims::{
+        AccessTokenClaims, Confirmation, IdTokenClaims, LogoutEvents, LogoutTokenClaims, UserClaims,
+    },
     new_jti, AccessClaimsInput, Audience, Form, IdClaimsInput, IssuedAccess, PreparedAccess,
     TokenIssuer, TokenRef, OWN_ACCESS_TOKEN_ALG,
 };
@@ -83,6 +85,7 @@ impl TokenIssuer {
                     expires_at: exp,
                     revoked_at: None,
                     family_id: g.family.map(str::to_owned),
+                    dpop_jkt: g.jkt.cloned(),
                 });
                 return Ok(PreparedAccess {
                     form: Form::Opaque(token),
@@ -107,6 +110,7 @@ impl TokenIssuer {
             auth_time: g.auth_time,
             acr: g.acr.map(str::to_owned),
             status: Some(self.status_lists.status_claim(status)),
+            cnf: g.jkt.map(|jkt| Confirmation { jkt: jkt.clone() }),
         };
         // A user-bound token comes with a write anyway (code redemption or
         // refresh rotation); recording it lets a grant or subject

@@ -35,7 +35,7 @@ use serde::Serialize;
 use self::{claims::AccessTokenClaims, reference::TokenRef};
 use crate::{
     config::Settings,
-    oauth::ScopeSet,
+    oauth::{Jkt, ScopeSet},
     recent_reads::RecentReads,
     registry::Resource,
     token_status::{StatusIndex, StatusLists},
@@ -117,6 +117,16 @@ pub struct AccessClaimsInput<'a> {
     pub jti: String,
     /// The grant (refresh family) the token descends from, if any.
     pub family: Option<&'a str>,
+    /// The DPoP key the token is bound to (`cnf.jkt`), if any.
+    pub jkt: Option<&'a Jkt>,
+}
+
+/// The `token_type` of an access token (RFC 6749 7.1; RFC 9449 5).
+pub fn token_type(jkt: Option<&Jkt>) -> &'static str {
+    match jkt {
+        Some(_) => "DPoP",
+        None => "Bearer",
+    }
 }
 
 /// An issued access token. `Debug` hides the token.

@@ -126,6 +126,7 @@ impl TokenIssuer {
             auth_time: t.auth_time,
             acr: None,
             status: None,
+            cnf: t.dpop_jkt.map(|jkt| super::claims::Confirmation { jkt }),
         };
         let at = AccessClaims {
             scope: ScopeSet::parse(&claims.scope).unwrap_or_default(),

@@ -50,6 +50,7 @@ fn code(code_hash: &str) -> AuthCode {
         family_id: format!("fam-{code_hash}"),
         created_at: NOW,
         expires_at: NOW + 60,
+        dpop_jkt: None,
     }
 }
 

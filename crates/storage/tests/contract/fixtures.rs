@@ -58,6 +58,7 @@ pub fn client(id: &str, created_at: i64) -> Client {
         registration_policy: None,
         legacy_assertion_audience: false,
         require_acr: None,
+        dpop_bound_access_tokens: false,
     }
 }
 
@@ -131,6 +132,7 @@ pub fn code(code_hash: &str, family_id: &str, expires_at: i64) -> AuthCode {
         family_id: family_id.to_owned(),
         created_at: NOW,
         expires_at,
+        dpop_jkt: None,
     }
 }
 
@@ -151,6 +153,7 @@ pub fn refresh(token_hash: &str, family_id: &str, user_id: &str, expires_at: i64
         expires_at,
         used_at: None,
         revoked_at: None,
+        dpop_jkt: None,
     }
 }
 
@@ -203,5 +206,6 @@ pub fn opaque(hash: &str, client_id: &str, family: Option<&str>) -> OpaqueToken 
         expires_at: NOW + 300,
         revoked_at: None,
         family_id: family.map(str::to_owned),
+        dpop_jkt: None,
     }
 }

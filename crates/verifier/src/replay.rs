@@ -105,10 +105,10 @@ mod tests {
         assert_eq!(c.remember("k", "j1", 160, 160), Remember::Replay);
         // Another key with the same jti is another proof.
         assert_eq!(c.remember("k2", "j1", 160, 160), Remember::Fresh);
-        // Past its expiry the entry is gone (the proof's iat check refuses
-        // it by then).
+        // Past their expiry both entries are gone (the proof's iat check
+        // refuses such proofs by then).
         assert_eq!(c.remember("k", "j1", 300, 161), Remember::Fresh);
-        assert_eq!(c.len(), 2);
+        assert_eq!(c.len(), 1);
     }
 
     #[test]

@@ -65,6 +65,26 @@
 //! and tokens issued before the status list existed have none), unless
 //! [`VerifierConfig::require_status_claim`] is set.
 //!
+//! # DPoP-bound tokens (RFC 9449)
+//!
+//! A token bound to a client's key carries `cnf.jkt` ([`Claims::cnf`]).
+//! [`Verifier::verify`] refuses it ([`VerifierError::DpopBound`], RFC 9449
+//! 7.2: a bound token is no bearer token). With
+//! [`VerifierConfig::dpop_base_url`] set (the API's URL as its clients
+//! reach it; never the request's `Host` header), [`Verifier::verify_dpop`]
+//! takes the token with the request's one `DPoP` proof, method and path,
+//! and checks the proof (RFC 9449 4.3, by the JOSE crate: `typ`, `alg` in
+//! [`VerifierConfig::dpop_algs`], its own public `jwk`, signature, `htm`,
+//! `htu` = base URL + path, `iat` within
+//! [`VerifierConfig::dpop_proof_window`], `ath`), then the token, then that
+//! the token is bound to the proof's key, then that the proof was not used
+//! before. The replay cache is in memory and bounded
+//! ([`VerifierConfig::dpop_replay_cache_capacity`]): expired proofs go
+//! first, and when it is full of live ones a new proof is refused
+//! ([`VerifierError::DpopReplayCacheFull`]) rather than a live one
+//! forgotten, so a flood can delay requests but never let a replay
+//! through. Resource-server nonces (RFC 9449 9) are not used.
+//!
 //! The crate depends on `gatehouse-jose` for all of its JOSE (the
 //! structural checks every token gets, shared with the server so a check
 //! written once protects both; key parsing, decryption and signature
@@ -85,7 +105,7 @@
 //! ```
 //!
 //! With the default `axum` feature, [`BearerClaims`] is an extractor that does
-//! all of this for a handler.
+//! all of this for a handler, under the Bearer and the DPoP schemes.
 //!
 //! Features: `openssl` (default) decrypts and verifies with josekit on
 //! OpenSSL, every algorithm; `rustcrypto` adds a pure-Rust backend, chosen

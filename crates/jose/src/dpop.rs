@@ -13,7 +13,9 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::{checks::split_jws_with_own_key, jws::check_signature, Alg, KeyUse, PublicKey};
+use crate::{
+    checks::split_jws_with_own_key, jws::check_signature, Alg, Backend, KeyUse, PublicKey,
+};
 
 /// The longest proof accepted, in bytes (an RSA-4096 key in the header
 /// fits in well under this).
@@ -83,8 +85,19 @@ pub enum DpopError {
 }
 
 /// Checks `proof` against the request `req` (RFC 9449 4.3, steps 1 to 11
-/// but the replay and nonce checks, which need state).
+/// but the replay and nonce checks, which need state), verifying its
+/// signature with the default [`Backend`].
 pub fn verify_proof(proof: &str, req: &DpopRequest<'_>) -> Result<DpopProof, DpopError> {
+    verify_proof_with(proof, req, Backend::default())
+}
+
+/// As [`verify_proof`], verifying the signature with `backend` (a
+/// resource server's verifier uses the backend it was configured with).
+pub fn verify_proof_with(
+    proof: &str,
+    req: &DpopRequest<'_>,
+    backend: Backend,
+) -> Result<DpopProof, DpopError> {
     let parts = split_jws_with_own_key(proof, MAX_PROOF_LEN).map_err(|e| match e {
         crate::JoseError::InvalidToken(why) => DpopError::Malformed(why),
         _ => DpopError::Malformed("not a compact JWS"),
@@ -102,7 +115,7 @@ pub fn verify_proof(proof: &str, req: &DpopRequest<'_>) -> Result<DpopProof, Dpo
     let jwk = header
         .get("jwk")
         .ok_or_else(|| DpopError::Key("no jwk".to_owned()))?;
-    let key = PublicKey::from_jwk_value_for_verification(jwk, Some(alg))
+    let key = PublicKey::from_jwk_value_for_verification_with(jwk, Some(alg), backend)
         .map_err(|e| DpopError::Key(e.to_string()))?;
     if key.alg() != alg {
         return Err(DpopError::Key("its alg is not the proof's".to_owned()));

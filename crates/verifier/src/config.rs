@@ -42,6 +42,27 @@ pub struct VerifierConfig {
     /// the `rustcrypto` feature, `Backend::RustCrypto` is pure Rust and
     /// refuses RSA-OAEP-256 decryption keys and ES384/ES512).
     pub backend: Backend,
+    /// The API's public base URL as its clients reach it (scheme, host,
+    /// port if not the default, and any path prefix in front of the paths
+    /// the API sees), e.g. `https://api.example.com`. Setting it turns DPoP
+    /// (RFC 9449) on: a proof's `htu` must be this URL followed by the
+    /// request's path. Never taken from the request's `Host` header, which
+    /// the caller chooses. `None` (the default): the DPoP scheme is refused
+    /// ([`VerifierError::DpopDisabled`]); DPoP-bound tokens are refused
+    /// either way when sent as bearer tokens.
+    pub dpop_base_url: Option<String>,
+    /// How far a proof's `iat` may be from now, either way (default 60 s,
+    /// at most 10 min). A proof is remembered (replay cache) this long
+    /// after its `iat`.
+    pub dpop_proof_window: Duration,
+    /// Signature algorithms accepted on DPoP proofs (default ES256, EdDSA,
+    /// RS256, PS256: those both backends verify), advertised in the `algs`
+    /// of the `DPoP` challenge.
+    pub dpop_algs: Vec<String>,
+    /// Most proofs remembered at once by the replay cache (default
+    /// 100 000, 32 bytes each plus overhead). When it is full of live
+    /// proofs, new ones are refused until the earliest expires.
+    pub dpop_replay_cache_capacity: usize,
 }
 
 impl VerifierConfig {
@@ -83,6 +104,35 @@ impl VerifierConfig {
         self
     }
 
+    /// Turns DPoP on: the API's public base URL as its clients reach it
+    /// (see the field of the same name).
+    pub fn dpop_base_url(mut self, url: impl Into<String>) -> Self {
+        self.dpop_base_url = Some(url.into());
+        self
+    }
+
+    /// Sets how far a DPoP proof's `iat` may be from now, either way.
+    pub fn dpop_proof_window(mut self, window: Duration) -> Self {
+        self.dpop_proof_window = window;
+        self
+    }
+
+    /// Sets the signature algorithms accepted on DPoP proofs.
+    pub fn dpop_algs<I, A>(mut self, algs: I) -> Self
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<String>,
+    {
+        self.dpop_algs = algs.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the most DPoP proofs the replay cache holds at once.
+    pub fn dpop_replay_cache_capacity(mut self, capacity: usize) -> Self {
+        self.dpop_replay_cache_capacity = capacity;
+        self
+    }
+
     /// A configuration with the defaults (ES256, 60 s leeway, discovery).
     pub fn new(
         issuer: impl Into<String>,
@@ -102,6 +152,10 @@ impl VerifierConfig {
             require_status_claim: false,
             status_list_cache_bounds: (STATUS_LIST_CACHE_MIN, STATUS_LIST_CACHE_MAX),
             backend: Backend::default(),
+            dpop_base_url: None,
+            dpop_proof_window: DPOP_PROOF_WINDOW,
+            dpop_algs: DPOP_ALGS.iter().map(|a| (*a).to_owned()).collect(),
+            dpop_replay_cache_capacity: DPOP_REPLAY_CACHE_CAPACITY,
         }
     }
 }
@@ -120,6 +174,13 @@ impl fmt::Debug for VerifierConfig {
             .field("require_status_claim", &self.require_status_claim)
             .field("status_list_cache_bounds", &self.status_list_cache_bounds)
             .field("backend", &self.backend)
+            .field("dpop_base_url", &self.dpop_base_url)
+            .field("dpop_proof_window", &self.dpop_proof_window)
+            .field("dpop_algs", &self.dpop_algs)
+            .field(
+                "dpop_replay_cache_capacity",
+                &self.dpop_replay_cache_capacity,
+            )
             .finish_non_exhaustive()
     }
 }

@@ -65,6 +65,26 @@
 //! and tokens issued before the status list existed have none), unless
 //! [`VerifierConfig::require_status_claim`] is set.
 //!
+//! # DPoP-bound tokens (RFC 9449)
+//!
+//! A token bound to a client's key carries `cnf.jkt` ([`Claims::cnf`]).
+//! [`Verifier::verify`] refuses it ([`VerifierError::DpopBound`], RFC 9449
+//! 7.2: a bound token is no bearer token). With
+//! [`VerifierConfig::dpop_base_url`] set (the API's URL as its clients
+//! reach it; never the request's `Host` header), [`Verifier::verify_dpop`]
+//! takes the token with the request's one `DPoP` proof, method and path,
+//! and checks the proof (RFC 9449 4.3, by the JOSE crate: `typ`, `alg` in
+//! [`VerifierConfig::dpop_algs`], its own public `jwk`, signature, `htm`,
+//! `htu` = base URL + path, `iat` within
+//! [`VerifierConfig::dpop_proof_window`], `ath`), then the token, then that
+//! the token is bound to the proof's key, then that the proof was not used
+//! before. The replay cache is in memory and bounded
+//! ([`VerifierConfig::dpop_replay_cache_capacity`]): expired proofs go
+//! first, and when it is full of live ones a new proof is refused
+//! ([`VerifierError::DpopReplayCacheFull`]) rather than a live one
+//! forgotten, so a flood can delay requests but never let a replay
+//! through. Resource-server nonces (RFC 9449 9) are not used.
+//!
 //! The crate depends on `gatehouse-jose` for all of its JOSE (the
 //! structural checks every token gets, shared with the server so a check
 //! written once protects both; key parsing, decryption and signature
@@ -85,7 +105,7 @@
 //! ```
 //!
 //! With the default `axum` feature, [`BearerClaims`] is an extractor that does
-//! all of this for a handler.
+//! all of this for a handler, under the Bearer and the DPoP schemes.
 //!
 //! Features: `openssl` (default) decrypts and verifies with josekit on
 //! OpenSSL, every algorithm; `rustcrypto` adds a pure-Rust backend, chosen
@@ -117,15 +137,21 @@ use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 mod config;
+mod dpop;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
 mod jwks;
+mod replay;
 mod status;
 mod status_check;
 mod token;
 pub use config::{NowFn, VerifierConfig};
-pub use error::VerifierError;
+pub use dpop::{
+    Confirmation, DPOP_ALGS, DPOP_PROOF_WINDOW, DPOP_PROOF_WINDOW_MAX, DPOP_REPLAY_CACHE_CAPACITY,
+    MAX_DPOP_PROOF_LEN,
+};
+pub use error::{DpopError, VerifierError};
 #[cfg(feature = "axum")]
 pub use extract::{BearerClaims, BearerRejection};
 use jwks::JwksCache;
@@ -175,6 +201,9 @@ pub struct Claims {
     pub iat: i64,
     /// When the user authenticated, if a user was involved.
     pub auth_time: Option<i64>,
+    /// The key the token is bound to (`cnf.jkt`, RFC 9449 6.1), for a
+    /// DPoP-bound token; `None` for a bearer token.
+    pub cnf: Option<Confirmation>,
     /// Every claim, as received.
     pub raw: Map<String, Value>,
 }
@@ -207,6 +236,7 @@ pub struct Verifier {
     status_cache_bounds: (Duration, Duration),
     status_cache: tokio::sync::RwLock<status::StatusCache>,
     status_fetch_lock: tokio::sync::Mutex<()>,
+    dpop: Option<dpop::Dpop>,
 }
 
 impl fmt::Debug for Verifier {
@@ -216,6 +246,7 @@ impl fmt::Debug for Verifier {
             .field("audience", &self.audience)
             .field("enc_alg", &self.decryption_key.alg())
             .field("allowed_algs", &self.allowed_algs)
+            .field("dpop_algs", &self.dpop_algs())
             .finish_non_exhaustive()
     }
 }
@@ -287,6 +318,7 @@ impl Verifier {
                 "signing algorithm {alg} needs the openssl backend"
             )));
         }
+        let dpop = dpop::Dpop::from_config(&cfg)?;
         let decryption_key = PrivateKey::from_private_jwk_with(&decryption_jwk, cfg.backend)
             .map_err(|e| config(format!("decryption_jwk: {e}")))?;
         let http = reqwest::Client::builder()
@@ -314,6 +346,7 @@ impl Verifier {
             status_cache_bounds: cfg.status_list_cache_bounds,
             status_cache: tokio::sync::RwLock::new(status::StatusCache::default()),
             status_fetch_lock: tokio::sync::Mutex::new(()),
+            dpop,
         })
     }
 
@@ -337,9 +370,18 @@ impl Verifier {
         }
     }
 
-    /// Decrypts and verifies `token`, returning its claims.
+    /// Decrypts and verifies `token`, presented as a bearer token,
+    /// returning its claims. A DPoP-bound token (with `cnf`) is refused
+    /// with [`VerifierError::DpopBound`] (RFC 9449 7.2): it must come with
+    /// a proof, through [`Verifier::verify_dpop`].
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifierError> {
-        let result = self.verify_inner(token).await;
+        let result = self.verify_inner(token).await.and_then(|claims| {
+            if claims.cnf.is_some() {
+                Err(VerifierError::DpopBound)
+            } else {
+                Ok(claims)
+            }
+        });
         if let Err(e) = &result {
             tracing::debug!(error = %e, "access token refused");
         }

@@ -112,6 +112,7 @@ impl Verifier {
         let scope = str_member(&raw, "scope")
             .map(|s| s.split_ascii_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
+        let cnf = Confirmation::from_claims(&raw)?;
         Ok(Claims {
             sub,
             client_id: str_member(&raw, "client_id").map(str::to_owned),
@@ -120,6 +121,7 @@ impl Verifier {
             exp,
             iat,
             auth_time: raw.get("auth_time").and_then(Value::as_i64),
+            cnf,
             raw,
         })
     }

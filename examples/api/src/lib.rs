@@ -1,7 +1,9 @@
 //! An example API protected by Gatehouse access tokens.
 //!
 //! Every route takes [`BearerClaims`], so a request without a valid token
-//! never reaches the handler (401). The handler then checks the scope it
+//! never reaches the handler (401). It accepts `Authorization: Bearer`
+//! and, when the verifier has a DPoP base URL, `Authorization: DPoP` with
+//! a `DPoP` proof (RFC 9449). The handler then checks the scope it
 //! needs and answers 403 `insufficient_scope` (RFC 6750 §3.1) without it.
 
 use std::sync::Arc;

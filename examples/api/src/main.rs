@@ -17,8 +17,11 @@ async fn run() -> Result<(), String> {
     let jwk_file = env("API_JWK_FILE")?;
     let listen = std::env::var("API_LISTEN").unwrap_or_else(|_| "127.0.0.1:8081".into());
     let jwk = std::fs::read_to_string(&jwk_file).map_err(|e| format!("{jwk_file}: {e}"))?;
-    let verifier =
-        Verifier::new(VerifierConfig::new(issuer, audience, jwk)).map_err(|e| e.to_string())?;
+    let mut config = VerifierConfig::new(issuer, audience, jwk);
+    if let Ok(public_url) = std::env::var("API_PUBLIC_URL") {
+        config = config.dpop_base_url(public_url);
+    }
+    let verifier = Verifier::new(config).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| format!("{listen}: {e}"))?;

@@ -46,6 +46,26 @@ fn a_good_proof_gives_its_keys_thumbprint() {
     }
 }
 
+/// The pure-Rust backend accepts the same proofs and refuses the same
+/// forged signature.
+#[cfg(feature = "rustcrypto")]
+#[test]
+fn the_pure_backend_checks_proofs_alike() {
+    for alg in ALGS {
+        let p = proof_with(alg, |_| {}, &claims());
+        let ok = verify_proof_with(&p, &request(), Backend::RustCrypto)
+            .unwrap_or_else(|e| panic!("{alg}: {e}"));
+        assert_eq!(ok.jkt, key(alg).1.public_key().thumbprint());
+        let other = other_key(alg);
+        let forged = proof_with(alg, |h| h["jwk"] = other.public_key().jwk_json(), &claims());
+        assert_eq!(
+            verify_proof_with(&forged, &request(), Backend::RustCrypto),
+            Err(DpopError::Signature),
+            "{alg}"
+        );
+    }
+}
+
 #[test]
 fn the_header_must_be_a_dpop_proofs() {
     let bad_typ = proof_with(Alg::ES256, |h| h["typ"] = "JWT".into(), &claims());

@@ -566,6 +566,49 @@ async fn a_dpop_bound_client_must_send_a_proof(app: &TestApp) {
     assert_eq!(t["token_type"], "DPoP");
 }
 
+/// An API using `gatehouse-verifier` takes Gatehouse's bound token only
+/// with a proof of its key (and never as a bearer token).
+async fn the_verifier_holds_the_binding(app: &TestApp) {
+    use gatehouse_verifier::{Verifier, VerifierConfig, VerifierError};
+    let (kp, c) = api_and_service(app).await;
+    let key = DpopKey::new();
+    let (_, t) =
+        json_of(token_with(app, &c, &CC, &[&key.proof(app, "POST", &app.url("/token"))]).await)
+            .await;
+    let at = t["access_token"].as_str().unwrap();
+    let mut private: Value = serde_json::from_str(&kp.to_jwk_private_key().to_string()).unwrap();
+    private["kid"] = "api".into();
+    private["alg"] = "ECDH-ES+A256KW".into();
+    let verifier = Verifier::new(
+        VerifierConfig::new(app.base.clone(), "https://api.example", private.to_string())
+            .dpop_base_url("https://api.example"),
+    )
+    .unwrap();
+    let proof_for = |k: &DpopKey| {
+        let mut extra = Map::new();
+        extra.insert(
+            "ath".into(),
+            URL_SAFE_NO_PAD.encode(Sha256::digest(at.as_bytes())).into(),
+        );
+        k.proof_with(app, "GET", "https://api.example/orders", extra)
+    };
+    let claims = verifier
+        .verify_dpop(at, &proof_for(&key), "GET", "/orders")
+        .await
+        .unwrap();
+    assert_eq!(claims.cnf.unwrap().jkt, key.jkt);
+    assert!(matches!(
+        verifier.verify(at).await,
+        Err(VerifierError::DpopBound)
+    ));
+    assert!(matches!(
+        verifier
+            .verify_dpop(at, &proof_for(&DpopKey::new()), "GET", "/orders")
+            .await,
+        Err(VerifierError::DpopKeyMismatch)
+    ));
+}
+
 /// Discovery lists the proof algorithms.
 async fn discovery_lists_the_proof_algorithms(app: &TestApp) {
     let d: Value = app
@@ -592,6 +635,7 @@ crate::both_backends!(
     dpop_jkt_binds_the_code,
     a_dpop_bound_client_must_send_a_proof,
     discovery_lists_the_proof_algorithms,
+    the_verifier_holds_the_binding,
 );
 
 /// With nonces on: a proof without one gets `use_dpop_nonce` and the

@@ -609,6 +609,35 @@ async fn the_verifier_holds_the_binding(app: &TestApp) {
     ));
 }
 
+/// Dynamic registration takes `dpop_bound_access_tokens` (RFC 9449 5.2)
+/// and answers with it.
+async fn registration_takes_dpop_bound_access_tokens(app: &TestApp) {
+    let iat = app.initial_access_token(None).await;
+    let r = app
+        .http
+        .post(app.url("/register"))
+        .bearer_auth(&iat)
+        .json(&json!({
+            "client_name": "Bound App",
+            "redirect_uris": ["https://bound.example/cb"],
+            "dpop_bound_access_tokens": true,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let c: Value = r.json().await.unwrap();
+    assert_eq!(c["dpop_bound_access_tokens"], true);
+    let stored = app
+        .state
+        .store
+        .client(c["client_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.dpop_bound_access_tokens);
+}
+
 /// Discovery lists the proof algorithms.
 async fn discovery_lists_the_proof_algorithms(app: &TestApp) {
     let d: Value = app
@@ -636,6 +665,7 @@ crate::both_backends!(
     a_dpop_bound_client_must_send_a_proof,
     discovery_lists_the_proof_algorithms,
     the_verifier_holds_the_binding,
+    registration_takes_dpop_bound_access_tokens,
 );
 
 /// With nonces on: a proof without one gets `use_dpop_nonce` and the

@@ -51,6 +51,8 @@ async fn register_read_update_delete(app: &TestApp) {
         .unwrap();
     assert_eq!(r.status(), 201);
     let c: Value = r.json().await.unwrap();
+    // RFC 9449 5.2: unset means false, and the answer says so.
+    assert_eq!(c["dpop_bound_access_tokens"], false);
     let id = c["client_id"].as_str().unwrap().to_owned();
     let secret = c["client_secret"].as_str().unwrap().to_owned();
     let rat = c["registration_access_token"].as_str().unwrap().to_owned();

@@ -638,6 +638,141 @@ async fn registration_takes_dpop_bound_access_tokens(app: &TestApp) {
     assert!(stored.dpop_bound_access_tokens);
 }
 
+/// A proof is recorded only once the request behind it holds: a
+/// stranger's proof with a made-up token or code writes nothing.
+async fn a_strangers_proof_writes_nothing(app: &TestApp) {
+    let rows = || async { app.state.store.revocation_list_size().await.unwrap() };
+    let before = rows().await;
+    let key = DpopKey::new();
+    for token in ["x", "made.up.token.value.here"] {
+        let r = app
+            .http
+            .get(app.url("/userinfo"))
+            .header("Authorization", format!("DPoP {token}"))
+            .header("DPoP", key.userinfo_proof(app, "GET", token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let c = app.web_client().await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", "no-such-code"),
+        ("redirect_uri", c.redirect_uri.as_str()),
+    ];
+    let a = json_of(
+        token_with(
+            app,
+            &c,
+            &form,
+            &[&key.proof(app, "POST", &app.url("/token"))],
+        )
+        .await,
+    )
+    .await;
+    refused(&a, "invalid_grant", "unknown");
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", "no-such-token"),
+    ];
+    let a = json_of(
+        token_with(
+            app,
+            &c,
+            &refresh,
+            &[&key.proof(app, "POST", &app.url("/token"))],
+        )
+        .await,
+    )
+    .await;
+    refused(&a, "invalid_grant", "unknown");
+    assert_eq!(rows().await, before, "a refused request recorded its proof");
+}
+
+/// A proof's jti outlives its window twice over: an instance whose clock
+/// is behind the one that pruned still refuses the replay.
+async fn a_proof_is_remembered_past_a_clock_gap(app: &TestApp) {
+    let (_, c) = api_and_service(app).await;
+    let key = DpopKey::new();
+    let proof = key.proof(app, "POST", &app.url("/token"));
+    assert_eq!(token_with(app, &c, &CC, &[&proof]).await.status(), 200);
+    // The pruning instance is 70 s on (past iat + 60 + 1)...
+    app.clock.advance(70);
+    app.state
+        .store
+        .prune_revoked(app.state.now())
+        .await
+        .unwrap();
+    // ...the answering one (another instance: its memory never saw the
+    // proof) 65 s behind it, where the proof is still fresh.
+    app.clock.advance(-65);
+    let b = app.second_instance().await;
+    let a = json_of(token_with(&b, &c, &CC, &[&proof]).await).await;
+    refused(&a, "invalid_dpop_proof", "used before");
+    b.stop().await;
+}
+
+/// Challenges stay valid headers whatever a proof carried, and follow the
+/// scheme the token came with.
+async fn challenges_are_always_well_formed(app: &TestApp) {
+    let key = DpopKey::new();
+    let mut jwk: Value = serde_json::from_str(&key.public.to_string()).unwrap();
+    jwk["kty"] = "é\u{7f}\"".into();
+    let claims = json!({"htm": "GET", "htu": app.url("/userinfo"), "iat": app.clock.now(), "jti": "j",
+        "ath": URL_SAFE_NO_PAD.encode(Sha256::digest(b"x"))});
+    let header =
+        URL_SAFE_NO_PAD.encode(json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk}).to_string());
+    let proof = format!(
+        "{header}.{}.c2ln",
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let r = app
+        .http
+        .get(app.url("/userinfo"))
+        .header("Authorization", "DPoP x")
+        .header("DPoP", proof)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let ch = r.headers()["www-authenticate"].to_str().unwrap();
+    assert!(ch.starts_with("DPoP error=\"invalid_dpop_proof\""), "{ch}");
+
+    // A bound token without openid: insufficient_scope in the DPoP scheme.
+    let c = app.web_client().await;
+    let (code, verifier) = app.code(&c, "profile", "").await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", c.redirect_uri.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (status, t) = json_of(
+        token_with(
+            app,
+            &c,
+            &form,
+            &[&key.proof(app, "POST", &app.url("/token"))],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{t}");
+    let at = t["access_token"].as_str().unwrap();
+    let r = app
+        .http
+        .get(app.url("/userinfo"))
+        .header("Authorization", format!("DPoP {at}"))
+        .header("DPoP", key.userinfo_proof(app, "GET", at))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let ch = r.headers()["www-authenticate"].to_str().unwrap();
+    assert!(ch.starts_with("DPoP error=\"insufficient_scope\""), "{ch}");
+}
+
 /// Discovery lists the proof algorithms.
 async fn discovery_lists_the_proof_algorithms(app: &TestApp) {
     let d: Value = app
@@ -666,6 +801,9 @@ crate::both_backends!(
     discovery_lists_the_proof_algorithms,
     the_verifier_holds_the_binding,
     registration_takes_dpop_bound_access_tokens,
+    a_strangers_proof_writes_nothing,
+    a_proof_is_remembered_past_a_clock_gap,
+    challenges_are_always_well_formed,
 );
 
 /// With nonces on: a proof without one gets `use_dpop_nonce` and the

@@ -115,6 +115,7 @@ pub fn verify_proof_with(
     let jwk = header
         .get("jwk")
         .ok_or_else(|| DpopError::Key("no jwk".to_owned()))?;
+    check_rsa_size(jwk)?;
     let key = PublicKey::from_jwk_value_for_verification_with(jwk, Some(alg), backend)
         .map_err(|e| DpopError::Key(e.to_string()))?;
     if key.alg() != alg {
@@ -187,6 +188,32 @@ pub fn sign_proof(key: &crate::PrivateKey, claims: &Value) -> Result<String, cra
     header.insert("alg".into(), key.alg().as_str().into());
     header.insert("jwk".into(), key.public_key().jwk_json());
     crate::jws::sign_with_header(signer, header, claims)
+}
+
+/// Anyone can send a proof, so its key must be cheap to check with: an
+/// RSA key of 2048 to 4096 bits with the exponent 65537 (an 8192-bit
+/// modulus or a huge exponent would make each refusal cost milliseconds).
+fn check_rsa_size(jwk: &Value) -> Result<(), DpopError> {
+    if jwk.get("kty").and_then(Value::as_str) != Some("RSA") {
+        return Ok(());
+    }
+    let n = jwk
+        .get("n")
+        .and_then(Value::as_str)
+        .and_then(|n| URL_SAFE_NO_PAD.decode(n).ok())
+        .ok_or_else(|| DpopError::Key("an RSA key needs n".to_owned()))?;
+    let bits = (n.len() * 8).saturating_sub(n.first().map_or(8, |b| b.leading_zeros() as usize));
+    if !(2048..=4096).contains(&bits) {
+        return Err(DpopError::Key(
+            "an RSA proof key must have 2048 to 4096 bits".to_owned(),
+        ));
+    }
+    if jwk.get("e").and_then(Value::as_str) != Some("AQAB") {
+        return Err(DpopError::Key(
+            "an RSA proof key's exponent must be 65537 (AQAB)".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// A URL for comparing `htu` (RFC 9449 4.3: without query and fragment,

@@ -67,14 +67,46 @@ pub struct ProofRequest<'a> {
     pub access_token: Option<&'a str>,
 }
 
-/// Checks the proof sent with `req`: well formed and signed by its key,
-/// for this method and URL, fresh, with the server's nonce when nonces are
-/// on, and never seen before (recorded until it could no longer pass the
-/// `iat` check). Returns the key's thumbprint.
+/// A proof that passed every check but the replay check: its key, and
+/// its `jti` still to be recorded. The caller records it (`record`) once
+/// it has checked what it can without writing (the token the proof comes
+/// with, a code's or refresh token's binding), so a stranger's proof with
+/// nothing behind it costs no write; and before it spends or answers
+/// anything.
+#[derive(Clone, Debug)]
+pub struct Proof {
+    pub jkt: Jkt,
+    replay_key: String,
+    remember_until: i64,
+}
+
+impl Proof {
+    /// Records the proof's `jti` for every instance; a proof seen before
+    /// is `invalid_dpop_proof`; 503 when it cannot be recorded.
+    pub async fn record(&self, state: &AppState) -> Result<(), Error> {
+        if state
+            .record_once(&self.replay_key, self.remember_until)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(OAuthError::InvalidDpopProof(
+                "the DPoP proof has been used before (its jti was seen)".into(),
+            )
+            .into())
+        }
+    }
+}
+
+/// Checks the proof sent with `req`, without writing: well formed and
+/// signed by its key, for this method and URL, fresh, and with the
+/// server's nonce when nonces are on. The `jti` is remembered (by
+/// [`Proof::record`]) until twice the `iat` window has passed: longer
+/// than any instance can accept the proof, even one whose clock is a
+/// window behind the one that prunes.
 ///
-/// Errors: `invalid_dpop_proof` naming the broken rule, `use_dpop_nonce`,
-/// or 503 when the replay store cannot record it.
-pub async fn check(state: &AppState, proof: &str, req: ProofRequest<'_>) -> Result<Jkt, Error> {
+/// Errors: `invalid_dpop_proof` naming the broken rule, `use_dpop_nonce`.
+pub fn verify(state: &AppState, proof: &str, req: ProofRequest<'_>) -> Result<Proof, Error> {
     let now = state.now();
     let max_age = state.settings.dpop.max_age;
     let url = state.settings.endpoint(req.path);
@@ -107,17 +139,19 @@ pub async fn check(state: &AppState, proof: &str, req: ProofRequest<'_>) -> Resu
             }
         }
     }
-    // Last, so a proof refused above costs no write.
-    if !state
-        .record_once(&format!("dpop:{}:{}", p.jkt, p.jti), p.iat + max_age + 1)
-        .await?
-    {
-        return Err(OAuthError::InvalidDpopProof(
-            "the DPoP proof has been used before (its jti was seen)".into(),
-        )
-        .into());
-    }
-    Ok(Jkt::new(p.jkt))
+    Ok(Proof {
+        replay_key: format!("dpop:{}:{}", p.jkt, p.jti),
+        remember_until: p.iat.saturating_add(2 * max_age + 1),
+        jkt: Jkt::new(p.jkt),
+    })
+}
+
+/// [`verify`], then [`Proof::record`] at once: for a caller with nothing
+/// to check in between.
+pub async fn check(state: &AppState, proof: &str, req: ProofRequest<'_>) -> Result<Jkt, Error> {
+    let p = verify(state, proof, req)?;
+    p.record(state).await?;
+    Ok(p.jkt)
 }
 
 #[cfg(test)]

@@ -127,7 +127,9 @@ impl VerifierConfig {
         self
     }
 
-    /// Sets the most DPoP proofs the replay cache holds at once.
+    /// Sets the most DPoP proofs the replay cache holds at once (one
+    /// client key at most an eighth of them). When full, a new proof is
+    /// refused with 503 and `Retry-After` rather than a live one forgotten.
     pub fn dpop_replay_cache_capacity(mut self, capacity: usize) -> Self {
         self.dpop_replay_cache_capacity = capacity;
         self

@@ -8,9 +8,12 @@
 //! ([`Remember::Full`]) rather than a live entry forgotten: forgetting one
 //! would let that proof be replayed, while refusing costs only availability,
 //! and only until the oldest entry expires (at most twice the window).
+//! One key may hold at most an eighth of the cache: a client flooding
+//! with its own key is refused alone, and the other clients' proofs still
+//! find room.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
 
@@ -33,8 +36,10 @@ pub(crate) enum Remember {
 pub(crate) struct ReplayCache {
     capacity: usize,
     seen: HashSet<Entry>,
-    /// (expiry, entry), earliest first.
-    expiries: BinaryHeap<Reverse<(i64, Entry)>>,
+    /// (expiry, entry, its key's digest), earliest first.
+    expiries: BinaryHeap<Reverse<(i64, Entry, Entry)>>,
+    /// Live entries per key (digest of the thumbprint).
+    per_key: HashMap<Entry, usize>,
 }
 
 impl ReplayCache {
@@ -43,7 +48,13 @@ impl ReplayCache {
             capacity,
             seen: HashSet::new(),
             expiries: BinaryHeap::new(),
+            per_key: HashMap::new(),
         }
+    }
+
+    /// The most live entries one key may hold.
+    fn per_key_limit(&self) -> usize {
+        (self.capacity / 8).max(1)
     }
 
     /// Records the proof (`jkt`, `jti`) as used until `expires` (Unix
@@ -55,26 +66,35 @@ impl ReplayCache {
         if self.seen.contains(&entry) {
             return Remember::Replay;
         }
-        if self.seen.len() >= self.capacity {
-            let earliest = self.expiries.peek().map_or(now, |Reverse((at, _))| *at);
+        let key = Sha256::digest(jkt.as_bytes()).into();
+        let held = self.per_key.get(&key).copied().unwrap_or(0);
+        if self.seen.len() >= self.capacity || held >= self.per_key_limit() {
+            let earliest = self.expiries.peek().map_or(now, |Reverse((at, _, _))| *at);
             let retry_after = earliest.saturating_sub(now).saturating_add(1).max(1);
             return Remember::Full {
                 retry_after: u64::try_from(retry_after).unwrap_or(1),
             };
         }
         self.seen.insert(entry);
-        self.expiries.push(Reverse((expires, entry)));
+        *self.per_key.entry(key).or_insert(0) += 1;
+        self.expiries.push(Reverse((expires, entry, key)));
         Remember::Fresh
     }
 
     /// Drops the entries whose expiry is before `now`.
     fn purge(&mut self, now: i64) {
-        while let Some(Reverse((at, entry))) = self.expiries.peek().copied() {
+        while let Some(Reverse((at, entry, key))) = self.expiries.peek().copied() {
             if at >= now {
                 break;
             }
             self.expiries.pop();
             self.seen.remove(&entry);
+            if let Some(n) = self.per_key.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_key.remove(&key);
+                }
+            }
         }
     }
 
@@ -120,22 +140,48 @@ mod tests {
     fn when_full_new_proofs_are_refused_and_replays_stay_replays() {
         let mut c = ReplayCache::new(3);
         for (i, exp) in [(0, 130), (1, 120), (2, 140)] {
-            assert_eq!(c.remember("k", &format!("j{i}"), exp, 100), Remember::Fresh);
+            assert_eq!(
+                c.remember(&format!("k{i}"), &format!("j{i}"), exp, 100),
+                Remember::Fresh
+            );
         }
         assert_eq!(
-            c.remember("k", "j3", 150, 100),
+            c.remember("k3", "j3", 150, 100),
             Remember::Full { retry_after: 21 }
         );
         for i in 0..3 {
-            assert_eq!(c.remember("k", &format!("j{i}"), 0, 110), Remember::Replay);
+            assert_eq!(
+                c.remember(&format!("k{i}"), &format!("j{i}"), 0, 110),
+                Remember::Replay
+            );
         }
         // The earliest expiry passes: room for one.
-        assert_eq!(c.remember("k", "j3", 150, 121), Remember::Fresh);
+        assert_eq!(c.remember("k3", "j3", 150, 121), Remember::Fresh);
         assert_eq!(
-            c.remember("k", "j4", 150, 121),
+            c.remember("k4", "j4", 150, 121),
             Remember::Full { retry_after: 10 }
         );
-        assert_eq!(c.remember("k", "j0", 0, 125), Remember::Replay);
+        assert_eq!(c.remember("k0", "j0", 0, 125), Remember::Replay);
         assert_eq!(c.len(), 3);
+    }
+
+    #[test]
+    fn one_key_cannot_take_the_whole_cache() {
+        let mut c = ReplayCache::new(16);
+        for i in 0..2 {
+            assert_eq!(
+                c.remember("flood", &format!("j{i}"), 160, 100),
+                Remember::Fresh
+            );
+        }
+        assert!(matches!(
+            c.remember("flood", "j2", 160, 100),
+            Remember::Full { .. }
+        ));
+        assert_eq!(c.remember("flood", "j0", 160, 100), Remember::Replay);
+        assert_eq!(c.remember("honest", "j0", 160, 100), Remember::Fresh);
+        // Once the flood's entries expire, its key has room again.
+        assert_eq!(c.remember("flood", "j2", 300, 161), Remember::Fresh);
+        assert_eq!(c.per_key.len(), 1);
     }
 }

@@ -266,3 +266,28 @@ fn garbage_is_refused_without_a_panic() {
     let e = verify_proof(&p, &request()).unwrap_err().to_string();
     assert!(!e.contains("secret-typ"), "{e}");
 }
+
+#[test]
+fn rsa_proof_keys_must_be_cheap_to_check() {
+    let (_, private) = key(Alg::RS256);
+    let jwk = private.public_key().jwk_json();
+    // The real 2048-bit key passes.
+    assert!(verify_proof(&proof_with(Alg::RS256, |_| {}, &claims()), &request()).is_ok());
+    let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+    let cases = [
+        ("n", b64(&[0xC5; 1024]), "2048 to 4096 bits"),
+        ("n", b64(&[0xC5; 128]), "2048 to 4096 bits"),
+        ("n", String::new(), "2048 to 4096 bits"),
+        ("n", "!!".to_owned(), "needs n"),
+        ("e", b64(&[0x01, 0xFF, 0xFF, 0xFF, 0xFF]), "65537"),
+    ];
+    for (member, value, why) in cases {
+        let mut bad = jwk.clone();
+        bad[member] = value.into();
+        let p = proof_with(Alg::RS256, |h| h["jwk"] = bad, &claims());
+        match verify_proof(&p, &request()) {
+            Err(DpopError::Key(d)) => assert!(d.contains(why), "{member}: {d}"),
+            other => panic!("{member}: {other:?}"),
+        }
+    }
+}

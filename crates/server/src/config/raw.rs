@@ -151,8 +151,6 @@ impl RawConfig {
     }
 }
 
-/// A whole number from the environment variable `name`, if set and not
-/// empty; an error naming the variable when it is not a number.
 /// `true` or `false` from the environment variable `name`, if set and not
 /// empty; an error naming the variable otherwise.
 pub fn env_bool(name: &str) -> anyhow::Result<Option<bool>> {
@@ -166,6 +164,8 @@ pub fn env_bool(name: &str) -> anyhow::Result<Option<bool>> {
     }
 }
 
+/// A whole number from the environment variable `name`, if set and not
+/// empty; an error naming the variable when it is not a number.
 pub fn env_i64(name: &str) -> anyhow::Result<Option<i64>> {
     match std::env::var(name) {
         Ok(v) if !v.trim().is_empty() => v

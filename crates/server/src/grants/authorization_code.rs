@@ -13,6 +13,7 @@ use gatehouse_storage::model::{
 };
 
 use crate::{
+    dpop::Proof,
     error::{Error, OAuthError},
     grants::AuthenticatedClient,
     oauth::{AuthMethod, GrantType, Jkt, ScopeSet},
@@ -98,9 +99,10 @@ pub async fn exchange(
     code: &str,
     redirect_uri: &str,
     verifier: Option<&str>,
-    jkt: Option<&Jkt>,
+    proof: Option<&Proof>,
 ) -> Result<TokenResponse, Error> {
     let now = state.now();
+    let jkt = proof.map(|p| &p.jkt);
     let client = &auth.client;
 
     // The bindings are checked before the code is consumed: a request from
@@ -124,6 +126,10 @@ pub async fn exchange(
             ))
         }
     };
+    // The code exists and its bindings hold: the proof may be recorded.
+    if let Some(p) = proof {
+        p.record(state).await?;
+    }
     let Some(code) = live else {
         // Used before: the conditional write cannot win; it reports the
         // replay with what the first redemption issued.

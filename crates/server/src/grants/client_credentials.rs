@@ -3,9 +3,10 @@
 //! at most one read (the client, usually cached).
 
 use crate::{
+    dpop::Proof,
     error::{Error, OAuthError},
     grants::AuthenticatedClient,
-    oauth::{AuthMethod, Jkt, ScopeSet},
+    oauth::{AuthMethod, ScopeSet},
     scopes::{self, Subject},
     state::AppState,
     tokens::{new_jti, token_type, AccessClaimsInput, Audience, TokenResponse},
@@ -17,7 +18,7 @@ pub async fn exchange(
     auth: &AuthenticatedClient,
     scope: Option<&str>,
     resource: Option<&str>,
-    jkt: Option<&Jkt>,
+    proof: Option<&Proof>,
 ) -> Result<TokenResponse, Error> {
     if auth.method == AuthMethod::None {
         return Err(OAuthError::UnauthorizedClient(
@@ -25,6 +26,11 @@ pub async fn exchange(
         )
         .into());
     }
+    // The client authenticated: its proof may be recorded.
+    if let Some(p) = proof {
+        p.record(state).await?;
+    }
+    let jkt = proof.map(|p| &p.jkt);
     let client = &auth.client;
     let scope =
         ScopeSet::parse(scope.unwrap_or("")).map_err(|e| OAuthError::InvalidScope(e.into()))?;

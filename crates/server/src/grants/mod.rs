@@ -19,6 +19,7 @@ use std::sync::Arc;
 use gatehouse_storage::model::{Client, TokenRecord, User};
 
 use crate::{
+    dpop::Proof,
     error::{Error, OAuthError},
     oauth::{Jkt, ScopeSet},
     registry::Resource,
@@ -31,16 +32,17 @@ use crate::{
 /// Answers a token request of `client` (already allowed to use its grant
 /// type) with the grant the request is for.
 ///
-/// `jkt` is the key of the request's DPoP proof (RFC 9449 5), already
-/// checked: the access token is bound to it, and so is a public client's
-/// refresh token.
+/// `proof` is the request's DPoP proof (RFC 9449 5), checked but not yet
+/// recorded: each grant records it once its own checks have passed,
+/// before it spends anything. The access token is bound to its key, and
+/// so is a public client's refresh token.
 pub async fn exchange(
     state: &AppState,
     client: &AuthenticatedClient,
     request: &TokenRequest,
-    jkt: Option<&Jkt>,
+    proof: Option<&Proof>,
 ) -> Result<TokenResponse, Error> {
-    if jkt.is_none() && client.client.dpop_bound_access_tokens {
+    if proof.is_none() && client.client.dpop_bound_access_tokens {
         return Err(OAuthError::InvalidDpopProof(
             "this client is registered with dpop_bound_access_tokens: send a DPoP proof".into(),
         )
@@ -58,17 +60,23 @@ pub async fn exchange(
                 code,
                 redirect_uri,
                 code_verifier.as_deref(),
-                jkt,
+                proof,
             )
             .await
         }
         TokenRequest::RefreshToken {
             refresh_token,
             scope,
-        } => refresh_token::exchange(state, client, refresh_token, scope.as_deref(), jkt).await,
+        } => refresh_token::exchange(state, client, refresh_token, scope.as_deref(), proof).await,
         TokenRequest::ClientCredentials { scope, resource } => {
-            client_credentials::exchange(state, client, scope.as_deref(), resource.as_deref(), jkt)
-                .await
+            client_credentials::exchange(
+                state,
+                client,
+                scope.as_deref(),
+                resource.as_deref(),
+                proof,
+            )
+            .await
         }
     }
 }

@@ -18,9 +18,10 @@ use gatehouse_storage::{
 use crate::{
     audit::{self, Event},
     authorization::levels,
+    dpop::Proof,
     error::{Error, OAuthError},
     grants::AuthenticatedClient,
-    oauth::{AuthMethod, Jkt, ScopeSet},
+    oauth::{AuthMethod, ScopeSet},
     state::AppState,
     tokens::{new_jti, TokenResponse},
 };
@@ -77,8 +78,9 @@ pub async fn exchange(
     auth: &AuthenticatedClient,
     presented: &str,
     scope: Option<&str>,
-    jkt: Option<&Jkt>,
+    proof: Option<&Proof>,
 ) -> Result<TokenResponse, Error> {
+    let jkt = proof.map(|p| &p.jkt);
     let client = &auth.client;
     let now = state.now();
     let old_hash = state.hasher.hash(presented);
@@ -115,6 +117,11 @@ pub async fn exchange(
                 ))
             }
         }
+    }
+    // The token is this client's, live, and its binding holds: the proof
+    // may be recorded.
+    if let Some(p) = proof {
+        p.record(state).await?;
     }
     let granted = ScopeSet::parse(&old.scope)
         .map_err(|_| Error::Internal("a stored refresh scope is invalid".into()))?;

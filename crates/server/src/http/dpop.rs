@@ -1,16 +1,14 @@
 //! DPoP at the edge (RFC 9449): the request's one `DPoP` header handed to
 //! the core's check (`crate::dpop`), and the server nonce on answers.
 
-use axum::{
-    http::{HeaderMap, HeaderName, HeaderValue},
-    response::Response,
-};
-use gatehouse_protocol::Jkt;
-
 use crate::{
     dpop::{self, ProofRequest},
     error::{Error, OAuthError},
     state::AppState,
+};
+use axum::{
+    http::{HeaderMap, HeaderName, HeaderValue},
+    response::Response,
 };
 
 /// The request header carrying a proof (RFC 9449 4.1).
@@ -36,15 +34,17 @@ pub fn proof(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
         .map_err(|_| OAuthError::InvalidDpopProof("the DPoP header is not a JWS".into()))
 }
 
-/// Checks the request's proof, if it has one, and returns its key.
-pub async fn key(
+/// Checks the request's proof, if it has one, without writing: the caller
+/// records its `jti` ([`dpop::Proof::record`]) once the rest of the request
+/// has been checked.
+pub fn verified(
     state: &AppState,
     headers: &HeaderMap,
     req: ProofRequest<'_>,
-) -> Result<Option<Jkt>, Error> {
+) -> Result<Option<dpop::Proof>, Error> {
     match proof(headers)? {
         None => Ok(None),
-        Some(p) => Ok(Some(dpop::check(state, p, req).await?)),
+        Some(p) => Ok(Some(dpop::verify(state, p, req)?)),
     }
 }
 

@@ -173,11 +173,12 @@ pub fn dpop_algs() -> String {
     format!("algs=\"{}\"", algs.join(" "))
 }
 
-/// Quotes a value for an auth-param (RFC 9110 11.2): drops characters that
-/// cannot appear in a quoted-string.
+/// Quotes a value for an auth-param (RFC 9110 11.2): keeps printable
+/// ASCII without `"` and `\\`, so the header is always valid (a
+/// description may quote what a client sent).
 fn quoted(s: &str) -> String {
     s.chars()
-        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
         .collect()
 }
 

@@ -69,7 +69,7 @@ async fn answer(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<R
         ));
     }
     let request = token_request(grant, &params)?;
-    let jkt = super::dpop::key(
+    let proof = super::dpop::verified(
         state,
         headers,
         ProofRequest {
@@ -77,9 +77,8 @@ async fn answer(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<R
             path: "/token",
             access_token: None,
         },
-    )
-    .await?;
-    let response = grants::exchange(state, &client, &request, jkt.as_ref()).await?;
+    )?;
+    let response = grants::exchange(state, &client, &request, proof.as_ref()).await?;
     let format = if response.access_token.contains('.') {
         "jwe"
     } else {

@@ -15,7 +15,7 @@ use super::{
     form::Params,
 };
 use crate::{
-    dpop::ProofRequest,
+    dpop::{Proof, ProofRequest},
     error::Error,
     oauth::{ErrorCode, Jkt},
     state::AppState,
@@ -137,30 +137,37 @@ pub async fn userinfo(
     super::dpop::with_nonce(&state, r)
 }
 
-/// The proof's key, for a token presented under the DPoP scheme: a proof
-/// refused is answered with a DPoP challenge.
-async fn proof_key(
+/// A DPoP failure as a DPoP challenge (RFC 9449 7.1).
+fn as_challenge(e: Error) -> AppError {
+    match e {
+        Error::OAuth(e) => {
+            let (code, description, _) = e.into_parts();
+            dpop_refused(code, description)
+        }
+        e => e.into(),
+    }
+}
+
+/// The proof of a token presented under the DPoP scheme, checked but not
+/// yet recorded: a proof refused is answered with a DPoP challenge.
+fn proof_of(
     state: &AppState,
     method: &Method,
     headers: &HeaderMap,
     token: &str,
-) -> Result<Jkt, AppError> {
+) -> Result<Proof, AppError> {
     let req = ProofRequest {
         method: method.as_str(),
         path: "/userinfo",
         access_token: Some(token),
     };
-    match super::dpop::key(state, headers, req).await {
-        Ok(Some(jkt)) => Ok(jkt),
+    match super::dpop::verified(state, headers, req) {
+        Ok(Some(p)) => Ok(p),
         Ok(None) => Err(dpop_refused(
             ErrorCode::InvalidDpopProof,
             "the DPoP scheme needs a DPoP proof header",
         )),
-        Err(Error::OAuth(e)) => {
-            let (code, description, _) = e.into_parts();
-            Err(dpop_refused(code, description))
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(as_challenge(e)),
     }
 }
 
@@ -176,13 +183,11 @@ async fn answer(
             description: "".into(),
         });
     };
-    let (token, proven) = match &presented {
+    let (token, proof) = match &presented {
         Presented::Bearer(t) => (t.as_str(), None),
-        Presented::Dpop(t) => (
-            t.as_str(),
-            Some(proof_key(state, method, headers, t).await?),
-        ),
+        Presented::Dpop(t) => (t.as_str(), Some(proof_of(state, method, headers, t)?)),
     };
+    let proven: Option<&Jkt> = proof.as_ref().map(|p| &p.jkt);
     let refused = |d: &'static str| match presented {
         Presented::Bearer(_) => AppError::invalid_token(d),
         Presented::Dpop(_) => dpop_refused(ErrorCode::InvalidToken, d),
@@ -192,7 +197,7 @@ async fn answer(
     };
     // A bound token only with a proof of its key (RFC 9449 7.2); an
     // unbound one only as a bearer token (RFC 9449 7.1).
-    match (at.claims.cnf.as_ref().map(|c| &c.jkt), proven.as_ref()) {
+    match (at.claims.cnf.as_ref().map(|c| &c.jkt), proven) {
         (Some(bound), Some(j)) if bound == j => {}
         (Some(_), Some(_)) => {
             return Err(dpop_refused(
@@ -214,16 +219,27 @@ async fn answer(
         }
         (None, None) => {}
     }
+    // A live token bound to the proof's key: only now is the proof's jti
+    // recorded, so a stranger's proof with no token behind it writes
+    // nothing.
+    if let Some(p) = &proof {
+        p.record(state).await.map_err(as_challenge)?;
+    }
     if at.claims.aud != state.settings.endpoint("/userinfo") {
         return Err(refused("the access token is not for the userinfo endpoint"));
     }
     if !at.scope.contains("openid") {
+        // In the scheme the token came with (RFC 6750 3.1; RFC 9449 7.1).
+        let challenge = match presented {
+            Presented::Bearer(_) => {
+                "Bearer realm=\"gatehouse\", error=\"insufficient_scope\", scope=\"openid\""
+            }
+            Presented::Dpop(_) => "DPoP error=\"insufficient_scope\", scope=\"openid\"",
+        };
         let mut r = StatusCode::FORBIDDEN.into_response();
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(
-                "Bearer realm=\"gatehouse\", error=\"insufficient_scope\", scope=\"openid\"",
-            ),
+            HeaderValue::from_static(challenge),
         );
         return Ok(r);
     }

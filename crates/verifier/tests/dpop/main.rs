@@ -291,23 +291,56 @@ async fn schemes_and_headers_are_checked() {
 #[tokio::test]
 async fn a_flood_fills_the_cache_but_never_lets_a_replay_through() {
     let iss = issuer().await;
-    let key = ClientKey::new("ES256");
     let api = api(|url| {
         iss.config(Backend::default())
             .dpop_base_url(url)
             .dpop_replay_cache_capacity(16)
     })
     .await;
-    let token = iss.token(Some(&key.jkt()));
     let url = api.orders();
     let clock = &iss.clock;
-    let first = key.proof(clock, "GET", &url, &token);
-    ok(api.dpop_get(&token, &[&first]).await, "first").await;
-    for i in 1..16 {
-        let p = key.proof(clock, "GET", &url, &token);
-        ok(api.dpop_get(&token, &[&p]).await, &format!("proof {i}")).await;
+    // One key holds at most an eighth of the cache (2 of 16): a client
+    // flooding with its own key is refused alone.
+    let flooder = ClientKey::new("ES256");
+    let flood_token = iss.token(Some(&flooder.jkt()));
+    for i in 0..2 {
+        let p = flooder.proof(clock, "GET", &url, &flood_token);
+        ok(
+            api.dpop_get(&flood_token, &[&p]).await,
+            &format!("flood {i}"),
+        )
+        .await;
     }
-    // Full of live proofs: a new one waits, a replay stays a replay.
+    let r = api
+        .dpop_get(
+            &flood_token,
+            &[&flooder.proof(clock, "GET", &url, &flood_token)],
+        )
+        .await;
+    assert_eq!(r.status(), 503, "the flooding key is held off");
+    // Seven more clients fill the cache (2 + 7 * 2 = 16).
+    let mut clients = Vec::new();
+    for _ in 0..7 {
+        let key = ClientKey::new("ES256");
+        let token = iss.token(Some(&key.jkt()));
+        clients.push((key, token));
+    }
+    let mut first = None;
+    for (i, (key, token)) in clients.iter().enumerate() {
+        for j in 0..2 {
+            let p = key.proof(clock, "GET", &url, token);
+            ok(
+                api.dpop_get(token, &[&p]).await,
+                &format!("client {i} proof {j}"),
+            )
+            .await;
+            first.get_or_insert((p, token.clone()));
+        }
+    }
+    let (first, first_token) = first.unwrap();
+    // Full of live proofs: a new one (any key) waits, a replay stays a replay.
+    let key = ClientKey::new("ES256");
+    let token = iss.token(Some(&key.jkt()));
     let r = api
         .dpop_get(&token, &[&key.proof(clock, "GET", &url, &token)])
         .await;
@@ -319,7 +352,7 @@ async fn a_flood_fills_the_cache_but_never_lets_a_replay_through() {
         .unwrap();
     assert!((1..=61).contains(&retry), "{retry}");
     let c = refused(
-        &api.dpop_get(&token, &[&first]).await,
+        &api.dpop_get(&first_token, &[&first]).await,
         "invalid_dpop_proof",
         "replay while full",
     );
@@ -328,12 +361,12 @@ async fn a_flood_fills_the_cache_but_never_lets_a_replay_through() {
     // new ones pass again.
     clock.advance(62);
     let c = refused(
-        &api.dpop_get(&token, &[&first]).await,
+        &api.dpop_get(&first_token, &[&first]).await,
         "invalid_dpop_proof",
         "replay after the window",
     );
     assert!(c.contains("iat"), "{c}");
-    for i in 0..16 {
+    for i in 0..2 {
         let p = key.proof(clock, "GET", &url, &token);
         ok(api.dpop_get(&token, &[&p]).await, &format!("after {i}")).await;
     }

@@ -58,6 +58,7 @@ pub fn client(id: &str, created_at: i64) -> Client {
         registration_policy: None,
         legacy_assertion_audience: false,
         require_acr: None,
+        require_pushed_authorization_requests: false,
     }
 }
 

@@ -40,6 +40,8 @@ pub struct ClientSpec {
     /// Also accept the token endpoint URL as an assertion's `aud`
     /// (client_secret_jwt and private_key_jwt only).
     pub legacy_assertion_audience: bool,
+    /// Authorization requests only through `/par` (RFC 9126 6).
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl ClientSpec {
@@ -61,6 +63,7 @@ impl ClientSpec {
             token_endpoint_auth_signing_alg: c.token_endpoint_auth_signing_alg.clone(),
             require_pkce: c.require_pkce,
             legacy_assertion_audience: c.legacy_assertion_audience,
+            require_pushed_authorization_requests: c.require_pushed_authorization_requests,
         }
     }
 }
@@ -405,6 +408,7 @@ fn validate(
         registration_policy: None,
         legacy_assertion_audience: spec.legacy_assertion_audience,
         require_acr: None,
+        require_pushed_authorization_requests: spec.require_pushed_authorization_requests,
     })
 }
 

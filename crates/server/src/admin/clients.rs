@@ -36,6 +36,7 @@ fn apply(spec: &mut ClientSpec, a: ClientArgs) {
         auth_signing_alg,
         require_pkce,
         legacy_assertion_audience,
+        require_par,
         require_acr: _,
     } = a;
     let set_list = |field: &mut Vec<String>, v: Option<Vec<String>>| {
@@ -70,6 +71,9 @@ fn apply(spec: &mut ClientSpec, a: ClientArgs) {
     }
     if let Some(l) = legacy_assertion_audience {
         spec.legacy_assertion_audience = l;
+    }
+    if let Some(r) = require_par {
+        spec.require_pushed_authorization_requests = r;
     }
 }
 

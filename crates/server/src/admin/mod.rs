@@ -52,6 +52,8 @@ pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
     flags.status_index_reserve_max = crate::config::env_i64("GATEHOUSE_STATUS_INDEX_RESERVE_MAX")?;
     flags.outage_staleness_secs = crate::config::env_i64("GATEHOUSE_OUTAGE_STALENESS_SECS")?;
     flags.password_min_length = crate::config::env_i64("GATEHOUSE_PASSWORD_MIN_LENGTH")?;
+    flags.require_pushed_authorization_requests =
+        crate::config::env_bool("GATEHOUSE_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS")?;
     let file = match &cli.global.config {
         Some(p) => RawConfig::from_file(p)?,
         None => RawConfig::default(),

@@ -59,6 +59,8 @@ struct Metadata {
     /// Gatehouse extension: also accept the token endpoint URL as a client
     /// assertion's `aud` (weaker; for libraries that send it).
     legacy_assertion_audience: bool,
+    /// RFC 9126 6: authorization requests only through `/par`.
+    require_pushed_authorization_requests: bool,
     /// RFC 7592 2.2: if present in an update, must be the current secret.
     client_secret: Option<String>,
     /// Gatehouse extension for updates: issue a new client secret.
@@ -155,6 +157,7 @@ fn spec(m: Metadata, policy: &RegistrationPolicy) -> Result<ClientSpec, AppError
         token_endpoint_auth_signing_alg: m.token_endpoint_auth_signing_alg,
         require_pkce: m.require_pkce.unwrap_or(false),
         legacy_assertion_audience: m.legacy_assertion_audience,
+        require_pushed_authorization_requests: m.require_pushed_authorization_requests,
     })
 }
 
@@ -188,6 +191,10 @@ fn describe(state: &AppState, c: &Client) -> serde_json::Map<String, Value> {
         o.insert("token_endpoint_auth_signing_alg".into(), a.clone().into());
     }
     o.insert("require_pkce".into(), c.require_pkce.into());
+    o.insert(
+        "require_pushed_authorization_requests".into(),
+        c.require_pushed_authorization_requests.into(),
+    );
     // RFC 7591 3.2.1: the response carries every registered metadata value.
     if let Some(j) = c
         .jwks

@@ -76,7 +76,10 @@ async fn code_at(app: &TestApp, url: &str, c: &TestClient) -> String {
     let back = app.authorize_in_browser(url, "dave", "pw-dave-123456").await;
     assert!(back.starts_with(&c.redirect_uri), "{back}");
     assert_eq!(query_param(&back, "state").as_deref(), Some("pushed-state"));
-    assert_eq!(query_param(&back, "iss").as_deref(), Some(app.base.as_str()));
+    assert_eq!(
+        query_param(&back, "iss").as_deref(),
+        Some(app.state.settings.issuer.as_str())
+    );
     query_param(&back, "code").unwrap_or_else(|| panic!("no code in {back}"))
 }
 

@@ -49,7 +49,10 @@ pub(crate) async fn pushed(app: &TestApp, c: &TestClient) -> (String, String) {
     assert_eq!(body["expires_in"], 60, "{body}");
     let uri = body["request_uri"].as_str().unwrap().to_owned();
     assert!(uri.starts_with(URN), "{uri}");
-    assert!(uri.len() >= URN.len() + 43, "a random part of 256 bits: {uri}");
+    assert!(
+        uri.len() >= URN.len() + 43,
+        "a random part of 256 bits: {uri}"
+    );
     (uri, verifier)
 }
 
@@ -73,7 +76,9 @@ async fn code_at(app: &TestApp, url: &str, c: &TestClient) -> String {
     {
         app.create_user("dave", "pw-dave-123456").await;
     }
-    let back = app.authorize_in_browser(url, "dave", "pw-dave-123456").await;
+    let back = app
+        .authorize_in_browser(url, "dave", "pw-dave-123456")
+        .await;
     assert!(back.starts_with(&c.redirect_uri), "{back}");
     assert_eq!(query_param(&back, "state").as_deref(), Some("pushed-state"));
     assert_eq!(
@@ -154,8 +159,16 @@ async fn request_uri_redeemed_once_under_concurrency(app: &TestApp) {
         statuses.push(t.await.unwrap());
     }
     statuses.sort_unstable();
-    assert_eq!(statuses.iter().filter(|s| **s == 303).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 11, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 303).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 400).count(),
+        11,
+        "{statuses:?}"
+    );
 }
 
 /// Another client's request_uri is refused and left unspent.
@@ -169,7 +182,11 @@ async fn request_uri_of_another_client(app: &TestApp) {
         .send()
         .await
         .unwrap();
-    refused(r, "was made by another application than the one named by client_id").await;
+    refused(
+        r,
+        "was made by another application than the one named by client_id",
+    )
+    .await;
     // Without client_id (RFC 9126 4 requires it), or an unknown one.
     let enc: String = url::form_urlencoded::byte_serialize(uri.as_bytes()).collect();
     let r = app
@@ -203,7 +220,11 @@ async fn request_uri_expired(app: &TestApp) {
     )
     .await;
     gatehouse_server::app::housekeep(&app.state).await.unwrap();
-    refused(app.http.get(&url).send().await.unwrap(), "is unknown or has expired").await;
+    refused(
+        app.http.get(&url).send().await.unwrap(),
+        "is unknown or has expired",
+    )
+    .await;
 }
 
 /// Unknown, malformed and oversized request_uri values of ours.

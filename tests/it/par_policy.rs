@@ -47,9 +47,23 @@ async fn par_checks_the_whole_request(app: &TestApp) {
     )
     .await;
     assert!(d.contains("not registered"), "{d}");
-    push_refused(app, &c, &with("response_type", "token"), 400, "unsupported_response_type").await;
+    push_refused(
+        app,
+        &c,
+        &with("response_type", "token"),
+        400,
+        "unsupported_response_type",
+    )
+    .await;
     push_refused(app, &c, &with("scope", "openid nope"), 400, "invalid_scope").await;
-    push_refused(app, &c, &with("code_challenge_method", "plain"), 400, "invalid_request").await;
+    push_refused(
+        app,
+        &c,
+        &with("code_challenge_method", "plain"),
+        400,
+        "invalid_request",
+    )
+    .await;
     push_refused(app, &c, &with("prompt", "bogus"), 400, "invalid_request").await;
     let d = push_refused(
         app,
@@ -79,7 +93,14 @@ async fn par_authenticates_the_client(app: &TestApp) {
         id: "nobody".into(),
         ..wrong.clone()
     };
-    push_refused(app, &unknown, &request(&c, &challenge), 401, "invalid_client").await;
+    push_refused(
+        app,
+        &unknown,
+        &request(&c, &challenge),
+        401,
+        "invalid_client",
+    )
+    .await;
     // A confidential client without its secret (as a public one).
     let bare = TestClient {
         secret: None,
@@ -142,7 +163,13 @@ async fn par_public_pushes_are_limited(app: &TestApp) {
     }
     let mut form = form.clone();
     form.push(("client_id", &c.id));
-    let r = app.http.post(app.url("/par")).form(&form).send().await.unwrap();
+    let r = app
+        .http
+        .post(app.url("/par"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
     let body: Value = r.json().await.unwrap();

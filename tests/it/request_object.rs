@@ -93,14 +93,28 @@ async fn sent_back(r: reqwest::Response, c: &TestClient, says: &str) {
     assert_eq!(r.status(), 303);
     let to = r.headers()["location"].to_str().unwrap();
     assert!(to.starts_with(&c.redirect_uri), "{to}");
-    assert_eq!(query_param(to, "error").as_deref(), Some("invalid_request_object"), "{to}");
-    assert!(query_param(to, "error_description").unwrap().contains(says), "{to}");
+    assert_eq!(
+        query_param(to, "error").as_deref(),
+        Some("invalid_request_object"),
+        "{to}"
+    );
+    assert!(
+        query_param(to, "error_description").unwrap().contains(says),
+        "{to}"
+    );
     assert_eq!(query_param(to, "state").as_deref(), Some("object-state"));
 }
 
 /// Pushes `jwt` as `c` (private_key_jwt); the status and JSON body.
 async fn push_object(app: &TestApp, c: &TestClient, key: &Jwk, jwt: &str) -> (u16, Value) {
-    let auth = assertion(app, &c.id, key, &app.base, 60, &uuid::Uuid::new_v4().to_string());
+    let auth = assertion(
+        app,
+        &c.id,
+        key,
+        &app.base,
+        60,
+        &uuid::Uuid::new_v4().to_string(),
+    );
     let r = app
         .http
         .post(app.url("/par"))
@@ -133,7 +147,9 @@ async fn request_object_at_authorize(app: &TestApp) {
         c.id,
         enc(&jwt)
     ));
-    let back = app.authorize_in_browser(&url, "dave", "pw-dave-123456").await;
+    let back = app
+        .authorize_in_browser(&url, "dave", "pw-dave-123456")
+        .await;
     assert!(back.starts_with(&c.redirect_uri), "{back}");
     assert_eq!(query_param(&back, "state").as_deref(), Some("object-state"));
     let code = query_param(&back, "code").unwrap();
@@ -161,7 +177,10 @@ async fn request_object_at_authorize(app: &TestApp) {
         let jwt = sign(&claims(app, &c, &challenge), &key, typ);
         let r = authorize(app, &c.id, &jwt, "").await;
         assert_eq!(r.status(), 303);
-        assert!(r.headers()["location"].to_str().unwrap().starts_with("/login?tx="));
+        assert!(r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login?tx="));
     }
 }
 
@@ -170,12 +189,17 @@ async fn request_object_at_par(app: &TestApp) {
     let (c, key) = keyed_client(app).await;
     app.create_user("dave", "pw-dave-123456").await;
     let (_, challenge) = pkce();
-    let (status, body) = push_object(app, &c, &key, &good(&claims(app, &c, &challenge), &key)).await;
+    let (status, body) =
+        push_object(app, &c, &key, &good(&claims(app, &c, &challenge), &key)).await;
     assert_eq!(status, 201, "{body}");
     let uri = body["request_uri"].as_str().unwrap();
     assert!(uri.starts_with(URN));
     let back = app
-        .authorize_in_browser(&authorize_url(app, &c.id, uri, ""), "dave", "pw-dave-123456")
+        .authorize_in_browser(
+            &authorize_url(app, &c.id, uri, ""),
+            "dave",
+            "pw-dave-123456",
+        )
         .await;
     assert_eq!(query_param(&back, "state").as_deref(), Some("object-state"));
     assert!(query_param(&back, "code").is_some(), "{back}");
@@ -216,19 +240,36 @@ async fn unverifiable_objects_refused(app: &TestApp) {
         (none, "alg none"),
         (good(&cl, &stranger), "signature is not valid"),
         (hs, "alg must be RS256, PS256, ES256 or EdDSA"),
-        (sign(&cl, &key, Some("at+jwt")), "typ must be oauth-authz-req+jwt or JWT"),
+        (
+            sign(&cl, &key, Some("at+jwt")),
+            "typ must be oauth-authz-req+jwt or JWT",
+        ),
         ("not.a.jwt".to_owned(), "not a compact JWS"),
-        (format!("{}.a.b.c.d", "x"), "encrypted request objects are not supported"),
+        (
+            format!("{}.a.b.c.d", "x"),
+            "encrypted request objects are not supported",
+        ),
     ];
     for (jwt, says) in &cases {
         refused(authorize(app, &c.id, jwt, "").await, says).await;
         let (status, body) = push_object(app, &c, &key, jwt).await;
-        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request_object")), "{body}");
-        assert!(body["error_description"].as_str().unwrap().contains(says), "{body}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request_object")),
+            "{body}"
+        );
+        assert!(
+            body["error_description"].as_str().unwrap().contains(says),
+            "{body}"
+        );
     }
     // Named by another client (whose keys do not verify it), or by none.
     let other = app.web_client().await;
-    refused(authorize(app, &other.id, &jwt, "").await, "no registered keys").await;
+    refused(
+        authorize(app, &other.id, &jwt, "").await,
+        "no registered keys",
+    )
+    .await;
     let r = app
         .http
         .get(app.url(&format!("/authorize?request={}", enc(&jwt))))
@@ -254,29 +295,57 @@ async fn bad_claims_refused(app: &TestApp) {
         good(&cl, &key)
     };
     let cases = [
-        (with("aud", "https://other.example".into()), "aud must be the issuer"),
+        (
+            with("aud", "https://other.example".into()),
+            "aud must be the issuer",
+        ),
         (with("aud", Value::Null), "aud must be the issuer"),
-        (with("iss", "someone-else".into()), "iss must be the client_id"),
-        (with("client_id", "someone-else".into()), "client_id must be present and match"),
-        (with("client_id", Value::Null), "client_id must be present and match"),
+        (
+            with("iss", "someone-else".into()),
+            "iss must be the client_id",
+        ),
+        (
+            with("client_id", "someone-else".into()),
+            "client_id must be present and match",
+        ),
+        (
+            with("client_id", Value::Null),
+            "client_id must be present and match",
+        ),
         (with("exp", (now - 60).into()), "has expired"),
         (with("exp", Value::Null), "has no numeric exp"),
         (with("exp", (now + 3 * 3600).into()), "more than 60 minutes"),
         (with("nbf", (now + 600).into()), "not valid yet"),
         (with("jti", Value::Null), "needs a jti"),
-        (with("request", "eyJ.x.y".into()), "must not contain request or request_uri"),
-        (with("request_uri", format!("{URN}x").into()), "must not contain request or request_uri"),
+        (
+            with("request", "eyJ.x.y".into()),
+            "must not contain request or request_uri",
+        ),
+        (
+            with("request_uri", format!("{URN}x").into()),
+            "must not contain request or request_uri",
+        ),
     ];
     for (jwt, says) in &cases {
         sent_back(authorize(app, &c.id, jwt, "").await, &c, says).await;
         let (status, body) = push_object(app, &c, &key, jwt).await;
-        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request_object")), "{body}");
-        assert!(body["error_description"].as_str().unwrap().contains(says), "{body}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request_object")),
+            "{body}"
+        );
+        assert!(
+            body["error_description"].as_str().unwrap().contains(says),
+            "{body}"
+        );
     }
     // An aud array holding the issuer is fine.
     let jwt = with("aud", json!(["https://other.example", app.base]));
     let r = authorize(app, &c.id, &jwt, "").await;
-    assert!(r.headers()["location"].to_str().unwrap().starts_with("/login?tx="));
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/login?tx="));
 }
 
 /// A jti is used once, at /authorize or /par alike.
@@ -285,10 +354,17 @@ async fn replayed_object_refused(app: &TestApp) {
     let (_, challenge) = pkce();
     let jwt = good(&claims(app, &c, &challenge), &key);
     let r = authorize(app, &c.id, &jwt, "").await;
-    assert!(r.headers()["location"].to_str().unwrap().starts_with("/login?tx="));
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/login?tx="));
     sent_back(authorize(app, &c.id, &jwt, "").await, &c, "already used").await;
     let (status, body) = push_object(app, &c, &key, &jwt).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request_object")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request_object")),
+        "{body}"
+    );
     // Pushed first, then replayed at /authorize.
     let jwt = good(&claims(app, &c, &challenge), &key);
     assert_eq!(push_object(app, &c, &key, &jwt).await.0, 201);

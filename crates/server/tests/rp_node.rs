@@ -136,7 +136,14 @@ async fn run_rp(mode: &str, create_flags: &[&str], serve_env: &[(&str, &str)]) -
         Some("correct horse battery staple\n"),
     );
     let create = [
-        &["clients", "create", "--name", "node rp", "--redirect-uri", redirect][..],
+        &[
+            "clients",
+            "create",
+            "--name",
+            "node rp",
+            "--redirect-uri",
+            redirect,
+        ][..],
         create_flags,
     ]
     .concat();

@@ -16,9 +16,9 @@ pub mod transaction;
 pub use checks::{recheck, validate};
 pub use decide::{decide, issue_code, Next};
 pub use levels::AcrRequest;
+pub use pushed::receive;
 pub use request::{
     redirect_host, AuthorizationRequest, Checked, Confirm, Prompt, Received, Rejection,
     ResponseMode, Via,
 };
-pub use pushed::receive;
 pub use transaction::{Transaction, TxError, TX_LIFETIME};

@@ -64,7 +64,9 @@ pub struct RequestObject {
 /// request with `request`): its signature checked with a key of the
 /// client `outer` names. Only `client_id` is taken from outside.
 pub async fn open(state: &AppState, outer: &Received, jwt: &str) -> Result<Received, Rejection> {
-    let client_id = outer.get("client_id").ok_or(Rejection::Page(Msg::NoClient))?;
+    let client_id = outer
+        .get("client_id")
+        .ok_or(Rejection::Page(Msg::NoClient))?;
     let client = state
         .registry
         .client(client_id)
@@ -111,8 +113,8 @@ async fn verify(
     if jwt.split('.').count() == 5 {
         return Err("encrypted request objects are not supported; send a signed JWT");
     }
-    let header = gatehouse_keys::peek_header(jwt)
-        .map_err(|_| "the request object is not a compact JWS")?;
+    let header =
+        gatehouse_keys::peek_header(jwt).map_err(|_| "the request object is not a compact JWS")?;
     match header.get("alg").and_then(Value::as_str) {
         Some("none") => return Err("unsigned request objects (alg none) are not accepted"),
         Some(a) if ALGS.iter().any(|x| x.as_str() == a) => {}
@@ -127,15 +129,14 @@ async fn verify(
         .get("kid")
         .and_then(Value::as_str)
         .ok_or("the request object's header has no kid")?;
-    let keys: Vec<PublicKey> = match (&client.jwks, &client.jwks_uri) {
-        (Some(j), _) => crate::clients::parse_jwks(j).unwrap_or_default(),
-        (None, Some(uri)) => state.registry.client_jwks(&state.http, uri, kid).await,
-        (None, None) => {
-            return Err(
+    let keys: Vec<PublicKey> =
+        match (&client.jwks, &client.jwks_uri) {
+            (Some(j), _) => crate::clients::parse_jwks(j).unwrap_or_default(),
+            (None, Some(uri)) => state.registry.client_jwks(&state.http, uri, kid).await,
+            (None, None) => return Err(
                 "the client has no registered keys (jwks or jwks_uri) to verify request objects",
-            )
-        }
-    };
+            ),
+        };
     let verified = gatehouse_keys::verify(jwt, &ALGS, |k| {
         keys.iter().find(|x| x.kid() == Some(k)).cloned()
     })
@@ -182,7 +183,9 @@ pub fn check_claims(
         return refuse("the request object's iss must be the client_id");
     }
     if s("client_id") != Some(client.id.as_str()) {
-        return refuse("the request object's client_id must be present and match the client_id parameter");
+        return refuse(
+            "the request object's client_id must be present and match the client_id parameter",
+        );
     }
     let issuer = state.settings.issuer.as_str();
     let aud_ok = match c.get("aud") {
@@ -191,7 +194,9 @@ pub fn check_claims(
         _ => false,
     };
     if !aud_ok {
-        return refuse("the request object's aud must be the issuer (a string, or an array holding it)");
+        return refuse(
+            "the request object's aud must be the issuer (a string, or an array holding it)",
+        );
     }
     let now = state.now();
     let Some(exp) = int("exp") else {

@@ -167,7 +167,8 @@ mod pushed_requests_tests {
         let kek = || Some(Kek::generate().to_base64url());
         let s = Settings::resolve(RawConfig::default(), kek()).unwrap();
         assert!(!s.require_pushed_authorization_requests);
-        let raw: RawConfig = toml::from_str("require_pushed_authorization_requests = true").unwrap();
+        let raw: RawConfig =
+            toml::from_str("require_pushed_authorization_requests = true").unwrap();
         let s = Settings::resolve(raw, kek()).unwrap();
         assert!(s.require_pushed_authorization_requests);
     }

@@ -40,9 +40,7 @@ enum CacheRule {
 fn cache_rule(path: &str) -> Option<CacheRule> {
     match path {
         "/token" => Some(CacheRule::NoStorePragma),
-        "/userinfo" | "/introspect" | "/revoke" | "/register" | "/par" => {
-            Some(CacheRule::NoStore)
-        }
+        "/userinfo" | "/introspect" | "/revoke" | "/register" | "/par" => Some(CacheRule::NoStore),
         _ => path
             .strip_prefix("/register/")
             .filter(|id| !id.is_empty() && !id.contains('/'))

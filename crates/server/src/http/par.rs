@@ -29,7 +29,8 @@ use crate::{
 
 /// The parameters of client authentication (RFC 6749 2.3.1, RFC 7523 2.2):
 /// not part of the authorization request.
-const CLIENT_AUTH_PARAMS: [&str; 3] = ["client_secret", "client_assertion", "client_assertion_type"];
+const CLIENT_AUTH_PARAMS: [&str; 3] =
+    ["client_secret", "client_assertion", "client_assertion_type"];
 
 /// `POST /par` (RFC 9126 2.1 the request, 2.2 the answer: 201 Created with
 /// `request_uri` and `expires_in`; 2.3 errors: those of RFC 6749 4.1.2.1 as

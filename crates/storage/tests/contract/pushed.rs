@@ -102,7 +102,9 @@ async fn pushed_request_concurrent_redeem(store: Store) {
         let (store, barrier) = (store.clone(), barrier.clone());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            store.redeem_pushed_request("hot", "client-1", NOW + 1).await
+            store
+                .redeem_pushed_request("hot", "client-1", NOW + 1)
+                .await
         }));
     }
     let mut won = 0;

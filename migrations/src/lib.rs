@@ -21,6 +21,8 @@ mod m20261201_000001_second_factors;
 mod m20261201_000002_passkeys;
 mod m20261202_000001_factor_hardening;
 mod m20261203_000001_dpop;
+mod m20261203_000001_pushed_authorization_requests;
+mod m20261203_000002_client_require_par;
 
 pub struct Migrator;
 
@@ -40,6 +42,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_passkeys::Migration),
             Box::new(m20261202_000001_factor_hardening::Migration),
             Box::new(m20261203_000001_dpop::Migration),
+            Box::new(m20261203_000001_pushed_authorization_requests::Migration),
+            Box::new(m20261203_000002_client_require_par::Migration),
         ]
     }
 }

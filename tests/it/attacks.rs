@@ -108,7 +108,9 @@ async fn authorize_errors_redirect_with_state_and_iss(app: &TestApp) {
         (base(&c) + "&response_type=code&scope=openid&scope=email", "invalid_request"),
         (base(&c) + "&response_type=code&scope=openid&prompt=none%20login", "invalid_request"),
         (base(&c) + "&response_type=code&scope=openid&max_age=-1", "invalid_request"),
-        (base(&c) + "&response_type=code&scope=openid&request=eyJ", "request_not_supported"),
+        // Never fetched (a request object that cannot be verified is a
+        // page instead: request_object::unverifiable_objects_refused).
+        (base(&c) + "&response_type=code&scope=openid&request_uri=https%3A%2F%2Fapp.example%2Fr", "request_uri_not_supported"),
         (base(&c) + "&response_type=code&scope=openid&id_token_hint=a.b.c", "invalid_request"),
         (base(&public) + "&response_type=code&scope=openid", "invalid_request"),
     ];

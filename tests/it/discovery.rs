@@ -28,7 +28,16 @@ async fn discovery_document(app: &TestApp) {
         );
         assert_eq!(d["response_types_supported"], serde_json::json!(["code"]));
         assert_eq!(d["authorization_response_iss_parameter_supported"], true);
-        assert_eq!(d["request_parameter_supported"], false);
+        // Request objects by value (RFC 9101) and pushed requests (RFC 9126);
+        // no request_uri of the client's own (never fetched).
+        assert_eq!(d["request_parameter_supported"], true);
+        assert_eq!(d["request_uri_parameter_supported"], false);
+        assert_eq!(
+            d["request_object_signing_alg_values_supported"],
+            serde_json::json!(["RS256", "PS256", "ES256", "EdDSA"])
+        );
+        assert_eq!(d["pushed_authorization_request_endpoint"], app.url("/par"));
+        assert_eq!(d["require_pushed_authorization_requests"], false);
         assert!(d["id_token_signing_alg_values_supported"]
             .as_array()
             .unwrap()
@@ -42,6 +51,7 @@ async fn discovery_document(app: &TestApp) {
             "introspection_endpoint",
             "revocation_endpoint",
             "end_session_endpoint",
+            "pushed_authorization_request_endpoint",
         ] {
             let url = d[e].as_str().unwrap();
             let s = app.http.get(url).send().await.unwrap().status();

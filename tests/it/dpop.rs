@@ -773,6 +773,103 @@ async fn challenges_are_always_well_formed(app: &TestApp) {
     assert!(ch.starts_with("DPoP error=\"insufficient_scope\""), "{ch}");
 }
 
+/// A proof at /par binds the code of the pushed request to its key (RFC
+/// 9449 10.1); with `dpop_jkt` too, both must name the same key.
+async fn a_proof_at_par_binds_the_code(app: &TestApp) {
+    let c = app.web_client().await;
+    let key = DpopKey::new();
+    let (verifier, challenge) = crate::support::pkce();
+    let form = |extra: Option<(&'static str, String)>| {
+        let mut f = vec![
+            ("response_type", "code".to_owned()),
+            ("client_id", c.id.clone()),
+            ("redirect_uri", c.redirect_uri.clone()),
+            ("scope", "openid".to_owned()),
+            ("state", "st".to_owned()),
+            ("code_challenge", challenge.clone()),
+            ("code_challenge_method", "S256".to_owned()),
+        ];
+        f.extend(extra);
+        f
+    };
+    let push = |f: Vec<(&'static str, String)>, proof: String| {
+        app.http
+            .post(app.url("/par"))
+            .basic_auth(&c.id, c.secret.as_deref())
+            .header("DPoP", proof)
+            .form(&f)
+            .send()
+    };
+    // dpop_jkt naming another key than the proof's.
+    let other = DpopKey::new();
+    let r = push(
+        form(Some(("dpop_jkt", other.jkt.clone()))),
+        key.proof(app, "POST", &app.url("/par")),
+    )
+    .await
+    .unwrap();
+    refused(&json_of(r).await, "invalid_dpop_proof", "dpop_jkt");
+    // A proof for the token endpoint is not one for /par.
+    let r = push(form(None), key.proof(app, "POST", &app.url("/token")))
+        .await
+        .unwrap();
+    refused(&json_of(r).await, "invalid_dpop_proof", "htu");
+
+    let r = push(form(None), key.proof(app, "POST", &app.url("/par")))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let pushed: Value = r.json().await.unwrap();
+    let request_uri = pushed["request_uri"].as_str().unwrap();
+    if app
+        .state
+        .store
+        .user_by_username("dave")
+        .await
+        .unwrap()
+        .is_none()
+    {
+        app.create_user("dave", "pw-dave-123456").await;
+    }
+    let enc = |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
+    let back = app
+        .authorize_in_browser(
+            &format!(
+                "{}?client_id={}&request_uri={}",
+                app.url("/authorize"),
+                c.id,
+                enc(request_uri)
+            ),
+            "dave",
+            "pw-dave-123456",
+        )
+        .await;
+    let code = crate::support::query_param(&back, "code").unwrap_or_else(|| panic!("{back}"));
+    let redeem = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", c.redirect_uri.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    refused(
+        &json_of(token_with(app, &c, &redeem, &[]).await).await,
+        "invalid_dpop_proof",
+        "dpop_jkt",
+    );
+    let (status, t) = json_of(
+        token_with(
+            app,
+            &c,
+            &redeem,
+            &[&key.proof(app, "POST", &app.url("/token"))],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["token_type"], "DPoP");
+}
+
 /// Discovery lists the proof algorithms.
 async fn discovery_lists_the_proof_algorithms(app: &TestApp) {
     let d: Value = app
@@ -804,6 +901,7 @@ crate::both_backends!(
     a_strangers_proof_writes_nothing,
     a_proof_is_remembered_past_a_clock_gap,
     challenges_are_always_well_formed,
+    a_proof_at_par_binds_the_code,
 );
 
 /// With nonces on: a proof without one gets `use_dpop_nonce` and the

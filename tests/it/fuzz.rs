@@ -28,7 +28,7 @@ fn config(cases: u32) -> ProptestConfig {
 }
 
 /// RFC 6749 5.2, RFC 7591 3.2.2 and RFC 7009 2.2.1 error codes.
-const ERRORS: [&str; 9] = [
+const ERRORS: [&str; 12] = [
     "invalid_request",
     "invalid_client",
     "invalid_grant",
@@ -38,6 +38,10 @@ const ERRORS: [&str; 9] = [
     "invalid_client_metadata",
     "invalid_redirect_uri",
     "unsupported_token_type",
+    // /par: the authorization request's own errors (RFC 9126 2.3).
+    "unsupported_response_type",
+    "invalid_target",
+    "invalid_request_object",
 ];
 
 fn form_body() -> impl Strategy<Value = Vec<u8>> {
@@ -56,6 +60,12 @@ fn form_body() -> impl Strategy<Value = Vec<u8>> {
             "resource",
             "token",
             "token_type_hint",
+            "response_type",
+            "request",
+            "request_uri",
+            "code_challenge",
+            "prompt",
+            "max_age",
         ])
         .prop_map(str::to_owned),
         "[a-z_%0-9A-F]{0,10}",
@@ -187,7 +197,7 @@ fn run_cases<S: Strategy>(
 async fn token_endpoints_refuse_garbage_cleanly(app: &TestApp) {
     let client = app.web_client().await;
     let handle = tokio::runtime::Handle::current();
-    for path in ["/token", "/introspect", "/revoke"] {
+    for path in ["/token", "/introspect", "/revoke", "/par"] {
         run_cases(48, (form_body(), any::<bool>()), |(body, basic)| {
             tokio::task::block_in_place(|| {
                 handle.block_on(check(

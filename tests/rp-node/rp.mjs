@@ -5,8 +5,10 @@
 // consent) is plain HTTP with a small cookie jar.
 //
 // Input (environment): ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI,
-// USERNAME, PASSWORD. Output: one JSON line describing what happened; exit
-// status 0 only if every step succeeded.
+// USERNAME, PASSWORD, and MODE: unset for a plain authorization URL, `par`
+// for a pushed authorization request (RFC 9126) with
+// buildAuthorizationUrlWithPAR. Output: one JSON line describing what
+// happened; exit status 0 only if every step succeeded.
 import * as client from 'openid-client';
 
 const env = (name) => {
@@ -28,14 +30,25 @@ const config = await client.discovery(
 const codeVerifier = client.randomPKCECodeVerifier();
 const state = client.randomState();
 const nonce = client.randomNonce();
-const authorizeUrl = client.buildAuthorizationUrl(config, {
+const mode = process.env.MODE ?? 'plain';
+const parameters = {
   redirect_uri: redirectUri,
   scope: 'openid email offline_access',
   code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
   code_challenge_method: 'S256',
   state,
   nonce,
-});
+};
+let authorizeUrl;
+if (mode === 'par') {
+  authorizeUrl = await client.buildAuthorizationUrlWithPAR(config, parameters);
+} else if (mode === 'plain') {
+  authorizeUrl = client.buildAuthorizationUrl(config, parameters);
+} else {
+  throw new Error(`unknown MODE ${mode}`);
+}
+// What the browser is sent to: with PAR, client_id and request_uri only.
+const sentParameters = [...authorizeUrl.searchParams.keys()].sort();
 
 // --- the user agent: follow redirects, keep cookies, fill the two forms.
 const jar = new Map();
@@ -104,6 +117,9 @@ try {
 }
 
 console.log(JSON.stringify({
+  mode,
+  sent_parameters: sentParameters,
+  pushed_authorization_request_endpoint: config.serverMetadata().pushed_authorization_request_endpoint,
   token_endpoint_auth_method: config.clientMetadata().token_endpoint_auth_method ?? 'client_secret_post (default)',
   sub: claims.sub,
   email: claims.email,

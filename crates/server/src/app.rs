@@ -145,6 +145,7 @@ pub fn router(state: AppState) -> Router {
         // The credential endpoints: every answer on their paths is
         // `no-store` (`http::layers::cache_rule` lists them).
         .route("/token", post(http::token::token))
+        .route("/par", post(http::par::push))
         .route(
             "/userinfo",
             get(http::userinfo::userinfo).post(http::userinfo::userinfo),
@@ -497,7 +498,7 @@ impl Server {
 }
 
 /// Deletes what can no longer matter: expired codes, authorization
-/// transactions, sessions, refresh tokens (rotated ones are kept until
+/// transactions, pushed authorization requests, sessions, refresh tokens (rotated ones are kept until
 /// their family could no longer be used, since reuse detection needs them),
 /// opaque tokens, and revocation entries and status-list rows of tokens
 /// that have expired anyway.
@@ -507,6 +508,7 @@ pub async fn housekeep(state: &AppState) -> anyhow::Result<()> {
     let l = &state.settings.lifetimes;
     let codes = s.prune_codes(now - 3600).await?;
     let transactions = s.prune_authorization_txs(now).await?;
+    let pushed = s.prune_pushed_requests(now).await?;
     let ceremonies = s.prune_ceremonies(now).await?;
     let sessions = s.prune_sessions(now, l.session_idle).await?;
     let links = s.prune_session_clients(now - l.session_max_age).await?;
@@ -521,6 +523,7 @@ pub async fn housekeep(state: &AppState) -> anyhow::Result<()> {
     tracing::debug!(
         codes,
         transactions,
+        pushed,
         ceremonies,
         sessions,
         links,

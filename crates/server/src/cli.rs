@@ -359,6 +359,16 @@ pub struct ClientArgs {
         default_missing_value = "true"
     )]
     pub legacy_assertion_audience: Option<bool>,
+    /// Whether the client may start an authorization only with a pushed
+    /// request (POST /par, RFC 9126): /authorize without request_uri is
+    /// refused. The flag alone means true [default: false].
+    #[arg(
+        long = "require-par",
+        value_name = "true|false",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub require_par: Option<bool>,
     /// The authentication level every sign-in to this client must reach:
     /// urn:gatehouse:acr:pwd, urn:gatehouse:acr:mfa or urn:gatehouse:acr:phr;
     /// `none` removes the requirement [default: none].

@@ -42,6 +42,8 @@ pub struct ClientSpec {
     pub legacy_assertion_audience: bool,
     /// Every access token must be DPoP-bound (RFC 9449 5.2).
     pub dpop_bound_access_tokens: bool,
+    /// Authorization requests only through `/par` (RFC 9126 6).
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl ClientSpec {
@@ -64,6 +66,7 @@ impl ClientSpec {
             require_pkce: c.require_pkce,
             legacy_assertion_audience: c.legacy_assertion_audience,
             dpop_bound_access_tokens: c.dpop_bound_access_tokens,
+            require_pushed_authorization_requests: c.require_pushed_authorization_requests,
         }
     }
 }
@@ -409,6 +412,7 @@ fn validate(
         legacy_assertion_audience: spec.legacy_assertion_audience,
         require_acr: None,
         dpop_bound_access_tokens: spec.dpop_bound_access_tokens,
+        require_pushed_authorization_requests: spec.require_pushed_authorization_requests,
     })
 }
 

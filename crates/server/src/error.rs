@@ -64,6 +64,8 @@ pub enum OAuthError {
     RequestNotSupported(Description),
     #[error("request_uri_not_supported")]
     RequestUriNotSupported(Description),
+    #[error("invalid_request_object")]
+    InvalidRequestObject(Description),
     #[error("insufficient_scope")]
     InsufficientScope(Description),
     #[error("unmet_authentication_requirements")]
@@ -106,6 +108,7 @@ impl OAuthError {
             ErrorCode::UnsupportedTokenType => OAuthError::UnsupportedTokenType(d),
             ErrorCode::RequestNotSupported => OAuthError::RequestNotSupported(d),
             ErrorCode::RequestUriNotSupported => OAuthError::RequestUriNotSupported(d),
+            ErrorCode::InvalidRequestObject => OAuthError::InvalidRequestObject(d),
             ErrorCode::InsufficientScope => OAuthError::InsufficientScope(d),
             ErrorCode::UnmetAuthenticationRequirements => {
                 OAuthError::UnmetAuthenticationRequirements(d)
@@ -146,6 +149,7 @@ impl OAuthError {
             OAuthError::UnsupportedTokenType(_) => ErrorCode::UnsupportedTokenType,
             OAuthError::RequestNotSupported(_) => ErrorCode::RequestNotSupported,
             OAuthError::RequestUriNotSupported(_) => ErrorCode::RequestUriNotSupported,
+            OAuthError::InvalidRequestObject(_) => ErrorCode::InvalidRequestObject,
             OAuthError::InsufficientScope(_) => ErrorCode::InsufficientScope,
             OAuthError::UnmetAuthenticationRequirements(_) => {
                 ErrorCode::UnmetAuthenticationRequirements
@@ -197,6 +201,7 @@ impl OAuthError {
             | OAuthError::UnsupportedTokenType(d)
             | OAuthError::RequestNotSupported(d)
             | OAuthError::RequestUriNotSupported(d)
+            | OAuthError::InvalidRequestObject(d)
             | OAuthError::InsufficientScope(d)
             | OAuthError::UnmetAuthenticationRequirements(d) => d,
         }
@@ -286,6 +291,7 @@ mod tests {
             C::UnsupportedTokenType,
             C::RequestNotSupported,
             C::RequestUriNotSupported,
+            C::InvalidRequestObject,
             C::InsufficientScope,
         ] {
             let e = OAuthError::new(code, "why");

@@ -30,6 +30,8 @@ pub enum ErrorCode {
     UnsupportedTokenType,
     RequestNotSupported,
     RequestUriNotSupported,
+    /// RFC 9101 6.3 (and OIDC Core 3.1.2.6).
+    InvalidRequestObject,
     InsufficientScope,
     /// OpenID Connect Unmet Authentication Requirements 1.0.
     UnmetAuthenticationRequirements,
@@ -62,6 +64,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
             ErrorCode::RequestNotSupported => "request_not_supported",
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
+            ErrorCode::InvalidRequestObject => "invalid_request_object",
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
             ErrorCode::InvalidDpopProof => "invalid_dpop_proof",

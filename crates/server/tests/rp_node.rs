@@ -3,7 +3,8 @@
 //! the real `gatehouse clients create` (default auth method
 //! client_secret_basic; the library sends client_secret_post): discovery,
 //! the code flow with PKCE, state and nonce, ID token validation, refresh,
-//! introspection and revocation. The relying party is tests/rp-node/rp.mjs;
+//! introspection and revocation; once with a plain authorization URL, once
+//! with a pushed authorization request (RFC 9126). The relying party is tests/rp-node/rp.mjs;
 //! `.ci/run` installs it with `npm ci`. Outside CI the test skips loudly
 //! when node or tests/rp-node/node_modules is missing; in CI it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -92,11 +93,18 @@ fn run_ok(mut cmd: Command, stdin: Option<&str>) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn openid_client_for_node_at_its_defaults() {
-    if !node_ready() {
-        return;
-    }
+/// What a run of rp.mjs against a fresh `gatehouse serve` reported, and
+/// the client `clients create` made for it.
+struct Run {
+    report: Value,
+    created: Value,
+    discovery: Value,
+}
+
+/// Starts `gatehouse serve` (with `serve_env` set) on a fresh database
+/// with a user and a client made with `create_flags`, and runs rp.mjs in
+/// `mode`.
+async fn run_rp(mode: &str, create_flags: &[&str], serve_env: &[(&str, &str)]) -> Run {
     let dir = Dir(std::env::temp_dir().join(format!("gh-rp-node-{}", uuid::Uuid::new_v4())));
     std::fs::create_dir_all(&dir.0).unwrap();
     let db = format!("sqlite://{}?mode=rwc", dir.0.join("gh.db").display());
@@ -127,22 +135,20 @@ async fn openid_client_for_node_at_its_defaults() {
         ),
         Some("correct horse battery staple\n"),
     );
-    let created: Value = serde_json::from_str(&run_ok(
-        gatehouse(
-            &db,
-            &kek,
-            &[
-                "clients",
-                "create",
-                "--name",
-                "node rp",
-                "--redirect-uri",
-                redirect,
-            ],
-        ),
-        None,
-    ))
-    .unwrap();
+    let create = [
+        &[
+            "clients",
+            "create",
+            "--name",
+            "node rp",
+            "--redirect-uri",
+            redirect,
+        ][..],
+        create_flags,
+    ]
+    .concat();
+    let created: Value =
+        serde_json::from_str(&run_ok(gatehouse(&db, &kek, &create), None)).unwrap();
     assert_eq!(
         created["token_endpoint_auth_method"], "client_secret_basic",
         "the CLI default"
@@ -159,6 +165,7 @@ async fn openid_client_for_node_at_its_defaults() {
             &issuer,
         ],
     );
+    serve.envs(serve_env.iter().copied());
     serve.stdout(Stdio::null()).stderr(Stdio::null());
     let _server = Serve(serve.spawn().unwrap());
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -172,6 +179,14 @@ async fn openid_client_for_node_at_its_defaults() {
         assert!(Instant::now() < deadline, "the server did not become ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let discovery: Value = http
+        .get(format!("{issuer}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
 
     let out = Command::new("node")
         .arg("rp.mjs")
@@ -182,6 +197,7 @@ async fn openid_client_for_node_at_its_defaults() {
         .env("REDIRECT_URI", redirect)
         .env("USERNAME", "alice")
         .env("PASSWORD", "correct horse battery staple")
+        .env("MODE", mode)
         .output()
         .unwrap();
     assert!(
@@ -190,18 +206,71 @@ async fn openid_client_for_node_at_its_defaults() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    Run {
+        report: serde_json::from_slice(&out.stdout).unwrap(),
+        created,
+        discovery,
+    }
+}
+
+/// What every run must show: sign-in, ID token with nonce, refresh,
+/// introspection and revocation, all checked by the library.
+fn assert_complete(run: &Run) {
+    let report = &run.report;
     assert_eq!(report["email"], "alice@example.com", "{report}");
     assert_eq!(report["nonce_checked"], true, "{report}");
     assert_eq!(report["refreshed"], true, "{report}");
     assert_eq!(report["introspection_active"], true, "{report}");
     assert_eq!(
-        report["introspected_client"], created["client_id"],
+        report["introspected_client"], run.created["client_id"],
         "{report}"
     );
     assert_eq!(report["revoked_refresh_active"], false, "{report}");
     assert_eq!(
         report["refresh_after_revocation"], "invalid_grant",
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_for_node_at_its_defaults() {
+    if !node_ready() {
+        return;
+    }
+    let run = run_rp("plain", &[], &[]).await;
+    assert_complete(&run);
+    assert_eq!(run.report["mode"], "plain");
+}
+
+/// The library's `buildAuthorizationUrlWithPAR`: it pushes the request to
+/// the endpoint discovery names (authenticating as at the token endpoint)
+/// and sends the browser with client_id and request_uri only. The client
+/// is created with `--require-par` and the server requires pushing
+/// (`GATEHOUSE_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_for_node_with_par() {
+    if !node_ready() {
+        return;
+    }
+    let run = run_rp(
+        "par",
+        &["--require-par"],
+        &[("GATEHOUSE_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS", "true")],
+    )
+    .await;
+    assert_eq!(run.created["require_pushed_authorization_requests"], true);
+    assert_eq!(run.discovery["require_pushed_authorization_requests"], true);
+    assert_complete(&run);
+    let report = &run.report;
+    assert_eq!(report["mode"], "par", "{report}");
+    assert_eq!(
+        report["sent_parameters"],
+        serde_json::json!(["client_id", "request_uri"]),
+        "{report}"
+    );
+    assert_eq!(
+        report["pushed_authorization_request_endpoint"],
+        run.discovery["pushed_authorization_request_endpoint"],
         "{report}"
     );
 }

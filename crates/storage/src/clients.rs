@@ -91,6 +91,7 @@ impl TryFrom<clients::Model> for Client {
                 .as_deref()
                 .map(|a| a.parse().map_err(|e| corrupt("client require_acr", e)))
                 .transpose()?,
+            require_pushed_authorization_requests: m.require_pushed_authorization_requests,
         })
     }
 }
@@ -125,6 +126,7 @@ fn active(c: &Client) -> clients::ActiveModel {
             .map(|p| serde_json::json!(p).to_string())),
         legacy_assertion_audience: Set(c.legacy_assertion_audience),
         require_acr: Set(c.require_acr.map(|a| a.as_str().to_owned())),
+        require_pushed_authorization_requests: Set(c.require_pushed_authorization_requests),
     }
 }
 

@@ -61,6 +61,7 @@ pub mod clients {
         pub registration_policy: Option<String>,
         pub legacy_assertion_audience: bool,
         pub require_acr: Option<String>,
+        pub require_pushed_authorization_requests: bool,
     }
     no_relations!();
 }
@@ -182,6 +183,22 @@ pub mod authorization_transactions {
         pub created_at: i64,
         pub expires_at: i64,
         pub consumed_at: Option<i64>,
+    }
+    no_relations!();
+}
+
+pub mod pushed_authorization_requests {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "pushed_authorization_requests")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id_hash: String,
+        pub client_id: String,
+        pub request: String,
+        pub created_at: i64,
+        pub expires_at: i64,
+        pub redeemed_at: Option<i64>,
     }
     no_relations!();
 }

@@ -27,6 +27,7 @@ pub use keys::{Revocation as KeyRevocation, Rotation};
 pub mod model;
 mod opaque;
 mod passkeys;
+mod pushed;
 mod refresh;
 pub use refresh::{RefreshRefusal, RefreshUse, RetryWindow};
 mod registration;

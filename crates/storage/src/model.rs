@@ -82,6 +82,10 @@ pub struct Client {
     /// request without a proof is refused (RFC 9449 5.2).
     #[serde(default)]
     pub dpop_bound_access_tokens: bool,
+    /// The client may start an authorization only with a pushed request
+    /// (RFC 9126 6 `require_pushed_authorization_requests`).
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl Client {
@@ -278,6 +282,34 @@ pub enum TxLookup {
     /// Already consumed (a code was issued, or the user denied).
     Consumed,
     /// No such transaction for this browser, or expired.
+    Unknown,
+}
+
+/// An authorization request a client pushed (RFC 9126): the checked
+/// request as JSON, found by the keyed hash of its `request_uri`'s random
+/// part, redeemed once by the same client before it expires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushedRequest {
+    pub id_hash: String,
+    pub client_id: ClientId,
+    pub request: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub redeemed_at: Option<i64>,
+}
+
+/// What presenting a pushed request's `request_uri` found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Redemption {
+    /// Redeemed now, by this call alone.
+    Redeemed(PushedRequest),
+    /// Pushed by another client (left as it was).
+    OtherClient,
+    /// Redeemed before.
+    Used,
+    /// Expired, not redeemed.
+    Expired,
+    /// No such request (never pushed, or expired and deleted).
     Unknown,
 }
 

@@ -36,6 +36,7 @@ fn apply(spec: &mut ClientSpec, a: ClientArgs) {
         auth_signing_alg,
         require_pkce,
         legacy_assertion_audience,
+        require_par,
         require_acr: _,
         dpop_bound,
     } = a;
@@ -74,6 +75,9 @@ fn apply(spec: &mut ClientSpec, a: ClientArgs) {
     }
     if let Some(d) = dpop_bound {
         spec.dpop_bound_access_tokens = d;
+    }
+    if let Some(r) = require_par {
+        spec.require_pushed_authorization_requests = r;
     }
 }
 

@@ -54,6 +54,8 @@ pub fn settings(cli: &Cli) -> anyhow::Result<Settings> {
     flags.password_min_length = crate::config::env_i64("GATEHOUSE_PASSWORD_MIN_LENGTH")?;
     flags.dpop_nonce = crate::config::env_bool("GATEHOUSE_DPOP_NONCE")?;
     flags.dpop_proof_max_age = crate::config::env_i64("GATEHOUSE_DPOP_PROOF_MAX_AGE")?;
+    flags.require_pushed_authorization_requests =
+        crate::config::env_bool("GATEHOUSE_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS")?;
     let file = match &cli.global.config {
         Some(p) => RawConfig::from_file(p)?,
         None => RawConfig::default(),

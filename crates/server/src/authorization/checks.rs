@@ -11,8 +11,11 @@ use std::{collections::HashMap, sync::Arc};
 
 use gatehouse_storage::model::Client;
 
-use super::request::{
-    AuthorizationRequest, Checked, Confirm, Prompt, Received, Rejection, ResponseMode,
+use super::{
+    request::{
+        AuthorizationRequest, Checked, Confirm, Prompt, Received, Rejection, ResponseMode, Via,
+    },
+    request_object,
 };
 use crate::{
     i18n::{Msg, UiLocales},
@@ -23,15 +26,29 @@ use crate::{
     state::AppState,
 };
 
-/// Checks an authorization request, once.
+/// Checks an authorization request, once: a request object's parameters
+/// (RFC 9101 5: those outside it are ignored) once its signature is
+/// checked, or the parameters as sent.
 pub async fn validate(state: &AppState, received: &Received) -> Result<Checked, Rejection> {
+    match received.get("request") {
+        Some(jwt) if received.object.is_none() => {
+            let inner = request_object::open(state, received, jwt).await?;
+            checks(state, &inner).await
+        }
+        _ => checks(state, received).await,
+    }
+}
+
+/// The checks, in order.
+async fn checks(state: &AppState, received: &Received) -> Result<Checked, Rejection> {
     check_trusted_parameters_once(received)?;
     let client = check_client(state, received).await?;
     let redirect_uri = check_redirect_uri(&client, received)?;
     let reply = check_response_mode(&client, &redirect_uri, received)?;
+    super::pushed::check_required(state, &reply, &client, received)?;
     check_parameters(&reply, received)?;
     check_lengths(&reply, received)?;
-    check_request_object(&reply, received)?;
+    check_request_object(state, &reply, &client, received)?;
     check_response_type(&reply, received)?;
     check_client_grant(&reply, &client)?;
     let requested = check_scope(&reply, received)?;
@@ -43,6 +60,9 @@ pub async fn validate(state: &AppState, received: &Received) -> Result<Checked, 
     let hint_sub = check_id_token_hint(state, &reply, received)?;
     let acr = check_acr(&reply, received)?;
     let dpop_jkt = check_dpop_jkt(&reply, received)?;
+    if let Some(object) = &received.object {
+        request_object::spend(state, &reply, &client, object).await?;
+    }
     Ok(Checked {
         request: AuthorizationRequest {
             client_id: client.id.clone(),
@@ -274,19 +294,31 @@ fn check_dpop_jkt(reply: &Reply, received: &Received) -> Result<Option<Jkt>, Rej
     }
 }
 
-/// Request objects are not supported (OIDC Core 6).
-fn check_request_object(reply: &Reply, received: &Received) -> Result<(), Rejection> {
-    if received.get("request").is_some() {
-        return Err(reply.reject(
-            ErrorCode::RequestNotSupported,
-            "request objects are not supported",
-        ));
+/// A request object's claims ([`request_object::check_claims`]). A
+/// `request_uri` here is not one of ours (those are redeemed before the
+/// checks): never fetched (no request to a URL a stranger chose), refused
+/// with `request_uri_not_supported`; one sent to `/par` is refused (RFC
+/// 9126 2.1).
+fn check_request_object(
+    state: &AppState,
+    reply: &Reply,
+    client: &Client,
+    received: &Received,
+) -> Result<(), Rejection> {
+    if let Some(object) = &received.object {
+        return request_object::check_claims(state, reply, client, object);
     }
     if received.get("request_uri").is_some() {
-        return Err(reply.reject(
-            ErrorCode::RequestUriNotSupported,
-            "request_uri is not supported",
-        ));
+        return Err(match received.via {
+            Via::Pushed => reply.reject(
+                ErrorCode::InvalidRequest,
+                "request_uri must not be sent to the pushed authorization request endpoint",
+            ),
+            Via::Authorize => reply.reject(
+                ErrorCode::RequestUriNotSupported,
+                "request_uri is supported only with the urn:ietf:params:oauth:request_uri: values the pushed authorization request endpoint returns",
+            ),
+        });
     }
     Ok(())
 }

@@ -91,12 +91,26 @@ pub struct Checked {
 
 /// The parameters of an authorization request as received: each name's
 /// first value (empty values count as absent), the first repeated name,
-/// and whether there were more than the edge accepts.
+/// and whether there were more than the edge accepts; where it was sent,
+/// and, for one sent as a request object, the object (its parameters are
+/// then the object's).
 #[derive(Clone, Debug, Default)]
 pub struct Received {
     pub params: HashMap<String, String>,
     pub duplicate: Option<String>,
     pub too_many: bool,
+    pub via: Via,
+    pub object: Option<super::request_object::RequestObject>,
+}
+
+/// Where an authorization request was sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Via {
+    /// To `/authorize`, by the browser.
+    #[default]
+    Authorize,
+    /// To `/par`, by the authenticated client (RFC 9126 2.1).
+    Pushed,
 }
 
 impl Received {
@@ -113,6 +127,8 @@ pub enum Rejection {
     Page(Msg),
     /// The store failed before a redirect URI could be trusted.
     Store(StoreError),
+    /// Anything else failed (logged, answered as a server error).
+    Internal(String),
     /// Back to the client: at once, or, for a client that registered
     /// itself, through a page with a link (see [`Confirm`]).
     Redirect {

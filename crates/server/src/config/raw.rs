@@ -41,6 +41,9 @@ pub struct RawConfig {
     /// Every authorization request must carry a PKCE challenge (default
     /// false: see [`Settings::require_pkce`]).
     pub require_pkce: Option<bool>,
+    /// Every authorization request must be pushed first (RFC 9126; default
+    /// false: see [`Settings::require_pushed_authorization_requests`]).
+    pub require_pushed_authorization_requests: Option<bool>,
     /// Internal hosts and networks Gatehouse may contact at client-supplied
     /// URLs (`jwks_uri`, `backchannel_logout_uri`); default none.
     pub outbound_allow: Option<Vec<String>>,
@@ -134,6 +137,7 @@ impl RawConfig {
             jwks_max_age,
             status_list_ttl,
             require_pkce,
+            require_pushed_authorization_requests,
             outbound_allow,
             metrics_token,
             metrics_listen,
@@ -155,11 +159,11 @@ impl RawConfig {
 /// empty; an error naming the variable otherwise.
 pub fn env_bool(name: &str) -> anyhow::Result<Option<bool>> {
     match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .map(Some)
-            .with_context(|| format!("{name} must be true or false, got {v:?}")),
+        Ok(v) if !v.trim().is_empty() => match v.trim() {
+            "true" => Ok(Some(true)),
+            "false" => Ok(Some(false)),
+            _ => anyhow::bail!("{name} must be true or false, got {v:?}"),
+        },
         _ => Ok(None),
     }
 }

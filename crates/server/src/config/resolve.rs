@@ -206,6 +206,9 @@ impl Settings {
             wait_for_database,
             dev_mode,
             require_pkce: raw.require_pkce.unwrap_or(false),
+            require_pushed_authorization_requests: raw
+                .require_pushed_authorization_requests
+                .unwrap_or(false),
             trusted_proxies,
             // Read at start-up, where a problem is reported with the file.
             templates_dir: raw.templates_dir,

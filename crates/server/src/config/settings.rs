@@ -62,6 +62,10 @@ pub struct Settings {
     /// `require_pkce` can still demand it; neither can lift the other
     /// (the stricter wins), and public clients always need PKCE.
     pub require_pkce: bool,
+    /// Every authorization request must be pushed first (RFC 9126 5,
+    /// published as `require_pushed_authorization_requests`). When false, a
+    /// client's own flag can still demand it.
+    pub require_pushed_authorization_requests: bool,
     /// Where client-supplied URLs may lead (loopback only in development).
     pub outbound: crate::outbound::OutboundPolicy,
     /// The token `/metrics` on the main listener requires.

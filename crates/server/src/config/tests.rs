@@ -155,3 +155,37 @@ mod password_tests {
         }
     }
 }
+
+#[allow(clippy::unwrap_used)]
+mod pushed_requests_tests {
+    use super::*;
+
+    /// `require_pushed_authorization_requests`: false unless set, read
+    /// from the file's TOML.
+    #[test]
+    fn require_pushed_authorization_requests_defaults_to_false() {
+        let kek = || Some(Kek::generate().to_base64url());
+        let s = Settings::resolve(RawConfig::default(), kek()).unwrap();
+        assert!(!s.require_pushed_authorization_requests);
+        let raw: RawConfig =
+            toml::from_str("require_pushed_authorization_requests = true").unwrap();
+        let s = Settings::resolve(raw, kek()).unwrap();
+        assert!(s.require_pushed_authorization_requests);
+    }
+
+    /// The environment variable: `true`, `false`, empty (unset), or an
+    /// error naming it.
+    #[test]
+    fn env_bool_reads_true_and_false_only() {
+        const VAR: &str = "GATEHOUSE_TEST_ENV_BOOL_ONLY_HERE";
+        for (value, want) in [("true", Some(true)), ("false", Some(false)), ("", None)] {
+            std::env::set_var(VAR, value);
+            assert_eq!(super::super::env_bool(VAR).unwrap(), want, "{value:?}");
+        }
+        std::env::set_var(VAR, "yes");
+        let e = super::super::env_bool(VAR).unwrap_err().to_string();
+        assert!(e.contains(VAR) && e.contains("true or false"), "{e}");
+        std::env::remove_var(VAR);
+        assert_eq!(super::super::env_bool(VAR).unwrap(), None);
+    }
+}

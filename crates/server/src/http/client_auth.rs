@@ -1,5 +1,5 @@
-//! Client authentication at the token, introspection and revocation
-//! endpoints (RFC 6749 2.3; OIDC Core 9): client_secret_basic,
+//! Client authentication at the token, pushed authorization request,
+//! introspection and revocation endpoints (RFC 6749 2.3; OIDC Core 9): client_secret_basic,
 //! client_secret_post, client_secret_jwt and private_key_jwt (RFC 7523 JWT
 //! assertions, one code path), and none (public clients, identified only).
 //!
@@ -391,7 +391,8 @@ fn throttle_failure(state: &AppState, client_id: &str) -> Result<(), AppError> {
 /// server (or for several) must not be replayable here, which is the
 /// audience-injection attack on private_key_jwt. A client registered with
 /// `legacy_assertion_audience` (documented as weaker) may also name the
-/// token endpoint URL, which some libraries send by default.
+/// token endpoint URL, which some libraries send by default, or the pushed
+/// authorization request endpoint URL (RFC 9126 2).
 fn audience_ok(state: &AppState, client: &Client, aud: Option<&serde_json::Value>) -> bool {
     let one = match aud {
         Some(serde_json::Value::String(a)) => a.as_str(),
@@ -402,7 +403,8 @@ fn audience_ok(state: &AppState, client: &Client, aud: Option<&serde_json::Value
         _ => return false,
     };
     one == state.settings.issuer
-        || (client.legacy_assertion_audience && one == state.settings.endpoint("/token"))
+        || (client.legacy_assertion_audience
+            && (one == state.settings.endpoint("/token") || one == state.settings.endpoint("/par")))
 }
 
 /// Why an assertion's signature or MAC was refused, in the keys crate's

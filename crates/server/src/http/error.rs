@@ -51,6 +51,12 @@ pub enum AppError {
     Unavailable,
     /// Too many failures for this client or account: 429 with Retry-After.
     Throttled(i64),
+    /// Too many requests of some kind (not failures) in the current
+    /// window: 429 with Retry-After (seconds) and what was too many.
+    TooManyRequests {
+        retry_after: i64,
+        description: &'static str,
+    },
     /// Anything else: logged, answered as a generic 500.
     Internal(String),
 }
@@ -90,6 +96,7 @@ impl std::fmt::Display for AppError {
             AppError::Page { message, .. } => write!(f, "{message}"),
             AppError::Unavailable => f.write_str("the database is unavailable"),
             AppError::Throttled(secs) => write!(f, "too many failed attempts; retry in {secs} s"),
+            AppError::TooManyRequests { description, .. } => f.write_str(description),
             AppError::Internal(detail) => f.write_str(detail),
         }
     }
@@ -173,6 +180,21 @@ pub fn dpop_algs() -> String {
     format!("algs=\"{}\"", algs.join(" "))
 }
 
+/// 429 Too Many Requests (RFC 6585 4) with `Retry-After`.
+fn too_many(secs: i64, description: String) -> Response {
+    let mut r = no_store(
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({ "error": "too_many_requests", "error_description": description })),
+        )
+            .into_response(),
+    );
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
 /// Quotes a value for an auth-param (RFC 9110 11.2): keeps printable
 /// ASCII without `"` and `\\`, so the header is always valid (a
 /// description may quote what a client sent).
@@ -250,19 +272,17 @@ impl IntoResponse for AppError {
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 database_unavailable(r)
             }
-            AppError::Throttled(secs) => {
-                let mut r = no_store(
-                    (
-                        StatusCode::TOO_MANY_REQUESTS,
-                        Json(json!({ "error": "too_many_requests", "error_description": format!("too many failed attempts; retry in {secs} seconds") })),
-                    )
-                        .into_response(),
-                );
-                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                r
-            }
+            AppError::Throttled(secs) => too_many(
+                secs,
+                format!("too many failed attempts; retry in {secs} seconds"),
+            ),
+            AppError::TooManyRequests {
+                retry_after,
+                description,
+            } => too_many(
+                retry_after,
+                format!("{description}; retry in {retry_after} seconds"),
+            ),
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 no_store(

@@ -35,12 +35,12 @@ enum CacheRule {
 
 /// The rule of a request path: the API endpoints that hand out or describe
 /// tokens and credentials (RFC 6749 5.1, RFC 7662 2.2, RFC 7591 3.2.1, OIDC
-/// Core 5.3.2); `/register/{client_id}` is one non-empty segment. A new
+/// Core 5.3.2, RFC 9126 2.2); `/register/{client_id}` is one non-empty segment. A new
 /// credential route is added here.
 fn cache_rule(path: &str) -> Option<CacheRule> {
     match path {
         "/token" => Some(CacheRule::NoStorePragma),
-        "/userinfo" | "/introspect" | "/revoke" | "/register" => Some(CacheRule::NoStore),
+        "/userinfo" | "/introspect" | "/revoke" | "/register" | "/par" => Some(CacheRule::NoStore),
         _ => path
             .strip_prefix("/register/")
             .filter(|id| !id.is_empty() && !id.contains('/'))
@@ -107,6 +107,7 @@ mod tests {
             "/revoke",
             "/register",
             "/register/abc",
+            "/par",
         ] {
             assert_eq!(cache_rule(p), Some(CacheRule::NoStore), "{p}");
         }

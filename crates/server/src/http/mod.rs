@@ -17,6 +17,7 @@ pub mod layers;
 pub mod login;
 pub mod logout;
 pub mod metrics;
+pub mod par;
 pub mod passkey;
 pub mod register;
 pub mod revoke;

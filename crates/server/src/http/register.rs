@@ -61,6 +61,8 @@ struct Metadata {
     legacy_assertion_audience: bool,
     /// RFC 9449 5.2: every access token must be DPoP-bound.
     dpop_bound_access_tokens: bool,
+    /// RFC 9126 6: authorization requests only through `/par`.
+    require_pushed_authorization_requests: bool,
     /// RFC 7592 2.2: if present in an update, must be the current secret.
     client_secret: Option<String>,
     /// Gatehouse extension for updates: issue a new client secret.
@@ -158,6 +160,7 @@ fn spec(m: Metadata, policy: &RegistrationPolicy) -> Result<ClientSpec, AppError
         require_pkce: m.require_pkce.unwrap_or(false),
         legacy_assertion_audience: m.legacy_assertion_audience,
         dpop_bound_access_tokens: m.dpop_bound_access_tokens,
+        require_pushed_authorization_requests: m.require_pushed_authorization_requests,
     })
 }
 
@@ -194,6 +197,10 @@ fn describe(state: &AppState, c: &Client) -> serde_json::Map<String, Value> {
     o.insert(
         "dpop_bound_access_tokens".into(),
         c.dpop_bound_access_tokens.into(),
+    );
+    o.insert(
+        "require_pushed_authorization_requests".into(),
+        c.require_pushed_authorization_requests.into(),
     );
     // RFC 7591 3.2.1: the response carries every registered metadata value.
     if let Some(j) = c

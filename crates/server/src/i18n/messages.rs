@@ -64,6 +64,13 @@ messages! {
     RegistrationChanged { reason: String } => "authorize.registration_changed",
     TxUnknown => "authorize.tx_unknown",
     TxConsumed => "authorize.tx_consumed",
+    RequestUriUnknown => "authorize.request_uri_unknown",
+    RequestUriExpired => "authorize.request_uri_expired",
+    RequestUriUsed => "authorize.request_uri_used",
+    RequestUriOtherClient => "authorize.request_uri_other_client",
+    /// `reason`: what was wrong with the object (English, as the OAuth
+    /// error description says it).
+    RequestObjectRefused { reason: String } => "authorize.request_object_refused",
 
     // Signing in.
     SignInFormNotSent => "login.form",

@@ -208,6 +208,44 @@ async fn clients_create_refuses_bad_metadata(env: &Env) {
     );
 }
 
+/// `clients create|update --require-par [true|false]`: the flag alone means
+/// true; stored and shown as `require_pushed_authorization_requests`;
+/// false by default; update turns it off and on and keeps it when not
+/// given; any other value is refused.
+#[tokio::test]
+async fn clients_require_par() {
+    let env = sqlite_env().await;
+    let base = [
+        "clients",
+        "create",
+        "--name",
+        "App",
+        "--redirect-uri",
+        "https://app.example/cb",
+    ];
+    const FIELD: &str = "require_pushed_authorization_requests";
+    let plain = env.json(&base);
+    assert_eq!(plain[FIELD], false, "{plain:#}");
+    let strict = env.json(&[&base[..], &["--require-par"]].concat());
+    assert_eq!(strict[FIELD], true, "{strict:#}");
+    let id = strict["client_id"].as_str().unwrap();
+    assert_eq!(env.json(&["clients", "show", id])[FIELD], true);
+    let updated = env.json(&["clients", "update", id, "--require-par", "false"]);
+    assert_eq!(updated[FIELD], false, "{updated:#}");
+    assert_eq!(env.json(&["clients", "show", id])[FIELD], false);
+    let updated = env.json(&["clients", "update", id, "--require-par", "true"]);
+    assert_eq!(updated[FIELD], true, "{updated:#}");
+    // Another change keeps it.
+    let renamed = env.json(&["clients", "update", id, "--name", "Renamed"]);
+    assert_eq!(renamed[FIELD], true, "{renamed:#}");
+    let out = env
+        .cmd(&["clients", "update", id, "--require-par", "maybe"])
+        .run();
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("--require-par"), "{}", out.stderr);
+    assert_eq!(env.json(&["clients", "show", id])[FIELD], true);
+}
+
 /// `clients create --require-pkce true|false`: stored and shown; false by
 /// default; any other value is refused.
 #[tokio::test]

@@ -14,6 +14,7 @@ use crate::{
 contract! {
     clients => sqlite_clients, postgres_clients;
     clients_require_pkce => sqlite_clients_require_pkce, postgres_clients_require_pkce;
+    clients_require_par => sqlite_clients_require_par, postgres_clients_require_par;
     client_grants => sqlite_client_grants, postgres_client_grants;
     user_grants_at_client => sqlite_user_grants_at_client, postgres_user_grants_at_client;
 }
@@ -154,6 +155,43 @@ async fn clients_require_pkce(store: Store) {
     store.update_client(&relaxed).await.unwrap();
     let made_strict = Client {
         require_pkce: true,
+        updated_at: NOW + 2,
+        ..plain
+    };
+    store.update_client(&made_strict).await.unwrap();
+    assert_eq!(
+        store.list_clients().await.unwrap(),
+        vec![made_strict, relaxed]
+    );
+}
+
+/// `require_pushed_authorization_requests` round-trips through create,
+/// update and list, and is false for a client that never set it.
+async fn clients_require_par(store: Store) {
+    let plain = client("par-plain", NOW);
+    store.create_client(&plain).await.unwrap();
+    assert!(
+        !store
+            .client("par-plain")
+            .await
+            .unwrap()
+            .unwrap()
+            .require_pushed_authorization_requests
+    );
+    let strict = Client {
+        require_pushed_authorization_requests: true,
+        ..client("par-strict", NOW + 1)
+    };
+    store.create_client(&strict).await.unwrap();
+    assert_eq!(store.client("par-strict").await.unwrap().unwrap(), strict);
+    let relaxed = Client {
+        require_pushed_authorization_requests: false,
+        updated_at: NOW + 2,
+        ..strict.clone()
+    };
+    store.update_client(&relaxed).await.unwrap();
+    let made_strict = Client {
+        require_pushed_authorization_requests: true,
         updated_at: NOW + 2,
         ..plain
     };

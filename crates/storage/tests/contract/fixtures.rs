@@ -59,6 +59,7 @@ pub fn client(id: &str, created_at: i64) -> Client {
         legacy_assertion_audience: false,
         require_acr: None,
         dpop_bound_access_tokens: false,
+        require_pushed_authorization_requests: false,
     }
 }
 

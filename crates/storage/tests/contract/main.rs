@@ -86,6 +86,7 @@ mod grant_writes;
 mod keys;
 mod migrations;
 mod passkeys;
+mod pushed;
 mod refresh;
 mod registration;
 mod resources;

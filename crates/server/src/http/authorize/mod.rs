@@ -9,6 +9,9 @@
 //! which decides again on the stored request (without checking the raw
 //! request again) and issues the code, once per transaction.
 //!
+//! A `request_uri` of ours continues a pushed request (RFC 9126 4); a
+//! `request` is a signed request object (RFC 9101).
+//!
 //! An unknown client or an unregistered redirect URI gets an error page and
 //! never a redirect (RFC 6749 4.1.2.1). Every other error goes back to the
 //! client's redirect URI with `error`, `state` and `iss`: at once for a
@@ -50,7 +53,7 @@ use crate::{
 pub const MAX_STARTS_PER_MINUTE: u32 = 300;
 
 /// The client IP of a request (behind the trusted proxies).
-fn caller_ip(
+pub(crate) fn caller_ip(
     state: &AppState,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: &HeaderMap,
@@ -124,8 +127,9 @@ async fn handle(state: &AppState, headers: &HeaderMap, ip: Option<IpAddr>, raw: 
             .collect(),
         duplicate,
         too_many,
+        ..Received::default()
     };
-    match authorization::validate(state, &received).await {
+    match authorization::receive(state, &received).await {
         Ok(checked) => advance(state, headers, &checked, Started::New(ip)).await,
         Err(r) => reject(state, r),
     }

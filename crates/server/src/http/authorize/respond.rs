@@ -69,6 +69,7 @@ pub fn reject(state: &AppState, r: Rejection) -> Response {
             AppError::Unavailable => error::unavailable_page(),
             e => e.into_response(),
         },
+        Rejection::Internal(detail) => AppError::Internal(detail).into_response(),
         Rejection::Redirect {
             to,
             mode,

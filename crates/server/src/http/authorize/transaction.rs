@@ -77,6 +77,7 @@ pub async fn load(
     match authorization::recheck(state, &client, &tx.request).await {
         Ok(()) => {}
         Err(Rejection::Store(e)) => return Err(page(TxError::Store(e))),
+        Err(Rejection::Internal(detail)) => return Err(AppError::Internal(detail).into_response()),
         Err(Rejection::Page(why)) => return Err(no_longer_allowed(state, &tx, why.text()).await),
         Err(Rejection::Redirect { description, .. }) => {
             return Err(no_longer_allowed(state, &tx, format!("{description}.")).await)

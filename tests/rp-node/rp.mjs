@@ -7,7 +7,8 @@
 // Input (environment): ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI,
 // USERNAME, PASSWORD, and MODE: unset for a plain authorization URL, `par`
 // for a pushed authorization request (RFC 9126) with
-// buildAuthorizationUrlWithPAR. Output: one JSON line describing what
+// buildAuthorizationUrlWithPAR, `par-dpop` for that with the library's
+// DPoP (RFC 9449) on every request. Output: one JSON line describing what
 // happened; exit status 0 only if every step succeeded.
 import * as client from 'openid-client';
 
@@ -39,9 +40,15 @@ const parameters = {
   state,
   nonce,
 };
+// `par-dpop`: the library's own DPoP (RFC 9449) on every request, with a
+// key pair of its making; the proof at the pushed request binds the code.
+const DPoP = mode === 'par-dpop'
+  ? client.getDPoPHandle(config, await client.randomDPoPKeyPair())
+  : undefined;
+const options = DPoP ? { DPoP } : undefined;
 let authorizeUrl;
-if (mode === 'par') {
-  authorizeUrl = await client.buildAuthorizationUrlWithPAR(config, parameters);
+if (mode === 'par' || mode === 'par-dpop') {
+  authorizeUrl = await client.buildAuthorizationUrlWithPAR(config, parameters, options);
 } else if (mode === 'plain') {
   authorizeUrl = client.buildAuthorizationUrl(config, parameters);
 } else {
@@ -101,9 +108,10 @@ const tokens = await client.authorizationCodeGrant(config, new URL(callback), {
   expectedState: state,
   expectedNonce: nonce,
   idTokenExpected: true,
-});
+}, undefined, options);
 const claims = tokens.claims();
-const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token);
+const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, options);
+const userinfo = await client.fetchUserInfo(config, refreshed.access_token, claims.sub, options);
 const active = await client.tokenIntrospection(config, refreshed.access_token);
 await client.tokenRevocation(config, refreshed.refresh_token, { token_type_hint: 'refresh_token' });
 const afterRevocation = await client.tokenIntrospection(config, refreshed.refresh_token, {
@@ -111,7 +119,7 @@ const afterRevocation = await client.tokenIntrospection(config, refreshed.refres
 });
 let refreshAfterRevocation = 'accepted';
 try {
-  await client.refreshTokenGrant(config, refreshed.refresh_token);
+  await client.refreshTokenGrant(config, refreshed.refresh_token, undefined, options);
 } catch (e) {
   refreshAfterRevocation = e.error ?? e.code ?? String(e);
 }
@@ -125,7 +133,12 @@ console.log(JSON.stringify({
   email: claims.email,
   nonce_checked: claims.nonce === nonce,
   refreshed: typeof refreshed.access_token === 'string' && refreshed.refresh_token !== tokens.refresh_token,
+  token_type: tokens.token_type,
+  refreshed_token_type: refreshed.token_type,
+  userinfo_email: userinfo.email,
   introspection_active: active.active,
+  introspected_token_type: active.token_type,
+  introspected_cnf_jkt: active.cnf?.jkt ?? null,
   introspected_client: active.client_id,
   revoked_refresh_active: afterRevocation.active,
   refresh_after_revocation: refreshAfterRevocation,

@@ -225,6 +225,7 @@ fn assert_complete(run: &Run) {
         report["introspected_client"], run.created["client_id"],
         "{report}"
     );
+    assert_eq!(report["userinfo_email"], "alice@example.com", "{report}");
     assert_eq!(report["revoked_refresh_active"], false, "{report}");
     assert_eq!(
         report["refresh_after_revocation"], "invalid_grant",
@@ -272,5 +273,38 @@ async fn openid_client_for_node_with_par() {
         report["pushed_authorization_request_endpoint"],
         run.discovery["pushed_authorization_request_endpoint"],
         "{report}"
+    );
+}
+
+/// The library's own DPoP (RFC 9449) with PAR, at its defaults, against a
+/// server that requires pushing and DPoP nonces: the proof at the pushed
+/// request binds the code; the code and refresh grants answer DPoP-bound
+/// tokens; userinfo takes the bound token with its proof; introspection
+/// shows the binding. The library answers `use_dpop_nonce` itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_for_node_with_par_and_dpop() {
+    if !node_ready() {
+        return;
+    }
+    let run = run_rp(
+        "par-dpop",
+        &["--require-par", "--dpop-bound"],
+        &[
+            ("GATEHOUSE_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS", "true"),
+            ("GATEHOUSE_DPOP_NONCE", "true"),
+        ],
+    )
+    .await;
+    assert_eq!(run.created["dpop_bound_access_tokens"], true);
+    assert_complete(&run);
+    let report = &run.report;
+    assert_eq!(report["mode"], "par-dpop", "{report}");
+    assert_eq!(report["token_type"], "dpop", "{report}");
+    assert_eq!(report["refreshed_token_type"], "dpop", "{report}");
+    assert_eq!(report["introspected_token_type"], "DPoP", "{report}");
+    assert!(report["introspected_cnf_jkt"].is_string(), "{report}");
+    assert_eq!(
+        run.discovery["dpop_signing_alg_values_supported"],
+        serde_json::json!(["ES256", "EdDSA", "RS256", "PS256"])
     );
 }

@@ -116,6 +116,11 @@ async fn a_removed_grant_or_new_pkce_rule_gets_no_code(app: &TestApp) {
     // A confidential client's OpenID request with a nonce may omit PKCE,
     // until the client is registered with require_pkce.
     refused_after(app, "&nonce=n1", false, |client| client.require_pkce = true).await;
+    // A transaction begun at /authorize ends once the client must push.
+    refused_after(app, "", true, |client| {
+        client.require_pushed_authorization_requests = true;
+    })
+    .await;
 }
 
 async fn a_post_without_cookies_leaves_other_tabs_alone(app: &TestApp) {

@@ -636,6 +636,41 @@ async fn registration_takes_dpop_bound_access_tokens(app: &TestApp) {
         .unwrap()
         .unwrap();
     assert!(stored.dpop_bound_access_tokens);
+    // An update that leaves it out (RFC 7592 2.2 replaces the metadata)
+    // does not loosen it: a client may only make itself stricter.
+    let r = app
+        .http
+        .put(c["registration_client_uri"].as_str().unwrap())
+        .bearer_auth(c["registration_access_token"].as_str().unwrap())
+        .json(&json!({
+            "client_id": c["client_id"],
+            "client_name": "Bound App",
+            "redirect_uris": ["https://bound.example/cb"],
+            "require_pushed_authorization_requests": true,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let u: Value = r.json().await.unwrap();
+    assert_eq!(u["dpop_bound_access_tokens"], true, "{u}");
+    assert_eq!(u["require_pushed_authorization_requests"], true, "{u}");
+    let r = app
+        .http
+        .put(c["registration_client_uri"].as_str().unwrap())
+        .bearer_auth(c["registration_access_token"].as_str().unwrap())
+        .json(&json!({
+            "client_id": c["client_id"],
+            "client_name": "Bound App",
+            "redirect_uris": ["https://bound.example/cb"],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let u: Value = r.json().await.unwrap();
+    assert_eq!(u["require_pushed_authorization_requests"], true, "{u}");
+    assert_eq!(u["dpop_bound_access_tokens"], true, "{u}");
 }
 
 /// A proof is recorded only once the request behind it holds: a

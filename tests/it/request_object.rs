@@ -316,6 +316,11 @@ async fn bad_claims_refused(app: &TestApp) {
         (with("exp", Value::Null), "has no numeric exp"),
         (with("exp", (now + 3 * 3600).into()), "more than 60 minutes"),
         (with("nbf", (now + 600).into()), "not valid yet"),
+        // Dated ahead, and times chosen to overflow: refused, no panic.
+        (with("iat", (now + 86_400).into()), "iat is in the future"),
+        (with("exp", i64::MAX.into()), "more than 60 minutes ahead"),
+        (with("nbf", i64::MIN.into()), "more than 60 minutes after"),
+        (with("iat", i64::MIN.into()), "more than 60 minutes after"),
         (with("jti", Value::Null), "needs a jti"),
         (
             with("request", "eyJ.x.y".into()),

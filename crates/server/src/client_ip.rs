@@ -82,6 +82,24 @@ impl fmt::Display for Cidr {
     }
 }
 
+/// The key an anonymous caller is counted under by the per-IP limits
+/// (`authorization_starts`): the IPv4 address, or the /64 an IPv6 address
+/// is in (one subscriber gets a whole /64 and could otherwise use a fresh
+/// address per request); `unknown` without one.
+pub fn rate_key(ip: Option<IpAddr>) -> String {
+    match ip {
+        None => "unknown".to_owned(),
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
 /// The client's address: `peer` itself unless it is a trusted proxy; then
 /// `X-Forwarded-For` (all such headers, in order) read from the right,
 /// skipping trusted proxies. An entry that does not parse stops the walk
@@ -124,6 +142,19 @@ fn parse_entry(entry: &str) -> Option<IpAddr> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn ipv6_callers_are_counted_by_their_64() {
+        let key = |s: &str| rate_key(Some(s.parse().unwrap()));
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(rate_key(None), "unknown");
+    }
 
     fn xff(values: &[&str]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -349,8 +349,8 @@ impl Fixture {
 pub async fn run(settings: Settings, seconds: u64, as_json: bool) -> anyhow::Result<()> {
     let kek = settings.load_kek()?;
     let state = app::build_from_settings(settings).await?;
-    // Ten measurements share the time.
-    let budget = Duration::from_millis(seconds.max(1) * 1000 / 10);
+    // Eleven measurements share the time.
+    let budget = Duration::from_millis(seconds.max(1) * 1000 / 11);
     let fixture = Fixture::create(&state, &kek).await?;
     let outcome = measure(&fixture, budget).await;
     // Clean up whatever happened.
@@ -421,6 +421,28 @@ async fn measure(f: &Fixture, budget: Duration) -> anyhow::Result<serde_json::Va
             f.issue_with_proof(Target::ResourceServer, &proof)
                 .await
                 .map(|_| ())
+        },
+    )
+    .await?;
+
+    // The proof's check alone, without the replay write: signature (ES256),
+    // claims, thumbprint.
+    let (proof_rate, proof_us) = rate_of(
+        budget,
+        50,
+        || f.proof("POST", "/token", None),
+        |proof| async move {
+            crate::dpop::verify(
+                &f.state,
+                &proof,
+                crate::dpop::ProofRequest {
+                    method: "POST",
+                    path: "/token",
+                    access_token: None,
+                },
+            )
+            .map(|_| ())
+            .map_err(e)
         },
     )
     .await?;
@@ -525,6 +547,7 @@ async fn measure(f: &Fixture, budget: Duration) -> anyhow::Result<serde_json::Va
             "jwe_local_decrypt_and_verify": { "rate": local_rate, "mean_us": local_us },
             "own_token_read_with_revocation_check": { "rate": own_read_rate, "mean_us": own_read_us },
             "own_dpop_bound_token_read_with_proof_check": { "rate": bound_read_rate, "mean_us": bound_read_us },
+            "dpop_proof_check_without_replay_write": { "rate": proof_rate, "mean_us": proof_us },
             "introspection_round_trip": { "rate": introspect_rate, "mean_us": introspect_us },
             "session_lookup": { "rate": session_rate, "mean_us": session_us },
         }

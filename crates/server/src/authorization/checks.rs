@@ -81,6 +81,7 @@ async fn checks(state: &AppState, received: &Received) -> Result<Checked, Reject
             acr,
             ui_locales: check_ui_locales(received),
             dpop_jkt,
+            pushed: received.via == Via::Pushed,
         },
         client,
     })
@@ -143,6 +144,15 @@ pub async fn recheck(
         if let Some(why) = pkce_required(state, client, &req.scope, req.nonce.as_deref()) {
             return Err(reply.reject(ErrorCode::InvalidRequest, why));
         }
+    }
+    if !req.pushed
+        && (client.require_pushed_authorization_requests
+            || state.settings.require_pushed_authorization_requests)
+    {
+        return Err(reply.reject(
+            ErrorCode::InvalidRequest,
+            "pushed authorization requests are now required: start again with POST /par",
+        ));
     }
     Ok(())
 }

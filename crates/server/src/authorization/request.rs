@@ -80,6 +80,10 @@ pub struct AuthorizationRequest {
     /// The DPoP key the code is bound to (RFC 9449 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_jkt: Option<Jkt>,
+    /// It came through `/par` (RFC 9126): checked again against a
+    /// requirement to push switched on since.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pushed: bool,
 }
 
 /// A checked request and the client that sent it.
@@ -247,6 +251,7 @@ mod tests {
             acr: Default::default(),
             ui_locales: UiLocales::parse("fr-CA en"),
             dpop_jkt: Jkt::parse("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"),
+            pushed: true,
         };
         let json = serde_json::to_string(&req).unwrap();
         assert!(json.contains(r#""scope":"openid profile""#), "{json}");

@@ -218,17 +218,26 @@ pub fn check_claims(
     let Some(exp) = int("exp") else {
         return refuse("the request object has no numeric exp");
     };
-    if exp + LEEWAY <= now {
+    // Times are the client's numbers: compared without arithmetic on
+    // them that could overflow, and never far in the future (an object
+    // dated ahead would stay usable, and its jti remembered, that long).
+    if exp.saturating_add(LEEWAY) <= now {
         return refuse("the request object has expired");
+    }
+    if exp > now.saturating_add(MAX_LIFETIME + LEEWAY) {
+        return refuse("the request object's exp is more than 60 minutes ahead");
     }
     if c.contains_key("nbf") && int("nbf").is_none() {
         return refuse("the request object's nbf is not a number");
     }
-    if int("nbf").is_some_and(|nbf| nbf - LEEWAY > now) {
+    if int("nbf").is_some_and(|nbf| nbf.saturating_sub(LEEWAY) > now) {
         return refuse("the request object is not valid yet (nbf is in the future)");
     }
+    if int("iat").is_some_and(|iat| iat.saturating_sub(LEEWAY) > now) {
+        return refuse("the request object's iat is in the future");
+    }
     let start = int("nbf").or_else(|| int("iat")).unwrap_or(now);
-    if exp - start > MAX_LIFETIME {
+    if exp.saturating_sub(start) > MAX_LIFETIME {
         return refuse("the request object's exp is more than 60 minutes after its nbf (or iat)");
     }
     if !s("jti").is_some_and(|j| !j.is_empty() && j.len() <= 256) {
@@ -250,7 +259,7 @@ pub async fn spend(
     let jti = c.get("jti").and_then(Value::as_str).unwrap_or_default();
     let exp = c.get("exp").and_then(Value::as_i64).unwrap_or_default();
     let key = format!("jar:{}:{jti}", client.id);
-    match state.record_once(&key, exp + LEEWAY).await {
+    match state.record_once(&key, exp.saturating_add(LEEWAY)).await {
         Ok(true) => Ok(()),
         Ok(false) => {
             tracing::warn!(client_id = %client.id, "request object replayed");

@@ -68,7 +68,7 @@ async fn answer(
         // pushes count with the authorization transactions started from
         // the same address.
         let ip = super::authorize::caller_ip(&state, peer, &headers);
-        let key = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let key = crate::client_ip::rate_key(ip);
         let now = state.now();
         if let Some(retry_after) = state.authorization_starts.blocked(&key, now) {
             tracing::warn!(ip = %key, "too many pushed authorization requests");

@@ -213,10 +213,7 @@ pub async fn begin(
         };
     }
     // Anyone may start one: bounded per client IP like transactions.
-    let key = format!(
-        "passkey:{}",
-        ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string())
-    );
+    let key = format!("passkey:{}", crate::client_ip::rate_key(ip));
     if state.authorization_starts.blocked(&key, now).is_some() {
         return AppError::Page {
             status: StatusCode::TOO_MANY_REQUESTS,

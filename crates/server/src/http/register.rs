@@ -353,6 +353,11 @@ pub async fn update(
         &state.settings.outbound,
     )
     .map_err(metadata_error)?;
+    // A client may make itself stricter, never looser: what it (or the
+    // operator, `clients update`) turned on stays on through its updates.
+    new.require_pushed_authorization_requests |= old.require_pushed_authorization_requests;
+    new.dpop_bound_access_tokens |= old.dpop_bound_access_tokens;
+    new.require_pkce |= old.require_pkce;
     check_policy(&new, &policy).map_err(metadata_error)?;
     published_alg(&state, &new)?;
     let method = old.token_endpoint_auth_method;

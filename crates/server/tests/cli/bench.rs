@@ -45,6 +45,15 @@ async fn bench_measures_and_cleans_up(env: &Env) {
         ("check_per_second", "jwe_local_decrypt_and_verify"),
         ("check_per_second", "introspection_round_trip"),
         ("check_per_second", "session_lookup"),
+        (
+            "issuance_per_second",
+            "jwe_resource_server_dpop_bound_with_proof_check",
+        ),
+        (
+            "check_per_second",
+            "own_dpop_bound_token_read_with_proof_check",
+        ),
+        ("check_per_second", "dpop_proof_check_without_replay_write"),
     ] {
         assert!(
             r[section][name]["rate"].as_f64().unwrap_or(0.0) > 0.0,

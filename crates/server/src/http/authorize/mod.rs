@@ -227,7 +227,7 @@ async fn step(
     let (tx, cookie) = match tx {
         Some(t) => (t, None),
         None => {
-            let key = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+            let key = crate::client_ip::rate_key(ip);
             let now = state.now();
             if state.authorization_starts.blocked(&key, now).is_some() {
                 tracing::warn!(ip = %key, "too many authorization transactions started");

@@ -21,6 +21,7 @@ mod m20261201_000001_second_factors;
 mod m20261201_000002_passkeys;
 mod m20261202_000001_factor_hardening;
 mod m20261203_000001_dpop;
+mod m20261204_000001_token_exchange;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_passkeys::Migration),
             Box::new(m20261202_000001_factor_hardening::Migration),
             Box::new(m20261203_000001_dpop::Migration),
+            Box::new(m20261204_000001_token_exchange::Migration),
         ]
     }
 }

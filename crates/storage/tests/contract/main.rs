@@ -91,5 +91,6 @@ mod registration;
 mod resources;
 mod revocation;
 mod sessions;
+mod token_exchange;
 mod unknown_names;
 mod users;

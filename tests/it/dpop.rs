@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::support::{ecdh_api, introspect, spawn_app_with, DbKind, TestApp, TestClient};
 
 /// A client's DPoP key pair and its thumbprint.
-pub struct DpopKey {
+pub(crate) struct DpopKey {
     private: Jwk,
     public: Jwk,
     pub jkt: String,
@@ -92,7 +92,7 @@ impl DpopKey {
 
 /// POSTs `form` to /token as `c` (Basic when it has a secret) with the
 /// given DPoP headers.
-pub async fn token_with(
+pub(crate) async fn token_with(
     app: &TestApp,
     c: &TestClient,
     form: &[(&str, &str)],

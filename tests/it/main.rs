@@ -48,5 +48,7 @@ mod sqlite_faults;
 mod status_list;
 mod step_up;
 mod throttle;
+mod token_exchange;
+mod token_exchange_refused;
 mod tokens;
 mod verifier;

@@ -52,6 +52,7 @@ pub async fn exchange(
             jti: new_jti(),
             family: None,
             jkt,
+            exchange: None,
         })
         .await?;
     Ok(TokenResponse {
@@ -61,5 +62,6 @@ pub async fn exchange(
         refresh_token: None,
         id_token: None,
         scope: scope.to_string(),
+        issued_token_type: None,
     })
 }

@@ -47,9 +47,14 @@ impl TokenIssuer {
         }))
     }
 
-    /// Revokes one access token until it would have expired.
+    /// Revokes one access token until it would have expired, and every
+    /// token exchanged from it when it had no grant of its own (RFC 8693:
+    /// such tokens carry its jti as their grant).
     pub async fn revoke_access_token(&self, at: &AccessClaims) -> Result<(), Error> {
         let now = self.now();
+        if at.family.is_none() {
+            self.revoke_grant_access_tokens(&at.claims.jti, now).await?;
+        }
         self.store
             .revoke_jti(&at.claims.jti, at.claims.exp, now)
             .await?;
@@ -68,6 +73,12 @@ impl TokenIssuer {
     pub async fn revoke_grant(&self, family_id: &str) -> Result<(), Error> {
         let now = self.now();
         self.store.revoke_refresh_family(family_id, now).await?;
+        self.revoke_grant_access_tokens(family_id, now).await
+    }
+
+    /// Revokes every access token of a grant (JWE and opaque alike),
+    /// exchanged ones included.
+    async fn revoke_grant_access_tokens(&self, family_id: &str, now: i64) -> Result<(), Error> {
         self.store.revoke_opaque_family(family_id, now).await?;
         self.store
             .revoke_key_until(

@@ -150,7 +150,13 @@ async fn two_hops(app: &TestApp, w: &World, subject: &str) -> (String, String) {
 async fn the_chain_carries_the_user_and_every_actor(app: &TestApp) {
     let w = world(app).await;
     let t = user_tokens(app, &w).await;
-    let user = app.state.store.user_by_username("dave").await.unwrap().unwrap();
+    let user = app
+        .state
+        .store
+        .user_by_username("dave")
+        .await
+        .unwrap()
+        .unwrap();
     let subject = t["access_token"].as_str().unwrap();
 
     let (s, hop1) = exchange(app, &w.b, subject, &[("resource", C), ("audience", C)]).await;
@@ -212,7 +218,11 @@ async fn revoking_a_grantless_subject_revokes_every_hop(app: &TestApp) {
     let r = app
         .token(
             &x,
-            &[("grant_type", "client_credentials"), ("resource", B), ("scope", "read")],
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", B),
+                ("scope", "read"),
+            ],
         )
         .await;
     let subject: Value = r.json().await.unwrap();
@@ -274,12 +284,22 @@ async fn id_token_subjects_belong_to_their_audience(app: &TestApp) {
     let claims = api_claims(&w.kp_c, ok["access_token"].as_str().unwrap());
     assert_eq!(claims["act"], json!({"sub": w.a.id}));
     assert_eq!(claims["client_id"], w.a.id);
-    let user = app.state.store.user_by_username("dave").await.unwrap().unwrap();
+    let user = app
+        .state
+        .store
+        .user_by_username("dave")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(claims["sub"], user.id.as_str());
 
     // B may exchange for C, but this ID token is A's.
     let (s, e) = send(w.b.clone(), None).await;
-    assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")), "{e}");
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{e}"
+    );
     assert!(e["error_description"]
         .as_str()
         .unwrap()
@@ -287,12 +307,20 @@ async fn id_token_subjects_belong_to_their_audience(app: &TestApp) {
 
     // Asking an API scope of an ID token widens it.
     let (s, e) = send(w.a.clone(), Some("read")).await;
-    assert_eq!((s, e["error"].as_str()), (400, Some("invalid_scope")), "{e}");
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_scope")),
+        "{e}"
+    );
 
     // Expired: refused.
     app.clock.advance(app.state.settings.lifetimes.id_token + 1);
     let (s, e) = send(w.a.clone(), None).await;
-    assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")), "{e}");
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{e}"
+    );
     assert!(e["error_description"].as_str().unwrap().contains("expired"));
 }
 
@@ -302,7 +330,11 @@ async fn a_bound_subject_needs_a_proof_of_its_key(app: &TestApp) {
     let w = world(app).await;
     let x = service(app, "X", &["client_credentials"]).await;
     let key = DpopKey::new();
-    let cc = [("grant_type", "client_credentials"), ("resource", B), ("scope", "read")];
+    let cc = [
+        ("grant_type", "client_credentials"),
+        ("resource", B),
+        ("scope", "read"),
+    ];
     let r = token_with(app, &x, &cc, &[&key.proof(app, "POST", &app.url("/token"))]).await;
     let bound: Value = r.json().await.unwrap();
     assert_eq!(bound["token_type"], "DPoP");
@@ -325,9 +357,18 @@ async fn a_bound_subject_needs_a_proof_of_its_key(app: &TestApp) {
         assert_eq!(r.status(), 400);
         let e: Value = r.json().await.unwrap();
         assert_eq!(e["error"], "invalid_grant", "{e}");
-        assert!(e["error_description"].as_str().unwrap().contains(says), "{e}");
+        assert!(
+            e["error_description"].as_str().unwrap().contains(says),
+            "{e}"
+        );
     }
-    let r = token_with(app, &w.b, &form, &[&key.proof(app, "POST", &app.url("/token"))]).await;
+    let r = token_with(
+        app,
+        &w.b,
+        &form,
+        &[&key.proof(app, "POST", &app.url("/token"))],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let ok: Value = r.json().await.unwrap();
     assert_eq!(ok["token_type"], "DPoP");

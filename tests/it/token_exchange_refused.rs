@@ -34,7 +34,13 @@ async fn each_refusal_has_its_error(app: &TestApp) {
     );
     // Wider than the subject.
     refused(
-        &exchange(app, &w.b, subject, &[("resource", C), ("scope", "read admin")]).await,
+        &exchange(
+            app,
+            &w.b,
+            subject,
+            &[("resource", C), ("scope", "read admin")],
+        )
+        .await,
         "invalid_scope",
         "only narrow",
     );
@@ -46,7 +52,13 @@ async fn each_refusal_has_its_error(app: &TestApp) {
     );
     // Targets: unknown, none, two that disagree.
     refused(
-        &exchange(app, &w.b, subject, &[("resource", "https://nowhere.example")]).await,
+        &exchange(
+            app,
+            &w.b,
+            subject,
+            &[("resource", "https://nowhere.example")],
+        )
+        .await,
         "invalid_target",
         "resource is not a registered resource server",
     );
@@ -84,7 +96,10 @@ async fn each_refusal_has_its_error(app: &TestApp) {
             subject,
             &[
                 ("resource", C),
-                ("requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token"),
+                (
+                    "requested_token_type",
+                    "urn:ietf:params:oauth:token-type:refresh_token",
+                ),
             ],
         )
         .await,
@@ -105,7 +120,13 @@ async fn each_refusal_has_its_error(app: &TestApp) {
     let answer = (r.status().as_u16(), r.json().await.unwrap());
     refused(&answer, "invalid_request", "unsupported subject_token_type");
     refused(
-        &exchange(app, &w.b, subject, &[("resource", C), ("actor_token", subject)]).await,
+        &exchange(
+            app,
+            &w.b,
+            subject,
+            &[("resource", C), ("actor_token", subject)],
+        )
+        .await,
         "invalid_request",
         "actor_token requires actor_token_type",
     );
@@ -140,7 +161,11 @@ async fn each_refusal_has_its_error(app: &TestApp) {
     let r = app
         .token(
             &x,
-            &[("grant_type", "client_credentials"), ("resource", B), ("scope", "read")],
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", B),
+                ("scope", "read"),
+            ],
         )
         .await;
     let xs: Value = r.json().await.unwrap();
@@ -150,7 +175,11 @@ async fn each_refusal_has_its_error(app: &TestApp) {
             app,
             &w.b,
             subject,
-            &[("resource", C), ("actor_token", xs), ("actor_token_type", ACCESS_TOKEN)],
+            &[
+                ("resource", C),
+                ("actor_token", xs),
+                ("actor_token_type", ACCESS_TOKEN),
+            ],
         )
         .await,
         "invalid_grant",
@@ -160,7 +189,11 @@ async fn each_refusal_has_its_error(app: &TestApp) {
     let r = app
         .token(
             &w.b,
-            &[("grant_type", "client_credentials"), ("resource", B), ("scope", "read")],
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", B),
+                ("scope", "read"),
+            ],
         )
         .await;
     let bs: Value = r.json().await.unwrap();
@@ -169,7 +202,11 @@ async fn each_refusal_has_its_error(app: &TestApp) {
         app,
         &w.b,
         subject,
-        &[("resource", C), ("actor_token", bs), ("actor_token_type", ACCESS_TOKEN)],
+        &[
+            ("resource", C),
+            ("actor_token", bs),
+            ("actor_token_type", ACCESS_TOKEN),
+        ],
     )
     .await;
     assert_eq!(s, 200, "{ok}");
@@ -205,7 +242,10 @@ async fn public_clients_may_not_exchange(app: &TestApp) {
     let spec = ClientSpec {
         name: "Public".into(),
         redirect_uris: vec!["http://127.0.0.1:9999/callback".into()],
-        grant_types: vec!["authorization_code".into(), GrantType::TokenExchange.to_string()],
+        grant_types: vec![
+            "authorization_code".into(),
+            GrantType::TokenExchange.to_string(),
+        ],
         auth_method: Some("none".into()),
         ..ClientSpec::default()
     };

@@ -289,11 +289,7 @@ async fn actor_sub(
     if &at.claims.client_id != caller {
         return Err(invalid_grant("actor_token was not issued to this client"));
     }
-    bound_to_proof(
-        at.claims.cnf.as_ref().map(|c| &c.jkt),
-        jkt,
-        "actor_token",
-    )?;
+    bound_to_proof(at.claims.cnf.as_ref().map(|c| &c.jkt), jkt, "actor_token")?;
     Ok(at.claims.sub)
 }
 
@@ -356,5 +352,7 @@ async fn who(
             return Ok((None, Some(c.id.clone())));
         }
     }
-    Err(invalid_grant("the subject_token's subject no longer exists"))
+    Err(invalid_grant(
+        "the subject_token's subject no longer exists",
+    ))
 }

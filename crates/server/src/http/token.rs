@@ -53,9 +53,15 @@ fn token_request(grant: GrantType, p: &Params) -> Result<TokenRequest, AppError>
                     token: token.to_owned(),
                     token_type: token_type(t, "actor_token_type")?,
                 }),
-                (Some(_), None) => return Err(AppError::invalid_request("actor_token requires actor_token_type")),
+                (Some(_), None) => {
+                    return Err(AppError::invalid_request(
+                        "actor_token requires actor_token_type",
+                    ))
+                }
                 (None, Some(_)) => {
-                    return Err(AppError::invalid_request("actor_token_type must not be sent without actor_token"))
+                    return Err(AppError::invalid_request(
+                        "actor_token_type must not be sent without actor_token",
+                    ))
                 }
             },
             resource: owned("resource"),
@@ -184,6 +190,65 @@ mod tests {
                 scope: Some("a b".into()),
                 resource: Some("https://api".into()),
             }
+        );
+    }
+
+    #[test]
+    fn token_exchange_reads_its_parameters_and_known_token_types() {
+        let at = "urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token";
+        let r = parse(
+            GrantType::TokenExchange,
+            &format!(
+                "subject_token=s&subject_token_type={at}&actor_token=a&actor_token_type={at}\
+                 &resource=https%3A%2F%2Fc&audience=https%3A%2F%2Fc&scope=read\
+                 &requested_token_type={at}"
+            ),
+        )
+        .unwrap();
+        assert_eq!(r.grant_type(), GrantType::TokenExchange);
+        let token = |t: &str| PresentedToken {
+            token: t.into(),
+            token_type: TokenTypeUri::AccessToken,
+        };
+        assert_eq!(
+            r,
+            TokenRequest::TokenExchange {
+                subject: token("s"),
+                actor: Some(token("a")),
+                resource: Some("https://c".into()),
+                audience: Some("https://c".into()),
+                scope: Some("read".into()),
+                requested_token_type: Some(TokenTypeUri::AccessToken),
+            }
+        );
+        let debug = format!("{r:?}");
+        assert!(
+            !debug.contains("\"s\"") && !debug.contains("\"a\""),
+            "{debug}"
+        );
+
+        assert_eq!(
+            missing(parse(
+                GrantType::TokenExchange,
+                &format!("subject_token_type={at}")
+            )),
+            "missing parameter subject_token"
+        );
+        assert_eq!(
+            missing(parse(GrantType::TokenExchange, "subject_token=s")),
+            "missing parameter subject_token_type"
+        );
+        assert!(missing(parse(
+            GrantType::TokenExchange,
+            "subject_token=s&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Ajwt"
+        ))
+        .starts_with("unsupported subject_token_type"));
+        assert_eq!(
+            missing(parse(
+                GrantType::TokenExchange,
+                &format!("subject_token=s&subject_token_type={at}&actor_token=a")
+            )),
+            "actor_token requires actor_token_type"
         );
     }
 

@@ -72,7 +72,10 @@ async fn exchanged_opaque_tokens_keep_their_chain(store: Store) {
         .is_none());
 
     // Revoking the grant it was exchanged from reaches it.
-    assert_eq!(store.revoke_opaque_family("famX", NOW + 1).await.unwrap(), 1);
+    assert_eq!(
+        store.revoke_opaque_family("famX", NOW + 1).await.unwrap(),
+        1
+    );
     assert_eq!(
         store.opaque_token("ex1").await.unwrap().unwrap().revoked_at,
         Some(NOW + 1)
@@ -97,7 +100,11 @@ async fn rows_without_allowances_read_empty(kind: DbKind) {
     ))
     .await
     .unwrap();
-    let r = store.resource("https://old.example").await.unwrap().unwrap();
+    let r = store
+        .resource("https://old.example")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(r.allow_exchange_from.is_empty());
     assert_eq!(r.clients, ["c1"]);
     conn.close().await.unwrap();

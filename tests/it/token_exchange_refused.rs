@@ -3,7 +3,7 @@
 //! target does not list, an unknown or ambiguous target, unknown token
 //! types, a revoked, expired, tampered or oversized subject, a public
 //! client, a client without the grant type, an actor token of another
-//! client.
+//! client, a chain grown past eight actors.
 
 use gatehouse_server::{clients::ClientSpec, oauth::GrantType};
 use serde_json::Value;
@@ -297,7 +297,30 @@ async fn public_clients_may_not_exchange(app: &TestApp) {
     );
 }
 
+/// B and C exchanging back and forth: the chain grows by one actor a hop,
+/// never past eight, and no hop outlives the user's token.
+async fn a_chain_stops_at_eight_actors(app: &TestApp) {
+    let w = world(app).await;
+    crate::token_exchange::link(app, B, &[&w.b], &[&w.c]).await;
+    let t = user_tokens(app, &w).await;
+    let first_exp = app.state.now() + t["expires_in"].as_i64().unwrap();
+    let mut token = t["access_token"].as_str().unwrap().to_owned();
+    for hop in 1..=9 {
+        let (caller, target) = if hop % 2 == 1 { (&w.b, C) } else { (&w.c, B) };
+        let answer = exchange(app, caller, &token, &[("resource", target)]).await;
+        if hop == 9 {
+            refused(&answer, "invalid_grant", "8 actors");
+            return;
+        }
+        assert_eq!(answer.0, 200, "hop {hop}: {:?}", answer.1);
+        assert!(app.state.now() + answer.1["expires_in"].as_i64().unwrap() <= first_exp);
+        token = answer.1["access_token"].as_str().unwrap().to_owned();
+        app.clock.advance(30);
+    }
+}
+
 crate::both_backends!(
+    a_chain_stops_at_eight_actors,
     each_refusal_has_its_error,
     an_expired_subject_is_refused,
     public_clients_may_not_exchange,

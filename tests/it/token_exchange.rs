@@ -210,6 +210,22 @@ async fn revoking_the_grant_revokes_every_hop(app: &TestApp) {
     assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")));
 }
 
+/// Deleting the user's app (what `clients delete` and RFC 7592 DELETE
+/// do) revokes its grants, and so what other clients exchanged from them.
+async fn deleting_the_subjects_client_revokes_every_hop(app: &TestApp) {
+    let w = world(app).await;
+    let t = user_tokens(app, &w).await;
+    let (hop1, hop2) = two_hops(app, &w, t["access_token"].as_str().unwrap()).await;
+    app.state
+        .tokens
+        .revoke_client_tokens(&w.a.id)
+        .await
+        .unwrap();
+    app.state.store.delete_client(&w.a.id).await.unwrap();
+    assert_eq!(introspect(app, &w.c, &hop1).await["active"], false);
+    assert_eq!(introspect(app, &w.d, &hop2).await["active"], false);
+}
+
 /// A client_credentials token has no grant: what is exchanged from it
 /// carries its jti as the grant, so revoking it reaches every hop.
 async fn revoking_a_grantless_subject_revokes_every_hop(app: &TestApp) {
@@ -379,6 +395,7 @@ async fn a_bound_subject_needs_a_proof_of_its_key(app: &TestApp) {
 crate::both_backends!(
     the_chain_carries_the_user_and_every_actor,
     revoking_the_grant_revokes_every_hop,
+    deleting_the_subjects_client_revokes_every_hop,
     revoking_a_grantless_subject_revokes_every_hop,
     an_opaque_target_keeps_the_chain,
     id_token_subjects_belong_to_their_audience,

@@ -134,7 +134,8 @@ impl TokenIssuer {
     /// Revokes everything a client holds (RFC 7592 2.3: the client is being
     /// deleted): its refresh tokens, its opaque tokens, every access token
     /// issued to it until a few seconds from now (`CLIENT_CACHE_GRACE`),
-    /// and the status bits of its grants' tokens.
+    /// and every access token of its grants (the status bits, and tokens
+    /// other clients exchanged from them).
     pub async fn revoke_client_tokens(&self, client_id: &str) -> Result<(), Error> {
         let now = self.now();
         let grants = self.store.grants_of_client(client_id).await?;
@@ -155,13 +156,11 @@ impl TokenIssuer {
                 cut_off,
             )
             .await?;
-        let mut lists = Vec::new();
+        // Each grant as a whole: its tokens exchanged by other clients
+        // (RFC 8693) are not the client's, and die with the grant.
         for family in &grants {
-            lists.extend(self.store.revoke_status_family(family, now).await?);
+            self.revoke_grant_access_tokens(family, now).await?;
         }
-        lists.sort_unstable();
-        lists.dedup();
-        self.status_lists.forget(&lists);
         Ok(())
     }
 }

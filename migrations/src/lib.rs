@@ -23,6 +23,7 @@ mod m20261202_000001_factor_hardening;
 mod m20261203_000001_dpop;
 mod m20261203_000001_pushed_authorization_requests;
 mod m20261203_000002_client_require_par;
+mod m20261204_000001_token_exchange;
 
 pub struct Migrator;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_dpop::Migration),
             Box::new(m20261203_000001_pushed_authorization_requests::Migration),
             Box::new(m20261203_000002_client_require_par::Migration),
+            Box::new(m20261204_000001_token_exchange::Migration),
         ]
     }
 }

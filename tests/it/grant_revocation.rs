@@ -31,6 +31,7 @@ async fn opaque_api(app: &TestApp) {
             scopes: vec!["read".into()],
             created_at: 0,
             clients: Vec::new(),
+            allow_exchange_from: Vec::new(),
         })
         .await
         .unwrap();

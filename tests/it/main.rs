@@ -51,5 +51,7 @@ mod sqlite_faults;
 mod status_list;
 mod step_up;
 mod throttle;
+mod token_exchange;
+mod token_exchange_refused;
 mod tokens;
 mod verifier;

@@ -47,6 +47,7 @@ async fn register(app: &TestApp, public: &Value, signing_alg: &str, format: &str
             scopes: vec!["orders:read".into()],
             created_at: 0,
             clients: Vec::new(),
+            allow_exchange_from: Vec::new(),
         })
         .await
         .unwrap();

@@ -28,6 +28,7 @@ pub async fn api(app: &TestApp, audience: &str, scopes: &[&str]) {
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             created_at: 0,
             clients: Vec::new(),
+            allow_exchange_from: Vec::new(),
         })
         .await
         .unwrap();

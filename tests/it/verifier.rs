@@ -42,6 +42,7 @@ async fn register(app: &TestApp, audience: &str, public: &str, lifetime: Option<
             scopes: vec!["orders:read".into(), "orders:audit".into()],
             created_at: 0,
             clients: Vec::new(),
+            allow_exchange_from: Vec::new(),
         })
         .await
         .unwrap();

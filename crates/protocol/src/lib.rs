@@ -12,4 +12,4 @@ mod ids;
 mod names;
 
 pub use ids::{ClientId, Jkt, Kid, UserId};
-pub use names::{Acr, Amr, AuthMethod, GrantType, TokenFormat, UnknownName};
+pub use names::{Acr, Amr, AuthMethod, GrantType, TokenFormat, TokenTypeUri, UnknownName};

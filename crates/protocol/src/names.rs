@@ -1,5 +1,6 @@
 //! Closed sets of protocol names: grant types (RFC 6749 4, 6), client
-//! authentication methods (OIDC Core 9) and access-token formats.
+//! authentication methods (OIDC Core 9), access-token formats and the
+//! token type identifiers of a token exchange (RFC 8693 3).
 
 use std::{fmt, str::FromStr};
 
@@ -66,10 +67,21 @@ macro_rules! names {
 
 names! {
     /// Grant types Gatehouse implements.
-    GrantType, "grant type", "authorization_code, refresh_token or client_credentials" {
+    GrantType, "grant type", "authorization_code, refresh_token, client_credentials or urn:ietf:params:oauth:grant-type:token-exchange" {
         AuthorizationCode => "authorization_code",
         RefreshToken => "refresh_token",
         ClientCredentials => "client_credentials",
+        /// RFC 8693 2.1.
+        TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
+    }
+}
+
+names! {
+    /// Token type identifiers (RFC 8693 3) Gatehouse reads or issues in a
+    /// token exchange: its access tokens and its ID tokens.
+    TokenTypeUri, "token type", "urn:ietf:params:oauth:token-type:access_token or urn:ietf:params:oauth:token-type:id_token" {
+        AccessToken => "urn:ietf:params:oauth:token-type:access_token",
+        IdToken => "urn:ietf:params:oauth:token-type:id_token",
     }
 }
 
@@ -157,6 +169,9 @@ mod tests {
             assert_eq!(m.to_string().parse::<AuthMethod>(), Ok(*m));
         }
         assert_eq!("opaque".parse::<TokenFormat>(), Ok(TokenFormat::Opaque));
+        for t in TokenTypeUri::ALL {
+            assert_eq!(t.as_str().parse::<TokenTypeUri>(), Ok(*t));
+        }
         // Listings pad names into columns.
         assert_eq!(format!("{:<5}|", TokenFormat::Jwe), "jwe  |");
         let v: Vec<GrantType> = serde_json::from_str(r#"["refresh_token"]"#).unwrap();
@@ -168,10 +183,13 @@ mod tests {
         let e = "Authorization_Code".parse::<GrantType>().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown grant type \"Authorization_Code\"; use authorization_code, refresh_token or client_credentials"
+            "unknown grant type \"Authorization_Code\"; use authorization_code, refresh_token, client_credentials or urn:ietf:params:oauth:grant-type:token-exchange"
         );
         assert!("JWE".parse::<TokenFormat>().is_err());
         assert!("".parse::<AuthMethod>().is_err());
         assert!(serde_json::from_str::<GrantType>("\"password\"").is_err());
+        assert!("urn:ietf:params:oauth:token-type:jwt"
+            .parse::<TokenTypeUri>()
+            .is_err());
     }
 }

@@ -134,6 +134,14 @@ pub enum Event<'a> {
         reason: &'static str,
         ip: Option<IpAddr>,
     },
+    /// A client exchanged a token (RFC 8693): `sub` is the subject the new
+    /// token is about, `actor` who acts for it, `audience` the API it is for.
+    TokenExchanged {
+        client_id: &'a str,
+        sub: &'a str,
+        actor: &'a str,
+        audience: &'a str,
+    },
     ThrottleEngaged {
         /// `account_ip`, `account`, `device` or `client`.
         scope: &'static str,

@@ -463,6 +463,10 @@ pub struct ResourceArgs {
     /// introspect tokens issued for this audience. Repeat for several.
     #[arg(long = "client", value_name = "CLIENT_ID")]
     pub clients: Option<Vec<String>>,
+    /// A client that may exchange tokens (RFC 8693) for tokens to this
+    /// API. Repeat for several.
+    #[arg(long = "allow-exchange-from", value_name = "CLIENT_ID")]
+    pub allow_exchange_from: Option<Vec<String>>,
 }
 
 #[derive(Debug, Subcommand)]

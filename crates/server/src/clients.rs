@@ -327,6 +327,12 @@ fn validate(
             "a public client (auth method none) cannot use client_credentials".into(),
         ));
     }
+    if method == AuthMethod::None && grant_types.contains(&GrantType::TokenExchange) {
+        return Err(SpecError::Metadata(format!(
+            "a public client (auth method none) cannot use {}",
+            GrantType::TokenExchange
+        )));
+    }
     let uses_code = grant_types.contains(&GrantType::AuthorizationCode);
     if uses_code && spec.redirect_uris.is_empty() {
         return Err(SpecError::RedirectUri(

@@ -40,7 +40,12 @@ impl Discovery {
             "scopes_supported": STANDARD_SCOPES,
             "response_types_supported": ["code"],
             "response_modes_supported": ["query", "form_post"],
-            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "grant_types_supported": [
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": sig_algs,
             "userinfo_signing_alg_values_supported": [],

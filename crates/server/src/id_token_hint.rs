@@ -5,7 +5,8 @@
 //! access token, which a resource server sees after decrypting it; logout
 //! tokens; status lists; signed introspection answers). Each of those
 //! carries its own `typ`, so only a JWS whose `typ` is `JWT` or absent, with
-//! our `iss`, a `sub` and an `aud`, passes as an ID token.
+//! our `iss`, a `sub` and an `aud`, passes as an ID token. Token exchange
+//! (RFC 8693) reads its ID-token subjects here too, and checks the expiry.
 
 use gatehouse_keys::SIGNING_ALGS;
 use serde_json::Value;
@@ -18,6 +19,11 @@ pub struct IdTokenHint {
     pub sub: String,
     /// The audiences (client ids) the ID token was issued to.
     pub aud: Vec<String>,
+    /// Its expiry, when it has one (a hint may have expired; a token
+    /// exchange's subject may not).
+    pub exp: Option<i64>,
+    pub auth_time: Option<i64>,
+    pub acr: Option<String>,
 }
 
 /// Why a hint was refused.
@@ -69,5 +75,12 @@ pub fn read(state: &AppState, token: &str) -> Result<IdTokenHint, HintError> {
     Ok(IdTokenHint {
         sub: sub.to_owned(),
         aud,
+        exp: v.claims.get("exp").and_then(Value::as_i64),
+        auth_time: v.claims.get("auth_time").and_then(Value::as_i64),
+        acr: v
+            .claims
+            .get("acr")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     })
 }

@@ -5,7 +5,9 @@ use std::{collections::BTreeSet, fmt};
 
 use url::Url;
 
-pub use gatehouse_protocol::{AuthMethod, ClientId, GrantType, Jkt, TokenFormat, UserId};
+pub use gatehouse_protocol::{
+    AuthMethod, ClientId, GrantType, Jkt, TokenFormat, TokenTypeUri, UserId,
+};
 
 /// RFC 6749 5.2 / OIDC Core 3.1.2.6 / RFC 8707 / RFC 6750 error codes. `Display` is the wire string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

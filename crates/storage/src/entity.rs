@@ -80,6 +80,7 @@ pub mod resource_servers {
         pub scopes: String,
         pub created_at: i64,
         pub clients: String,
+        pub allow_exchange_from: String,
     }
     no_relations!();
 }
@@ -307,6 +308,7 @@ pub mod opaque_tokens {
         pub revoked_at: Option<i64>,
         pub family_id: Option<String>,
         pub dpop_jkt: Option<String>,
+        pub act: Option<String>,
     }
     no_relations!();
 }

@@ -136,6 +136,10 @@ pub struct ResourceServer {
     /// they may introspect tokens issued for this audience.
     #[serde(default)]
     pub clients: Vec<ClientId>,
+    /// Client ids that may exchange a token for one addressed to this API
+    /// (RFC 8693 token exchange); empty: none.
+    #[serde(default)]
+    pub allow_exchange_from: Vec<ClientId>,
 }
 
 /// Keys as stored: the key crate defines them, so its `KeyStore` trait
@@ -418,6 +422,9 @@ pub struct OpaqueToken {
     pub family_id: Option<String>,
     /// The DPoP key the token is bound to (`cnf.jkt` at introspection).
     pub dpop_jkt: Option<Jkt>,
+    /// An exchanged token's delegation chain (RFC 8693 4.1 `act`), as the
+    /// JSON of the claim; `None` for a token that was not exchanged.
+    pub act: Option<String>,
 }
 
 /// What issuing one access token leaves in the database. A grant that

@@ -19,6 +19,7 @@ impl From<ot::Model> for OpaqueToken {
             revoked_at: m.revoked_at,
             family_id: m.family_id,
             dpop_jkt: m.dpop_jkt.map(Into::into),
+            act: m.act,
         }
     }
 }
@@ -40,6 +41,7 @@ pub(crate) async fn create_opaque_token_in<C: ConnectionTrait>(
         revoked_at: Set(t.revoked_at),
         family_id: Set(t.family_id.clone()),
         dpop_jkt: Set(t.dpop_jkt.as_ref().map(ToString::to_string)),
+        act: Set(t.act.clone()),
     }
     .insert(c)
     .await?;

@@ -2,6 +2,8 @@
 
 use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set};
 
+use gatehouse_protocol::ClientId;
+
 use crate::{entity::resource_servers, error::corrupt, model::ResourceServer, Store, StoreError};
 
 impl TryFrom<resource_servers::Model> for ResourceServer {
@@ -11,6 +13,8 @@ impl TryFrom<resource_servers::Model> for ResourceServer {
             scopes: serde_json::from_str(&m.scopes).map_err(|e| corrupt("resource scopes", e))?,
             clients: serde_json::from_str(&m.clients)
                 .map_err(|e| corrupt("resource clients", e))?,
+            allow_exchange_from: serde_json::from_str(&m.allow_exchange_from)
+                .map_err(|e| corrupt("resource allow_exchange_from", e))?,
             audience: m.audience,
             encryption_jwk: m.encryption_jwk,
             signing_alg: m
@@ -36,14 +40,14 @@ fn active(r: &ResourceServer) -> resource_servers::ActiveModel {
         access_token_lifetime: Set(r.access_token_lifetime),
         scopes: Set(serde_json::Value::from(r.scopes.clone()).to_string()),
         created_at: Set(r.created_at),
-        clients: Set(serde_json::Value::from(
-            r.clients
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>(),
-        )
-        .to_string()),
+        clients: Set(ids(&r.clients)),
+        allow_exchange_from: Set(ids(&r.allow_exchange_from)),
     }
+}
+
+/// A list of client ids as stored: JSON text.
+fn ids(list: &[ClientId]) -> String {
+    serde_json::Value::from(list.iter().map(ToString::to_string).collect::<Vec<_>>()).to_string()
 }
 
 impl Store {

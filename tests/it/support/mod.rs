@@ -580,6 +580,7 @@ pub async fn ecdh_api(app: &TestApp, audience: &str) -> josekit::jwk::alg::ec::E
             scopes: vec!["read".into()],
             created_at: 0,
             clients: Vec::new(),
+            allow_exchange_from: Vec::new(),
         })
         .await
         .unwrap();

@@ -133,6 +133,7 @@ impl Fixture {
                     scopes: Vec::new(),
                     created_at: now,
                     clients: Vec::new(),
+                    allow_exchange_from: Vec::new(),
                 })
                 .await?;
         }
@@ -294,6 +295,7 @@ impl Fixture {
                 acr: None,
                 jti: new_jti(),
                 family: for_user.then_some(self.family.as_str()),
+                exchange: None,
             })
             .await
             .map_err(e)?;
@@ -342,6 +344,7 @@ impl Fixture {
             acr: None,
             status: None,
             cnf: None,
+            act: None,
         }
     }
 }

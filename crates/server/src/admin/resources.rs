@@ -38,6 +38,7 @@ async fn apply(r: &mut ResourceServer, a: ResourceArgs, store: &Store) -> anyhow
         scopes,
         access_token_ttl,
         clients,
+        allow_exchange_from,
     } = a;
     if let Some(f) = jwk_file {
         r.encryption_jwk = encryption_jwk(&f)?;
@@ -72,14 +73,26 @@ async fn apply(r: &mut ResourceServer, a: ResourceArgs, store: &Store) -> anyhow
         r.access_token_lifetime = Some(t);
     }
     if let Some(clients) = list_flag(clients) {
-        for c in &clients {
-            if store.client(c).await?.is_none() {
-                bail!("--client {c:?}: no client with that id");
-            }
-        }
-        r.clients = clients.into_iter().map(ClientId::from).collect();
+        r.clients = known_clients(clients, "--client", store).await?;
+    }
+    if let Some(clients) = list_flag(allow_exchange_from) {
+        r.allow_exchange_from = known_clients(clients, "--allow-exchange-from", store).await?;
     }
     Ok(())
+}
+
+/// The ids given to a list flag, each a registered client.
+async fn known_clients(
+    ids: Vec<String>,
+    flag: &str,
+    store: &Store,
+) -> anyhow::Result<Vec<ClientId>> {
+    for c in &ids {
+        if store.client(c).await?.is_none() {
+            bail!("{flag} {c:?}: no client with that id");
+        }
+    }
+    Ok(ids.into_iter().map(ClientId::from).collect())
 }
 
 pub async fn run(
@@ -108,6 +121,7 @@ pub async fn run(
                 scopes: Vec::new(),
                 created_at: clock.now(),
                 clients: Vec::new(),
+                allow_exchange_from: Vec::new(),
             };
             apply(&mut r, settings, &store).await?;
             crate::config::check_signing_alg(signing_algs, "--signing-alg", r.signing_alg)

@@ -58,6 +58,7 @@ pub async fn exchange(
             jti: new_jti(),
             family: None,
             jkt,
+            exchange: None,
         })
         .await?;
     Ok(TokenResponse {
@@ -67,5 +68,6 @@ pub async fn exchange(
         refresh_token: None,
         id_token: None,
         scope: scope.to_string(),
+        issued_token_type: None,
     })
 }

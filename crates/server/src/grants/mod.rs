@@ -11,8 +11,9 @@ pub mod authorization_code;
 pub mod client_credentials;
 pub mod refresh_token;
 mod request;
+pub mod token_exchange;
 
-pub use request::{AuthenticatedClient, TokenRequest};
+pub use request::{AuthenticatedClient, PresentedToken, TokenRequest};
 
 use std::sync::Arc;
 
@@ -78,6 +79,29 @@ pub async fn exchange(
             )
             .await
         }
+        TokenRequest::TokenExchange {
+            subject,
+            actor,
+            resource,
+            audience,
+            scope,
+            requested_token_type,
+        } => {
+            token_exchange::exchange(
+                state,
+                client,
+                &token_exchange::Request {
+                    subject,
+                    actor: actor.as_ref(),
+                    resource: resource.as_deref(),
+                    audience: audience.as_deref(),
+                    scope: scope.as_deref(),
+                    requested_token_type: *requested_token_type,
+                },
+                proof,
+            )
+            .await
+        }
     }
 }
 
@@ -114,6 +138,7 @@ async fn prepare_access(state: &AppState, g: &UserTokenInput<'_>) -> Result<Prep
             jti: g.jti.clone(),
             family: Some(g.family),
             jkt: g.jkt,
+            exchange: None,
         })
         .await
 }
@@ -160,6 +185,7 @@ pub async fn user_tokens(
             refresh_token,
             id_token,
             scope: g.scope.to_string(),
+            issued_token_type: None,
         },
         record,
     })

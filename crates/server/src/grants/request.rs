@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use gatehouse_storage::model::Client;
 
-use crate::oauth::{AuthMethod, GrantType};
+use crate::oauth::{AuthMethod, GrantType, TokenTypeUri};
 
 /// An authenticated (or, for `none`, identified) client: what client
 /// authentication at the token, introspection and revocation endpoints
@@ -17,7 +17,8 @@ pub struct AuthenticatedClient {
     pub method: AuthMethod,
 }
 
-/// A token request (RFC 6749 4.1.3, 4.4.2, 6), one variant per grant type.
+/// A token request (RFC 6749 4.1.3, 4.4.2, 6; RFC 8693 2.1), one variant
+/// per grant type.
 ///
 /// `scope` and `code_verifier` stay as sent: the grants check them in the
 /// order their rules give (a refresh token is looked up before its scope
@@ -41,6 +42,33 @@ pub enum TokenRequest {
         scope: Option<String>,
         resource: Option<String>,
     },
+    /// RFC 8693 2.1: one target (`resource` and/or `audience`), the token
+    /// types already known names; the rest judged by the grant.
+    TokenExchange {
+        subject: PresentedToken,
+        actor: Option<PresentedToken>,
+        resource: Option<String>,
+        audience: Option<String>,
+        scope: Option<String>,
+        requested_token_type: Option<TokenTypeUri>,
+    },
+}
+
+/// A token presented in a token exchange (`subject_token` or
+/// `actor_token`) with its declared type. `Debug` hides the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PresentedToken {
+    pub token: String,
+    pub token_type: TokenTypeUri,
+}
+
+impl std::fmt::Debug for PresentedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PresentedToken")
+            .field("token", &HIDDEN)
+            .field("token_type", &self.token_type)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for AuthenticatedClient {
@@ -81,6 +109,22 @@ impl std::fmt::Debug for TokenRequest {
                 .field("scope", scope)
                 .field("resource", resource)
                 .finish(),
+            TokenRequest::TokenExchange {
+                subject,
+                actor,
+                resource,
+                audience,
+                scope,
+                requested_token_type,
+            } => f
+                .debug_struct("TokenExchange")
+                .field("subject", subject)
+                .field("actor", actor)
+                .field("resource", resource)
+                .field("audience", audience)
+                .field("scope", scope)
+                .field("requested_token_type", requested_token_type)
+                .finish(),
         }
     }
 }
@@ -92,6 +136,7 @@ impl TokenRequest {
             TokenRequest::AuthorizationCode { .. } => GrantType::AuthorizationCode,
             TokenRequest::RefreshToken { .. } => GrantType::RefreshToken,
             TokenRequest::ClientCredentials { .. } => GrantType::ClientCredentials,
+            TokenRequest::TokenExchange { .. } => GrantType::TokenExchange,
         }
     }
 }

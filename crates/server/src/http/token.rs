@@ -1,4 +1,5 @@
-//! The token endpoint (RFC 6749 3.2, 4.1.3, 4.4.2, 6; OIDC Core 3.1.3).
+//! The token endpoint (RFC 6749 3.2, 4.1.3, 4.4.2, 6; OIDC Core 3.1.3;
+//! RFC 8693 2 token exchange).
 //! Authenticates the client, parses the form into a [`TokenRequest`], then
 //! hands over to one file per grant type in `grants/`. Every answer carries `Cache-Control: no-store` and `Pragma: no-cache`
 //! (RFC 6749 5.1), set by path around the router (`http::layers`).
@@ -16,8 +17,8 @@ use axum::{
 use super::{client_auth, error::AppError, form::Params};
 use crate::{
     dpop::ProofRequest,
-    grants::{self, TokenRequest},
-    oauth::{ErrorCode, GrantType},
+    grants::{self, PresentedToken, TokenRequest},
+    oauth::{ErrorCode, GrantType, TokenTypeUri},
     state::AppState,
 };
 
@@ -39,6 +40,50 @@ fn token_request(grant: GrantType, p: &Params) -> Result<TokenRequest, AppError>
             scope: owned("scope"),
             resource: owned("resource"),
         },
+        GrantType::TokenExchange => TokenRequest::TokenExchange {
+            subject: PresentedToken {
+                token: p.require("subject_token")?.to_owned(),
+                token_type: token_type(p.require("subject_token_type")?, "subject_token_type")?,
+            },
+            // RFC 8693 2.1: actor_token_type is required with actor_token
+            // and must not be sent without it.
+            actor: match (p.get("actor_token"), p.get("actor_token_type")) {
+                (None, None) => None,
+                (Some(token), Some(t)) => Some(PresentedToken {
+                    token: token.to_owned(),
+                    token_type: token_type(t, "actor_token_type")?,
+                }),
+                (Some(_), None) => {
+                    return Err(AppError::invalid_request(
+                        "actor_token requires actor_token_type",
+                    ))
+                }
+                (None, Some(_)) => {
+                    return Err(AppError::invalid_request(
+                        "actor_token_type must not be sent without actor_token",
+                    ))
+                }
+            },
+            resource: owned("resource"),
+            audience: owned("audience"),
+            scope: owned("scope"),
+            requested_token_type: p
+                .get("requested_token_type")
+                .map(|t| token_type(t, "requested_token_type"))
+                .transpose()?,
+        },
+    })
+}
+
+/// A token type identifier (RFC 8693 3) sent as `param`; one Gatehouse
+/// does not know is `invalid_request` (RFC 8693 2.2.2).
+fn token_type(value: &str, param: &str) -> Result<TokenTypeUri, AppError> {
+    value.parse().map_err(|_| {
+        AppError::invalid_request(format!(
+            "unsupported {param}; use {} or {}",
+            TokenTypeUri::AccessToken,
+            TokenTypeUri::IdToken
+        ))
     })
 }
 
@@ -144,6 +189,65 @@ mod tests {
                 scope: Some("a b".into()),
                 resource: Some("https://api".into()),
             }
+        );
+    }
+
+    #[test]
+    fn token_exchange_reads_its_parameters_and_known_token_types() {
+        let at = "urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token";
+        let r = parse(
+            GrantType::TokenExchange,
+            &format!(
+                "subject_token=s&subject_token_type={at}&actor_token=a&actor_token_type={at}\
+                 &resource=https%3A%2F%2Fc&audience=https%3A%2F%2Fc&scope=read\
+                 &requested_token_type={at}"
+            ),
+        )
+        .unwrap();
+        assert_eq!(r.grant_type(), GrantType::TokenExchange);
+        let token = |t: &str| PresentedToken {
+            token: t.into(),
+            token_type: TokenTypeUri::AccessToken,
+        };
+        assert_eq!(
+            r,
+            TokenRequest::TokenExchange {
+                subject: token("s"),
+                actor: Some(token("a")),
+                resource: Some("https://c".into()),
+                audience: Some("https://c".into()),
+                scope: Some("read".into()),
+                requested_token_type: Some(TokenTypeUri::AccessToken),
+            }
+        );
+        let debug = format!("{r:?}");
+        assert!(
+            !debug.contains("\"s\"") && !debug.contains("\"a\""),
+            "{debug}"
+        );
+
+        assert_eq!(
+            missing(parse(
+                GrantType::TokenExchange,
+                &format!("subject_token_type={at}")
+            )),
+            "missing parameter subject_token"
+        );
+        assert_eq!(
+            missing(parse(GrantType::TokenExchange, "subject_token=s")),
+            "missing parameter subject_token_type"
+        );
+        assert!(missing(parse(
+            GrantType::TokenExchange,
+            "subject_token=s&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Ajwt"
+        ))
+        .starts_with("unsupported subject_token_type"));
+        assert_eq!(
+            missing(parse(
+                GrantType::TokenExchange,
+                &format!("subject_token=s&subject_token_type={at}&actor_token=a")
+            )),
+            "actor_token requires actor_token_type"
         );
     }
 

@@ -39,6 +39,27 @@ pub struct AccessTokenClaims {
     /// The DPoP key the token is bound to (RFC 9449 6.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// Who acts for `sub` (RFC 8693 4.1): a token issued by token exchange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+}
+
+/// The actor claim (RFC 8693 4.1): the party acting for the token's
+/// subject, with the actors before it nested inside (the most recent
+/// outermost). Only `sub` is Gatehouse's; a chain from elsewhere is not
+/// accepted (only Gatehouse's own tokens are exchanged).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Actor>>,
+}
+
+impl Actor {
+    /// How many actors the chain holds (this one included).
+    pub fn depth(&self) -> usize {
+        1 + self.act.as_ref().map_or(0, |a| a.depth())
+    }
 }
 
 /// A token's confirmation claim (RFC 7800 3.1): for a DPoP-bound token the
@@ -185,6 +206,7 @@ mod tests {
             acr: None,
             status: None,
             cnf: None,
+            act: None,
         };
         assert_eq!(
             serde_json::to_value(&c).unwrap(),
@@ -204,6 +226,21 @@ mod tests {
             serde_json::to_value(&bound).unwrap()["cnf"],
             json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})
         );
+        let exchanged = AccessTokenClaims {
+            act: Some(Actor {
+                sub: "svc-c".into(),
+                act: Some(Box::new(Actor {
+                    sub: "svc-b".into(),
+                    act: None,
+                })),
+            }),
+            ..bound
+        };
+        let v = serde_json::to_value(&exchanged).unwrap();
+        assert_eq!(v["act"], json!({"sub": "svc-c", "act": {"sub": "svc-b"}}));
+        let back: AccessTokenClaims = serde_json::from_value(v).unwrap();
+        assert_eq!(back.act.as_ref().map(Actor::depth), Some(2));
+        assert_eq!(back, exchanged);
     }
 
     #[test]

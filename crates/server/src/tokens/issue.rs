@@ -30,15 +30,20 @@ fn at_hash(alg: Alg, token: &str) -> String {
 }
 
 impl TokenIssuer {
-    /// Access-token lifetime: the resource server's, else the client's, else the default.
-    fn access_lifetime(&self, g: &AccessClaimsInput<'_>) -> i64 {
+    /// Access-token lifetime: the resource server's, else the client's, else
+    /// the default; an exchanged token's ends with its subject token's.
+    fn access_lifetime(&self, g: &AccessClaimsInput<'_>, now: i64) -> i64 {
         let resource = match &g.audience {
             Audience::Resource(r) => r.record.access_token_lifetime,
             Audience::Own => None,
         };
-        resource
+        let lifetime = resource
             .or(g.client.access_token_lifetime)
-            .unwrap_or(self.settings.lifetimes.access_token)
+            .unwrap_or(self.settings.lifetimes.access_token);
+        match &g.exchange {
+            Some(x) => lifetime.min(x.not_after - now).max(1),
+            None => lifetime,
+        }
     }
 
     /// Issues an access token whose record (if it needs one) is written on
@@ -63,12 +68,18 @@ impl TokenIssuer {
         g: AccessClaimsInput<'_>,
     ) -> Result<PreparedAccess, Error> {
         let now = self.now();
-        let lifetime = self.access_lifetime(&g);
+        let lifetime = self.access_lifetime(&g, now);
         let exp = now + lifetime;
+        let subject_client = g
+            .exchange
+            .as_ref()
+            .and_then(|x| x.subject_client)
+            .unwrap_or(&g.client.id);
         let sub = g
             .user
-            .map_or_else(|| g.client.id.to_string(), |u| u.id.to_string());
+            .map_or_else(|| subject_client.to_string(), |u| u.id.to_string());
         let aud = self.audience_id(&g.audience);
+        let act = g.exchange.as_ref().map(|x| x.act.clone());
 
         if let Audience::Resource(r) = &g.audience {
             if r.opaque {
@@ -86,6 +97,11 @@ impl TokenIssuer {
                     revoked_at: None,
                     family_id: g.family.map(str::to_owned),
                     dpop_jkt: g.jkt.cloned(),
+                    act: act
+                        .as_ref()
+                        .map(serde_json::to_string)
+                        .transpose()
+                        .map_err(|e| Error::Internal(format!("act claim: {e}")))?,
                 });
                 return Ok(PreparedAccess {
                     form: Form::Opaque(token),
@@ -111,15 +127,17 @@ impl TokenIssuer {
             acr: g.acr.map(str::to_owned),
             status: Some(self.status_lists.status_claim(status)),
             cnf: g.jkt.map(|jkt| Confirmation { jkt: jkt.clone() }),
+            act,
         };
         // A user-bound token comes with a write anyway (code redemption or
         // refresh rotation); recording it lets a grant or subject
-        // revocation set its status bit.
-        let record = g.user.map(|user| {
+        // revocation set its status bit. So does an exchanged token of a
+        // client (always of a grant): its grant's revocation reaches it.
+        let record = (g.user.is_some() || g.exchange.is_some()).then(|| {
             TokenRecord::Status(StatusEntry {
                 idx: status.0,
                 list_id: status.list_id(),
-                subject: Some(user.id.to_string()),
+                subject: g.user.map(|u| u.id.to_string()),
                 family: g.family.map(str::to_owned),
                 expires_at: exp,
             })

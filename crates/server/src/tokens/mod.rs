@@ -32,10 +32,13 @@ use gatehouse_storage::{
 };
 use serde::Serialize;
 
-use self::{claims::AccessTokenClaims, reference::TokenRef};
+use self::{
+    claims::{AccessTokenClaims, Actor},
+    reference::TokenRef,
+};
 use crate::{
     config::Settings,
-    oauth::{Jkt, ScopeSet},
+    oauth::{ClientId, Jkt, ScopeSet, TokenTypeUri},
     recent_reads::RecentReads,
     registry::Resource,
     token_status::{StatusIndex, StatusLists},
@@ -119,6 +122,20 @@ pub struct AccessClaimsInput<'a> {
     pub family: Option<&'a str>,
     /// The DPoP key the token is bound to (`cnf.jkt`), if any.
     pub jkt: Option<&'a Jkt>,
+    /// What a token issued by token exchange (RFC 8693) carries besides.
+    pub exchange: Option<Exchanged<'a>>,
+}
+
+/// The facts of an exchanged token that other tokens do not have.
+#[derive(Clone, Debug)]
+pub struct Exchanged<'a> {
+    /// With no `user`: the client the subject token was about (a
+    /// client_credentials token exchanged by another client), the `sub`.
+    pub subject_client: Option<&'a ClientId>,
+    /// Who acts for the subject (`act`).
+    pub act: Actor,
+    /// The subject token's expiry: the new token never outlives it.
+    pub not_after: i64,
 }
 
 /// The `token_type` of an access token (RFC 6749 7.1; RFC 9449 5).
@@ -208,6 +225,9 @@ pub struct TokenResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
     pub scope: String,
+    /// What a token exchange issued (RFC 8693 2.2.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<TokenTypeUri>,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -220,6 +240,7 @@ impl std::fmt::Debug for TokenResponse {
             .field("refresh_token", &hidden(&self.refresh_token))
             .field("id_token", &hidden(&self.id_token))
             .field("scope", &self.scope)
+            .field("issued_token_type", &self.issued_token_type)
             .finish()
     }
 }

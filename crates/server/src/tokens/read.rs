@@ -127,6 +127,15 @@ impl TokenIssuer {
             acr: None,
             status: None,
             cnf: t.dpop_jkt.map(|jkt| super::claims::Confirmation { jkt }),
+            // A chain this release cannot read makes the token unreadable,
+            // never a token without its actors.
+            act: match t.act.as_deref().map(serde_json::from_str).transpose() {
+                Ok(act) => act,
+                Err(e) => {
+                    tracing::error!(error = %e, "an opaque token's stored act is unreadable");
+                    return Ok(None);
+                }
+            },
         };
         let at = AccessClaims {
             scope: ScopeSet::parse(&claims.scope).unwrap_or_default(),

@@ -47,9 +47,14 @@ impl TokenIssuer {
         }))
     }
 
-    /// Revokes one access token until it would have expired.
+    /// Revokes one access token until it would have expired, and every
+    /// token exchanged from it when it had no grant of its own (RFC 8693:
+    /// such tokens carry its jti as their grant).
     pub async fn revoke_access_token(&self, at: &AccessClaims) -> Result<(), Error> {
         let now = self.now();
+        if at.family.is_none() {
+            self.revoke_grant_access_tokens(&at.claims.jti, now).await?;
+        }
         self.store
             .revoke_jti(&at.claims.jti, at.claims.exp, now)
             .await?;
@@ -68,6 +73,12 @@ impl TokenIssuer {
     pub async fn revoke_grant(&self, family_id: &str) -> Result<(), Error> {
         let now = self.now();
         self.store.revoke_refresh_family(family_id, now).await?;
+        self.revoke_grant_access_tokens(family_id, now).await
+    }
+
+    /// Revokes every access token of a grant (JWE and opaque alike),
+    /// exchanged ones included.
+    async fn revoke_grant_access_tokens(&self, family_id: &str, now: i64) -> Result<(), Error> {
         self.store.revoke_opaque_family(family_id, now).await?;
         self.store
             .revoke_key_until(
@@ -123,7 +134,8 @@ impl TokenIssuer {
     /// Revokes everything a client holds (RFC 7592 2.3: the client is being
     /// deleted): its refresh tokens, its opaque tokens, every access token
     /// issued to it until a few seconds from now (`CLIENT_CACHE_GRACE`),
-    /// and the status bits of its grants' tokens.
+    /// and every access token of its grants (the status bits, and tokens
+    /// other clients exchanged from them).
     pub async fn revoke_client_tokens(&self, client_id: &str) -> Result<(), Error> {
         let now = self.now();
         let grants = self.store.grants_of_client(client_id).await?;
@@ -144,13 +156,11 @@ impl TokenIssuer {
                 cut_off,
             )
             .await?;
-        let mut lists = Vec::new();
+        // Each grant as a whole: its tokens exchanged by other clients
+        // (RFC 8693) are not the client's, and die with the grant.
         for family in &grants {
-            lists.extend(self.store.revoke_status_family(family, now).await?);
+            self.revoke_grant_access_tokens(family, now).await?;
         }
-        lists.sort_unstable();
-        lists.dedup();
-        self.status_lists.forget(&lists);
         Ok(())
     }
 }

@@ -62,5 +62,6 @@ mod require_acr;
 mod resources;
 mod serve;
 mod set_password;
+mod token_exchange;
 mod update;
 mod users;

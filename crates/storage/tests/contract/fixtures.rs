@@ -73,6 +73,7 @@ pub fn resource(audience: &str) -> ResourceServer {
         scopes: vec!["read".to_owned(), "write".to_owned()],
         created_at: NOW,
         clients: vec!["c1".into()],
+        allow_exchange_from: vec![],
     }
 }
 
@@ -208,5 +209,6 @@ pub fn opaque(hash: &str, client_id: &str, family: Option<&str>) -> OpaqueToken 
         revoked_at: None,
         family_id: family.map(str::to_owned),
         dpop_jkt: None,
+        act: None,
     }
 }

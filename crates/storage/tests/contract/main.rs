@@ -92,5 +92,6 @@ mod registration;
 mod resources;
 mod revocation;
 mod sessions;
+mod token_exchange;
 mod unknown_names;
 mod users;

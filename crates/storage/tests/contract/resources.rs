@@ -18,6 +18,7 @@ async fn resources(store: Store) {
         access_token_lifetime: None,
         scopes: vec![],
         clients: vec![],
+        allow_exchange_from: vec![],
         ..resource("https://a.api.example")
     };
     store.create_resource(&b).await.unwrap();
@@ -70,6 +71,7 @@ async fn resources_update(store: Store) {
     let a2 = ResourceServer {
         scopes: vec!["read".to_owned()],
         clients: vec!["c1".into(), "c2".into()],
+        allow_exchange_from: vec!["c2".into(), "c3".into()],
         token_format: "opaque".parse().unwrap(),
         access_token_lifetime: None,
         ..a.clone()

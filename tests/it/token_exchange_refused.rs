@@ -319,7 +319,91 @@ async fn a_chain_stops_at_eight_actors(app: &TestApp) {
     }
 }
 
+/// An ID token has no grant: a forced logout of its user since it was
+/// issued ends it as a subject too.
+async fn an_id_token_dies_with_a_forced_logout(app: &TestApp) {
+    let w = world(app).await;
+    let t = user_tokens(app, &w).await;
+    let id_token = t["id_token"].as_str().unwrap();
+    let form = [
+        ("grant_type", crate::token_exchange::TOKEN_EXCHANGE),
+        ("subject_token", id_token),
+        ("subject_token_type", ID_TOKEN),
+        ("resource", C),
+    ];
+    let r = app.token(&w.a, &form).await;
+    assert_eq!(r.status(), 200);
+    let user = app
+        .state
+        .store
+        .user_by_username("dave")
+        .await
+        .unwrap()
+        .unwrap();
+    app.state
+        .tokens
+        .revoke_subject_tokens(&user.id)
+        .await
+        .unwrap();
+    let r = app.token(&w.a, &form).await;
+    let answer = (r.status().as_u16(), r.json::<Value>().await.unwrap());
+    refused(&answer, "invalid_grant", "signed out everywhere");
+}
+
+/// A client's own token (client_credentials) is not exchanged for an
+/// opaque API's token, whose row could not keep the client as subject.
+async fn a_clients_token_is_not_exchanged_for_an_opaque_target(app: &TestApp) {
+    let w = world(app).await;
+    let c = app.state.store.resource(C).await.unwrap().unwrap();
+    app.state
+        .store
+        .update_resource(&gatehouse_storage::model::ResourceServer {
+            token_format: "opaque".parse().unwrap(),
+            ..c
+        })
+        .await
+        .unwrap();
+    app.state.registry.refresh().await.unwrap();
+    let r = app
+        .token(
+            &w.b,
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", B),
+                ("scope", "read"),
+            ],
+        )
+        .await;
+    let own: Value = r.json().await.unwrap();
+    let own = own["access_token"].as_str().unwrap();
+    let answer = exchange(app, &w.b, own, &[("resource", C)]).await;
+    refused(&answer, "invalid_target", "opaque");
+}
+
+/// A scope name the target defines does not carry over by name alone: the
+/// caller must be allowed it (its `--scope` list), as for any of its tokens.
+async fn scopes_stay_within_the_callers_list(app: &TestApp) {
+    let w = world(app).await;
+    let t = user_tokens(app, &w).await;
+    let bare = service(app, "bare", &[crate::token_exchange::TOKEN_EXCHANGE]).await;
+    let mut stored = app.state.store.client(&bare.id).await.unwrap().unwrap();
+    stored.scopes.clear();
+    app.state.store.update_client(&stored).await.unwrap();
+    crate::token_exchange::link(app, B, &[&bare], &[]).await;
+    crate::token_exchange::link(app, C, &[&w.c], &[&bare]).await;
+    app.state.registry.refresh().await.unwrap();
+    let at = t["access_token"].as_str().unwrap();
+    let answer = exchange(app, &bare, at, &[("resource", C), ("scope", "read")]).await;
+    refused(&answer, "invalid_scope", "this client may have");
+    let (status, ok) = exchange(app, &bare, at, &[("resource", C)]).await;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(ok["scope"], "", "{ok}");
+}
+
 crate::both_backends!(
+    an_id_token_dies_with_a_forced_logout,
+    a_clients_token_is_not_exchanged_for_an_opaque_target,
+    scopes_stay_within_the_callers_list,
     a_chain_stops_at_eight_actors,
     each_refusal_has_its_error,
     an_expired_subject_is_refused,

@@ -22,6 +22,7 @@ pub struct IdTokenHint {
     /// Its expiry, when it has one (a hint may have expired; a token
     /// exchange's subject may not).
     pub exp: Option<i64>,
+    pub iat: Option<i64>,
     pub auth_time: Option<i64>,
     pub acr: Option<String>,
 }
@@ -76,6 +77,7 @@ pub fn read(state: &AppState, token: &str) -> Result<IdTokenHint, HintError> {
         sub: sub.to_owned(),
         aud,
         exp: v.claims.get("exp").and_then(Value::as_i64),
+        iat: v.claims.get("iat").and_then(Value::as_i64),
         auth_time: v.claims.get("auth_time").and_then(Value::as_i64),
         acr: v
             .claims

@@ -118,7 +118,7 @@ pub async fn exchange(
     }
     let subject = match r.subject.token_type {
         TokenTypeUri::AccessToken => access_subject(state, &caller.id, &r.subject.token).await?,
-        TokenTypeUri::IdToken => id_subject(state, &caller.id, &r.subject.token)?,
+        TokenTypeUri::IdToken => id_subject(state, &caller.id, &r.subject.token).await?,
     };
     bound_to_proof(subject.jkt.as_ref(), jkt, "subject_token")?;
     let actor = match r.actor {
@@ -134,8 +134,16 @@ pub async fn exchange(
             "the subject_token's delegation chain is already {MAX_ACTORS} actors long"
         )));
     }
-    let scope = scope(r.scope, &subject.scope, &target)?;
+    let scope = scope(r.scope, &subject.scope, &target, caller)?;
     let (user, subject_client) = who(state, &subject, r.subject.token_type).await?;
+    // An opaque token's row keeps a user, not a client subject: read back,
+    // the caller would pass for the subject.
+    if subject_client.is_some() && target.opaque {
+        return Err(OAuthError::InvalidTarget(
+            "a client's token cannot be exchanged for an opaque resource server's token".into(),
+        )
+        .into());
+    }
 
     let access = state
         .tokens
@@ -248,7 +256,7 @@ async fn access_subject(
 }
 
 /// A subject ID token: one of ours, unexpired, issued to the caller alone.
-fn id_subject(state: &AppState, caller: &ClientId, token: &str) -> Result<Subject, Error> {
+async fn id_subject(state: &AppState, caller: &ClientId, token: &str) -> Result<Subject, Error> {
     let t = id_token_hint::read(state, token).map_err(|e| {
         invalid_grant(match e {
             HintError::Signature => "subject_token is not signed by this issuer's keys",
@@ -264,6 +272,18 @@ fn id_subject(state: &AppState, caller: &ClientId, token: &str) -> Result<Subjec
     };
     if t.aud != [caller.as_str()] {
         return Err(invalid_grant("subject_token was not issued to this client"));
+    }
+    // It has no grant of its own: a forced logout of its user, or the
+    // caller's deletion, since it was issued ends it too.
+    let issued_at = t.iat.or(t.auth_time).unwrap_or(0);
+    if state
+        .tokens
+        .cut_off_since(&t.sub, caller, issued_at)
+        .await?
+    {
+        return Err(invalid_grant(
+            "subject_token's user was signed out everywhere (or its client's tokens revoked) since it was issued",
+        ));
     }
     Ok(Subject {
         sub: t.sub,
@@ -314,10 +334,19 @@ fn bound_to_proof(bound: Option<&Jkt>, proof: Option<&Jkt>, name: &str) -> Resul
 }
 
 /// The new token's scope: at most the subject's; every API scope one the
-/// target defines. Without `scope`: the subject's scopes the target
-/// defines.
-fn scope(asked: Option<&str>, subject: &ScopeSet, target: &Resource) -> Result<ScopeSet, Error> {
-    let defined = |s: &str| target.record.scopes.iter().any(|x| x == s);
+/// target defines and the caller may have (its `--scope` list, as for
+/// any of its tokens: a scope name another API also defines does not
+/// carry over by name alone). Without `scope`: the subject's scopes that
+/// pass both.
+fn scope(
+    asked: Option<&str>,
+    subject: &ScopeSet,
+    target: &Resource,
+    caller: &gatehouse_storage::model::Client,
+) -> Result<ScopeSet, Error> {
+    let defined = |s: &str| {
+        target.record.scopes.iter().any(|x| x == s) && caller.scopes.iter().any(|x| x == s)
+    };
     let Some(asked) = asked else {
         return Ok(ScopeSet::of(subject.iter().filter(|s| defined(s))));
     };
@@ -333,7 +362,8 @@ fn scope(asked: Option<&str>, subject: &ScopeSet, target: &Resource) -> Result<S
         .find(|s| !STANDARD_SCOPES.contains(s) && !defined(s))
     {
         return Err(OAuthError::InvalidScope(
-            format!("scope {s} is not a scope of the target resource server").into(),
+            format!("scope {s} is not a scope of the target resource server this client may have")
+                .into(),
         )
         .into());
     }

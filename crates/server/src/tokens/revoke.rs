@@ -47,6 +47,32 @@ impl TokenIssuer {
         }))
     }
 
+    /// Whether the user (or subject) `sub`, or the client `client_id`, was
+    /// cut off (forced logout, consent withdrawn, client deleted) at or
+    /// after `issued_at`: for an ID token presented as a token exchange's
+    /// subject, which has no grant and no revocation entry of its own.
+    pub async fn cut_off_since(
+        &self,
+        sub: &str,
+        client_id: &str,
+        issued_at: i64,
+    ) -> Result<bool, Error> {
+        let keys = [
+            format!("{SUBJECT_KEY}{sub}"),
+            format!("{CLIENT_KEY}{client_id}"),
+        ];
+        let hits = self
+            .recent_reads
+            .revocation_entries(
+                &self.store,
+                &keys,
+                self.now(),
+                self.settings.outage_staleness_secs,
+            )
+            .await?;
+        Ok(hits.iter().any(|(_, revoked_at)| issued_at <= *revoked_at))
+    }
+
     /// Revokes one access token until it would have expired, and every
     /// token exchanged from it when it had no grant of its own (RFC 8693:
     /// such tokens carry its jti as their grant).

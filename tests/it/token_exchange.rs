@@ -207,7 +207,7 @@ async fn revoking_the_grant_revokes_every_hop(app: &TestApp) {
     assert_eq!(introspect(app, &w.d, &hop2).await["active"], false);
     // And nothing more is exchanged from the dead grant.
     let (s, e) = exchange(app, &w.c, &hop1, &[("audience", D)]).await;
-    assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!((s, e["error"].as_str()), (400, Some("invalid_request")));
 }
 
 /// Deleting the user's app (what `clients delete` and RFC 7592 DELETE
@@ -313,7 +313,7 @@ async fn id_token_subjects_belong_to_their_audience(app: &TestApp) {
     let (s, e) = send(w.b.clone(), None).await;
     assert_eq!(
         (s, e["error"].as_str()),
-        (400, Some("invalid_grant")),
+        (400, Some("invalid_request")),
         "{e}"
     );
     assert!(e["error_description"]
@@ -334,7 +334,7 @@ async fn id_token_subjects_belong_to_their_audience(app: &TestApp) {
     let (s, e) = send(w.a.clone(), None).await;
     assert_eq!(
         (s, e["error"].as_str()),
-        (400, Some("invalid_grant")),
+        (400, Some("invalid_request")),
         "{e}"
     );
     assert!(e["error_description"].as_str().unwrap().contains("expired"));
@@ -372,7 +372,7 @@ async fn a_bound_subject_needs_a_proof_of_its_key(app: &TestApp) {
         let r = token_with(app, &w.b, &form, &proofs).await;
         assert_eq!(r.status(), 400);
         let e: Value = r.json().await.unwrap();
-        assert_eq!(e["error"], "invalid_grant", "{e}");
+        assert_eq!(e["error"], "invalid_request", "{e}");
         assert!(
             e["error_description"].as_str().unwrap().contains(says),
             "{e}"

@@ -29,7 +29,7 @@ async fn each_refusal_has_its_error(app: &TestApp) {
     // C's client is allowed for D, but the token is for B, not its API.
     refused(
         &exchange(app, &w.c, subject, &[("resource", D)]).await,
-        "invalid_grant",
+        "invalid_request",
         "not issued for an API this client is linked to",
     );
     // Wider than the subject.
@@ -47,7 +47,7 @@ async fn each_refusal_has_its_error(app: &TestApp) {
     // D does not list B's client.
     refused(
         &exchange(app, &w.b, subject, &[("resource", D)]).await,
-        "unauthorized_client",
+        "invalid_target",
         "does not allow this client",
     );
     // Targets: unknown, none, two that disagree.
@@ -151,7 +151,7 @@ async fn each_refusal_has_its_error(app: &TestApp) {
     for bad in [tampered.as_str(), "not-a-token", "a.b.c.d.e", huge.as_str()] {
         refused(
             &exchange(app, &w.b, bad, &[("resource", C)]).await,
-            "invalid_grant",
+            "invalid_request",
             "not an active access token",
         );
     }
@@ -182,7 +182,7 @@ async fn each_refusal_has_its_error(app: &TestApp) {
             ],
         )
         .await,
-        "invalid_grant",
+        "invalid_request",
         "actor_token was not issued to this client",
     );
     // B's own token as the actor: `act.sub` is its subject (B itself).
@@ -215,7 +215,7 @@ async fn each_refusal_has_its_error(app: &TestApp) {
     revoke(app, &w.a, subject).await;
     refused(
         &exchange(app, &w.b, subject, &[("resource", C)]).await,
-        "invalid_grant",
+        "invalid_request",
         "not an active access token",
     );
 }
@@ -227,7 +227,7 @@ async fn an_expired_subject_is_refused(app: &TestApp) {
     app.clock.advance(t["expires_in"].as_i64().unwrap() + 1);
     refused(
         &exchange(app, &w.b, subject, &[("resource", C)]).await,
-        "invalid_grant",
+        "invalid_request",
         "not an active access token",
     );
 }
@@ -309,7 +309,7 @@ async fn a_chain_stops_at_eight_actors(app: &TestApp) {
         let (caller, target) = if hop % 2 == 1 { (&w.b, C) } else { (&w.c, B) };
         let answer = exchange(app, caller, &token, &[("resource", target)]).await;
         if hop == 9 {
-            refused(&answer, "invalid_grant", "8 actors");
+            refused(&answer, "invalid_request", "8 actors");
             return;
         }
         assert_eq!(answer.0, 200, "hop {hop}: {:?}", answer.1);
@@ -347,7 +347,7 @@ async fn an_id_token_dies_with_a_forced_logout(app: &TestApp) {
         .unwrap();
     let r = app.token(&w.a, &form).await;
     let answer = (r.status().as_u16(), r.json::<Value>().await.unwrap());
-    refused(&answer, "invalid_grant", "signed out everywhere");
+    refused(&answer, "invalid_request", "signed out everywhere");
 }
 
 /// A client's own token (client_credentials) is not exchanged for an

@@ -50,8 +50,10 @@ pub struct Request<'a> {
     pub requested_token_type: Option<TokenTypeUri>,
 }
 
-fn invalid_grant(d: impl Into<std::borrow::Cow<'static, str>>) -> Error {
-    OAuthError::InvalidGrant(d.into()).into()
+/// A subject or actor token refused: invalid, or unacceptable by policy,
+/// is `invalid_request` (RFC 8693 2.2.2, a MUST).
+fn unacceptable(d: impl Into<std::borrow::Cow<'static, str>>) -> Error {
+    OAuthError::InvalidRequest(d.into()).into()
 }
 
 fn invalid_request(d: impl Into<std::borrow::Cow<'static, str>>) -> Error {
@@ -110,7 +112,8 @@ pub async fn exchange(
     let caller = &auth.client;
     let target = target(state, r.resource, r.audience).await?;
     if !target.record.allow_exchange_from.contains(&caller.id) {
-        return Err(OAuthError::UnauthorizedClient(
+        // RFC 8693 2.2.2: unwilling to issue for this target.
+        return Err(OAuthError::InvalidTarget(
             "the target resource server does not allow this client to exchange tokens for it"
                 .into(),
         )
@@ -130,7 +133,7 @@ pub async fn exchange(
         act: subject.act.clone().map(Box::new),
     };
     if act.depth() > MAX_ACTORS {
-        return Err(invalid_grant(format!(
+        return Err(unacceptable(format!(
             "the subject_token's delegation chain is already {MAX_ACTORS} actors long"
         )));
     }
@@ -229,7 +232,7 @@ async fn access_subject(
     token: &str,
 ) -> Result<Subject, Error> {
     let Some(at) = state.tokens.read_access_token(token).await? else {
-        return Err(invalid_grant(
+        return Err(unacceptable(
             "subject_token is not an active access token of this issuer",
         ));
     };
@@ -238,7 +241,7 @@ async fn access_subject(
         .get(&at.claims.aud)
         .is_some_and(|r| r.record.clients.contains(caller));
     if !linked {
-        return Err(invalid_grant(
+        return Err(unacceptable(
             "subject_token was not issued for an API this client is linked to",
         ));
     }
@@ -258,7 +261,7 @@ async fn access_subject(
 /// A subject ID token: one of ours, unexpired, issued to the caller alone.
 async fn id_subject(state: &AppState, caller: &ClientId, token: &str) -> Result<Subject, Error> {
     let t = id_token_hint::read(state, token).map_err(|e| {
-        invalid_grant(match e {
+        unacceptable(match e {
             HintError::Signature => "subject_token is not signed by this issuer's keys",
             HintError::NotAnIdToken => "subject_token is not an ID token",
             HintError::OtherIssuer => "subject_token was issued by another issuer",
@@ -267,11 +270,11 @@ async fn id_subject(state: &AppState, caller: &ClientId, token: &str) -> Result<
     })?;
     let exp = match t.exp {
         Some(exp) if exp > state.now() => exp,
-        Some(_) => return Err(invalid_grant("subject_token has expired")),
-        None => return Err(invalid_grant("subject_token has no exp")),
+        Some(_) => return Err(unacceptable("subject_token has expired")),
+        None => return Err(unacceptable("subject_token has no exp")),
     };
     if t.aud != [caller.as_str()] {
-        return Err(invalid_grant("subject_token was not issued to this client"));
+        return Err(unacceptable("subject_token was not issued to this client"));
     }
     // It has no grant of its own: a forced logout of its user, or the
     // caller's deletion, since it was issued ends it too.
@@ -281,7 +284,7 @@ async fn id_subject(state: &AppState, caller: &ClientId, token: &str) -> Result<
         .cut_off_since(&t.sub, caller, issued_at)
         .await?
     {
-        return Err(invalid_grant(
+        return Err(unacceptable(
             "subject_token's user was signed out everywhere (or its client's tokens revoked) since it was issued",
         ));
     }
@@ -308,12 +311,12 @@ async fn actor_sub(
     jkt: Option<&Jkt>,
 ) -> Result<String, Error> {
     let Some(at) = state.tokens.read_access_token(token).await? else {
-        return Err(invalid_grant(
+        return Err(unacceptable(
             "actor_token is not an active access token of this issuer",
         ));
     };
     if &at.claims.client_id != caller {
-        return Err(invalid_grant("actor_token was not issued to this client"));
+        return Err(unacceptable("actor_token was not issued to this client"));
     }
     bound_to_proof(at.claims.cnf.as_ref().map(|c| &c.jkt), jkt, "actor_token")?;
     Ok(at.claims.sub)
@@ -324,10 +327,8 @@ fn bound_to_proof(bound: Option<&Jkt>, proof: Option<&Jkt>, name: &str) -> Resul
     match (bound, proof) {
         (None, _) => Ok(()),
         (Some(b), Some(p)) if b == p => Ok(()),
-        (Some(_), Some(_)) => Err(invalid_grant(format!(
-            "{name} is bound to another DPoP key"
-        ))),
-        (Some(_), None) => Err(invalid_grant(format!(
+        (Some(_), Some(_)) => Err(unacceptable(format!("{name} is bound to another DPoP key"))),
+        (Some(_), None) => Err(unacceptable(format!(
             "{name} is bound to a DPoP key: send a DPoP proof of that key"
         ))),
     }
@@ -379,7 +380,7 @@ async fn who(
 ) -> Result<(Option<User>, Option<ClientId>), Error> {
     if let Some(user) = state.store.user_by_id(&subject.sub).await? {
         if user.disabled {
-            return Err(invalid_grant("the subject_token's user is disabled"));
+            return Err(unacceptable("the subject_token's user is disabled"));
         }
         return Ok((Some(user), None));
     }
@@ -388,7 +389,5 @@ async fn who(
             return Ok((None, Some(c.id.clone())));
         }
     }
-    Err(invalid_grant(
-        "the subject_token's subject no longer exists",
-    ))
+    Err(unacceptable("the subject_token's subject no longer exists"))
 }

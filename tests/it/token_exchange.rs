@@ -253,6 +253,31 @@ async fn revoking_a_grantless_subject_revokes_every_hop(app: &TestApp) {
     assert_eq!(introspect(app, &w.d, &hop2).await["active"], false);
 }
 
+/// Deleting the client of a client_credentials subject ends what was
+/// exchanged from its tokens (they carry it as `sub`, not as `client_id`).
+async fn deleting_a_grantless_subjects_client_revokes_every_hop(app: &TestApp) {
+    let w = world(app).await;
+    let x = service(app, "X", &["client_credentials"]).await;
+    let r = app
+        .token(
+            &x,
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", B),
+                ("scope", "read"),
+            ],
+        )
+        .await;
+    let subject: Value = r.json().await.unwrap();
+    let subject = subject["access_token"].as_str().unwrap();
+    let (hop1, hop2) = two_hops(app, &w, subject).await;
+    assert_eq!(introspect(app, &w.d, &hop2).await["active"], true);
+    app.state.tokens.revoke_client_tokens(&x.id).await.unwrap();
+    app.state.store.delete_client(&x.id).await.unwrap();
+    assert_eq!(introspect(app, &w.c, &hop1).await["active"], false);
+    assert_eq!(introspect(app, &w.d, &hop2).await["active"], false);
+}
+
 /// An opaque target stores the chain; introspection shows it, and the
 /// grant's revocation reaches it.
 async fn an_opaque_target_keeps_the_chain(app: &TestApp) {
@@ -397,6 +422,7 @@ crate::both_backends!(
     revoking_the_grant_revokes_every_hop,
     deleting_the_subjects_client_revokes_every_hop,
     revoking_a_grantless_subject_revokes_every_hop,
+    deleting_a_grantless_subjects_client_revokes_every_hop,
     an_opaque_target_keeps_the_chain,
     id_token_subjects_belong_to_their_audience,
     a_bound_subject_needs_a_proof_of_its_key,

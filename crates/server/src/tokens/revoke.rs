@@ -182,6 +182,16 @@ impl TokenIssuer {
                 cut_off,
             )
             .await?;
+        // Tokens other clients exchanged from this client's own tokens
+        // (client_credentials: `sub` is this client) are not its, and
+        // have no grant: cut them off by their subject.
+        self.store
+            .revoke_key_until(
+                &format!("{SUBJECT_KEY}{client_id}"),
+                cut_off + MAX_ACCESS_TOKEN_TTL,
+                cut_off,
+            )
+            .await?;
         // Each grant as a whole: its tokens exchanged by other clients
         // (RFC 8693) are not the client's, and die with the grant.
         for family in &grants {

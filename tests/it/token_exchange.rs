@@ -376,7 +376,7 @@ async fn a_bound_subject_needs_a_proof_of_its_key(app: &TestApp) {
         ("resource", B),
         ("scope", "read"),
     ];
-    let r = token_with(app, &x, &cc, &[&key.proof(app, "POST", &app.url("/token"))]).await;
+    let r = token_with(app, &x, &cc, &[&key.token_proof(app)]).await;
     let bound: Value = r.json().await.unwrap();
     assert_eq!(bound["token_type"], "DPoP");
     let subject = bound["access_token"].as_str().unwrap();
@@ -403,13 +403,7 @@ async fn a_bound_subject_needs_a_proof_of_its_key(app: &TestApp) {
             "{e}"
         );
     }
-    let r = token_with(
-        app,
-        &w.b,
-        &form,
-        &[&key.proof(app, "POST", &app.url("/token"))],
-    )
-    .await;
+    let r = token_with(app, &w.b, &form, &[&key.token_proof(app)]).await;
     assert_eq!(r.status(), 200);
     let ok: Value = r.json().await.unwrap();
     assert_eq!(ok["token_type"], "DPoP");

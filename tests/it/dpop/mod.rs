@@ -86,6 +86,11 @@ impl DpopKey {
         self.sign("dpop+jwt", claims)
     }
 
+    /// A fresh proof for `POST /token`.
+    pub fn token_proof(&self, app: &TestApp) -> String {
+        self.proof(app, "POST", &app.url("/token"))
+    }
+
     /// A proof for userinfo carrying the token's hash (`ath`).
     pub fn userinfo_proof(&self, app: &TestApp, method: &str, token: &str) -> String {
         let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()));
@@ -164,4 +169,25 @@ fn api_claims(kp: &josekit::jwk::alg::ec::EcKeyPair, token: &str) -> Value {
         .unwrap()
         .to_owned();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// Signs `dave` in for `c` (the code flow with `scope` and `extra`) and
+/// redeems the code with a proof of `key`: the token answer (200).
+async fn bound_tokens(
+    app: &TestApp,
+    c: &TestClient,
+    scope: &str,
+    extra: &str,
+    key: &DpopKey,
+) -> Value {
+    let (code, verifier) = app.code(c, scope, extra).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", c.redirect_uri.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (status, t) = json_of(token_with(app, c, &form, &[&key.token_proof(app)]).await).await;
+    assert_eq!(status, 200, "{t}");
+    t
 }

@@ -109,31 +109,13 @@ async fn a_strangers_proof_writes_nothing(app: &TestApp) {
         ("code", "no-such-code"),
         ("redirect_uri", c.redirect_uri.as_str()),
     ];
-    let a = json_of(
-        token_with(
-            app,
-            &c,
-            &form,
-            &[&key.proof(app, "POST", &app.url("/token"))],
-        )
-        .await,
-    )
-    .await;
+    let a = json_of(token_with(app, &c, &form, &[&key.token_proof(app)]).await).await;
     refused(&a, "invalid_grant", "unknown");
     let refresh = [
         ("grant_type", "refresh_token"),
         ("refresh_token", "no-such-token"),
     ];
-    let a = json_of(
-        token_with(
-            app,
-            &c,
-            &refresh,
-            &[&key.proof(app, "POST", &app.url("/token"))],
-        )
-        .await,
-    )
-    .await;
+    let a = json_of(token_with(app, &c, &refresh, &[&key.token_proof(app)]).await).await;
     refused(&a, "invalid_grant", "unknown");
     assert_eq!(rows().await, before, "a refused request recorded its proof");
 }
@@ -143,7 +125,7 @@ async fn a_strangers_proof_writes_nothing(app: &TestApp) {
 async fn a_proof_is_remembered_past_a_clock_gap(app: &TestApp) {
     let (_, c) = api_and_service(app).await;
     let key = DpopKey::new();
-    let proof = key.proof(app, "POST", &app.url("/token"));
+    let proof = key.token_proof(app);
     assert_eq!(token_with(app, &c, &CC, &[&proof]).await.status(), 200);
     // The pruning instance is 70 s on (past iat + 60 + 1)...
     app.clock.advance(70);

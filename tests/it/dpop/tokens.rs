@@ -11,7 +11,7 @@ use super::*;
 async fn client_credentials_tokens_are_bound_to_the_proof_key(app: &TestApp) {
     let (kp, c) = api_and_service(app).await;
     let key = DpopKey::new();
-    let r = token_with(app, &c, &CC, &[&key.proof(app, "POST", &app.url("/token"))]).await;
+    let r = token_with(app, &c, &CC, &[&key.token_proof(app)]).await;
     let (status, t) = json_of(r).await;
     assert_eq!(status, 200, "{t}");
     assert_eq!(t["token_type"], "DPoP");
@@ -55,7 +55,7 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key(app: &TestApp) {
         ("code_verifier", verifier.as_str()),
         ("client_id", c.id.as_str()),
     ];
-    let proof = key.proof(app, "POST", &app.url("/token"));
+    let proof = key.token_proof(app);
     let (status, t) = json_of(token_with(app, &c, &form, &[&proof]).await).await;
     assert_eq!(status, 200, "{t}");
     assert_eq!(t["token_type"], "DPoP");
@@ -68,27 +68,9 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key(app: &TestApp) {
     let a = json_of(token_with(app, &c, &refresh, &[]).await).await;
     refused(&a, "invalid_grant", "bound to a DPoP key");
     let stranger = DpopKey::new();
-    let a = json_of(
-        token_with(
-            app,
-            &c,
-            &refresh,
-            &[&stranger.proof(app, "POST", &app.url("/token"))],
-        )
-        .await,
-    )
-    .await;
+    let a = json_of(token_with(app, &c, &refresh, &[&stranger.token_proof(app)]).await).await;
     refused(&a, "invalid_grant", "bound to another DPoP key");
-    let (status, t) = json_of(
-        token_with(
-            app,
-            &c,
-            &refresh,
-            &[&key.proof(app, "POST", &app.url("/token"))],
-        )
-        .await,
-    )
-    .await;
+    let (status, t) = json_of(token_with(app, &c, &refresh, &[&key.token_proof(app)]).await).await;
     assert_eq!(status, 200, "{t}");
     assert_eq!(t["token_type"], "DPoP");
     // The successor is bound too.
@@ -110,26 +92,7 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key(app: &TestApp) {
 async fn a_confidential_clients_refresh_token_is_not_bound(app: &TestApp) {
     let c = app.web_client().await;
     let key = DpopKey::new();
-    let (code, verifier) = app
-        .code(&c, "openid offline_access", "&prompt=consent")
-        .await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", c.redirect_uri.as_str()),
-        ("code_verifier", verifier.as_str()),
-    ];
-    let (status, t) = json_of(
-        token_with(
-            app,
-            &c,
-            &form,
-            &[&key.proof(app, "POST", &app.url("/token"))],
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(status, 200, "{t}");
+    let t = bound_tokens(app, &c, "openid offline_access", "&prompt=consent", &key).await;
     assert_eq!(t["token_type"], "DPoP");
     let r = app.refresh(&c, t["refresh_token"].as_str().unwrap()).await;
     let (status, t) = json_of(r).await;
@@ -162,16 +125,7 @@ async fn dpop_jkt_binds_the_code(app: &TestApp) {
         "invalid_grant",
         "dpop_jkt",
     );
-    let (status, t) = json_of(
-        token_with(
-            app,
-            &c,
-            &form,
-            &[&key.proof(app, "POST", &app.url("/token"))],
-        )
-        .await,
-    )
-    .await;
+    let (status, t) = json_of(token_with(app, &c, &form, &[&key.token_proof(app)]).await).await;
     assert_eq!(status, 200, "{t}");
     assert_eq!(t["token_type"], "DPoP");
 
@@ -223,9 +177,7 @@ async fn a_proof_at_par_binds_the_code(app: &TestApp) {
     .unwrap();
     refused(&json_of(r).await, "invalid_dpop_proof", "dpop_jkt");
     // A proof for the token endpoint is not one for /par.
-    let r = push(form(None), key.proof(app, "POST", &app.url("/token")))
-        .await
-        .unwrap();
+    let r = push(form(None), key.token_proof(app)).await.unwrap();
     refused(&json_of(r).await, "invalid_dpop_proof", "htu");
 
     let r = push(form(None), key.proof(app, "POST", &app.url("/par")))
@@ -269,16 +221,7 @@ async fn a_proof_at_par_binds_the_code(app: &TestApp) {
         "invalid_dpop_proof",
         "dpop_jkt",
     );
-    let (status, t) = json_of(
-        token_with(
-            app,
-            &c,
-            &redeem,
-            &[&key.proof(app, "POST", &app.url("/token"))],
-        )
-        .await,
-    )
-    .await;
+    let (status, t) = json_of(token_with(app, &c, &redeem, &[&key.token_proof(app)]).await).await;
     assert_eq!(status, 200, "{t}");
     assert_eq!(t["token_type"], "DPoP");
 }
@@ -299,9 +242,7 @@ async fn a_dpop_bound_client_must_send_a_proof(app: &TestApp) {
     let a = json_of(token_with(app, &c, &CC, &[]).await).await;
     refused(&a, "invalid_dpop_proof", "dpop_bound_access_tokens");
     let key = DpopKey::new();
-    let (status, t) =
-        json_of(token_with(app, &c, &CC, &[&key.proof(app, "POST", &app.url("/token"))]).await)
-            .await;
+    let (status, t) = json_of(token_with(app, &c, &CC, &[&key.token_proof(app)]).await).await;
     assert_eq!(status, 200, "{t}");
     assert_eq!(t["token_type"], "DPoP");
 }
@@ -376,9 +317,7 @@ async fn the_verifier_holds_the_binding(app: &TestApp) {
     use gatehouse_verifier::{Verifier, VerifierConfig, VerifierError};
     let (kp, c) = api_and_service(app).await;
     let key = DpopKey::new();
-    let (_, t) =
-        json_of(token_with(app, &c, &CC, &[&key.proof(app, "POST", &app.url("/token"))]).await)
-            .await;
+    let (_, t) = json_of(token_with(app, &c, &CC, &[&key.token_proof(app)]).await).await;
     let at = t["access_token"].as_str().unwrap();
     let mut private: Value = serde_json::from_str(&kp.to_jwk_private_key().to_string()).unwrap();
     private["kid"] = "api".into();

@@ -9,24 +9,7 @@ use super::*;
 async fn userinfo_wants_the_proof_of_a_bound_token(app: &TestApp) {
     let c = app.web_client().await;
     let key = DpopKey::new();
-    let (code, verifier) = app.code(&c, "openid profile", "").await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", c.redirect_uri.as_str()),
-        ("code_verifier", verifier.as_str()),
-    ];
-    let (status, t) = json_of(
-        token_with(
-            app,
-            &c,
-            &form,
-            &[&key.proof(app, "POST", &app.url("/token"))],
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(status, 200, "{t}");
+    let t = bound_tokens(app, &c, "openid profile", "", &key).await;
     let at = t["access_token"].as_str().unwrap();
     let get = |auth: String, proof: Option<String>| {
         let mut req = app
@@ -150,24 +133,7 @@ async fn challenges_are_always_well_formed(app: &TestApp) {
 
     // A bound token without openid: insufficient_scope in the DPoP scheme.
     let c = app.web_client().await;
-    let (code, verifier) = app.code(&c, "profile", "").await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", c.redirect_uri.as_str()),
-        ("code_verifier", verifier.as_str()),
-    ];
-    let (status, t) = json_of(
-        token_with(
-            app,
-            &c,
-            &form,
-            &[&key.proof(app, "POST", &app.url("/token"))],
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(status, 200, "{t}");
+    let t = bound_tokens(app, &c, "profile", "", &key).await;
     let at = t["access_token"].as_str().unwrap();
     let r = app
         .http

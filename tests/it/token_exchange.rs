@@ -107,6 +107,24 @@ pub async fn user_tokens(app: &TestApp, w: &World) -> Value {
     app.redeem(&w.a, &code, &verifier).await
 }
 
+/// A client_credentials token of `c` for API B (scope `read`): a
+/// subject with no grant, whose `sub` is the client itself.
+pub async fn own_token(app: &TestApp, c: &TestClient) -> String {
+    let r = app
+        .token(
+            c,
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", B),
+                ("scope", "read"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.unwrap();
+    t["access_token"].as_str().unwrap().to_owned()
+}
+
 /// Exchanges an access token as `c`; the status and JSON answer.
 pub async fn exchange(
     app: &TestApp,
@@ -231,18 +249,7 @@ async fn deleting_the_subjects_client_revokes_every_hop(app: &TestApp) {
 async fn revoking_a_grantless_subject_revokes_every_hop(app: &TestApp) {
     let w = world(app).await;
     let x = service(app, "X", &["client_credentials"]).await;
-    let r = app
-        .token(
-            &x,
-            &[
-                ("grant_type", "client_credentials"),
-                ("resource", B),
-                ("scope", "read"),
-            ],
-        )
-        .await;
-    let subject: Value = r.json().await.unwrap();
-    let subject = subject["access_token"].as_str().unwrap();
+    let subject = &own_token(app, &x).await;
     let (hop1, hop2) = two_hops(app, &w, subject).await;
     let claims = api_claims(&w.kp_d, &hop2);
     assert_eq!(claims["sub"], x.id, "the subject is the client X");
@@ -258,18 +265,7 @@ async fn revoking_a_grantless_subject_revokes_every_hop(app: &TestApp) {
 async fn deleting_a_grantless_subjects_client_revokes_every_hop(app: &TestApp) {
     let w = world(app).await;
     let x = service(app, "X", &["client_credentials"]).await;
-    let r = app
-        .token(
-            &x,
-            &[
-                ("grant_type", "client_credentials"),
-                ("resource", B),
-                ("scope", "read"),
-            ],
-        )
-        .await;
-    let subject: Value = r.json().await.unwrap();
-    let subject = subject["access_token"].as_str().unwrap();
+    let subject = &own_token(app, &x).await;
     let (hop1, hop2) = two_hops(app, &w, subject).await;
     assert_eq!(introspect(app, &w.d, &hop2).await["active"], true);
     app.state.tokens.revoke_client_tokens(&x.id).await.unwrap();

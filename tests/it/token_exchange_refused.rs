@@ -10,7 +10,9 @@ use serde_json::Value;
 
 use crate::{
     support::{revoke, TestApp},
-    token_exchange::{exchange, service, user_tokens, world, ACCESS_TOKEN, B, C, D, ID_TOKEN},
+    token_exchange::{
+        exchange, own_token, service, user_tokens, world, ACCESS_TOKEN, B, C, D, ID_TOKEN,
+    },
 };
 
 /// The answer is a 400 with `error` and a description containing `says`.
@@ -158,18 +160,7 @@ async fn each_refusal_has_its_error(app: &TestApp) {
 
     // An actor token must be the caller's own.
     let x = service(app, "X", &["client_credentials"]).await;
-    let r = app
-        .token(
-            &x,
-            &[
-                ("grant_type", "client_credentials"),
-                ("resource", B),
-                ("scope", "read"),
-            ],
-        )
-        .await;
-    let xs: Value = r.json().await.unwrap();
-    let xs = xs["access_token"].as_str().unwrap();
+    let xs = &own_token(app, &x).await;
     refused(
         &exchange(
             app,
@@ -186,18 +177,7 @@ async fn each_refusal_has_its_error(app: &TestApp) {
         "actor_token was not issued to this client",
     );
     // B's own token as the actor: `act.sub` is its subject (B itself).
-    let r = app
-        .token(
-            &w.b,
-            &[
-                ("grant_type", "client_credentials"),
-                ("resource", B),
-                ("scope", "read"),
-            ],
-        )
-        .await;
-    let bs: Value = r.json().await.unwrap();
-    let bs = bs["access_token"].as_str().unwrap();
+    let bs = &own_token(app, &w.b).await;
     let (s, ok) = exchange(
         app,
         &w.b,
@@ -364,18 +344,7 @@ async fn a_clients_token_is_not_exchanged_for_an_opaque_target(app: &TestApp) {
         .await
         .unwrap();
     app.state.registry.refresh().await.unwrap();
-    let r = app
-        .token(
-            &w.b,
-            &[
-                ("grant_type", "client_credentials"),
-                ("resource", B),
-                ("scope", "read"),
-            ],
-        )
-        .await;
-    let own: Value = r.json().await.unwrap();
-    let own = own["access_token"].as_str().unwrap();
+    let own = &own_token(app, &w.b).await;
     let answer = exchange(app, &w.b, own, &[("resource", C)]).await;
     refused(&answer, "invalid_target", "opaque");
 }

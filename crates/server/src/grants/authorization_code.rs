@@ -8,15 +8,13 @@
 //! replayed by its own client (with its verifier) revokes what the first
 //! redemption issued (RFC 6749 10.5).
 
-use gatehouse_storage::model::{
-    AuthCode, Client, CodeLookup, CodeRedemption, GrantWrites, RefreshToken,
-};
+use gatehouse_storage::model::{AuthCode, Client, CodeLookup, CodeRedemption, GrantWrites};
 
 use crate::{
     dpop::Proof,
     error::{Error, OAuthError},
     grants::AuthenticatedClient,
-    oauth::{AuthMethod, GrantType, Jkt, ScopeSet},
+    oauth::{Jkt, ScopeSet},
     pkce::{CodeChallenge, CodeVerifier},
     state::AppState,
     tokens::{new_jti, TokenResponse},
@@ -154,36 +152,6 @@ pub async fn exchange(
         }
     };
     let scope = stored_scope(&code.scope)?;
-    let refresh = (scope.contains("offline_access")
-        && client.grant_types.contains(&GrantType::RefreshToken))
-    .then(|| {
-        let (token, hash) = state.tokens.new_refresh_token();
-        let row = RefreshToken {
-            token_hash: hash,
-            family_id: code.family_id.clone(),
-            client_id: client.id.clone(),
-            user_id: user.id.clone(),
-            scope: scope.to_string(),
-            resource: code.resource.clone(),
-            auth_time: code.auth_time,
-            sid: code.sid.clone(),
-            acr: code.acr.clone(),
-            amr: code.amr.clone(),
-            successor_hash: None,
-            created_at: now,
-            expires_at: now
-                + client
-                    .refresh_token_lifetime
-                    .unwrap_or(state.settings.lifetimes.refresh_token),
-            used_at: None,
-            revoked_at: None,
-            // A public client's refresh token is bound to its DPoP key
-            // (RFC 9449 5); a confidential client's proves its holder by
-            // the client's authentication.
-            dpop_jkt: jkt.filter(|_| auth.method == AuthMethod::None).cloned(),
-        };
-        (token, row)
-    });
     let grant = super::UserTokenInput {
         client,
         user: &user,
@@ -200,12 +168,7 @@ pub async fn exchange(
     };
     // The whole answer is made before the code is spent, and written with
     // the redemption in one transaction: a fault leaves the code redeemable.
-    let (refresh_token, refresh_row) = refresh.unzip();
-    let sealed = super::user_tokens(state, &grant, refresh_token).await?;
-    let writes = GrantWrites {
-        refresh_token: refresh_row,
-        access_token: sealed.record,
-    };
+    let (response, writes) = super::first_tokens(state, auth, &grant).await?;
     redeem(
         state,
         client,
@@ -216,7 +179,7 @@ pub async fn exchange(
         &writes,
     )
     .await?;
-    Ok(sealed.response)
+    Ok(response)
 }
 
 /// An upper bound of the access token's lifetime, recorded on the code so

@@ -16,15 +16,13 @@
 //! after the redemption: a poll racing it, sent early or twice by the
 //! client itself, is told to slow down.
 
-use gatehouse_storage::model::{
-    DeviceApproval, DeviceAuthorization, DevicePoll, GrantWrites, RefreshToken,
-};
+use gatehouse_storage::model::{DeviceApproval, DeviceAuthorization, DevicePoll};
 
 use crate::{
     dpop::Proof,
     error::{Error, OAuthError},
     grants::AuthenticatedClient,
-    oauth::{AuthMethod, GrantType, ScopeSet},
+    oauth::ScopeSet,
     state::AppState,
     tokens::{new_jti, TokenResponse},
 };
@@ -136,36 +134,6 @@ async fn issue(
     }
     let scope = ScopeSet::parse(&d.scope)
         .map_err(|_| Error::Internal("a stored device authorization scope is invalid".into()))?;
-    let refresh = (scope.contains("offline_access")
-        && client.grant_types.contains(&GrantType::RefreshToken))
-    .then(|| {
-        let (token, hash) = state.tokens.new_refresh_token();
-        let row = RefreshToken {
-            token_hash: hash,
-            family_id: d.family_id.clone(),
-            client_id: client.id.clone(),
-            user_id: user.id.clone(),
-            scope: scope.to_string(),
-            resource: d.resource.clone(),
-            auth_time: approval.auth_time,
-            // Not tied to the browser session that approved it.
-            sid: None,
-            acr: approval.acr.clone(),
-            amr: approval.amr.clone(),
-            successor_hash: None,
-            created_at: now,
-            expires_at: now
-                + client
-                    .refresh_token_lifetime
-                    .unwrap_or(state.settings.lifetimes.refresh_token),
-            used_at: None,
-            revoked_at: None,
-            // A public client's refresh token is bound to its DPoP key
-            // (RFC 9449 5), as in the code flow.
-            dpop_jkt: jkt.filter(|_| auth.method == AuthMethod::None).cloned(),
-        };
-        (token, row)
-    });
     let grant = super::UserTokenInput {
         client,
         user: &user,
@@ -180,12 +148,7 @@ async fn issue(
         jti: new_jti(),
         jkt,
     };
-    let (refresh_token, refresh_row) = refresh.unzip();
-    let sealed = super::user_tokens(state, &grant, refresh_token).await?;
-    let writes = GrantWrites {
-        refresh_token: refresh_row,
-        access_token: sealed.record,
-    };
+    let (response, writes) = super::first_tokens(state, auth, &grant).await?;
     let lifetime_bound = super::authorization_code::access_lifetime_bound(state, client);
     if !state
         .store
@@ -203,5 +166,5 @@ async fn issue(
             "the device code was redeemed by another request or has expired",
         ));
     }
-    Ok(sealed.response)
+    Ok(response)
 }

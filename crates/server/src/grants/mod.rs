@@ -18,12 +18,12 @@ pub use request::{AuthenticatedClient, PresentedToken, TokenRequest};
 
 use std::sync::Arc;
 
-use gatehouse_storage::model::{Client, TokenRecord, User};
+use gatehouse_storage::model::{Client, GrantWrites, RefreshToken, TokenRecord, User};
 
 use crate::{
     dpop::Proof,
     error::{Error, OAuthError},
-    oauth::{Jkt, ScopeSet},
+    oauth::{AuthMethod, GrantType, Jkt, ScopeSet},
     registry::Resource,
     state::AppState,
     tokens::{
@@ -125,6 +125,67 @@ pub struct UserTokenInput<'a> {
     pub jti: String,
     /// The DPoP key the access token is bound to, if any.
     pub jkt: Option<&'a Jkt>,
+}
+
+/// The first refresh token of a user grant, when it asked for
+/// `offline_access` and its client has the refresh grant: the token and
+/// its row. A public client's is bound to the DPoP key of the request
+/// (RFC 9449 5); a confidential client proves its holder by its
+/// authentication.
+fn first_refresh_token(
+    state: &AppState,
+    auth: &AuthenticatedClient,
+    g: &UserTokenInput<'_>,
+) -> Option<(String, RefreshToken)> {
+    let client = &auth.client;
+    if !(g.scope.contains("offline_access")
+        && client.grant_types.contains(&GrantType::RefreshToken))
+    {
+        return None;
+    }
+    let now = state.now();
+    let (token, hash) = state.tokens.new_refresh_token();
+    let row = RefreshToken {
+        token_hash: hash,
+        family_id: g.family.to_owned(),
+        client_id: client.id.clone(),
+        user_id: g.user.id.clone(),
+        scope: g.scope.to_string(),
+        resource: g.resource.map(str::to_owned),
+        auth_time: g.auth_time,
+        sid: g.sid.map(str::to_owned),
+        acr: g.acr.map(str::to_owned),
+        amr: g.amr.to_vec(),
+        successor_hash: None,
+        created_at: now,
+        expires_at: now
+            + client
+                .refresh_token_lifetime
+                .unwrap_or(state.settings.lifetimes.refresh_token),
+        used_at: None,
+        revoked_at: None,
+        dpop_jkt: g.jkt.filter(|_| auth.method == AuthMethod::None).cloned(),
+    };
+    Some((token, row))
+}
+
+/// A new user grant's answer and the rows its redemption writes with it:
+/// the access token (and ID token for `openid`), and the first refresh
+/// token for `offline_access`.
+pub async fn first_tokens(
+    state: &AppState,
+    auth: &AuthenticatedClient,
+    g: &UserTokenInput<'_>,
+) -> Result<(TokenResponse, GrantWrites), Error> {
+    let (refresh_token, refresh_row) = first_refresh_token(state, auth, g).unzip();
+    let sealed = user_tokens(state, g, refresh_token).await?;
+    Ok((
+        sealed.response,
+        GrantWrites {
+            refresh_token: refresh_row,
+            access_token: sealed.record,
+        },
+    ))
 }
 
 /// Fixes the access token of a user grant (see [`PreparedAccess`]).

@@ -49,9 +49,7 @@ pub async fn get(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let typed = form_urlencoded::parse(q.unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "user_code")
-        .map(|(_, v)| v.into_owned())
+    let typed = authorize::query_param(q.as_deref(), "user_code")
         .filter(|c| c.len() <= 32)
         .unwrap_or_default();
     form(&state, &headers, StatusCode::OK, &typed, None)

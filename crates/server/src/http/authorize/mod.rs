@@ -104,9 +104,14 @@ pub async fn resume(
 
 /// The `tx` parameter of a query string; empty counts as absent.
 pub fn tx_param(query: Option<&str>) -> Option<String> {
+    query_param(query, "tx")
+}
+
+/// The first `name` parameter of a query string; empty counts as absent.
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     let q = query?;
     form_urlencoded::parse(q.as_bytes())
-        .find(|(k, _)| k == "tx")
+        .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
         .filter(|v| !v.is_empty())
 }

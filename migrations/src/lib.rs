@@ -24,6 +24,7 @@ mod m20261203_000001_dpop;
 mod m20261203_000001_pushed_authorization_requests;
 mod m20261203_000002_client_require_par;
 mod m20261204_000001_token_exchange;
+mod m20261205_000001_device_authorizations;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_pushed_authorization_requests::Migration),
             Box::new(m20261203_000002_client_require_par::Migration),
             Box::new(m20261204_000001_token_exchange::Migration),
+            Box::new(m20261205_000001_device_authorizations::Migration),
         ]
     }
 }

@@ -67,10 +67,12 @@ macro_rules! names {
 
 names! {
     /// Grant types Gatehouse implements.
-    GrantType, "grant type", "authorization_code, refresh_token, client_credentials or urn:ietf:params:oauth:grant-type:token-exchange" {
+    GrantType, "grant type", "authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code or urn:ietf:params:oauth:grant-type:token-exchange" {
         AuthorizationCode => "authorization_code",
         RefreshToken => "refresh_token",
         ClientCredentials => "client_credentials",
+        /// RFC 8628 3.4.
+        DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
         /// RFC 8693 2.1.
         TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
     }
@@ -183,7 +185,7 @@ mod tests {
         let e = "Authorization_Code".parse::<GrantType>().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown grant type \"Authorization_Code\"; use authorization_code, refresh_token, client_credentials or urn:ietf:params:oauth:grant-type:token-exchange"
+            "unknown grant type \"Authorization_Code\"; use authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code or urn:ietf:params:oauth:grant-type:token-exchange"
         );
         assert!("JWE".parse::<TokenFormat>().is_err());
         assert!("".parse::<AuthMethod>().is_err());

@@ -117,6 +117,7 @@ async fn build_state_with(
         authorization_starts: Arc::new(crate::rate::RateWindow::new(
             http::authorize::MAX_STARTS_PER_MINUTE,
         )),
+        device_limits: Arc::default(),
         replay: Arc::default(),
         recent_reads,
         views,
@@ -146,6 +147,10 @@ pub fn router(state: AppState) -> Router {
         // `no-store` (`http::layers::cache_rule` lists them).
         .route("/token", post(http::token::token))
         .route("/par", post(http::par::push))
+        .route(
+            "/device_authorization",
+            post(http::device_authorization::start),
+        )
         .route(
             "/userinfo",
             get(http::userinfo::userinfo).post(http::userinfo::userinfo),
@@ -185,6 +190,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/consent",
             get(http::consent::get).post(http::consent::post),
+        )
+        .route(
+            "/device",
+            get(http::device_verification::get).post(http::device_verification::post),
         )
         .route("/logout", get(http::logout::get).post(http::logout::post))
         .route("/", get(http::login::home))
@@ -498,7 +507,7 @@ impl Server {
 }
 
 /// Deletes what can no longer matter: expired codes, authorization
-/// transactions, pushed authorization requests, sessions, refresh tokens (rotated ones are kept until
+/// transactions, pushed authorization requests, device authorizations, sessions, refresh tokens (rotated ones are kept until
 /// their family could no longer be used, since reuse detection needs them),
 /// opaque tokens, and revocation entries and status-list rows of tokens
 /// that have expired anyway.
@@ -509,6 +518,7 @@ pub async fn housekeep(state: &AppState) -> anyhow::Result<()> {
     let codes = s.prune_codes(now - 3600).await?;
     let transactions = s.prune_authorization_txs(now).await?;
     let pushed = s.prune_pushed_requests(now).await?;
+    let devices = s.prune_device_authorizations(now - 3600).await?;
     let ceremonies = s.prune_ceremonies(now).await?;
     let sessions = s.prune_sessions(now, l.session_idle).await?;
     let links = s.prune_session_clients(now - l.session_max_age).await?;
@@ -524,6 +534,7 @@ pub async fn housekeep(state: &AppState) -> anyhow::Result<()> {
         codes,
         transactions,
         pushed,
+        devices,
         ceremonies,
         sessions,
         links,

@@ -313,7 +313,7 @@ pub struct ClientArgs {
     pub redirect_uris: Option<Vec<String>>,
     #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
     pub post_logout_redirect_uris: Option<Vec<String>>,
-    /// authorization_code, refresh_token, client_credentials [default: authorization_code refresh_token].
+    /// authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code, urn:ietf:params:oauth:grant-type:token-exchange [default: authorization_code refresh_token].
     #[arg(long = "grant-type", value_name = "T")]
     pub grant_types: Option<Vec<String>>,
     /// client_secret_basic, client_secret_post, client_secret_jwt, private_key_jwt or none [default: client_secret_basic].

@@ -6,7 +6,10 @@ use gatehouse_keys::{Alg, HmacAlg};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::{config::Settings, oauth::STANDARD_SCOPES};
+use crate::{
+    config::Settings,
+    oauth::{GrantType, STANDARD_SCOPES},
+};
 
 /// The rendered document and its ETag.
 #[derive(Debug)]
@@ -27,7 +30,14 @@ impl Discovery {
             .map(|a| a.as_str())
             .chain(HmacAlg::ALL.iter().map(|a| a.as_str()))
             .collect();
-        let doc = json!({
+        let grant_types = [
+            GrantType::AuthorizationCode,
+            GrantType::RefreshToken,
+            GrantType::ClientCredentials,
+            GrantType::DeviceCode,
+            GrantType::TokenExchange,
+        ];
+        let mut doc = json!({
             "issuer": s.issuer,
             "authorization_endpoint": e("/authorize"),
             "token_endpoint": e("/token"),
@@ -40,12 +50,7 @@ impl Discovery {
             "scopes_supported": STANDARD_SCOPES,
             "response_types_supported": ["code"],
             "response_modes_supported": ["query", "form_post"],
-            "grant_types_supported": [
-                "authorization_code",
-                "refresh_token",
-                "client_credentials",
-                "urn:ietf:params:oauth:grant-type:token-exchange",
-            ],
+            "grant_types_supported": grant_types,
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": sig_algs,
             "userinfo_signing_alg_values_supported": [],
@@ -75,6 +80,13 @@ impl Discovery {
             // RFC 9449 5.1: proofs are checked at /token and /userinfo.
             "dpop_signing_alg_values_supported": crate::dpop::PROOF_ALGS.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
         });
+        // Past the json! macro's recursion limit, added one by one.
+        if let Some(o) = doc.as_object_mut() {
+            o.insert(
+                "device_authorization_endpoint".into(),
+                e("/device_authorization").into(),
+            );
+        }
         let body: std::sync::Arc<[u8]> = std::sync::Arc::from(doc.to_string().into_bytes());
         let etag = format!("\"{}\"", hex16(&Sha256::digest(&body)));
         Discovery { body, etag }

@@ -77,6 +77,15 @@ pub enum OAuthError {
     /// `DPoP-Nonce` header gives.
     #[error("use_dpop_nonce")]
     UseDpopNonce(Description),
+    /// RFC 8628 3.5.
+    #[error("authorization_pending")]
+    AuthorizationPending(Description),
+    /// RFC 8628 3.5.
+    #[error("slow_down")]
+    SlowDown(Description),
+    /// RFC 8628 3.5.
+    #[error("expired_token")]
+    ExpiredToken(Description),
 }
 
 impl OAuthError {
@@ -115,6 +124,9 @@ impl OAuthError {
             }
             ErrorCode::InvalidDpopProof => OAuthError::InvalidDpopProof(d),
             ErrorCode::UseDpopNonce => OAuthError::UseDpopNonce(d),
+            ErrorCode::AuthorizationPending => OAuthError::AuthorizationPending(d),
+            ErrorCode::SlowDown => OAuthError::SlowDown(d),
+            ErrorCode::ExpiredToken => OAuthError::ExpiredToken(d),
         }
     }
 
@@ -156,6 +168,9 @@ impl OAuthError {
             }
             OAuthError::InvalidDpopProof(_) => ErrorCode::InvalidDpopProof,
             OAuthError::UseDpopNonce(_) => ErrorCode::UseDpopNonce,
+            OAuthError::AuthorizationPending(_) => ErrorCode::AuthorizationPending,
+            OAuthError::SlowDown(_) => ErrorCode::SlowDown,
+            OAuthError::ExpiredToken(_) => ErrorCode::ExpiredToken,
         }
     }
 
@@ -189,6 +204,9 @@ impl OAuthError {
             | OAuthError::InvalidTarget(d)
             | OAuthError::InvalidDpopProof(d)
             | OAuthError::UseDpopNonce(d)
+            | OAuthError::AuthorizationPending(d)
+            | OAuthError::SlowDown(d)
+            | OAuthError::ExpiredToken(d)
             | OAuthError::AccessDenied(d)
             | OAuthError::ServerError(d)
             | OAuthError::TemporarilyUnavailable(d)

@@ -211,6 +211,10 @@ pub fn stepped_up(session: &Session, method: Method) -> (Acr, Vec<String>) {
 /// cleanup, not the only guard.)
 pub async fn first_factor_added(state: &AppState, user: &User) -> Result<(), Error> {
     let codes = state.store.delete_pending_codes_of_user(&user.id).await?;
+    state
+        .store
+        .deny_unredeemed_device_approvals_of_user(&user.id, state.now())
+        .await?;
     let revoked = state
         .store
         .revoke_refresh_tokens_of_user(&user.id, state.now())

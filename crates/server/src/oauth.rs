@@ -41,6 +41,12 @@ pub enum ErrorCode {
     InvalidDpopProof,
     /// RFC 9449 12.2.
     UseDpopNonce,
+    /// RFC 8628 3.5: the user has not decided yet.
+    AuthorizationPending,
+    /// RFC 8628 3.5: polled too often; the interval grows by 5 seconds.
+    SlowDown,
+    /// RFC 8628 3.5: the device code expired.
+    ExpiredToken,
 }
 
 impl ErrorCode {
@@ -71,6 +77,9 @@ impl ErrorCode {
             ErrorCode::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
             ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
             ErrorCode::UseDpopNonce => "use_dpop_nonce",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::ExpiredToken => "expired_token",
         }
     }
 }

@@ -152,7 +152,8 @@ pub fn notify_in_background(state: &AppState, session: Session) {
     });
 }
 
-/// Ends every session of `user`, deletes her unredeemed codes, revokes her
+/// Ends every session of `user`, deletes her unredeemed codes (and denies
+/// her device approvals not yet redeemed), revokes her
 /// refresh and access tokens and notifies her clients. Takes effect on
 /// every instance's next request: sessions, codes and refresh tokens are
 /// read from the database, and access tokens are checked against the
@@ -162,6 +163,10 @@ pub async fn force_logout(state: &AppState, user: &User) -> Result<ForcedLogout,
     let sessions = state.store.sessions_of_user(&user.id).await?;
     state.store.delete_sessions_of_user(&user.id).await?;
     let codes_deleted = state.store.delete_pending_codes_of_user(&user.id).await?;
+    state
+        .store
+        .deny_unredeemed_device_approvals_of_user(&user.id, state.now())
+        .await?;
     let refresh = state
         .store
         .revoke_refresh_tokens_of_user(&user.id, state.now())

@@ -63,6 +63,9 @@ pub struct Shared {
     pub introspection_misses: Arc<crate::rate::RateWindow>,
     /// Authorization transactions started per client IP and minute.
     pub authorization_starts: Arc<crate::rate::RateWindow>,
+    /// Device authorizations started per client, wrong user codes per IP
+    /// and per browser (RFC 8628 5.1, 5.2).
+    pub device_limits: Arc<crate::authorization::device::Limits>,
     /// One-time values recorded in memory while the database is away.
     pub replay: Arc<crate::replay::ReplayCache>,
     /// The last reads of revocation state and users (outages).

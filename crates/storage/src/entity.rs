@@ -204,6 +204,35 @@ pub mod pushed_authorization_requests {
     no_relations!();
 }
 
+pub mod device_authorizations {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "device_authorizations")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub device_code_hash: String,
+        pub user_code_hash: String,
+        pub client_id: String,
+        pub scope: String,
+        pub resource: Option<String>,
+        pub interval: i64,
+        pub last_polled_at: Option<i64>,
+        pub status: String,
+        pub user_id: Option<String>,
+        pub auth_time: Option<i64>,
+        pub acr: Option<String>,
+        pub amr: Option<String>,
+        pub family_id: String,
+        pub access_token_jti: Option<String>,
+        pub access_token_expires_at: Option<i64>,
+        pub created_at: i64,
+        pub expires_at: i64,
+        pub decided_at: Option<i64>,
+        pub consumed_at: Option<i64>,
+    }
+    no_relations!();
+}
+
 pub mod consents {
     use sea_orm::entity::prelude::*;
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -15,6 +15,8 @@ mod clients;
 mod codes;
 mod connect;
 mod consents;
+mod device;
+pub use device::SLOW_DOWN_STEP;
 mod entity;
 mod error;
 mod factors;

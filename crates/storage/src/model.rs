@@ -451,3 +451,77 @@ pub struct GrantWrites {
     /// JWE token, which needs no row).
     pub access_token: Option<TokenRecord>,
 }
+
+/// A device authorization (RFC 8628 3.1, 3.2), as `POST /device_authorization`
+/// stored it: found by the keyed hash of its device code (the token
+/// endpoint) or of its user code in normal form (`/device`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceAuthorization {
+    pub device_code_hash: String,
+    pub user_code_hash: String,
+    pub client_id: ClientId,
+    pub scope: String,
+    pub resource: Option<String>,
+    /// Seconds the client must wait between polls.
+    pub interval: i64,
+    /// The grant the tokens will belong to (refresh family, revocation).
+    pub family_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// The sign-in that approved a device authorization at `/device`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceApproval {
+    pub user_id: UserId,
+    pub auth_time: i64,
+    pub acr: Option<String>,
+    pub amr: Vec<String>,
+}
+
+/// What the user decided at `/device`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceDecision {
+    Approve(DeviceApproval),
+    Deny,
+}
+
+/// Whether deciding a device authorization (with its transaction) won.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceDecided {
+    /// Both written.
+    Decided,
+    /// The transaction had ended or expired: nothing written.
+    TxLost,
+    /// The device authorization was decided before, or expired: nothing
+    /// written.
+    DeviceLost,
+}
+
+/// What one poll of the token endpoint found (RFC 8628 3.5), after
+/// recording the poll.
+#[allow(clippy::large_enum_variant)] // one value per token request, matched at once
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DevicePoll {
+    /// No such device code (never issued, or expired and pruned).
+    Unknown,
+    /// Issued to another client (nothing recorded).
+    OtherClient,
+    /// Its lifetime is over.
+    Expired,
+    /// Polled sooner than the interval allows: the interval is now this.
+    SlowDown { interval: i64 },
+    /// The user has not decided yet.
+    Pending,
+    /// The user denied it.
+    Denied,
+    /// Approved and not redeemed: redeem it with
+    /// [`crate::Store::redeem_device_code`].
+    Approved(DeviceAuthorization, DeviceApproval),
+    /// Redeemed before: a second redemption is a replay.
+    Replayed {
+        family_id: String,
+        access_token_jti: Option<String>,
+        access_token_expires_at: Option<i64>,
+    },
+}

@@ -82,6 +82,7 @@ async fn checks(state: &AppState, received: &Received) -> Result<Checked, Reject
             ui_locales: check_ui_locales(received),
             dpop_jkt,
             pushed: received.via == Via::Pushed,
+            device: None,
         },
         client,
     })
@@ -108,14 +109,25 @@ pub async fn recheck(
     client: &Client,
     req: &AuthorizationRequest,
 ) -> Result<(), Rejection> {
-    registered_redirect_uri(client, &req.redirect_uri)?;
     let reply = Reply {
         to: req.redirect_uri.clone(),
         mode: req.response_mode,
         state: req.state.clone(),
         confirm: None,
     };
-    check_client_grant(&reply, client)?;
+    if req.device.is_some() {
+        // A device authorization (RFC 8628): no redirect URI, PKCE or
+        // pushed request; the grant and the scopes still hold.
+        if !client.grant_types.contains(&GrantType::DeviceCode) {
+            return Err(reply.reject(
+                ErrorCode::UnauthorizedClient,
+                "this client may no longer use the device authorization grant",
+            ));
+        }
+    } else {
+        registered_redirect_uri(client, &req.redirect_uri)?;
+        check_client_grant(&reply, client)?;
+    }
     let resources = state.registry.resources().await?;
     let named = match &req.resource {
         None => None,
@@ -139,6 +151,9 @@ pub async fn recheck(
             ErrorCode::InvalidTarget,
             "the scopes no longer belong to the resource server",
         ));
+    }
+    if req.device.is_some() {
+        return Ok(());
     }
     if req.code_challenge.is_none() {
         if let Some(why) = pkce_required(state, client, &req.scope, req.nonce.as_deref()) {

@@ -3,10 +3,12 @@
 //! that produce it ([`checks::validate`]), sent plainly, as a signed request
 //! object ([`request_object`]) or pushed first ([`pushed`]), what it needs next
 //! ([`decide::decide`]), and the transaction that keeps it server-side
-//! while the user signs in and consents ([`transaction`]).
+//! while the user signs in and consents ([`transaction`]). A device
+//! authorization (RFC 8628, [`device`]) is decided in such a transaction.
 
 pub mod checks;
 pub mod decide;
+pub mod device;
 pub mod levels;
 pub mod pushed;
 mod request;

@@ -84,6 +84,11 @@ pub struct AuthorizationRequest {
     /// requirement to push switched on since.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pushed: bool,
+    /// The device authorization (RFC 8628) this request decides, made at
+    /// `/device`; it has no redirect URI (empty) and ends with the user's
+    /// decision recorded on it instead of a code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<super::device::DeviceRequest>,
 }
 
 /// A checked request and the client that sent it.
@@ -252,6 +257,7 @@ mod tests {
             ui_locales: UiLocales::parse("fr-CA en"),
             dpop_jkt: Jkt::parse("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"),
             pushed: true,
+            device: None,
         };
         let json = serde_json::to_string(&req).unwrap();
         assert!(json.contains(r#""scope":"openid profile""#), "{json}");

@@ -185,24 +185,37 @@ impl Transaction {
     /// Ends the transaction, storing `code` with it: `Consumed` when it had
     /// already ended (another tab, a replay), `Unknown` when it expired.
     pub async fn consume(&self, state: &AppState, code: Option<&AuthCode>) -> Result<(), TxError> {
-        let (id_hash, browser_hash) = (
-            state.hasher.hash(&self.id),
-            state.hasher.hash(&self.browser),
-        );
-        let now = state.now();
+        let (id_hash, browser_hash) = self.hashes(state);
         if state
             .store
-            .consume_authorization_tx(&id_hash, &browser_hash, now, code)
+            .consume_authorization_tx(&id_hash, &browser_hash, state.now(), code)
             .await?
         {
             return Ok(());
         }
-        // Lost: tell a finished transaction from an expired one.
-        let found = state
+        Err(self.why_lost(state).await)
+    }
+
+    /// The keyed hashes of the id and the browser binding, as stored.
+    pub fn hashes(&self, state: &AppState) -> (String, String) {
+        (
+            state.hasher.hash(&self.id),
+            state.hasher.hash(&self.browser),
+        )
+    }
+
+    /// Why a consuming write that changed nothing lost: tells a finished
+    /// transaction from an expired one.
+    pub async fn why_lost(&self, state: &AppState) -> TxError {
+        let (id_hash, browser_hash) = self.hashes(state);
+        match state
             .store
-            .find_authorization_tx(&id_hash, &browser_hash, now)
-            .await?;
-        Err(lost(found))
+            .find_authorization_tx(&id_hash, &browser_hash, state.now())
+            .await
+        {
+            Ok(found) => lost(found),
+            Err(e) => TxError::Store(e),
+        }
     }
 }
 

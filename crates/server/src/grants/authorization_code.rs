@@ -221,7 +221,7 @@ pub async fn exchange(
 
 /// An upper bound of the access token's lifetime, recorded on the code so
 /// that a replay revokes the token for as long as it can live.
-fn access_lifetime_bound(state: &AppState, client: &Client) -> i64 {
+pub(super) fn access_lifetime_bound(state: &AppState, client: &Client) -> i64 {
     state
         .settings
         .lifetimes

@@ -9,6 +9,7 @@
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod device_code;
 pub mod refresh_token;
 mod request;
 pub mod token_exchange;
@@ -78,6 +79,9 @@ pub async fn exchange(
                 proof,
             )
             .await
+        }
+        TokenRequest::DeviceCode { device_code } => {
+            device_code::exchange(state, client, device_code, proof).await
         }
         TokenRequest::TokenExchange {
             subject,

@@ -17,7 +17,7 @@ pub struct AuthenticatedClient {
     pub method: AuthMethod,
 }
 
-/// A token request (RFC 6749 4.1.3, 4.4.2, 6; RFC 8693 2.1), one variant
+/// A token request (RFC 6749 4.1.3, 4.4.2, 6; RFC 8628 3.4; RFC 8693 2.1), one variant
 /// per grant type.
 ///
 /// `scope` and `code_verifier` stay as sent: the grants check them in the
@@ -42,6 +42,8 @@ pub enum TokenRequest {
         scope: Option<String>,
         resource: Option<String>,
     },
+    /// RFC 8628 3.4: polling with the device code.
+    DeviceCode { device_code: String },
     /// RFC 8693 2.1: one target (`resource` and/or `audience`), the token
     /// types already known names; the rest judged by the grant.
     TokenExchange {
@@ -104,6 +106,10 @@ impl std::fmt::Debug for TokenRequest {
                 .field("refresh_token", &HIDDEN)
                 .field("scope", scope)
                 .finish(),
+            TokenRequest::DeviceCode { device_code: _ } => f
+                .debug_struct("DeviceCode")
+                .field("device_code", &HIDDEN)
+                .finish(),
             TokenRequest::ClientCredentials { scope, resource } => f
                 .debug_struct("ClientCredentials")
                 .field("scope", scope)
@@ -136,6 +142,7 @@ impl TokenRequest {
             TokenRequest::AuthorizationCode { .. } => GrantType::AuthorizationCode,
             TokenRequest::RefreshToken { .. } => GrantType::RefreshToken,
             TokenRequest::ClientCredentials { .. } => GrantType::ClientCredentials,
+            TokenRequest::DeviceCode { .. } => GrantType::DeviceCode,
             TokenRequest::TokenExchange { .. } => GrantType::TokenExchange,
         }
     }

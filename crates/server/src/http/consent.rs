@@ -2,7 +2,8 @@
 //! client asks for, in an authorization transaction of this browser
 //! (`tx`). Consent is remembered per user, client and scope; approving
 //! marks the transaction and continues it, denying ends it with
-//! `access_denied`.
+//! `access_denied` (for a device authorization, RFC 8628: records the
+//! denial the device's next poll gets).
 
 use axum::{
     body::Bytes,
@@ -107,6 +108,12 @@ pub async fn get(
     ctx.insert("tx", &tx.id);
     ctx.insert("client_name", &checked.client.name);
     ctx.insert("client_host", &redirect_host(&req.redirect_uri));
+    // A device authorization (RFC 8628 5.4): the code, to compare with the
+    // device's screen, and the warning that the device is another one.
+    ctx.insert(
+        "device_user_code",
+        &req.device.as_ref().map(|d| d.user_code.as_str()),
+    );
     ctx.insert("username", &user.username);
     ctx.insert("scopes", &scopes);
     let mut r = views::page(StatusCode::OK, "consent.html", &ctx);
@@ -140,6 +147,9 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     };
     let req = &checked.request;
     if p.get("decision") != Some("allow") {
+        if let Some(device) = &req.device {
+            return super::device_verification::finish(&state, &tx, device, None).await;
+        }
         return match tx.consume(&state, None).await {
             Ok(()) => authorize::user_denied(&state, &checked),
             Err(e) => transaction::page(e),

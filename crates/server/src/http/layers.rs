@@ -40,7 +40,12 @@ enum CacheRule {
 fn cache_rule(path: &str) -> Option<CacheRule> {
     match path {
         "/token" => Some(CacheRule::NoStorePragma),
-        "/userinfo" | "/introspect" | "/revoke" | "/register" | "/par" => Some(CacheRule::NoStore),
+        "/userinfo"
+        | "/introspect"
+        | "/revoke"
+        | "/register"
+        | "/par"
+        | "/device_authorization" => Some(CacheRule::NoStore),
         _ => path
             .strip_prefix("/register/")
             .filter(|id| !id.is_empty() && !id.contains('/'))

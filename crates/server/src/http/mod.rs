@@ -8,6 +8,8 @@ pub mod authorize;
 pub mod client_auth;
 pub mod consent;
 pub mod device;
+pub mod device_authorization;
+pub mod device_verification;
 pub mod dpop;
 pub mod error;
 pub mod form;

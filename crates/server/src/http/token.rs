@@ -1,5 +1,5 @@
 //! The token endpoint (RFC 6749 3.2, 4.1.3, 4.4.2, 6; OIDC Core 3.1.3;
-//! RFC 8693 2 token exchange).
+//! RFC 8628 3.4 the device code; RFC 8693 2 token exchange).
 //! Authenticates the client, parses the form into a [`TokenRequest`], then
 //! hands over to one file per grant type in `grants/`. Every answer carries `Cache-Control: no-store` and `Pragma: no-cache`
 //! (RFC 6749 5.1), set by path around the router (`http::layers`).
@@ -39,6 +39,9 @@ fn token_request(grant: GrantType, p: &Params) -> Result<TokenRequest, AppError>
         GrantType::ClientCredentials => TokenRequest::ClientCredentials {
             scope: owned("scope"),
             resource: owned("resource"),
+        },
+        GrantType::DeviceCode => TokenRequest::DeviceCode {
+            device_code: p.require("device_code")?.to_owned(),
         },
         GrantType::TokenExchange => TokenRequest::TokenExchange {
             subject: PresentedToken {

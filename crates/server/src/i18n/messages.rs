@@ -72,6 +72,13 @@ messages! {
     /// error description says it).
     RequestObjectRefused { reason: String } => "authorize.request_object_refused",
 
+    // The device sign-in page (RFC 8628).
+    DeviceCodeWrong => "device.wrong",
+    DeviceTooManyCodes => "device.too_many",
+    DeviceGone => "device.gone",
+    /// `reason`: the error description (English).
+    DeviceRefused { reason: String } => "device.refused",
+
     // Signing in.
     SignInFormNotSent => "login.form",
     TooManyAttempts { count: i64 } => "login.too_many",

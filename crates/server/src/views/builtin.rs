@@ -2,7 +2,7 @@
 //! binary from `templates/` so it runs from any directory.
 
 /// Every template by its file name: what `templates_dir` may replace.
-pub(super) const TEMPLATES: [(&str, &str); 13] = [
+pub(super) const TEMPLATES: [(&str, &str); 14] = [
     ("base.html", include_str!("../../../../templates/base.html")),
     (
         "login.html",
@@ -11,6 +11,10 @@ pub(super) const TEMPLATES: [(&str, &str); 13] = [
     (
         "consent.html",
         include_str!("../../../../templates/consent.html"),
+    ),
+    (
+        "device.html",
+        include_str!("../../../../templates/device.html"),
     ),
     (
         "error.html",

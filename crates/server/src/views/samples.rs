@@ -62,6 +62,12 @@ pub const PAGES: &[PageSpec] = &[
         script: None,
     },
     PageSpec {
+        name: "device.html",
+        samples: device,
+        shown: &["csrf", "user_code", "error"],
+        script: None,
+    },
+    PageSpec {
         name: "error.html",
         samples: error,
         shown: &["message"],
@@ -180,8 +186,15 @@ fn consent() -> Vec<(&'static str, Value)> {
         json!({
             "csrf": CSRF, "tx": TX, "client_name": "Example App",
             "client_host": "app.example.com", "username": "alice", "scopes": scopes,
+            "device_user_code": null,
         })
     };
+    let mut device = ctx(json!([
+        { "name": "openid", "description": "Sign you in with your Gatehouse account" },
+        { "name": "offline_access", "description": "Stay signed in" },
+    ]));
+    device["client_host"] = json!("");
+    device["device_user_code"] = json!("BCDF-GHJK");
     vec![
         (
             "OpenID scopes and an API scope",
@@ -192,6 +205,29 @@ fn consent() -> Vec<(&'static str, Value)> {
             ])),
         ),
         ("no scope", ctx(json!([]))),
+        ("a device authorization (RFC 8628)", device),
+    ]
+}
+
+fn device() -> Vec<(&'static str, Value)> {
+    // The outcome pages have no form: no CSRF token.
+    let ctx = |user_code: &str, error: Value, outcome: Value| {
+        let csrf = if outcome.is_null() { CSRF } else { "" };
+        json!({ "csrf": csrf, "user_code": user_code, "error": error, "outcome": outcome })
+    };
+    vec![
+        ("the empty form", ctx("", Value::Null, Value::Null)),
+        ("prefilled from verification_uri_complete", ctx("BCDF-GHJK", Value::Null, Value::Null)),
+        (
+            "a wrong code",
+            ctx(
+                "BCDF-GHJX",
+                json!("That code is not valid or has expired. Check the code on your device and try again."),
+                Value::Null,
+            ),
+        ),
+        ("approved", ctx("", Value::Null, json!("approved"))),
+        ("denied", ctx("", Value::Null, json!("denied"))),
     ]
 }
 

@@ -191,7 +191,7 @@ fn a_variable_the_page_does_not_have_is_refused() {
     assert!(e.contains("consent.html does not render"), "{e}");
     assert!(e.contains("user.email"), "names the variable: {e}");
     assert!(
-        e.contains("the variables of consent.html are client_host, client_name, csrf, scopes, tx, username"),
+        e.contains("the variables of consent.html are client_host, client_name, csrf, device_user_code, scopes, tx, username"),
         "{e}"
     );
     // In a replaced base.html, a variable some pages lack.

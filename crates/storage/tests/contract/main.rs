@@ -80,6 +80,7 @@ mod fixtures;
 mod authorization_tx;
 mod clients;
 mod codes;
+mod device;
 mod dpop;
 mod factors;
 mod grant_writes;

@@ -212,6 +212,19 @@ async fn step(
         }
         Next::Issue(found) => {
             let (session, user) = *found;
+            if let Some(device) = &checked.request.device {
+                // Decided at /device: always after the consent page, in a
+                // transaction.
+                let Some(tx) = tx.as_ref() else {
+                    return Ok(super::device_verification::refused(
+                        "the device authorization was not confirmed",
+                    ));
+                };
+                let approved_by = Some((&session, &user));
+                return Ok(
+                    super::device_verification::finish(state, tx, device, approved_by).await,
+                );
+            }
             let code = issue_code(state, &checked.request, &session, &user, tx.as_ref()).await?;
             let req = &checked.request;
             let mut pairs = vec![("code", code)];

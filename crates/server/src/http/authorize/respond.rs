@@ -134,6 +134,9 @@ pub fn reject_to_client(
     code: ErrorCode,
     description: &str,
 ) -> Response {
+    if checked.request.device.is_some() {
+        return crate::http::device_verification::refused(description);
+    }
     let req = &checked.request;
     reject(
         state,

@@ -1,0 +1,193 @@
+//! The device authorization grant at the token endpoint (RFC 8628 3.4,
+//! 3.5): the device polls with its device code until the user decides at
+//! `/device`.
+//!
+//! Each poll is recorded (one conditional write): one sooner than the
+//! interval after the last, or racing another, gets `slow_down` and makes
+//! the interval 5 seconds longer for good. Then `authorization_pending`
+//! until the user decides, `access_denied` after a denial, `expired_token`
+//! after ten minutes. An approval is redeemed once, in one conditional
+//! write with the grant's first rows (of N concurrent polls, across
+//! instances, exactly one gets tokens); the tokens are those of the code
+//! flow (an ID token for `openid`, a refresh token only for
+//! `offline_access`). A device code presented again after that revokes
+//! what it produced (as a replayed code does, RFC 6749 10.5: the first
+//! redeemer may have been a thief).
+
+use gatehouse_storage::model::{
+    DeviceApproval, DeviceAuthorization, DevicePoll, GrantWrites, RefreshToken,
+};
+
+use crate::{
+    dpop::Proof,
+    error::{Error, OAuthError},
+    grants::AuthenticatedClient,
+    oauth::{AuthMethod, GrantType, ScopeSet},
+    state::AppState,
+    tokens::{new_jti, TokenResponse},
+};
+
+fn invalid_grant(d: &'static str) -> Error {
+    OAuthError::InvalidGrant(d.into()).into()
+}
+
+/// Polls with `device_code` (RFC 8628 3.4) and, once approved, answers
+/// with the tokens.
+pub async fn exchange(
+    state: &AppState,
+    auth: &AuthenticatedClient,
+    device_code: &str,
+    proof: Option<&Proof>,
+) -> Result<TokenResponse, Error> {
+    let now = state.now();
+    let client = &auth.client;
+    let hash = state.hasher.hash(device_code);
+    let (authorization, approval) = match state
+        .store
+        .poll_device_authorization(&hash, &client.id, now)
+        .await?
+    {
+        DevicePoll::Approved(d, a) => (d, a),
+        DevicePoll::Pending => {
+            return Err(OAuthError::AuthorizationPending(
+                "the user has not yet approved or denied the request".into(),
+            )
+            .into())
+        }
+        DevicePoll::SlowDown { interval } => {
+            return Err(OAuthError::SlowDown(
+                format!("polling too fast: wait at least {interval} seconds between requests")
+                    .into(),
+            )
+            .into())
+        }
+        DevicePoll::Denied => {
+            return Err(OAuthError::AccessDenied("the user denied the request".into()).into())
+        }
+        DevicePoll::Expired => {
+            return Err(OAuthError::ExpiredToken(
+                "the device code has expired: start a new device authorization".into(),
+            )
+            .into())
+        }
+        DevicePoll::OtherClient => {
+            return Err(invalid_grant(
+                "the device code was issued to another client",
+            ))
+        }
+        DevicePoll::Unknown => return Err(invalid_grant(
+            "the device code is unknown: it was never issued here, or it expired and was removed",
+        )),
+        DevicePoll::Replayed {
+            family_id,
+            access_token_jti,
+            access_token_expires_at,
+        } => {
+            tracing::warn!(client_id = %client.id, "device code used again; revoking the tokens it produced");
+            state.tokens.revoke_grant(&family_id).await?;
+            if let (Some(j), Some(exp)) = (access_token_jti, access_token_expires_at) {
+                state.store.revoke_jti(&j, exp, now).await?;
+                state.store.revoke_opaque_token(&j, now).await?;
+            }
+            return Err(invalid_grant(
+                "the device code has already been used; the tokens issued for it are revoked",
+            ));
+        }
+    };
+    if let Some(p) = proof {
+        p.record(state).await?;
+    }
+    issue(state, auth, &authorization, &approval, proof).await
+}
+
+/// The tokens of an approved device authorization, made before it is
+/// redeemed and written with the redemption.
+async fn issue(
+    state: &AppState,
+    auth: &AuthenticatedClient,
+    d: &DeviceAuthorization,
+    approval: &DeviceApproval,
+    proof: Option<&Proof>,
+) -> Result<TokenResponse, Error> {
+    let now = state.now();
+    let client = &auth.client;
+    let jkt = proof.map(|p| &p.jkt);
+    let user = match state.store.user_by_id(&approval.user_id).await? {
+        Some(u) if !u.disabled => u,
+        _ => {
+            return Err(invalid_grant(
+                "the user who approved this device is disabled or deleted",
+            ))
+        }
+    };
+    let scope = ScopeSet::parse(&d.scope)
+        .map_err(|_| Error::Internal("a stored device authorization scope is invalid".into()))?;
+    let refresh = (scope.contains("offline_access")
+        && client.grant_types.contains(&GrantType::RefreshToken))
+    .then(|| {
+        let (token, hash) = state.tokens.new_refresh_token();
+        let row = RefreshToken {
+            token_hash: hash,
+            family_id: d.family_id.clone(),
+            client_id: client.id.clone(),
+            user_id: user.id.clone(),
+            scope: scope.to_string(),
+            resource: d.resource.clone(),
+            auth_time: approval.auth_time,
+            // Not tied to the browser session that approved it.
+            sid: None,
+            acr: approval.acr.clone(),
+            amr: approval.amr.clone(),
+            successor_hash: None,
+            created_at: now,
+            expires_at: now
+                + client
+                    .refresh_token_lifetime
+                    .unwrap_or(state.settings.lifetimes.refresh_token),
+            used_at: None,
+            revoked_at: None,
+            // A public client's refresh token is bound to its DPoP key
+            // (RFC 9449 5), as in the code flow.
+            dpop_jkt: jkt.filter(|_| auth.method == AuthMethod::None).cloned(),
+        };
+        (token, row)
+    });
+    let grant = super::UserTokenInput {
+        client,
+        user: &user,
+        scope: &scope,
+        resource: d.resource.as_deref(),
+        auth_time: approval.auth_time,
+        acr: approval.acr.as_deref(),
+        amr: &approval.amr,
+        sid: None,
+        nonce: None,
+        family: &d.family_id,
+        jti: new_jti(),
+        jkt,
+    };
+    let (refresh_token, refresh_row) = refresh.unzip();
+    let sealed = super::user_tokens(state, &grant, refresh_token).await?;
+    let writes = GrantWrites {
+        refresh_token: refresh_row,
+        access_token: sealed.record,
+    };
+    let lifetime_bound = super::authorization_code::access_lifetime_bound(state, client);
+    if !state
+        .store
+        .redeem_device_code(
+            &d.device_code_hash,
+            now,
+            &grant.jti,
+            now + lifetime_bound,
+            &writes,
+        )
+        .await?
+    {
+        // Another poll redeemed it in between, or it expired meanwhile.
+        return Err(invalid_grant(
+            "the device code was redeemed by another request or has expired",
+        ));
+    }
+    Ok(sealed.response)
+}

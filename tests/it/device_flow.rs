@@ -12,6 +12,7 @@ use serde_json::Value;
 use totp_rs::TOTP;
 
 use crate::{
+    dpop::{token_with, DpopKey},
     step_up::{claims, code_at, enrol_totp},
     support::{
         hidden, published_jwk, spawn_app_with, userinfo_status, DbKind, TestApp, TestClient,
@@ -28,6 +29,12 @@ pub(crate) const INTERVAL: i64 = 5;
 /// The user who approves devices in these tests.
 pub(crate) const USER: &str = "tess";
 pub(crate) const PASSWORD: &str = "pw-tess-123456";
+/// Tess at the sign-in page (no second factor).
+pub(crate) const TESS: User<'static> = User {
+    username: USER,
+    password: PASSWORD,
+    totp: None,
+};
 
 /// A client registered for `grants`, authenticating with `auth_method`
 /// (`none`: a public client, identified by `client_id` alone).
@@ -574,6 +581,66 @@ fn alert(html: &str) -> String {
     rest[start..end].trim().to_owned()
 }
 
+/// The device code expires while the user is on the confirmation page
+/// (her transaction still alive): her approval is not recorded, and the
+/// device hears `expired_token`.
+async fn an_approval_after_expiry_approves_nothing(app: &TestApp) {
+    tess(app).await;
+    let c = tv(app).await;
+    let d = device_authorization(app, &c, "openid").await;
+    app.clock.advance(EXPIRES_IN / 2);
+    let page = to_confirmation(app, &app.browser, &d.user_code, TESS).await;
+    app.clock.advance(EXPIRES_IN / 2 + 1);
+    let r = decide(app, &app.browser, &page, "allow").await;
+    let (status, html) = finish_page(app, &app.browser, r).await;
+    assert!(
+        !html.contains("id=\"device-approved\""),
+        "approved after expiry: {status} {html}"
+    );
+    assert_error(&poll(app, &c, &d.device_code).await, "expired_token");
+}
+
+/// Signing out of the browser that approved does not sign the device out
+/// (the confirmation page says so): its tokens are not tied to that
+/// browser session.
+async fn signing_out_of_the_browser_keeps_the_device(app: &TestApp) {
+    tess(app).await;
+    let c = device_client(app, "none", &[DEVICE_GRANT, "refresh_token"]).await;
+    let t = approved_tokens(app, &c, "openid offline_access").await;
+    let html = app
+        .browser
+        .get(app.url("/logout"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = app
+        .browser
+        .post(app.url("/logout"))
+        .form(&[
+            ("csrf", hidden(&html, "csrf").as_str()),
+            ("return", hidden(&html, "return").as_str()),
+            ("decision", "logout"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success() || r.status() == 303,
+        "{}",
+        r.status()
+    );
+    let account = app.browser.get(app.url("/account")).send().await.unwrap();
+    assert_eq!(account.status(), 303, "signed out of the browser");
+
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(userinfo_status(app, access).await, 200);
+    let r = app.refresh(&c, t["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(r.status(), 200);
+}
+
 /// The user denies: the device hears `access_denied`.
 async fn a_denied_request_is_access_denied(app: &TestApp) {
     tess(app).await;
@@ -768,8 +835,92 @@ async fn refusals_at_device_authorization(app: &TestApp) {
     let (status, body) = device_authorization_answer(app, &unknown, &[]).await;
     assert_eq!((status, &body["error"]), (401, &"invalid_client".into()));
 
-    // An unknown device code.
+    // An unknown device code; none at all.
     assert_error(&poll(app, &c, "not-a-device-code").await, "invalid_grant");
+    let r = app
+        .token(&c, &[("grant_type", DEVICE_GRANT), ("client_id", &c.id)])
+        .await;
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request", "{body}");
+}
+
+/// What a user typed comes back escaped, prefilled or refused.
+async fn typed_codes_are_escaped(app: &TestApp) {
+    let typed = "\"><script>alert(1)</script>";
+    let enc: String = url::form_urlencoded::byte_serialize(typed.as_bytes()).collect();
+    let r = app
+        .browser
+        .get(app.url(&format!("/device?user_code={enc}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(!html.contains("<script>alert(1)"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;"),
+        "prefilled, escaped: {html}"
+    );
+    let r = enter_code(app, &app.browser, typed).await;
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.unwrap();
+    assert!(!html.contains("<script>alert(1)"), "{html}");
+}
+
+/// With DPoP proofs on its polls (RFC 9449), the device gets DPoP-bound
+/// tokens, and a public client's refresh token works only with a proof of
+/// the same key, as in the code flow.
+async fn dpop_binds_the_device_tokens(app: &TestApp) {
+    tess(app).await;
+    let c = device_client(app, "none", &[DEVICE_GRANT, "refresh_token"]).await;
+    let d = device_authorization(app, &c, "openid offline_access").await;
+    let key = DpopKey::new();
+    let form = [
+        ("grant_type", DEVICE_GRANT),
+        ("device_code", d.device_code.as_str()),
+        ("client_id", c.id.as_str()),
+    ];
+    app.clock.advance(INTERVAL);
+    let r = token_with(app, &c, &form, &[&key.token_proof(app)]).await;
+    assert_error(
+        &(r.status().as_u16(), r.json().await.unwrap()),
+        "authorization_pending",
+    );
+    approve_over_http(app, &d.user_code, USER, PASSWORD, "allow").await;
+    app.clock.advance(INTERVAL);
+    let r = token_with(app, &c, &form, &[&key.token_proof(app)]).await;
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.unwrap();
+    assert_eq!(t["token_type"], "DPoP", "{t}");
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(
+        userinfo_status(app, access).await,
+        401,
+        "not as a bearer token"
+    );
+    let info = app
+        .http
+        .get(app.url("/userinfo"))
+        .header("authorization", format!("DPoP {access}"))
+        .header("DPoP", key.userinfo_proof(app, "GET", access))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 200);
+
+    let rt = t["refresh_token"].as_str().unwrap();
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt),
+        ("client_id", c.id.as_str()),
+    ];
+    let r = token_with(app, &c, &refresh, &[]).await;
+    assert_eq!(r.status(), 400, "without a proof");
+    let r = token_with(app, &c, &refresh, &[&DpopKey::new().token_proof(app)]).await;
+    assert_eq!(r.status(), 400, "with another key");
+    let r = token_with(app, &c, &refresh, &[&key.token_proof(app)]).await;
+    assert_eq!(r.status(), 200, "with the key");
 }
 
 /// The user code is read without regard to case, dashes and spaces:
@@ -791,12 +942,7 @@ async fn user_codes_are_read_loosely(app: &TestApp) {
     }
     // Approved with one of those spellings, the device gets its tokens.
     let browser = new_browser();
-    let user = User {
-        username: USER,
-        password: PASSWORD,
-        totp: None,
-    };
-    approve_as(app, &browser, &plain.to_lowercase(), user, "allow").await;
+    approve_as(app, &browser, &plain.to_lowercase(), TESS, "allow").await;
     let (status, t) = poll_after(app, &c, &d.device_code, INTERVAL).await;
     assert_eq!(status, 200, "{t}");
 }
@@ -854,12 +1000,7 @@ async fn the_prefilled_link_still_asks(app: &TestApp) {
         &poll_after(app, &c, &d.device_code, INTERVAL).await,
         "authorization_pending",
     );
-    let user = User {
-        username: USER,
-        password: PASSWORD,
-        totp: None,
-    };
-    let (status, html) = follow_through(app, &app.browser, to, &d.user_code, user, "allow").await;
+    let (status, html) = follow_through(app, &app.browser, to, &d.user_code, TESS, "allow").await;
     assert_eq!(status, 200);
     assert!(html.contains("id=\"device-approved\""), "{html}");
     let (status, t) = poll_after(app, &c, &d.device_code, INTERVAL).await;
@@ -876,17 +1017,7 @@ async fn a_user_code_is_confirmed_once(app: &TestApp) {
     let c = tv(app).await;
     let d = device_authorization(app, &c, "openid").await;
     let (hers, his) = (new_browser(), new_browser());
-    let tess_page = to_confirmation(
-        app,
-        &hers,
-        &d.user_code,
-        User {
-            username: USER,
-            password: PASSWORD,
-            totp: None,
-        },
-    )
-    .await;
+    let tess_page = to_confirmation(app, &hers, &d.user_code, TESS).await;
     let mallory_page = to_confirmation(
         app,
         &his,
@@ -1170,12 +1301,16 @@ crate::both_backends!(
     polling_too_fast_slows_the_device_down,
     an_expired_code_is_expired_token,
     a_denied_request_is_access_denied,
+    an_approval_after_expiry_approves_nothing,
+    signing_out_of_the_browser_keeps_the_device,
     concurrent_polls_get_one_token_answer,
     a_second_poll_after_success_is_invalid_grant,
     a_hurried_poll_after_the_success_is_slow_down,
     another_clients_poll_is_invalid_grant,
     refresh_token_only_with_offline_access,
     refusals_at_device_authorization,
+    typed_codes_are_escaped,
+    dpop_binds_the_device_tokens,
     user_codes_are_read_loosely,
     the_prefilled_link_still_asks,
     a_user_code_is_confirmed_once,

@@ -100,6 +100,19 @@ pub fn rate_key(ip: Option<IpAddr>) -> String {
     }
 }
 
+/// Like [`rate_key`], with an IPv6 address counted by the /48 it is in
+/// (a site's allocation, 65,536 /64s): for limits on guessing, where one
+/// attacker must not multiply the budget by the /64s she holds.
+pub fn wide_rate_key(ip: Option<IpAddr>) -> String {
+    match ip.map(canonical) {
+        Some(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+        other => rate_key(other),
+    }
+}
+
 /// The client's address: `peer` itself unless it is a trusted proxy; then
 /// `X-Forwarded-For` (all such headers, in order) read from the right,
 /// skipping trusted proxies. An entry that does not parse stops the walk
@@ -142,6 +155,16 @@ fn parse_entry(entry: &str) -> Option<IpAddr> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn guessing_limits_count_ipv6_by_the_48() {
+        let key = |s: &str| wide_rate_key(Some(s.parse().unwrap()));
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1::/48");
+        assert_eq!(key("2001:db8:1:ffff::9"), "2001:db8:1::/48");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(wide_rate_key(None), "unknown");
+    }
 
     #[test]
     fn ipv6_callers_are_counted_by_their_64() {

@@ -201,9 +201,18 @@ pub fn revise(
 }
 
 /// Refuses a registration that asks for more than its policy allows: a
-/// grant type or an API scope the initial access token did not grant. The
-/// OIDC scopes are always allowed.
+/// grant type or an API scope the initial access token did not grant, or
+/// the device grant (never self-registered). The OIDC scopes are always
+/// allowed.
 pub fn check_policy(client: &Client, policy: &RegistrationPolicy) -> Result<(), SpecError> {
+    // The device flow's consent page can show only the client's name (no
+    // redirect host): a self-chosen name would be a phishing tool.
+    if client.grant_types.contains(&GrantType::DeviceCode) {
+        return Err(SpecError::Metadata(format!(
+            "grant type {} is only for clients an administrator registers",
+            GrantType::DeviceCode
+        )));
+    }
     if let Some(g) = client
         .grant_types
         .iter()

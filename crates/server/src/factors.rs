@@ -213,7 +213,7 @@ pub async fn first_factor_added(state: &AppState, user: &User) -> Result<(), Err
     let codes = state.store.delete_pending_codes_of_user(&user.id).await?;
     state
         .store
-        .deny_unredeemed_device_approvals_of_user(&user.id, state.now())
+        .deny_unredeemed_device_approvals(&user.id, None, state.now())
         .await?;
     let revoked = state
         .store

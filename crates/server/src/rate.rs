@@ -2,7 +2,7 @@
 //! the injected clock: introspection uses it to cap the inactive answers
 //! one client gets (so the endpoint is no oracle for guessing tokens).
 //! Memory is bounded: at most `MAX_KEYS` keys; beyond that, keys whose
-//! window has ended are dropped, then the oldest windows.
+//! window has ended are dropped, then the oldest windows not blocked.
 
 use std::{collections::HashMap, sync::Mutex};
 
@@ -34,13 +34,49 @@ impl RateWindow {
         (now < start + WINDOW && n >= self.limit).then_some(start + WINDOW - now)
     }
 
+    /// Counts one event for `key` if its window has room, under one lock
+    /// (no burst of concurrent callers gets past the limit); else the
+    /// seconds until it may act again.
+    pub fn take(&self, key: &str, now: i64) -> Result<(), i64> {
+        let Ok(mut map) = self.counts.lock() else {
+            return Ok(());
+        };
+        if let Some(&(start, n)) = map.get(key) {
+            if now < start + WINDOW && n >= self.limit {
+                return Err(start + WINDOW - now);
+            }
+        }
+        self.count(&mut map, key, now);
+        Ok(())
+    }
+
     /// Counts one event for `key`.
     pub fn record(&self, key: &str, now: i64) {
-        let Ok(mut map) = self.counts.lock() else {
-            return;
-        };
+        if let Ok(mut map) = self.counts.lock() {
+            self.count(&mut map, key, now);
+        }
+    }
+
+    /// Counts one event for `key` in `map`, making room first when it is
+    /// full: keys whose window has ended go, then the oldest of those not
+    /// blocked (a flood of new keys does not free the blocked ones), and
+    /// only then the oldest of all.
+    fn count(&self, map: &mut HashMap<String, (i64, u32)>, key: &str, now: i64) {
         if map.len() >= MAX_KEYS && !map.contains_key(key) {
             map.retain(|_, (start, _)| now < *start + WINDOW);
+            let limit = self.limit;
+            let blocking = |n: u32| n >= limit;
+            if map.len() >= MAX_KEYS {
+                let mut starts: Vec<i64> = map
+                    .values()
+                    .filter(|(_, n)| !blocking(*n))
+                    .map(|(s, _)| *s)
+                    .collect();
+                starts.sort_unstable();
+                if let Some(cut) = starts.get(starts.len() / 2).copied() {
+                    map.retain(|_, (start, n)| blocking(*n) || *start > cut);
+                }
+            }
             if map.len() >= MAX_KEYS {
                 let mut starts: Vec<i64> = map.values().map(|(s, _)| *s).collect();
                 starts.sort_unstable();
@@ -73,6 +109,26 @@ mod tests {
         assert_eq!(w.blocked("a", 160), None);
         w.record("a", 160);
         assert_eq!(w.blocked("a", 160), None, "a new window starts over");
+    }
+
+    #[test]
+    fn take_counts_and_refuses_in_one_step() {
+        let w = RateWindow::new(2);
+        assert_eq!(w.take("a", 100), Ok(()));
+        assert_eq!(w.take("a", 101), Ok(()));
+        assert_eq!(w.take("a", 102), Err(58));
+        assert_eq!(w.take("a", 160), Ok(()), "a new window");
+    }
+
+    #[test]
+    fn a_flood_of_new_keys_keeps_the_blocked_ones() {
+        let w = RateWindow::new(2);
+        w.record("attacker", 0);
+        w.record("attacker", 0);
+        for i in 0..(MAX_KEYS as i64 * 2) {
+            w.record(&format!("k{i}"), 1 + i / 1000);
+        }
+        assert!(w.blocked("attacker", 30).is_some(), "still blocked");
     }
 
     #[test]

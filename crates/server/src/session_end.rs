@@ -165,7 +165,7 @@ pub async fn force_logout(state: &AppState, user: &User) -> Result<ForcedLogout,
     let codes_deleted = state.store.delete_pending_codes_of_user(&user.id).await?;
     state
         .store
-        .deny_unredeemed_device_approvals_of_user(&user.id, state.now())
+        .deny_unredeemed_device_approvals(&user.id, None, state.now())
         .await?;
     let refresh = state
         .store

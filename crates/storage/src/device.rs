@@ -300,17 +300,21 @@ impl Store {
     }
 
     /// Denies a user's device authorizations that were approved but not
-    /// redeemed yet (forced logout: an approval given before must not
-    /// outlive it). Returns how many.
-    pub async fn deny_unredeemed_device_approvals_of_user(
+    /// redeemed yet, at `client_id` only if given (forced logout, a
+    /// withdrawn consent: an approval given before must not outlive it).
+    /// Returns how many.
+    pub async fn deny_unredeemed_device_approvals(
         &self,
         user_id: &str,
+        client_id: Option<&str>,
         now: i64,
     ) -> Result<u64, StoreError> {
+        use sea_orm::QueryTrait;
         Ok(dev::Entity::update_many()
             .col_expr(dev::Column::Status, DENIED.into())
             .col_expr(dev::Column::DecidedAt, now.into())
             .filter(dev::Column::UserId.eq(user_id))
+            .apply_if(client_id, |q, c| q.filter(dev::Column::ClientId.eq(c)))
             .filter(dev::Column::Status.eq(APPROVED))
             .exec(&self.db)
             .await?

@@ -302,14 +302,16 @@ impl Store {
         .await
     }
 
-    /// The grants (families) a client holds: those of its refresh tokens and
-    /// of its authorization codes still stored, each once.
+    /// The grants (families) a client holds: those of its refresh tokens,
+    /// authorization codes and approved device authorizations still
+    /// stored, each once.
     pub async fn grants_of_client(&self, client_id: &str) -> Result<Vec<String>, StoreError> {
         self.grants_where(client_id, None).await
     }
 
     /// The grants (families) `client_id` holds for `user_id`: those of its
-    /// refresh tokens and authorization codes still stored, each once.
+    /// refresh tokens, authorization codes and approved device
+    /// authorizations still stored, each once.
     pub async fn grants_of_user_at_client(
         &self,
         user_id: &str,
@@ -344,6 +346,20 @@ impl Store {
             .all(&self.db)
             .await?;
         out.extend(from_codes);
+        // Device authorizations (RFC 8628) once approved: their grant may
+        // have no refresh token and no code.
+        use crate::entity::device_authorizations as dev;
+        let from_devices: Vec<String> = dev::Entity::find()
+            .select_only()
+            .column(dev::Column::FamilyId)
+            .distinct()
+            .filter(dev::Column::ClientId.eq(client_id))
+            .filter(dev::Column::UserId.is_not_null())
+            .apply_if(user_id, |q, u| q.filter(dev::Column::UserId.eq(u)))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        out.extend(from_devices);
         out.sort_unstable();
         out.dedup();
         Ok(out)

@@ -115,14 +115,22 @@ pub async fn recheck(
         state: req.state.clone(),
         confirm: None,
     };
-    if req.device.is_some() {
+    if let Some(device) = &req.device {
         // A device authorization (RFC 8628): no redirect URI, PKCE or
-        // pushed request; the grant and the scopes still hold.
+        // pushed request; the grant and the scopes still hold, and it is
+        // still undecided (not answered in another browser, not expired).
         if !client.grant_types.contains(&GrantType::DeviceCode) {
             return Err(reply.reject(
                 ErrorCode::UnauthorizedClient,
                 "this client may no longer use the device authorization grant",
             ));
+        }
+        if !state
+            .store
+            .device_authorization_pending(&device.device_code_hash, state.now())
+            .await?
+        {
+            return Err(Rejection::Page(Msg::DeviceGone));
         }
     } else {
         registered_redirect_uri(client, &req.redirect_uri)?;

@@ -47,31 +47,36 @@ const USER_CODE_LEN: usize = 8;
 /// Draws of a fresh user code when the one drawn is taken.
 const DRAWS: usize = 4;
 
-/// Device authorizations one client may start per minute (each is a row
-/// written for a request anyone can send as a public client); beyond,
-/// `POST /device_authorization` answers 429. Per client IP, they count
-/// with the authorization transactions started from it.
+/// Device authorizations one confidential client may start per minute;
+/// beyond, `POST /device_authorization` answers 429. A public client's
+/// id is no secret, so anyone could use up its budget: its starts count
+/// per address only, with the authorization transactions started there
+/// (every start is counted per address).
 pub const STARTS_PER_CLIENT_PER_MINUTE: u32 = 600;
-/// Wrong user codes one client IP may enter per minute at `/device`.
-pub const MISSES_PER_IP_PER_MINUTE: u32 = 20;
-/// Wrong user codes one browser (its session, else its CSRF cookie) may
-/// enter per minute at `/device`.
-pub const MISSES_PER_BROWSER_PER_MINUTE: u32 = 5;
+/// User codes one address (an IPv4 address, an IPv6 /48) may enter per
+/// minute at `/device`. Every entry counts, right or wrong, and is counted
+/// before it is looked up: a burst of concurrent guesses gets no further
+/// than a slow one.
+pub const ENTRIES_PER_IP_PER_MINUTE: u32 = 20;
+/// User codes one browser (its session cookie, else its CSRF cookie) may
+/// enter per minute at `/device`: a person mistyping is slowed down; a
+/// guesser who drops cookies is held by the address limit.
+pub const ENTRIES_PER_BROWSER_PER_MINUTE: u32 = 5;
 
 /// The device flow's counters, in memory, per instance.
 #[derive(Debug)]
 pub struct Limits {
     pub starts_by_client: RateWindow,
-    pub misses_by_ip: RateWindow,
-    pub misses_by_browser: RateWindow,
+    pub entries_by_ip: RateWindow,
+    pub entries_by_browser: RateWindow,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             starts_by_client: RateWindow::new(STARTS_PER_CLIENT_PER_MINUTE),
-            misses_by_ip: RateWindow::new(MISSES_PER_IP_PER_MINUTE),
-            misses_by_browser: RateWindow::new(MISSES_PER_BROWSER_PER_MINUTE),
+            entries_by_ip: RateWindow::new(ENTRIES_PER_IP_PER_MINUTE),
+            entries_by_browser: RateWindow::new(ENTRIES_PER_BROWSER_PER_MINUTE),
         }
     }
 }
@@ -133,10 +138,19 @@ impl UserCode {
 /// redirect URI: which device authorization it decides, and the user code
 /// the user entered (shown again on the consent page, to compare with the
 /// device's screen).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceRequest {
     pub device_code_hash: String,
     pub user_code: String,
+}
+
+impl std::fmt::Debug for DeviceRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceRequest")
+            .field("device_code_hash", &self.device_code_hash)
+            .field("user_code", &"<hidden>")
+            .finish()
+    }
 }
 
 /// A started device authorization: what the client shows and polls with.

@@ -120,6 +120,18 @@ async fn issue(
             ))
         }
     };
+    // A forced logout (or the client's tokens revoked) after the sign-in
+    // that approved it, racing the approval: no tokens.
+    if state
+        .tokens
+        .cut_off_since(&user.id, &client.id, approval.auth_time)
+        .await?
+    {
+        return Err(OAuthError::AccessDenied(
+            "the user's sessions were ended after this approval".into(),
+        )
+        .into());
+    }
     let scope = ScopeSet::parse(&d.scope)
         .map_err(|_| Error::Internal("a stored device authorization scope is invalid".into()))?;
     let refresh = (scope.contains("offline_access")

@@ -21,7 +21,7 @@ use serde_json::json;
 use super::{client_auth, error::AppError, form::Params};
 use crate::{
     authorization::device::{self, LIFETIME},
-    oauth::{ErrorCode, GrantType},
+    oauth::{AuthMethod, ErrorCode, GrantType},
     state::AppState,
 };
 
@@ -57,12 +57,19 @@ async fn answer(
             format!("this client may not use the device authorization grant ({}); register it with that grant type", GrantType::DeviceCode),
         ));
     }
-    // Each start is a row: counted per client and, with the authorization
-    // transactions started from it, per address.
+    // Each start is a row: counted per address (with the authorization
+    // transactions started there) and, for a confidential client, per
+    // client. A public client's id is no secret: a per-client budget
+    // would let anyone use it up for all its users.
     let now = state.now();
     let ip_key = crate::client_ip::rate_key(super::authorize::caller_ip(state, peer, headers));
     let limits = &state.device_limits;
-    if let Some(retry_after) = limits.starts_by_client.blocked(&client.id, now) {
+    let confidential = client.token_endpoint_auth_method != AuthMethod::None;
+    if let Some(retry_after) = limits
+        .starts_by_client
+        .blocked(&client.id, now)
+        .filter(|_| confidential)
+    {
         tracing::warn!(client_id = %client.id, "too many device authorizations for one client");
         return Err(AppError::TooManyRequests {
             retry_after,
@@ -78,7 +85,9 @@ async fn answer(
     }
     let (scope, resource) =
         device::check_scope(state, client, params.get("scope"), params.get("resource")).await?;
-    limits.starts_by_client.record(&client.id, now);
+    if confidential {
+        limits.starts_by_client.record(&client.id, now);
+    }
     state.authorization_starts.record(&ip_key, now);
     let started = device::start(state, client, &scope, resource).await?;
     let shown = started.user_code.display();

@@ -8,9 +8,10 @@
 //! and ends here with the decision recorded (see
 //! `authorization::device`).
 //!
-//! Wrong codes count per client IP and per browser (its session cookie,
-//! else its CSRF cookie); beyond the limits every code, right or wrong, is
-//! refused (429) until the minute is over, so guessing gains nothing.
+//! Entered codes count per address (IPv6 per /48) and per browser (its
+//! session cookie, else its CSRF cookie), right or wrong, before the
+//! look-up; beyond the limits every code is refused (429 with
+//! `Retry-After`) until the minute is over, so guessing gains nothing.
 
 use std::net::SocketAddr;
 
@@ -34,7 +35,7 @@ use crate::{
     authorization::{
         self,
         device::{self, DecideError, DeviceRequest, UserCode},
-        Checked, Transaction,
+        Checked, Rejection, Transaction,
     },
     i18n::Msg,
     state::AppState,
@@ -76,24 +77,28 @@ pub async fn post(
     }
     let typed = p.get("user_code").unwrap_or("");
     let ip = authorize::caller_ip(&state, peer, &headers);
-    let ip_key = crate::client_ip::rate_key(ip);
-    let browser_key = browser_key(&state, &headers);
+    // Every entry is counted before it is looked up (RFC 8628 5.1).
     let now = state.now();
     let limits = &state.device_limits;
-    if limits.misses_by_ip.blocked(&ip_key, now).is_some()
-        || limits
-            .misses_by_browser
-            .blocked(&browser_key, now)
-            .is_some()
-    {
-        tracing::warn!(ip = %ip_key, "too many wrong user codes");
-        return form(
+    let ip_key = crate::client_ip::wide_rate_key(ip);
+    let counted = limits.entries_by_ip.take(&ip_key, now).and_then(|()| {
+        limits
+            .entries_by_browser
+            .take(&browser_key(&state, &headers), now)
+    });
+    if let Err(retry_after) = counted {
+        tracing::info!(ip = %ip_key, "too many user codes entered");
+        let mut r = form(
             &state,
             &headers,
             StatusCode::TOO_MANY_REQUESTS,
             "",
             Some(Msg::DeviceTooManyCodes),
         );
+        if let Ok(v) = header::HeaderValue::from_str(&retry_after.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
     }
     let found = match UserCode::parse(typed) {
         Some(code) => match device::request_for(&state, &code).await {
@@ -103,8 +108,6 @@ pub async fn post(
         None => None,
     };
     let Some(request) = found else {
-        limits.misses_by_ip.record(&ip_key, now);
-        limits.misses_by_browser.record(&browser_key, now);
         let shown: String = typed.chars().take(32).collect();
         return form(
             &state,
@@ -119,8 +122,10 @@ pub async fn post(
         Ok(None) => return AppError::page(Msg::ClientGone).into_response(),
         Err(e) => return AppError::from(e).into_page_response(),
     };
-    if let Err(r) = authorization::recheck(&state, &client, &request).await {
-        return authorize::reject(&state, r);
+    match authorization::recheck(&state, &client, &request).await {
+        Ok(()) => {}
+        Err(Rejection::Redirect { description, .. }) => return refused(&description),
+        Err(r) => return authorize::reject(&state, r),
     }
     let checked = Checked { request, client };
     authorize::advance(&state, &headers, &checked, Started::New(ip)).await
@@ -188,8 +193,16 @@ pub async fn finish(
 /// redirect URI to send it to). The device keeps polling until the
 /// authorization expires.
 pub fn refused(description: &str) -> Response {
-    AppError::page(Msg::DeviceRefused {
-        reason: description.to_owned(),
-    })
+    refused_with(StatusCode::BAD_REQUEST, description)
+}
+
+/// [`refused`] with `status` (503 for a limit that ends in a minute).
+pub fn refused_with(status: StatusCode, description: &str) -> Response {
+    AppError::Page {
+        status,
+        message: Msg::DeviceRefused {
+            reason: description.to_owned(),
+        },
+    }
     .into_response()
 }

@@ -134,7 +134,8 @@ impl TokenIssuer {
     }
 
     /// Revokes everything `client_id` holds for `user_id` (she withdrew
-    /// her consent): her refresh tokens there, then each of her grants
+    /// her consent): her refresh tokens there, her device approvals not
+    /// yet redeemed there, then each of her grants
     /// there (its access tokens, JWE and opaque alike). Refresh tokens go
     /// first by (user, client), so one issued while the grants are listed
     /// is revoked too.
@@ -146,6 +147,9 @@ impl TokenIssuer {
         let refresh = self
             .store
             .revoke_refresh_tokens_of_user_at_client(user_id, client_id, self.now())
+            .await?;
+        self.store
+            .deny_unredeemed_device_approvals(user_id, Some(client_id), self.now())
             .await?;
         for family in self
             .store

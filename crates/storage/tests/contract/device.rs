@@ -341,7 +341,7 @@ async fn device_forced_logout_denies_unredeemed(store: Store) {
     // tokens are revoked with the user's other tokens).
     assert_eq!(
         store
-            .deny_unredeemed_device_approvals_of_user("user-1", NOW + 3)
+            .deny_unredeemed_device_approvals("user-1", None, NOW + 3)
             .await
             .unwrap(),
         1

@@ -149,9 +149,15 @@ pub async fn advance(
     checked: &Checked,
     tx: Started,
 ) -> Response {
+    let device = checked.request.device.is_some();
     match step(state, headers, checked, tx).await {
         Ok(r) => r,
         Err(Failed::Tx(e)) => transaction::page(e),
+        // A device authorization has no redirect URI: the page says it.
+        Err(Failed::App(AppError::Unavailable)) if device => super::error::unavailable_page(),
+        Err(Failed::App(AppError::Internal(detail))) if device => {
+            AppError::Internal(detail).into_page_response()
+        }
         Err(Failed::App(AppError::Unavailable)) => reject_to_client(
             state,
             checked,

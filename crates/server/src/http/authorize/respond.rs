@@ -135,7 +135,12 @@ pub fn reject_to_client(
     description: &str,
 ) -> Response {
     if checked.request.device.is_some() {
-        return crate::http::device_verification::refused(description);
+        let status = match code {
+            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        return crate::http::device_verification::refused_with(status, description);
     }
     let req = &checked.request;
     reject(

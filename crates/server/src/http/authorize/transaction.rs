@@ -78,6 +78,15 @@ pub async fn load(
         Ok(()) => {}
         Err(Rejection::Store(e)) => return Err(page(TxError::Store(e))),
         Err(Rejection::Internal(detail)) => return Err(AppError::Internal(detail).into_response()),
+        Err(Rejection::Page(Msg::DeviceGone)) => {
+            // Decided in another browser, or expired: this one ends too.
+            return Err(match tx.consume(state, None).await {
+                Ok(()) | Err(TxError::Consumed | TxError::Unknown) => {
+                    AppError::page(Msg::DeviceGone).into_response()
+                }
+                Err(e) => page(e),
+            });
+        }
         Err(Rejection::Page(why)) => return Err(no_longer_allowed(state, &tx, why.text()).await),
         Err(Rejection::Redirect { description, .. }) => {
             return Err(no_longer_allowed(state, &tx, format!("{description}.")).await)

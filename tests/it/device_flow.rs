@@ -1323,10 +1323,12 @@ crate::both_backends!(
 );
 
 /// `POST /device_authorization` is rate-limited per client IP (with the
-/// authorization requests started from it: 300 a minute) and per client
-/// (600 a minute): beyond, 429 `too_many_requests` with `Retry-After`,
-/// until the minute is over; other addresses and other clients go on.
-/// Behind a trusted proxy, so that each address is a forwarded one.
+/// authorization requests started from it: 300 a minute) and, for a
+/// confidential client, per client (600 a minute; a public client's id is
+/// no secret, so anyone could use its budget up): beyond, 429
+/// `too_many_requests` with `Retry-After`, until the minute is over;
+/// other addresses and other clients go on. Behind a trusted proxy, so
+/// that each address is a forwarded one.
 async fn starts_are_rate_limited(kind: DbKind) {
     let Some(app) = spawn_app_with(
         kind,
@@ -1339,14 +1341,28 @@ async fn starts_are_rate_limited(kind: DbKind) {
     else {
         return;
     };
-    let c = tv(&app).await;
-    let other = tv(&app).await;
+    let public = tv(&app).await;
+    let confidential = device_client(&app, "client_secret_basic", &[DEVICE_GRANT]).await;
     let start = |c: &TestClient, ip: &str| {
-        app.http
+        let mut req = app
+            .http
             .post(app.url("/device_authorization"))
             .header("x-forwarded-for", ip)
-            .form(&[("client_id", c.id.as_str()), ("scope", "openid")])
-            .send()
+            .form(&[("client_id", c.id.as_str()), ("scope", "openid")]);
+        if let Some(s) = &c.secret {
+            req = req.basic_auth(&c.id, Some(s));
+        }
+        req.send()
+    };
+    let starts = |c: &TestClient, ip: &str, n: usize| {
+        let (c, ip) = (c.clone(), ip.to_owned());
+        let start = &start;
+        async move {
+            for i in 0..n {
+                let r = start(&c, &ip).await.unwrap();
+                assert_eq!(r.status(), 200, "start {i} from {ip}");
+            }
+        }
     };
     let held_off = |r: reqwest::Response, why: &'static str| async move {
         assert_eq!(r.status(), 429, "{why}");
@@ -1361,30 +1377,30 @@ async fn starts_are_rate_limited(kind: DbKind) {
     };
 
     // One address: 300 a minute, whichever client.
-    for i in 0..300 {
-        let r = start(&c, "203.0.113.1").await.unwrap();
-        assert_eq!(r.status(), 200, "start {i} from one address");
-    }
+    starts(&public, "203.0.113.1", 300).await;
     held_off(
-        start(&other, "203.0.113.1").await.unwrap(),
+        start(&confidential, "203.0.113.1").await.unwrap(),
         "the 301st from one address",
     )
     .await;
-    // Another address, same client: on to the client's 600.
-    for i in 0..300 {
-        let r = start(&c, "203.0.113.2").await.unwrap();
-        assert_eq!(r.status(), 200, "start {i} from a second address");
-    }
+    // The public client, from elsewhere: no budget of its own.
+    starts(&public, "203.0.113.2", 300).await;
+    let r = start(&public, "203.0.113.3").await.unwrap();
+    assert_eq!(r.status(), 200, "a public client's 601st");
+    // The confidential client: 600 a minute, wherever from.
+    starts(&confidential, "203.0.113.4", 300).await;
+    starts(&confidential, "203.0.113.5", 300).await;
     held_off(
-        start(&c, "203.0.113.3").await.unwrap(),
-        "the client's 601st, from a third address",
+        start(&confidential, "203.0.113.6").await.unwrap(),
+        "a confidential client's 601st, from a new address",
     )
     .await;
-    let r = start(&other, "203.0.113.3").await.unwrap();
+    let r = start(&public, "203.0.113.6").await.unwrap();
     assert_eq!(r.status(), 200, "another client from that address");
-    // A minute later the first client and address may start again.
+    // A minute later the first address and the confidential client may
+    // start again.
     app.clock.advance(60);
-    let r = start(&c, "203.0.113.1").await.unwrap();
+    let r = start(&confidential, "203.0.113.1").await.unwrap();
     assert_eq!(r.status(), 200, "after the minute");
     app.stop().await;
 }

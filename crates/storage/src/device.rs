@@ -199,6 +199,14 @@ impl Store {
             return Ok(DevicePoll::OtherClient);
         }
         if m.status == CONSUMED {
+            // A poll within the interval after the redemption raced it
+            // (the client's own, sent early or twice): told to slow down.
+            // One after that is a replay.
+            if m.last_polled_at.is_some_and(|t| now < t.saturating_add(m.interval)) {
+                return Ok(DevicePoll::SlowDown {
+                    interval: m.interval,
+                });
+            }
             return Ok(DevicePoll::Replayed {
                 family_id: m.family_id,
                 access_token_jti: m.access_token_jti,

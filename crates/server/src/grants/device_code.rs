@@ -12,7 +12,9 @@
 //! flow (an ID token for `openid`, a refresh token only for
 //! `offline_access`). A device code presented again after that revokes
 //! what it produced (as a replayed code does, RFC 6749 10.5: the first
-//! redeemer may have been a thief).
+//! redeemer may have been a thief), unless it comes within the interval
+//! after the redemption: a poll racing it, sent early or twice by the
+//! client itself, is told to slow down.
 
 use gatehouse_storage::model::{
     DeviceApproval, DeviceAuthorization, DevicePoll, GrantWrites, RefreshToken,

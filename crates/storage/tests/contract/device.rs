@@ -192,7 +192,13 @@ async fn device_lifecycle(store: Store) {
         .redeem_device_code("d1", NOW + 51, "jti-2", NOW + 951, &GrantWrites::default())
         .await
         .unwrap());
-    // Polled again after the redemption: a replay, with what to revoke.
+    // Polled again within the interval after the redemption: it raced
+    // it, and slows down; after the interval: a replay, with what to
+    // revoke.
+    assert_eq!(
+        poll(&store, "d1", NOW + 52).await,
+        DevicePoll::SlowDown { interval: 15 }
+    );
     assert_eq!(
         poll(&store, "d1", NOW + 70).await,
         DevicePoll::Replayed {

@@ -1,0 +1,380 @@
+//! The device flow's defences (RFC 8628 5), one test per finding of its
+//! security review: a burst of user codes gets no further than the limit;
+//! a public client has no budget of its own a stranger could use up; a
+//! withdrawn consent revokes a device grant and withdraws an unredeemed
+//! approval; a forced logout denies an approval not yet redeemed; an
+//! authorization answered in another browser ends the transaction at
+//! once; dynamic registration refuses the device grant.
+
+use gatehouse_server::{clients::ClientSpec, config::RawConfig};
+use serde_json::{json, Value};
+
+use crate::support::{hidden, spawn_app_with, DbKind, TestApp, TestClient};
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A public client with the device and refresh grants.
+async fn device_client(app: &TestApp) -> TestClient {
+    app.create_client(ClientSpec {
+        name: "Acme TV".into(),
+        grant_types: vec![DEVICE_GRANT.into(), "refresh_token".into()],
+        auth_method: Some("none".into()),
+        ..ClientSpec::default()
+    })
+    .await
+}
+
+/// `POST /device_authorization` from `ip` (through the trusted proxy):
+/// the status and the JSON body.
+async fn start_from(app: &TestApp, c: &TestClient, scope: &str, ip: &str) -> (u16, Value) {
+    let r = app
+        .http
+        .post(app.url("/device_authorization"))
+        .header("x-forwarded-for", ip)
+        .form(&[("client_id", c.id.as_str()), ("scope", scope)])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// The device code and user code of a fresh device authorization.
+async fn start(app: &TestApp, c: &TestClient, scope: &str) -> (String, String) {
+    let (status, body) = start_from(app, c, scope, "192.0.2.1").await;
+    assert_eq!(status, 200, "{body}");
+    (
+        body["device_code"].as_str().unwrap().to_owned(),
+        body["user_code"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// One poll of the token endpoint: the status and the JSON body.
+async fn poll(app: &TestApp, c: &TestClient, device_code: &str) -> (u16, Value) {
+    let r = app
+        .http
+        .post(app.url("/token"))
+        .form(&[
+            ("grant_type", DEVICE_GRANT),
+            ("device_code", device_code),
+            ("client_id", c.id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+/// A browser of its own: a cookie jar, no redirects followed.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Enters `code` at `/device` in `b` from `ip`.
+async fn enter(app: &TestApp, b: &reqwest::Client, code: &str, ip: &str) -> reqwest::Response {
+    let page = b.get(app.url("/device")).send().await.unwrap();
+    let csrf = hidden(&page.text().await.unwrap(), "csrf");
+    b.post(app.url("/device"))
+        .header("x-forwarded-for", ip)
+        .form(&[("csrf", csrf.as_str()), ("user_code", code)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The path a 303 goes to.
+fn location(r: &reqwest::Response) -> String {
+    assert_eq!(r.status(), 303, "expected a redirect");
+    r.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// Enters `code` in `b`, signs `username` in and answers the consent page
+/// with `decision`; the last page's HTML.
+async fn decide(
+    app: &TestApp,
+    b: &reqwest::Client,
+    code: &str,
+    username: &str,
+    decision: &str,
+) -> String {
+    let mut next = location(&enter(app, b, code, "192.0.2.50").await);
+    for _ in 0..6 {
+        let r = b.get(app.url(&next)).send().await.unwrap();
+        if r.status() == 303 {
+            next = location(&r);
+            continue;
+        }
+        let html = r.text().await.unwrap();
+        let (csrf, tx) = (hidden(&html, "csrf"), hidden(&html, "tx"));
+        let form: Vec<(&str, &str)> = if html.contains("action=\"/login\"") {
+            vec![("username", username), ("password", PASSWORD)]
+        } else if html.contains("action=\"/consent\"") {
+            vec![("decision", decision)]
+        } else {
+            return html;
+        };
+        let action = if form.len() == 2 {
+            "/login"
+        } else {
+            "/consent"
+        };
+        let mut form = form;
+        form.extend([("csrf", csrf.as_str()), ("tx", tx.as_str())]);
+        let r = b.post(app.url(action)).form(&form).send().await.unwrap();
+        if r.status() == 200 {
+            // A denial is answered at once.
+            return r.text().await.unwrap();
+        }
+        next = location(&r);
+    }
+    panic!("the device sign-in did not end");
+}
+
+async fn app_behind_proxy(kind: DbKind) -> Option<TestApp> {
+    spawn_app_with(
+        kind,
+        RawConfig {
+            trusted_proxies: Some(vec!["127.0.0.0/8".into()]),
+            ..RawConfig::default()
+        },
+    )
+    .await
+}
+
+/// A burst of concurrent entries from one address: each counted before
+/// its look-up, so no more than the limit reach the database, and the
+/// rest (a right code too) get 429 with Retry-After.
+async fn a_burst_of_codes_gets_no_further_than_the_limit(app: &TestApp) {
+    let c = device_client(app).await;
+    let (_, user_code) = start(app, &c, "openid").await;
+    let b = browser();
+    // One CSRF cookie for the whole burst, as a script would keep.
+    let page = b.get(app.url("/device")).send().await.unwrap();
+    let csrf = hidden(&page.text().await.unwrap(), "csrf");
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let (b, url, csrf) = (b.clone(), app.url("/device"), csrf.clone());
+            tokio::spawn(async move {
+                let guess = format!("BCDF-GH{}", ["JK", "JL", "JM", "JN"][i % 4]);
+                b.post(url)
+                    .header("x-forwarded-for", "2001:db8:7:1::1")
+                    .form(&[("csrf", csrf.as_str()), ("user_code", guess.as_str())])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut counted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            400 => counted += 1,
+            429 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(
+        counted <= 5,
+        "{counted} entries got past the per-browser limit"
+    );
+    // Another browser in the same /48 is held by the address limit once
+    // 20 entries were made there.
+    for i in 0..20 {
+        let r = enter(
+            app,
+            &browser(),
+            "ZZZZ-ZZZZ",
+            &format!("2001:db8:7:{i:x}::9"),
+        )
+        .await;
+        assert!(matches!(r.status().as_u16(), 400 | 429));
+    }
+    let r = enter(app, &browser(), &user_code, "2001:db8:7:ffff::1").await;
+    assert_eq!(
+        r.status(),
+        429,
+        "even a right code, once the address used its budget"
+    );
+    assert!(r.headers().contains_key("retry-after"));
+    // A minute later the right code goes through.
+    app.clock.advance(61);
+    let r = enter(app, &browser(), &user_code, "2001:db8:7:ffff::1").await;
+    assert!(location(&r).starts_with("/login?tx="));
+}
+
+/// Strangers cannot use up a public client's starts: its starts count
+/// per address, so another address still gets codes.
+async fn a_public_clients_starts_count_per_address(app: &TestApp) {
+    let c = device_client(app).await;
+    let mut limited = false;
+    for i in 0..302 {
+        let (status, body) = start_from(app, &c, "openid", "198.51.100.7").await;
+        if status == 429 {
+            assert_eq!(body["error"], "too_many_requests");
+            limited = true;
+            break;
+        }
+        assert_eq!(status, 200, "start {i}: {body}");
+    }
+    assert!(limited, "one address is limited");
+    for ip in ["198.51.100.8", "198.51.100.9", "203.0.113.1"] {
+        for _ in 0..120 {
+            let (status, body) = start_from(app, &c, "openid", ip).await;
+            assert_eq!(status, 200, "{ip}: {body}");
+        }
+    }
+}
+
+/// A withdrawn consent revokes the device's tokens (a grant without a
+/// refresh token included) and withdraws an approval not yet redeemed.
+async fn a_withdrawn_consent_reaches_device_grants(app: &TestApp) {
+    app.create_user("dana", PASSWORD).await;
+    let c = device_client(app).await;
+    let b = browser();
+    let (device_code, user_code) = start(app, &c, "openid").await;
+    let html = decide(app, &b, &user_code, "dana", "allow").await;
+    assert!(html.contains("id=\"device-approved\""), "{html}");
+    let (status, tokens) = poll(app, &c, &device_code).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert!(tokens.get("refresh_token").is_none(), "no offline_access");
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(crate::support::userinfo_status(app, access).await, 200);
+    // A second device approved, not yet polled.
+    let (pending_code, user_code) = start(app, &c, "openid").await;
+    let html = decide(app, &b, &user_code, "dana", "allow").await;
+    assert!(html.contains("id=\"device-approved\""), "{html}");
+    // Dana removes the app on her account page.
+    let account = b
+        .get(app.url("/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden(&account, "csrf");
+    let r = b
+        .post(app.url("/account/consents/revoke"))
+        .form(&[("csrf", csrf.as_str()), ("client_id", c.id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    assert_eq!(crate::support::userinfo_status(app, access).await, 401);
+    app.clock.advance(6);
+    let (status, body) = poll(app, &c, &pending_code).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("access_denied")),
+        "{body}"
+    );
+}
+
+/// A forced logout denies an approval the device has not redeemed yet.
+async fn a_forced_logout_denies_an_unredeemed_approval(app: &TestApp) {
+    let user = app.create_user("erin", PASSWORD).await;
+    let c = device_client(app).await;
+    let (device_code, user_code) = start(app, &c, "openid offline_access").await;
+    let html = decide(app, &browser(), &user_code, "erin", "allow").await;
+    assert!(html.contains("id=\"device-approved\""), "{html}");
+    gatehouse_server::session_end::force_logout(&app.state, &user)
+        .await
+        .unwrap();
+    let (status, body) = poll(app, &c, &device_code).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("access_denied")),
+        "{body}"
+    );
+}
+
+/// A code entered in two browsers: once one answered, the other's
+/// transaction ends at its next step with a page, before any sign-in.
+async fn an_authorization_answered_elsewhere_ends_the_other_transaction(app: &TestApp) {
+    app.create_user("finn", PASSWORD).await;
+    let c = device_client(app).await;
+    let (device_code, user_code) = start(app, &c, "openid").await;
+    let late = browser();
+    let late_next = location(&enter(app, &late, &user_code, "192.0.2.60").await);
+    let html = decide(app, &browser(), &user_code, "finn", "deny").await;
+    assert!(html.contains("id=\"device-denied\""), "{html}");
+    let r = late.get(app.url(&late_next)).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("already answered or has expired"), "{html}");
+    let (status, body) = poll(app, &c, &device_code).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("access_denied"))
+    );
+}
+
+/// Dynamic registration refuses the device grant: its consent page would
+/// show nothing but a name the registrant chose.
+async fn registration_refuses_the_device_grant(app: &TestApp) {
+    let policy = gatehouse_storage::model::RegistrationPolicy {
+        grant_types: vec![
+            gatehouse_server::oauth::GrantType::DeviceCode,
+            gatehouse_server::oauth::GrantType::RefreshToken,
+        ],
+        scopes: vec![],
+    };
+    let token = app.initial_access_token(Some(&policy)).await;
+    let r = app
+        .http
+        .post(app.url("/register"))
+        .bearer_auth(token)
+        .json(&json!({
+            "client_name": "Gatehouse",
+            "grant_types": [DEVICE_GRANT],
+            "token_endpoint_auth_method": "none",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client_metadata", "{body}");
+}
+
+macro_rules! behind_proxy {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = super::app_behind_proxy(crate::support::DbKind::Sqlite).await.unwrap();
+                    super::$name(&app).await;
+                    app.stop().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(app) = super::app_behind_proxy(crate::support::DbKind::Postgres).await else { return };
+                    super::$name(&app).await;
+                    app.stop().await;
+                }
+            )*
+        }
+    };
+}
+
+behind_proxy!(
+    a_burst_of_codes_gets_no_further_than_the_limit,
+    a_public_clients_starts_count_per_address,
+    a_withdrawn_consent_reaches_device_grants,
+    a_forced_logout_denies_an_unredeemed_approval,
+    an_authorization_answered_elsewhere_ends_the_other_transaction,
+    registration_refuses_the_device_grant,
+);

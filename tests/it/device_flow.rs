@@ -1149,6 +1149,7 @@ async fn wrong_codes_are_throttled_per_browser(app: &TestApp) {
     }
     let r = enter_code(app, &guesser, &d.user_code).await;
     assert_eq!(r.status(), 429, "even the right code is held off");
+    assert_eq!(retry_after(&r), 60, "the rest of the minute");
     let held = r.text().await.unwrap();
     assert!(!held.contains("tx="), "no transaction started: {held}");
 
@@ -1160,6 +1161,16 @@ async fn wrong_codes_are_throttled_per_browser(app: &TestApp) {
     app.clock.advance(60);
     let r = enter_code(app, &guesser, &d.user_code).await;
     assert!(path_of(&location(app, &r)).starts_with("/login?tx="));
+}
+
+/// The `Retry-After` of a 429, in seconds.
+#[track_caller]
+fn retry_after(r: &reqwest::Response) -> i64 {
+    r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// Wrong user codes per client IP: twenty in a minute, from browsers each
@@ -1183,6 +1194,7 @@ async fn wrong_codes_are_throttled_per_ip(app: &TestApp) {
         429,
         "the IP is held off, even for a new browser"
     );
+    assert_eq!(retry_after(&r), 60, "the rest of the minute");
     app.clock.advance(60);
     let r = enter_code(app, &fresh, &d.user_code).await;
     assert!(path_of(&location(app, &r)).starts_with("/login?tx="));

@@ -68,7 +68,7 @@ async fn poll(app: &TestApp, c: &TestClient, device_code: &str) -> (u16, Value) 
 }
 
 /// A browser of its own: a cookie jar, no redirects followed.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -96,7 +96,7 @@ fn location(r: &reqwest::Response) -> String {
 
 /// Enters `code` in `b`, signs `username` in and answers the consent page
 /// with `decision`; the last page's HTML.
-async fn decide(
+pub(crate) async fn decide(
     app: &TestApp,
     b: &reqwest::Client,
     code: &str,

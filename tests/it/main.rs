@@ -19,6 +19,7 @@ mod code_binding;
 mod code_flow;
 mod device_browser;
 mod device_flow;
+mod device_openidconnect;
 mod device_refused;
 mod discovery;
 mod dpop;

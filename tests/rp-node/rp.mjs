@@ -8,8 +8,11 @@
 // USERNAME, PASSWORD, and MODE: unset for a plain authorization URL, `par`
 // for a pushed authorization request (RFC 9126) with
 // buildAuthorizationUrlWithPAR, `par-dpop` for that with the library's
-// DPoP (RFC 9449) on every request. Output: one JSON line describing what
-// happened; exit status 0 only if every step succeeded.
+// DPoP (RFC 9449) on every request, `device` for the device authorization
+// grant (RFC 8628: initiateDeviceAuthorization, the user agent at
+// verification_uri_complete, pollDeviceAuthorizationGrant). Output: one
+// JSON line describing what happened; exit status 0 only if every step
+// succeeded.
 import * as client from 'openid-client';
 
 const env = (name) => {
@@ -47,15 +50,26 @@ const DPoP = mode === 'par-dpop'
   : undefined;
 const options = DPoP ? { DPoP } : undefined;
 let authorizeUrl;
+let deviceAuthorization;
 if (mode === 'par' || mode === 'par-dpop') {
   authorizeUrl = await client.buildAuthorizationUrlWithPAR(config, parameters, options);
 } else if (mode === 'plain') {
   authorizeUrl = client.buildAuthorizationUrl(config, parameters);
+} else if (mode === 'device') {
+  deviceAuthorization = await client.initiateDeviceAuthorization(config, {
+    scope: 'openid email offline_access',
+  });
+  authorizeUrl = new URL(deviceAuthorization.verification_uri_complete);
 } else {
   throw new Error(`unknown MODE ${mode}`);
 }
 // What the browser is sent to: with PAR, client_id and request_uri only.
 const sentParameters = [...authorizeUrl.searchParams.keys()].sort();
+// The device polls (waiting `interval` seconds before each poll, slowing
+// down when told) while the user signs in on the "other device" below.
+const polling = deviceAuthorization
+  ? client.pollDeviceAuthorizationGrant(config, deviceAuthorization)
+  : undefined;
 
 // --- the user agent: follow redirects, keep cookies, fill the two forms.
 const jar = new Map();
@@ -77,12 +91,28 @@ const hidden = (html, name) => {
 };
 let next = authorizeUrl.href;
 let callback;
-for (let i = 0; i < 10 && !callback; i++) {
+let deviceApproved = false;
+for (let i = 0; i < 10 && !callback && !deviceApproved; i++) {
   let r = await send(next);
   if (r.status === 200) {
     const html = await r.text();
-    const form = new URLSearchParams({ csrf: hidden(html, 'csrf'), tx: hidden(html, 'tx') });
+    if (html.includes('id="device-approved"')) {
+      deviceApproved = true;
+      break;
+    }
+    let form;
     let action;
+    if (html.includes('action="/device"')) {
+      // verification_uri_complete prefills the code; the user confirms it.
+      const code = html.match(/id="user_code"[^>]*value="([^"]*)"/);
+      if (!code || code[1] !== deviceAuthorization.user_code) throw new Error('the code is not prefilled');
+      form = new URLSearchParams({ csrf: hidden(html, 'csrf'), user_code: code[1] });
+      r = await send(new URL('/device', issuer), { method: 'POST', body: form });
+      if (r.status !== 303) throw new Error(`unexpected status ${r.status} for the user code`);
+      next = new URL(r.headers.get('location'), issuer).href;
+      continue;
+    }
+    form = new URLSearchParams({ csrf: hidden(html, 'csrf'), tx: hidden(html, 'tx') });
     if (html.includes('action="/login"')) {
       action = '/login';
       form.set('username', env('USERNAME'));
@@ -100,15 +130,17 @@ for (let i = 0; i < 10 && !callback; i++) {
   if (location.startsWith(redirectUri)) callback = location;
   next = location;
 }
-if (!callback) throw new Error('the authorization did not come back to the client');
+if (!callback && !deviceApproved) throw new Error('the authorization did not come back to the client');
 
 // --- back at the client: the library's own checks.
-const tokens = await client.authorizationCodeGrant(config, new URL(callback), {
-  pkceCodeVerifier: codeVerifier,
-  expectedState: state,
-  expectedNonce: nonce,
-  idTokenExpected: true,
-}, undefined, options);
+const tokens = polling
+  ? await polling
+  : await client.authorizationCodeGrant(config, new URL(callback), {
+    pkceCodeVerifier: codeVerifier,
+    expectedState: state,
+    expectedNonce: nonce,
+    idTokenExpected: true,
+  }, undefined, options);
 const claims = tokens.claims();
 const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, options);
 const userinfo = await client.fetchUserInfo(config, refreshed.access_token, claims.sub, options);
@@ -131,7 +163,9 @@ console.log(JSON.stringify({
   token_endpoint_auth_method: config.clientMetadata().token_endpoint_auth_method ?? 'client_secret_post (default)',
   sub: claims.sub,
   email: claims.email,
-  nonce_checked: claims.nonce === nonce,
+  nonce_checked: polling ? claims.nonce === undefined : claims.nonce === nonce,
+  device_user_code: deviceAuthorization?.user_code ?? null,
+  device_interval: deviceAuthorization?.interval ?? null,
   refreshed: typeof refreshed.access_token === 'string' && refreshed.refresh_token !== tokens.refresh_token,
   token_type: tokens.token_type,
   refreshed_token_type: refreshed.token_type,

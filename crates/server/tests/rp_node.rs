@@ -4,7 +4,8 @@
 //! client_secret_basic; the library sends client_secret_post): discovery,
 //! the code flow with PKCE, state and nonce, ID token validation, refresh,
 //! introspection and revocation; once with a plain authorization URL, once
-//! with a pushed authorization request (RFC 9126). The relying party is tests/rp-node/rp.mjs;
+//! with a pushed authorization request (RFC 9126), once with the device
+//! authorization grant (RFC 8628). The relying party is tests/rp-node/rp.mjs;
 //! `.ci/run` installs it with `npm ci`. Outside CI the test skips loudly
 //! when node or tests/rp-node/node_modules is missing; in CI it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -306,5 +307,46 @@ async fn openid_client_for_node_with_par_and_dpop() {
     assert_eq!(
         run.discovery["dpop_signing_alg_values_supported"],
         serde_json::json!(["ES256", "EdDSA", "RS256", "PS256"])
+    );
+}
+
+/// The library's device authorization grant (RFC 8628):
+/// `initiateDeviceAuthorization` at the endpoint discovery names, the user
+/// agent at `verification_uri_complete` (the code prefilled, confirmed,
+/// sign-in, the consent page), `pollDeviceAuthorizationGrant` waiting the
+/// interval between polls; then the same refresh, userinfo,
+/// introspection and revocation as the code flow. The client is made with
+/// `--grant-type urn:ietf:params:oauth:grant-type:device_code`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_for_node_with_the_device_flow() {
+    if !node_ready() {
+        return;
+    }
+    let run = run_rp(
+        "device",
+        &[
+            "--grant-type",
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "--grant-type",
+            "refresh_token",
+        ],
+        &[],
+    )
+    .await;
+    assert_complete(&run);
+    let report = &run.report;
+    assert_eq!(report["mode"], "device");
+    assert_eq!(report["device_interval"], 5, "{report}");
+    let code = report["device_user_code"].as_str().unwrap();
+    assert!(
+        code.len() == 9 && code.chars().nth(4) == Some('-'),
+        "{report}"
+    );
+    assert_eq!(
+        run.discovery["device_authorization_endpoint"],
+        format!(
+            "{}/device_authorization",
+            run.discovery["issuer"].as_str().unwrap()
+        )
     );
 }

@@ -202,7 +202,9 @@ impl Store {
             // A poll within the interval after the redemption raced it
             // (the client's own, sent early or twice): told to slow down.
             // One after that is a replay.
-            if m.last_polled_at.is_some_and(|t| now < t.saturating_add(m.interval)) {
+            if m.last_polled_at
+                .is_some_and(|t| now < t.saturating_add(m.interval))
+            {
                 return Ok(DevicePoll::SlowDown {
                     interval: m.interval,
                 });

@@ -17,6 +17,8 @@ mod client_deletion;
 mod client_secret_jwt;
 mod code_binding;
 mod code_flow;
+mod device_browser;
+mod device_flow;
 mod device_openidconnect;
 mod device_refused;
 mod discovery;

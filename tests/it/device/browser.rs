@@ -8,9 +8,7 @@
 
 use crate::{
     browser::{axe_source, prerequisites, Browser, ChromeDriver},
-    device_flow::{
-        assert_error, device_authorization, poll_after, tess, tv, INTERVAL, PASSWORD, USER,
-    },
+    device::{assert_error, device_authorization, poll_after, tess, tv, INTERVAL, PASSWORD, USER},
     support::{spawn_app, DbKind, TestApp},
 };
 

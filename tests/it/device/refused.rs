@@ -6,23 +6,17 @@
 //! authorization answered in another browser ends the transaction at
 //! once; dynamic registration refuses the device grant.
 
-use gatehouse_server::{clients::ClientSpec, config::RawConfig};
+use gatehouse_server::config::RawConfig;
 use serde_json::{json, Value};
 
+use super::{new_browser, poll, DEVICE_GRANT};
 use crate::support::{hidden, spawn_app_with, DbKind, TestApp, TestClient};
 
-const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const PASSWORD: &str = "correct horse battery staple";
 
 /// A public client with the device and refresh grants.
 async fn device_client(app: &TestApp) -> TestClient {
-    app.create_client(ClientSpec {
-        name: "Acme TV".into(),
-        grant_types: vec![DEVICE_GRANT.into(), "refresh_token".into()],
-        auth_method: Some("none".into()),
-        ..ClientSpec::default()
-    })
-    .await
+    super::device_client(app, "none", &[DEVICE_GRANT, "refresh_token"]).await
 }
 
 /// `POST /device_authorization` from `ip` (through the trusted proxy):
@@ -50,32 +44,6 @@ async fn start(app: &TestApp, c: &TestClient, scope: &str) -> (String, String) {
     )
 }
 
-/// One poll of the token endpoint: the status and the JSON body.
-async fn poll(app: &TestApp, c: &TestClient, device_code: &str) -> (u16, Value) {
-    let r = app
-        .http
-        .post(app.url("/token"))
-        .form(&[
-            ("grant_type", DEVICE_GRANT),
-            ("device_code", device_code),
-            ("client_id", c.id.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
-}
-
-/// A browser of its own: a cookie jar, no redirects followed.
-pub(crate) fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 /// Enters `code` at `/device` in `b` from `ip`.
 async fn enter(app: &TestApp, b: &reqwest::Client, code: &str, ip: &str) -> reqwest::Response {
     let page = b.get(app.url("/device")).send().await.unwrap();
@@ -96,7 +64,7 @@ fn location(r: &reqwest::Response) -> String {
 
 /// Enters `code` in `b`, signs `username` in and answers the consent page
 /// with `decision`; the last page's HTML.
-pub(crate) async fn decide(
+async fn answer(
     app: &TestApp,
     b: &reqwest::Client,
     code: &str,
@@ -153,7 +121,7 @@ async fn app_behind_proxy(kind: DbKind) -> Option<TestApp> {
 async fn a_burst_of_codes_gets_no_further_than_the_limit(app: &TestApp) {
     let c = device_client(app).await;
     let (_, user_code) = start(app, &c, "openid").await;
-    let b = browser();
+    let b = new_browser();
     // One CSRF cookie for the whole burst, as a script would keep.
     let page = b.get(app.url("/device")).send().await.unwrap();
     let csrf = hidden(&page.text().await.unwrap(), "csrf");
@@ -190,14 +158,14 @@ async fn a_burst_of_codes_gets_no_further_than_the_limit(app: &TestApp) {
     for i in 0..20 {
         let r = enter(
             app,
-            &browser(),
+            &new_browser(),
             "ZZZZ-ZZZZ",
             &format!("2001:db8:7:{i:x}::9"),
         )
         .await;
         assert!(matches!(r.status().as_u16(), 400 | 429));
     }
-    let r = enter(app, &browser(), &user_code, "2001:db8:7:ffff::1").await;
+    let r = enter(app, &new_browser(), &user_code, "2001:db8:7:ffff::1").await;
     assert_eq!(
         r.status(),
         429,
@@ -206,7 +174,7 @@ async fn a_burst_of_codes_gets_no_further_than_the_limit(app: &TestApp) {
     assert!(r.headers().contains_key("retry-after"));
     // A minute later the right code goes through.
     app.clock.advance(61);
-    let r = enter(app, &browser(), &user_code, "2001:db8:7:ffff::1").await;
+    let r = enter(app, &new_browser(), &user_code, "2001:db8:7:ffff::1").await;
     assert!(location(&r).starts_with("/login?tx="));
 }
 
@@ -238,9 +206,9 @@ async fn a_public_clients_starts_count_per_address(app: &TestApp) {
 async fn a_withdrawn_consent_reaches_device_grants(app: &TestApp) {
     app.create_user("dana", PASSWORD).await;
     let c = device_client(app).await;
-    let b = browser();
+    let b = new_browser();
     let (device_code, user_code) = start(app, &c, "openid").await;
-    let html = decide(app, &b, &user_code, "dana", "allow").await;
+    let html = answer(app, &b, &user_code, "dana", "allow").await;
     assert!(html.contains("id=\"device-approved\""), "{html}");
     let (status, tokens) = poll(app, &c, &device_code).await;
     assert_eq!(status, 200, "{tokens}");
@@ -249,7 +217,7 @@ async fn a_withdrawn_consent_reaches_device_grants(app: &TestApp) {
     assert_eq!(crate::support::userinfo_status(app, access).await, 200);
     // A second device approved, not yet polled.
     let (pending_code, user_code) = start(app, &c, "openid").await;
-    let html = decide(app, &b, &user_code, "dana", "allow").await;
+    let html = answer(app, &b, &user_code, "dana", "allow").await;
     assert!(html.contains("id=\"device-approved\""), "{html}");
     // Dana removes the app on her account page.
     let account = b
@@ -283,7 +251,7 @@ async fn a_forced_logout_denies_an_unredeemed_approval(app: &TestApp) {
     let user = app.create_user("erin", PASSWORD).await;
     let c = device_client(app).await;
     let (device_code, user_code) = start(app, &c, "openid offline_access").await;
-    let html = decide(app, &browser(), &user_code, "erin", "allow").await;
+    let html = answer(app, &new_browser(), &user_code, "erin", "allow").await;
     assert!(html.contains("id=\"device-approved\""), "{html}");
     gatehouse_server::session_end::force_logout(&app.state, &user)
         .await
@@ -302,9 +270,9 @@ async fn an_authorization_answered_elsewhere_ends_the_other_transaction(app: &Te
     app.create_user("finn", PASSWORD).await;
     let c = device_client(app).await;
     let (device_code, user_code) = start(app, &c, "openid").await;
-    let late = browser();
+    let late = new_browser();
     let late_next = location(&enter(app, &late, &user_code, "192.0.2.60").await);
-    let html = decide(app, &browser(), &user_code, "finn", "deny").await;
+    let html = answer(app, &new_browser(), &user_code, "finn", "deny").await;
     assert!(html.contains("id=\"device-denied\""), "{html}");
     let r = late.get(app.url(&late_next)).send().await.unwrap();
     assert_eq!(r.status(), 400);

@@ -13,14 +13,11 @@ use openidconnect::{
     ClientId, DeviceAuthorizationUrl, IssuerUrl, Nonce, OAuth2TokenResponse, Scope, TokenResponse,
 };
 
-use crate::{
-    device_refused::{browser, decide},
-    support::TestApp,
-};
+use super::{approve_over_http, tess, PASSWORD, USER};
+use crate::support::TestApp;
 
 async fn openidconnect_runs_the_device_flow(app: &TestApp) {
-    app.create_user("alice", "correct horse battery staple")
-        .await;
+    tess(app).await;
     let c = app
         .create_client(ClientSpec {
             name: "Acme CLI".into(),
@@ -71,7 +68,7 @@ async fn openidconnect_runs_the_device_flow(app: &TestApp) {
 
     // She approves in her own browser while the device polls; each wait
     // moves the server's clock by what the library asked for.
-    let approval = async { decide(app, &browser(), &user_code, "alice", "allow").await };
+    let approval = approve_over_http(app, &user_code, USER, PASSWORD, "allow");
     let clock = app.clock.clone();
     let polling = rp
         .exchange_device_access_token(&details)
@@ -95,7 +92,10 @@ async fn openidconnect_runs_the_device_flow(app: &TestApp) {
             Some(_) => Err("unexpected nonce".to_owned()),
         })
         .unwrap();
-    assert_eq!(claims.email().unwrap().as_str(), "alice@example.com");
+    assert_eq!(
+        claims.email().unwrap().as_str(),
+        format!("{USER}@example.com")
+    );
     assert!(tokens.refresh_token().is_some(), "offline_access");
     let info: CoreUserInfoClaims = rp
         .user_info(tokens.access_token().clone(), None)

@@ -23,19 +23,8 @@ request = function()
       .. client .. "&device_code=" .. codes[(n % #codes) + 1]
   else
     wrk.path = "/device_authorization"
-    wrk.headers["X-Forwarded-For"] = string.format("10.%d.%d.%d", (n // 65536) % 256, (n // 256) % 256, n % 256)
+    wrk.headers["X-Forwarded-For"] = string.format("10.%d.%d.%d", math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
     wrk.body = "client_id=" .. client .. "&scope=openid"
   end
   return wrk.format()
-end
-
-local statuses = {}
-response = function(status, headers, body)
-  statuses[status] = (statuses[status] or 0) + 1
-end
-
-done = function(summary, latency, requests)
-  for status, count in pairs(statuses) do
-    io.stderr:write(string.format("status %d: %d\n", status, count))
-  end
 end

@@ -42,6 +42,11 @@ enum DeviceAuthorizations {
 
 const USER_CODE_INDEX: &str = "idx_device_authorizations_user_code";
 const EXPIRES_INDEX: &str = "idx_device_authorizations_expires";
+/// The grants of a client (client deletion) and of a user at a client
+/// (withdrawn consent).
+const CLIENT_USER_INDEX: &str = "idx_device_authorizations_client_user";
+/// A user's approvals (forced logout).
+const USER_STATUS_INDEX: &str = "idx_device_authorizations_user_status";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -95,6 +100,24 @@ impl MigrationTrait for Migration {
                 .name(EXPIRES_INDEX)
                 .table(D::Table)
                 .col(D::ExpiresAt)
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name(CLIENT_USER_INDEX)
+                .table(D::Table)
+                .col(D::ClientId)
+                .col(D::UserId)
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name(USER_STATUS_INDEX)
+                .table(D::Table)
+                .col(D::UserId)
+                .col(D::Status)
                 .to_owned(),
         )
         .await

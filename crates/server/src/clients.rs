@@ -200,24 +200,29 @@ pub fn revise(
     })
 }
 
-/// Refuses a registration that asks for more than its policy allows: a
-/// grant type or an API scope the initial access token did not grant, or
-/// the device grant (never self-registered). The OIDC scopes are always
-/// allowed.
-pub fn check_policy(client: &Client, policy: &RegistrationPolicy) -> Result<(), SpecError> {
+/// Refuses a registration (or, with `before`, an update of one) that asks
+/// for more than its policy allows: a grant type or an API scope the
+/// initial access token did not grant, or the device grant (never
+/// self-registered; an update keeps it if the client had it). The OIDC
+/// scopes are always allowed.
+pub fn check_policy(
+    client: &Client,
+    policy: &RegistrationPolicy,
+    before: Option<&Client>,
+) -> Result<(), SpecError> {
     // The device flow's consent page can show only the client's name (no
-    // redirect host): a self-chosen name would be a phishing tool.
-    if client.grant_types.contains(&GrantType::DeviceCode) {
+    // redirect host): a self-chosen name would be a phishing tool. An
+    // update keeps it where the operator gave it (`clients update`).
+    let device = |c: &Client| c.grant_types.contains(&GrantType::DeviceCode);
+    if device(client) && !before.is_some_and(device) {
         return Err(SpecError::Metadata(format!(
             "grant type {} is only for clients an administrator registers",
             GrantType::DeviceCode
         )));
     }
-    if let Some(g) = client
-        .grant_types
-        .iter()
-        .find(|g| !policy.grant_types.contains(g))
-    {
+    if let Some(g) = client.grant_types.iter().find(|g| {
+        !policy.grant_types.contains(g) && !before.is_some_and(|b| b.grant_types.contains(g))
+    }) {
         return Err(SpecError::Metadata(format!(
             "grant type {g} is not allowed for this registration"
         )));

@@ -172,6 +172,19 @@ pub async fn force_logout(state: &AppState, user: &User) -> Result<ForcedLogout,
         .revoke_refresh_tokens_of_user(&user.id, state.now())
         .await?;
     state.tokens.revoke_subject_tokens(&user.id).await?;
+    // A device approval that committed while the above ran, and redeemed
+    // before the subject's cut-off existed, left a refresh token and an
+    // approval behind: once more, now that every later redemption sees
+    // the cut-off and is refused.
+    state
+        .store
+        .deny_unredeemed_device_approvals(&user.id, None, state.now())
+        .await?;
+    let refresh = refresh
+        + state
+            .store
+            .revoke_refresh_tokens_of_user(&user.id, state.now())
+            .await?;
     crate::audit::emit(
         &crate::audit::Event::ForcedLogout {
             user_id: &user.id,

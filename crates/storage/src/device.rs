@@ -5,7 +5,7 @@
 //! interval, parallel ones included, are told to slow down), and redeemed
 //! once (one conditional write: one winner across instances).
 
-use sea_orm::{sea_query::Expr, ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use crate::{
     entity::{authorization_transactions as tx, device_authorizations as dev},
@@ -26,6 +26,12 @@ const CONSUMED: &str = "consumed";
 
 /// How much a poll that came too soon adds to the interval (RFC 8628 3.5).
 pub const SLOW_DOWN_STEP: i64 = 5;
+/// The longest interval slowing down leads to: a client polling less
+/// often than this is never told to slow down.
+pub const MAX_INTERVAL: i64 = 60;
+/// Seconds after a redemption during which a poll is taken for one that
+/// raced it (`slow_down`), not for a replay (which revokes).
+pub const REDEMPTION_GRACE: i64 = 5;
 
 impl From<&dev::Model> for DeviceAuthorization {
     fn from(m: &dev::Model) -> Self {
@@ -181,8 +187,10 @@ impl Store {
     /// says what the client is told (RFC 8628 3.5). A poll sooner than the
     /// interval after the previous one (or racing another poll: the
     /// record is one conditional write) lengthens the interval by
-    /// [`SLOW_DOWN_STEP`] seconds for this and every later poll. Another
-    /// client's poll records nothing.
+    /// [`SLOW_DOWN_STEP`] seconds for this and every later poll, up to
+    /// [`MAX_INTERVAL`]. A poll after the redemption is a replay, except
+    /// within [`REDEMPTION_GRACE`] seconds of it. Another client's poll
+    /// records nothing.
     pub async fn poll_device_authorization(
         &self,
         device_code_hash: &str,
@@ -199,11 +207,12 @@ impl Store {
             return Ok(DevicePoll::OtherClient);
         }
         if m.status == CONSUMED {
-            // A poll within the interval after the redemption raced it
-            // (the client's own, sent early or twice): told to slow down.
-            // One after that is a replay.
-            if m.last_polled_at
-                .is_some_and(|t| now < t.saturating_add(m.interval))
+            // A poll within a few seconds of the redemption raced it (the
+            // client's own, sent early or twice): told to slow down. Any
+            // later one is a replay. The grace is fixed and counts from
+            // the redemption, so nobody can stretch it.
+            if m.consumed_at
+                .is_some_and(|t| now < t.saturating_add(REDEMPTION_GRACE))
             {
                 return Ok(DevicePoll::SlowDown {
                     interval: m.interval,
@@ -221,40 +230,35 @@ impl Store {
         let too_soon = m
             .last_polled_at
             .is_some_and(|t| now < t.saturating_add(m.interval));
+        let grown = m.interval.saturating_add(SLOW_DOWN_STEP).min(MAX_INTERVAL);
         let previous = match m.last_polled_at {
             Some(t) => dev::Column::LastPolledAt.eq(t),
             None => dev::Column::LastPolledAt.is_null(),
         };
         let mut update = dev::Entity::update_many().col_expr(dev::Column::LastPolledAt, now.into());
         if too_soon {
-            update = update.col_expr(
-                dev::Column::Interval,
-                Expr::col(dev::Column::Interval).add(SLOW_DOWN_STEP),
-            );
+            update = update.col_expr(dev::Column::Interval, grown.into());
         }
         let recorded = update
             .filter(dev::Column::DeviceCodeHash.eq(device_code_hash))
             .filter(previous)
+            .filter(dev::Column::Status.ne(CONSUMED))
             .exec(&self.db)
             .await?;
         if too_soon || recorded.rows_affected != 1 {
             if !too_soon {
                 // Another poll was recorded in between: this one came too
-                // soon after it.
+                // soon after it (compare-and-set: racing polls add one
+                // step, not one each).
                 dev::Entity::update_many()
-                    .col_expr(
-                        dev::Column::Interval,
-                        Expr::col(dev::Column::Interval).add(SLOW_DOWN_STEP),
-                    )
+                    .col_expr(dev::Column::Interval, grown.into())
                     .filter(dev::Column::DeviceCodeHash.eq(device_code_hash))
+                    .filter(dev::Column::Interval.eq(m.interval))
+                    .filter(dev::Column::Status.ne(CONSUMED))
                     .exec(&self.db)
                     .await?;
             }
-            let interval = dev::Entity::find_by_id(device_code_hash.to_owned())
-                .one(&self.db)
-                .await?
-                .map_or(m.interval + SLOW_DOWN_STEP, |m| m.interval);
-            return Ok(DevicePoll::SlowDown { interval });
+            return Ok(DevicePoll::SlowDown { interval: grown });
         }
         Ok(match m.status.as_str() {
             PENDING => DevicePoll::Pending,

@@ -210,6 +210,11 @@ fn registration_policy(
         let mut parsed = Vec::new();
         for g in &grant_types {
             let g: GrantType = g.parse()?;
+            if g == GrantType::DeviceCode {
+                bail!(
+                    "--grant-type {g}: the device grant is only for clients an administrator registers (`clients create`)"
+                );
+            }
             if !parsed.contains(&g) {
                 parsed.push(g);
             }

@@ -50,24 +50,32 @@ const DRAWS: usize = 4;
 /// Device authorizations one confidential client may start per minute;
 /// beyond, `POST /device_authorization` answers 429. A public client's
 /// id is no secret, so anyone could use up its budget: its starts count
-/// per address only, with the authorization transactions started there
-/// (every start is counted per address).
+/// per address only (every start is counted per address, with the
+/// authorization transactions started there, and per site).
 pub const STARTS_PER_CLIENT_PER_MINUTE: u32 = 600;
-/// User codes one address (an IPv4 address, an IPv6 /48) may enter per
+/// Device authorizations one site (an IPv4 address, an IPv6 /48) may start
+/// per minute: one holder of a /48 does not get 65,536 address budgets.
+pub const STARTS_PER_SITE_PER_MINUTE: u32 = 1200;
+/// User codes one address (an IPv4 address, an IPv6 /64) may enter per
 /// minute at `/device`. Every entry counts, right or wrong, and is counted
 /// before it is looked up: a burst of concurrent guesses gets no further
 /// than a slow one.
 pub const ENTRIES_PER_IP_PER_MINUTE: u32 = 20;
+/// User codes one site (an IPv4 address, an IPv6 /48: what one subscriber
+/// or one carrier's customers may share) may enter per minute.
+pub const ENTRIES_PER_SITE_PER_MINUTE: u32 = 200;
 /// User codes one browser (its session cookie, else its CSRF cookie) may
 /// enter per minute at `/device`: a person mistyping is slowed down; a
-/// guesser who drops cookies is held by the address limit.
+/// guesser who drops cookies is held by the address limits.
 pub const ENTRIES_PER_BROWSER_PER_MINUTE: u32 = 5;
 
 /// The device flow's counters, in memory, per instance.
 #[derive(Debug)]
 pub struct Limits {
     pub starts_by_client: RateWindow,
+    pub starts_by_site: RateWindow,
     pub entries_by_ip: RateWindow,
+    pub entries_by_site: RateWindow,
     pub entries_by_browser: RateWindow,
 }
 
@@ -75,7 +83,9 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             starts_by_client: RateWindow::new(STARTS_PER_CLIENT_PER_MINUTE),
+            starts_by_site: RateWindow::new(STARTS_PER_SITE_PER_MINUTE),
             entries_by_ip: RateWindow::new(ENTRIES_PER_IP_PER_MINUTE),
+            entries_by_site: RateWindow::new(ENTRIES_PER_SITE_PER_MINUTE),
             entries_by_browser: RateWindow::new(ENTRIES_PER_BROWSER_PER_MINUTE),
         }
     }

@@ -57,38 +57,42 @@ async fn answer(
             format!("this client may not use the device authorization grant ({}); register it with that grant type", GrantType::DeviceCode),
         ));
     }
-    // Each start is a row: counted per address (with the authorization
-    // transactions started there) and, for a confidential client, per
-    // client. A public client's id is no secret: a per-client budget
-    // would let anyone use it up for all its users.
+    // Each start is a row: counted (before anything else, in one step
+    // each) per address with the authorization transactions started
+    // there, per site, and, for a confidential client, per client. A
+    // public client's id is no secret: a per-client budget would let
+    // anyone use it up for all its users.
     let now = state.now();
-    let ip_key = crate::client_ip::rate_key(super::authorize::caller_ip(state, peer, headers));
+    let ip = super::authorize::caller_ip(state, peer, headers);
     let limits = &state.device_limits;
-    let confidential = client.token_endpoint_auth_method != AuthMethod::None;
-    if let Some(retry_after) = limits
-        .starts_by_client
-        .blocked(&client.id, now)
-        .filter(|_| confidential)
-    {
-        tracing::warn!(client_id = %client.id, "too many device authorizations for one client");
-        return Err(AppError::TooManyRequests {
-            retry_after,
-            description: "too many device authorizations for this client",
+    let ip_key = crate::client_ip::rate_key(ip);
+    let counted = state
+        .authorization_starts
+        .take(&ip_key, now)
+        .and_then(|()| {
+            limits
+                .starts_by_site
+                .take(&crate::client_ip::wide_rate_key(ip), now)
         });
-    }
-    if let Some(retry_after) = state.authorization_starts.blocked(&ip_key, now) {
+    if let Err(retry_after) = counted {
         tracing::warn!(ip = %ip_key, "too many device authorizations from one address");
         return Err(AppError::TooManyRequests {
             retry_after,
             description: "too many authorization requests from this network",
         });
     }
+    let confidential = client.token_endpoint_auth_method != AuthMethod::None;
+    if confidential {
+        if let Err(retry_after) = limits.starts_by_client.take(&client.id, now) {
+            tracing::warn!(client_id = %client.id, "too many device authorizations for one client");
+            return Err(AppError::TooManyRequests {
+                retry_after,
+                description: "too many device authorizations for this client",
+            });
+        }
+    }
     let (scope, resource) =
         device::check_scope(state, client, params.get("scope"), params.get("resource")).await?;
-    if confidential {
-        limits.starts_by_client.record(&client.id, now);
-    }
-    state.authorization_starts.record(&ip_key, now);
     let started = device::start(state, client, &scope, resource).await?;
     let shown = started.user_code.display();
     let verification_uri = format!("{}/device", state.settings.issuer);

@@ -8,9 +8,9 @@
 //! and ends here with the decision recorded (see
 //! `authorization::device`).
 //!
-//! Entered codes count per address (IPv6 per /48) and per browser (its
-//! session cookie, else its CSRF cookie), right or wrong, before the
-//! look-up; beyond the limits every code is refused (429 with
+//! Entered codes count per address (IPv6 per /64), per site (IPv6 per
+//! /48) and per browser (its session cookie, else its CSRF cookie), right
+//! or wrong, before the look-up; beyond the limits every code is refused (429 with
 //! `Retry-After`) until the minute is over, so guessing gains nothing.
 
 use std::net::SocketAddr;
@@ -78,12 +78,20 @@ pub async fn post(
     // Every entry is counted before it is looked up (RFC 8628 5.1).
     let now = state.now();
     let limits = &state.device_limits;
-    let ip_key = crate::client_ip::wide_rate_key(ip);
-    let counted = limits.entries_by_ip.take(&ip_key, now).and_then(|()| {
-        limits
-            .entries_by_browser
-            .take(&browser_key(&state, &headers), now)
-    });
+    let ip_key = crate::client_ip::rate_key(ip);
+    let counted = limits
+        .entries_by_ip
+        .take(&ip_key, now)
+        .and_then(|()| {
+            limits
+                .entries_by_site
+                .take(&crate::client_ip::wide_rate_key(ip), now)
+        })
+        .and_then(|()| {
+            limits
+                .entries_by_browser
+                .take(&browser_key(&state, &headers), now)
+        });
     if let Err(retry_after) = counted {
         tracing::info!(ip = %ip_key, "too many user codes entered");
         let mut r = form(
@@ -194,13 +202,19 @@ pub fn refused(description: &str) -> Response {
     refused_with(StatusCode::BAD_REQUEST, description)
 }
 
-/// [`refused`] with `status` (503 for a limit that ends in a minute).
+/// [`refused`] with `status` (503 for a limit that ends within the
+/// minute, said by `Retry-After`).
 pub fn refused_with(status: StatusCode, description: &str) -> Response {
-    AppError::Page {
+    let mut r = AppError::Page {
         status,
         message: Msg::DeviceRefused {
             reason: description.to_owned(),
         },
     }
-    .into_response()
+    .into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+    }
+    r
 }

@@ -267,7 +267,7 @@ pub async fn register(
         &state.settings.outbound,
     )
     .map_err(metadata_error)?;
-    check_policy(&client, &policy).map_err(metadata_error)?;
+    check_policy(&client, &policy, None).map_err(metadata_error)?;
     published_alg(&state, &client)?;
     let rat = random_token();
     client.registration_token_hash = Some(state.hasher.hash(&rat));
@@ -358,7 +358,7 @@ pub async fn update(
     new.require_pushed_authorization_requests |= old.require_pushed_authorization_requests;
     new.dpop_bound_access_tokens |= old.dpop_bound_access_tokens;
     new.require_pkce |= old.require_pkce;
-    check_policy(&new, &policy).map_err(metadata_error)?;
+    check_policy(&new, &policy, Some(&old)).map_err(metadata_error)?;
     published_alg(&state, &new)?;
     let method = old.token_endpoint_auth_method;
     let fresh = if rotate {

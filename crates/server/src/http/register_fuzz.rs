@@ -77,7 +77,7 @@ fn register_body_with(
     let outbound = crate::outbound::OutboundPolicy::default();
     let (client, secret) = build(spec(m, policy)?, hasher, sealer, 1_700_000_000, &outbound)
         .map_err(metadata_error)?;
-    check_policy(&client, policy).map_err(metadata_error)?;
+    check_policy(&client, policy, None).map_err(metadata_error)?;
     Ok((client, secret))
 }
 

@@ -302,6 +302,14 @@ async fn registration_token_policy(env: &Env) {
     assert_mentions(&line, &["implicit"]);
     let line = env.fails(&["registration-token", "create", "--scope", "a b"]);
     assert_mentions(&line, &["scope"]);
+    // The device grant is never self-registered.
+    let line = env.fails(&[
+        "registration-token",
+        "create",
+        "--grant-type",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ]);
+    assert_mentions(&line, &["device", "administrator"]);
 
     let store = Store::connect(&env.url).await.unwrap();
     assert_eq!(

@@ -21,6 +21,7 @@ use crate::NOW;
 contract! {
     device_lifecycle => sqlite_device_lifecycle, postgres_device_lifecycle;
     device_denied_expired_and_purged => sqlite_device_denied_expired_and_purged, postgres_device_denied_expired_and_purged;
+    device_interval_growth_is_capped => sqlite_device_interval_growth_is_capped, postgres_device_interval_growth_is_capped;
     device_parallel_polls_and_redeems => sqlite_device_parallel_polls_and_redeems, postgres_device_parallel_polls_and_redeems;
     device_forced_logout_denies_unredeemed => sqlite_device_forced_logout_denies_unredeemed, postgres_device_forced_logout_denies_unredeemed;
 }
@@ -199,6 +200,19 @@ async fn device_lifecycle(store: Store) {
         poll(&store, "d1", NOW + 52).await,
         DevicePoll::SlowDown { interval: 15 }
     );
+    // However many such polls come, the grace counts from the redemption
+    // and stays five seconds: nobody can stretch it past the victim's
+    // next poll.
+    for _ in 0..30 {
+        assert!(matches!(
+            poll(&store, "d1", NOW + 54).await,
+            DevicePoll::SlowDown { interval: 15 }
+        ));
+    }
+    assert!(matches!(
+        poll(&store, "d1", NOW + 55).await,
+        DevicePoll::Replayed { .. }
+    ));
     assert_eq!(
         poll(&store, "d1", NOW + 70).await,
         DevicePoll::Replayed {
@@ -206,6 +220,27 @@ async fn device_lifecycle(store: Store) {
             access_token_jti: Some("jti-1".to_owned()),
             access_token_expires_at: Some(NOW + 950),
         }
+    );
+}
+
+async fn device_interval_growth_is_capped(store: Store) {
+    setup(&store, "fast").await;
+    assert_eq!(poll(&store, "fast", NOW).await, DevicePoll::Pending);
+    let mut last = 5;
+    for i in 1..40 {
+        match poll(&store, "fast", NOW + i).await {
+            DevicePoll::SlowDown { interval } => {
+                assert!(interval >= last && interval <= 60, "{interval}");
+                last = interval;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(last, 60, "grows to the cap and stays there");
+    // A minute after the last poll it is an ordinary poll again.
+    assert_eq!(
+        poll(&store, "fast", NOW + 39 + 60).await,
+        DevicePoll::Pending
     );
 }
 

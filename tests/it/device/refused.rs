@@ -4,7 +4,8 @@
 //! withdrawn consent revokes a device grant and withdraws an unredeemed
 //! approval; a forced logout denies an approval not yet redeemed; an
 //! authorization answered in another browser ends the transaction at
-//! once; dynamic registration refuses the device grant.
+//! once; dynamic registration refuses the device grant; a level the user
+//! cannot reach denies the device at once.
 
 use gatehouse_server::config::RawConfig;
 use serde_json::{json, Value};
@@ -360,6 +361,30 @@ async fn registration_refuses_the_device_grant(app: &TestApp) {
     assert_eq!(body["error"], "invalid_client_metadata", "{body}");
 }
 
+/// A client that requires a passkey, on a server where passkeys are off
+/// (an IP issuer): the page says why (no redirect) and the device's next
+/// poll is `access_denied`, not a wait until it expires.
+async fn an_unreachable_level_denies_the_device(app: &TestApp) {
+    app.create_user("gus", PASSWORD).await;
+    let c = device_client(app).await;
+    let mut client = app.state.store.client(&c.id).await.unwrap().unwrap();
+    client.require_acr = Some(gatehouse_protocol::Acr::Phr);
+    app.state.store.update_client(&client).await.unwrap();
+    app.state.registry.refresh().await.unwrap();
+    let (device_code, user_code) = start(app, &c, "openid").await;
+    let html = answer(app, &new_browser(), &user_code, "gus", "allow").await;
+    assert!(
+        html.contains("cannot meet the authentication level"),
+        "{html}"
+    );
+    let (status, body) = poll(app, &c, &device_code).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("access_denied")),
+        "{body}"
+    );
+}
+
 macro_rules! behind_proxy {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -393,4 +418,5 @@ behind_proxy!(
     an_authorization_answered_elsewhere_ends_the_other_transaction,
     registration_refuses_the_device_grant,
     a_granted_device_grant_survives_the_clients_updates,
+    an_unreachable_level_denies_the_device,
 );

@@ -219,7 +219,15 @@ async fn step(
     let next = decide(state, checked, current, tx.as_ref()).await?;
     let page = match next {
         Next::Refuse(code, description) => {
-            return Ok(reject_to_client(state, checked, code, description))
+            if let (Some(device), Some(t)) = (&checked.request.device, tx.as_ref()) {
+                // Refused for good (a level the user cannot reach): the
+                // device learns it at its next poll (access_denied)
+                // instead of polling until it expires.
+                if let Err(e) = crate::authorization::device::decide(state, t, device, None).await {
+                    tracing::info!(error = %e, "device authorization not denied after a refusal");
+                }
+            }
+            return Ok(reject_to_client(state, checked, code, description));
         }
         Next::Issue(found) => {
             let (session, user) = *found;

@@ -55,7 +55,7 @@ run() { # name, wrk args...
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  if echo "$out" | grep -q "Non-2xx"; then echo "$out" | grep -E "Non-2xx|status" >&2; fi
+  if echo "$out" | grep -q "Non-2xx"; then echo "$out" | grep -E "Non-2xx" >&2; fi
   printf '%-28s %10s %9s %9s %8s\n' "$name" "$rps" "$p50" "$p99" "$(rss)"
   [ -z "${RESULTS:-}" ] || printf '%s\t%s\t%s\t%s\n' "$name" "$rps" "$p50" "$p99" >> "$RESULTS"
   eval "RPS_$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_')=$rps"

@@ -257,10 +257,12 @@ async fn concurrent_polls_get_one_token_answer(app: &TestApp) {
     let access = ok[0].1["access_token"].as_str().unwrap();
     // The device's own hurried polls did not cost it the tokens it got.
     assert_eq!(userinfo_status(app, access).await, 200, "{answers:?}");
+    // The others raced it (or came within seconds of its redemption):
+    // told to slow down, never a replay.
     for (status, body) in answers.iter().filter(|(s, _)| *s != 200) {
-        assert_eq!(*status, 400, "{body}");
-        assert!(
-            ["invalid_grant", "slow_down"].contains(&body["error"].as_str().unwrap_or("")),
+        assert_eq!(
+            (*status, body["error"].as_str()),
+            (400, Some("slow_down")),
             "{body}"
         );
     }

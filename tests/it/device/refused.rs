@@ -1,5 +1,5 @@
 //! The device flow's defences (RFC 8628 5), one test per finding of its
-//! security review: a burst of user codes gets no further than the limit;
+//! security reviews: user codes count per /64 and per /48;
 //! a public client has no budget of its own a stranger could use up; a
 //! withdrawn consent revokes a device grant and withdraws an unredeemed
 //! approval; a forced logout denies an approval not yet redeemed; an
@@ -116,58 +116,47 @@ async fn app_behind_proxy(kind: DbKind) -> Option<TestApp> {
     .await
 }
 
-/// A burst of concurrent entries from one address: each counted before
-/// its look-up, so no more than the limit reach the database, and the
-/// rest (a right code too) get 429 with Retry-After.
-async fn a_burst_of_codes_gets_no_further_than_the_limit(app: &TestApp) {
+/// Entered codes count per /64 (20 a minute) and per /48 (200): one
+/// subscriber's /64 that used its budget holds off neither the other /64s
+/// of its /48 (a carrier's customers share one) nor, until the /48 used
+/// its own, anyone there. Every entry counts, even a right code.
+async fn addresses_count_per_64_and_per_48(app: &TestApp) {
     let c = device_client(app).await;
     let (_, user_code) = start(app, &c, "openid").await;
-    let b = new_browser();
-    // One CSRF cookie for the whole burst, as a script would keep.
-    let page = b.get(app.url("/device")).send().await.unwrap();
-    let csrf = hidden(&page.text().await.unwrap(), "csrf");
-    let tasks: Vec<_> = (0..40)
-        .map(|i| {
-            let (b, url, csrf) = (b.clone(), app.url("/device"), csrf.clone());
-            tokio::spawn(async move {
-                let guess = format!("BCDF-GH{}", ["JK", "JL", "JM", "JN"][i % 4]);
-                b.post(url)
-                    .header("x-forwarded-for", "2001:db8:7:1::1")
-                    .form(&[("csrf", csrf.as_str()), ("user_code", guess.as_str())])
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            })
-        })
-        .collect();
-    let mut counted = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            400 => counted += 1,
-            429 => {}
-            other => panic!("unexpected status {other}"),
-        }
+    for i in 0..20 {
+        let r = enter(
+            app,
+            &new_browser(),
+            "ZZZZ-ZZZZ",
+            &format!("2001:db8:7:1::{i:x}"),
+        )
+        .await;
+        assert_eq!(r.status(), 400, "entry {i} of the /64");
     }
-    assert!(
-        counted <= 5,
-        "{counted} entries got past the per-browser limit"
-    );
-    // The burst's /64 used its budget: even a right code from another
-    // address in it waits; another /64 of the same /48 goes on (a
-    // carrier's customers share a /48), until the site limit.
-    let r = enter(app, &new_browser(), &user_code, "2001:db8:7:1::2").await;
+    let r = enter(app, &new_browser(), &user_code, "2001:db8:7:1::ff").await;
     assert_eq!(
         r.status(),
         429,
-        "even a right code, once the address used its budget"
+        "even a right code, once the /64 used its budget"
     );
     assert!(r.headers().contains_key("retry-after"));
     let r = enter(app, &new_browser(), &user_code, "2001:db8:7:2::1").await;
     assert!(
         location(&r).starts_with("/login?tx="),
         "another /64 goes on"
+    );
+    // Nine more /64s of the /48 use up 179 more: the /48's 200 are spent.
+    for i in 0..179 {
+        let ip = format!("2001:db8:7:{:x}::1", 0x10 + i / 20);
+        let r = enter(app, &new_browser(), "ZZZZ-ZZZZ", &ip).await;
+        assert_eq!(r.status(), 400, "entry {i} from {ip}");
+    }
+    let r = enter(app, &new_browser(), &user_code, "2001:db8:7:ff::1").await;
+    assert_eq!(r.status(), 429, "a fresh /64 of a /48 that used its budget");
+    let r = enter(app, &new_browser(), &user_code, "2001:db8:8::1").await;
+    assert!(
+        location(&r).starts_with("/login?tx="),
+        "another /48 goes on"
     );
     // A minute later the first /64 may enter codes again.
     app.clock.advance(61);
@@ -411,7 +400,7 @@ macro_rules! behind_proxy {
 }
 
 behind_proxy!(
-    a_burst_of_codes_gets_no_further_than_the_limit,
+    addresses_count_per_64_and_per_48,
     a_public_clients_starts_count_per_address,
     a_withdrawn_consent_reaches_device_grants,
     a_forced_logout_denies_an_unredeemed_approval,

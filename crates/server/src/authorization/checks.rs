@@ -18,6 +18,7 @@ use super::{
     request_object,
 };
 use crate::{
+    error::OAuthError,
     i18n::{Msg, UiLocales},
     oauth::{redirect_uri_matches, AuthMethod, ErrorCode, GrantType, Jkt, ScopeSet},
     pkce::CodeChallenge,
@@ -411,18 +412,27 @@ async fn check_resource(
 fn check_scope_grant(
     reply: &Reply,
     client: &Client,
-    mut scope: ScopeSet,
+    scope: ScopeSet,
     named: Option<Arc<Resource>>,
     resources: &HashMap<String, Arc<Resource>>,
 ) -> Result<(ScopeSet, Option<Arc<Resource>>), Rejection> {
-    let resource = scopes::resolve(
-        client,
-        &scope,
-        named.as_ref(),
-        resources,
-        scopes::Subject::User,
-    )
-    .map_err(|d| reply.reject(ErrorCode::InvalidScope, &d))?;
+    user_grant_scope(client, scope, named.as_ref(), resources)
+        .map_err(|e| reply.reject(e.code(), e.description()))
+}
+
+/// The scope a user grant gets (the code flow and the device flow): API
+/// scopes tied to one resource server (RFC 8707 2), `offline_access`
+/// dropped without the refresh grant (OIDC Core 11: the request is still
+/// served), and something must remain. Returns the scope and the resource
+/// server the tokens are for, if any.
+pub fn user_grant_scope(
+    client: &Client,
+    mut scope: ScopeSet,
+    named: Option<&Arc<Resource>>,
+    resources: &HashMap<String, Arc<Resource>>,
+) -> Result<(ScopeSet, Option<Arc<Resource>>), OAuthError> {
+    let resource = scopes::resolve(client, &scope, named, resources, scopes::Subject::User)
+        .map_err(|d| OAuthError::InvalidScope(d.into()))?;
     if scope.contains("offline_access") && !client.grant_types.contains(&GrantType::RefreshToken) {
         scope = ScopeSet::of(scope.iter().filter(|s| *s != "offline_access"));
     }
@@ -430,9 +440,8 @@ fn check_scope_grant(
     // of nothing would need no consent, so a self-registered client could
     // send a signed-in user straight to its redirect URI with a code.
     if scope.is_empty() {
-        return Err(reply.reject(
-            ErrorCode::InvalidScope,
-            "scope is required (for example openid)",
+        return Err(OAuthError::InvalidScope(
+            "scope is required (for example openid)".into(),
         ));
     }
     Ok((scope, resource))

@@ -26,10 +26,8 @@ use super::{
 };
 use crate::{
     error::{Error, OAuthError},
-    oauth::{GrantType, ScopeSet},
+    oauth::ScopeSet,
     rate::RateWindow,
-    registry::Resource,
-    scopes,
     secrets::{random_bytes, random_token},
     state::AppState,
 };
@@ -169,41 +167,26 @@ pub struct Started {
     pub user_code: UserCode,
 }
 
-/// Checks the requested scope and resource for `client` as `/authorize`
-/// does for a user grant (RFC 8707; `offline_access` without the refresh
-/// grant is dropped), and returns the scope and the resource server's
-/// audience.
+/// Checks the requested scope and resource for `client` with the rules
+/// of `/authorize` ([`super::checks::user_grant_scope`]), and returns the
+/// scope and the resource server's audience.
 pub async fn check_scope(
     state: &AppState,
     client: &Client,
     scope: Option<&str>,
     resource: Option<&str>,
 ) -> Result<(ScopeSet, Option<String>), Error> {
-    let mut scope =
+    let scope =
         ScopeSet::parse(scope.unwrap_or("")).map_err(|e| OAuthError::InvalidScope(e.into()))?;
     let resources = state.registry.resources().await?;
-    let named: Option<std::sync::Arc<Resource>> = match resource {
+    let named = match resource {
         None => None,
         Some(r) => Some(resources.get(r).cloned().ok_or_else(|| {
             OAuthError::InvalidTarget("resource is not a registered resource server".into())
         })?),
     };
-    let resolved = scopes::resolve(
-        client,
-        &scope,
-        named.as_ref(),
-        &resources,
-        scopes::Subject::User,
-    )
-    .map_err(|e| OAuthError::InvalidScope(e.into()))?;
-    if scope.contains("offline_access") && !client.grant_types.contains(&GrantType::RefreshToken) {
-        scope = ScopeSet::of(scope.iter().filter(|s| *s != "offline_access"));
-    }
-    if scope.is_empty() {
-        return Err(
-            OAuthError::InvalidScope("scope is required (for example openid)".into()).into(),
-        );
-    }
+    let (scope, resolved) =
+        super::checks::user_grant_scope(client, scope, named.as_ref(), &resources)?;
     Ok((scope, resolved.map(|r| r.record.audience.clone())))
 }
 

@@ -175,22 +175,11 @@ pub async fn exchange(
         &code_hash,
         now,
         &grant.jti,
-        now + access_lifetime_bound(state, client),
+        now + super::access_lifetime_bound(state, client),
         &writes,
     )
     .await?;
     Ok(response)
-}
-
-/// An upper bound of the access token's lifetime, recorded on the code so
-/// that a replay revokes the token for as long as it can live.
-pub(super) fn access_lifetime_bound(state: &AppState, client: &Client) -> i64 {
-    state
-        .settings
-        .lifetimes
-        .access_token
-        .max(client.access_token_lifetime.unwrap_or(0))
-        .max(86_400)
 }
 
 /// Spends the code, writing `writes` in the same transaction. Of concurrent
@@ -222,13 +211,8 @@ async fn redeem(
             access_token_expires_at,
         } => {
             tracing::warn!(client_id = %client.id, "authorization code replayed; revoking the tokens it produced");
-            // The grant: its refresh tokens and every access token issued
-            // from it, JWE and opaque, not only the first one.
-            state.tokens.revoke_grant(&family_id).await?;
-            if let (Some(j), Some(exp)) = (access_token_jti, access_token_expires_at) {
-                state.store.revoke_jti(&j, exp, now).await?;
-                state.store.revoke_opaque_token(&j, now).await?;
-            }
+            super::revoke_redeemed(state, &family_id, access_token_jti, access_token_expires_at)
+                .await?;
             Err(invalid_grant(
                 "the code has already been used; the tokens issued for it are revoked",
             ))

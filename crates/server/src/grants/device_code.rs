@@ -84,11 +84,8 @@ pub async fn exchange(
             access_token_expires_at,
         } => {
             tracing::warn!(client_id = %client.id, "device code used again; revoking the tokens it produced");
-            state.tokens.revoke_grant(&family_id).await?;
-            if let (Some(j), Some(exp)) = (access_token_jti, access_token_expires_at) {
-                state.store.revoke_jti(&j, exp, now).await?;
-                state.store.revoke_opaque_token(&j, now).await?;
-            }
+            super::revoke_redeemed(state, &family_id, access_token_jti, access_token_expires_at)
+                .await?;
             return Err(invalid_grant(
                 "the device code has already been used; the tokens issued for it are revoked",
             ));
@@ -149,7 +146,7 @@ async fn issue(
         jkt,
     };
     let (response, writes) = super::first_tokens(state, auth, &grant).await?;
-    let lifetime_bound = super::authorization_code::access_lifetime_bound(state, client);
+    let lifetime_bound = super::access_lifetime_bound(state, client);
     if !state
         .store
         .redeem_device_code(

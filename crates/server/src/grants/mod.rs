@@ -188,6 +188,37 @@ pub async fn first_tokens(
     ))
 }
 
+/// An upper bound of a first access token's lifetime, recorded with the
+/// code or device code it was redeemed from, so that a replay revokes the
+/// token for as long as it can live.
+fn access_lifetime_bound(state: &AppState, client: &Client) -> i64 {
+    state
+        .settings
+        .lifetimes
+        .access_token
+        .max(client.access_token_lifetime.unwrap_or(0))
+        .max(86_400)
+}
+
+/// A code or device code presented again after its redemption (RFC 6749
+/// 10.5): revokes the grant it started (its refresh tokens and every
+/// access token issued from it, JWE and opaque) and the first access
+/// token the redemption recorded.
+async fn revoke_redeemed(
+    state: &AppState,
+    family_id: &str,
+    access_token_jti: Option<String>,
+    access_token_expires_at: Option<i64>,
+) -> Result<(), Error> {
+    state.tokens.revoke_grant(family_id).await?;
+    if let (Some(j), Some(exp)) = (access_token_jti, access_token_expires_at) {
+        let now = state.now();
+        state.store.revoke_jti(&j, exp, now).await?;
+        state.store.revoke_opaque_token(&j, now).await?;
+    }
+    Ok(())
+}
+
 /// Fixes the access token of a user grant (see [`PreparedAccess`]).
 async fn prepare_access(state: &AppState, g: &UserTokenInput<'_>) -> Result<PreparedAccess, Error> {
     let audience = audience(state, g.resource).await?;
